@@ -1,0 +1,159 @@
+"""The face engine: image bytes in, faces with landmarks, pose, quality and descriptors out.
+
+``FaceEngine`` runs in one process and one thread (dlib is single-threaded); ``engine.pool`` runs
+several of them in worker processes. Both give bit-identical results for the same input.
+
+Stages, each timed in :class:`StageTimes` for the benchmarks:
+decode -> detect -> landmarks (68 + 5 points, pose, quality) -> align + descriptor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from facegate.engine.align import face_chip
+from facegate.engine.detect import (
+    Detector,
+    DetectorConfig,
+    RawDetection,
+    largest_first,
+    make_detector,
+)
+from facegate.engine.detect import confidence_pct as detector_confidence
+from facegate.engine.embed import DlibEmbedder, Embedder
+from facegate.engine.image import DecodedImage, ImageLimits, decode_image
+from facegate.engine.landmarks import named_landmarks, shape_points
+from facegate.engine.models import LoadedModels, ModelFiles, load_models
+from facegate.engine.pose import estimate_pose
+from facegate.engine.quality import face_quality
+from facegate.engine.similarity import DEFAULT_SIMILARITY, SimilarityModel
+from facegate.engine.types import Analysis, DetectedFace, DetectorKind, Face
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that changes what the engine returns. Picklable (sent to worker processes)."""
+
+    limits: ImageLimits = ImageLimits()
+    detector: DetectorConfig = DetectorConfig()
+    flip_tta: bool = False
+    similarity: SimilarityModel = DEFAULT_SIMILARITY
+    model_files: ModelFiles | None = None
+
+    def with_detector(self, kind: DetectorKind) -> EngineConfig:
+        """The same configuration with another detector."""
+        return replace(self, detector=replace(self.detector, kind=kind))
+
+
+@dataclass
+class StageTimes:
+    """Wall-clock seconds spent per stage (accumulated over calls)."""
+
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+    landmarks_s: float = 0.0
+    descriptor_s: float = 0.0
+    faces: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class FaceEngine:
+    """Loads dlib's models once and analyses images. Not thread-safe: one per thread/process."""
+
+    def __init__(self, config: EngineConfig = EngineConfig(), models: LoadedModels | None = None):
+        self.config = config
+        self.models = models or load_models(config.model_files)
+        self._detectors: dict[DetectorKind, Detector] = {
+            config.detector.kind: make_detector(self.models, config.detector)
+        }
+        self.embedder: Embedder = DlibEmbedder(self.models.descriptor, flip_tta=config.flip_tta)
+        self.times = StageTimes()
+
+    @property
+    def model_version(self) -> str:
+        """Identifies the vector space: descriptor model (+ augmentation). Stored with faces."""
+        return self.embedder.version
+
+    def _detector(self, kind: DetectorKind | None) -> Detector:
+        kind = kind or self.config.detector.kind
+        if kind not in self._detectors:
+            cfg = replace(self.config.detector, kind=kind)
+            self._detectors[kind] = make_detector(self.models, cfg)
+        return self._detectors[kind]
+
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode with the configured limits (typed errors, see ``engine.image``)."""
+        t0 = time.perf_counter()
+        image = decode_image(data, self.config.limits)
+        self.times.decode_s += time.perf_counter() - t0
+        return image
+
+    def detect(
+        self, image: DecodedImage, *, detector: DetectorKind | None = None
+    ) -> tuple[DetectedFace, ...]:
+        """Every face (largest first, at most ``max_faces``) with landmarks, pose and quality."""
+        t0 = time.perf_counter()
+        raw = self._detector(detector).detect(image.pixels)
+        raw = largest_first(raw, self.config.detector.max_faces)
+        t1 = time.perf_counter()
+        faces = tuple(self._describe_geometry(image, r) for r in raw)
+        t2 = time.perf_counter()
+        self.times.detect_s += t1 - t0
+        self.times.landmarks_s += t2 - t1
+        return faces
+
+    def _describe_geometry(self, image: DecodedImage, raw: RawDetection) -> DetectedFace:
+        pixels, width, height = image.pixels, image.width_px, image.height_px
+        _, pts68 = shape_points(self.models.shape_68, pixels, raw.box_px)
+        _, pts5 = shape_points(self.models.shape_5, pixels, raw.box_px)
+        return DetectedFace(
+            box_px=raw.box_px,
+            box_ratio=raw.box_px.to_ratio(width, height),
+            confidence_pct=detector_confidence(raw.score),
+            detector_score=raw.score,
+            landmarks=named_landmarks(pts68, width, height),
+            pose=estimate_pose(pts68),
+            quality=face_quality(pixels, raw.box_px),
+            points5_px=tuple((float(x), float(y)) for x, y in pts5),
+        )
+
+    def describe(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> tuple[Face, ...]:
+        """Attach a descriptor to each face (one batched call to the embedder)."""
+        t0 = time.perf_counter()
+        chips = [face_chip(image.pixels, f.box_px, f.points5_px) for f in faces]
+        vectors = self.embedder.embed(chips)
+        self.times.descriptor_s += time.perf_counter() - t0
+        self.times.faces += len(faces)
+        return tuple(Face(detected=f, descriptor=v) for f, v in zip(faces, vectors, strict=True))
+
+    def analyze(
+        self,
+        data: bytes,
+        *,
+        descriptors: bool = True,
+        detector: DetectorKind | None = None,
+        max_faces: int | None = None,
+    ) -> Analysis:
+        """Decode, detect and (optionally) describe every face, largest first.
+
+        ``max_faces`` describes only the largest N faces (all are still detected); use 1 for a
+        search probe, which Rekognition takes from the largest face only.
+        """
+        image = self.decode(data)
+        detected = self.detect(image, detector=detector)
+        if max_faces is not None:
+            detected = detected[:max_faces]
+        faces = (
+            self.describe(image, detected)
+            if descriptors
+            else tuple(Face(detected=f, descriptor=None) for f in detected)
+        )
+        return Analysis(
+            width_px=image.width_px,
+            height_px=image.height_px,
+            image_format=image.image_format,
+            sha256=image.sha256,
+            faces=faces,
+        )

@@ -1,0 +1,145 @@
+"""Face detectors behind one Protocol: dlib's HOG (default) and dlib's MMOD CNN ("accurate").
+
+Choosing parameters (measured on ../shared/data/samples with dlib-bin 20.0, see tests/engine):
+
+* HOG's sliding window is 80x80 px, so at its native scale it misses faces smaller than about
+  70 px. Upsampling the image once halves that (about 40 px faces) at roughly 4x the time. We
+  upsample once when the image has at most ``upsample_max_pixels`` (default 1,000,000: a 640x480
+  photo is upsampled and its ~50 px faces found; a 1080p frame is not).
+* ``score_threshold`` 0.2 on dlib's HOG score: true faces in the samples score 0.29 or more with
+  upsampling (group_t1 at 640 px wide), while upsampling produces false detections up to 0.12
+  (astronaut.png's shoulder patch) and the coffee, dogs and blank images score below 0.
+* Images whose longer side exceeds ``detect_max_side_px`` (default 2048) are downscaled for
+  detection only; boxes are mapped back to full resolution.
+* MMOD (a CNN) finds rotated, profile and low-contrast faces that HOG misses (camera.png) but
+  takes seconds per image on two cores: use it for enrolment of difficult images, not for search.
+
+``confidence_pct`` is the detector score mapped monotonically to 0-100 by
+``100 / (1 + exp(-3 (score + 1)))``: a heuristic ordering (score 0.2 -> 97.3, 1 -> 99.75), not a
+calibrated probability.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from facegate.engine.image import RGBImage
+from facegate.engine.models import LoadedModels, load_mmod
+from facegate.engine.types import BoxPx, DetectorKind
+
+REKOGNITION_MAX_FACES = 100
+"""DetectFaces returns at most the 100 largest faces."""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Tunable detection parameters (see the module docstring for how the defaults were chosen)."""
+
+    kind: DetectorKind = DetectorKind.HOG
+    score_threshold: float = 0.2
+    upsample_max_pixels: int = 1_000_000
+    detect_max_side_px: int = 2048
+    mmod_score_threshold: float = 0.3
+    mmod_upsample_max_pixels: int = 250_000
+    max_faces: int = REKOGNITION_MAX_FACES
+
+
+@dataclass(frozen=True)
+class RawDetection:
+    """A detector's box (full-resolution pixels) and raw score."""
+
+    box_px: BoxPx
+    score: float
+
+
+class Detector(Protocol):
+    """Finds faces in an RGB image. Returns boxes in the image's own pixel coordinates."""
+
+    def detect(self, pixels: RGBImage) -> list[RawDetection]: ...
+
+
+def confidence_pct(score: float) -> float:
+    """Map a detector score to 0-100, monotone increasing (a heuristic, not a probability)."""
+    return 100.0 / (1.0 + math.exp(-3.0 * (score + 1.0)))
+
+
+def _downscale(pixels: RGBImage, max_side: int) -> tuple[RGBImage, float]:
+    """Shrink so the longer side is at most ``max_side``; returns (image, scale) with scale <= 1."""
+    height, width = pixels.shape[:2]
+    longest = max(height, width)
+    if longest <= max_side:
+        return pixels, 1.0
+    from PIL import Image  # local: only large images pay for the conversion
+
+    scale = max_side / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)
+    return np.ascontiguousarray(np.asarray(small, dtype=np.uint8)), scale
+
+
+def _box_from_rect(r: Any, scale: float) -> BoxPx:
+    left, top = r.left() / scale, r.top() / scale
+    right, bottom = (r.right() + 1) / scale, (r.bottom() + 1) / scale
+    return BoxPx(
+        left=round(left), top=round(top), width=round(right - left), height=round(bottom - top)
+    )
+
+
+class HogDetector:
+    """dlib's frontal-face HOG detector with size-dependent upsampling and a score threshold."""
+
+    def __init__(self, models: LoadedModels, config: DetectorConfig) -> None:
+        self._hog = models.hog
+        self._config = config
+
+    def detect(self, pixels: RGBImage) -> list[RawDetection]:
+        cfg = self._config
+        small, scale = _downscale(pixels, cfg.detect_max_side_px)
+        height, width = small.shape[:2]
+        upsample = 1 if width * height <= cfg.upsample_max_pixels else 0
+        rects, scores, _ = self._hog.run(small, upsample, cfg.score_threshold)
+        return [
+            RawDetection(box_px=_box_from_rect(r, scale), score=float(s))
+            for r, s in zip(rects, scores, strict=True)
+            if float(s) >= cfg.score_threshold
+        ]
+
+
+class MmodDetector:
+    """dlib's MMOD CNN detector (loaded on first use; seconds per image on a CPU)."""
+
+    def __init__(self, models: LoadedModels, config: DetectorConfig) -> None:
+        self._files = models.files
+        self._config = config
+        self._net: Any = None
+
+    def detect(self, pixels: RGBImage) -> list[RawDetection]:
+        cfg = self._config
+        if self._net is None:
+            self._net = load_mmod(self._files)
+        small, scale = _downscale(pixels, cfg.detect_max_side_px)
+        height, width = small.shape[:2]
+        upsample = 1 if width * height <= cfg.mmod_upsample_max_pixels else 0
+        found = self._net(small, upsample)
+        return [
+            RawDetection(box_px=_box_from_rect(d.rect, scale), score=float(d.confidence))
+            for d in found
+            if float(d.confidence) >= cfg.mmod_score_threshold
+        ]
+
+
+def make_detector(models: LoadedModels, config: DetectorConfig) -> Detector:
+    """The detector selected by ``config.kind``."""
+    if config.kind is DetectorKind.MMOD:
+        return MmodDetector(models, config)
+    return HogDetector(models, config)
+
+
+def largest_first(detections: list[RawDetection], max_faces: int) -> list[RawDetection]:
+    """Sort by box area (largest first, then higher score) and keep at most ``max_faces``."""
+    ordered = sorted(detections, key=lambda d: (-d.box_px.area, -d.score))
+    return ordered[:max_faces]

@@ -1,0 +1,128 @@
+"""Plain data produced by the engine: boxes, landmarks, pose, quality, faces.
+
+Units are in the names: ``*_px`` are pixels of the decoded, orientation-corrected image;
+``*_ratio`` are fractions of that image's width (x, left, width) or height (y, top, height), as in
+Rekognition's ``BoundingBox`` and ``Landmarks``; ``*_pct`` are on a 0-100 scale; ``*_deg`` are
+degrees. All types are frozen and picklable (they cross process boundaries in the worker pool).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+"""A face descriptor: shape (128,), float32, Euclidean geometry (dlib's metric)."""
+
+
+class DetectorKind(StrEnum):
+    """Which detector finds faces. HOG is fast; MMOD (a CNN) finds more faces, much more slowly."""
+
+    HOG = "hog"
+    MMOD = "mmod"
+
+
+@dataclass(frozen=True)
+class BoxPx:
+    """An axis-aligned box in pixels; may extend past the image edge (as dlib reports it)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def to_ratio(self, image_width: int, image_height: int) -> BoxRatio:
+        """The box as fractions of the image size (Rekognition's BoundingBox)."""
+        return BoxRatio(
+            left=self.left / image_width,
+            top=self.top / image_height,
+            width=self.width / image_width,
+            height=self.height / image_height,
+        )
+
+
+@dataclass(frozen=True)
+class BoxRatio:
+    """A box as fractions of the image width and height. Values may fall outside 0-1 when the
+    face is cut by the image edge, as Rekognition's BoundingBox does."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Landmark:
+    """A named landmark (one of Rekognition's 30 ``LandmarkType`` names) as image ratios."""
+
+    name: str
+    x_ratio: float
+    y_ratio: float
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Head pose in degrees, each in -180..180.
+
+    Conventions (viewer's perspective, image y pointing down):
+    ``roll_deg`` > 0 when the face is rotated clockwise in the image; ``yaw_deg`` > 0 when the face
+    turns towards the image's right side; ``pitch_deg`` > 0 when the face tilts up.
+    """
+
+    roll_deg: float
+    yaw_deg: float
+    pitch_deg: float
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Image quality of the face region on 0-100 (higher is better lit / sharper)."""
+
+    brightness_pct: float
+    sharpness_pct: float
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found in an image, with everything but its descriptor.
+
+    ``confidence_pct`` is the detector's score mapped to 0-100 (see ``engine.detect``);
+    ``landmarks`` has Rekognition's 30 named points; ``points5_px`` are dlib's 5 alignment points
+    (pixels), kept so the descriptor can be computed without detecting again.
+    """
+
+    box_px: BoxPx
+    box_ratio: BoxRatio
+    confidence_pct: float
+    detector_score: float
+    landmarks: tuple[Landmark, ...]
+    pose: Pose
+    quality: Quality
+    points5_px: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face with its descriptor (``None`` when descriptors were not requested)."""
+
+    detected: DetectedFace
+    descriptor: Vector | None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The result of running the engine on one image."""
+
+    width_px: int
+    height_px: int
+    image_format: str
+    sha256: str
+    faces: tuple[Face, ...]

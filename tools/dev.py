@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Set up the project's environment and run its two jobs. Needs only Python 3.11 and pip.
+
+    python3 tools/dev.py serve   # create .venv if needed, then run the service's main job
+    python3 tools/dev.py test    # create .venv if needed, then lint, type-check and run all tests
+
+The virtual environment lives in ``.venv`` and is (re)installed whenever ``pyproject.toml``
+changes (a hash is kept in ``.venv/.facegate-installed``). Extra arguments after the command are
+passed on (``test -k pool`` selects tests; ``serve --samples DIR`` is passed to the demo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+STAMP = VENV / ".facegate-installed"
+
+
+def _bin(name: str) -> str:
+    return str(VENV / "bin" / name)
+
+
+def _run(*cmd: str) -> None:
+    print("+", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=ROOT, check=False)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def ensure_env() -> None:
+    """Create ``.venv`` and install the project with its dev extras, if not already current."""
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"facegate needs Python 3.11; this is {sys.version.split()[0]}")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.is_file() and STAMP.read_text().strip() == wanted:
+        return
+    if not (VENV / "bin" / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    _run(_bin("python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(_bin("python"), "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted + "\n")
+
+
+def serve(args: list[str]) -> None:
+    """The service's main job. Until the server exists: the engine demo over the samples."""
+    sys.exit(subprocess.run([_bin("facegate"), "demo", *args], cwd=ROOT, check=False).returncode)
+
+
+def test(args: list[str]) -> None:
+    """Lint, type-check, check the import layers, then run the whole test suite."""
+    _run(_bin("ruff"), "check", "src", "tests", "bench", "tools")
+    _run(_bin("ruff"), "format", "--check", "src", "tests", "bench", "tools")
+    _run(_bin("mypy"))
+    _run(_bin("lint-imports"))
+    _run(_bin("pytest"), *args)
+
+
+def main() -> None:
+    commands = {"serve": serve, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: python3 tools/dev.py {{{'|'.join(commands)}}} [args...]")
+    ensure_env()
+    commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
