@@ -58,7 +58,7 @@ def test(args: list[str]) -> None:
     code = [d for d in ("src", "tests", "bench", "tools") if (ROOT / d).is_dir()]
     _run(_bin("ruff"), "check", *code)
     _run(_bin("ruff"), "format", "--check", *code)
-    _run(_bin("mypy"))
+    _run(_bin("mypy"), *code)
     _run(_bin("lint-imports"))
     _run(_bin("pytest"), *args)
 
