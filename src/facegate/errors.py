@@ -57,6 +57,111 @@ class ImageTooLargeException(FacegateError):
     http_status = 400
 
 
+class AccessDeniedException(FacegateError):
+    """The caller is not allowed to perform the action (policy denial, revoked key)."""
+
+    http_status = 403
+
+
+class ResourceNotFoundException(FacegateError):
+    """The collection, face or user does not exist."""
+
+    http_status = 400
+
+
+class ResourceAlreadyExistsException(FacegateError):
+    """A collection with this id already exists."""
+
+    http_status = 400
+
+
+class ServiceQuotaExceededException(FacegateError):
+    """A size limit (faces per collection, users per collection, tags...) would be exceeded."""
+
+    http_status = 400
+
+
+class ConflictException(FacegateError):
+    """A user with the same id already exists, or the resource is in an inconsistent state."""
+
+    http_status = 400
+
+
+class IdempotentParameterMismatchException(FacegateError):
+    """A ClientRequestToken was reused with different parameters."""
+
+    http_status = 400
+
+
+class InvalidPaginationTokenException(FacegateError):
+    """The NextToken is not one this server issued for this listing."""
+
+    http_status = 400
+
+
+class InvalidS3ObjectException(FacegateError):
+    """Amazon S3 input is not supported by facegate (images are passed as Bytes)."""
+
+    http_status = 400
+
+
+class ThrottlingException(FacegateError):
+    """The server is temporarily unable to process the request; retry later."""
+
+    http_status = 400
+
+
+class ProvisionedThroughputExceededException(FacegateError):
+    """The caller exceeded its request-rate limit."""
+
+    http_status = 400
+
+
+# --- authentication (AWS's common error codes, not in Rekognition's model) ----------------------
+
+
+class UnknownOperationException(FacegateError):
+    """The X-Amz-Target names no operation facegate serves."""
+
+    http_status = 400
+
+
+class SerializationException(FacegateError):
+    """The request body is not valid JSON of the expected shape."""
+
+    http_status = 400
+
+
+class MissingAuthenticationTokenException(FacegateError):
+    """The request is not signed."""
+
+    http_status = 403
+
+
+class IncompleteSignatureException(FacegateError):
+    """The Authorization header is malformed or lacks a required part."""
+
+    http_status = 400
+
+
+class InvalidSignatureException(FacegateError):
+    """The signature does not match, or the request date is outside the allowed window."""
+
+    http_status = 403
+
+
+class UnrecognizedClientException(FacegateError):
+    """The access key is unknown, revoked or expired."""
+
+    http_status = 403
+
+
+class RequestEntityTooLargeException(FacegateError):
+    """The request body exceeds the server's limit."""
+
+    http_status = 413
+
+
 # --- image decoding: finer-grained errors with Rekognition's wire codes -------------------------
 
 
