@@ -22,6 +22,11 @@ from facegate.engine.image import RGBImage
 DESCRIPTOR_DIM = 128
 
 
+def dlib_model_version(flip_tta: bool) -> str:
+    """The version string of dlib's descriptor space, with or without flip augmentation."""
+    return "dlib-resnet-v1" + ("+flip" if flip_tta else "")
+
+
 class Embedder(Protocol):
     """Turns aligned chips into descriptors. ``version`` identifies the vector space."""
 
@@ -42,7 +47,7 @@ class DlibEmbedder:
 
     @property
     def version(self) -> str:
-        return "dlib-resnet-v1" + ("+flip" if self._flip else "")
+        return dlib_model_version(self._flip)
 
     def embed(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
         if not chips:

@@ -12,6 +12,7 @@ worker dies (killed, out of memory), the call that was running fails with
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import threading
@@ -22,6 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.embed import dlib_model_version
 from facegate.engine.types import Analysis, DetectorKind
 from facegate.errors import EngineUnavailableError
 
@@ -125,6 +127,28 @@ class EnginePool:
         except BrokenProcessPool as exc:
             self._reset(executor)
             raise EngineUnavailableError("An engine worker process died; retry.") from exc
+
+    async def analyze_async(
+        self,
+        data: bytes,
+        *,
+        descriptors: bool = True,
+        detector: DetectorKind | None = None,
+        max_faces: int | None = None,
+    ) -> Analysis:
+        """``analyze`` for an event loop: the loop waits on the worker without blocking."""
+        executor = self._get_executor()
+        try:
+            future = executor.submit(_analyze_in_worker, data, descriptors, detector, max_faces)
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool as exc:
+            self._reset(executor)
+            raise EngineUnavailableError("An engine worker process died; retry.") from exc
+
+    @property
+    def model_version(self) -> str:
+        """The descriptor model's version (as ``FaceEngine.model_version``), without loading it."""
+        return dlib_model_version(self.config.flip_tta)
 
     def map_analyze(
         self,

@@ -1,0 +1,74 @@
+"""Settings: pure data, read from ``FACEGATE_*`` environment variables or given directly.
+
+| variable | default | meaning |
+|---|---|---|
+| FACEGATE_DATA_DIR | ./var | SQLite database, master key |
+| FACEGATE_HOST / FACEGATE_PORT | 127.0.0.1 / 8750 | where ``serve`` listens |
+| FACEGATE_REGION | us-east-1 | region in ARNs (SigV4 scopes of any region are accepted) |
+| FACEGATE_STRICT_REGION | 0 | 1: only SigV4 scopes of FACEGATE_REGION are accepted |
+| FACEGATE_ACCOUNT_ID | 000000000000 | account in ARNs |
+| FACEGATE_ENGINE_WORKERS | number of cores | engine processes |
+| FACEGATE_MAX_BODY_BYTES | 8 MiB | request bodies above this are refused before they are read |
+| FACEGATE_MAX_SKEW_S | 300 | allowed difference between X-Amz-Date and the server clock |
+| FACEGATE_MASTER_KEY | (file) | Fernet key sealing access-key secrets; else DATA_DIR/master.key |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facegate.engine.core import EngineConfig
+from facegate.engine.pool import default_workers
+from facegate.store.store import StoreLimits
+
+DEFAULT_PORT = 8750
+# A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
+# own request limit is the same order. Bodies are refused from Content-Length before reading.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    region: str = "us-east-1"
+    strict_region: bool = False
+    account_id: str = "000000000000"
+    engine_workers: int = field(default_factory=default_workers)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_skew_s: float = 300.0
+    master_key: str | None = None
+    engine: EngineConfig = EngineConfig()
+    limits: StoreLimits = StoreLimits()
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "facegate.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``FACEGATE_*`` variables; keyword overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "FACEGATE_DATA_DIR" in env:
+            values["data_dir"] = Path(env["FACEGATE_DATA_DIR"])
+        for key, name, kind in (
+            ("FACEGATE_HOST", "host", str),
+            ("FACEGATE_PORT", "port", int),
+            ("FACEGATE_REGION", "region", str),
+            ("FACEGATE_ACCOUNT_ID", "account_id", str),
+            ("FACEGATE_ENGINE_WORKERS", "engine_workers", int),
+            ("FACEGATE_MAX_BODY_BYTES", "max_body_bytes", int),
+            ("FACEGATE_MAX_SKEW_S", "max_skew_s", float),
+            ("FACEGATE_MASTER_KEY", "master_key", str),
+        ):
+            if key in env:
+                values[name] = kind(env[key])
+        if env.get("FACEGATE_STRICT_REGION") == "1":
+            values["strict_region"] = True
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+"""Prometheus metrics, in a registry owned by the service graph (no process-global registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    faces_indexed: Counter
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "facegate_requests",
+                "Rekognition API requests by operation and outcome code",
+                ["operation", "code"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "facegate_request_seconds",
+                "Request latency by operation",
+                ["operation"],
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            faces_indexed=Counter(
+                "facegate_faces_indexed", "Faces stored by IndexFaces", registry=registry
+            ),
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition format for ``GET /metrics``."""
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Rekognition operations: each takes validated parameters and returns a response dataclass."""

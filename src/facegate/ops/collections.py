@@ -1,0 +1,86 @@
+"""CreateCollection, DescribeCollection, ListCollections, DeleteCollection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from facegate.errors import InvalidParameterException
+from facegate.ops.common import OpDeps, run_sync
+
+INDEX_TAG = "facegate:index"
+"""Tag chosen at CreateCollection to select the vector index: "exact" (default) or "hnsw"."""
+
+DEFAULT_LIST_COLLECTIONS = 1000
+
+
+@dataclass(frozen=True)
+class CreateCollectionResponse:
+    status_code: int
+    collection_arn: str
+    face_model_version: str
+
+
+async def create_collection(deps: OpDeps, p: dict[str, Any]) -> CreateCollectionResponse:
+    collection_id: str = p["collection_id"]
+    tags: dict[str, str] = dict(p.get("tags") or {})
+    kind = tags.get(INDEX_TAG, "exact")
+    if kind not in ("exact", "hnsw"):
+        raise InvalidParameterException(f'Tag {INDEX_TAG} must be "exact" or "hnsw".')
+    arn = deps.collection_arn(collection_id)
+    await run_sync(
+        deps.store.create_collection, collection_id, arn, deps.engine.model_version, kind, tags
+    )
+    return CreateCollectionResponse(200, arn, deps.engine.model_version)
+
+
+@dataclass(frozen=True)
+class DescribeCollectionResponse:
+    face_count: int
+    face_model_version: str
+    collection_arn_upper: str
+    creation_timestamp: float
+    user_count: int
+
+
+async def describe_collection(deps: OpDeps, p: dict[str, Any]) -> DescribeCollectionResponse:
+    record = await run_sync(deps.store.get_collection, p["collection_id"])
+    faces, users = await run_sync(deps.store.counts, record.collection_id)
+    return DescribeCollectionResponse(
+        face_count=faces,
+        face_model_version=record.face_model_version,
+        collection_arn_upper=record.arn,
+        creation_timestamp=record.created_at,
+        user_count=users,
+    )
+
+
+@dataclass(frozen=True)
+class ListCollectionsResponse:
+    collection_ids: tuple[str, ...]
+    next_token: str | None
+    face_model_versions: tuple[str, ...]
+
+
+async def list_collections(deps: OpDeps, p: dict[str, Any]) -> ListCollectionsResponse:
+    limit = p.get("max_results")
+    limit = DEFAULT_LIST_COLLECTIONS if limit is None else int(limit)
+    after = deps.pages.cursor("ListCollections", p.get("next_token"))
+    rows = await run_sync(deps.store.list_collections, after, limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    token = deps.pages.issue("ListCollections", page[-1][0]) if more and page else None
+    return ListCollectionsResponse(
+        collection_ids=tuple(r.collection_id for _, r in page),
+        next_token=token,
+        face_model_versions=tuple(r.face_model_version for _, r in page),
+    )
+
+
+@dataclass(frozen=True)
+class DeleteCollectionResponse:
+    status_code: int
+
+
+async def delete_collection(deps: OpDeps, p: dict[str, Any]) -> DeleteCollectionResponse:
+    await run_sync(deps.store.delete_collection, p["collection_id"])
+    return DeleteCollectionResponse(200)

@@ -1,0 +1,114 @@
+"""What every operation needs: its dependencies, image input, thresholds, pagination tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from facegate.engine.similarity import SimilarityModel
+from facegate.engine.types import Analysis
+from facegate.errors import (
+    InvalidPaginationTokenException,
+    InvalidParameterException,
+    InvalidS3ObjectException,
+)
+from facegate.store.idempotency import IdempotencyRepository
+from facegate.store.store import FaceStore
+
+T = TypeVar("T")
+
+
+class AsyncEngine(Protocol):
+    """The engine as operations see it (``EnginePool`` implements it)."""
+
+    @property
+    def model_version(self) -> str: ...
+
+    async def analyze_async(
+        self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None
+    ) -> Analysis: ...
+
+
+class PageTokens:
+    """Opaque, tamper-evident pagination tokens: ``<cursor>.<mac>``, bound to the listing.
+
+    The MAC (HMAC-SHA256, truncated to 16 bytes) covers the operation, the collection and any
+    filter, so a token from one listing cannot be replayed on another; a changed or foreign token
+    raises InvalidPaginationTokenException. Tokens stay well under Rekognition's 255 characters.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, scope: str, cursor: int) -> str:
+        digest = hmac.new(self._key, f"{scope}\0{cursor}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:16]).decode("ascii").rstrip("=")
+
+    def issue(self, scope: str, cursor: int) -> str:
+        return f"{cursor}.{self._mac(scope, cursor)}"
+
+    def cursor(self, scope: str, token: str | None) -> int:
+        """The cursor a token carries (0 for no token)."""
+        if token is None:
+            return 0
+        head, _, mac = token.partition(".")
+        if not head.isdigit() or len(head) > 19:
+            raise InvalidPaginationTokenException("Invalid pagination token.")
+        cursor = int(head)
+        if not hmac.compare_digest(mac, self._mac(scope, cursor)):
+            raise InvalidPaginationTokenException("Invalid pagination token.")
+        return cursor
+
+
+@dataclass(frozen=True)
+class OpDeps:
+    """Everything operations use; built once by ``facegate.services``."""
+
+    engine: AsyncEngine
+    store: FaceStore
+    idempotency: IdempotencyRepository
+    similarity: SimilarityModel
+    pages: PageTokens
+    region: str
+    account_id: str
+
+    def collection_arn(self, collection_id: str) -> str:
+        """Rekognition's form: ``aws:rekognition:<region>:<account>:collection/<id>``."""
+        return f"aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
+
+
+async def run_sync(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking store work in a thread so the event loop keeps serving."""
+    return await asyncio.to_thread(fn, *args)
+
+
+def image_bytes(image: Mapping[str, Any], member: str = "Image") -> bytes:
+    """The bytes of an ``Image`` parameter; S3 input is not supported by a self-hosted server."""
+    if image.get("s3_object") is not None:
+        raise InvalidS3ObjectException(
+            f"{member}.S3Object is not supported by facegate: pass the image as {member}.Bytes."
+        )
+    data = image.get("bytes")
+    if not isinstance(data, bytes):
+        raise InvalidParameterException(f"{member}: Bytes is required.")
+    return data
+
+
+def max_distance(similarity: SimilarityModel, threshold_pct: float) -> float:
+    """The largest descriptor distance whose similarity reaches ``threshold_pct``."""
+    if threshold_pct <= 0.0:
+        return math.inf
+    if threshold_pct >= 100.0:
+        return 0.0
+    return similarity.distance_for(threshold_pct)
+
+
+def pct(value: float | None, default: float) -> float:
+    """A Percent parameter or its documented default."""
+    return default if value is None else float(value)

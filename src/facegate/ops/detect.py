@@ -1,0 +1,92 @@
+"""DetectFaces and CompareFaces: stateless, nothing is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from facegate.engine.similarity import euclidean
+from facegate.engine.types import Face, Vector
+from facegate.errors import EngineUnavailableError, InvalidParameterException
+from facegate.ops.common import OpDeps, image_bytes, pct
+from facegate.ops.quality_filter import quality_reasons
+from facegate.ops.types import (
+    BoundingBox,
+    ComparedFace,
+    FaceDetail,
+    bounding_box,
+    compared_face,
+    face_detail,
+)
+
+DEFAULT_SIMILARITY_THRESHOLD = 80.0
+
+
+@dataclass(frozen=True)
+class DetectFacesResponse:
+    face_details: tuple[FaceDetail, ...]
+
+
+async def detect_faces(deps: OpDeps, p: dict[str, Any]) -> DetectFacesResponse:
+    """All faces (at most 100, largest first). ``Attributes`` DEFAULT and ALL give the same
+    fields: facegate estimates no age, gender, emotion or other attributes and leaves them out
+    rather than invent them."""
+    analysis = await deps.engine.analyze_async(image_bytes(p["image"]), descriptors=False)
+    return DetectFacesResponse(tuple(face_detail(f.detected) for f in analysis.faces))
+
+
+@dataclass(frozen=True)
+class SourceImageFace:
+    box_ratio: BoundingBox
+    confidence_pct: float
+
+
+@dataclass(frozen=True)
+class CompareFacesMatch:
+    similarity_pct: float
+    face: ComparedFace
+
+
+@dataclass(frozen=True)
+class CompareFacesResponse:
+    source_image_face: SourceImageFace
+    face_matches: tuple[CompareFacesMatch, ...]
+    unmatched_faces: tuple[ComparedFace, ...]
+
+
+def descriptor_of(face: Face) -> Vector:
+    if face.descriptor is None:
+        raise EngineUnavailableError("The engine returned a face without a descriptor.")
+    return face.descriptor
+
+
+async def compare_faces(deps: OpDeps, p: dict[str, Any]) -> CompareFacesResponse:
+    """The largest source face against each of the target's (up to 100) faces."""
+    threshold = pct(p.get("similarity_threshold"), DEFAULT_SIMILARITY_THRESHOLD)
+    level = p.get("quality_filter") or "NONE"
+    source = await deps.engine.analyze_async(
+        image_bytes(p["source_image"], "SourceImage"), max_faces=1
+    )
+    target = await deps.engine.analyze_async(image_bytes(p["target_image"], "TargetImage"))
+    if not source.faces or quality_reasons(source.faces[0].detected, level):
+        raise InvalidParameterException("There are no faces in the source image.")
+    if not target.faces:
+        raise InvalidParameterException("There are no faces in the target image.")
+    probe = descriptor_of(source.faces[0])
+    matches: list[CompareFacesMatch] = []
+    unmatched: list[ComparedFace] = []
+    for face in target.faces:
+        if quality_reasons(face.detected, level):
+            continue
+        similarity = deps.similarity.similarity_pct(euclidean(probe, descriptor_of(face)))
+        if similarity >= threshold:
+            matches.append(CompareFacesMatch(similarity, compared_face(face.detected)))
+        else:
+            unmatched.append(compared_face(face.detected))
+    matches.sort(key=lambda m: -m.similarity_pct)
+    src = source.faces[0].detected
+    return CompareFacesResponse(
+        source_image_face=SourceImageFace(bounding_box(src), src.confidence_pct),
+        face_matches=tuple(matches),
+        unmatched_faces=tuple(unmatched),
+    )

@@ -1,0 +1,328 @@
+"""Users: CreateUser, DeleteUser, ListUsers, AssociateFaces, DisassociateFaces, SearchUsers,
+SearchUsersByImage.
+
+A user aggregates up to 100 faces of one person. A user's similarity to a probe is the highest
+similarity between the probe and any of the user's faces (best-match aggregation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from facegate.engine.similarity import euclidean
+from facegate.engine.types import Vector
+from facegate.errors import (
+    ConflictException,
+    InvalidParameterException,
+    ResourceNotFoundException,
+)
+from facegate.ops.common import OpDeps, image_bytes, max_distance, pct, run_sync
+from facegate.ops.detect import descriptor_of
+from facegate.ops.quality_filter import quality_reasons
+from facegate.ops.types import FaceDetail, face_detail
+
+DEFAULT_ASSOCIATE_THRESHOLD = 75.0
+DEFAULT_USER_MATCH_THRESHOLD = 80.0
+DEFAULT_MAX_USERS = 500
+DEFAULT_LIST_USERS = 500
+SEARCH_DEPTH = 20_000  # faces examined per probe when aggregating them into users
+
+
+@dataclass(frozen=True)
+class Empty:
+    """Operations whose response has no members (CreateUser, DeleteUser, tags)."""
+
+
+async def _require_user(deps: OpDeps, collection_id: str, user_id: str) -> None:
+    if await run_sync(deps.store.get_user, collection_id, user_id) is None:
+        raise ResourceNotFoundException(
+            f"The user {user_id} does not exist in collection {collection_id}."
+        )
+
+
+async def create_user(deps: OpDeps, p: dict[str, Any]) -> Empty:
+    collection_id, user_id = p["collection_id"], p["user_id"]
+    created = await run_sync(deps.store.create_user, collection_id, user_id)
+    if created is None:
+        raise ConflictException(f"A user with the id {user_id} already exists.")
+    return Empty()
+
+
+async def delete_user(deps: OpDeps, p: dict[str, Any]) -> Empty:
+    collection_id, user_id = p["collection_id"], p["user_id"]
+    await run_sync(deps.store.get_collection, collection_id)
+    if not await run_sync(deps.store.delete_user, collection_id, user_id):
+        raise ResourceNotFoundException(
+            f"The user {user_id} does not exist in collection {collection_id}."
+        )
+    return Empty()
+
+
+@dataclass(frozen=True)
+class UserOut:
+    user_id: str
+    user_status: str
+
+
+@dataclass(frozen=True)
+class ListUsersResponse:
+    users: tuple[UserOut, ...]
+    next_token: str | None
+
+
+async def list_users(deps: OpDeps, p: dict[str, Any]) -> ListUsersResponse:
+    collection_id: str = p["collection_id"]
+    await run_sync(deps.store.get_collection, collection_id)
+    limit = int(p.get("max_results") or DEFAULT_LIST_USERS)
+    scope = f"ListUsers\0{collection_id}"
+    after = deps.pages.cursor(scope, p.get("next_token"))
+    rows = await run_sync(deps.store.list_users, collection_id, after, limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    token = deps.pages.issue(scope, page[-1][0]) if more and page else None
+    return ListUsersResponse(tuple(UserOut(u.user_id, u.status) for _, u in page), token)
+
+
+@dataclass(frozen=True)
+class FaceIdOut:
+    face_id: str
+
+
+@dataclass(frozen=True)
+class UnsuccessfulAssociation:
+    face_id: str
+    user_id: str | None
+    confidence_pct: float | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssociateFacesResponse:
+    associated_faces: tuple[FaceIdOut, ...]
+    unsuccessful_face_associations: tuple[UnsuccessfulAssociation, ...]
+    user_status: str
+
+
+async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResponse:
+    """Associate faces with a user. A face must resemble the user's existing faces (or, for a
+    user without faces, the first face associated in this call) at ``UserMatchThreshold``."""
+    collection_id, user_id = p["collection_id"], p["user_id"]
+    threshold = pct(p.get("user_match_threshold"), DEFAULT_ASSOCIATE_THRESHOLD)
+    face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
+    await run_sync(deps.store.get_collection, collection_id)
+    await _require_user(deps, collection_id, user_id)
+    records = await run_sync(deps.store.get_faces, collection_id, face_ids)
+    reference = await run_sync(
+        deps.store.descriptors,
+        collection_id,
+        await run_sync(deps.store.user_face_ids, collection_id, user_id),
+    )
+    candidates = await run_sync(deps.store.descriptors, collection_id, list(records))
+    refs: list[Vector] = list(reference.values())
+    accepted: list[str] = []
+    failed: list[UnsuccessfulAssociation] = []
+    for face_id in face_ids:
+        record = records.get(face_id)
+        if record is None:
+            failed.append(UnsuccessfulAssociation(face_id, None, None, ("FACE_NOT_FOUND",)))
+            continue
+        if record.user_id is not None and record.user_id != user_id:
+            failed.append(
+                UnsuccessfulAssociation(
+                    face_id, record.user_id, None, ("ASSOCIATED_TO_A_DIFFERENT_USER",)
+                )
+            )
+            continue
+        if record.user_id == user_id:
+            accepted.append(face_id)
+            continue
+        vector = candidates[face_id]
+        if refs:
+            best = max(deps.similarity.similarity_pct(euclidean(vector, r)) for r in refs)
+            if best < threshold:
+                failed.append(
+                    UnsuccessfulAssociation(face_id, None, best, ("LOW_MATCH_CONFIDENCE",))
+                )
+                continue
+        refs.append(vector)
+        accepted.append(face_id)
+    fresh = [f for f in accepted if records[f].user_id is None]
+    await run_sync(deps.store.set_user_of_faces, collection_id, user_id, fresh)
+    return AssociateFacesResponse(tuple(FaceIdOut(f) for f in accepted), tuple(failed), "ACTIVE")
+
+
+@dataclass(frozen=True)
+class UnsuccessfulDisassociation:
+    face_id: str
+    user_id: str | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DisassociateFacesResponse:
+    disassociated_faces: tuple[FaceIdOut, ...]
+    unsuccessful_face_disassociations: tuple[UnsuccessfulDisassociation, ...]
+    user_status: str
+
+
+async def disassociate_faces(deps: OpDeps, p: dict[str, Any]) -> DisassociateFacesResponse:
+    collection_id, user_id = p["collection_id"], p["user_id"]
+    face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
+    await run_sync(deps.store.get_collection, collection_id)
+    await _require_user(deps, collection_id, user_id)
+    records = await run_sync(deps.store.get_faces, collection_id, face_ids)
+    done: list[str] = []
+    failed: list[UnsuccessfulDisassociation] = []
+    for face_id in face_ids:
+        record = records.get(face_id)
+        if record is None:
+            failed.append(UnsuccessfulDisassociation(face_id, None, ("FACE_NOT_FOUND",)))
+        elif record.user_id != user_id:
+            failed.append(
+                UnsuccessfulDisassociation(
+                    face_id, record.user_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",)
+                )
+            )
+        else:
+            done.append(face_id)
+    await run_sync(deps.store.set_user_of_faces, collection_id, None, done)
+    return DisassociateFacesResponse(tuple(FaceIdOut(f) for f in done), tuple(failed), "ACTIVE")
+
+
+@dataclass(frozen=True)
+class MatchedUser:
+    user_id: str
+    user_status: str
+
+
+@dataclass(frozen=True)
+class UserMatch:
+    similarity_pct: float
+    user: MatchedUser
+
+
+async def match_users(
+    deps: OpDeps,
+    collection_id: str,
+    probes: list[Vector],
+    threshold_pct: float,
+    max_users: int,
+    exclude_user: str | None = None,
+) -> tuple[UserMatch, ...]:
+    """Users whose best face reaches the threshold for any probe, most similar first."""
+    limit = max_distance(deps.similarity, threshold_pct)
+    best: dict[str, float] = {}
+    for probe in probes:
+        hits = await run_sync(deps.store.search, collection_id, probe, SEARCH_DEPTH, limit)
+        for record, distance in hits:
+            if record.user_id is None or record.user_id == exclude_user:
+                continue
+            similarity = deps.similarity.similarity_pct(distance)
+            if similarity + 1e-9 >= threshold_pct:
+                best[record.user_id] = max(best.get(record.user_id, 0.0), similarity)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:max_users]
+    return tuple(UserMatch(s, MatchedUser(u, "ACTIVE")) for u, s in ranked)
+
+
+@dataclass(frozen=True)
+class SearchedFace:
+    face_id: str
+
+
+@dataclass(frozen=True)
+class SearchedUser:
+    user_id: str
+
+
+@dataclass(frozen=True)
+class SearchUsersResponse:
+    user_matches: tuple[UserMatch, ...]
+    face_model_version: str
+    searched_face: SearchedFace | None
+    searched_user: SearchedUser | None
+
+
+async def search_users(deps: OpDeps, p: dict[str, Any]) -> SearchUsersResponse:
+    collection_id: str = p["collection_id"]
+    user_id, face_id = p.get("user_id"), p.get("face_id")
+    if (user_id is None) == (face_id is None):
+        raise InvalidParameterException("Specify exactly one of UserId and FaceId.")
+    collection = await run_sync(deps.store.get_collection, collection_id)
+    if face_id is not None:
+        probe = await run_sync(deps.store.descriptor, collection_id, face_id)
+        if probe is None:
+            raise ResourceNotFoundException(
+                f"The face id {face_id} does not exist in collection {collection_id}."
+            )
+        probes = [probe]
+    else:
+        assert user_id is not None  # exactly one of the two, checked above
+        await _require_user(deps, collection_id, user_id)
+        ids = await run_sync(deps.store.user_face_ids, collection_id, user_id)
+        probes = list((await run_sync(deps.store.descriptors, collection_id, ids)).values())
+    matches = await match_users(
+        deps,
+        collection_id,
+        probes,
+        pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
+        int(p.get("max_users") or DEFAULT_MAX_USERS),
+        exclude_user=user_id,
+    )
+    return SearchUsersResponse(
+        matches,
+        collection.face_model_version,
+        SearchedFace(face_id) if face_id is not None else None,
+        SearchedUser(user_id) if user_id is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class SearchedFaceDetails:
+    face_detail: FaceDetail
+
+
+@dataclass(frozen=True)
+class UnsearchedFace:
+    face_details: FaceDetail
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SearchUsersByImageResponse:
+    user_matches: tuple[UserMatch, ...]
+    face_model_version: str
+    searched_face: SearchedFaceDetails | None
+    unsearched_faces: tuple[UnsearchedFace, ...]
+
+
+async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersByImageResponse:
+    """The largest face searched against users; no usable face gives no matches, not an error."""
+    collection_id: str = p["collection_id"]
+    collection = await run_sync(deps.store.get_collection, collection_id)
+    analysis = await deps.engine.analyze_async(image_bytes(p["image"]))
+    level = p.get("quality_filter") or "NONE"
+    unsearched = [
+        UnsearchedFace(face_detail(f.detected), ("FACE_NOT_LARGEST",)) for f in analysis.faces[1:]
+    ]
+    if not analysis.faces:
+        return SearchUsersByImageResponse((), collection.face_model_version, None, ())
+    largest = analysis.faces[0]
+    reasons = quality_reasons(largest.detected, level)
+    if reasons:
+        unsearched.insert(0, UnsearchedFace(face_detail(largest.detected), tuple(reasons)))
+        return SearchUsersByImageResponse(
+            (), collection.face_model_version, None, tuple(unsearched)
+        )
+    matches = await match_users(
+        deps,
+        collection_id,
+        [descriptor_of(largest)],
+        pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
+        int(p.get("max_users") or DEFAULT_MAX_USERS),
+    )
+    return SearchUsersByImageResponse(
+        matches,
+        collection.face_model_version,
+        SearchedFaceDetails(face_detail(largest.detected)),
+        tuple(unsearched),
+    )

@@ -1,0 +1,1 @@
+"""Persistence: collections, faces, users, tags, keys (SQLite) and the in-memory vector index."""

@@ -1,0 +1,467 @@
+"""The face store: collections, faces, users and tags in SQLite, vectors in memory.
+
+Contract:
+* every mutating method is one transaction; the in-memory index is updated only after the
+  transaction committed, so a crash between the two is healed by the rebuild at start-up;
+* reads of a missing collection raise ``ResourceNotFoundException``;
+* limits raise ``ServiceQuotaExceededException`` before anything is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facegate.errors import (
+    ResourceAlreadyExistsException,
+    ResourceNotFoundException,
+    ServiceQuotaExceededException,
+)
+from facegate.store.db import Database
+from facegate.store.records import CollectionRecord, FaceRecord, NewFace, UserRecord
+from facegate.store.vectors import DIM, Hit, Matrix, VectorIndex, make_index
+
+REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
+REKOGNITION_MAX_FACES_PER_USER = 100
+REKOGNITION_MAX_TAGS = 200
+
+_FACE_COLUMNS = (
+    "face_id, collection_id, image_id, image_sha256, external_image_id, box_left, box_top, "
+    "box_width, box_height, confidence, model_version, user_id, indexed_at"
+)
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Quotas; Rekognition's by default. Tests lower them to exercise the errors."""
+
+    max_faces_per_collection: int = REKOGNITION_MAX_FACES_PER_COLLECTION
+    max_faces_per_user: int = REKOGNITION_MAX_FACES_PER_USER
+    max_tags: int = REKOGNITION_MAX_TAGS
+
+
+def _face(row: sqlite3.Row) -> FaceRecord:
+    return FaceRecord(
+        face_id=row["face_id"],
+        collection_id=row["collection_id"],
+        image_id=row["image_id"],
+        image_sha256=row["image_sha256"],
+        external_image_id=row["external_image_id"],
+        box_left_ratio=row["box_left"],
+        box_top_ratio=row["box_top"],
+        box_width_ratio=row["box_width"],
+        box_height_ratio=row["box_height"],
+        confidence_pct=row["confidence"],
+        model_version=row["model_version"],
+        user_id=row["user_id"],
+        indexed_at=row["indexed_at"],
+    )
+
+
+def _user(row: sqlite3.Row) -> UserRecord:
+    return UserRecord(row["collection_id"], row["user_id"], row["status"], row["created_at"])
+
+
+def _collection(row: sqlite3.Row) -> CollectionRecord:
+    return CollectionRecord(
+        collection_id=row["collection_id"],
+        arn=row["arn"],
+        face_model_version=row["face_model_version"],
+        index_kind=row["index_kind"],
+        created_at=row["created_at"],
+    )
+
+
+class FaceStore:
+    """Collections, faces, users and tags over a :class:`Database`, with vector indexes."""
+
+    def __init__(self, db: Database, limits: StoreLimits = StoreLimits()) -> None:
+        self.db = db
+        self.limits = limits
+        self._indexes: dict[str, VectorIndex] = {}
+        self._index_lock = threading.Lock()
+        self._rebuild_indexes()
+
+    # --- indexes ------------------------------------------------------------------------------
+
+    def _rebuild_indexes(self) -> None:
+        """Load every collection's vectors from the database (start-up)."""
+        for _, collection in self.list_collections(0, 10_000_000):
+            index = make_index(collection.index_kind)
+            after = 0
+            while True:
+                with self.db.read() as conn:
+                    rows = conn.execute(
+                        "SELECT seq, face_id, descriptor FROM faces WHERE collection_id = ? "
+                        "AND seq > ? ORDER BY seq LIMIT 50000",
+                        (collection.collection_id, after),
+                    ).fetchall()
+                if not rows:
+                    break
+                vectors = np.frombuffer(b"".join(r["descriptor"] for r in rows), dtype=np.float32)
+                index.add([r["face_id"] for r in rows], vectors.reshape(-1, DIM))
+                after = rows[-1]["seq"]
+            self._indexes[collection.collection_id] = index
+
+    def index(self, collection_id: str) -> VectorIndex:
+        """The vector index of a collection (ResourceNotFoundException if none)."""
+        with self._index_lock:
+            index = self._indexes.get(collection_id)
+        if index is None:
+            raise _not_found(collection_id)
+        return index
+
+    # --- collections --------------------------------------------------------------------------
+
+    def create_collection(
+        self,
+        collection_id: str,
+        arn: str,
+        face_model_version: str,
+        index_kind: str = "exact",
+        tags: dict[str, str] | None = None,
+    ) -> CollectionRecord:
+        record = CollectionRecord(collection_id, arn, face_model_version, index_kind, time.time())
+        tags = tags or {}
+        if len(tags) > self.limits.max_tags:
+            raise ServiceQuotaExceededException(f"At most {self.limits.max_tags} tags.")
+        index = make_index(index_kind)
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO collections (collection_id, arn, face_model_version, index_kind, "
+                    "created_at) VALUES (?, ?, ?, ?, ?)",
+                    (collection_id, arn, face_model_version, index_kind, record.created_at),
+                )
+                conn.executemany(
+                    "INSERT INTO tags (collection_id, tag_key, tag_value) VALUES (?, ?, ?)",
+                    [(collection_id, k, v) for k, v in tags.items()],
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ResourceAlreadyExistsException(
+                f"The collection id: {collection_id} already exists"
+            ) from exc
+        with self._index_lock:
+            self._indexes[collection_id] = index
+        return record
+
+    def get_collection(self, collection_id: str) -> CollectionRecord:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM collections WHERE collection_id = ?", (collection_id,)
+            ).fetchone()
+        if row is None:
+            raise _not_found(collection_id)
+        return _collection(row)
+
+    def collection_by_arn(self, arn: str) -> CollectionRecord:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM collections WHERE arn = ?", (arn,)).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"The resource {arn} does not exist.")
+        return _collection(row)
+
+    def list_collections(self, after: int, limit: int) -> list[tuple[int, CollectionRecord]]:
+        """(cursor, collection) in creation order with cursor > ``after``, at most ``limit``."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT rowid AS cursor, * FROM collections WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [(int(r["cursor"]), _collection(r)) for r in rows]
+
+    def delete_collection(self, collection_id: str) -> None:
+        with self.db.transaction() as conn:
+            cur = conn.execute("DELETE FROM collections WHERE collection_id = ?", (collection_id,))
+            if cur.rowcount == 0:
+                raise _not_found(collection_id)
+        with self._index_lock:
+            self._indexes.pop(collection_id, None)
+
+    def counts(self, collection_id: str) -> tuple[int, int]:
+        """(faces, users) in a collection."""
+        with self.db.read() as conn:
+            faces = conn.execute(
+                "SELECT COUNT(*) FROM faces WHERE collection_id = ?", (collection_id,)
+            ).fetchone()[0]
+            users = conn.execute(
+                "SELECT COUNT(*) FROM users WHERE collection_id = ?", (collection_id,)
+            ).fetchone()[0]
+        return int(faces), int(users)
+
+    # --- faces --------------------------------------------------------------------------------
+
+    def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> None:
+        """Store faces atomically, then add their vectors to the index."""
+        index = self.index(collection_id)
+        if not faces:
+            return
+        with self.db.transaction() as conn:
+            present = conn.execute(
+                "SELECT COUNT(*) FROM faces WHERE collection_id = ?", (collection_id,)
+            ).fetchone()[0]
+            if present + len(faces) > self.limits.max_faces_per_collection:
+                raise ServiceQuotaExceededException(
+                    f"The collection {collection_id} would exceed "
+                    f"{self.limits.max_faces_per_collection} faces."
+                )
+            conn.executemany(
+                f"INSERT INTO faces ({_FACE_COLUMNS}, descriptor) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_face_params(f) for f in faces],
+            )
+        index.add([f.record.face_id for f in faces], np.stack([f.descriptor for f in faces]))
+
+    def faces_of_image(
+        self, collection_id: str, image_sha256: str, external_image_id: str | None
+    ) -> list[FaceRecord]:
+        """Faces already indexed from the same image bytes with the same ExternalImageId."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND image_sha256 = ? "
+                "AND external_image_id IS ? ORDER BY seq",
+                (collection_id, image_sha256, external_image_id),
+            ).fetchall()
+        return [_face(r) for r in rows]
+
+    def list_faces(
+        self,
+        collection_id: str,
+        after: int,
+        limit: int,
+        user_id: str | None = None,
+        face_ids: Sequence[str] | None = None,
+    ) -> list[tuple[int, FaceRecord]]:
+        """(cursor, face) in indexing order with cursor > ``after``, optionally filtered."""
+        sql = f"SELECT seq, {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND seq > ?"
+        args: list[object] = [collection_id, after]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        if face_ids is not None:
+            sql += f" AND face_id IN ({','.join('?' * len(face_ids))})"
+            args.extend(face_ids)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [(int(r["seq"]), _face(r)) for r in rows]
+
+    def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+        """The faces among ``face_ids`` that exist in the collection."""
+        found: dict[str, FaceRecord] = {}
+        for start in range(0, len(face_ids), 500):
+            chunk = list(face_ids[start : start + 500])
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? "
+                    f"AND face_id IN ({','.join('?' * len(chunk))})",
+                    [collection_id, *chunk],
+                ).fetchall()
+            found.update((r["face_id"], _face(r)) for r in rows)
+        return found
+
+    def descriptor(self, collection_id: str, face_id: str) -> Matrix | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT descriptor FROM faces WHERE collection_id = ? AND face_id = ?",
+                (collection_id, face_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row["descriptor"], dtype=np.float32).copy()
+
+    def descriptors(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, Matrix]:
+        """Descriptors of the faces among ``face_ids`` that exist, by face id."""
+        found: dict[str, Matrix] = {}
+        for start in range(0, len(face_ids), 500):
+            chunk = list(face_ids[start : start + 500])
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    f"SELECT face_id, descriptor FROM faces WHERE collection_id = ? "
+                    f"AND face_id IN ({','.join('?' * len(chunk))})",
+                    [collection_id, *chunk],
+                ).fetchall()
+            found.update(
+                (r["face_id"], np.frombuffer(r["descriptor"], dtype=np.float32).copy())
+                for r in rows
+            )
+        return found
+
+    def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
+        """Delete the given faces (those that exist and have no user); returns the deleted ids."""
+        self.index(collection_id)
+        deleted: list[str] = []
+        with self.db.transaction() as conn:
+            for start in range(0, len(face_ids), 500):
+                chunk = list(face_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT face_id FROM faces WHERE collection_id = ? AND user_id IS NULL "
+                    f"AND face_id IN ({marks})",
+                    [collection_id, *chunk],
+                ).fetchall()
+                ids = [r["face_id"] for r in rows]
+                if ids:
+                    conn.execute(
+                        f"DELETE FROM faces WHERE collection_id = ? AND face_id IN "
+                        f"({','.join('?' * len(ids))})",
+                        [collection_id, *ids],
+                    )
+                deleted.extend(ids)
+        self.index(collection_id).remove(deleted)
+        return deleted
+
+    def search(
+        self, collection_id: str, query: Matrix, k: int, max_distance: float
+    ) -> list[tuple[FaceRecord, float]]:
+        """Nearest stored faces (records and distances) within ``max_distance``."""
+        hits: list[Hit] = self.index(collection_id).search(query, k, max_distance)
+        records = self.get_faces(collection_id, [h.face_id for h in hits])
+        # A face deleted between the index search and the lookup is simply skipped.
+        return [(records[h.face_id], h.distance) for h in hits if h.face_id in records]
+
+    # --- users --------------------------------------------------------------------------------
+
+    def create_user(self, collection_id: str, user_id: str) -> UserRecord | None:
+        """Create a user; ``None`` if it already exists."""
+        self.get_collection(collection_id)
+        record = UserRecord(collection_id, user_id, "ACTIVE", time.time())
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO users (collection_id, user_id, status, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (collection_id, user_id, record.status, record.created_at),
+                )
+        except sqlite3.IntegrityError:
+            return None
+        return record
+
+    def get_user(self, collection_id: str, user_id: str) -> UserRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM users WHERE collection_id = ? AND user_id = ?",
+                (collection_id, user_id),
+            ).fetchone()
+        return None if row is None else _user(row)
+
+    def delete_user(self, collection_id: str, user_id: str) -> bool:
+        """Disassociate the user's faces and delete the user; False if it did not exist."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?",
+                (collection_id, user_id),
+            )
+            cur = conn.execute(
+                "DELETE FROM users WHERE collection_id = ? AND user_id = ?",
+                (collection_id, user_id),
+            )
+            return cur.rowcount > 0
+
+    def list_users(
+        self, collection_id: str, after: int, limit: int
+    ) -> list[tuple[int, UserRecord]]:
+        """(cursor, user) in creation order with cursor > ``after``."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT rowid AS cursor, * FROM users WHERE collection_id = ? AND rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (collection_id, after, limit),
+            ).fetchall()
+        return [(int(r["cursor"]), _user(r)) for r in rows]
+
+    def user_face_ids(self, collection_id: str, user_id: str) -> list[str]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT face_id FROM faces WHERE collection_id = ? AND user_id = ? ORDER BY seq",
+                (collection_id, user_id),
+            ).fetchall()
+        return [r["face_id"] for r in rows]
+
+    def set_user_of_faces(
+        self, collection_id: str, user_id: str | None, face_ids: Sequence[str]
+    ) -> None:
+        """Associate (``user_id``) or disassociate (``None``) faces in one transaction."""
+        if not face_ids:
+            return
+        with self.db.transaction() as conn:
+            if user_id is not None:
+                present = conn.execute(
+                    "SELECT COUNT(*) FROM faces WHERE collection_id = ? AND user_id = ?",
+                    (collection_id, user_id),
+                ).fetchone()[0]
+                if present + len(face_ids) > self.limits.max_faces_per_user:
+                    raise ServiceQuotaExceededException(
+                        f"A user can have at most {self.limits.max_faces_per_user} faces."
+                    )
+            conn.execute(
+                f"UPDATE faces SET user_id = ? WHERE collection_id = ? AND face_id IN "
+                f"({','.join('?' * len(face_ids))})",
+                [user_id, collection_id, *face_ids],
+            )
+
+    # --- tags ---------------------------------------------------------------------------------
+
+    def tags(self, collection_id: str) -> dict[str, str]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT tag_key, tag_value FROM tags WHERE collection_id = ? ORDER BY tag_key",
+                (collection_id,),
+            ).fetchall()
+        return {r["tag_key"]: r["tag_value"] for r in rows}
+
+    def tag(self, collection_id: str, tags: dict[str, str]) -> None:
+        with self.db.transaction() as conn:
+            existing = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT tag_key FROM tags WHERE collection_id = ?", (collection_id,)
+                )
+            }
+            if len(existing | set(tags)) > self.limits.max_tags:
+                raise ServiceQuotaExceededException(
+                    f"A resource can have at most {self.limits.max_tags} tags."
+                )
+            conn.executemany(
+                "INSERT INTO tags (collection_id, tag_key, tag_value) VALUES (?, ?, ?) "
+                "ON CONFLICT (collection_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+                [(collection_id, k, v) for k, v in tags.items()],
+            )
+
+    def untag(self, collection_id: str, keys: Sequence[str]) -> None:
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "DELETE FROM tags WHERE collection_id = ? AND tag_key = ?",
+                [(collection_id, k) for k in keys],
+            )
+
+
+def _face_params(face: NewFace) -> tuple[object, ...]:
+    r = face.record
+    blob = np.ascontiguousarray(face.descriptor, dtype=np.float32).reshape(DIM).tobytes()
+    return (
+        r.face_id,
+        r.collection_id,
+        r.image_id,
+        r.image_sha256,
+        r.external_image_id,
+        r.box_left_ratio,
+        r.box_top_ratio,
+        r.box_width_ratio,
+        r.box_height_ratio,
+        r.confidence_pct,
+        r.model_version,
+        r.user_id,
+        r.indexed_at,
+        blob,
+    )
+
+
+def _not_found(collection_id: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"The collection id: {collection_id} does not exist")

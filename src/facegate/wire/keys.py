@@ -1,0 +1,90 @@
+"""Access keys: creation, sealing of secrets at rest, lookup for SigV4 verification.
+
+SigV4 verification needs the secret itself (HMAC), so secrets cannot be stored as one-way hashes.
+They are sealed with Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``) under a master key
+that lives outside the database: ``FACEGATE_MASTER_KEY`` or a ``master.key`` file in the data
+directory created with mode 0600. A stolen database alone reveals no secret. The secret is shown
+once, when the key is created, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from facegate.store.keys import KeyRecord, KeyRepository
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+ACCESS_KEY_PREFIX = "FGAK"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created key; the only object that ever holds the secret in clear for a caller."""
+
+    access_key_id: str
+    secret_access_key: str
+    description: str
+    expires_at: float | None
+
+
+def load_master_key(data_dir: Path, env_value: str | None) -> bytes:
+    """The Fernet master key: from the environment, else ``data_dir/master.key`` (created 0600)."""
+    if env_value:
+        return env_value.encode("ascii")
+    path = data_dir / "master.key"
+    if path.exists():
+        return path.read_bytes().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key + b"\n")
+    return key
+
+
+class KeyService:
+    """Creates, revokes and looks up access keys; secrets are sealed under the master key."""
+
+    def __init__(self, repository: KeyRepository, master_key: bytes) -> None:
+        self._repo = repository
+        self._fernet = Fernet(master_key)
+
+    def create(self, description: str = "", ttl_s: float | None = None) -> NewKey:
+        """A new key (20-character id, 40-character secret), stored sealed."""
+        access_key_id = ACCESS_KEY_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+        secret = secrets.token_urlsafe(30)[:40]
+        now = time.time()
+        expires = now + ttl_s if ttl_s is not None else None
+        self._repo.insert(
+            KeyRecord(
+                access_key_id=access_key_id,
+                secret_sealed=self._fernet.encrypt(secret.encode("ascii")),
+                description=description,
+                created_at=now,
+                expires_at=expires,
+                revoked_at=None,
+            )
+        )
+        return NewKey(access_key_id, secret, description, expires)
+
+    def secret_for(self, access_key_id: str) -> str | None:
+        """The secret of a usable key, else ``None`` (unknown, revoked or expired)."""
+        record = self._repo.get(access_key_id)
+        if record is None or not record.usable_at(time.time()):
+            return None
+        try:
+            return self._fernet.decrypt(record.secret_sealed).decode("ascii")
+        except InvalidToken:
+            return None  # sealed under another master key: unusable, never an oracle
+
+    def revoke(self, access_key_id: str) -> bool:
+        return self._repo.revoke(access_key_id, time.time())
+
+    def list(self) -> list[KeyRecord]:
+        return self._repo.list()

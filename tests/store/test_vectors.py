@@ -1,0 +1,77 @@
+"""Vector indexes: exact search is exact; HNSW finds the same neighbours; deletes stick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facegate.store.vectors import DIM, ExactIndex, HnswIndex, VectorIndex, make_index
+
+
+def _data(n: int, seed: int = 7) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(0, 0.1, size=(n, DIM)).astype(np.float32)
+    return [f"f{i}" for i in range(n)], vectors
+
+
+def _brute(vectors: np.ndarray, ids: list[str], q: np.ndarray, k: int) -> list[str]:
+    d = np.linalg.norm(vectors.astype(np.float64) - q.astype(np.float64), axis=1)
+    return [ids[i] for i in np.argsort(d, kind="stable")[:k]]
+
+
+def test_exact_matches_brute_force() -> None:
+    ids, vectors = _data(3000)
+    index = ExactIndex()
+    index.add(ids, vectors)
+    q = vectors[17] + 0.01
+    hits = index.search(q, 10, max_distance=10.0)
+    assert [h.face_id for h in hits] == _brute(vectors, ids, q, 10)
+    expected = np.linalg.norm(vectors[17].astype(np.float64) - q)
+    assert hits[0].distance == pytest.approx(expected, abs=1e-4)
+
+
+def test_max_distance_filters_and_k_caps() -> None:
+    ids, vectors = _data(500)
+    index = ExactIndex()
+    index.add(ids, vectors)
+    hits = index.search(vectors[3], 500, max_distance=1e-3)
+    assert [h.face_id for h in hits] == ["f3"]
+    assert len(index.search(vectors[3], 5, max_distance=100.0)) == 5
+    assert index.search(vectors[3], 0, max_distance=100.0) == []
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_remove_and_readd(kind: str) -> None:
+    ids, vectors = _data(2000)
+    index: VectorIndex = make_index(kind)
+    index.add(ids, vectors)
+    index.add(ids[:10], vectors[:10])  # duplicates are ignored
+    assert len(index) == 2000
+    index.remove(["f5", "f6", "missing"])
+    assert len(index) == 1998
+    found = {h.face_id for h in index.search(vectors[5], 3, max_distance=100.0)}
+    assert "f5" not in found
+    index.remove(ids[:1500])  # enough tombstones to force an HNSW rebuild
+    assert len(index) == 500
+    hits = index.search(vectors[1700], 1, max_distance=100.0)
+    assert [h.face_id for h in hits] == ["f1700"]
+
+
+def test_hnsw_recall_against_exact() -> None:
+    ids, vectors = _data(5000, seed=3)
+    exact, approx = ExactIndex(), HnswIndex()
+    exact.add(ids, vectors)
+    approx.add(ids, vectors)
+    rng = np.random.default_rng(11)
+    found = total = 0
+    for i in rng.choice(5000, 50, replace=False):
+        q = vectors[i] + rng.normal(0, 0.02, DIM).astype(np.float32)
+        truth = {h.face_id for h in exact.search(q, 10, 100.0)}
+        found += len(truth & {h.face_id for h in approx.search(q, 10, 100.0)})
+        total += len(truth)
+    assert found / total >= 0.95
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="unknown index kind"):
+        make_index("lsh")
