@@ -6,7 +6,7 @@
 
 The virtual environment lives in ``.venv`` and is (re)installed whenever ``pyproject.toml``
 changes (a hash is kept in ``.venv/.facegate-installed``). Extra arguments after the command are
-passed on (``test -k pool`` selects tests; ``serve --samples DIR`` is passed to the demo).
+passed on (``test -k pool`` selects tests; ``serve --port 9000`` sets the port).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def ensure_env() -> None:
 
 
 def serve(args: list[str]) -> None:
-    """The service's main job. Until the server exists: the engine demo over the samples."""
-    sys.exit(subprocess.run([_bin("facegate"), "demo", *args], cwd=ROOT, check=False).returncode)
+    """The service's main job: the Rekognition-compatible server on 127.0.0.1."""
+    sys.exit(subprocess.run([_bin("facegate"), "serve", *args], cwd=ROOT, check=False).returncode)
 
 
 def test(args: list[str]) -> None:

@@ -5,6 +5,8 @@ Commands (``facegate COMMAND --help`` for options):
 * ``detect IMAGE...``     faces with boxes, landmarks, pose and quality, as a table or JSON
 * ``compare SOURCE TARGET`` similarity of the largest face in SOURCE to every face in TARGET
 * ``demo``                runs the engine over ../shared/data/samples and prints what it finds
+* ``serve``               the Rekognition-compatible API server (prints how to connect)
+* ``keys create|list|revoke`` access keys for SigV4 (a secret is shown once, at creation)
 
 Exit codes: 0 success; 1 ``compare`` found no face in TARGET above the threshold;
 2 usage error; 3 an input could not be read or decoded; 4 no face in ``compare``'s SOURCE;
@@ -16,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from facegate import __version__
 from facegate.cli.render import analysis_json, analysis_table, progress
+from facegate.config import Settings
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.pool import EnginePool
 from facegate.engine.similarity import euclidean
@@ -157,6 +161,48 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return run_demo(samples, EngineConfig(), workers=args.workers, out=out)
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        engine_workers=getattr(args, "workers", None),
+    )
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from facegate.cli.serve import run_server
+
+    return run_server(_settings(args), out)
+
+
+def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
+    from facegate.cli.serve import key_service
+
+    keys, db = key_service(_settings(args))
+    try:
+        if args.keys_command == "create":
+            ttl = args.expires_in_days * 86400.0 if args.expires_in_days else None
+            key = keys.create(args.description, ttl)
+            out.write(
+                f"access key id:     {key.access_key_id}\n"
+                f"secret access key: {key.secret_access_key}\n"
+                "The secret is shown only now; store it safely.\n"
+            )
+        elif args.keys_command == "list":
+            now = time.time()
+            for k in keys.list():
+                state = "usable" if k.usable_at(now) else ("revoked" if k.revoked_at else "expired")
+                out.write(f"{k.access_key_id}  {state:<8} {k.description}\n")
+        else:
+            if not keys.revoke(args.access_key_id):
+                raise InputError(f"no such access key: {args.access_key_id}")
+            out.write(f"revoked {args.access_key_id}\n")
+    finally:
+        db.close()
+    return EXIT_OK
+
+
 def _one_line(exc: BaseException) -> str:
     code = exc.code if isinstance(exc, FacegateError) else type(exc).__name__
     return f"{code}: {' '.join(str(exc).split())}"
@@ -193,6 +239,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=Path, default=None, help="folder of sample images")
     demo.add_argument("--workers", type=_positive_int, default=2, help="engine processes")
     demo.set_defaults(func=cmd_demo)
+
+    def data_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir", type=Path, default=None, help="data directory (FACEGATE_DATA_DIR, ./var)"
+        )
+
+    serve = sub.add_parser("serve", help="run the Rekognition-compatible API server")
+    data_option(serve)
+    serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=_positive_int, default=None, help="port (default 8750)")
+    serve.add_argument("--workers", type=_positive_int, default=None, help="engine processes")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage access keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create a key; prints the secret once")
+    create.add_argument("--description", default="", help="what the key is for")
+    create.add_argument("--expires-in-days", type=_positive_int, default=None)
+    listing = keys_sub.add_parser("list", help="list keys (never secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("access_key_id")
+    for action in (create, listing, revoke):
+        data_option(action)
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 

@@ -1,0 +1,86 @@
+"""The ASGI application: ``POST /`` (Rekognition API), ``GET /healthz``, ``GET /metrics``.
+
+Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
+read, and a body streamed without one is cut off at the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from facegate import __version__
+from facegate.errors import RequestEntityTooLargeException
+from facegate.pipeline import RawRequest, RawResponse, handle
+from facegate.services import Services
+from facegate.wire import protocol
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(services: Services) -> Starlette:
+    """The app over an already opened service graph (the caller owns its lifetime)."""
+
+    async def rekognition(request: Request) -> Response:
+        try:
+            body = await _read_bounded(request, services.settings.max_body_bytes)
+        except RequestEntityTooLargeException as exc:
+            return Response(
+                protocol.error_body(exc),
+                status_code=exc.http_status,
+                media_type=protocol.CONTENT_TYPE,
+                headers={"connection": "close"},
+            )
+        raw = RawRequest(
+            method=request.method,
+            path=request.scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0] or "/",
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
+        result: RawResponse = await handle(services, raw)
+        return Response(result.body, status_code=result.status, headers=result.headers)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "face_model_version": services.engine.model_version,
+                "similarity_model": services.deps.similarity.version,
+                "engine_workers": services.engine.workers,
+            }
+        )
+
+    async def metrics(_: Request) -> Response:
+        return Response(services.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+
+    return Starlette(
+        routes=[
+            Route("/", rekognition, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,107 @@
+"""``facegate serve`` and ``facegate keys``: run the server, manage access keys."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from facegate.config import Settings
+from facegate.services import Services
+from facegate.store.db import Database
+from facegate.store.keys import KeyRepository
+from facegate.wire.keys import KeyService, NewKey, load_master_key
+
+CREDENTIALS_FILE = "credentials"
+PROFILE = "facegate"
+
+
+def key_service(settings: Settings) -> tuple[KeyService, Database]:
+    """The key service over the data directory's database (no engine, no server)."""
+    db = Database(settings.database_path)
+    return KeyService(
+        KeyRepository(db), load_master_key(settings.data_dir, settings.master_key)
+    ), db
+
+
+def write_credentials(path: Path, key: NewKey, region: str) -> None:
+    """An AWS shared-credentials file (mode 0600) with a ``[facegate]`` profile."""
+    text = (
+        f"[{PROFILE}]\naws_access_key_id = {key.access_key_id}\n"
+        f"aws_secret_access_key = {key.secret_access_key}\nregion = {region}\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def bootstrap_key(settings: Settings) -> Path | None:
+    """On a store without keys, create one and write it to DATA_DIR/credentials (0600)."""
+    keys, db = key_service(settings)
+    try:
+        if keys.list():
+            return None
+        key = keys.create("bootstrap key created by the first `facegate serve`")
+    finally:
+        db.close()
+    path = settings.data_dir / CREDENTIALS_FILE
+    write_credentials(path, key, settings.region)
+    return path
+
+
+def usage_banner(settings: Settings, credentials: Path | None, out: TextIO) -> None:
+    endpoint = f"http://{settings.host}:{settings.port}"
+    creds = settings.data_dir.resolve() / CREDENTIALS_FILE
+    lines = [
+        f"facegate serving the Rekognition face API at {endpoint}",
+        f"  data: {settings.data_dir.resolve()}",
+    ]
+    if credentials is not None:
+        lines.append(f"  first access key written to {creds} (profile [{PROFILE}], mode 0600)")
+    lines += [
+        "",
+        "Point the AWS CLI at it:",
+        f"  export AWS_SHARED_CREDENTIALS_FILE={creds} AWS_PROFILE={PROFILE}",
+        f"  aws rekognition list-collections --endpoint-url {endpoint}",
+        "Point boto3 at it:",
+        f"  boto3.Session(profile_name='{PROFILE}').client('rekognition', "
+        f"endpoint_url='{endpoint}')",
+        "More keys: facegate keys create --description '...'  (the secret is shown once)",
+        "",
+    ]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
+    """Start the server and block until it is stopped (SIGINT / SIGTERM)."""
+    import uvicorn
+
+    from facegate.app import create_app
+    from facegate.logs import configure_logging
+
+    configure_logging()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    credentials = bootstrap_key(settings)
+    started = time.perf_counter()
+    services = Services.open(settings)
+    logging.getLogger("facegate").info(
+        "started", extra={"startup_s": round(time.perf_counter() - started, 2)}
+    )
+    try:
+        usage_banner(settings, credentials, out)
+        config = uvicorn.Config(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        services.close()
+    return 0

@@ -1,0 +1,1 @@
+"""The wire: SigV4, the JSON 1.1 protocol, validation against botocore, names, keys."""

@@ -1,0 +1,96 @@
+"""A real facegate server in a subprocess on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+
+
+class LiveServer:
+    """``facegate serve`` over a data directory; restartable; stops on ``stop()``."""
+
+    def __init__(self, data_dir: Path, workers: int = 2, env: dict[str, str] | None = None):
+        self.data_dir = data_dir
+        self.workers = workers
+        self.port = free_port()
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        exe = Path(sys.executable).with_name("facegate")
+        args = ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        args += ["--workers", str(self.workers)]
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [str(exe), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.endpoint}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not become healthy in time")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def credentials(self) -> Credentials:
+        parser = configparser.ConfigParser()
+        parser.read(self.data_dir / "credentials")
+        section = parser["facegate"]
+        return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"])
+
+    def client(self, creds: Credentials | None = None, **config: Any) -> Any:
+        creds = creds or self.credentials()
+        return boto3.client(
+            "rekognition",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            config=Config(retries={"max_attempts": 1}, **config),
+        )
