@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
 import resource
 import statistics
 import sys
@@ -27,16 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dlib
 import numpy as np
 from PIL import Image
 
+from benchlib import SAMPLES, machine_info, machine_line, write_results
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.image import decode_image, encode_jpeg
 from facegate.engine.pool import EnginePool
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def _fit(img: Image.Image, width: int, height: int) -> bytes:
@@ -131,28 +125,13 @@ def face_recognition_throughput(fr: Any, data: bytes, images: int) -> dict[str, 
     return {"images_per_s": images / elapsed, "faces_per_s": faces / elapsed}
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "dlib": dlib.__version__,
-        "dlib_blas": str(getattr(dlib, "DLIB_USE_BLAS", "unknown")),
-    }
-
-
 def median_table(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=Path, default=ROOT.parent / "shared/data/samples")
+    parser.add_argument("--samples", type=Path, default=SAMPLES)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--images", type=int, default=40, help="images per throughput run")
     parser.add_argument("--quick", action="store_true", help="2 repeats, 8 images")
@@ -186,11 +165,8 @@ def main() -> None:
         "parent_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "largest_worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
-    info = machine()
-    print(
-        f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-        f"dlib {info['dlib']} (BLAS: {info['dlib_blas']}); medians of {repeat} runs, ms"
-    )
+    info = machine_info()
+    print(f"{machine_line(info)}; medians of {repeat} runs, ms")
     header = f"{'image':<20} {'stage':<16} {'facegate':>9} {'face_rec.':>9} {'ratio':>6}"
     print(header)
     print("-" * len(header))
@@ -212,20 +188,14 @@ def main() -> None:
         f"peak RSS: parent {memory['parent_peak_rss_mb']:.0f} MB (with both libraries loaded), "
         f"largest worker {memory['largest_worker_peak_rss_mb']:.0f} MB"
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "engine_speed.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "repeat": repeat,
-                "stages_s": stages,
-                "throughput": rates,
-                "memory": memory,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    document = {
+        "machine": info,
+        "repeat": repeat,
+        "stages_s": stages,
+        "throughput": rates,
+        "memory": memory,
+    }
+    write_results("engine_speed", document)
 
 
 if __name__ == "__main__":

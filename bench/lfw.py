@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import multiprocessing
 import os
-import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -39,12 +37,11 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from benchlib import RESULTS, ROOT, machine_info, machine_line, write_results
 from facegate.engine.align import face_chip
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.types import DetectedFace, DetectorKind
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 PUBLISHED_ACCURACY = 0.9938
 CACHE_VERSION = "lfw-v1"
 
@@ -167,7 +164,9 @@ def describe_all(images: list[Path], workers: int) -> dict[str, ImageResult]:
 def _cache_path(data: Path) -> Path:
     """Keyed by the data folder, dlib's version and the engine configuration."""
     key = f"{CACHE_VERSION}\0{data.resolve()}\0{dlib.__version__}\0{EngineConfig()!r}"
-    return RESULTS / "cache" / f"lfw-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path: Path = RESULTS / "cache" / f"lfw-{digest}.npz"
+    return path
 
 
 def load_cache(path: Path) -> dict[str, ImageResult]:
@@ -294,24 +293,6 @@ def evaluate(pairs: list[Pair], d: FloatArray) -> dict[str, float]:
     }
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "dlib": dlib.__version__,
-        "dlib_blas": str(getattr(dlib, "DLIB_USE_BLAS", "unknown")),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lfw")
@@ -341,14 +322,11 @@ def main() -> None:
         ("flip-TTA, HOG + MMOD fallback", True, True),
     ):
         rows[label] = evaluate(pairs, pair_distances(pairs, results, data, flip, fallback))
-    info = machine()
+    info = machine_info()
     folds = len({p.fold for p in pairs})
     state = "cached" if not todo else "computed"
     print(f"LFW View 2: {len(pairs)} pairs, {len(images)} images, {folds} folds")
-    print(
-        f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-        f"dlib {info['dlib']} (BLAS: {info['dlib_blas']})"
-    )
+    print(machine_line(info))
     print(f"descriptor pass: {len(todo)} images, {wall:.1f} s, {args.workers} workers ({state})")
     print(f"no face: HOG {hog_missing} images, HOG + MMOD {all_missing} images")
     print()
@@ -366,24 +344,18 @@ def main() -> None:
             f"{r['pairs_without_face']:14d}"
         )
     print(f"published (dlib model card): {100 * PUBLISHED_ACCURACY:.2f}%")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "lfw.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "pairs": len(pairs),
-                "images": len(images),
-                "no_face_images_hog": hog_missing,
-                "no_face_images_hog_mmod": all_missing,
-                "descriptor_pass_s": wall,
-                "computed_images": len(todo),
-                "variants": rows,
-                "published_accuracy": PUBLISHED_ACCURACY,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    document = {
+        "machine": info,
+        "pairs": len(pairs),
+        "images": len(images),
+        "no_face_images_hog": hog_missing,
+        "no_face_images_hog_mmod": all_missing,
+        "descriptor_pass_s": wall,
+        "computed_images": len(todo),
+        "variants": rows,
+        "published_accuracy": PUBLISHED_ACCURACY,
+    }
+    write_results("lfw", document)
 
 
 if __name__ == "__main__":

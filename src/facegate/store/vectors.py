@@ -15,6 +15,7 @@ each committed write. Both kinds return Euclidean distances (dlib's metric), nea
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,15 +89,23 @@ class ExactIndex:
         if len(face_ids) != matrix.shape[0]:
             raise ValueError("face_ids and vectors differ in length")
         with self._lock:
-            fresh = [(i, f) for i, f in enumerate(face_ids) if f not in self._row]
+            seen: set[str] = set()
+            fresh = []
+            for i, face_id in enumerate(face_ids):
+                if face_id not in self._row and face_id not in seen:
+                    seen.add(face_id)
+                    fresh.append(i)
+            if not fresh:
+                return
             self._reserve(len(fresh))
-            for i, face_id in fresh:
-                row = self._size
-                self._vectors[row] = matrix[i]
-                self._norms[row] = float(np.dot(matrix[i], matrix[i]))
-                self._ids.append(face_id)
-                self._row[face_id] = row
-                self._size += 1
+            start, stop = self._size, self._size + len(fresh)
+            block = matrix[fresh]
+            self._vectors[start:stop] = block
+            self._norms[start:stop] = np.einsum("ij,ij->i", block, block)
+            for offset, i in enumerate(fresh):
+                self._ids.append(face_ids[i])
+                self._row[face_ids[i]] = start + offset
+            self._size = stop
 
     def remove(self, face_ids: Sequence[str]) -> None:
         with self._lock:
@@ -120,15 +129,19 @@ class ExactIndex:
             n = self._size
             if n == 0 or k <= 0:
                 return []
-            # Rank with the float32 expansion (one matrix-vector product), then recompute the
-            # chosen rows' distances exactly in float64: the expansion loses ~1e-3 near zero.
-            sq = self._norms[:n] - 2.0 * (self._vectors[:n] @ q)
-            k = min(k, n)
-            top = np.argpartition(sq, k - 1)[:k] if k < n else np.arange(n)
+            # Screen with the float32 expansion (one matrix-vector product): keep rows whose
+            # approximate distance is within the threshold plus a margin for float32 rounding,
+            # then the k nearest of those; recompute their distances exactly in float64.
+            qq = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
+            partial = self._norms[:n] - 2.0 * (self._vectors[:n] @ q)
+            bound = (max_distance + 1e-3) ** 2 - qq if math.isfinite(max_distance) else math.inf
+            rows = np.flatnonzero(partial <= bound) if math.isfinite(bound) else np.arange(n)
+            if len(rows) > k:
+                rows = rows[np.argpartition(partial[rows], k - 1)[:k]]
             exact = np.linalg.norm(
-                self._vectors[top].astype(np.float64) - q.astype(np.float64), axis=1
+                self._vectors[rows].astype(np.float64) - q.astype(np.float64), axis=1
             )
-            ids = [self._ids[i] for i in top]
+            ids = [self._ids[i] for i in rows]
         order = np.argsort(exact, kind="stable")
         return [
             Hit(face_id=ids[i], distance=float(exact[i])) for i in order if exact[i] <= max_distance
