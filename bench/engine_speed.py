@@ -1,201 +1,588 @@
 """Engine speed: per-stage medians, faces per second with 1 and 2 workers, peak memory, and the
-``face_recognition`` library (the same dlib models) doing the same work, side by side.
+``face_recognition`` library (the same dlib models) doing the same work in the same run.
 
     .venv/bin/pip install --no-deps face_recognition==1.3.0   # once; dlib-bin provides dlib
-    .venv/bin/python bench/engine_speed.py [--repeat 7] [--quick]
+    .venv/bin/python bench/engine_speed.py [--repeat 7] [--rounds 3] [--images 24] [--quick]
 
-Test images are built from ../shared/data/samples: one face (obama-1080p.jpg) and six faces
-(group_t1.jpg, padded to the aspect ratio) at 640x480 and 1920x1080, JPEG-encoded in memory.
-Both libraries get the same upsampling (once for images up to 1 megapixel). Runs of the two
-libraries are interleaved so machine noise hits both alike; medians are reported, with the ratio
-face_recognition / facegate (above 1 means facegate is faster). Writes
-bench/results/engine_speed.json.
+What it measures, on four test images built in memory from ``--samples`` (default
+../shared/data/samples): one face (obama-1080p.jpg) and six faces (group_t1.jpg), each letterboxed
+(grey bars, no face cropped away) to 640x480 and to 1920x1080 and JPEG-encoded:
+
+* per-stage wall time, median of ``--repeat`` runs, in one process: decode, detect (HOG),
+  landmarks (facegate: 68 + 5 points, pose, quality; face_recognition: ``face_landmarks``, 68
+  points) and descriptor per face (facegate: aligned chip + ResNet; face_recognition:
+  ``face_encodings``, which predicts its own 5 points first). Both libraries upsample exactly
+  as facegate's detector does (once for images up to ``upsample_max_pixels``, 1 megapixel);
+* faces per second for the full pipeline, median of ``--rounds`` runs of ``--images`` copies of
+  each image: ``FaceEngine.analyze`` and face_recognition in this process (compared), and
+  facegate's ``EnginePool`` with 1 and 2 worker processes (face_recognition has no pool);
+* memory: the parent's RSS growth when each library loads its models, the parent's peak RSS
+  (both libraries loaded), and each worker's peak RSS (``VmHWM`` in /proc/<pid>/status);
+* agreement: faces found by each library and the largest descriptor difference for faces whose
+  boxes match (0 means the same computation).
+
+facegate and face_recognition runs are interleaved (alternating which goes first) so machine
+noise affects both alike. The ratio column is facegate / face_recognition: below 1 means facegate
+is faster for times, above 1 means facegate is faster for faces/s. Prints one table with the
+machine and writes bench/results/engine_speed.json. ``--quick`` is a smoke run (2 repeats, 1 round
+of 4 images): its numbers are not for quoting.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import io
-import resource
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import dlib
 import numpy as np
 from PIL import Image
 
 from benchlib import SAMPLES, machine_info, machine_line, write_results
 from facegate.engine.core import EngineConfig, FaceEngine
-from facegate.engine.image import decode_image, encode_jpeg
+from facegate.engine.image import encode_jpeg
 from facegate.engine.pool import EnginePool
+from facegate.engine.types import BoxPx
+
+INSTALL_HINT = ".venv/bin/pip install --no-deps face_recognition==1.3.0"
+SIZES: tuple[tuple[int, int], ...] = ((640, 480), (1920, 1080))
+SOURCES: tuple[tuple[str, str], ...] = (("obama-1080p.jpg", "1 face"), ("group_t1.jpg", "6 faces"))
+STAGES: tuple[str, ...] = ("decode", "detect", "landmarks", "descriptor/face", "total")
+POOLS: tuple[tuple[str, int], ...] = (("facegate, 1 worker", 1), ("facegate, 2 workers", 2))
+CONFIGS: tuple[str, ...] = (
+    "facegate, in process",
+    "face_recognition",
+    "facegate, 1 worker",
+    "facegate, 2 workers",
+)
 
 
-def _fit(img: Image.Image, width: int, height: int) -> bytes:
-    """Pad to the target aspect ratio (grey), then resize: no face is cropped away."""
-    target = width / height
+# --- test images ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchImage:
+    name: str
+    data: bytes
+    width_px: int
+    height_px: int
+
+
+def letterbox(img: Image.Image, width: int, height: int) -> Image.Image:
+    """Pad with grey to the target aspect ratio, then resize: every face stays in the frame."""
     w, h = img.size
-    if w / h < target:
-        canvas = Image.new("RGB", (round(h * target), h), (128, 128, 128))
+    if w * height < h * width:
+        canvas = Image.new("RGB", (round(h * width / height), h), (128, 128, 128))
         canvas.paste(img, ((canvas.width - w) // 2, 0))
     else:
-        canvas = Image.new("RGB", (w, round(w / target)), (128, 128, 128))
+        canvas = Image.new("RGB", (w, round(w * height / width)), (128, 128, 128))
         canvas.paste(img, (0, (canvas.height - h) // 2))
-    resized = canvas.resize((width, height), Image.Resampling.LANCZOS)
-    return encode_jpeg(np.asarray(resized, dtype=np.uint8), quality=92)
+    return canvas.resize((width, height), Image.Resampling.LANCZOS)
 
 
-def test_images(samples: Path) -> dict[str, bytes]:
-    one = Image.open(samples / "obama-1080p.jpg").convert("RGB")
-    six = Image.open(samples / "group_t1.jpg").convert("RGB")
-    return {
-        "640x480, 1 face": _fit(one, 640, 480),
-        "640x480, 6 faces": _fit(six, 640, 480),
-        "1920x1080, 1 face": _fit(one, 1920, 1080),
-        "1920x1080, 6 faces": _fit(six, 1920, 1080),
-    }
+def build_images(samples: Path) -> list[BenchImage]:
+    """The four test images, JPEG bytes (quality 92) built in memory."""
+    out = []
+    for (width, height), (filename, label) in ((s, f) for s in SIZES for f in SOURCES):
+        source = Image.open(samples / filename).convert("RGB")
+        pixels = np.asarray(letterbox(source, width, height), dtype=np.uint8)
+        data = encode_jpeg(pixels, quality=92)
+        out.append(BenchImage(f"{width}x{height}, {label}", data, width, height))
+    return out
 
 
-def time_call(fn: Callable[[], Any]) -> tuple[float, Any]:
+def upsample_for(image: BenchImage, config: EngineConfig) -> int:
+    """How often facegate's HOG detector upsamples this image; face_recognition gets the same."""
+    if max(image.width_px, image.height_px) > config.detector.detect_max_side_px:
+        sys.exit(f"{image.name}: facegate would downscale it; the comparison would not be fair")
+    return 1 if image.width_px * image.height_px <= config.detector.upsample_max_pixels else 0
+
+
+# --- face_recognition -------------------------------------------------------------------------
+
+
+def require_face_recognition() -> None:
+    """Exit with the install command unless face_recognition and its models are installed."""
+    for module in ("face_recognition", "face_recognition_models"):
+        if importlib.util.find_spec(module) is None:
+            sys.exit(f"{module} is not installed; install the baseline with: {INSTALL_HINT}")
+
+
+def import_face_recognition() -> ModuleType:
+    """Import the baseline, or exit with the install command."""
+    try:
+        import face_recognition
+    except (ImportError, SystemExit) as exc:  # its api module calls quit() without the models
+        sys.exit(f"face_recognition is not importable ({exc!r}); install it with: {INSTALL_HINT}")
+    module: ModuleType = face_recognition
+    return module
+
+
+# --- one run of the stages --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """Seconds per stage for one image; ``descriptor_s`` covers all its faces."""
+
+    decode_s: float
+    detect_s: float
+    landmarks_s: float
+    descriptor_s: float
+    total_s: float
+    faces: int
+
+    def value(self, stage: str) -> float:
+        return {
+            "decode": self.decode_s,
+            "detect": self.detect_s,
+            "landmarks": self.landmarks_s,
+            "descriptor/face": self.descriptor_s / max(1, self.faces),
+            "total": self.total_s,
+        }[stage]
+
+
+def facegate_run(engine: FaceEngine, data: bytes) -> StageRun:
+    """decode -> detect (+ landmarks, pose, quality) -> describe, timed by the engine itself."""
+    before = replace(engine.times)
     t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def facegate_stages(engine: FaceEngine, data: bytes) -> dict[str, float]:
-    t_decode, image = time_call(lambda: decode_image(data))
-    before = (engine.times.detect_s, engine.times.landmarks_s)
+    image = engine.decode(data)
     faces = engine.detect(image)
-    t_detect = engine.times.detect_s - before[0]
-    t_landmarks = engine.times.landmarks_s - before[1]
-    t_desc, _ = time_call(lambda: engine.describe(image, faces))
-    n = max(1, len(faces))
-    return {
-        "decode": t_decode,
-        "detect": t_detect,
-        "landmarks": t_landmarks,
-        "descriptor/face": t_desc / n,
-        "total": t_decode + t_detect + t_landmarks + t_desc,
-        "faces": float(len(faces)),
-    }
-
-
-def face_recognition_stages(fr: Any, data: bytes) -> dict[str, float]:
-    t_decode, pixels = time_call(lambda: fr.load_image_file(io.BytesIO(data)))
-    upsample = 1 if pixels.shape[0] * pixels.shape[1] <= 1_000_000 else 0
-    t_detect, boxes = time_call(
-        lambda: fr.face_locations(pixels, number_of_times_to_upsample=upsample)
+    engine.describe(image, faces)
+    total = time.perf_counter() - t0
+    after = engine.times
+    return StageRun(
+        decode_s=after.decode_s - before.decode_s,
+        detect_s=after.detect_s - before.detect_s,
+        landmarks_s=after.landmarks_s - before.landmarks_s,
+        descriptor_s=after.descriptor_s - before.descriptor_s,
+        total_s=total,
+        faces=len(faces),
     )
-    t_landmarks, _ = time_call(lambda: fr.face_landmarks(pixels, boxes))
-    t_desc, _ = time_call(lambda: fr.face_encodings(pixels, boxes, model="small"))
-    n = max(1, len(boxes))
+
+
+def face_recognition_run(fr: ModuleType, data: bytes, upsample: int) -> StageRun:
+    """The same work with face_recognition's public API (5-point alignment, its default)."""
+    t0 = time.perf_counter()
+    pixels = fr.load_image_file(io.BytesIO(data))
+    t1 = time.perf_counter()
+    boxes = fr.face_locations(pixels, number_of_times_to_upsample=upsample)
+    t2 = time.perf_counter()
+    fr.face_landmarks(pixels, boxes)
+    t3 = time.perf_counter()
+    fr.face_encodings(pixels, boxes, model="small")
+    t4 = time.perf_counter()
+    return StageRun(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, len(boxes))
+
+
+def paired_runs(
+    engine: FaceEngine, fr: ModuleType, image: BenchImage, upsample: int, repeat: int
+) -> tuple[list[StageRun], list[StageRun]]:
+    """``repeat`` runs of each library on one image, interleaved, alternating which goes first."""
+    ours: list[StageRun] = []
+    theirs: list[StageRun] = []
+    for i in range(repeat):
+        if i % 2 == 0:
+            ours.append(facegate_run(engine, image.data))
+            theirs.append(face_recognition_run(fr, image.data, upsample))
+        else:
+            theirs.append(face_recognition_run(fr, image.data, upsample))
+            ours.append(facegate_run(engine, image.data))
+    return ours, theirs
+
+
+def stage_medians(runs: Sequence[StageRun]) -> dict[str, float]:
+    medians = {stage: statistics.median(r.value(stage) for r in runs) for stage in STAGES}
+    medians["faces"] = statistics.median(r.faces for r in runs)
+    return medians
+
+
+# --- agreement --------------------------------------------------------------------------------
+
+
+def agreement(
+    engine: FaceEngine, fr: ModuleType, image: BenchImage, upsample: int
+) -> dict[str, Any]:
+    """Faces found by each library; max |difference| of descriptors for identical boxes."""
+    ours = engine.analyze(image.data)
+    pixels = fr.load_image_file(io.BytesIO(image.data))
+    locations = fr.face_locations(pixels, number_of_times_to_upsample=upsample)
+    encodings = fr.face_encodings(pixels, locations, model="small")
+    theirs = {
+        BoxPx(left=left, top=top, width=right - left + 1, height=bottom - top + 1): enc
+        for (top, right, bottom, left), enc in zip(locations, encodings, strict=True)
+    }
+    diffs = [
+        float(
+            np.max(np.abs(np.asarray(f.descriptor, dtype=np.float64) - theirs[f.detected.box_px]))
+        )
+        for f in ours.faces
+        if f.detected.box_px in theirs and f.descriptor is not None
+    ]
     return {
-        "decode": t_decode,
-        "detect": t_detect,
-        "landmarks": t_landmarks,
-        "descriptor/face": t_desc / n,
-        "total": t_decode + t_detect + t_landmarks + t_desc,
-        "faces": float(len(boxes)),
+        "facegate_faces": len(ours.faces),
+        "face_recognition_faces": len(locations),
+        "matched_boxes": len(diffs),
+        "max_abs_descriptor_diff": max(diffs) if diffs else None,
     }
 
 
-def throughput(data: bytes, workers: int, images: int) -> dict[str, float]:
-    with EnginePool(EngineConfig(), workers=workers) as pool:
-        pool.warm_up()
-        t0 = time.perf_counter()
-        faces = 0
-        for result in pool.map_analyze(data for _ in range(images)):
-            assert not isinstance(result, Exception)
-            faces += len(result.faces)
-        elapsed = time.perf_counter() - t0
-    return {"images_per_s": images / elapsed, "faces_per_s": faces / elapsed}
+# --- throughput -------------------------------------------------------------------------------
 
 
-def face_recognition_throughput(fr: Any, data: bytes, images: int) -> dict[str, float]:
+def pool_rate(pool: EnginePool, image: BenchImage, images: int) -> float:
+    """Faces per second for ``images`` copies of one image through the pool."""
     t0 = time.perf_counter()
     faces = 0
-    for _ in range(images):
-        pixels = fr.load_image_file(io.BytesIO(data))
-        upsample = 1 if pixels.shape[0] * pixels.shape[1] <= 1_000_000 else 0
-        boxes = fr.face_locations(pixels, number_of_times_to_upsample=upsample)
-        faces += len(fr.face_encodings(pixels, boxes, model="small"))
-    elapsed = time.perf_counter() - t0
-    return {"images_per_s": images / elapsed, "faces_per_s": faces / elapsed}
+    for result in pool.map_analyze(image.data for _ in range(images)):
+        if isinstance(result, Exception):
+            raise result
+        faces += len(result.faces)
+    return faces / (time.perf_counter() - t0)
 
 
-def median_table(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+def face_recognition_rate(fr: ModuleType, data: bytes, upsample: int, images: int) -> float:
+    """Faces per second for the same full pipeline with face_recognition, in this process."""
+    t0 = time.perf_counter()
+    faces = sum(face_recognition_run(fr, data, upsample).faces for _ in range(images))
+    return faces / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=Path, default=SAMPLES)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--images", type=int, default=40, help="images per throughput run")
-    parser.add_argument("--quick", action="store_true", help="2 repeats, 8 images")
-    args = parser.parse_args()
-    repeat, count = (2, 8) if args.quick else (args.repeat, args.images)
-    try:
-        import face_recognition as fr
-    except ImportError:
-        sys.exit(
-            "install the baseline first: .venv/bin/pip install --no-deps face_recognition==1.3.0"
-        )
-    images = test_images(args.samples)
-    engine = FaceEngine(EngineConfig())
-    for data in images.values():  # warm caches and lazy loads of both libraries
-        facegate_stages(engine, data)
-        face_recognition_stages(fr, data)
-    stages: dict[str, dict[str, dict[str, float]]] = {}
-    for name, data in images.items():
-        ours, theirs = [], []
-        for _ in range(repeat):
-            ours.append(facegate_stages(engine, data))
-            theirs.append(face_recognition_stages(fr, data))
-        stages[name] = {"facegate": median_table(ours), "face_recognition": median_table(theirs)}
-    single = images["640x480, 1 face"]
-    rates = {
-        "facegate, 1 worker": throughput(single, 1, count),
-        "facegate, 2 workers": throughput(single, 2, count),
-        "face_recognition, 1 process": face_recognition_throughput(fr, single, count),
+def engine_rate(engine: FaceEngine, data: bytes, images: int) -> float:
+    """Faces per second for ``FaceEngine.analyze`` in this process (no pool, no pickling)."""
+    t0 = time.perf_counter()
+    faces = sum(len(engine.analyze(data).faces) for _ in range(images))
+    return faces / (time.perf_counter() - t0)
+
+
+def rate_functions(
+    engine: FaceEngine,
+    fr: ModuleType,
+    pools: dict[str, EnginePool],
+    upsamples: dict[str, int],
+    count: int,
+) -> dict[str, Callable[[BenchImage], float]]:
+    """For each configuration in CONFIGS: image -> faces/s over ``count`` copies of it."""
+    rates: dict[str, Callable[[BenchImage], float]] = {
+        "facegate, in process": lambda img: engine_rate(engine, img.data, count),
+        "face_recognition": lambda img: face_recognition_rate(
+            fr, img.data, upsamples[img.name], count
+        ),
     }
-    memory = {
-        "parent_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "largest_worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    for name, pool in pools.items():
+        rates[name] = partial(pool_rate, pool, images=count)
+    return rates
+
+
+def throughput_rounds(
+    rate_of: dict[str, Callable[[BenchImage], float]], images: Sequence[BenchImage], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """faces/s per image and configuration, one value per round; order reversed every round."""
+    rates: dict[str, dict[str, list[float]]] = {
+        img.name: {c: [] for c in CONFIGS} for img in images
     }
-    info = machine_info()
-    print(f"{machine_line(info)}; medians of {repeat} runs, ms")
-    header = f"{'image':<20} {'stage':<16} {'facegate':>9} {'face_rec.':>9} {'ratio':>6}"
+    for r in range(rounds):
+        for img in images:
+            for config in CONFIGS if r % 2 == 0 else tuple(reversed(CONFIGS)):
+                rates[img.name][config].append(rate_of[config](img))
+    return rates
+
+
+def warm_pool(pool: EnginePool, images: Sequence[BenchImage]) -> None:
+    """Start the workers and give each image to every worker once (first calls are slower)."""
+    pool.warm_up()
+    for result in pool.map_analyze(img.data for img in images for _ in range(pool.workers)):
+        if isinstance(result, Exception):
+            raise result
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def status_mb(pid: int | str, field: str) -> float:
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_pids() -> set[int]:
+    """Child processes of this one started by multiprocessing's spawn (the engine workers)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+        if int(ppid) == os.getpid() and b"spawn_main" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def start_pools(
+    stack: ExitStack, images: Sequence[BenchImage]
+) -> tuple[dict[str, EnginePool], dict[str, list[int]]]:
+    """Warm pools with 1 and 2 workers (closed by ``stack``) and the worker pids of each."""
+    pools: dict[str, EnginePool] = {}
+    pids: dict[str, list[int]] = {}
+    for name, workers in POOLS:
+        known = worker_pids()
+        pool = stack.enter_context(EnginePool(EngineConfig(), workers=workers))
+        warm_pool(pool, images)
+        pools[name] = pool
+        pids[name] = sorted(worker_pids() - known)
+    return pools, pids
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    image: str
+    measure: str
+    facegate: float | None
+    face_recognition: float | None = None
+    digits: int = 1
+
+
+def ratio(row: Row) -> float | None:
+    if row.facegate is None or not row.face_recognition:
+        return None
+    return row.facegate / row.face_recognition
+
+
+def num(value: float | None, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.{digits}f}"
+
+
+def image_rows(
+    name: str, upsample: int, stages: dict[str, dict[str, float]], rates: dict[str, float]
+) -> Iterator[Row]:
+    ours, theirs = stages["facegate"], stages["face_recognition"]
+    labels = {
+        "decode": "decode, ms",
+        "detect": f"detect (upsample {upsample}), ms",
+        "landmarks": "landmarks, ms",
+        "descriptor/face": "descriptor, ms per face",
+        "total": "total, ms",
+    }
+    for stage in STAGES:
+        yield Row(name, labels[stage], 1000 * ours[stage], 1000 * theirs[stage])
+    yield Row(name, "faces found", ours["faces"], theirs["faces"], digits=0)
+    one, two = rates["facegate, 1 worker"], rates["facegate, 2 workers"]
+    yield Row(
+        name, "faces/s, in process", rates["facegate, in process"], rates["face_recognition"], 2
+    )
+    yield Row(name, "faces/s, pool of 1 worker", one, None, 2)
+    yield Row(name, "faces/s, pool of 2 workers", two, None, 2)
+    yield Row(name, "2 workers / 1 worker", two / one, None, 2)
+
+
+def memory_rows(memory: dict[str, Any]) -> Iterator[Row]:
+    name = "memory, MB"
+    yield Row(
+        name,
+        "parent RSS added by models",
+        memory["facegate_models_rss_mb"],
+        memory["face_recognition_models_rss_mb"],
+        0,
+    )
+    for pool, peaks in memory["worker_peak_rss_mb"].items():
+        for i, peak in enumerate(peaks, start=1):
+            label = f"worker {i}/{len(peaks)} peak RSS" if len(peaks) > 1 else "worker peak RSS"
+            yield Row(name, f"{label} ({pool.split(', ')[1]})", peak, None, 0)
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    header = f"{'image':<19} {'measure':<31} {'facegate':>9} {'face_rec':>9} {'fg/fr':>6}"
     print(header)
     print("-" * len(header))
-    for name, both in stages.items():
-        for stage in ("decode", "detect", "landmarks", "descriptor/face", "total"):
-            a, b = both["facegate"][stage], both["face_recognition"][stage]
-            print(f"{name:<20} {stage:<16} {1000 * a:9.1f} {1000 * b:9.1f} {b / a:6.2f}")
+    previous = ""
+    for row in rows:
+        image = row.image if row.image != previous else ""
+        previous = row.image
         print(
-            f"{'':<20} {'faces found':<16} {both['facegate']['faces']:9.0f} "
-            f"{both['face_recognition']['faces']:9.0f}"
+            f"{image:<19} {row.measure:<31} {num(row.facegate, 9, row.digits)} "
+            f"{num(row.face_recognition, 9, row.digits)} {num(ratio(row), 6, 2)}"
         )
-    print()
-    print(f"throughput on '640x480, 1 face' ({count} images per run, full pipeline):")
-    for label, r in rates.items():
-        print(f"  {label:<30} {r['images_per_s']:6.2f} images/s  {r['faces_per_s']:6.2f} faces/s")
-    two, one = rates["facegate, 2 workers"], rates["facegate, 1 worker"]
-    print(f"  2 workers / 1 worker: {two['faces_per_s'] / one['faces_per_s']:.2f}x")
-    print(
-        f"peak RSS: parent {memory['parent_peak_rss_mb']:.0f} MB (with both libraries loaded), "
-        f"largest worker {memory['largest_worker_peak_rss_mb']:.0f} MB"
-    )
-    document = {
-        "machine": info,
-        "repeat": repeat,
-        "stages_s": stages,
-        "throughput": rates,
-        "memory": memory,
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurements:
+    """Everything one run measures (raw values; medians are taken when reporting)."""
+
+    images: list[BenchImage]
+    upsamples: dict[str, int]
+    memory: dict[str, Any]
+    agreement: dict[str, dict[str, Any]]
+    runs: dict[str, tuple[list[StageRun], list[StageRun]]]
+    rates: dict[str, dict[str, list[float]]]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--samples", type=Path, default=SAMPLES, help="sample images folder")
+    parser.add_argument("--repeat", type=int, default=7, help="stage runs per image and library")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput runs per config")
+    parser.add_argument("--images", type=int, default=24, help="images per throughput run")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 repeats, 1 round of 4")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.rounds, args.images = 2, 1, 4
+    return args
+
+
+def rss_mb() -> float:
+    return status_mb("self", "VmRSS")
+
+
+def load_libraries(config: EngineConfig, memory: dict[str, Any]) -> tuple[FaceEngine, ModuleType]:
+    """facegate's engine, then face_recognition (which loads its models on import)."""
+    start = memory["parent_rss_before_models_mb"] = rss_mb()
+    engine = FaceEngine(config)
+    loaded = rss_mb()
+    memory["facegate_models_rss_mb"] = loaded - start
+    fr = import_face_recognition()  # HOG, 5 + 68 points, ResNet and also the MMOD CNN
+    memory["face_recognition_models_rss_mb"] = rss_mb() - loaded
+    return engine, fr
+
+
+def measure(args: argparse.Namespace) -> Measurements:
+    """Stage runs in this process, then throughput through warm pools; memory along the way."""
+    config = EngineConfig()
+    images = build_images(args.samples)
+    up = {img.name: upsample_for(img, config) for img in images}
+    memory: dict[str, Any] = {}
+    engine, fr = load_libraries(config, memory)
+    agree = {img.name: agreement(engine, fr, img, up[img.name]) for img in images}
+    runs = {img.name: paired_runs(engine, fr, img, up[img.name], args.repeat) for img in images}
+    memory["parent_peak_rss_mb"] = status_mb("self", "VmHWM")
+    with ExitStack() as stack:
+        pools, pids = start_pools(stack, images)
+        rate_of = rate_functions(engine, fr, pools, up, args.images)
+        rates = throughput_rounds(rate_of, images, args.rounds)
+        memory["worker_peak_rss_mb"] = {
+            name: [status_mb(pid, "VmHWM") for pid in pool_pids] for name, pool_pids in pids.items()
+        }
+    return Measurements(images, up, memory, agree, runs, rates)
+
+
+def summarise(m: Measurements) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Stage medians and faces/s medians, per image."""
+    stages = {
+        name: {"facegate": stage_medians(ours), "face_recognition": stage_medians(theirs)}
+        for name, (ours, theirs) in m.runs.items()
     }
-    write_results("engine_speed", document)
+    rates = {
+        name: {c: statistics.median(v) for c, v in per.items()} for name, per in m.rates.items()
+    }
+    return stages, rates
+
+
+def machine() -> dict[str, str]:
+    return machine_info() | {
+        "dlib_lapack": str(getattr(dlib, "DLIB_USE_LAPACK", "unknown")),
+        "numpy": np.__version__,
+        "face_recognition": importlib.metadata.version("face_recognition"),
+    }
+
+
+def report(
+    args: argparse.Namespace,
+    m: Measurements,
+    info: dict[str, str],
+    stages: dict[str, Any],
+    rates: dict[str, Any],
+) -> None:
+    """Print the machine, the table, and the agreement check."""
+    print(
+        f"{machine_line(info)}, LAPACK: {info['dlib_lapack']}; "
+        f"numpy {info['numpy']}; face_recognition {info['face_recognition']}"
+    )
+    print(
+        f"stage times: medians of {args.repeat} interleaved runs per image and library; faces/s: "
+        f"median of {args.rounds} rounds x {args.images} images; fg/fr = facegate/face_recognition"
+    )
+    rows = [
+        row
+        for img in m.images
+        for row in image_rows(img.name, m.upsamples[img.name], stages[img.name], rates[img.name])
+    ]
+    print_table([*rows, *memory_rows(m.memory)])
+    print(
+        f"parent peak RSS, both libraries loaded (in-process stage runs): "
+        f"{m.memory['parent_peak_rss_mb']:.0f} MB"
+    )
+    for name, a in m.agreement.items():
+        diff = a["max_abs_descriptor_diff"]
+        print(
+            f"agreement {name}: faces {a['facegate_faces']} vs {a['face_recognition_faces']}, "
+            f"{a['matched_boxes']} identical boxes, max |descriptor difference| "
+            f"{'-' if diff is None else f'{diff:.2g}'}"
+        )
+
+
+def document(
+    args: argparse.Namespace,
+    m: Measurements,
+    info: dict[str, str],
+    stages: dict[str, Any],
+    rates: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON written to bench/results/engine_speed.json (medians and every raw value)."""
+    return {
+        "machine": info,
+        "settings": {
+            "repeat": args.repeat,
+            "rounds": args.rounds,
+            "images_per_round": args.images,
+            "quick": args.quick,
+        },
+        "images": {
+            img.name: {"jpeg_bytes": len(img.data), "upsample": m.upsamples[img.name]}
+            for img in m.images
+        },
+        "stage_medians_s": stages,
+        "faces_per_s_median": rates,
+        "memory_mb": m.memory,
+        "agreement": m.agreement,
+        "stage_runs_s": {
+            name: {"facegate": [asdict(r) for r in o], "face_recognition": [asdict(r) for r in t]}
+            for name, (o, t) in m.runs.items()
+        },
+        "faces_per_s_runs": m.rates,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    require_face_recognition()
+    m = measure(args)
+    stages, rates = summarise(m)
+    info = machine()
+    report(args, m, info, stages, rates)
+    print(f"wrote {write_results('engine_speed', document(args, m, info, stages, rates))}")
 
 
 if __name__ == "__main__":
