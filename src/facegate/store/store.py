@@ -252,19 +252,25 @@ class FaceStore:
             rows = conn.execute(sql, args).fetchall()
         return [(int(r["seq"]), _face(r)) for r in rows]
 
-    def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
-        """The faces among ``face_ids`` that exist in the collection."""
-        found: dict[str, FaceRecord] = {}
+    def _rows_by_face_id(
+        self, collection_id: str, face_ids: Sequence[str], columns: str
+    ) -> list[sqlite3.Row]:
+        """Rows of the faces among ``face_ids`` (queried 500 ids at a time)."""
+        rows: list[sqlite3.Row] = []
         for start in range(0, len(face_ids), 500):
             chunk = list(face_ids[start : start + 500])
             with self.db.read() as conn:
-                rows = conn.execute(
-                    f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? "
+                rows += conn.execute(
+                    f"SELECT {columns} FROM faces WHERE collection_id = ? "
                     f"AND face_id IN ({','.join('?' * len(chunk))})",
                     [collection_id, *chunk],
                 ).fetchall()
-            found.update((r["face_id"], _face(r)) for r in rows)
-        return found
+        return rows
+
+    def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+        """The faces among ``face_ids`` that exist in the collection."""
+        rows = self._rows_by_face_id(collection_id, face_ids, _FACE_COLUMNS)
+        return {r["face_id"]: _face(r) for r in rows}
 
     def descriptor(self, collection_id: str, face_id: str) -> Matrix | None:
         with self.db.read() as conn:
@@ -278,20 +284,8 @@ class FaceStore:
 
     def descriptors(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, Matrix]:
         """Descriptors of the faces among ``face_ids`` that exist, by face id."""
-        found: dict[str, Matrix] = {}
-        for start in range(0, len(face_ids), 500):
-            chunk = list(face_ids[start : start + 500])
-            with self.db.read() as conn:
-                rows = conn.execute(
-                    f"SELECT face_id, descriptor FROM faces WHERE collection_id = ? "
-                    f"AND face_id IN ({','.join('?' * len(chunk))})",
-                    [collection_id, *chunk],
-                ).fetchall()
-            found.update(
-                (r["face_id"], np.frombuffer(r["descriptor"], dtype=np.float32).copy())
-                for r in rows
-            )
-        return found
+        rows = self._rows_by_face_id(collection_id, face_ids, "face_id, descriptor")
+        return {r["face_id"]: np.frombuffer(r["descriptor"], dtype=np.float32).copy() for r in rows}
 
     def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
         """Delete the given faces (those that exist and have no user); returns the deleted ids."""
