@@ -31,13 +31,15 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "dlib": dlib.__version__,
         "dlib_blas": str(getattr(dlib, "DLIB_USE_BLAS", "unknown")),
+        "load_1m_at_end": f"{os.getloadavg()[0]:.2f}",
     }
 
 
 def machine_line(info: dict[str, str]) -> str:
     return (
         f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-        f"dlib {info['dlib']} (BLAS: {info['dlib_blas']})"
+        f"dlib {info['dlib']} (BLAS: {info['dlib_blas']}), "
+        f"load average {info.get('load_1m_at_end', '?')} when the run ended"
     )
 
 
@@ -49,6 +51,8 @@ def write_results(name: str, document: dict[str, Any]) -> Path:
     return path
 
 
-def cell(value: float | None, width: int, digits: int) -> str:
-    """A right-aligned number, or '-' for a missing one."""
-    return f"{'-':>{width}}" if value is None else f"{value:{width}.{digits}f}"
+def cell(value: object, width: int, digits: int) -> str:
+    """A right-aligned number, or '-' for a missing (or non-numeric) one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{'-':>{width}}"
+    return f"{value:{width}.{digits}f}"

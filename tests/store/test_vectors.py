@@ -75,3 +75,21 @@ def test_hnsw_recall_against_exact() -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown index kind"):
         make_index("lsh")
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_threshold_search_returns_every_hit_beyond_the_first_pass(kind: str) -> None:
+    """HNSW starts with a short candidate list; a cluster of 300 hits must still come back whole."""
+    rng = np.random.default_rng(21)
+    centre = rng.normal(0, 0.1, DIM).astype(np.float32)
+    near = centre + rng.normal(0, 0.005, (300, DIM)).astype(np.float32)
+    far = rng.normal(0, 0.1, (2000, DIM)).astype(np.float32) + 1.0
+    index: VectorIndex = make_index(kind)
+    index.add(
+        [f"n{i}" for i in range(300)] + [f"x{i}" for i in range(2000)], np.vstack([near, far])
+    )
+    index.remove(["n0", "n1"])
+    hits = index.search(centre, 4096, max_distance=0.2)
+    assert {h.face_id for h in hits} == {f"n{i}" for i in range(2, 300)}
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+    assert len(index.search(centre, 100, max_distance=0.2)) == 100

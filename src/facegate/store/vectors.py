@@ -148,6 +148,10 @@ class ExactIndex:
         ]
 
 
+_FIRST_PASS = 64
+"""HNSW's first candidate list for a threshold search (widened while all are hits)."""
+
+
 class HnswIndex:
     """Approximate search with faiss HNSW; deletions are tombstones until a rebuild."""
 
@@ -208,22 +212,40 @@ class HnswIndex:
             self.add(ids, np.stack(vecs))
 
     def search(self, query: Matrix, k: int, max_distance: float) -> list[Hit]:
+        """The (approximately) nearest ``k`` live faces within ``max_distance``, nearest first.
+
+        A threshold search rarely has many hits, so it starts with a small candidate list and
+        widens it (x4) only while every candidate found is still within the threshold and fewer
+        than ``k`` were found: a search at MaxFaces 4096 costs what its hits cost, not 4096.
+        """
         q = _as_matrix(query)
         with self._lock:
             if not self._label or k <= 0:
                 return []
-            want = min(len(self._ids), k + len(self._dead))
-            self._index.hnsw.efSearch = max(self._efs, want)
-            sq, labels = self._index.search(q, want)
+            total = len(self._ids)
             limit = max_distance * max_distance
-            hits = []
-            for d, label in zip(sq[0], labels[0], strict=True):
-                if label < 0 or int(label) in self._dead or d > limit:
-                    continue
-                hits.append(Hit(face_id=self._ids[int(label)], distance=float(np.sqrt(max(d, 0)))))
-                if len(hits) == k:
-                    break
-        return hits
+            want = min(total, min(k, _FIRST_PASS) + len(self._dead))
+            while True:
+                self._index.hnsw.efSearch = max(self._efs, want)
+                sq, labels = self._index.search(q, want)
+                hits: list[Hit] = []
+                beyond = False
+                for d, label in zip(sq[0], labels[0], strict=True):
+                    if label < 0:
+                        continue
+                    if d > limit:
+                        beyond = True
+                        break
+                    if int(label) in self._dead:
+                        continue
+                    hits.append(
+                        Hit(face_id=self._ids[int(label)], distance=float(np.sqrt(max(d, 0))))
+                    )
+                    if len(hits) == k:
+                        break
+                if beyond or len(hits) >= k or want >= total:
+                    return hits
+                want = min(total, want * 4)
 
 
 def make_index(kind: str) -> VectorIndex:
