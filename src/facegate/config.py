@@ -11,6 +11,9 @@
 | FACEGATE_MAX_BODY_BYTES | 8 MiB | request bodies above this are refused before they are read |
 | FACEGATE_MAX_SKEW_S | 300 | allowed difference between X-Amz-Date and the server clock |
 | FACEGATE_MASTER_KEY | (file) | Fernet key sealing access-key secrets; else DATA_DIR/master.key |
+| FACEGATE_POLICY_PACKS | amazon-2020-police-moratorium | active packs, comma-separated (+ base) |
+| FACEGATE_REVIEW_TTL_S | 259200 (72 h) | how long results held for human review wait |
+| FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from facegate.engine.core import EngineConfig
 from facegate.engine.pool import default_workers
+from facegate.policy.engine import DEFAULT_PACKS
 from facegate.store.store import StoreLimits
 
 DEFAULT_PORT = 8750
@@ -44,6 +48,9 @@ class Settings:
     master_key: str | None = None
     engine: EngineConfig = EngineConfig()
     limits: StoreLimits = StoreLimits()
+    policy_packs: tuple[str, ...] = DEFAULT_PACKS
+    review_ttl_s: float = 72 * 3600.0
+    retention_sweep_s: float = 3600.0
 
     @property
     def database_path(self) -> Path:
@@ -65,9 +72,15 @@ class Settings:
             ("FACEGATE_MAX_BODY_BYTES", "max_body_bytes", int),
             ("FACEGATE_MAX_SKEW_S", "max_skew_s", float),
             ("FACEGATE_MASTER_KEY", "master_key", str),
+            ("FACEGATE_REVIEW_TTL_S", "review_ttl_s", float),
+            ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
         ):
             if key in env:
                 values[name] = kind(env[key])
+        if "FACEGATE_POLICY_PACKS" in env:
+            values["policy_packs"] = tuple(
+                p.strip() for p in env["FACEGATE_POLICY_PACKS"].split(",") if p.strip()
+            )
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})

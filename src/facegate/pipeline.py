@@ -1,14 +1,17 @@
 """The request path, readable top to bottom. The one module that knows the order of the steps.
 
-1 wire/sigv4      authenticate the access key
+1 wire/sigv4      authenticate the access key; governance: the key's organisation and use case
 2 wire/protocol   decode the operation and its JSON body; wire/shapes validates it against
-                  botocore's service model (before any work is done)
+                  botocore's service model (before any work is done); wire/context parses the
+                  X-Facegate-* headers (purpose, case, authorisation, real-time...)
 3 ops/registry    look up the operation (unknown -> refused: fail closed)
-4 policy          (the governance issue: Cedar decision; not in this build yet)
-5 ops/*           the work (engine in worker processes, store in threads)
-6 obligations     (the governance issue)
+4 policy          Cedar decision (principal = key, action = operation, resource = collection,
+                  context); every decision is stored; Deny -> AccessDeniedException with its id
+5 ops/*           the work (engine in worker processes, store in threads), after the
+                  obligations that shape parameters (threshold raised, candidates capped)
+6 enforce         obligations on the response: cap, redact, hold for human review
 7 wire/protocol   encode the response or the modelled error
-8 audit           (the audit issue)
+8 audit           (the audit issue; decisions are already stored in step 4)
 
 Every failure becomes a ``FacegateError`` with Rekognition's code; anything unexpected becomes an
 ``InternalServerError`` whose details go to the log, never to the caller.
@@ -20,15 +23,30 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from facegate.errors import FacegateError, InternalServerError, UnknownOperationException
+from facegate import enforce
+from facegate.errors import (
+    AccessDeniedException,
+    FacegateError,
+    InternalServerError,
+    InvalidParameterException,
+    ResourceNotFoundException,
+    UnknownOperationException,
+)
+from facegate.ops.common import Enrolment
 from facegate.ops.registry import OPERATIONS, Operation
+from facegate.ops.tags import collection_of
+from facegate.policy.model import CollectionRef, Decision, PolicyRequest, Principal
 from facegate.services import Services
+from facegate.store.decisions import DecisionRecord
+from facegate.store.reviews import PENDING, RELEASED, ReviewRecord
+from facegate.wire import context as governance_headers
 from facegate.wire import protocol
 from facegate.wire.names import request_kwargs, to_wire
 from facegate.wire.sigv4 import SignedRequest, VerifiedCaller, verify
@@ -61,7 +79,11 @@ class Outcome:
     request_id: str
     operation: str = "-"
     access_key_id: str | None = None
+    org_id: str | None = None
     code: str = "OK"
+    decision: Decision | None = None
+    review_id: str | None = None
+    review_status: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -81,15 +103,26 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
         response = RawResponse(error.http_status, protocol.error_body(error))
     response.headers["x-amzn-RequestId"] = outcome.request_id
     response.headers["content-type"] = protocol.CONTENT_TYPE
+    if outcome.decision is not None:
+        response.headers["x-facegate-decision-id"] = outcome.decision.decision_id
+    if outcome.review_id is not None:
+        response.headers["x-facegate-review-id"] = outcome.review_id
+        response.headers["x-facegate-review-status"] = outcome.review_status or PENDING
     _record(services, outcome)
     return response
 
 
 async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> bytes:
-    # 1 authenticate
+    # 1 authenticate; the key's registration
     caller = await _authenticate(services, request)
     outcome.access_key_id = caller.access_key_id
-    # 2-3 decode and validate; look up the operation
+    principal = await asyncio.to_thread(services.registry.principal, caller.access_key_id)
+    if principal is None:
+        raise AccessDeniedException(
+            "The access key is not registered to an active organisation and use case."
+        )
+    outcome.org_id = principal.organisation.org_id
+    # 2-3 decode and validate; look up the operation; the governance headers
     name = protocol.operation_from_target(request.headers.get("x-amz-target"))
     outcome.operation = name
     operation = OPERATIONS.get(name)
@@ -97,14 +130,194 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
         raise UnknownOperationException(f"facegate does not serve the operation {name}.")
     raw = protocol.decode_body(request.body)
     params = request_kwargs(services.model.validate_input(name, raw))
-    # 4-6 policy, work, obligations
+    now = services.clock()
+    headers = governance_headers.parse(
+        request.headers,
+        key_use_case=principal.use_case,
+        now=datetime.fromtimestamp(now, UTC),
+        signed=caller.signed_headers,
+    )
+    # 4 policy
+    resource = await asyncio.to_thread(_resource, services, operation, params, principal)
+    decision = services.policy.decide(
+        PolicyRequest(principal, operation.name, resource, headers.context)
+    )
+    outcome.decision = decision
+    await asyncio.to_thread(
+        _store_decision, services, decision, principal, operation, resource, headers.context, now
+    )
+    if not decision.allowed:
+        raise AccessDeniedException(f"Access denied by policy (decision {decision.decision_id}).")
+    digest = _params_digest(operation, params)
+    if headers.review_id is not None:
+        return await _collect(services, operation, digest, principal, headers.review_id, outcome)
+    token = params.get("client_request_token") if operation.idempotent_token else None
+    if token is None:
+        return await _work(
+            services, operation, params, digest, decision, principal, headers, now, outcome
+        )
+    key = f"{operation.name}\0{principal.organisation.org_id}\0{token}"
+    async with services.token_locks.hold(key):
+        return await _work(
+            services, operation, params, digest, decision, principal, headers, now, outcome
+        )
+
+
+async def _work(
+    services: Services,
+    operation: Operation,
+    params: dict[str, Any],
+    digest: str,
+    decision: Decision,
+    principal: Principal,
+    headers: governance_headers.Governance,
+    now: float,
+    outcome: Outcome,
+) -> bytes:
+    """Steps 5-6: replay a stored idempotent response, or do the work under the obligations."""
     replay = await _recall(services, operation, params)
     if replay is not None:
         return replay
-    result = await operation.handler(services.deps, params)
-    body = protocol.encode_body(to_wire(result))
+    # 5 the work, its parameters shaped by the obligations
+    obligations = decision.obligations
+    enforce.before(operation.name, params, obligations)
+    retain_until = (
+        now + obligations.retention_days * 86400.0
+        if obligations.retention_days is not None
+        else None
+    )
+    deps = services.deps.for_caller(
+        principal.organisation.org_id,
+        Enrolment(headers.context.consent_ref or None, retain_until),
+    )
+    result = await operation.handler(deps, params)
+    # 6 obligations on the response; human review holds the candidates
+    wire = enforce.after(to_wire(result), obligations)
+    if (
+        operation.is_face_comparison
+        and obligations.reviewers_required > 0
+        and enforce.candidates(wire) > 0
+    ):
+        wire = await _hold(services, operation, digest, decision, principal, wire, now, outcome)
+    body = protocol.encode_body(wire)
     await _remember(services, operation, params, body)
     return body
+
+
+def _resource(
+    services: Services, operation: Operation, params: dict[str, Any], principal: Principal
+) -> CollectionRef | None:
+    """The collection a request is about, with its owner (a collection that does not exist yet,
+    e.g. for CreateCollection, belongs to the caller's organisation)."""
+    own = principal.organisation.org_id
+    collection_id: str | None = None
+    if operation.collection_param is not None:
+        collection_id = params.get(operation.collection_param)
+    elif "resource_arn" in params:
+        try:
+            collection_id = collection_of(services.deps, params["resource_arn"])
+        except ResourceNotFoundException:
+            return CollectionRef(str(params["resource_arn"]), own)
+    if collection_id is None:
+        return None
+    try:
+        record = services.store.get_collection(collection_id)
+    except ResourceNotFoundException:
+        return CollectionRef(collection_id, own)
+    return CollectionRef(collection_id, record.org_id, services.store.face_count(collection_id))
+
+
+def _store_decision(
+    services: Services,
+    decision: Decision,
+    principal: Principal,
+    operation: Operation,
+    resource: CollectionRef | None,
+    ctx: Any,
+    now: float,
+) -> None:
+    obligations = decision.obligations
+    services.decisions.insert(
+        DecisionRecord(
+            decision_id=decision.decision_id,
+            at=now,
+            access_key_id=principal.key_id,
+            org_id=principal.organisation.org_id,
+            operation=operation.name,
+            resource=resource.collection_id if resource is not None else "",
+            purpose=ctx.purpose,
+            allowed=decision.allowed,
+            policy_ids=decision.policy_ids,
+            reasons=tuple(p.reason for p in decision.determining if p.reason),
+            errors=decision.errors,
+            obligations={
+                "min_similarity_pct": obligations.min_similarity_pct,
+                "max_candidates": obligations.max_candidates,
+                "reviewers_required": obligations.reviewers_required,
+                "redact_fields": sorted(obligations.redact_fields),
+                "retention_days": obligations.retention_days,
+            },
+        )
+    )
+
+
+async def _hold(
+    services: Services,
+    operation: Operation,
+    digest: str,
+    decision: Decision,
+    principal: Principal,
+    wire: dict[str, Any],
+    now: float,
+    outcome: Outcome,
+) -> dict[str, Any]:
+    """Keep the full response for review; the caller gets it without candidates, plus the
+    review id to collect it with (header X-Facegate-Review) once enough reviewers confirm."""
+    review = ReviewRecord(
+        review_id="rev-" + secrets.token_hex(10),
+        decision_id=decision.decision_id,
+        operation=operation.name,
+        access_key_id=principal.key_id,
+        org_id=principal.organisation.org_id,
+        params_sha256=digest,
+        reviewers_required=decision.obligations.reviewers_required,
+        status=PENDING,
+        held_response=protocol.encode_body(wire).decode("utf-8"),
+        candidates=enforce.candidates(wire),
+        created_at=now,
+        expires_at=now + services.settings.review_ttl_s,
+    )
+    await asyncio.to_thread(services.reviews.insert, review)
+    await asyncio.to_thread(services.decisions.set_review, decision.decision_id, review.review_id)
+    outcome.review_id, outcome.review_status = review.review_id, PENDING
+    return enforce.withheld(wire)
+
+
+async def _collect(
+    services: Services,
+    operation: Operation,
+    digest: str,
+    principal: Principal,
+    review_id: str,
+    outcome: Outcome,
+) -> bytes:
+    """The held response of a review, once released; while pending, the response without
+    candidates again. Only the organisation that made the request, repeating the same request,
+    can collect it."""
+    review = await asyncio.to_thread(services.reviews.get, review_id)
+    if review is None or review.org_id != principal.organisation.org_id:
+        raise ResourceNotFoundException(f"Review {review_id} does not exist.")
+    if review.operation != operation.name or review.params_sha256 != digest:
+        raise InvalidParameterException(
+            f"Review {review_id} holds the results of another request; send the same request."
+        )
+    status = review.status_at(services.clock())
+    outcome.review_id, outcome.review_status = review_id, status
+    if status == RELEASED:
+        return review.held_response.encode("utf-8")
+    if status == PENDING:
+        return protocol.encode_body(enforce.withheld(json.loads(review.held_response)))
+    raise AccessDeniedException(f"Review {review_id} was {status}; its results are not released.")
 
 
 async def _authenticate(services: Services, request: RawRequest) -> VerifiedCaller:
@@ -143,9 +356,16 @@ def _claimed_key(authorization: str) -> str | None:
     return key if 0 < len(key) <= 128 else None
 
 
+def _digestible(value: object) -> str:
+    if isinstance(value, bytes):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    return repr(value)
+
+
 def _params_digest(operation: Operation, params: dict[str, Any]) -> str:
+    """A digest of the request's parameters (images by their SHA-256)."""
     material = {k: v for k, v in params.items() if k != "client_request_token"}
-    text = json.dumps(material, sort_keys=True, default=repr)
+    text = json.dumps(material, sort_keys=True, default=_digestible)
     return hashlib.sha256(f"{operation.name}\0{text}".encode()).hexdigest()
 
 
@@ -183,7 +403,11 @@ def _record(services: Services, outcome: Outcome) -> None:
             "request_id": outcome.request_id,
             "operation": outcome.operation,
             "access_key_id": outcome.access_key_id,
+            "org_id": outcome.org_id,
             "code": outcome.code,
+            "decision_id": outcome.decision.decision_id if outcome.decision else None,
+            "policy_ids": list(outcome.decision.policy_ids) if outcome.decision else None,
+            "review_id": outcome.review_id,
             "latency_ms": round(elapsed * 1000.0, 2),
         },
     )

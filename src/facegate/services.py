@@ -6,22 +6,58 @@ key, rebuilds the vector indexes, and starts the engine's worker processes; ``cl
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from facegate.config import Settings
 from facegate.engine.pool import EnginePool
+from facegate.governance import Registry
 from facegate.metrics import Metrics
 from facegate.ops.common import OpDeps, PageTokens
+from facegate.policy.engine import PolicyEngine
 from facegate.store.db import Database
+from facegate.store.decisions import DecisionRepository
 from facegate.store.idempotency import IdempotencyRepository
 from facegate.store.keys import KeyRepository
+from facegate.store.operators import OperatorRepository
+from facegate.store.orgs import OrganisationRepository
+from facegate.store.reviews import ReviewRepository
 from facegate.store.store import FaceStore
 from facegate.wire.keys import KeyService, load_master_key
 from facegate.wire.shapes import ServiceModel
+
+
+class KeyedLocks:
+    """One asyncio lock per key, kept only while someone holds or waits for it.
+
+    Serialises requests that carry the same ClientRequestToken, so the second waits for the
+    first and replays its stored response instead of doing the work twice.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def _derive(master_key: bytes, purpose: str) -> bytes:
@@ -40,11 +76,21 @@ class Services:
     deps: OpDeps
     metrics: Metrics
     clock: Callable[[], float]
+    policy: PolicyEngine
+    registry: Registry
+    decisions: DecisionRepository
+    reviews: ReviewRepository
+    operators: OperatorRepository
+    token_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @classmethod
     def open(cls, settings: Settings, *, start_engine: bool = True) -> Services:
+        """Everything the server needs. Loads the policy packs first: an invalid pack raises
+        ``PolicyLoadError`` before anything else starts (the server refuses to start)."""
+        policy = PolicyEngine.load(settings.policy_packs)
         db = Database(settings.database_path)
         master = load_master_key(settings.data_dir, settings.master_key)
+        keys = KeyService(KeyRepository(db), master)
         store = FaceStore(db, settings.limits)
         engine = EnginePool(settings.engine, workers=settings.engine_workers)
         if start_engine:
@@ -62,12 +108,17 @@ class Services:
             settings=settings,
             db=db,
             store=store,
-            keys=KeyService(KeyRepository(db), master),
+            keys=keys,
             engine=engine,
             model=ServiceModel.load(),
             deps=deps,
             metrics=Metrics.create(),
             clock=time.time,
+            policy=policy,
+            registry=Registry(OrganisationRepository(db), keys),
+            decisions=DecisionRepository(db),
+            reviews=ReviewRepository(db),
+            operators=OperatorRepository(db),
         )
 
     def close(self) -> None:

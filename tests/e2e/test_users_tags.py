@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from tests.e2e.server import LiveServer
 from tests.e2e.test_collections_faces import error_of, new_id
 
 Image = Callable[[str], dict[str, bytes]]
@@ -121,3 +123,30 @@ def test_unknown_face_and_bad_token(rek: Any) -> None:
         rek.search_faces(CollectionId=cid, FaceId=str(uuid.uuid4()))
     with pytest.raises(rek.exceptions.InvalidPaginationTokenException):
         rek.list_faces(CollectionId=cid, NextToken="12.forged")
+
+
+def test_concurrent_requests_with_one_token_do_the_work_once(server: LiveServer) -> None:
+    """Sixteen simultaneous CreateUser calls with the same ClientRequestToken, released together
+    by a barrier: one creates the user, the others wait and replay its response (without the
+    per-token lock some of them fail with ConflictException)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    clients = [server.client() for _ in range(16)]
+    clients[0].create_collection(CollectionId="token-race")
+    barrier = Barrier(len(clients))
+
+    def create(client: Any) -> str:
+        barrier.wait()
+        try:
+            client.create_user(
+                CollectionId="token-race", UserId="racer", ClientRequestToken="same-token-1"
+            )
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+        return "ok"
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        assert list(pool.map(create, clients)) == ["ok"] * len(clients)
+    users = clients[0].list_users(CollectionId="token-race")["Users"]
+    assert [u["UserId"] for u in users] == ["racer"]

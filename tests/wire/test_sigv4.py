@@ -127,7 +127,9 @@ def test_botocore_signed_json_request_verifies() -> None:
     assert (
         "SignedHeaders=content-type;host;x-amz-date;x-amz-target," in req.headers["authorization"]
     )
-    assert verify(req, lookup, now=NOW) == VerifiedCaller(KEY, "us-east-1", "rekognition", NOW)
+    assert verify(req, lookup, now=NOW) == VerifiedCaller(
+        KEY, "us-east-1", "rekognition", NOW, ("content-type", "host", "x-amz-date", "x-amz-target")
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate import __version__
+from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
 from facegate.config import Settings
 from facegate.engine.core import EngineConfig, FaceEngine
@@ -31,6 +32,7 @@ from facegate.engine.pool import EnginePool
 from facegate.engine.similarity import euclidean
 from facegate.engine.types import Analysis, DetectorKind, Face, Vector
 from facegate.errors import EngineUnavailableError, FacegateError
+from facegate.governance import LOCAL_ORG
 
 EXIT_OK = 0
 EXIT_NO_MATCH = 1
@@ -177,23 +179,41 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
-    from facegate.cli.serve import key_service
+    from facegate.cli.serve import registry
 
-    keys, db = key_service(_settings(args))
+    reg, db = registry(_settings(args))
+    keys = reg.keys
     try:
         if args.keys_command == "create":
             ttl = args.expires_in_days * 86400.0 if args.expires_in_days else None
-            key = keys.create(args.description, ttl)
+            if args.org == LOCAL_ORG:
+                reg.ensure_local_org()
+            org = reg.orgs.get(args.org)
+            if org is None:
+                raise InputError(f"no such organisation: {args.org} (see facegate org list)")
+            use_case = args.use_case
+            if use_case is None:
+                if len(org.use_cases) != 1:
+                    raise InputError(
+                        f"organisation {org.org_id} registered {', '.join(org.use_cases)}: "
+                        "choose one with --use-case"
+                    )
+                use_case = org.use_cases[0]
+            key = reg.create_key(org.org_id, use_case, args.description, ttl)
             out.write(
                 f"access key id:     {key.access_key_id}\n"
                 f"secret access key: {key.secret_access_key}\n"
+                f"organisation:      {key.org_id}  use case: {key.use_case}\n"
                 "The secret is shown only now; store it safely.\n"
             )
         elif args.keys_command == "list":
             now = time.time()
             for k in keys.list():
                 state = "usable" if k.usable_at(now) else ("revoked" if k.revoked_at else "expired")
-                out.write(f"{k.access_key_id}  {state:<8} {k.description}\n")
+                out.write(
+                    f"{k.access_key_id}  {state:<8} {k.org_id or '-':<20} {k.use_case or '-':<22} "
+                    f"{k.description}\n"
+                )
         else:
             if not keys.revoke(args.access_key_id):
                 raise InputError(f"no such access key: {args.access_key_id}")
@@ -256,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key; prints the secret once")
     create.add_argument("--description", default="", help="what the key is for")
+    create.add_argument(
+        "--org", default=LOCAL_ORG, help=f"organisation holding the key (default {LOCAL_ORG})"
+    )
+    create.add_argument(
+        "--use-case", default=None, help="registered use case (default: the org's only one)"
+    )
     create.add_argument("--expires-in-days", type=_positive_int, default=None)
     listing = keys_sub.add_parser("list", help="list keys (never secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
@@ -263,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, listing, revoke):
         data_option(action)
     keys.set_defaults(func=cmd_keys)
+    register_policy(sub)
     return parser
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate.config import Settings
+from facegate.governance import LOCAL_ORG, Registry
 from facegate.services import Services
 from facegate.store.db import Database
 from facegate.store.keys import KeyRepository
+from facegate.store.orgs import OrganisationRepository
 from facegate.wire.keys import KeyService, NewKey, load_master_key
 
 CREDENTIALS_FILE = "credentials"
@@ -27,6 +29,12 @@ def key_service(settings: Settings) -> tuple[KeyService, Database]:
     ), db
 
 
+def registry(settings: Settings) -> tuple[Registry, Database]:
+    """Organisations and keys over the data directory's database (no engine, no server)."""
+    keys, db = key_service(settings)
+    return Registry(OrganisationRepository(db), keys), db
+
+
 def write_credentials(path: Path, key: NewKey, region: str) -> None:
     """An AWS shared-credentials file (mode 0600) with a ``[facegate]`` profile."""
     text = (
@@ -39,12 +47,19 @@ def write_credentials(path: Path, key: NewKey, region: str) -> None:
 
 
 def bootstrap_key(settings: Settings) -> Path | None:
-    """On a store without keys, create one and write it to DATA_DIR/credentials (0600)."""
-    keys, db = key_service(settings)
+    """On a store without keys, create one and write it to DATA_DIR/credentials (0600).
+
+    The key belongs to the ``local`` organisation (research sector, use case ``research``): an
+    operator evaluating the service. Real deployments register organisations and issue keys
+    bound to their use cases (``facegate org create``, ``facegate keys create``)."""
+    reg, db = registry(settings)
     try:
-        if keys.list():
+        if reg.keys.list():
             return None
-        key = keys.create("bootstrap key created by the first `facegate serve`")
+        reg.ensure_local_org()
+        key = reg.create_key(
+            LOCAL_ORG, "research", "bootstrap key created by the first `facegate serve`"
+        )
     finally:
         db.close()
     path = settings.data_dir / CREDENTIALS_FILE

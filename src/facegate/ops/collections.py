@@ -29,7 +29,13 @@ async def create_collection(deps: OpDeps, p: dict[str, Any]) -> CreateCollection
         raise InvalidParameterException(f'Tag {INDEX_TAG} must be "exact" or "hnsw".')
     arn = deps.collection_arn(collection_id)
     await run_sync(
-        deps.store.create_collection, collection_id, arn, deps.engine.model_version, kind, tags
+        deps.store.create_collection,
+        collection_id,
+        arn,
+        deps.engine.model_version,
+        kind,
+        tags,
+        deps.org_id or "",
     )
     return CreateCollectionResponse(200, arn, deps.engine.model_version)
 
@@ -66,7 +72,7 @@ async def list_collections(deps: OpDeps, p: dict[str, Any]) -> ListCollectionsRe
     limit = p.get("max_results")
     limit = DEFAULT_LIST_COLLECTIONS if limit is None else int(limit)
     after = deps.pages.cursor("ListCollections", p.get("next_token"))
-    rows = await run_sync(deps.store.list_collections, after, limit + 1)
+    rows = await run_sync(deps.store.list_collections, after, limit + 1, deps.org_id)
     page, more = rows[:limit], len(rows) > limit
     token = deps.pages.issue("ListCollections", page[-1][0]) if more and page else None
     return ListCollectionsResponse(

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from facegate.engine.similarity import SimilarityModel
@@ -67,8 +67,18 @@ class PageTokens:
 
 
 @dataclass(frozen=True)
+class Enrolment:
+    """What an enrolment records beside the face: the consent record the caller sent and the
+    deadline a retention obligation set (epoch seconds; None: kept until deleted)."""
+
+    consent_ref: str | None = None
+    retain_until: float | None = None
+
+
+@dataclass(frozen=True)
 class OpDeps:
-    """Everything operations use; built once by ``facegate.services``."""
+    """Everything operations use; built once by ``facegate.services``, then narrowed per request
+    with :meth:`for_caller` (the caller's organisation and enrolment terms)."""
 
     engine: AsyncEngine
     store: FaceStore
@@ -77,6 +87,13 @@ class OpDeps:
     pages: PageTokens
     region: str
     account_id: str
+    org_id: str | None = None
+    enrolment: Enrolment = Enrolment()
+
+    def for_caller(self, org_id: str, enrolment: Enrolment) -> OpDeps:
+        """These dependencies for one request of ``org_id`` (collections it creates are its own;
+        ListCollections shows only its own)."""
+        return replace(self, org_id=org_id, enrolment=enrolment)
 
     def collection_arn(self, collection_id: str) -> str:
         """Rekognition's form: ``aws:rekognition:<region>:<account>:collection/<id>``."""

@@ -94,6 +94,8 @@ async def index_faces(deps: OpDeps, p: dict[str, Any]) -> IndexFacesResponse:
                     model_version=collection.face_model_version,
                     user_id=None,
                     indexed_at=now,
+                    consent_ref=deps.enrolment.consent_ref,
+                    retain_until=deps.enrolment.retain_until,
                 ),
                 descriptor=descriptor_of(f),
             )

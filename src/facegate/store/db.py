@@ -79,6 +79,89 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at         REAL
     );
     """,
+    # 2: governance. Organisations own keys and collections; keys are bound to one registered use
+    # case; faces carry their consent record and retention deadline; policy decisions, human
+    # reviews and operator accounts. Keys and collections from version 1 move to the "local"
+    # organisation that `facegate serve` bootstraps (research sector, research use case).
+    """
+    CREATE TABLE organisations (
+        org_id             TEXT PRIMARY KEY,
+        name               TEXT NOT NULL,
+        sector             TEXT NOT NULL,
+        country            TEXT NOT NULL DEFAULT '',
+        region             TEXT NOT NULL DEFAULT '',
+        city               TEXT NOT NULL DEFAULT '',
+        use_cases          TEXT NOT NULL DEFAULT '[]',
+        created_at         REAL NOT NULL,
+        disabled_at        REAL
+    );
+    ALTER TABLE access_keys ADD COLUMN org_id TEXT REFERENCES organisations(org_id);
+    ALTER TABLE access_keys ADD COLUMN use_case TEXT NOT NULL DEFAULT '';
+    ALTER TABLE collections ADD COLUMN org_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE faces ADD COLUMN consent_ref TEXT;
+    ALTER TABLE faces ADD COLUMN retain_until REAL;
+    CREATE INDEX faces_by_retention ON faces(retain_until) WHERE retain_until IS NOT NULL;
+    INSERT INTO organisations (org_id, name, sector, use_cases, created_at)
+        SELECT 'local', 'Local operator', 'research', '["research"]', strftime('%s', 'now')
+        WHERE EXISTS (SELECT 1 FROM access_keys) OR EXISTS (SELECT 1 FROM collections);
+    UPDATE access_keys SET org_id = 'local', use_case = 'research' WHERE org_id IS NULL;
+    UPDATE collections SET org_id = 'local' WHERE org_id = '';
+    CREATE TABLE operators (
+        operator_id        TEXT PRIMARY KEY,
+        display_name       TEXT NOT NULL,
+        role               TEXT NOT NULL,
+        token_sha256       TEXT NOT NULL UNIQUE,
+        created_at         REAL NOT NULL,
+        disabled_at        REAL
+    );
+    CREATE TABLE decisions (
+        decision_id        TEXT PRIMARY KEY,
+        at                 REAL NOT NULL,
+        access_key_id      TEXT NOT NULL,
+        org_id             TEXT NOT NULL,
+        operation          TEXT NOT NULL,
+        resource           TEXT NOT NULL,
+        purpose            TEXT NOT NULL,
+        allowed            INTEGER NOT NULL,
+        policy_ids         TEXT NOT NULL,
+        reasons            TEXT NOT NULL,
+        errors             TEXT NOT NULL,
+        obligations        TEXT NOT NULL,
+        review_id          TEXT
+    );
+    CREATE INDEX decisions_by_time ON decisions(at);
+    CREATE TABLE reviews (
+        review_id          TEXT PRIMARY KEY,
+        decision_id        TEXT NOT NULL,
+        operation          TEXT NOT NULL,
+        access_key_id      TEXT NOT NULL,
+        org_id             TEXT NOT NULL,
+        params_sha256      TEXT NOT NULL,
+        reviewers_required INTEGER NOT NULL,
+        status             TEXT NOT NULL,
+        held_response      TEXT NOT NULL,
+        candidates         INTEGER NOT NULL,
+        created_at         REAL NOT NULL,
+        expires_at         REAL NOT NULL,
+        decided_at         REAL
+    );
+    CREATE INDEX reviews_by_status ON reviews(status, created_at);
+    CREATE TABLE review_votes (
+        review_id          TEXT NOT NULL REFERENCES reviews(review_id) ON DELETE CASCADE,
+        operator_id        TEXT NOT NULL REFERENCES operators(operator_id),
+        verdict            TEXT NOT NULL,
+        note               TEXT NOT NULL DEFAULT '',
+        at                 REAL NOT NULL,
+        PRIMARY KEY (review_id, operator_id)
+    );
+    CREATE TABLE retention_deletions (
+        face_id            TEXT NOT NULL,
+        collection_id      TEXT NOT NULL,
+        org_id             TEXT NOT NULL,
+        retain_until       REAL NOT NULL,
+        deleted_at         REAL NOT NULL
+    );
+    """,
 )
 
 

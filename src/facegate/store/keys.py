@@ -11,7 +11,8 @@ from facegate.store.db import Database
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """An access key: id, sealed secret, description, creation/expiry/revocation times (epoch s)."""
+    """An access key: id, sealed secret, description, creation/expiry/revocation times (epoch s),
+    and its registration: the organisation that holds it and the one use case it is bound to."""
 
     access_key_id: str
     secret_sealed: bytes
@@ -19,6 +20,8 @@ class KeyRecord:
     created_at: float
     expires_at: float | None
     revoked_at: float | None
+    org_id: str | None = None
+    use_case: str = ""
 
     def usable_at(self, now: float) -> bool:
         """Not revoked and not expired at ``now``."""
@@ -35,6 +38,8 @@ def _key(row: sqlite3.Row) -> KeyRecord:
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
+        org_id=row["org_id"],
+        use_case=row["use_case"],
     )
 
 
@@ -48,7 +53,7 @@ class KeyRepository:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO access_keys (access_key_id, secret_sealed, description, created_at, "
-                "expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "expires_at, revoked_at, org_id, use_case) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.access_key_id,
                     record.secret_sealed,
@@ -56,6 +61,8 @@ class KeyRepository:
                     record.created_at,
                     record.expires_at,
                     record.revoked_at,
+                    record.org_id,
+                    record.use_case,
                 ),
             )
 

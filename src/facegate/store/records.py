@@ -17,6 +17,7 @@ class CollectionRecord:
     face_model_version: str
     index_kind: str
     created_at: float
+    org_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class FaceRecord:
     model_version: str
     user_id: str | None
     indexed_at: float
+    consent_ref: str | None = None
+    retain_until: float | None = None
 
 
 @dataclass(frozen=True)

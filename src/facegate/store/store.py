@@ -32,7 +32,8 @@ REKOGNITION_MAX_TAGS = 200
 
 _FACE_COLUMNS = (
     "face_id, collection_id, image_id, image_sha256, external_image_id, box_left, box_top, "
-    "box_width, box_height, confidence, model_version, user_id, indexed_at"
+    "box_width, box_height, confidence, model_version, user_id, indexed_at, consent_ref, "
+    "retain_until"
 )
 
 
@@ -60,6 +61,8 @@ def _face(row: sqlite3.Row) -> FaceRecord:
         model_version=row["model_version"],
         user_id=row["user_id"],
         indexed_at=row["indexed_at"],
+        consent_ref=row["consent_ref"],
+        retain_until=row["retain_until"],
     )
 
 
@@ -74,6 +77,7 @@ def _collection(row: sqlite3.Row) -> CollectionRecord:
         face_model_version=row["face_model_version"],
         index_kind=row["index_kind"],
         created_at=row["created_at"],
+        org_id=row["org_id"],
     )
 
 
@@ -116,6 +120,12 @@ class FaceStore:
             raise _not_found(collection_id)
         return index
 
+    def face_count(self, collection_id: str) -> int:
+        """The number of faces in a collection's in-memory index (0 if unknown): O(1)."""
+        with self._index_lock:
+            index = self._indexes.get(collection_id)
+        return 0 if index is None else len(index)
+
     # --- collections --------------------------------------------------------------------------
 
     def create_collection(
@@ -125,8 +135,12 @@ class FaceStore:
         face_model_version: str,
         index_kind: str = "exact",
         tags: dict[str, str] | None = None,
+        org_id: str = "",
     ) -> CollectionRecord:
-        record = CollectionRecord(collection_id, arn, face_model_version, index_kind, time.time())
+        """A new collection owned by ``org_id``; ids are unique across the server."""
+        record = CollectionRecord(
+            collection_id, arn, face_model_version, index_kind, time.time(), org_id
+        )
         tags = tags or {}
         if len(tags) > self.limits.max_tags:
             raise ServiceQuotaExceededException(f"At most {self.limits.max_tags} tags.")
@@ -135,8 +149,8 @@ class FaceStore:
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO collections (collection_id, arn, face_model_version, index_kind, "
-                    "created_at) VALUES (?, ?, ?, ?, ?)",
-                    (collection_id, arn, face_model_version, index_kind, record.created_at),
+                    "created_at, org_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (collection_id, arn, face_model_version, index_kind, record.created_at, org_id),
                 )
                 conn.executemany(
                     "INSERT INTO tags (collection_id, tag_key, tag_value) VALUES (?, ?, ?)",
@@ -166,13 +180,24 @@ class FaceStore:
             raise ResourceNotFoundException(f"The resource {arn} does not exist.")
         return _collection(row)
 
-    def list_collections(self, after: int, limit: int) -> list[tuple[int, CollectionRecord]]:
-        """(cursor, collection) in creation order with cursor > ``after``, at most ``limit``."""
+    def list_collections(
+        self, after: int, limit: int, org_id: str | None = None
+    ) -> list[tuple[int, CollectionRecord]]:
+        """(cursor, collection) in creation order with cursor > ``after``, at most ``limit``;
+        only ``org_id``'s collections unless it is None."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT rowid AS cursor, * FROM collections WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (after, limit),
-            ).fetchall()
+            if org_id is None:
+                rows = conn.execute(
+                    "SELECT rowid AS cursor, * FROM collections WHERE rowid > ? "
+                    "ORDER BY rowid LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT rowid AS cursor, * FROM collections WHERE rowid > ? AND org_id = ? "
+                    "ORDER BY rowid LIMIT ?",
+                    (after, org_id, limit),
+                ).fetchall()
         return [(int(r["cursor"]), _collection(r)) for r in rows]
 
     def delete_collection(self, collection_id: str) -> None:
@@ -212,7 +237,7 @@ class FaceStore:
                 )
             conn.executemany(
                 f"INSERT INTO faces ({_FACE_COLUMNS}, descriptor) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_face_params(f) for f in faces],
             )
         index.add([f.record.face_id for f in faces], np.stack([f.descriptor for f in faces]))
@@ -310,6 +335,43 @@ class FaceStore:
                 deleted.extend(ids)
         self.index(collection_id).remove(deleted)
         return deleted
+
+    def sweep_retention(self, now: float, limit: int = 1000) -> list[FaceRecord]:
+        """Delete up to ``limit`` faces whose retention deadline has passed (``retain_until <=
+        now``), users or not: a legal deadline outranks a user association. Each deletion is
+        recorded in ``retention_deletions`` in the same transaction; returns the deleted faces."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_FACE_COLUMNS} FROM faces WHERE retain_until IS NOT NULL "
+                "AND retain_until <= ? ORDER BY retain_until LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            faces = [_face(r) for r in rows]
+            for face in faces:
+                owner = conn.execute(
+                    "SELECT org_id FROM collections WHERE collection_id = ?", (face.collection_id,)
+                ).fetchone()
+                conn.execute("DELETE FROM faces WHERE face_id = ?", (face.face_id,))
+                conn.execute(
+                    "INSERT INTO retention_deletions (face_id, collection_id, org_id, "
+                    "retain_until, deleted_at) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        face.face_id,
+                        face.collection_id,
+                        owner[0] if owner else "",
+                        face.retain_until,
+                        now,
+                    ),
+                )
+        by_collection: dict[str, list[str]] = {}
+        for face in faces:
+            by_collection.setdefault(face.collection_id, []).append(face.face_id)
+        with self._index_lock:
+            for collection_id, ids in by_collection.items():
+                index = self._indexes.get(collection_id)
+                if index is not None:
+                    index.remove(ids)
+        return faces
 
     def search(
         self, collection_id: str, query: Matrix, k: int, max_distance: float
@@ -453,6 +515,8 @@ def _face_params(face: NewFace) -> tuple[object, ...]:
         r.model_version,
         r.user_id,
         r.indexed_at,
+        r.consent_ref,
+        r.retain_until,
         blob,
     )
 

@@ -31,6 +31,8 @@ class NewKey:
     secret_access_key: str
     description: str
     expires_at: float | None
+    org_id: str | None = None
+    use_case: str = ""
 
 
 def load_master_key(data_dir: Path, env_value: str | None) -> bytes:
@@ -55,8 +57,16 @@ class KeyService:
         self._repo = repository
         self._fernet = Fernet(master_key)
 
-    def create(self, description: str = "", ttl_s: float | None = None) -> NewKey:
-        """A new key (20-character id, 40-character secret), stored sealed."""
+    def create(
+        self,
+        description: str = "",
+        ttl_s: float | None = None,
+        *,
+        org_id: str | None = None,
+        use_case: str = "",
+    ) -> NewKey:
+        """A new key (20-character id, 40-character secret), stored sealed, registered to
+        ``org_id`` for ``use_case`` (checked by the caller, ``facegate.governance``)."""
         access_key_id = ACCESS_KEY_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
         secret = secrets.token_urlsafe(30)[:40]
         now = time.time()
@@ -69,9 +79,11 @@ class KeyService:
                 created_at=now,
                 expires_at=expires,
                 revoked_at=None,
+                org_id=org_id,
+                use_case=use_case,
             )
         )
-        return NewKey(access_key_id, secret, description, expires)
+        return NewKey(access_key_id, secret, description, expires, org_id, use_case)
 
     def secret_for(self, access_key_id: str) -> str | None:
         """The secret of a usable key, else ``None`` (unknown, revoked or expired)."""
@@ -82,6 +94,10 @@ class KeyService:
             return self._fernet.decrypt(record.secret_sealed).decode("ascii")
         except InvalidToken:
             return None  # sealed under another master key: unusable, never an oracle
+
+    def record(self, access_key_id: str) -> KeyRecord | None:
+        """The stored key (sealed secret included, never decrypted here)."""
+        return self._repo.get(access_key_id)
 
     def revoke(self, access_key_id: str) -> bool:
         return self._repo.revoke(access_key_id, time.time())

@@ -110,6 +110,7 @@ class VerifiedCaller:
     region: str
     service: str
     signed_at: datetime
+    signed_headers: tuple[str, ...] = ()
 
 
 class SecretLookup(Protocol):
@@ -169,7 +170,9 @@ def verify(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method."
         )
-    return VerifiedCaller(auth.access_key_id, auth.region, auth.service, signed_at)
+    return VerifiedCaller(
+        auth.access_key_id, auth.region, auth.service, signed_at, auth.signed_headers
+    )
 
 
 # --- parsing -------------------------------------------------------------------------------------

@@ -1,0 +1,121 @@
+"""What a policy decision is asked about and what it answers: plain, frozen data.
+
+The pipeline builds a :class:`PolicyRequest` from the authenticated key (its organisation and
+registered use case), the operation, the collection and the ``X-Facegate-*`` request headers;
+:class:`facegate.policy.engine.PolicyEngine` turns it into a :class:`Decision`. Nothing here
+knows Cedar or HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """Who holds keys. ``country`` is ISO 3166-1 alpha-2 ("US"), ``region`` ISO 3166-2
+    ("US-WA"), ``city`` a lower-case name ("seattle"); empty strings when not registered."""
+
+    org_id: str
+    name: str
+    sector: str
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    use_cases: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: one access key, bound to one organisation and one registered use case."""
+
+    key_id: str
+    use_case: str
+    organisation: Organisation
+
+
+@dataclass(frozen=True)
+class CollectionRef:
+    """The resource: a collection and the organisation that owns it (None: no collection)."""
+
+    collection_id: str
+    organisation_id: str
+    face_count: int = 0
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Per-request facts, from headers or defaulted from the key's registration.
+
+    ``now`` is timezone-aware UTC. Empty strings mean "not given".
+    """
+
+    now: datetime
+    purpose: str
+    case_ref: str = ""
+    authorization_ref: str = ""
+    authorization_issuer: str = ""
+    realtime: bool = False
+    exigent: bool = False
+    camera: str = ""
+    consent_ref: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """One question: may ``principal`` perform ``action`` (a Rekognition operation name such as
+    "SearchFacesByImage") on ``resource`` in ``context``?"""
+
+    principal: Principal
+    action: str
+    resource: CollectionRef | None
+    context: RequestContext
+
+
+@dataclass(frozen=True)
+class Obligations:
+    """What an Allow demands, combined over every permit policy that allowed the request.
+
+    Combination is always the strictest: the highest minimum similarity, the smallest candidate
+    cap, the largest number of reviewers, the union of redacted fields, the shortest retention.
+    """
+
+    min_similarity_pct: float | None = None
+    max_candidates: int | None = None
+    reviewers_required: int = 0
+    redact_fields: frozenset[str] = frozenset()
+    retention_days: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == Obligations()
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """A policy that took part in a decision: its ``@id``, pack, effect and ``@reason``."""
+
+    policy_id: str
+    pack: str
+    effect: str
+    reason: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer. ``determining`` lists the permits that allowed (on Allow) or the forbids that
+    denied (on Deny; empty when nothing permitted: default deny). Any evaluation error denies and
+    is listed in ``errors``. ``decision_id`` is unique and safe to show to the caller."""
+
+    decision_id: str
+    allowed: bool
+    determining: tuple[PolicyRef, ...] = ()
+    errors: tuple[str, ...] = ()
+    obligations: Obligations = field(default_factory=Obligations)
+    eval_ms: float = 0.0
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        return tuple(p.policy_id for p in self.determining)

@@ -1,0 +1,143 @@
+"""Obligations: what an Allow demands, written as annotations on permit policies.
+
+* ``@min_similarity("99")``: matches below this similarity (0-100) are not returned
+  (``min_similarity_pct``).
+* ``@max_candidates("50")``: at most this many candidates per search, 1-4096
+  (``max_candidates``).
+* ``@human_review("2")``: results are held until this many distinct people confirm them, 1-10
+  (``reviewers_required``).
+* ``@redact("ExternalImageId,UserId")``: these response fields are removed, from
+  :data:`REDACTABLE_FIELDS` (``redact_fields``).
+* ``@retention_days("1095")``: faces stored under this permit are deleted at the latest after
+  this many days, 1-36500 (``retention_days``).
+
+Values are checked when a pack loads (:func:`parse_obligations` raises ``ValueError`` with the
+reason; the loader turns it into a ``PolicyLoadError`` naming the pack and policy), so a typo
+never reaches a request. Obligations are allowed only on permits: a forbid has nothing to oblige.
+
+Combination (:func:`combine`) is over every permit that was satisfied on an Allow and is always
+the strictest: the highest minimum similarity, the smallest candidate cap, the most reviewers,
+the union of redacted fields, the shortest retention. A permit therefore never weakens what
+another permit demands, whatever order packs are loaded in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+from facegate.policy.model import Obligations
+
+MIN_SIMILARITY = "min_similarity"
+MAX_CANDIDATES = "max_candidates"
+HUMAN_REVIEW = "human_review"
+REDACT = "redact"
+RETENTION_DAYS = "retention_days"
+
+OBLIGATION_ANNOTATIONS: frozenset[str] = frozenset(
+    {MIN_SIMILARITY, MAX_CANDIDATES, HUMAN_REVIEW, REDACT, RETENTION_DAYS}
+)
+
+REDACTABLE_FIELDS: frozenset[str] = frozenset(
+    {"ExternalImageId", "ImageId", "UserId", "Confidence", "Landmarks", "Pose", "Quality"}
+)
+"""Rekognition response fields a policy may strip. Identifiers that link a face to a person or a
+source image (ExternalImageId, ImageId, UserId) and face analysis (Confidence, Landmarks, Pose,
+Quality). Not redactable: FaceId and BoundingBox (the caller cannot act on, review or delete a
+result without them) and Similarity (a reviewer needs the score to judge a match)."""
+
+_INT = re.compile(r"[0-9]{1,9}")
+_DECIMAL = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?")
+
+
+def _int(name: str, text: str, low: int, high: int) -> int:
+    # A strict pattern: int() would also accept " 7", "+7" and "1_000".
+    if not _INT.fullmatch(text):
+        raise ValueError(f"@{name}({text!r}) is not a whole number")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"@{name}({text!r}) must be between {low} and {high}")
+    return value
+
+
+def _similarity(text: str) -> float:
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f'@{MIN_SIMILARITY}({text!r}) is not a number such as "99" or "99.5"')
+    value = float(text)
+    if not (math.isfinite(value) and 0.0 <= value <= 100.0):
+        raise ValueError(f"@{MIN_SIMILARITY}({text!r}) must be between 0 and 100")
+    return value
+
+
+def _redact(text: str) -> frozenset[str]:
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise ValueError(f"@{REDACT}({text!r}) has an empty field name")
+    unknown = sorted(set(names) - REDACTABLE_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(REDACTABLE_FIELDS))
+        raise ValueError(f"@{REDACT}: cannot redact {', '.join(unknown)} (allowed: {allowed})")
+    return frozenset(names)
+
+
+def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
+    """The obligations a permit's annotations demand (other annotations are ignored).
+
+    Raises ``ValueError`` naming the annotation and the accepted range on a bad value.
+    """
+    min_similarity = max_candidates = retention = None
+    reviewers = 0
+    redact: frozenset[str] = frozenset()
+    if MIN_SIMILARITY in annotations:
+        min_similarity = _similarity(annotations[MIN_SIMILARITY])
+    if MAX_CANDIDATES in annotations:
+        max_candidates = _int(MAX_CANDIDATES, annotations[MAX_CANDIDATES], 1, 4096)
+    if HUMAN_REVIEW in annotations:
+        reviewers = _int(HUMAN_REVIEW, annotations[HUMAN_REVIEW], 1, 10)
+    if REDACT in annotations:
+        redact = _redact(annotations[REDACT])
+    if RETENTION_DAYS in annotations:
+        retention = _int(RETENTION_DAYS, annotations[RETENTION_DAYS], 1, 36500)
+    return Obligations(
+        min_similarity_pct=min_similarity,
+        max_candidates=max_candidates,
+        reviewers_required=reviewers,
+        redact_fields=redact,
+        retention_days=retention,
+    )
+
+
+def _lowest(values: Iterable[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def combine(parts: Iterable[Obligations]) -> Obligations:
+    """The strictest combination of ``parts`` (see the module docstring); empty in, empty out."""
+    items = list(parts)
+    similarities = [o.min_similarity_pct for o in items if o.min_similarity_pct is not None]
+    return Obligations(
+        min_similarity_pct=max(similarities) if similarities else None,
+        max_candidates=_lowest(o.max_candidates for o in items),
+        reviewers_required=max((o.reviewers_required for o in items), default=0),
+        redact_fields=frozenset().union(*(o.redact_fields for o in items)),
+        retention_days=_lowest(o.retention_days for o in items),
+    )
+
+
+def describe(obligations: Obligations) -> str:
+    """One line for operators, e.g. ``min similarity 99%, 2 reviewers, redact UserId``."""
+    parts = []
+    if obligations.min_similarity_pct is not None:
+        parts.append(f"min similarity {obligations.min_similarity_pct:g}%")
+    if obligations.max_candidates is not None:
+        parts.append(f"max {obligations.max_candidates} candidates")
+    if obligations.reviewers_required:
+        n = obligations.reviewers_required
+        parts.append(f"human review by {n} reviewer{'s' if n > 1 else ''}")
+    if obligations.redact_fields:
+        parts.append(f"redact {','.join(sorted(obligations.redact_fields))}")
+    if obligations.retention_days is not None:
+        parts.append(f"retain at most {obligations.retention_days} days")
+    return ", ".join(parts) if parts else "none"

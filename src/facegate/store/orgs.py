@@ -1,0 +1,111 @@
+"""Organisation rows: who holds keys and owns collections, with sector, jurisdiction and the use
+cases they registered. Validation of names against the vocabulary happens above the store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from facegate.errors import ResourceAlreadyExistsException, ResourceNotFoundException
+from facegate.store.db import Database
+
+
+@dataclass(frozen=True)
+class OrganisationRecord:
+    """An organisation. ``use_cases`` is sorted; times are epoch seconds."""
+
+    org_id: str
+    name: str
+    sector: str
+    country: str
+    region: str
+    city: str
+    use_cases: tuple[str, ...]
+    created_at: float
+    disabled_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+
+def _org(row: sqlite3.Row) -> OrganisationRecord:
+    return OrganisationRecord(
+        org_id=row["org_id"],
+        name=row["name"],
+        sector=row["sector"],
+        country=row["country"],
+        region=row["region"],
+        city=row["city"],
+        use_cases=tuple(sorted(json.loads(row["use_cases"]))),
+        created_at=row["created_at"],
+        disabled_at=row["disabled_at"],
+    )
+
+
+class OrganisationRepository:
+    """Create, read, update and disable organisations (never deleted: decisions refer to them)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert(self, record: OrganisationRecord) -> None:
+        with self.db.transaction() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM organisations WHERE org_id = ?", (record.org_id,)
+            ).fetchone()
+            if exists:
+                raise ResourceAlreadyExistsException(
+                    f"Organisation {record.org_id} already exists."
+                )
+            conn.execute(
+                "INSERT INTO organisations (org_id, name, sector, country, region, city, "
+                "use_cases, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.org_id,
+                    record.name,
+                    record.sector,
+                    record.country,
+                    record.region,
+                    record.city,
+                    json.dumps(sorted(record.use_cases)),
+                    record.created_at,
+                    record.disabled_at,
+                ),
+            )
+
+    def get(self, org_id: str) -> OrganisationRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM organisations WHERE org_id = ?", (org_id,)).fetchone()
+        return None if row is None else _org(row)
+
+    def require(self, org_id: str) -> OrganisationRecord:
+        record = self.get(org_id)
+        if record is None:
+            raise ResourceNotFoundException(f"Organisation {org_id} does not exist.")
+        return record
+
+    def list(self) -> list[OrganisationRecord]:
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT * FROM organisations ORDER BY org_id").fetchall()
+        return [_org(r) for r in rows]
+
+    def set_use_cases(self, org_id: str, use_cases: tuple[str, ...]) -> OrganisationRecord:
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE organisations SET use_cases = ? WHERE org_id = ?",
+                (json.dumps(sorted(use_cases)), org_id),
+            )
+            if cur.rowcount == 0:
+                raise ResourceNotFoundException(f"Organisation {org_id} does not exist.")
+        return self.require(org_id)
+
+    def disable(self, org_id: str, at: float) -> bool:
+        """Disable an organisation (its keys stop working); False if it does not exist."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE organisations SET disabled_at = COALESCE(disabled_at, ?) WHERE org_id = ?",
+                (at, org_id),
+            )
+            return cur.rowcount > 0

@@ -1,0 +1,149 @@
+"""Governance end to end with boto3: the default server enforces Amazon's 2020 moratorium on
+police face comparison (with its missing-persons exemption), keys are bound to one purpose,
+organisations cannot touch each other's collections, and every answer carries its decision id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.e2e.governance import register, send_headers
+from tests.e2e.server import Credentials, LiveServer
+
+Image = Callable[[str], dict[str, bytes]]
+
+
+@pytest.fixture(scope="module")
+def police(server: LiveServer) -> dict[str, Credentials]:
+    return register(
+        server, "e2e-police", "law_enforcement", ["investigation", "missing_persons"],
+        country="US", region="US-WA",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ngo(server: LiveServer) -> dict[str, Credentials]:
+    return register(server, "e2e-ngo", "ngo", ["trafficking_victims"], country="US")
+
+
+@pytest.fixture(scope="module")
+def police_collection(server: LiveServer, police: dict[str, Credentials], samples: Path) -> str:
+    client = server.client(police["missing_persons"])
+    client.create_collection(CollectionId="e2e-police-mp")
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        client.index_faces(
+            CollectionId="e2e-police-mp",
+            Image={"Bytes": (samples / name).read_bytes()},
+            ExternalImageId=name,
+        )
+    return "e2e-police-mp"
+
+
+def _denied(call: Callable[[], Any]) -> str:
+    with pytest.raises(ClientError) as info:
+        call()
+    error = info.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    return str(error["Message"])
+
+
+def test_police_investigation_is_denied_face_comparison(
+    server: LiveServer, police: dict[str, Credentials], police_collection: str, image: Image
+) -> None:
+    client = server.client(police["investigation"])
+    message = _denied(
+        lambda: client.search_faces_by_image(
+            CollectionId=police_collection, Image=image("obama3.jpg")
+        )
+    )
+    assert message.startswith("Access denied by policy (decision dec-")
+    _denied(
+        lambda: client.compare_faces(
+            SourceImage=image("obama.jpg"), TargetImage=image("obama2.jpg")
+        )
+    )
+    # Detection is not face comparison: the moratorium does not cover it.
+    assert len(client.detect_faces(Image=image("obama.jpg"))["FaceDetails"]) == 1
+
+
+def test_police_missing_persons_is_allowed(
+    server: LiveServer, police: dict[str, Credentials], police_collection: str, image: Image
+) -> None:
+    client = server.client(police["missing_persons"])
+    found = client.search_faces_by_image(CollectionId=police_collection, Image=image("obama3.jpg"))
+    names = {m["Face"]["ExternalImageId"] for m in found["FaceMatches"]}
+    assert names == {"obama.jpg", "obama2.jpg"}
+    assert found["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"].startswith("dec-")
+
+
+def test_ngo_rescuing_trafficking_victims_is_allowed(
+    server: LiveServer, ngo: dict[str, Credentials], image: Image
+) -> None:
+    client = server.client(ngo["trafficking_victims"])
+    client.create_collection(CollectionId="e2e-ngo-victims")
+    client.index_faces(CollectionId="e2e-ngo-victims", Image=image("obama.jpg"))
+    found = client.search_faces_by_image(CollectionId="e2e-ngo-victims", Image=image("obama2.jpg"))
+    assert len(found["FaceMatches"]) == 1
+    assert found["FaceMatches"][0]["Similarity"] >= 80
+
+
+def test_purpose_must_be_the_keys_registered_use_case(
+    server: LiveServer, police: dict[str, Credentials], police_collection: str, image: Image
+) -> None:
+    client = send_headers(
+        server.client(police["investigation"]), {"X-Facegate-Purpose": "missing_persons"}
+    )
+    _denied(
+        lambda: client.search_faces_by_image(
+            CollectionId=police_collection, Image=image("obama3.jpg")
+        )
+    )
+
+
+def test_unsigned_governance_headers_are_refused(
+    server: LiveServer, police: dict[str, Credentials], police_collection: str, image: Image
+) -> None:
+    client = send_headers(
+        server.client(police["missing_persons"]),
+        {"X-Facegate-Case": "MP-1"},
+        signed=False,
+    )
+    message = _denied(lambda: client.describe_collection(CollectionId=police_collection))
+    assert message == "Header X-Facegate-Case must be signed (add it before signing the request)."
+
+
+def test_signed_case_reference_is_accepted(
+    server: LiveServer, police: dict[str, Credentials], police_collection: str
+) -> None:
+    client = send_headers(
+        server.client(police["missing_persons"]),
+        {"X-Facegate-Case": "MP-2026/0042", "X-Facegate-Purpose": "missing_persons"},
+    )
+    assert client.describe_collection(CollectionId=police_collection)["FaceCount"] == 3
+
+
+def test_organisations_are_isolated(
+    server: LiveServer,
+    ngo: dict[str, Credentials],
+    police: dict[str, Credentials],
+    police_collection: str,
+    image: Image,
+) -> None:
+    client = server.client(ngo["trafficking_victims"])
+    _denied(lambda: client.describe_collection(CollectionId=police_collection))
+    _denied(
+        lambda: client.search_faces_by_image(
+            CollectionId=police_collection, Image=image("obama3.jpg")
+        )
+    )
+    _denied(lambda: client.delete_collection(CollectionId=police_collection))
+    listed = set(client.list_collections()["CollectionIds"])
+    assert police_collection not in listed
+    police_listed = set(
+        server.client(police["missing_persons"]).list_collections()["CollectionIds"]
+    )
+    assert police_collection in police_listed

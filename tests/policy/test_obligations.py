@@ -1,0 +1,96 @@
+"""Obligation annotations: parsing at load, strictest combination, operator text."""
+
+from __future__ import annotations
+
+import pytest
+
+from facegate.policy.model import Obligations
+from facegate.policy.obligations import REDACTABLE_FIELDS, combine, describe, parse_obligations
+
+
+def test_parse_every_obligation() -> None:
+    got = parse_obligations(
+        {
+            "id": "x",
+            "min_similarity": "99.5",
+            "max_candidates": "50",
+            "human_review": "2",
+            "redact": "ExternalImageId, UserId",
+            "retention_days": "1095",
+        }
+    )
+    assert got == Obligations(99.5, 50, 2, frozenset({"ExternalImageId", "UserId"}), 1095)
+
+
+def test_no_obligation_annotations_is_empty() -> None:
+    assert parse_obligations({"id": "x", "source": "y"}).empty
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("min_similarity", "101", "between 0 and 100"),
+        ("min_similarity", "-1", "not a number"),
+        ("min_similarity", "ninety", "not a number"),
+        ("min_similarity", "nan", "not a number"),
+        ("max_candidates", "0", "between 1 and 4096"),
+        ("max_candidates", "5000", "between 1 and 4096"),
+        ("max_candidates", "1_000", "not a whole number"),
+        ("human_review", "0", "between 1 and 10"),
+        ("human_review", "2.5", "not a whole number"),
+        ("human_review", " 2", "not a whole number"),
+        ("redact", "FaceId", "cannot redact FaceId"),
+        ("redact", "UserId,,Pose", "empty field name"),
+        ("retention_days", "", "not a whole number"),
+        ("retention_days", "+30", "not a whole number"),
+    ],
+)
+def test_bad_values_are_rejected(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        parse_obligations({name: value})
+    assert f"@{name}" in str(info.value)
+
+
+def test_combine_is_strictest() -> None:
+    a = Obligations(
+        min_similarity_pct=95,
+        max_candidates=50,
+        reviewers_required=1,
+        redact_fields=frozenset({"UserId"}),
+        retention_days=1095,
+    )
+    b = Obligations(
+        min_similarity_pct=99,
+        max_candidates=None,
+        reviewers_required=2,
+        redact_fields=frozenset({"Pose"}),
+        retention_days=365,
+    )
+    c = Obligations(max_candidates=10)
+    assert combine([a, b, c]) == Obligations(
+        min_similarity_pct=99,
+        max_candidates=10,
+        reviewers_required=2,
+        redact_fields=frozenset({"UserId", "Pose"}),
+        retention_days=365,
+    )
+    assert combine([c, b, a]) == combine([a, b, c])  # order never matters
+
+
+def test_combine_nothing_or_empty_is_empty() -> None:
+    assert combine([]) == Obligations()
+    assert combine([Obligations(), Obligations()]) == Obligations()
+    assert combine([Obligations(), Obligations(retention_days=30)]).retention_days == 30
+
+
+def test_describe() -> None:
+    assert describe(Obligations()) == "none"
+    text = describe(Obligations(99, 5, 2, frozenset({"UserId", "ImageId"}), 30))
+    assert text == (
+        "min similarity 99%, max 5 candidates, human review by 2 reviewers, "
+        "redact ImageId,UserId, retain at most 30 days"
+    )
+
+
+def test_redactable_fields_keep_what_a_caller_needs() -> None:
+    assert {"FaceId", "BoundingBox", "Similarity"}.isdisjoint(REDACTABLE_FIELDS)

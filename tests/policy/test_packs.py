@@ -1,0 +1,92 @@
+"""The shipped packs are documented and cite real rules: every policy's @source names rule IDs
+from governance-rules.md (or FACEGATE-*) and source keys from its section 4, and every pack's
+README lists its policies, its rule IDs and what it obliges."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from facegate.policy.engine import PolicyEngine
+from facegate.policy.loader import PACKS_DIR, available_packs
+from facegate.policy.obligations import describe
+
+RULES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "governance-rules.md"
+
+
+@pytest.fixture(scope="module")
+def rules_text() -> str:
+    if not RULES.is_file():
+        pytest.fail(f"governance rules not found at {RULES}: tests need ../shared/reference")
+    return RULES.read_text(encoding="utf-8")
+
+
+def known_rule_ids(text: str) -> set[str]:
+    return set(re.findall(r"^\| ([A-Z][A-Z0-9-]+) \|", text, flags=re.MULTILINE))
+
+
+def known_source_keys(text: str) -> set[str]:
+    return set(re.findall(r"^- \*\*([A-Z][0-9]+[a-z]?)\*\*", text, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("pack", available_packs())
+def test_sources_cite_known_rules_and_keys(pack: str, rules_text: str) -> None:
+    rule_ids = known_rule_ids(rules_text)
+    keys = known_source_keys(rules_text)
+    assert {"AMZ-MORATORIUM", "EU-14-5", "US-IL-BIPA"} <= rule_ids
+    assert {"A5", "M2", "E2", "U35"} <= keys
+    engine = PolicyEngine.load([pack])
+    for info in engine.policies():
+        if info.pack != pack:
+            continue
+        for part in info.source.split(";"):
+            rule = part.split()[0]
+            assert rule in rule_ids or rule.startswith("FACEGATE-"), (info.policy_id, rule)
+            cited = re.findall(r"\[([A-Z][0-9]+[a-z]?)\]", part)
+            assert cited or rule.startswith("FACEGATE-"), (info.policy_id, part)
+            assert set(cited) <= keys, (info.policy_id, cited)
+
+
+@pytest.mark.parametrize("pack", available_packs())
+def test_readme_documents_the_pack(pack: str) -> None:
+    readme = (PACKS_DIR / pack / "README.md").read_text(encoding="utf-8")
+    engine = PolicyEngine.load([pack])
+    for info in engine.policies():
+        if info.pack != pack:
+            continue
+        assert f"`{info.policy_id}`" in readme, info.policy_id
+        for rule in re.findall(r"[A-Z][A-Z0-9]+-[A-Z0-9-]+", info.source):
+            assert rule in readme, (pack, rule)
+        if not info.obligations.empty:
+            for name, value in info.annotations.items():
+                if name in (
+                    "min_similarity",
+                    "max_candidates",
+                    "human_review",
+                    "redact",
+                    "retention_days",
+                ):
+                    assert f'@{name}("{value}")' in readme, (pack, name)
+            assert describe(info.obligations) != "none"
+
+
+def test_packs_index_lists_every_pack() -> None:
+    index = (PACKS_DIR / "README.md").read_text(encoding="utf-8")
+    for pack in available_packs():
+        assert f"[{pack}]({pack}/README.md)" in index
+
+
+def test_no_misquotation_of_the_moratorium_scope() -> None:
+    """governance-rules.md §0 #1/#2: use the Service Terms scope; the extension was told to
+    Reuters, not announced."""
+    texts = [
+        (PACKS_DIR / "amazon-2020-police-moratorium" / name).read_text(encoding="utf-8")
+        for name in ("README.md", "policies.cedar")
+    ]
+    for text in texts:
+        assert "police use of Rekognition" not in text
+        assert "announced the extension" not in text.lower()
+        assert "face comparison" in text
+        assert "in connection with criminal investigations" in text
