@@ -12,6 +12,7 @@
 | FACEGATE_MAX_SKEW_S | 300 | allowed difference between X-Amz-Date and the server clock |
 | FACEGATE_MASTER_KEY | (file) | Fernet key sealing access-key secrets; else DATA_DIR/master.key |
 | FACEGATE_POLICY_PACKS | amazon-2020-police-moratorium | active packs, comma-separated (+ base) |
+| FACEGATE_POLICY_DIR | (none) | an operator's own packs (override built-ins of the same name) |
 | FACEGATE_REVIEW_TTL_S | 259200 (72 h) | how long results held for human review wait |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
 """
@@ -49,6 +50,7 @@ class Settings:
     engine: EngineConfig = EngineConfig()
     limits: StoreLimits = StoreLimits()
     policy_packs: tuple[str, ...] = DEFAULT_PACKS
+    policy_dir: Path | None = None
     review_ttl_s: float = 72 * 3600.0
     retention_sweep_s: float = 3600.0
 
@@ -77,6 +79,8 @@ class Settings:
         ):
             if key in env:
                 values[name] = kind(env[key])
+        if env.get("FACEGATE_POLICY_DIR"):
+            values["policy_dir"] = Path(env["FACEGATE_POLICY_DIR"])
         if "FACEGATE_POLICY_PACKS" in env:
             values["policy_packs"] = tuple(
                 p.strip() for p in env["FACEGATE_POLICY_PACKS"].split(",") if p.strip()

@@ -60,6 +60,11 @@ class KeyedLocks:
         return len(self._locks)
 
 
+def load_policy(settings: Settings) -> PolicyEngine:
+    """The configured policy packs, parsed and validated (raises ``PolicyLoadError``)."""
+    return PolicyEngine.load(settings.policy_packs, operator_dir=settings.policy_dir)
+
+
 def _derive(master_key: bytes, purpose: str) -> bytes:
     """A sub-key for one purpose, so the master key itself signs nothing."""
     return hmac.new(master_key, purpose.encode("ascii"), hashlib.sha256).digest()
@@ -84,10 +89,12 @@ class Services:
     token_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @classmethod
-    def open(cls, settings: Settings, *, start_engine: bool = True) -> Services:
-        """Everything the server needs. Loads the policy packs first: an invalid pack raises
-        ``PolicyLoadError`` before anything else starts (the server refuses to start)."""
-        policy = PolicyEngine.load(settings.policy_packs)
+    def open(
+        cls, settings: Settings, *, start_engine: bool = True, policy: PolicyEngine | None = None
+    ) -> Services:
+        """Everything the server needs. Loads the policy packs first (unless ``policy`` is
+        given): an invalid pack raises ``PolicyLoadError`` before anything else starts."""
+        policy = policy or load_policy(settings)
         db = Database(settings.database_path)
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import signal
 import socket
@@ -31,11 +32,22 @@ class Credentials:
 
 
 class LiveServer:
-    """``facegate serve`` over a data directory; restartable; stops on ``stop()``."""
+    """``facegate serve`` over a data directory; restartable; stops on ``stop()``.
 
-    def __init__(self, data_dir: Path, workers: int = 2, env: dict[str, str] | None = None):
+    With ``own_process_group`` the server runs in a session of its own, so ``kill()`` can SIGKILL
+    it together with its engine worker processes, as ``kill -9 -PGID`` would.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        own_process_group: bool = False,
+    ):
         self.data_dir = data_dir
         self.workers = workers
+        self.own_process_group = own_process_group
         self.port = free_port()
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
@@ -55,6 +67,7 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
+                start_new_session=self.own_process_group,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -78,6 +91,22 @@ class LiveServer:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL the server without warning (a crash); ``start()`` restarts it on the same data.
+
+        With ``own_process_group`` the whole process group (server and engine workers) is killed
+        at once; otherwise only the server process.
+        """
+        if self.process is None:
+            return
+        if self.own_process_group:
+            with contextlib.suppress(ProcessLookupError):  # the group is already gone
+                os.killpg(self.process.pid, signal.SIGKILL)
+        else:
+            self.process.kill()
+        self.process.wait()
+        self.process = None
+
     def credentials(self) -> Credentials:
         parser = configparser.ConfigParser()
         parser.read(self.data_dir / "credentials")
@@ -94,3 +123,21 @@ class LiveServer:
             aws_secret_access_key=creds.secret_access_key,
             config=Config(retries={"max_attempts": 1}, **config),
         )
+
+    def facegate(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run ``facegate ARGS --data-dir DATA`` against this server's data directory (e.g.
+        ``operators create``); returns stdout, raises ``RuntimeError`` on a non-zero exit."""
+        exe = Path(sys.executable).with_name("facegate")
+        done = subprocess.run(
+            [str(exe), *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env, **(env or {})},
+            check=False,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"facegate {' '.join(args[:2])}: exit {done.returncode}: {done.stderr}"
+            )
+        return done.stdout

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from facegate.config import Settings
 from facegate.governance import LOCAL_ORG, Registry
-from facegate.services import Services
+from facegate.services import Services, load_policy
 from facegate.store.db import Database
 from facegate.store.keys import KeyRepository
 from facegate.store.orgs import OrganisationRepository
@@ -99,10 +99,11 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
     from facegate.logs import configure_logging
 
     configure_logging()
+    policy = load_policy(settings)  # an invalid pack stops start-up before anything is created
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     credentials = bootstrap_key(settings)
     started = time.perf_counter()
-    services = Services.open(settings)
+    services = Services.open(settings, policy=policy)
     logging.getLogger("facegate").info(
         "started", extra={"startup_s": round(time.perf_counter() - started, 2)}
     )

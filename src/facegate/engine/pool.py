@@ -34,7 +34,21 @@ _WORKER_ENGINE: list[FaceEngine] = []
 
 
 def _init_worker(config: EngineConfig) -> None:
+    _exit_with_parent(os.getppid())
     _WORKER_ENGINE.append(FaceEngine(config))
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End this worker within ``every_s`` once its parent is gone (killed with SIGKILL, or
+    stopped by a signal before it could shut the pool down): an orphaned worker would hold its
+    models' memory for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="facegate-parent-watch", daemon=True).start()
 
 
 def _worker_engine() -> FaceEngine:

@@ -99,8 +99,13 @@ class PolicyEngine:
         packs: Sequence[str],
         packs_dir: Path = PACKS_DIR,
         schema_path: Path = SCHEMA_PATH,
+        operator_dir: Path | None = None,
     ) -> PolicyEngine:
         """Load ``base`` and then ``packs`` (in order, duplicates ignored) from ``packs_dir``.
+
+        ``operator_dir`` (``FACEGATE_POLICY_DIR``) holds an operator's own packs; a pack there
+        is used instead of a built-in pack of the same name, except ``base``, which is always
+        the built-in one (it holds the rules every other pack relies on).
 
         Raises :class:`PolicyLoadError` for an unknown pack (listing the available ones), a pack
         that does not parse, check or validate, or an ``@id`` used twice in the set.
@@ -108,7 +113,8 @@ class PolicyEngine:
         if isinstance(packs, str):  # a str is a Sequence[str] of its characters
             raise TypeError(f"packs must be a sequence of pack names, not the string {packs!r}")
         names = list(dict.fromkeys([BASE_PACK, *packs]))
-        available = available_packs(packs_dir)
+        own = set(available_packs(operator_dir)) - {BASE_PACK} if operator_dir else set()
+        available = tuple(sorted(set(available_packs(packs_dir)) | own))
         unknown = [n for n in names if n not in available]
         if unknown:
             listed = ", ".join(available) or "none"
@@ -117,7 +123,10 @@ class PolicyEngine:
                 f" (available: {listed})"
             )
         schema = load_schema(schema_path)
-        loaded = [load_pack(name, packs_dir, schema) for name in names]
+        loaded = [
+            load_pack(name, operator_dir if operator_dir and name in own else packs_dir, schema)
+            for name in names
+        ]
         owners: dict[str, str] = {}
         for pack in loaded:
             for info in pack.policies:
