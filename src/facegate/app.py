@@ -1,4 +1,6 @@
-"""The ASGI application: ``POST /`` (Rekognition API), ``GET /healthz``, ``GET /metrics``.
+"""The ASGI application: ``POST /`` (Rekognition API), ``GET /healthz``, ``GET /metrics``, and the
+admin API under ``/admin`` (:mod:`facegate.admin.routes`); its lifespan runs the retention and
+review sweeper (:mod:`facegate.admin.sweeper`).
 
 Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
 read, and a body streamed without one is cut off at the limit.
@@ -12,9 +14,11 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from facegate import __version__
+from facegate.admin.routes import admin_routes
+from facegate.admin.sweeper import sweeping
 from facegate.errors import RequestEntityTooLargeException
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
@@ -35,8 +39,11 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(services: Services) -> Starlette:
-    """The app over an already opened service graph (the caller owns its lifetime)."""
+def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starlette:
+    """The app over an already opened service graph. The caller owns its lifetime unless
+    ``close_on_shutdown``: then the app's shutdown closes it (``facegate serve`` does this, because
+    uvicorn ends the process with the signal it caught once shutdown completes, and code after
+    ``Server.run()`` would never run)."""
 
     async def rekognition(request: Request) -> Response:
         try:
@@ -74,13 +81,19 @@ def create_app(services: Services) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
+        try:
+            async with sweeping(services):  # retention and review deadlines; stops before close
+                yield
+        finally:
+            if close_on_shutdown:
+                services.close()
 
     return Starlette(
         routes=[
             Route("/", rekognition, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Mount("/admin", routes=admin_routes(services)),
         ],
         lifespan=lifespan,
     )

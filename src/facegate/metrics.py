@@ -15,6 +15,8 @@ class Metrics:
     requests: Counter
     latency: Histogram
     faces_indexed: Counter
+    retention_deletions: Counter
+    reviews_expired: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -36,6 +38,16 @@ class Metrics:
             ),
             faces_indexed=Counter(
                 "facegate_faces_indexed", "Faces stored by IndexFaces", registry=registry
+            ),
+            retention_deletions=Counter(
+                "facegate_retention_deletions",
+                "Faces deleted by the sweeper because their retention deadline passed",
+                registry=registry,
+            ),
+            reviews_expired=Counter(
+                "facegate_reviews_expired",
+                "Reviews that expired pending; their held results were discarded",
+                registry=registry,
             ),
         )
 

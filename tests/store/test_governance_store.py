@@ -205,3 +205,17 @@ def test_retention_sweep_deletes_due_faces_and_records_them(tmp_path: Path) -> N
         ).fetchall()
     assert [tuple(r) for r in rows] == [(str(uuid.UUID(int=1)), "acme", 100.0)]
     assert FaceStore(db).face_count("c") == 2  # rebuilt from disk: the deletion stuck
+
+
+def test_listing_by_status_finds_old_pending_reviews(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db")
+    _operators(db)
+    repo = ReviewRepository(db)
+    old = _review(repo, required=1, expires=1e12)
+    for _ in range(10):
+        repo.vote(_review(repo, required=1, expires=1e12), "alice", "confirm", "ok", 2.0)
+    late = _review(repo, required=1, expires=5.0)
+    assert [r.review_id for r in repo.list("pending", 2, now=10.0)] == [old]
+    assert [r.review_id for r in repo.list("expired", 5, now=10.0)] == [late]
+    assert len(repo.list("released", 100, now=10.0)) == 10
+    assert len(repo.list(None, 100, now=10.0)) == 12

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate import __version__
+from facegate.cli.admin import register as register_admin
 from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
 from facegate.config import Settings
@@ -33,6 +34,7 @@ from facegate.engine.similarity import euclidean
 from facegate.engine.types import Analysis, DetectorKind, Face, Vector
 from facegate.errors import EngineUnavailableError, FacegateError
 from facegate.governance import LOCAL_ORG
+from facegate.policy.errors import PolicyLoadError
 
 EXIT_OK = 0
 EXIT_NO_MATCH = 1
@@ -290,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_option(action)
     keys.set_defaults(func=cmd_keys)
     register_policy(sub)
+    register_admin(sub)
     return parser
 
 
@@ -324,6 +327,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except EngineUnavailableError as exc:
         print(f"facegate: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ENGINE
+    except PolicyLoadError as exc:
+        print(f"facegate: invalid policy configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except FacegateError as exc:
         print(f"facegate: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT

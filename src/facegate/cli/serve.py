@@ -110,7 +110,7 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
     try:
         usage_banner(settings, credentials, out)
         config = uvicorn.Config(
-            create_app(services),
+            create_app(services, close_on_shutdown=True),
             host=settings.host,
             port=settings.port,
             log_level="warning",

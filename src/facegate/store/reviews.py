@@ -114,22 +114,21 @@ class ReviewRepository:
         return _review(row, tuple(Vote(v[0], v[1], v[2], v[3]) for v in votes))
 
     def list(self, status: str | None, limit: int, now: float) -> list[ReviewRecord]:
-        """Reviews newest first; ``status`` filters on the status at ``now``."""
+        """Reviews newest first; ``status`` filters on the status at ``now`` (a pending review
+        past its deadline counts as expired)."""
+        sql = "SELECT review_id FROM reviews"
+        args: tuple[object, ...] = ()
+        if status == PENDING:
+            sql, args = sql + " WHERE status = ? AND expires_at > ?", (PENDING, now)
+        elif status == EXPIRED:
+            sql += " WHERE status = ? OR (status = ? AND expires_at <= ?)"
+            args = (EXPIRED, PENDING, now)
+        elif status is not None:
+            sql, args = sql + " WHERE status = ?", (status,)
         with self.db.read() as conn:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT review_id FROM reviews ORDER BY created_at DESC LIMIT ?", (limit * 4,)
-                ).fetchall()
-            ]
-            out = []
-            for review_id in ids:
-                record = self._get(conn, review_id)
-                if record is not None and (status is None or record.status_at(now) == status):
-                    out.append(record)
-                if len(out) == limit:
-                    break
-        return out
+            ids = conn.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
+            records = [self._get(conn, row[0]) for row in ids]
+        return [r for r in records if r is not None]
 
     def vote(
         self, review_id: str, operator_id: str, verdict: str, note: str, now: float

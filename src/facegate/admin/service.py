@@ -1,0 +1,389 @@
+"""What operators can do, as plain Python over the store: no HTTP, no rendering.
+
+The admin API (:mod:`facegate.admin.routes`) and the CLI (:mod:`facegate.cli.admin`) both call
+:class:`AdminService`; authorisation by role happens in front of it (the routes, the CLI's review
+commands), the rules about the data happen here or in the repositories. Every method is
+blocking (SQLite): call it from a thread in async code. Errors are ``FacegateError``s:
+``InvalidParameterException`` naming the bad value, ``ResourceNotFoundException`` for an unknown
+id, ``ResourceAlreadyExistsException`` / ``ConflictException`` for a clash with stored state.
+
+Human review (:meth:`AdminService.vote`) enforces:
+
+* the voter is an active operator account with a reviewing role (``admin`` or ``reviewer``),
+  authenticated by their own token by the caller of this method;
+* distinct people: one vote per operator per review, and a review is released only when
+  ``reviewers_required`` distinct operators confirmed it (``ReviewRepository.vote``, in one
+  transaction); one rejection rejects it and discards the held results;
+* only a pending review can be voted on (released, rejected or expired ones: Conflict);
+* every vote carries a note (what the reviewer checked, or why they rejected), recorded with the
+  operator id and the time (EU AI Act Art. 12(3)(d): the persons who verified the results).
+
+Not enforceable, and so not claimed: that the reviewer is not the requester. Requests are made
+with access keys held by organisations; operator accounts belong to no organisation and hold no
+access keys, so facegate cannot tell whether a reviewer works for the requesting organisation.
+Deployments keep the two apart by giving reviewer accounts only to people outside the requesting
+team and issuing them no access keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from facegate.admin.auth import REVIEWERS, new_token, token_sha256
+from facegate.admin.explain import request_from_body
+from facegate.errors import (
+    AccessDeniedException,
+    InternalServerError,
+    InvalidParameterException,
+    ResourceNotFoundException,
+)
+from facegate.governance import Registry, validate_use_cases
+from facegate.policy.engine import PolicyEngine
+from facegate.policy.loader import PolicyInfo
+from facegate.policy.model import CollectionRef, Decision, PolicyRequest
+from facegate.services import Services
+from facegate.store.decisions import DecisionRecord, DecisionRepository
+from facegate.store.keys import KeyRecord
+from facegate.store.operators import ROLES, OperatorRecord, OperatorRepository
+from facegate.store.orgs import OrganisationRecord
+from facegate.store.reviews import (
+    EXPIRED,
+    PENDING,
+    REJECTED,
+    RELEASED,
+    VERDICTS,
+    ReviewRecord,
+    ReviewRepository,
+)
+from facegate.wire.keys import NewKey
+
+REVIEW_STATUSES: tuple[str, ...] = (PENDING, RELEASED, REJECTED, EXPIRED)
+OPERATOR_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+MAX_NAME = 200
+MAX_NOTE = 1000
+MAX_EXPIRY_DAYS = 3650
+MAX_LIST = 1000
+
+CollectionLookup = Callable[[str], CollectionRef | None]
+"""A collection id -> its owner and face count (None: no such collection)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate held for review, as the reviewer sees it: what matched, never a vector.
+
+    ``kind`` is "face" (FaceMatches), "user" (UserMatches) or "unmatched" (CompareFaces'
+    UnmatchedFaces). Images are not stored (DESIGN.md, convention 8): reviewers compare the
+    ``external_image_id`` / ``face_id`` with their own case material."""
+
+    kind: str
+    similarity_pct: float | None = None
+    face_id: str | None = None
+    user_id: str | None = None
+    external_image_id: str | None = None
+    image_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewDetail:
+    """A review with its status at the time of asking, the decision that held it, and the held
+    candidates (empty once rejected or expired: their results are discarded)."""
+
+    review: ReviewRecord
+    status: str
+    decision: DecisionRecord | None
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A policy request and the decision the active packs give it (nothing is stored)."""
+
+    request: PolicyRequest
+    decision: Decision
+
+
+def _text(value: str, what: str, max_len: int = MAX_NAME) -> str:
+    cleaned = value.strip()
+    if not cleaned or len(cleaned) > max_len or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidParameterException(f"{what} has 1-{max_len} printable characters.")
+    return cleaned
+
+
+class AdminService:
+    """Organisations, keys, operators, policies, decisions and reviews.
+
+    ``policy`` may be None for callers that never ask about policies (the CLI); ``collections``
+    resolves a collection id in :meth:`explain` (None: a named collection is taken to belong to
+    the principal's organisation and to be empty). ``clock`` gives epoch seconds."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        operators: OperatorRepository,
+        reviews: ReviewRepository,
+        decisions: DecisionRepository,
+        clock: Callable[[], float],
+        policy: PolicyEngine | None = None,
+        collections: CollectionLookup | None = None,
+    ) -> None:
+        self.registry = registry
+        self.operators = operators
+        self.reviews = reviews
+        self.decisions = decisions
+        self.clock = clock
+        self._policy = policy
+        self._collections = collections
+
+    # --- organisations -------------------------------------------------------------------------
+
+    def create_org(
+        self,
+        org_id: str,
+        *,
+        name: str,
+        sector: str,
+        use_cases: tuple[str, ...],
+        country: str = "",
+        region: str = "",
+        city: str = "",
+    ) -> OrganisationRecord:
+        """Register an organisation (validated by :class:`~facegate.governance.Registry`)."""
+        return self.registry.create_org(
+            org_id,
+            name=name,
+            sector=sector,
+            use_cases=use_cases,
+            country=country,
+            region=region,
+            city=city,
+        )
+
+    def orgs(self) -> list[OrganisationRecord]:
+        return self.registry.orgs.list()
+
+    def org(self, org_id: str) -> OrganisationRecord:
+        return self.registry.orgs.require(org_id)
+
+    def disable_org(self, org_id: str) -> OrganisationRecord:
+        """Disable an organisation: its keys stop working at once (``Registry.principal``).
+        Idempotent; the first disabling time is kept."""
+        if not self.registry.orgs.disable(org_id, self.clock()):
+            raise ResourceNotFoundException(f"Organisation {org_id} does not exist.")
+        return self.org(org_id)
+
+    def set_use_cases(self, org_id: str, use_cases: tuple[str, ...]) -> OrganisationRecord:
+        """Replace the registered use cases. Keys bound to a use case that is dropped stop
+        working (their principal no longer resolves) but are not revoked."""
+        self.org(org_id)
+        return self.registry.orgs.set_use_cases(org_id, validate_use_cases(use_cases))
+
+    # --- access keys ---------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        org_id: str,
+        use_case: str | None = None,
+        description: str = "",
+        expires_in_days: int | None = None,
+    ) -> NewKey:
+        """A key for ``org_id`` bound to ``use_case`` (default: the organisation's only use
+        case). The returned secret exists nowhere else in clear: show it once."""
+        org = self.org(org_id)
+        if use_case is None:
+            if len(org.use_cases) != 1:
+                raise InvalidParameterException(
+                    f"Organisation {org_id} registered {', '.join(org.use_cases)}: "
+                    "choose one use case for the key."
+                )
+            use_case = org.use_cases[0]
+        if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
+            raise InvalidParameterException(
+                f"Key expiry is 1-{MAX_EXPIRY_DAYS} days, not {expires_in_days}."
+            )
+        if len(description) > MAX_NAME:
+            raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+        ttl_s = expires_in_days * 86400.0 if expires_in_days is not None else None
+        return self.registry.create_key(org_id, use_case, description, ttl_s)
+
+    def keys(self, org_id: str | None = None) -> list[KeyRecord]:
+        """Every key (of ``org_id`` if given, which must exist), oldest first. Records carry the
+        sealed secret; views never show it."""
+        if org_id is not None:
+            self.org(org_id)
+        return [k for k in self.registry.keys.list() if org_id is None or k.org_id == org_id]
+
+    def revoke_key(self, access_key_id: str) -> KeyRecord:
+        """Revoke a key (idempotent: the first revocation time is kept)."""
+        if not self.registry.keys.revoke(access_key_id):
+            raise ResourceNotFoundException(f"Access key {access_key_id} does not exist.")
+        record = self.registry.keys.record(access_key_id)
+        assert record is not None
+        return record
+
+    # --- operators -----------------------------------------------------------------------------
+
+    def operator_list(self) -> list[OperatorRecord]:
+        return self.operators.list()
+
+    def create_operator(
+        self, operator_id: str, display_name: str, role: str
+    ) -> tuple[OperatorRecord, str]:
+        """A new operator and their token; only the token's hash is stored, so the token
+        returned here is the only copy: show it once."""
+        if not OPERATOR_ID.fullmatch(operator_id):
+            raise InvalidParameterException(
+                f"Invalid operator id {operator_id!r}: lower-case letters, digits, '.', '_', '-'"
+                " (1-63, e.g. 'alice')."
+            )
+        if role not in ROLES:
+            raise InvalidParameterException(f"Unknown role {role!r}; known: {', '.join(ROLES)}.")
+        record = OperatorRecord(
+            operator_id=operator_id,
+            display_name=_text(display_name, "An operator name"),
+            role=role,
+            created_at=self.clock(),
+        )
+        token = new_token()
+        self.operators.insert(record, token_sha256(token))
+        return record, token
+
+    def disable_operator(self, operator_id: str) -> OperatorRecord:
+        """Disable an operator: their token stops working at once. Idempotent."""
+        if not self.operators.disable(operator_id, self.clock()):
+            raise ResourceNotFoundException(f"Operator {operator_id} does not exist.")
+        record = self.operators.get(operator_id)
+        assert record is not None
+        return record
+
+    # --- policies and decisions ----------------------------------------------------------------
+
+    @property
+    def policy(self) -> PolicyEngine:
+        if self._policy is None:
+            raise InternalServerError("The policy engine is not loaded here.")
+        return self._policy
+
+    def policies(self) -> tuple[tuple[str, ...], tuple[PolicyInfo, ...]]:
+        """The active packs (``base`` first) and their policies in load order."""
+        return self.policy.packs, self.policy.policies()
+
+    def explain(self, body: Mapping[str, Any]) -> Explanation:
+        """Decide the request ``body`` describes (see :mod:`facegate.admin.explain`) with the
+        active packs. Nothing is stored: an explanation is not a request."""
+        request = request_from_body(
+            body,
+            orgs=self.registry.orgs,
+            collections=self._collections,
+            now=datetime.fromtimestamp(self.clock(), UTC),
+        )
+        return Explanation(request, self.policy.decide(request))
+
+    def recent_decisions(self, limit: int = 50, org_id: str | None = None) -> list[DecisionRecord]:
+        """The newest ``limit`` (1-1000) stored decisions, newest first."""
+        return self.decisions.recent(max(1, min(limit, MAX_LIST)), org_id)
+
+    def decision(self, decision_id: str) -> DecisionRecord:
+        record = self.decisions.get(decision_id)
+        if record is None:
+            raise ResourceNotFoundException(f"Decision {decision_id} does not exist.")
+        return record
+
+    # --- human review --------------------------------------------------------------------------
+
+    def review_list(self, status: str | None = PENDING, limit: int = 50) -> list[ReviewRecord]:
+        """Reviews newest first, filtered by their status now (None: all)."""
+        if status is not None and status not in REVIEW_STATUSES:
+            raise InvalidParameterException(
+                f"Unknown review status {status!r}; known: {', '.join(REVIEW_STATUSES)}."
+            )
+        return self.reviews.list(status, max(1, min(limit, MAX_LIST)), self.clock())
+
+    def review(self, review_id: str) -> ReviewDetail:
+        """A review with its decision and the candidates it holds."""
+        record = self.reviews.get(review_id)
+        if record is None:
+            raise ResourceNotFoundException(f"Review {review_id} does not exist.")
+        return self._detail(record)
+
+    def vote(
+        self, review_id: str, operator: OperatorRecord, verdict: str, note: str
+    ) -> ReviewDetail:
+        """Record ``operator``'s verdict ("confirm" or "reject") with a note. ``operator`` must
+        be the authenticated caller; see the module docstring for the rules."""
+        if verdict not in VERDICTS:
+            raise InvalidParameterException(f"A verdict is one of {', '.join(VERDICTS)}.")
+        current = self.operators.get(operator.operator_id)
+        if current is None or not current.active:
+            raise AccessDeniedException(f"Operator {operator.operator_id} is disabled.")
+        if current.role not in REVIEWERS:
+            raise AccessDeniedException(
+                f"Operator {operator.operator_id} has role {current.role!r}; reviewing needs "
+                f"role {' or '.join(REVIEWERS)}."
+            )
+        note = _text(note, "A review note", MAX_NOTE)
+        record = self.reviews.vote(review_id, operator.operator_id, verdict, note, self.clock())
+        return self._detail(record)
+
+    def _detail(self, record: ReviewRecord) -> ReviewDetail:
+        status = record.status_at(self.clock())
+        held = held_candidates(record.held_response) if status in (PENDING, RELEASED) else ()
+        return ReviewDetail(record, status, self.decisions.get(record.decision_id), held)
+
+
+def held_candidates(held_response: str) -> tuple[Candidate, ...]:
+    """The candidates in a held Rekognition response (wire form, PascalCase)."""
+    if not held_response:
+        return ()
+    doc = json.loads(held_response)
+    out: list[Candidate] = []
+    for match in doc.get("FaceMatches") or ():
+        face = match.get("Face") or {}
+        out.append(
+            Candidate(
+                kind="face",
+                similarity_pct=match.get("Similarity"),
+                face_id=face.get("FaceId"),
+                user_id=face.get("UserId"),
+                external_image_id=face.get("ExternalImageId"),
+                image_id=face.get("ImageId"),
+            )
+        )
+    for match in doc.get("UserMatches") or ():
+        user = match.get("User") or {}
+        out.append(
+            Candidate(
+                kind="user", similarity_pct=match.get("Similarity"), user_id=user.get("UserId")
+            )
+        )
+    out.extend(Candidate(kind="unmatched") for _ in doc.get("UnmatchedFaces") or ())
+    return tuple(out)
+
+
+def over_services(services: Services) -> AdminService:
+    """The admin service of a running server: its repositories, policy engine and clock, and
+    collection lookups against its store."""
+    store = services.store
+
+    def collection(collection_id: str) -> CollectionRef | None:
+        try:
+            record = store.get_collection(collection_id)
+        except ResourceNotFoundException:
+            return None
+        return CollectionRef(collection_id, record.org_id, store.face_count(collection_id))
+
+    return AdminService(
+        registry=services.registry,
+        operators=services.operators,
+        reviews=services.reviews,
+        decisions=services.decisions,
+        clock=services.clock,
+        policy=services.policy,
+        collections=collection,
+    )

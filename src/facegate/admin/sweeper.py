@@ -1,0 +1,110 @@
+"""The background sweeper: retention deadlines and review deadlines, enforced while serving.
+
+Every ``settings.retention_sweep_s`` seconds (and once at start, so deadlines that passed while
+the server was down are enforced at once) :func:`sweep_once` runs in a worker thread:
+
+* faces whose retention deadline has passed are deleted (``FaceStore.sweep_retention``, which
+  records each deletion in the database in the same transaction), in batches of
+  :data:`BATCH`, at most :data:`MAX_BATCHES` batches per sweep so one sweep cannot hold the
+  store for long; the rest waits for the next sweep;
+* pending reviews past their deadline expire and their held results are discarded
+  (``ReviewRepository.expire``).
+
+Each deletion is logged on ``facegate.retention`` with the face id, collection and organisation
+(ids only, nothing biometric), and counted in ``facegate_retention_deletions_total``; expired
+reviews in ``facegate_reviews_expired_total``. A failing sweep is logged and retried at the next
+interval; it never stops the server. A ``retention_sweep_s`` of 0 or less disables the sweeper.
+
+Shutdown: :func:`sweeping` sets a stop event and waits for the task, so a sweep in progress
+finishes its transaction before the service graph is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from facegate.errors import ResourceNotFoundException
+from facegate.metrics import Metrics
+from facegate.services import Services
+from facegate.store.reviews import ReviewRepository
+from facegate.store.store import FaceStore
+
+BATCH = 1000
+MAX_BATCHES = 20
+log = logging.getLogger("facegate.retention")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    deleted_faces: int
+    expired_reviews: int
+
+
+def sweep_once(
+    store: FaceStore, reviews: ReviewRepository, now: float, metrics: Metrics | None = None
+) -> SweepResult:
+    """Delete faces past their retention deadline and expire overdue reviews, as of ``now``."""
+    deleted = 0
+    owners: dict[str, str] = {}
+    for _ in range(MAX_BATCHES):
+        faces = store.sweep_retention(now, BATCH)
+        for face in faces:
+            if face.collection_id not in owners:
+                owners[face.collection_id] = _owner(store, face.collection_id)
+            deadline = datetime.fromtimestamp(face.retain_until or now, UTC)
+            log.info(
+                f"retention deletion: face {face.face_id} of collection {face.collection_id} "
+                f"(organisation {owners[face.collection_id]}), retention deadline "
+                f"{deadline:%Y-%m-%dT%H:%M:%SZ}"
+            )
+        deleted += len(faces)
+        if len(faces) < BATCH:
+            break
+    expired = reviews.expire(now)
+    if expired:
+        log.info(f"expired {expired} pending review(s) past their deadline")
+    if metrics is not None:
+        metrics.retention_deletions.inc(deleted)
+        metrics.reviews_expired.inc(expired)
+    return SweepResult(deleted, expired)
+
+
+def _owner(store: FaceStore, collection_id: str) -> str:
+    try:
+        return store.get_collection(collection_id).org_id or "-"
+    except ResourceNotFoundException:
+        return "-"
+
+
+async def run_sweeper(services: Services, stop: asyncio.Event) -> None:
+    """Sweep now and then every ``retention_sweep_s`` seconds until ``stop`` is set."""
+    interval = services.settings.retention_sweep_s
+    if interval <= 0:
+        log.warning("retention sweeper disabled (retention_sweep_s <= 0)")
+        return
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(
+                sweep_once, services.store, services.reviews, services.clock(), services.metrics
+            )
+        except Exception:
+            log.exception("retention sweep failed; retrying at the next interval")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+@asynccontextmanager
+async def sweeping(services: Services) -> AsyncIterator[None]:
+    """Run the sweeper for the duration of the ``async with`` block (the app's lifespan)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_sweeper(services, stop), name="facegate-sweeper")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

@@ -1,0 +1,258 @@
+"""Records -> JSON documents for the admin API (and ``--json`` style output).
+
+Contract: no view contains a sealed or clear access-key secret, an operator token or its hash,
+an image or a face vector. The two exceptions are explicit and single-use: :func:`new_key`
+(the secret of a key just created) and :func:`new_operator` (the token of an operator just
+created). Times are ISO 8601 UTC strings ("2026-11-23T11:16:44Z") or null.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from facegate.admin.service import Candidate, Explanation, ReviewDetail
+from facegate.policy.loader import PolicyInfo
+from facegate.policy.model import Obligations, PolicyRef
+from facegate.store.decisions import DecisionRecord
+from facegate.store.keys import KeyRecord
+from facegate.store.operators import OperatorRecord
+from facegate.store.orgs import OrganisationRecord
+from facegate.store.reviews import ReviewRecord, Vote
+from facegate.wire.keys import NewKey
+
+Doc = dict[str, Any]
+
+
+def iso(epoch_s: float | None) -> str | None:
+    """``epoch_s`` as an ISO 8601 UTC time with second precision, or None."""
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def org(record: OrganisationRecord) -> Doc:
+    return {
+        "org_id": record.org_id,
+        "name": record.name,
+        "sector": record.sector,
+        "country": record.country,
+        "region": record.region,
+        "city": record.city,
+        "use_cases": list(record.use_cases),
+        "active": record.active,
+        "created_at": iso(record.created_at),
+        "disabled_at": iso(record.disabled_at),
+    }
+
+
+def key_state(record: KeyRecord, now: float) -> str:
+    """usable, revoked or expired."""
+    if record.usable_at(now):
+        return "usable"
+    return "revoked" if record.revoked_at is not None and record.revoked_at <= now else "expired"
+
+
+def key(record: KeyRecord, now: float) -> Doc:
+    """A stored key, without its (sealed) secret."""
+    return {
+        "access_key_id": record.access_key_id,
+        "org_id": record.org_id,
+        "use_case": record.use_case,
+        "description": record.description,
+        "state": key_state(record, now),
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at),
+        "revoked_at": iso(record.revoked_at),
+    }
+
+
+def new_key(created: NewKey) -> Doc:
+    """A key just created, with its secret: the only time the secret is shown."""
+    return {
+        "access_key_id": created.access_key_id,
+        "secret_access_key": created.secret_access_key,
+        "org_id": created.org_id,
+        "use_case": created.use_case,
+        "description": created.description,
+        "expires_at": iso(created.expires_at),
+        "note": "The secret is shown only now; store it safely.",
+    }
+
+
+def operator(record: OperatorRecord) -> Doc:
+    return {
+        "operator_id": record.operator_id,
+        "display_name": record.display_name,
+        "role": record.role,
+        "active": record.active,
+        "created_at": iso(record.created_at),
+        "disabled_at": iso(record.disabled_at),
+    }
+
+
+def new_operator(record: OperatorRecord, token: str) -> Doc:
+    """An operator just created, with their token: the only time the token is shown."""
+    return {
+        **operator(record),
+        "token": token,
+        "note": "The token is shown only now; give it to the operator over a safe channel.",
+    }
+
+
+def obligations(value: Obligations) -> Doc:
+    return {
+        "min_similarity_pct": value.min_similarity_pct,
+        "max_candidates": value.max_candidates,
+        "reviewers_required": value.reviewers_required,
+        "redact_fields": sorted(value.redact_fields),
+        "retention_days": value.retention_days,
+    }
+
+
+def policy(info: PolicyInfo) -> Doc:
+    return {
+        "policy_id": info.policy_id,
+        "pack": info.pack,
+        "effect": info.effect,
+        "reason": info.reason,
+        "source": info.source,
+        "note": info.annotations.get("note", ""),
+        "obligations": obligations(info.obligations),
+        "line": info.line,
+        "text": info.text,
+    }
+
+
+def policy_ref(ref: PolicyRef) -> Doc:
+    return {
+        "policy_id": ref.policy_id,
+        "pack": ref.pack,
+        "effect": ref.effect,
+        "reason": ref.reason,
+        "source": ref.source,
+    }
+
+
+def explanation(value: Explanation) -> Doc:
+    request, decision = value.request, value.decision
+    principal, ctx = request.principal, request.context
+    resource = request.resource
+    return {
+        "decision_id": decision.decision_id,
+        "allowed": decision.allowed,
+        "decision": "Allow" if decision.allowed else "Deny",
+        "determining": [policy_ref(p) for p in decision.determining],
+        "policy_ids": list(decision.policy_ids),
+        "reasons": [p.reason for p in decision.determining if p.reason],
+        "sources": [p.source for p in decision.determining if p.source],
+        "obligations": obligations(decision.obligations),
+        "errors": list(decision.errors),
+        "eval_ms": round(decision.eval_ms, 3),
+        "request": {
+            "organisation": {
+                "org_id": principal.organisation.org_id,
+                "sector": principal.organisation.sector,
+                "country": principal.organisation.country,
+                "region": principal.organisation.region,
+                "city": principal.organisation.city,
+                "use_cases": sorted(principal.organisation.use_cases),
+            },
+            "use_case": principal.use_case,
+            "action": request.action,
+            "collection": None
+            if resource is None
+            else {
+                "collection_id": resource.collection_id,
+                "organisation_id": resource.organisation_id,
+                "face_count": resource.face_count,
+            },
+            "context": {
+                "now": ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "purpose": ctx.purpose,
+                "case_ref": ctx.case_ref,
+                "authorization_ref": ctx.authorization_ref,
+                "authorization_issuer": ctx.authorization_issuer,
+                "realtime": ctx.realtime,
+                "exigent": ctx.exigent,
+                "camera": ctx.camera,
+                "consent_ref": ctx.consent_ref,
+            },
+        },
+    }
+
+
+def decision(record: DecisionRecord) -> Doc:
+    return {
+        "decision_id": record.decision_id,
+        "at": iso(record.at),
+        "access_key_id": record.access_key_id,
+        "org_id": record.org_id,
+        "operation": record.operation,
+        "resource": record.resource,
+        "purpose": record.purpose,
+        "allowed": record.allowed,
+        "policy_ids": list(record.policy_ids),
+        "reasons": list(record.reasons),
+        "errors": list(record.errors),
+        "obligations": record.obligations,
+        "review_id": record.review_id,
+    }
+
+
+def vote(value: Vote) -> Doc:
+    return {
+        "operator_id": value.operator_id,
+        "verdict": value.verdict,
+        "note": value.note,
+        "at": iso(value.at),
+    }
+
+
+def review(record: ReviewRecord, now: float) -> Doc:
+    """A review without what it holds (for lists)."""
+    return {
+        "review_id": record.review_id,
+        "status": record.status_at(now),
+        "operation": record.operation,
+        "org_id": record.org_id,
+        "access_key_id": record.access_key_id,
+        "decision_id": record.decision_id,
+        "reviewers_required": record.reviewers_required,
+        "confirmations": sum(v.verdict == "confirm" for v in record.votes),
+        "candidates": record.candidates,
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at),
+        "decided_at": iso(record.decided_at),
+    }
+
+
+def candidate(value: Candidate) -> Doc:
+    return {
+        "kind": value.kind,
+        "similarity_pct": value.similarity_pct,
+        "face_id": value.face_id,
+        "user_id": value.user_id,
+        "external_image_id": value.external_image_id,
+        "image_id": value.image_id,
+    }
+
+
+def review_detail(detail: ReviewDetail, now: float) -> Doc:
+    """A review with its votes, the decision that held it and the held candidates."""
+    made = detail.decision
+    return {
+        **review(detail.review, now),
+        "status": detail.status,
+        "votes": [vote(v) for v in detail.review.votes],
+        "request": None
+        if made is None
+        else {
+            "collection_id": made.resource,
+            "purpose": made.purpose,
+            "policy_ids": list(made.policy_ids),
+            "obligations": made.obligations,
+            "at": iso(made.at),
+        },
+        "held_candidates": [candidate(c) for c in detail.candidates],
+    }

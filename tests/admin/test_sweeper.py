@@ -1,0 +1,153 @@
+"""The background sweeper: retention deletions (logged, counted), review expiry, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import cast
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from facegate.admin import sweeper
+from facegate.app import create_app
+from facegate.services import Services
+from facegate.store.records import FaceRecord, NewFace
+from facegate.store.vectors import DIM
+from tests.admin.conftest import MakeReview
+
+
+def _face(collection_id: str, i: int, retain_until: float | None) -> NewFace:
+    return NewFace(
+        record=FaceRecord(
+            face_id=str(uuid.UUID(int=i + 1)),
+            collection_id=collection_id,
+            image_id=str(uuid.UUID(int=10_000 + i)),
+            image_sha256=f"{i:064x}",
+            external_image_id=f"img-{i}",
+            box_left_ratio=0.1,
+            box_top_ratio=0.2,
+            box_width_ratio=0.3,
+            box_height_ratio=0.4,
+            confidence_pct=99.5,
+            model_version="dlib-resnet-v1",
+            user_id=None,
+            indexed_at=1.0,
+            consent_ref="consent-1",
+            retain_until=retain_until,
+        ),
+        descriptor=np.random.default_rng(i).normal(0, 0.1, DIM).astype(np.float32),
+    )
+
+
+def _enrol(services: Services, past: int, future: int = 0, forever: int = 0) -> list[str]:
+    """Faces in collection "staff" of organisation "acme"; returns the ids of the overdue."""
+    services.store.create_collection("staff", "arn:staff", "dlib-resnet-v1", org_id="acme")
+    now = time.time()
+    faces = [_face("staff", i, now - 60) for i in range(past)]
+    faces += [_face("staff", 100 + i, now + 86400) for i in range(future)]
+    faces += [_face("staff", 200 + i, None) for i in range(forever)]
+    services.store.add_faces("staff", faces)
+    return [f.record.face_id for f in faces[:past]]
+
+
+def test_sweep_deletes_overdue_faces_and_logs_ids_only(
+    services: Services, make_review: MakeReview, caplog: pytest.LogCaptureFixture
+) -> None:
+    overdue = _enrol(services, past=2, future=1, forever=1)
+    make_review(ttl_s=-1.0)
+    make_review(ttl_s=3600.0)
+    with caplog.at_level(logging.INFO, logger="facegate.retention"):
+        result = sweeper.sweep_once(services.store, services.reviews, time.time(), services.metrics)
+    assert result == sweeper.SweepResult(deleted_faces=2, expired_reviews=1)
+    assert services.store.face_count("staff") == 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "facegate.retention"]
+    for face_id in overdue:
+        assert any(
+            face_id in line and "collection staff" in line and "organisation acme" in line
+            for line in lines
+        )
+    assert not any("img-" in line or "consent" in line for line in lines)
+    metrics = services.metrics.exposition().decode()
+    assert "facegate_retention_deletions_total 2.0" in metrics
+    assert "facegate_reviews_expired_total 1.0" in metrics
+    again = sweeper.sweep_once(services.store, services.reviews, time.time())
+    assert again == sweeper.SweepResult(0, 0)
+
+
+def test_sweep_works_through_batches(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    _enrol(services, past=5)
+    monkeypatch.setattr(sweeper, "BATCH", 2)
+    result = sweeper.sweep_once(services.store, services.reviews, time.time())
+    assert result.deleted_faces == 5
+    assert services.store.face_count("staff") == 0
+
+
+def test_one_sweep_is_bounded(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    _enrol(services, past=5)
+    monkeypatch.setattr(sweeper, "BATCH", 1)
+    monkeypatch.setattr(sweeper, "MAX_BATCHES", 2)
+    assert sweeper.sweep_once(services.store, services.reviews, time.time()).deleted_faces == 2
+    assert services.store.face_count("staff") == 3  # the rest waits for the next sweep
+
+
+def test_the_app_sweeps_at_start_and_stops_cleanly(services: Services) -> None:
+    _enrol(services, past=1, future=1)
+    with TestClient(create_app(services)) as client:
+        deadline = time.monotonic() + 10
+        while services.store.face_count("staff") != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert services.store.face_count("staff") == 1
+        assert client.get("/healthz").status_code == 200
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5  # not the hour until the next sweep
+
+
+def test_a_failing_sweep_is_logged_and_retried(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[float] = []
+
+    def failing(*_: object) -> sweeper.SweepResult:
+        calls.append(time.monotonic())
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(sweeper, "sweep_once", failing)
+    fast = cast(
+        Services,
+        SimpleNamespace(
+            settings=replace(services.settings, retention_sweep_s=0.01),
+            store=services.store,
+            reviews=services.reviews,
+            clock=time.time,
+            metrics=services.metrics,
+        ),
+    )
+
+    async def run() -> None:
+        async with sweeper.sweeping(fast):
+            while len(calls) < 3:
+                await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.ERROR, logger="facegate.retention"):
+        asyncio.run(run())
+    assert len(calls) >= 3
+    assert any("retention sweep failed" in r.getMessage() for r in caplog.records)
+
+
+def test_disabled_sweeper_returns_at_once(services: Services) -> None:
+    off = cast(
+        Services,
+        SimpleNamespace(settings=replace(services.settings, retention_sweep_s=0.0)),
+    )
+
+    async def run() -> None:
+        async with sweeper.sweeping(off):
+            pass
+
+    asyncio.run(run())

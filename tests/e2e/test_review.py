@@ -1,0 +1,226 @@
+"""Human review end to end: boto3 searches whose results are held, operators who review them
+(admin API and CLI), and the caller collecting them with a signed X-Facegate-Review header.
+
+The server runs the packs ``aws-public-safety-terms`` (law-enforcement face comparison: minimum
+similarity 99, one human reviewer) and ``eu-ai-act-art5`` (Art. 14(5): every identification by
+an EU deployer confirmed by two people, applied from 2026-08-02).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.admin.live import AdminApi, create_operator, error_of, unique, with_header
+from tests.e2e.server import Credentials, LiveServer
+
+PACKS = "aws-public-safety-terms,eu-ai-act-art5"
+Image = Callable[[str], dict[str, bytes]]
+
+
+@dataclass
+class Reviewers:
+    """Two reviewers with their own tokens (``one``, ``two``) and the admin API as each."""
+
+    one: AdminApi
+    two: AdminApi
+    two_token: str
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(
+        tmp_path_factory.mktemp("review") / "data", env={"FACEGATE_POLICY_PACKS": PACKS}
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(live: LiveServer) -> Iterator[AdminApi]:
+    with AdminApi(live, create_operator(live, "root", "admin")) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def reviewers(live: LiveServer) -> Iterator[Reviewers]:
+    two_token = create_operator(live, "rev-two", "reviewer")
+    with (
+        AdminApi(live, create_operator(live, "rev-one", "reviewer")) as one,
+        AdminApi(live, two_token) as two,
+    ):
+        yield Reviewers(one, two, two_token)
+
+
+def _collection(live: LiveServer, creds: Credentials, image: Image) -> tuple[Any, str]:
+    """A boto3 client for ``creds`` and a new collection with obama, obama2 and biden."""
+    rek = live.client(creds)
+    collection_id = f"c-{uuid.uuid4().hex[:10]}"
+    rek.create_collection(CollectionId=collection_id)
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        rek.index_faces(CollectionId=collection_id, Image=image(name), ExternalImageId=name)
+    return rek, collection_id
+
+
+def _headers(response: dict[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = response["ResponseMetadata"]["HTTPHeaders"]
+    return headers
+
+
+def _collect(live: LiveServer, creds: Credentials, review_id: str, **params: Any) -> dict[str, Any]:
+    """The same search again, with X-Facegate-Review added before signing (so it is signed)."""
+    rek = live.client(creds)
+    with_header(rek, "SearchFacesByImage", "X-Facegate-Review", review_id)
+    result: dict[str, Any] = rek.search_faces_by_image(**params)
+    return result
+
+
+@pytest.fixture(scope="module")
+def eu_org(admin: AdminApi) -> Credentials:
+    """A German company using face search for access control: an EU deployer."""
+    org_id = unique("berlin-access")
+    admin.create_org(org_id, sector="commercial", use_cases=["access_control"], country="DE")
+    return admin.create_key(org_id)
+
+
+def test_two_distinct_reviewers_release_an_identification(
+    live: LiveServer,
+    admin: AdminApi,
+    reviewers: Reviewers,
+    eu_org: Credentials,
+    image: Image,
+) -> None:
+    rek, collection_id = _collection(live, eu_org, image)
+    search = {"CollectionId": collection_id, "Image": image("obama3.jpg")}
+    held = rek.search_faces_by_image(**search)
+    assert held.get("FaceMatches", []) == []
+    assert held["SearchedFaceConfidence"] > 90  # the rest of the response is there
+    review_id = _headers(held)["x-facegate-review-id"]
+    assert _headers(held)["x-facegate-review-status"] == "pending"
+
+    # the reviewers see what they are asked to verify
+    pending = reviewers.one.ok(reviewers.one.get("/reviews", status="pending"))["reviews"]
+    assert review_id in [r["review_id"] for r in pending]
+    shown = reviewers.one.ok(reviewers.one.get(f"/reviews/{review_id}"))
+    assert shown["reviewers_required"] == 2
+    assert shown["request"]["collection_id"] == collection_id
+    held_names = {c["external_image_id"] for c in shown["held_candidates"]}
+    assert "obama.jpg" in held_names
+    assert "biden.jpg" not in held_names
+    decision = admin.ok(admin.get(f"/decisions/{shown['decision_id']}"))
+    assert "eu-ai-act-art5.permit-identification-two-person-verification" in decision["policy_ids"]
+    assert decision["review_id"] == review_id
+
+    # collecting while pending: still no candidates
+    early = _collect(live, eu_org, review_id, **search)
+    assert early.get("FaceMatches", []) == []
+    assert _headers(early)["x-facegate-review-status"] == "pending"
+
+    # one confirmation of two is not enough; the same person twice is refused
+    note = {"note": "matches the enrolment photo on file"}
+    first = reviewers.one.ok(reviewers.one.post(f"/reviews/{review_id}/confirm", note))
+    assert first["status"] == "pending"
+    assert first["confirmations"] == 1
+    again = reviewers.one.post(f"/reviews/{review_id}/confirm", note)
+    assert "a second reviewer must be a different person" in error_of(again, 409)
+    still = _collect(live, eu_org, review_id, **search)
+    assert still.get("FaceMatches", []) == []
+
+    # a second, distinct reviewer (here through the CLI, with their own token) releases it
+    out = live.facegate(
+        "review",
+        "confirm",
+        review_id,
+        "--note",
+        "agree: same person",
+        env={"FACEGATE_OPERATOR_TOKEN": reviewers.two_token},
+    )
+    assert "released (2 of 2 confirmations)" in out
+    released = _collect(live, eu_org, review_id, **search)
+    assert _headers(released)["x-facegate-review-status"] == "released"
+    best = released["FaceMatches"][0]
+    assert best["Face"]["ExternalImageId"] in ("obama.jpg", "obama2.jpg")
+    assert best["Similarity"] >= 99
+    names = [m["Face"]["ExternalImageId"] for m in released["FaceMatches"]]
+    assert "biden.jpg" not in names
+    votes = reviewers.two.ok(reviewers.two.get(f"/reviews/{review_id}"))["votes"]
+    assert [(v["operator_id"], v["verdict"]) for v in votes] == [
+        ("rev-one", "confirm"),
+        ("rev-two", "confirm"),
+    ]
+    late = reviewers.two.post(f"/reviews/{review_id}/reject", {"note": "changed my mind"})
+    assert "is released" in error_of(late, 409)
+
+
+def test_a_rejected_review_is_refused_on_collect(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials, image: Image
+) -> None:
+    rek, collection_id = _collection(live, eu_org, image)
+    search = {"CollectionId": collection_id, "Image": image("obama2.jpg")}
+    held = rek.search_faces_by_image(**search)
+    review_id = _headers(held)["x-facegate-review-id"]
+    rejected = reviewers.two.ok(
+        reviewers.two.post(f"/reviews/{review_id}/reject", {"note": "not the person on file"})
+    )
+    assert rejected["status"] == "rejected"
+    assert rejected["held_candidates"] == []  # discarded
+    with pytest.raises(ClientError) as info:
+        _collect(live, eu_org, review_id, **search)
+    error = info.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert f"Review {review_id} was rejected" in error["Message"]
+
+
+def test_collect_needs_the_same_request(
+    live: LiveServer, eu_org: Credentials, image: Image
+) -> None:
+    rek, collection_id = _collection(live, eu_org, image)
+    held = rek.search_faces_by_image(CollectionId=collection_id, Image=image("obama3.jpg"))
+    review_id = _headers(held)["x-facegate-review-id"]
+    with pytest.raises(ClientError) as info:
+        _collect(live, eu_org, review_id, CollectionId=collection_id, Image=image("obama.jpg"))
+    assert info.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "send the same request" in info.value.response["Error"]["Message"]
+
+
+def test_law_enforcement_needs_one_reviewer_and_99_percent(
+    live: LiveServer, admin: AdminApi, reviewers: Reviewers, image: Image, tmp_path: Path
+) -> None:
+    org_id = unique("nypd")
+    admin.create_org(org_id, sector="law_enforcement", use_cases=["missing_persons"], country="US")
+    creds = admin.create_key(org_id)
+    rek, collection_id = _collection(live, creds, image)
+    search = {"CollectionId": collection_id, "Image": image("obama3.jpg"), "FaceMatchThreshold": 50}
+    held = rek.search_faces_by_image(**search)
+    assert held.get("FaceMatches", []) == []
+    review_id = _headers(held)["x-facegate-review-id"]
+    shown = reviewers.one.ok(reviewers.one.get(f"/reviews/{review_id}"))
+    assert shown["reviewers_required"] == 1
+    token_file = tmp_path / "token"
+    token_file.write_text(reviewers.two_token)
+    out = live.facegate(
+        "review", "confirm", review_id, "--note", "verified", "--token-file", str(token_file)
+    )
+    assert "released (1 of 1 confirmations)" in out
+    released = _collect(live, creds, review_id, **search)
+    assert released["FaceMatches"]
+    # the caller asked for 50; the public-safety terms raised the threshold to 99
+    assert all(m["Similarity"] >= 99 for m in released["FaceMatches"])
+    assert released["FaceMatches"][0]["Face"]["ExternalImageId"] in ("obama.jpg", "obama2.jpg")
+
+
+def test_the_log_names_operators_but_holds_no_token_or_secret(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials
+) -> None:
+    text = live.log_path.read_text()
+    assert "by rev-one: 200" in text  # admin requests are logged with the operator id
+    assert "fgop_" not in text
+    assert reviewers.two_token not in text
+    assert eu_org.secret_access_key not in text
