@@ -8,6 +8,8 @@ read, and a body streamed without one is cut off at the limit.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,7 @@ from starlette.routing import Mount, Route
 from facegate import __version__
 from facegate.admin.routes import admin_routes
 from facegate.admin.sweeper import sweeping
+from facegate.audit.record import EventRecord
 from facegate.errors import RequestEntityTooLargeException
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
@@ -37,6 +40,28 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
             raise RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def startup_event(services: Services) -> EventRecord:
+    """The start-up record: version, model, and the exact policy set now in force (its packs
+    and a SHA-256 over every policy's id and text, so any change of policy is visible)."""
+    digest = hashlib.sha256()
+    for info in services.policy.policies():
+        digest.update(f"{info.policy_id}\0{info.text}\0".encode())
+    return EventRecord(
+        at=services.clock(),
+        kind="startup",
+        action="server.start",
+        actor="server",
+        details={
+            "version": __version__,
+            "face_model_version": services.engine.model_version,
+            "similarity_model": services.deps.similarity.version,
+            "policy_packs": list(services.policy.packs),
+            "policy_ids": [info.policy_id for info in services.policy.policies()],
+            "policy_set_sha256": digest.hexdigest(),
+        },
+    )
 
 
 def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starlette:
@@ -81,10 +106,17 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(services.record, startup_event(services))
         try:
             async with sweeping(services):  # retention and review deadlines; stops before close
                 yield
         finally:
+            await asyncio.to_thread(
+                services.record,
+                EventRecord(
+                    at=services.clock(), kind="shutdown", action="server.stop", actor="server"
+                ),
+            )
             if close_on_shutdown:
                 services.close()
 

@@ -14,6 +14,7 @@
 | FACEGATE_POLICY_PACKS | amazon-2020-police-moratorium | active packs, comma-separated (+ base) |
 | FACEGATE_POLICY_DIR | (none) | an operator's own packs (override built-ins of the same name) |
 | FACEGATE_REVIEW_TTL_S | 259200 (72 h) | how long results held for human review wait |
+| FACEGATE_AUDIT_KEY | (file) | audit checkpoint signing key (base64 Ed25519); else a file |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
 """
 
@@ -51,12 +52,17 @@ class Settings:
     limits: StoreLimits = StoreLimits()
     policy_packs: tuple[str, ...] = DEFAULT_PACKS
     policy_dir: Path | None = None
+    audit_key: str | None = None
     review_ttl_s: float = 72 * 3600.0
     retention_sweep_s: float = 3600.0
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "facegate.sqlite3"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -74,6 +80,7 @@ class Settings:
             ("FACEGATE_MAX_BODY_BYTES", "max_body_bytes", int),
             ("FACEGATE_MAX_SKEW_S", "max_skew_s", float),
             ("FACEGATE_MASTER_KEY", "master_key", str),
+            ("FACEGATE_AUDIT_KEY", "audit_key", str),
             ("FACEGATE_REVIEW_TTL_S", "review_ttl_s", float),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
         ):

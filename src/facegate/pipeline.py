@@ -42,7 +42,13 @@ from facegate.errors import (
 from facegate.ops.common import Enrolment
 from facegate.ops.registry import OPERATIONS, Operation
 from facegate.ops.tags import collection_of
-from facegate.policy.model import CollectionRef, Decision, PolicyRequest, Principal
+from facegate.policy.model import (
+    CollectionRef,
+    Decision,
+    PolicyRequest,
+    Principal,
+)
+from facegate.recording import Outcome, input_hashes, request_record, summarise
 from facegate.services import Services
 from facegate.store.decisions import DecisionRecord
 from facegate.store.reviews import PENDING, RELEASED, ReviewRecord
@@ -72,24 +78,10 @@ class RawResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class Outcome:
-    """What one request did (for logs and metrics; the audit record in a later issue)."""
-
-    request_id: str
-    operation: str = "-"
-    access_key_id: str | None = None
-    org_id: str | None = None
-    code: str = "OK"
-    decision: Decision | None = None
-    review_id: str | None = None
-    review_status: str | None = None
-    started: float = field(default_factory=time.perf_counter)
-
-
 async def handle(services: Services, request: RawRequest) -> RawResponse:
-    """Serve one Rekognition API request."""
-    outcome = Outcome(request_id=str(uuid.uuid4()))
+    """Serve one Rekognition API request, and write its audit record (fail closed: a request
+    whose record cannot be written answers InternalServerError)."""
+    outcome = Outcome(request_id=str(uuid.uuid4()), received_at=services.clock())
     try:
         body = await _serve(services, request, outcome)
         response = RawResponse(200, body)
@@ -108,12 +100,25 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
     if outcome.review_id is not None:
         response.headers["x-facegate-review-id"] = outcome.review_id
         response.headers["x-facegate-review-status"] = outcome.review_status or PENDING
+    try:
+        await asyncio.to_thread(services.audit.append, request_record(outcome).to_json())
+    except Exception:
+        log.exception("audit append failed", extra={"request_id": outcome.request_id})
+        error = InternalServerError("Internal server error.")
+        outcome.code = error.code
+        response = RawResponse(
+            error.http_status,
+            protocol.error_body(error),
+            {"x-amzn-RequestId": outcome.request_id, "content-type": protocol.CONTENT_TYPE},
+        )
     _record(services, outcome)
     return response
 
 
 async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> bytes:
-    # 1 authenticate; the key's registration
+    # 1 authenticate; the key's registration (a refused request is recorded with the key it
+    # claimed, so attempts on a key show in the audit trail)
+    outcome.access_key_id = _claimed_key(request.headers.get("authorization", ""))
     caller = await _authenticate(services, request)
     outcome.access_key_id = caller.access_key_id
     principal = await asyncio.to_thread(services.registry.principal, caller.access_key_id)
@@ -122,6 +127,7 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
             "The access key is not registered to an active organisation and use case."
         )
     outcome.org_id = principal.organisation.org_id
+    outcome.principal = principal
     # 2-3 decode and validate; look up the operation; the governance headers
     name = protocol.operation_from_target(request.headers.get("x-amz-target"))
     outcome.operation = name
@@ -130,6 +136,7 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
         raise UnknownOperationException(f"facegate does not serve the operation {name}.")
     raw = protocol.decode_body(request.body)
     params = request_kwargs(services.model.validate_input(name, raw))
+    outcome.inputs = input_hashes(params)
     now = services.clock()
     headers = governance_headers.parse(
         request.headers,
@@ -137,8 +144,10 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
         now=datetime.fromtimestamp(now, UTC),
         signed=caller.signed_headers,
     )
+    outcome.context = headers.context
     # 4 policy
     resource = await asyncio.to_thread(_resource, services, operation, params, principal)
+    outcome.collection_id = resource.collection_id if resource is not None else ""
     decision = services.policy.decide(
         PolicyRequest(principal, operation.name, resource, headers.context)
     )
@@ -193,11 +202,13 @@ async def _work(
     result = await operation.handler(deps, params)
     # 6 obligations on the response; human review holds the candidates
     wire = enforce.after(to_wire(result), obligations)
-    if (
+    held = (
         operation.is_face_comparison
         and obligations.reviewers_required > 0
         and enforce.candidates(wire) > 0
-    ):
+    )
+    outcome.result = summarise(wire, held=held)
+    if held:
         wire = await _hold(services, operation, digest, decision, principal, wire, now, outcome)
     body = protocol.encode_body(wire)
     await _remember(services, operation, params, body)
@@ -314,6 +325,7 @@ async def _collect(
     status = review.status_at(services.clock())
     outcome.review_id, outcome.review_status = review_id, status
     if status == RELEASED:
+        outcome.result = summarise(json.loads(review.held_response))
         return review.held_response.encode("utf-8")
     if status == PENDING:
         return protocol.encode_body(enforce.withheld(json.loads(review.held_response)))

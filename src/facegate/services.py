@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from facegate.audit.keys import load_signing_key
+from facegate.audit.log import AuditLog
+from facegate.audit.record import EventRecord
 from facegate.config import Settings
 from facegate.engine.pool import EnginePool
 from facegate.governance import Registry
@@ -26,6 +29,7 @@ from facegate.store.idempotency import IdempotencyRepository
 from facegate.store.keys import KeyRepository
 from facegate.store.operators import OperatorRepository
 from facegate.store.orgs import OrganisationRepository
+from facegate.store.outbox import AuditOutbox
 from facegate.store.reviews import ReviewRepository
 from facegate.store.store import FaceStore
 from facegate.wire.keys import KeyService, load_master_key
@@ -86,7 +90,10 @@ class Services:
     decisions: DecisionRepository
     reviews: ReviewRepository
     operators: OperatorRepository
+    audit: AuditLog
+    outbox: AuditOutbox
     token_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    _closed: bool = False
 
     @classmethod
     def open(
@@ -96,6 +103,9 @@ class Services:
         given): an invalid pack raises ``PolicyLoadError`` before anything else starts."""
         policy = policy or load_policy(settings)
         db = Database(settings.database_path)
+        audit = AuditLog.open(
+            settings.audit_dir, load_signing_key(settings.data_dir, settings.audit_key)
+        )
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)
         store = FaceStore(db, settings.limits)
@@ -126,8 +136,30 @@ class Services:
             decisions=DecisionRepository(db),
             reviews=ReviewRepository(db),
             operators=OperatorRepository(db),
+            audit=audit,
+            outbox=AuditOutbox(db),
         )
 
+    def record(self, event: EventRecord) -> None:
+        """Append a governance event to the audit chain (raises if it cannot: fail closed)."""
+        self.audit.append(event.to_json())
+
+    def drain_outbox(self) -> int:
+        """Move event records queued by commands run beside the server into the audit chain,
+        in order; returns how many moved."""
+        moved = 0
+        while batch := self.outbox.take():
+            for outbox_id, record in batch:
+                self.audit.append({**record, "outbox_id": outbox_id})
+                self.outbox.remove([outbox_id])
+                moved += 1
+        return moved
+
     def close(self) -> None:
+        """Stop the engine, close the audit log (a final signed checkpoint) and the database.
+        Safe to call twice."""
         self.engine.close()
+        if not self._closed:
+            self._closed = True
+            self.audit.close()
         self.db.close()

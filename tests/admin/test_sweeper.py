@@ -126,6 +126,8 @@ def test_a_failing_sweep_is_logged_and_retried(
             reviews=services.reviews,
             clock=time.time,
             metrics=services.metrics,
+            record=services.record,
+            drain_outbox=services.drain_outbox,
         ),
     )
 
@@ -143,7 +145,10 @@ def test_a_failing_sweep_is_logged_and_retried(
 def test_disabled_sweeper_returns_at_once(services: Services) -> None:
     off = cast(
         Services,
-        SimpleNamespace(settings=replace(services.settings, retention_sweep_s=0.0)),
+        SimpleNamespace(
+            settings=replace(services.settings, retention_sweep_s=0.0),
+            drain_outbox=services.drain_outbox,
+        ),
     )
 
     async def run() -> None:

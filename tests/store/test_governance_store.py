@@ -163,7 +163,7 @@ def test_reviews_expire(tmp_path: Path) -> None:
     assert record.status_at(10.0) == "expired"
     with pytest.raises(ConflictException, match="expired"):
         repo.vote(review_id, "alice", "confirm", "", 11.0)
-    assert repo.expire(11.0) == 1
+    assert repo.expire(11.0) == (review_id,)
     expired = repo.get(review_id)
     assert expired is not None
     assert expired.status == "expired"

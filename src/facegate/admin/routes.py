@@ -151,7 +151,8 @@ class _PathRoutes:
                 operator = await asyncio.to_thread(authenticate, self.operators, token)
                 require_role(operator, endpoint.roles, endpoint.what)
             call = await _call(request, endpoint, operator)
-            reply: Reply = await asyncio.to_thread(endpoint.handler, self.admin, call)
+            admin = self.admin.as_actor(call.operator.operator_id) if call.operator else self.admin
+            reply: Reply = await asyncio.to_thread(endpoint.handler, admin, call)
             response: Response = JSONResponse(reply.doc, status_code=reply.status, headers=NO_STORE)
         except FacegateError as exc:
             if http_status(exc) == 500:

@@ -27,6 +27,7 @@ team and issuing them no access keys.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from typing import Any
 
 from facegate.admin.auth import REVIEWERS, new_token, token_sha256
 from facegate.admin.explain import request_from_body
+from facegate.audit.record import EventRecord, EventSink
 from facegate.errors import (
     AccessDeniedException,
     InternalServerError,
@@ -132,6 +134,8 @@ class AdminService:
         clock: Callable[[], float],
         policy: PolicyEngine | None = None,
         collections: CollectionLookup | None = None,
+        events: EventSink | None = None,
+        actor: str = "cli",
     ) -> None:
         self.registry = registry
         self.operators = operators
@@ -140,6 +144,32 @@ class AdminService:
         self.clock = clock
         self._policy = policy
         self._collections = collections
+        self._events = events
+        self.actor = actor
+
+    def as_actor(self, actor: str) -> AdminService:
+        """This service acting for ``actor`` (an operator id), who is named in the audit
+        records of the changes it makes."""
+        twin = copy.copy(self)
+        twin.actor = actor
+        return twin
+
+    def _event(
+        self, kind: str, action: str, subject: str, org_id: str = "", **details: Any
+    ) -> None:
+        """Record a change in the audit trail (the sink raises if it cannot: fail closed)."""
+        if self._events is not None:
+            self._events(
+                EventRecord(
+                    at=self.clock(),
+                    kind=kind,
+                    action=action,
+                    actor=self.actor,
+                    subject=subject,
+                    org_id=org_id,
+                    details=details,
+                )
+            )
 
     # --- organisations -------------------------------------------------------------------------
 
@@ -155,7 +185,7 @@ class AdminService:
         city: str = "",
     ) -> OrganisationRecord:
         """Register an organisation (validated by :class:`~facegate.governance.Registry`)."""
-        return self.registry.create_org(
+        record = self.registry.create_org(
             org_id,
             name=name,
             sector=sector,
@@ -164,6 +194,11 @@ class AdminService:
             region=region,
             city=city,
         )
+        self._event(
+            "registry", "org.create", org_id, org_id, sector=sector, country=country,
+            region=region, city=city, use_cases=list(record.use_cases),
+        )  # fmt: skip
+        return record
 
     def orgs(self) -> list[OrganisationRecord]:
         return self.registry.orgs.list()
@@ -176,13 +211,16 @@ class AdminService:
         Idempotent; the first disabling time is kept."""
         if not self.registry.orgs.disable(org_id, self.clock()):
             raise ResourceNotFoundException(f"Organisation {org_id} does not exist.")
+        self._event("registry", "org.disable", org_id, org_id)
         return self.org(org_id)
 
     def set_use_cases(self, org_id: str, use_cases: tuple[str, ...]) -> OrganisationRecord:
         """Replace the registered use cases. Keys bound to a use case that is dropped stop
         working (their principal no longer resolves) but are not revoked."""
         self.org(org_id)
-        return self.registry.orgs.set_use_cases(org_id, validate_use_cases(use_cases))
+        record = self.registry.orgs.set_use_cases(org_id, validate_use_cases(use_cases))
+        self._event("registry", "org.use_cases", org_id, org_id, use_cases=list(record.use_cases))
+        return record
 
     # --- access keys ---------------------------------------------------------------------------
 
@@ -210,7 +248,12 @@ class AdminService:
         if len(description) > MAX_NAME:
             raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
         ttl_s = expires_in_days * 86400.0 if expires_in_days is not None else None
-        return self.registry.create_key(org_id, use_case, description, ttl_s)
+        key = self.registry.create_key(org_id, use_case, description, ttl_s)
+        self._event(
+            "registry", "key.create", key.access_key_id, org_id, use_case=use_case,
+            expires_at=key.expires_at,
+        )  # fmt: skip
+        return key
 
     def keys(self, org_id: str | None = None) -> list[KeyRecord]:
         """Every key (of ``org_id`` if given, which must exist), oldest first. Records carry the
@@ -225,6 +268,7 @@ class AdminService:
             raise ResourceNotFoundException(f"Access key {access_key_id} does not exist.")
         record = self.registry.keys.record(access_key_id)
         assert record is not None
+        self._event("registry", "key.revoke", access_key_id, record.org_id or "")
         return record
 
     # --- operators -----------------------------------------------------------------------------
@@ -252,6 +296,7 @@ class AdminService:
         )
         token = new_token()
         self.operators.insert(record, token_sha256(token))
+        self._event("registry", "operator.create", operator_id, role=role)
         return record, token
 
     def disable_operator(self, operator_id: str) -> OperatorRecord:
@@ -260,6 +305,7 @@ class AdminService:
             raise ResourceNotFoundException(f"Operator {operator_id} does not exist.")
         record = self.operators.get(operator_id)
         assert record is not None
+        self._event("registry", "operator.disable", operator_id)
         return record
 
     # --- policies and decisions ----------------------------------------------------------------
@@ -329,6 +375,12 @@ class AdminService:
             )
         note = _text(note, "A review note", MAX_NOTE)
         record = self.reviews.vote(review_id, operator.operator_id, verdict, note, self.clock())
+        self._event(
+            "review", f"review.{verdict}", review_id, record.org_id,
+            operator=operator.operator_id, status=record.status, decision_id=record.decision_id,
+            confirmations=sum(v.verdict == "confirm" for v in record.votes),
+            reviewers_required=record.reviewers_required,
+        )  # fmt: skip
         return self._detail(record)
 
     def _detail(self, record: ReviewRecord) -> ReviewDetail:
@@ -386,4 +438,6 @@ def over_services(services: Services) -> AdminService:
         clock=services.clock,
         policy=services.policy,
         collections=collection,
+        events=services.record,
+        actor="server",
     )

@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from facegate.audit.record import EventRecord, EventSink
 from facegate.errors import ResourceNotFoundException
 from facegate.metrics import Metrics
 from facegate.services import Services
@@ -46,9 +47,14 @@ class SweepResult:
 
 
 def sweep_once(
-    store: FaceStore, reviews: ReviewRepository, now: float, metrics: Metrics | None = None
+    store: FaceStore,
+    reviews: ReviewRepository,
+    now: float,
+    metrics: Metrics | None = None,
+    record: EventSink | None = None,
 ) -> SweepResult:
-    """Delete faces past their retention deadline and expire overdue reviews, as of ``now``."""
+    """Delete faces past their retention deadline and expire overdue reviews, as of ``now``;
+    each deletion (and the number of expired reviews) is an audit event given to ``record``."""
     deleted = 0
     owners: dict[str, str] = {}
     for _ in range(MAX_BATCHES):
@@ -57,6 +63,22 @@ def sweep_once(
             if face.collection_id not in owners:
                 owners[face.collection_id] = _owner(store, face.collection_id)
             deadline = datetime.fromtimestamp(face.retain_until or now, UTC)
+            if record is not None:
+                record(
+                    EventRecord(
+                        at=now,
+                        kind="retention",
+                        action="face.delete",
+                        actor="sweeper",
+                        subject=face.face_id,
+                        org_id=owners[face.collection_id],
+                        details={
+                            "collection_id": face.collection_id,
+                            "retain_until": face.retain_until,
+                            "consent_ref": face.consent_ref or "",
+                        },
+                    )
+                )
             log.info(
                 f"retention deletion: face {face.face_id} of collection {face.collection_id} "
                 f"(organisation {owners[face.collection_id]}), retention deadline "
@@ -66,12 +88,22 @@ def sweep_once(
         if len(faces) < BATCH:
             break
     expired = reviews.expire(now)
+    if expired and record is not None:
+        record(
+            EventRecord(
+                at=now,
+                kind="review",
+                action="review.expire",
+                actor="sweeper",
+                details={"expired": len(expired), "review_ids": list(expired)},
+            )
+        )
     if expired:
-        log.info(f"expired {expired} pending review(s) past their deadline")
+        log.info(f"expired {len(expired)} pending review(s) past their deadline")
     if metrics is not None:
         metrics.retention_deletions.inc(deleted)
-        metrics.reviews_expired.inc(expired)
-    return SweepResult(deleted, expired)
+        metrics.reviews_expired.inc(len(expired))
+    return SweepResult(deleted, len(expired))
 
 
 def _owner(store: FaceStore, collection_id: str) -> str:
@@ -90,7 +122,12 @@ async def run_sweeper(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await asyncio.to_thread(
-                sweep_once, services.store, services.reviews, services.clock(), services.metrics
+                sweep_once,
+                services.store,
+                services.reviews,
+                services.clock(),
+                services.metrics,
+                services.record,
             )
         except Exception:
             log.exception("retention sweep failed; retrying at the next interval")
@@ -102,9 +139,27 @@ async def run_sweeper(services: Services, stop: asyncio.Event) -> None:
 async def sweeping(services: Services) -> AsyncIterator[None]:
     """Run the sweeper for the duration of the ``async with`` block (the app's lifespan)."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_sweeper(services, stop), name="facegate-sweeper")
+    tasks = [
+        asyncio.create_task(run_sweeper(services, stop), name="facegate-sweeper"),
+        asyncio.create_task(run_outbox(services, stop), name="facegate-audit-outbox"),
+    ]
     try:
         yield
     finally:
         stop.set()
-        await task
+        await asyncio.gather(*tasks)
+
+
+async def run_outbox(services: Services, stop: asyncio.Event, every_s: float = 2.0) -> None:
+    """Move event records queued by commands run beside the server (``facegate org|keys|
+    operators|review``) into the audit chain, at start and every ``every_s`` seconds, and once
+    more at shutdown."""
+    while True:
+        try:
+            await asyncio.to_thread(services.drain_outbox)
+        except Exception:
+            log.exception("moving the audit outbox into the chain failed; retrying")
+        if stop.is_set():
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)

@@ -25,6 +25,8 @@ from typing import TextIO
 
 from facegate import __version__
 from facegate.cli.admin import register as register_admin
+from facegate.cli.audit import register as register_audit
+from facegate.cli.audit_report import register as register_audit_reports
 from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
 from facegate.config import Settings
@@ -181,27 +183,13 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
-    from facegate.cli.serve import registry
+    from facegate.cli.admin import open_admin
 
-    reg, db = registry(_settings(args))
-    keys = reg.keys
-    try:
+    with open_admin(args) as admin:
         if args.keys_command == "create":
-            ttl = args.expires_in_days * 86400.0 if args.expires_in_days else None
             if args.org == LOCAL_ORG:
-                reg.ensure_local_org()
-            org = reg.orgs.get(args.org)
-            if org is None:
-                raise InputError(f"no such organisation: {args.org} (see facegate org list)")
-            use_case = args.use_case
-            if use_case is None:
-                if len(org.use_cases) != 1:
-                    raise InputError(
-                        f"organisation {org.org_id} registered {', '.join(org.use_cases)}: "
-                        "choose one with --use-case"
-                    )
-                use_case = org.use_cases[0]
-            key = reg.create_key(org.org_id, use_case, args.description, ttl)
+                admin.registry.ensure_local_org()
+            key = admin.create_key(args.org, args.use_case, args.description, args.expires_in_days)
             out.write(
                 f"access key id:     {key.access_key_id}\n"
                 f"secret access key: {key.secret_access_key}\n"
@@ -210,18 +198,15 @@ def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
             )
         elif args.keys_command == "list":
             now = time.time()
-            for k in keys.list():
+            for k in admin.keys(None):
                 state = "usable" if k.usable_at(now) else ("revoked" if k.revoked_at else "expired")
                 out.write(
                     f"{k.access_key_id}  {state:<8} {k.org_id or '-':<20} {k.use_case or '-':<22} "
                     f"{k.description}\n"
                 )
         else:
-            if not keys.revoke(args.access_key_id):
-                raise InputError(f"no such access key: {args.access_key_id}")
+            admin.revoke_key(args.access_key_id)
             out.write(f"revoked {args.access_key_id}\n")
-    finally:
-        db.close()
     return EXIT_OK
 
 
@@ -293,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
     register_policy(sub)
     register_admin(sub)
+    register_audit_reports(register_audit(sub))
     return parser
 
 

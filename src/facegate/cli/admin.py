@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from facegate.admin import views
 from facegate.admin.auth import REVIEWERS, authenticate, read_token_file, require_role
 from facegate.admin.service import REVIEW_STATUSES, AdminService
+from facegate.audit.record import EventRecord, EventSink
 from facegate.config import Settings
 from facegate.governance import Registry
 from facegate.store.db import Database
@@ -41,6 +42,7 @@ from facegate.store.decisions import DecisionRepository
 from facegate.store.keys import KeyRepository
 from facegate.store.operators import ROLES, OperatorRecord, OperatorRepository
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
+from facegate.store.outbox import AuditOutbox
 from facegate.store.reviews import ReviewRepository
 from facegate.wire.keys import KeyService, load_master_key
 
@@ -153,9 +155,21 @@ def open_admin(args: argparse.Namespace) -> Iterator[AdminService]:
             reviews=ReviewRepository(db),
             decisions=DecisionRepository(db),
             clock=time.time,
+            events=outbox_sink(db),
         )
     finally:
         db.close()
+
+
+def outbox_sink(db: Database) -> EventSink:
+    """Event records of commands run beside the server: queued in the database's audit outbox,
+    moved into the audit chain by the server (it is the chain's only writer)."""
+    outbox = AuditOutbox(db)
+
+    def put(record: EventRecord) -> None:
+        outbox.put(record.to_json(), record.at)
+
+    return put
 
 
 def _json(doc: Any, out: TextIO) -> None:

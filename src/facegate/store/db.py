@@ -162,6 +162,16 @@ MIGRATIONS: tuple[str, ...] = (
         deleted_at         REAL NOT NULL
     );
     """,
+    # 3: the audit outbox. Commands that change the registry while the server may be running (the
+    # CLI) cannot append to the server's audit chain; they leave their event records here and the
+    # server moves them into the chain (at start-up and every few seconds).
+    """
+    CREATE TABLE audit_outbox (
+        outbox_id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_json        TEXT NOT NULL,
+        created_at         REAL NOT NULL
+    );
+    """,
 )
 
 

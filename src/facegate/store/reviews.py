@@ -175,13 +175,20 @@ class ReviewRepository:
         assert updated is not None
         return updated
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float) -> tuple[str, ...]:
         """Mark pending reviews past their deadline expired and discard their held results;
-        returns how many expired."""
+        returns the ids of the reviews that expired."""
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE reviews SET status = ?, decided_at = ?, held_response = '' "
-                "WHERE status = ? AND expires_at <= ?",
-                (EXPIRED, now, PENDING, now),
+            ids = tuple(
+                r[0]
+                for r in conn.execute(
+                    "SELECT review_id FROM reviews WHERE status = ? AND expires_at <= ?",
+                    (PENDING, now),
+                ).fetchall()
             )
-            return cur.rowcount
+            conn.executemany(
+                "UPDATE reviews SET status = ?, decided_at = ?, held_response = '' "
+                "WHERE review_id = ?",
+                [(EXPIRED, now, review_id) for review_id in ids],
+            )
+        return ids

@@ -1,0 +1,91 @@
+"""Where things live in the audit directory, and the durable-write helpers.
+
+``<data_dir>/audit/`` holds:
+
+* ``segment-000001.jsonl``, ``segment-000002.jsonl``, ...: the log, one entry per line
+  (:mod:`facegate.audit.chain`); only the highest-numbered segment is ever appended to.
+* ``HEAD.json``: the latest checkpoint, replaced atomically after its line is durable.
+* ``public.key``: the checkpoint signing key's public half (base64 of the 32 raw bytes).
+* ``LOCK``: held (``flock``) by the one process that has the log open for writing.
+* ``torn-segment-NNNNNN-OFFSET.bin``: bytes of an incomplete last line moved aside by recovery.
+
+The signing key itself lives outside this directory (``<data_dir>/audit-signing.key``), so the
+directory can be copied or published without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+AUDIT_DIRNAME = "audit"
+HEAD_NAME = "HEAD.json"
+PUBLIC_KEY_NAME = "public.key"
+LOCK_NAME = "LOCK"
+SIGNING_KEY_NAME = "audit-signing.key"
+
+_SEGMENT = re.compile(r"segment-(\d{6,})\.jsonl")
+
+
+def audit_dir_of(data_dir: Path) -> Path:
+    """``<data_dir>/audit``."""
+    return data_dir / AUDIT_DIRNAME
+
+
+def segment_name(number: int) -> str:
+    """``segment-000001.jsonl`` for 1 (six digits, more when needed)."""
+    return f"segment-{number:06d}.jsonl"
+
+
+def segments(audit_dir: Path) -> list[tuple[int, Path]]:
+    """The segment files of ``audit_dir`` as ``(number, path)``, in order (may have gaps)."""
+    found = []
+    for path in audit_dir.iterdir():
+        match = _SEGMENT.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def torn_name(segment: str, offset: int) -> str:
+    """Where recovery keeps the torn bytes found at ``offset`` of ``segment``."""
+    return f"torn-{segment.removesuffix('.jsonl')}-{offset}.bin"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (created, renamed files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a short write is retried, an error raised)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a mix,
+    even across a crash: write a temporary file, fsync it, rename it over ``path``, fsync the
+    directory."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -1,0 +1,530 @@
+"""The append-only audit log: segment files, durability, checkpoints, rotation, recovery.
+
+Durability (the fsync policy). :meth:`AuditLog.append` writes the whole line with ``os.write``
+on a file opened ``O_APPEND`` and calls ``os.fsync`` before it returns, so a record is on disk
+before the caller answers the request it describes. New segment files and ``HEAD.json`` are
+made durable with an fsync of the directory too. A checkpoint's line is fsynced before
+``HEAD.json`` names it, so HEAD is never ahead of the durable log.
+
+Fail closed. If a write or fsync fails (disk full, I/O error, read-only file system) the call
+raises :class:`~facegate.audit.errors.AuditWriteError` and the log refuses every later append
+and checkpoint until it is reopened: after a failed fsync the kernel's page cache no longer says
+what is on disk, so only a reopen (which re-reads the tail and repairs it) can continue the
+chain safely. A partly written line is truncated away at once when possible, otherwise reopening
+moves it aside. A record whose write succeeded but whose fsync failed may survive, so a request
+that failed on the audit may still appear in the log; a request that succeeded always does. A
+record that cannot be serialised (NaN, non-string keys, objects JSON cannot hold) or uses a
+reserved kind raises ``AuditWriteError`` too, but leaves the log usable: nothing was written.
+
+Checkpoints (signed, see :mod:`facegate.audit.checkpoint`) are written:
+
+* inside the ``append`` that brings the number of entries since the last checkpoint to
+  ``checkpoint_every`` (default 1000), so at most ``checkpoint_every`` entries are unsigned;
+* by a background thread ``checkpoint_s`` seconds (default 60) after the last checkpoint if
+  anything was appended since (and by ``append`` itself if the thread is late), so unsigned
+  entries are at most about ``checkpoint_s`` old even when traffic stops;
+* when a segment is full (see rotation), after a recovery, on open if the log ends with
+  unsigned entries (e.g. after a crash), and by :meth:`AuditLog.close`.
+
+Choose ``checkpoint_every``/``checkpoint_s`` by how many records you can afford to lose
+undetectably: entries after the last checkpoint can be cut off without a trace (verify reports
+them as an unsigned tail). A checkpoint costs one Ed25519 signature and three fsyncs.
+
+Rotation: when an append brings the current segment to ``segment_max_bytes`` or more, the log
+seals it with a checkpoint (checkpoints never start a segment); the next entry starts the next
+segment (created, and the directory fsynced, before that entry is written). The chain runs on
+across segments, and every segment but the last ends with a checkpoint.
+
+Recovery on open: a torn last line (see :mod:`facegate.audit.tail`) is moved to
+``torn-<segment>-<offset>.bin``, the segment truncated to its last complete line, and a
+``{"kind": "recovery", "at", "torn_bytes", "segment", "offset"}`` entry appended (then a
+checkpoint), so the repair is itself on the record. Before repairing anything, ``open`` refuses
+(``AuditWriteError``) a log that is behind ``HEAD.json`` or disagrees with it (only the seq is
+compared when HEAD is older than the last entry; ``verify`` checks the rest), a log held open
+by another process (``flock`` on ``LOCK``), and a ``public.key`` that is not the signing key's:
+appending to such a log would hide the damage under a fresh checkpoint. Leftover temporary
+files of an interrupted atomic write (``.HEAD.json.*.tmp``) are removed. A crash between moving
+torn bytes aside and appending the recovery entry leaves the ``torn-*.bin`` file without its
+entry (verify lists torn files as a warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NoReturn
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from facegate.audit.chain import GENESIS, Entry, body_bytes, canonical, check_keys
+from facegate.audit.checkpoint import (
+    CHECKPOINT,
+    RECOVERY,
+    RESERVED_KINDS,
+    Head,
+    checkpoint_record,
+)
+from facegate.audit.errors import AuditKeyError, AuditReadError, AuditWriteError
+from facegate.audit.keys import key_id, public_key_text, raw_public, read_public_key
+from facegate.audit.layout import (
+    HEAD_NAME,
+    LOCK_NAME,
+    PUBLIC_KEY_NAME,
+    fsync_dir,
+    segment_name,
+    segments,
+    write_all,
+    write_atomic,
+)
+from facegate.audit.tail import Tail, move_torn_bytes, scan_tail
+
+__all__ = ["AuditLog", "Entry", "iter_entries", "writer_active"]
+
+
+class AuditLog:
+    """The writer of one audit directory. Build it with :meth:`open`; thread-safe.
+
+    Only one process may have a directory open (an ``flock`` on ``LOCK``); readers
+    (:func:`iter_entries`, :func:`facegate.audit.verify.verify`) need no lock."""
+
+    def __init__(
+        self,
+        audit_dir: Path,
+        signing_key: Ed25519PrivateKey,
+        lock_fd: int,
+        *,
+        checkpoint_every: int,
+        checkpoint_s: float,
+        segment_max_bytes: int,
+    ) -> None:
+        self._dir = audit_dir
+        self._key = signing_key
+        self._key_id = key_id(signing_key.public_key())
+        self._lock_fd = lock_fd
+        self._every = checkpoint_every
+        self._interval_s = checkpoint_s
+        self._max_bytes = segment_max_bytes
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._fd = -1
+        self._segment_no = 0
+        self._segment = ""
+        self._size = 0
+        self._lines = 0
+        self._seq = 0
+        self._hash = GENESIS
+        self._last_kind = ""
+        self._since_checkpoint = 0
+        self._last_checkpoint_mono = time.monotonic()
+        self._failed: str | None = None
+        self._closed = False
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        audit_dir: Path,
+        signing_key: Ed25519PrivateKey,
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_s: float = 60.0,
+        segment_max_bytes: int = 64 * 1024 * 1024,
+    ) -> AuditLog:
+        """Open (creating if needed) the log in ``audit_dir`` for appending.
+
+        Recovers a torn tail, checks ``public.key`` and ``HEAD.json`` against the signing key
+        and the log, signs any unsigned tail and starts the checkpoint timer (see the module
+        docstring). Raises :class:`AuditWriteError` or :class:`AuditKeyError` if the log cannot
+        be opened safely."""
+        if checkpoint_every < 1 or not checkpoint_s > 0 or segment_max_bytes < 1:
+            raise ValueError("checkpoint_every, checkpoint_s and segment_max_bytes must be > 0")
+        try:
+            created = not audit_dir.is_dir()
+            audit_dir.mkdir(parents=True, exist_ok=True)
+            if created:
+                fsync_dir(audit_dir.parent)
+            lock_fd = _lock(audit_dir)
+        except OSError as exc:
+            raise AuditWriteError(f"{audit_dir}: cannot open the audit log: {_why(exc)}") from exc
+        log = cls(
+            audit_dir,
+            signing_key,
+            lock_fd,
+            checkpoint_every=checkpoint_every,
+            checkpoint_s=checkpoint_s,
+            segment_max_bytes=segment_max_bytes,
+        )
+        try:
+            log._start()
+        except BaseException:
+            log._release()
+            raise
+        return log
+
+    def _start(self) -> None:
+        try:
+            for stale in self._dir.glob(".*.tmp"):  # temporary files of an interrupted write
+                stale.unlink()
+            self._check_public_key()
+            recovered = self._open_tail()
+        except OSError as exc:
+            raise AuditWriteError(f"{self._dir}: cannot open the audit log: {_why(exc)}") from exc
+        with self._lock:
+            if recovered is not None:
+                self._append_locked(recovered)
+            if self._seq and self._last_kind != CHECKPOINT:
+                self._checkpoint_locked()
+        self._timer = threading.Thread(
+            target=self._run_timer, name="facegate-audit-checkpoint", daemon=True
+        )
+        self._timer.start()
+
+    def _check_public_key(self) -> None:
+        path = self._dir / PUBLIC_KEY_NAME
+        public = self._key.public_key()
+        if not path.exists():
+            write_atomic(path, public_key_text(public).encode("ascii") + b"\n")
+            return
+        published = read_public_key(path)
+        if raw_public(published) != raw_public(public):
+            raise AuditKeyError(
+                f"{path} holds key id {key_id(published)} but the signing key is "
+                f"{self._key_id}: restore the signing key the log was written with, or start "
+                "a new audit directory"
+            )
+
+    def _open_tail(self) -> dict[str, Any] | None:
+        """Find the end of the chain, repairing a torn tail; open the last segment."""
+        found = segments(self._dir)
+        if not found:
+            self._segment_no = 1
+            self._open_segment(create=True)
+            return None
+        self._segment_no, path = found[-1]
+        self._segment = path.name
+        tail = self._scan(path)
+        self._lines = tail.lines
+        last = tail
+        for _, earlier in reversed(found[:-1]):
+            if last.last_seq:
+                break
+            last = self._scan(earlier)
+            if last.torn_bytes:
+                raise AuditWriteError(
+                    f"{earlier}: an earlier segment ends with an incomplete line; run "
+                    "facegate audit verify"
+                )
+        self._seq, self._hash = last.last_seq, last.last_hash or GENESIS
+        self._last_kind = last.last_kind
+        self._check_head()  # before any repair: a log behind HEAD is left as it is
+        recovery = None
+        if tail.torn_bytes:
+            move_torn_bytes(path, tail)
+            recovery = {
+                "kind": RECOVERY,
+                "at": time.time(),
+                "torn_bytes": tail.torn_bytes,
+                "segment": path.name,
+                "offset": tail.good_end,
+            }
+        self._open_segment(create=False)
+        return recovery
+
+    def _scan(self, path: Path) -> Tail:
+        try:
+            return scan_tail(path)
+        except ValueError as exc:
+            raise AuditWriteError(f"{exc}; run facegate audit verify") from exc
+
+    def _check_head(self) -> None:
+        path = self._dir / HEAD_NAME
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            head = Head.parse(data)
+        except ValueError as exc:
+            raise AuditWriteError(f"{path}: unreadable ({exc}); run facegate audit verify") from exc
+        if head.seq > self._seq or (head.seq == self._seq and head.hash != self._hash):
+            raise AuditWriteError(
+                f"{self._dir}: the log ends at seq {self._seq} but {HEAD_NAME} says "
+                f"{head.seq}: it was truncated or replaced; run facegate audit verify"
+            )
+
+    def _open_segment(self, *, create: bool) -> None:
+        path = self._dir / segment_name(self._segment_no)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_EXCL if create else 0)
+        fd = os.open(path, flags, 0o644)
+        if create:
+            try:
+                fsync_dir(self._dir)
+            except OSError:
+                os.close(fd)
+                raise
+            self._lines = 0
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = fd
+        self._segment = path.name
+        self._size = os.fstat(fd).st_size
+
+    # --- writing -------------------------------------------------------------------------------
+
+    @property
+    def audit_dir(self) -> Path:
+        return self._dir
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last entry written (0 for an empty log)."""
+        return self._seq
+
+    @property
+    def failed(self) -> str | None:
+        """Why the log refuses appends after a write failure, or None (for health checks)."""
+        return self._failed
+
+    def append(self, record: Mapping[str, Any]) -> Entry:
+        """Append ``record`` (a JSON-ready mapping with a string ``kind``), durably.
+
+        Returns the entry once its line is written and fsynced. May also write a checkpoint or
+        rotate the segment before returning. Raises :class:`AuditWriteError` (see the module
+        docstring for when the log stays refused afterwards)."""
+        kind = record.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise AuditWriteError("an audit record needs a non-empty string 'kind'")
+        if kind in RESERVED_KINDS:
+            raise AuditWriteError(f"records of kind {kind!r} are written by the log itself")
+        record_json = _serialise(record)
+        with self._lock:
+            entry = self._append_json_locked(record_json)
+            self._since_checkpoint += 1
+            due = time.monotonic() - self._last_checkpoint_mono >= self._interval_s
+            full = self._size >= self._max_bytes  # seal the segment; the next entry rotates
+            if self._since_checkpoint >= self._every or due or full:
+                self._checkpoint_locked()
+        return entry
+
+    def checkpoint(self) -> Entry:
+        """Write a signed checkpoint now (even if the last entry is one) and update HEAD."""
+        with self._lock:
+            return self._checkpoint_locked()
+
+    def _usable(self) -> None:
+        if self._closed:
+            raise AuditWriteError("the audit log is closed")
+        if self._failed is not None:
+            raise AuditWriteError(
+                f"the audit log refuses appends after a write failure ({self._failed}); "
+                "it must be reopened"
+            )
+
+    def _append_locked(self, record: Mapping[str, Any], *, rotate: bool = True) -> Entry:
+        return self._append_json_locked(_serialise(record), rotate=rotate)
+
+    def _append_json_locked(self, record_json: bytes, *, rotate: bool = True) -> Entry:
+        self._usable()
+        if rotate and self._size >= self._max_bytes:
+            self._next_segment_locked()
+        seq = self._seq + 1
+        body = body_bytes(seq, self._hash, record_json)
+        digest = hashlib.sha256(body).hexdigest()
+        line = b'{"hash":"' + digest.encode("ascii") + b'",' + body[1:] + b"\n"
+        try:
+            write_all(self._fd, line)
+        except OSError as exc:
+            self._fail(exc, truncate=True)
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc, truncate=False)
+        record: dict[str, Any] = json.loads(record_json)
+        entry = Entry(seq, self._hash, digest, record, self._segment, self._lines + 1)
+        self._seq, self._hash, self._last_kind = seq, digest, str(record["kind"])
+        self._size += len(line)
+        self._lines += 1
+        return entry
+
+    def _fail(self, exc: OSError, *, truncate: bool) -> NoReturn:
+        reason = f"{self._segment}: {_why(exc)}"
+        self._failed = reason
+        if truncate:  # best effort: take back a partly written line
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+        raise AuditWriteError(f"cannot write the audit record: {reason}") from exc
+
+    def _checkpoint_locked(self) -> Entry:
+        self._usable()
+        record = checkpoint_record(self._key, self._key_id, self._seq, self._hash, time.time())
+        entry = self._append_locked(record, rotate=False)  # a checkpoint seals its segment
+        head = Head(entry.seq, entry.hash, entry.segment, entry.record)
+        try:
+            write_atomic(self._dir / HEAD_NAME, head.to_bytes())
+        except OSError as exc:
+            self._failed = f"{HEAD_NAME}: {_why(exc)}"
+            raise AuditWriteError(f"cannot write {HEAD_NAME}: {_why(exc)}") from exc
+        self._since_checkpoint = 0
+        self._last_checkpoint_mono = time.monotonic()
+        return entry
+
+    def _next_segment_locked(self) -> None:
+        self._segment_no += 1
+        try:
+            self._open_segment(create=True)
+        except OSError as exc:
+            self._failed = f"{segment_name(self._segment_no)}: {_why(exc)}"
+            raise AuditWriteError(f"cannot start a new audit segment: {_why(exc)}") from exc
+
+    # --- the timer and closing -----------------------------------------------------------------
+
+    def _run_timer(self) -> None:
+        while True:
+            with self._lock:
+                wait = self._interval_s - (time.monotonic() - self._last_checkpoint_mono)
+            if self._stop.wait(max(wait, 0.01)):
+                return
+            with self._lock:
+                if self._closed or self._failed is not None:
+                    return
+                elapsed = time.monotonic() - self._last_checkpoint_mono
+                if elapsed < self._interval_s:
+                    continue
+                if self._since_checkpoint:
+                    try:
+                        self._checkpoint_locked()
+                    except AuditWriteError:
+                        return  # the log is now refused; the next append reports it
+                else:
+                    self._last_checkpoint_mono = time.monotonic()  # idle: look again later
+
+    def close(self) -> None:
+        """Write a final checkpoint (if anything is unsigned and the log has not failed), stop
+        the timer and release the files. Idempotent. Raises :class:`AuditWriteError` if the
+        final checkpoint cannot be written (the files are released anyway)."""
+        self._stop.set()
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.join()
+        try:
+            with self._lock:
+                unsigned = self._seq and self._last_kind != CHECKPOINT
+                if unsigned and not self._closed and self._failed is None:
+                    self._checkpoint_locked()
+        finally:
+            with self._lock:
+                self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = self._lock_fd = -1
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _serialise(record: Mapping[str, Any]) -> bytes:
+    try:
+        check_keys(record)
+        return canonical(record)
+    except (TypeError, ValueError) as exc:
+        raise AuditWriteError(f"the audit record cannot be serialised: {exc}") from exc
+
+
+_LOCK_WAIT_S = 0.5
+"""How long ``open`` waits for the lock: a verifier probes it for an instant (``writer_active``),
+a writer holds it for its lifetime."""
+
+
+def _lock(audit_dir: Path) -> int:
+    fd = os.open(audit_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            os.close(fd)
+            raise AuditWriteError(
+                f"{audit_dir}: the audit log is open in another process (LOCK is held)"
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+
+
+def writer_active(audit_dir: Path) -> bool:
+    """Whether a process holds the log open for writing (its last line may be in flight)."""
+    try:
+        fd = os.open(audit_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
+    return False
+
+
+def _why(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
+
+
+def iter_entries(audit_dir: Path) -> Iterator[Entry]:
+    """Every complete entry of the log in ``audit_dir``, in order (nothing if it does not
+    exist). An incomplete last line of the last segment (a crash, or a write in progress) is
+    skipped. Hashes, links and signatures are NOT checked: run
+    :func:`facegate.audit.verify.verify` for that. Raises :class:`AuditReadError` for a line
+    that is not an entry."""
+    if not audit_dir.is_dir():
+        return
+    found = segments(audit_dir)
+    for index, (_, path) in enumerate(found):
+        last_segment = index == len(found) - 1
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                if not raw.endswith(b"\n"):
+                    if last_segment:
+                        return
+                    raise AuditReadError(f"{path.name} line {number}: incomplete line")
+                yield _entry(raw, path.name, number)
+
+
+def _entry(raw: bytes, segment: str, line: int) -> Entry:
+    try:
+        obj = json.loads(raw)
+        seq, prev, digest, record = obj["seq"], obj["prev"], obj["hash"], obj["record"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AuditReadError(f"{segment} line {line}: not an audit entry") from exc
+    if type(seq) is not int or not isinstance(record, dict):
+        raise AuditReadError(f"{segment} line {line}: not an audit entry")
+    return Entry(seq, str(prev), str(digest), record, segment, line)

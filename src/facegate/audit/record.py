@@ -1,0 +1,100 @@
+"""Audit records: what is written for every request and every governance event.
+
+A record is plain data with a fixed set of fields per ``kind``; it holds ids, names, counts,
+policy ids, hashes and numbers, never images, descriptors or secrets. ``to_json`` gives the
+record's fields as a JSON-ready dict; the chain (``audit.chain``) wraps it with its sequence
+number and hashes and serialises it canonically.
+
+Kinds:
+
+* ``request``: one per Rekognition API request that reached the server, allowed, denied or failed
+  (also requests refused before a decision, e.g. a bad signature: principal fields empty).
+* ``review``: an operator's vote on a held result (and the resulting status).
+* ``registry``: an organisation, key or operator created, changed, revoked or disabled.
+* ``retention``: a face deleted because its retention deadline passed.
+* ``startup`` / ``shutdown``: the server started (with its policy packs and the hash of the
+  active policy set) or stopped.
+* ``checkpoint``: written by the chain itself (signed); not built by callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("request", "review", "registry", "retention", "startup", "shutdown", "checkpoint")
+DECISIONS = ("allow", "deny", "error", "none")
+"""``none``: refused before any policy decision (authentication, validation)."""
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """What a response carried, never the biometrics: counts, the top similarity, FaceIds."""
+
+    faces_detected: int | None = None
+    faces_indexed: int | None = None
+    candidates: int | None = None
+    top_similarity_pct: float | None = None
+    face_ids: tuple[str, ...] = ()
+    held_for_review: bool = False
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One Rekognition API request. Times are epoch seconds (UTC); ``latency_ms`` is the
+    server's time from receipt to response; ``input_sha256`` lists the SHA-256 of each input
+    image (Image, SourceImage, TargetImage), never the bytes."""
+
+    at: float
+    request_id: str
+    operation: str
+    decision: str
+    latency_ms: float
+    org_id: str = ""
+    sector: str = ""
+    access_key_id: str = ""
+    use_case: str = ""
+    collection_id: str = ""
+    purpose: str = ""
+    case_ref: str = ""
+    authorization_ref: str = ""
+    authorization_issuer: str = ""
+    realtime: bool = False
+    exigent: bool = False
+    decision_id: str = ""
+    policy_ids: tuple[str, ...] = ()
+    obligations: dict[str, Any] = field(default_factory=dict)
+    review_id: str = ""
+    error_code: str = ""
+    input_sha256: tuple[str, ...] = ()
+    result: ResultSummary = field(default_factory=ResultSummary)
+
+    kind = "request"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A governance event (``review``, ``registry``, ``retention``, ``startup``,
+    ``shutdown``): who (``actor``: an operator id, ``cli``, ``server`` or ``sweeper``) did what
+    (``action``, e.g. ``key.create``, ``review.confirm``, ``face.delete``) to what
+    (``subject``: an id), with a few named details (ids, counts, policy hashes: no secrets)."""
+
+    at: float
+    kind: str
+    action: str
+    actor: str
+    subject: str = ""
+    org_id: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+EventSink = Callable[[EventRecord], None]
+"""Where event records go: the server's audit chain, or the outbox for commands run beside it.
+A sink raises when it cannot record (the change is then reported as failed)."""

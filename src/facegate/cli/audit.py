@@ -1,0 +1,185 @@
+"""``facegate audit verify|pubkey``: check the tamper-evident audit log and publish its key.
+
+* ``audit verify [--data-dir D] [--public-key FILE] [--format table|json]`` walks every segment,
+  link, checkpoint signature and ``HEAD.json`` (see :mod:`facegate.audit.verify`) and prints
+  counts, the time range, warnings (the unsigned tail) and the result. Exit 0 if the log
+  verifies, 1 if it is broken (the first problem on one line: kind, segment file, line, seq),
+  3 if the input is unusable (no audit directory, no or malformed public key).
+  ``--public-key`` takes a trusted copy (``facegate audit pubkey > trusted.pub`` on a day you
+  trust); without it the ``public.key`` inside the audit directory is used, which someone able
+  to rewrite the log could replace too, and the output says which was used.
+* ``audit pubkey [--data-dir D]`` prints the signing key's public half as one base64 line (the
+  ``public.key`` format) on stdout and its key id on stderr; it never creates a key.
+
+The data directory is ``--data-dir``, else ``FACEGATE_DATA_DIR``, else ``./var``; the log is in
+its ``audit/`` folder; the signing key comes from ``FACEGATE_AUDIT_KEY`` or
+``audit-signing.key``.
+
+Extending: ``register(sub)`` returns the ``audit`` command's own subparsers object, so further
+actions are added with ``actions.add_parser(...)``; :func:`data_dir_option` adds the shared
+``--data-dir`` option and :func:`audit_dir` turns the parsed arguments into the audit directory.
+Handlers take ``(args, out)`` and return the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from facegate.audit.errors import AuditKeyError, AuditReadError
+from facegate.audit.keys import key_id, public_key_text, read_public_key, read_signing_key
+from facegate.audit.layout import PUBLIC_KEY_NAME
+from facegate.audit.verify import VerifyResult, verify
+from facegate.config import Settings
+
+# The same values as facegate.cli's EXIT_* (not imported: facegate.cli imports this module).
+EXIT_OK = 0
+EXIT_BROKEN = 1
+EXIT_BAD_INPUT = 3
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``audit`` (with ``verify`` and ``pubkey``) to ``sub``; return the ``audit``
+    command's subparsers so more actions (``query``, ``report``) can be added to it."""
+    audit = sub.add_parser("audit", help="verify the tamper-evident audit log")
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+
+    check = actions.add_parser(
+        "verify", help="check every record, link, checkpoint signature and HEAD.json"
+    )
+    data_dir_option(check)
+    check.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a trusted copy of the public key (default: public.key in the audit directory)",
+    )
+    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.set_defaults(func=cmd_audit_verify)
+
+    pubkey = actions.add_parser("pubkey", help="print the public key checkpoints are signed with")
+    data_dir_option(pubkey)
+    pubkey.set_defaults(func=cmd_audit_pubkey)
+    return actions
+
+
+def data_dir_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--data-dir`` option, as the other commands spell it."""
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (FACEGATE_DATA_DIR, ./var)"
+    )
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with ``--data-dir`` (if given) winning."""
+    return Settings.from_env(data_dir=getattr(args, "data_dir", None))
+
+
+def audit_dir(args: argparse.Namespace) -> Path:
+    """The audit directory: ``<data dir>/audit``, the data directory being ``--data-dir``, else
+    ``FACEGATE_DATA_DIR``, else ``./var``."""
+    return settings(args).audit_dir
+
+
+def _fail(message: str) -> int:
+    print(f"facegate: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_audit_verify(args: argparse.Namespace, out: TextIO) -> int:
+    directory = audit_dir(args)
+    trusted = args.public_key is not None
+    key_path: Path = args.public_key if trusted else directory / PUBLIC_KEY_NAME
+    if not directory.is_dir():
+        return _fail(f"{directory}: no audit log here (use --data-dir)")
+    if not trusted and not key_path.exists():
+        return _fail(f"{key_path}: no public key (pass --public-key FILE)")
+    try:
+        public_key = read_public_key(key_path)
+        result = verify(directory, public_key)
+    except (AuditKeyError, AuditReadError) as exc:
+        return _fail(str(exc))
+    source = {"path": str(key_path), "trusted_copy": trusted, "key_id": key_id(public_key)}
+    if args.format == "json":
+        json.dump({**result.to_json(), "public_key": source}, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(verify_table(result, key_path, trusted))
+    return EXIT_OK if result.ok else EXIT_BROKEN
+
+
+def _time(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def verify_table(result: VerifyResult, key_path: Path, trusted: bool) -> str:
+    """The ``audit verify`` report; its last line is the verdict (one line)."""
+    which = (
+        "the trusted copy given with --public-key"
+        if trusted
+        else "the copy inside the audit directory; pass --public-key with a trusted copy to "
+        "rule out a log re-signed with another key"
+    )
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(result.kinds.items()))
+    head = "none" if result.head_seq is None else f"seq {result.head_seq}"
+    lines = [
+        f"audit log    {result.audit_dir}: {result.segments} segment(s), {result.entries} "
+        f"entries" + (f" (seq 1..{result.last_seq})" if result.last_seq else ""),
+        f"public key   {key_path} (key id {result.key_id}): {which}",
+        f"records      {kinds or 'none'}",
+        f"time         {_time(result.first_at)} .. {_time(result.last_at)}",
+        f"checkpoints  {result.checkpoints} verified, signed up to seq {result.signed_seq}; "
+        f"HEAD.json {head}",
+    ]
+    lines += [f"warning      {w}" for w in result.warnings]
+    lines.append(
+        f"speed        {result.entries} entries in {result.elapsed_s:.3f} s "
+        f"({result.entries_per_s:,.0f} entries/s)"
+    )
+    if result.problem is None:
+        lines.append(
+            f"OK           {result.entries} entries: hashes, links, {result.checkpoints} "
+            "signatures and HEAD.json verify"
+        )
+    else:
+        lines.append(f"BROKEN       {result.problem}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_audit_pubkey(args: argparse.Namespace, out: TextIO) -> int:
+    config = settings(args)
+    root = config.data_dir
+    published = config.audit_dir / PUBLIC_KEY_NAME
+    try:
+        signing = read_signing_key(root, config.audit_key)
+        if signing is not None:
+            public = signing.public_key()
+            if published.exists() and public_key_text(read_public_key(published)) != (
+                public_key_text(public)
+            ):
+                print(
+                    f"facegate: warning: {published} holds a different key; the audit log "
+                    "there was signed with another key",
+                    file=sys.stderr,
+                )
+        elif published.exists():
+            public = read_public_key(published)
+        else:
+            return _fail(
+                f"{root}: no audit signing key yet (it is created when the server first "
+                "opens the audit log)"
+            )
+    except AuditKeyError as exc:
+        return _fail(str(exc))
+    out.write(public_key_text(public) + "\n")
+    print(f"key id {key_id(public)}", file=sys.stderr)
+    return EXIT_OK

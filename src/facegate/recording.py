@@ -1,0 +1,135 @@
+"""What the audit record of a request says about its input and its result, without biometrics.
+
+``input_hashes`` gives the SHA-256 of each image a request carried (never the bytes);
+``summarise`` reads a response in wire form (PascalCase) and keeps counts, the top similarity and
+the FaceIds returned (at most ``MAX_FACE_IDS``; the count is always exact), never boxes of
+unknown people, landmarks or vectors (responses carry no vectors anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from facegate.audit.record import RequestRecord, ResultSummary
+from facegate.policy.model import Decision, Obligations, Principal, RequestContext
+
+IMAGE_PARAMS = ("image", "source_image", "target_image")
+MAX_FACE_IDS = 100
+
+
+def input_hashes(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """SHA-256 (hex) of every image in the validated parameters, in a fixed order."""
+    out = []
+    for name in IMAGE_PARAMS:
+        image = params.get(name)
+        if isinstance(image, Mapping) and isinstance(image.get("bytes"), bytes):
+            out.append(hashlib.sha256(image["bytes"]).hexdigest())
+    return tuple(out)
+
+
+def summarise(response: Mapping[str, Any], *, held: bool = False) -> ResultSummary:
+    """Counts and ids from a response in wire form (before candidates are withheld)."""
+    matches = list(response.get("FaceMatches") or ()) + list(response.get("UserMatches") or ())
+    similarities = [float(m["Similarity"]) for m in matches if "Similarity" in m]
+    face_ids: list[str] = []
+    for match in response.get("FaceMatches") or ():
+        face = match.get("Face") or {}
+        if "FaceId" in face:
+            face_ids.append(str(face["FaceId"]))
+    for record in response.get("FaceRecords") or ():
+        face = record.get("Face") or {}
+        if "FaceId" in face:
+            face_ids.append(str(face["FaceId"]))
+    face_ids.extend(str(f) for f in response.get("DeletedFaces") or ())
+    detected: int | None = None
+    if "FaceDetails" in response:
+        detected = len(response["FaceDetails"])
+    elif "SearchedFaceBoundingBox" in response or "SearchedFace" in response:
+        detected = 1
+    elif "SourceImageFace" in response:
+        detected = len(response.get("FaceMatches") or ()) + len(
+            response.get("UnmatchedFaces") or ()
+        )
+    return ResultSummary(
+        faces_detected=detected,
+        faces_indexed=len(response["FaceRecords"]) if "FaceRecords" in response else None,
+        candidates=len(matches)
+        if ("FaceMatches" in response or "UserMatches" in response)
+        else None,
+        top_similarity_pct=max(similarities) if similarities else None,
+        face_ids=tuple(face_ids[:MAX_FACE_IDS]),
+        held_for_review=held,
+    )
+
+
+@dataclass
+class Outcome:
+    """What one request did, filled in as the steps go: for the log line, the metrics and the
+    audit record."""
+
+    request_id: str
+    received_at: float
+    operation: str = "-"
+    access_key_id: str | None = None
+    org_id: str | None = None
+    code: str = "OK"
+    principal: Principal | None = None
+    context: RequestContext | None = None
+    collection_id: str = ""
+    decision: Decision | None = None
+    review_id: str | None = None
+    review_status: str | None = None
+    inputs: tuple[str, ...] = ()
+    result: ResultSummary | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+def request_record(outcome: Outcome) -> RequestRecord:
+    """The audit record of a finished request (latency measured up to now)."""
+    principal, ctx, decision = outcome.principal, outcome.context, outcome.decision
+    if decision is None:
+        verdict = "none" if outcome.code != "OK" else "allow"
+    elif not decision.allowed:
+        verdict = "deny"
+    else:
+        verdict = "allow" if outcome.code == "OK" else "error"
+    obligations = decision.obligations if decision is not None else None
+    return RequestRecord(
+        at=outcome.received_at,
+        request_id=outcome.request_id,
+        operation=outcome.operation,
+        decision=verdict,
+        latency_ms=round((time.perf_counter() - outcome.started) * 1000.0, 3),
+        org_id=outcome.org_id or "",
+        sector=principal.organisation.sector if principal else "",
+        access_key_id=outcome.access_key_id or "",
+        use_case=principal.use_case if principal else "",
+        collection_id=outcome.collection_id,
+        purpose=ctx.purpose if ctx else "",
+        case_ref=ctx.case_ref if ctx else "",
+        authorization_ref=ctx.authorization_ref if ctx else "",
+        authorization_issuer=ctx.authorization_issuer if ctx else "",
+        realtime=ctx.realtime if ctx else False,
+        exigent=ctx.exigent if ctx else False,
+        decision_id=decision.decision_id if decision else "",
+        policy_ids=decision.policy_ids if decision else (),
+        obligations=_obligations_json(obligations) if obligations and not obligations.empty else {},
+        review_id=outcome.review_id or "",
+        error_code="" if outcome.code == "OK" else outcome.code,
+        input_sha256=outcome.inputs,
+        result=outcome.result or ResultSummary(),
+    )
+
+
+def _obligations_json(obligations: Obligations) -> dict[str, Any]:
+    return {
+        "min_similarity_pct": obligations.min_similarity_pct,
+        "max_candidates": obligations.max_candidates,
+        "reviewers_required": obligations.reviewers_required,
+        "redact_fields": sorted(obligations.redact_fields),
+        "retention_days": obligations.retention_days,
+    }
