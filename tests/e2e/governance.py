@@ -3,14 +3,10 @@ send the X-Facegate-* headers (signed, as they must be, or deliberately unsigned
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from facegate.governance import Registry
-from facegate.store.db import Database
-from facegate.store.keys import KeyRepository
-from facegate.store.orgs import OrganisationRepository
-from facegate.wire.keys import KeyService, load_master_key
+from facegate.cli.admin import admin_for
+from facegate.config import Settings
 from tests.e2e.server import Credentials, LiveServer
 
 
@@ -23,27 +19,23 @@ def register(
     country: str = "",
     region: str = "",
 ) -> dict[str, Credentials]:
-    """Register an organisation on the server's database (SQLite is shared safely with the
-    running server) and issue one key per use case."""
-    db = Database(server.data_dir / "facegate.sqlite3")
-    try:
-        master = load_master_key(server.data_dir, os.environ.get("FACEGATE_MASTER_KEY"))
-        registry = Registry(OrganisationRepository(db), KeyService(KeyRepository(db), master))
-        registry.create_org(
+    """Register an organisation on the server's database as ``facegate org create`` and
+    ``facegate keys create`` do (SQLite is shared safely with the running server; the audit
+    events go through the outbox), and issue one key per use case."""
+    with admin_for(Settings.from_env(data_dir=server.data_dir)) as admin:
+        admin.create_org(
             org_id,
             name=org_id.replace("-", " ").title(),
             sector=sector,
-            use_cases=use_cases,
+            use_cases=tuple(use_cases),
             country=country,
             region=region,
         )
         keys = {}
         for use_case in use_cases:
-            key = registry.create_key(org_id, use_case, f"e2e {use_case}")
+            key = admin.create_key(org_id, use_case, f"e2e {use_case}")
             keys[use_case] = Credentials(key.access_key_id, key.secret_access_key)
         return keys
-    finally:
-        db.close()
 
 
 def send_headers(client: Any, headers: dict[str, str], *, signed: bool = True) -> Any:

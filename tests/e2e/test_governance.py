@@ -147,3 +147,32 @@ def test_organisations_are_isolated(
         server.client(police["missing_persons"]).list_collections()["CollectionIds"]
     )
     assert police_collection in police_listed
+
+
+def test_a_stored_decision_is_explained(
+    server: LiveServer, police: dict[str, Credentials], police_collection: str, image: Image
+) -> None:
+    import io
+    import re
+
+    from facegate.cli import main
+
+    client = server.client(police["investigation"])
+    message = _denied(
+        lambda: client.search_faces_by_image(
+            CollectionId=police_collection, Image=image("obama3.jpg")
+        )
+    )
+    match = re.search(r"dec-[0-9a-f]+", message)
+    assert match is not None
+    out = io.StringIO()
+    code = main(
+        ["policy", "explain", "--decision", match.group(0), "--data-dir", str(server.data_dir)],
+        out=out,
+    )
+    text = out.getvalue()
+    assert code == 1
+    assert f"decision    {match.group(0)}  DENY" in text
+    assert "SearchFacesByImage on e2e-police-mp by key" in text
+    assert "amazon-2020-police-moratorium.forbid-police-face-comparison  (forbid, pack" in text
+    assert "reason: Amazon's moratorium" in text

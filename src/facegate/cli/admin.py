@@ -143,7 +143,13 @@ def _review(sub: Sub) -> None:
 @contextmanager
 def open_admin(args: argparse.Namespace) -> Iterator[AdminService]:
     """The admin service over the data directory's database (no engine, no server)."""
-    settings = Settings.from_env(data_dir=getattr(args, "data_dir", None))
+    with admin_for(Settings.from_env(data_dir=getattr(args, "data_dir", None))) as admin:
+        yield admin
+
+
+@contextmanager
+def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
+    """The admin service over ``settings``' database; its audit events go to the outbox."""
     db = Database(settings.database_path)
     try:
         keys = KeyService(
@@ -156,6 +162,7 @@ def open_admin(args: argparse.Namespace) -> Iterator[AdminService]:
             decisions=DecisionRepository(db),
             clock=time.time,
             events=outbox_sink(db),
+            actor=actor,
         )
     finally:
         db.close()

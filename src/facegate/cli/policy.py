@@ -18,6 +18,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -56,8 +57,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     packs_dir_option(test)
     test.set_defaults(func=cmd_policy_test)
 
-    explain = actions.add_parser("explain", help="decide one request and say why")
-    explain.add_argument("--request", type=Path, required=True, metavar="FILE.json")
+    explain = actions.add_parser(
+        "explain", help="decide one request and say why, or show a stored decision"
+    )
+    which = explain.add_mutually_exclusive_group(required=True)
+    which.add_argument("--request", type=Path, metavar="FILE.json")
+    which.add_argument(
+        "--decision", metavar="DEC_ID", help="a decision the server made (x-facegate-decision-id)"
+    )
+    explain.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (FACEGATE_DATA_DIR, ./var)"
+    )
     explain.add_argument(
         "--packs",
         type=_pack_list,
@@ -121,6 +131,8 @@ def _summary(decision: Decision) -> str:
 
 
 def cmd_policy_explain(args: argparse.Namespace, out: TextIO) -> int:
+    if args.decision is not None:
+        return explain_stored(args, out)
     try:
         request = request_from_json(read_json(args.request), str(args.request))
         engine = PolicyEngine.load(args.packs, args.packs_dir)
@@ -230,3 +242,55 @@ def _policy_lines(policies: Sequence[PolicyInfo], source: bool) -> str:
         if source:
             lines.extend(f"           | {text}" for text in info.text.splitlines())
     return "\n".join(lines) + "\n"
+
+
+def explain_stored(args: argparse.Namespace, out: TextIO) -> int:
+    """``policy explain --decision ID``: a decision the server stored, with the reasons and
+    sources of its policies as the server's configured packs give them now."""
+    from facegate.config import Settings
+    from facegate.services import load_policy
+    from facegate.store.db import Database
+    from facegate.store.decisions import DecisionRepository
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    if not settings.database_path.exists():
+        return _fail(FileNotFoundError(f"{settings.database_path}: no database (use --data-dir)"))
+    db = Database(settings.database_path)
+    try:
+        record = DecisionRepository(db).get(args.decision)
+    finally:
+        db.close()
+    if record is None:
+        return _fail(LookupError(f"no decision {args.decision} in {settings.database_path}"))
+    try:
+        engine: PolicyEngine | None = load_policy(settings)
+    except PolicyLoadError:
+        engine = None
+    known = {info.policy_id: info for info in engine.policies()} if engine else {}
+    when = datetime.fromtimestamp(record.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [
+        f"decision    {record.decision_id}  {'ALLOW' if record.allowed else 'DENY'}  at {when}",
+        f"request     {record.operation} on {record.resource or '(no collection)'} by key "
+        f"{record.access_key_id} of {record.org_id}, purpose {record.purpose}",
+    ]
+    if record.policy_ids:
+        lines.append("policies")
+        for policy_id in record.policy_ids:
+            info = known.get(policy_id)
+            lines.append(
+                f"  {policy_id}" + (f"  ({info.effect}, pack {info.pack})" if info else "")
+            )
+            if info is not None and info.annotations.get("reason"):
+                lines.append(f"      reason: {info.annotations['reason']}")
+            if info is not None and info.annotations.get("source"):
+                lines.append(f"      source: {info.annotations['source']}")
+    elif not record.allowed:
+        lines.append("policies    none permitted the request (default deny)")
+    lines += [f"error       {e}" for e in record.errors]
+    obligations = {k: v for k, v in record.obligations.items() if v not in (None, [], 0)}
+    if obligations:
+        lines.append("obligations " + ", ".join(f"{k}={v}" for k, v in sorted(obligations.items())))
+    if record.review_id:
+        lines.append(f"review      {record.review_id}")
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK if record.allowed else EXIT_FAILED

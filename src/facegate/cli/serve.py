@@ -10,29 +10,12 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate.config import Settings
-from facegate.governance import LOCAL_ORG, Registry
+from facegate.governance import LOCAL_ORG
 from facegate.services import Services, load_policy
-from facegate.store.db import Database
-from facegate.store.keys import KeyRepository
-from facegate.store.orgs import OrganisationRepository
-from facegate.wire.keys import KeyService, NewKey, load_master_key
+from facegate.wire.keys import NewKey
 
 CREDENTIALS_FILE = "credentials"
 PROFILE = "facegate"
-
-
-def key_service(settings: Settings) -> tuple[KeyService, Database]:
-    """The key service over the data directory's database (no engine, no server)."""
-    db = Database(settings.database_path)
-    return KeyService(
-        KeyRepository(db), load_master_key(settings.data_dir, settings.master_key)
-    ), db
-
-
-def registry(settings: Settings) -> tuple[Registry, Database]:
-    """Organisations and keys over the data directory's database (no engine, no server)."""
-    keys, db = key_service(settings)
-    return Registry(OrganisationRepository(db), keys), db
 
 
 def write_credentials(path: Path, key: NewKey, region: str) -> None:
@@ -52,16 +35,18 @@ def bootstrap_key(settings: Settings) -> Path | None:
     The key belongs to the ``local`` organisation (research sector, use case ``research``): an
     operator evaluating the service. Real deployments register organisations and issue keys
     bound to their use cases (``facegate org create``, ``facegate keys create``)."""
-    reg, db = registry(settings)
-    try:
-        if reg.keys.list():
+    from facegate.cli.admin import admin_for  # the CLI's admin service; events go to the outbox
+
+    with admin_for(settings, actor="serve") as admin:
+        if admin.keys():
             return None
-        reg.ensure_local_org()
-        key = reg.create_key(
+        if admin.registry.orgs.get(LOCAL_ORG) is None:
+            admin.create_org(
+                LOCAL_ORG, name="Local operator", sector="research", use_cases=("research",)
+            )
+        key = admin.create_key(
             LOCAL_ORG, "research", "bootstrap key created by the first `facegate serve`"
         )
-    finally:
-        db.close()
     path = settings.data_dir / CREDENTIALS_FILE
     write_credentials(path, key, settings.region)
     return path
