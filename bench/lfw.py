@@ -59,6 +59,8 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from benchlib import RESULTS, ROOT, machine_info, machine_line, write_results
+from facegate.bias.datasets import LfwPair as Pair
+from facegate.bias.datasets import parse_lfw_pairs as parse_pairs
 from facegate.engine.align import face_chip
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.embed import dlib_model_version
@@ -85,39 +87,6 @@ PairVectors = npt.NDArray[np.float32]
 
 
 # --- pairs ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One View 2 pair; ``left``/``right`` are image paths relative to ``images/``."""
-
-    fold: int
-    left: str
-    right: str
-    mated: bool
-
-
-def image_name(person: str, number: str) -> str:
-    return f"{person}/{person}_{int(number):04d}.jpg"
-
-
-def parse_pairs(text: str) -> list[Pair]:
-    """Parse View 2's ``pairs.txt``: "folds per_fold", then per fold the mated, the non-mated."""
-    lines = [line.split() for line in text.splitlines() if line.strip()]
-    folds, per_fold = int(lines[0][0]), int(lines[0][1])
-    if len(lines) != 1 + 2 * folds * per_fold:
-        raise ValueError(f"pairs.txt: expected {2 * folds * per_fold} pairs, got {len(lines) - 1}")
-    pairs = []
-    for row, parts in enumerate(lines[1:]):
-        fold, mated = row // (2 * per_fold), (row % (2 * per_fold)) < per_fold
-        if len(parts) != (3 if mated else 4):
-            raise ValueError(f"pairs.txt line {row + 2}: unexpected fields {parts}")
-        if mated:
-            left, right = image_name(parts[0], parts[1]), image_name(parts[0], parts[2])
-        else:
-            left, right = image_name(parts[0], parts[1]), image_name(parts[2], parts[3])
-        pairs.append(Pair(fold, left, right, mated))
-    return pairs
 
 
 def select_pairs(pairs: list[Pair], limit_folds: int | None, per_fold: int | None) -> list[Pair]:
