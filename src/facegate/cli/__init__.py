@@ -27,6 +27,7 @@ from facegate import __version__
 from facegate.cli.admin import register as register_admin
 from facegate.cli.audit import register as register_audit
 from facegate.cli.audit_report import register as register_audit_reports
+from facegate.cli.bias import register as register_bias
 from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
 from facegate.config import Settings
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
     register_policy(sub)
     register_admin(sub)
+    register_bias(sub)
     register_audit_reports(register_audit(sub))
     return parser
 

@@ -58,6 +58,8 @@ def usage_banner(settings: Settings, credentials: Path | None, out: TextIO) -> N
     lines = [
         f"facegate serving the Rekognition face API at {endpoint}",
         f"  data: {settings.data_dir.resolve()}",
+        f"  policy packs: base, {', '.join(settings.policy_packs)} (FACEGATE_POLICY_PACKS)",
+        f"  audit log: {settings.audit_dir.resolve()} (facegate audit verify)",
     ]
     if credentials is not None:
         lines.append(f"  first access key written to {creds} (profile [{PROFILE}], mode 0600)")

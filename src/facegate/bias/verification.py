@@ -1,0 +1,269 @@
+"""Verification error rates per demographic group, at Similarity thresholds, from descriptors.
+
+A *pair* (two manifest samples) is scored by the Euclidean distance between the two images'
+descriptors; it *matches* at Similarity threshold ``s`` when its distance is at most
+``similarity.distance_for(s)`` (the versioned distance -> Similarity mapping of
+:mod:`facegate.engine.similarity`; Similarity 80 is distance 0.6 and 99 is 0.4 in
+``dlib-logistic-v0``).
+
+Definitions (ISO/IEC 19795-1; sources in ``shared/reference/governance-rules.md`` 2 and 2a):
+
+* FNMR: share of mated pairs (same subject) that do not match;
+* FMR: share of non-mated pairs (different subjects) that match;
+* Max/GeoMean, max - min, max / min, FDR: as in :mod:`facegate.bias.metrics`.
+
+A pair belongs to a group when both of its samples do (``group_by`` attributes, intersectional
+with several). A pair whose samples are in different groups is *cross-group*: its rates are
+reported on their own, outside the group table and its summaries. A pair with an image where no
+face was found (or that could not be decoded) has no distance: it is counted per group as
+*unscored* and reported, never silently dropped and never counted as a match or non-match.
+
+Uncertainty: Wilson intervals per group (:func:`facegate.bias.intervals.wilson_by_group`) and a
+bootstrap interval of Max/GeoMean (:func:`facegate.bias.intervals.summary_ci`) resampling the
+left sample's subject (pairs of one subject move together; FairFace samples without a subject
+are their own cluster).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facegate.bias.datasets import Manifest, Pair
+from facegate.bias.groups import group_key
+from facegate.bias.intervals import GroupInterval, summary_ci, wilson_by_group
+from facegate.bias.metrics import ErrorType, GroupTable, Rates, by_group, error_rates
+from facegate.bias.stats import wilson_interval
+from facegate.engine.similarity import DEFAULT_SIMILARITY, SimilarityModel
+
+CROSS_GROUP = "(cross-group)"
+"""The label of a pair whose two samples are in different groups."""
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """Pairs with their distances, aligned arrays (one entry per pair).
+
+    ``distances`` is NaN where either image has no descriptor (``scored`` is then false).
+    ``groups`` is the pair's group, or :data:`CROSS_GROUP`; ``clusters`` the left sample's
+    subject (``#<index>`` for a sample without a subject id).
+    """
+
+    pairs: tuple[Pair, ...]
+    distances: NDArray[np.float64]
+    mated: NDArray[np.bool_]
+    groups: NDArray[np.str_]
+    clusters: NDArray[np.str_]
+
+    @property
+    def scored(self) -> NDArray[np.bool_]:
+        """Pairs with a distance (both images have a face descriptor)."""
+        return np.asarray(np.isfinite(self.distances), dtype=np.bool_)
+
+    def unscored_counts(self) -> dict[str, dict[str, int]]:
+        """Pairs without a distance per group: ``{group: {"mated": n, "nonmated": n}}``."""
+        out: dict[str, dict[str, int]] = {}
+        missing = ~self.scored
+        counts = Counter(
+            zip(self.groups[missing].tolist(), self.mated[missing].tolist(), strict=True)
+        )
+        for group in sorted(set(self.groups.tolist())):
+            out[group] = {
+                "mated": counts.get((group, True), 0),
+                "nonmated": counts.get((group, False), 0),
+            }
+        return out
+
+
+def pair_distances(
+    vectors: NDArray[np.floating[Any]], pairs: Sequence[Pair]
+) -> NDArray[np.float64]:
+    """Euclidean distance of each pair (float64), NaN when a side's vector has NaN."""
+    if not pairs:
+        return np.zeros(0, dtype=np.float64)
+    left = np.fromiter((p.left for p in pairs), dtype=np.intp, count=len(pairs))
+    right = np.fromiter((p.right for p in pairs), dtype=np.intp, count=len(pairs))
+    out = np.empty(len(pairs), dtype=np.float64)
+    step = 65_536  # bounded memory: at most step x dim float64 differences at a time
+    for start in range(0, len(pairs), step):
+        sl = slice(start, start + step)
+        diff = vectors[left[sl]].astype(np.float64) - vectors[right[sl]].astype(np.float64)
+        out[sl] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
+
+
+def score_pairs(
+    manifest: Manifest,
+    vectors: NDArray[np.floating[Any]],
+    pairs: Sequence[Pair],
+    group_by: Sequence[str],
+) -> ScoredPairs:
+    """Distances, mated flags, groups and subject clusters of ``pairs`` over ``manifest``."""
+    if vectors.shape[0] != len(manifest):
+        raise ValueError(f"{vectors.shape[0]} descriptor rows for {len(manifest)} samples")
+    keys = [group_key(s, group_by) for s in manifest.samples]
+    groups = [keys[p.left] if keys[p.left] == keys[p.right] else CROSS_GROUP for p in pairs]
+    clusters = [manifest.samples[p.left].subject_id or f"#{p.left}" for p in pairs]
+    return ScoredPairs(
+        pairs=tuple(pairs),
+        distances=pair_distances(vectors, pairs),
+        mated=np.array([p.mated for p in pairs], dtype=np.bool_),
+        groups=np.array(groups, dtype=np.str_),
+        clusters=np.array(clusters, dtype=np.str_),
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """Everything measured at one Similarity threshold.
+
+    ``table``: per-group rates over within-group scored pairs (``None`` when there are none);
+    ``fmr_ci``/``fnmr_ci``: Wilson intervals per group; ``fmr_max_geomean_ci`` /
+    ``fnmr_max_geomean_ci``: bootstrap interval of Max/GeoMean (``None`` when undefined, e.g. all
+    rates 0 or no measurable group); ``cross``: rates of the cross-group pairs (``None`` if none).
+    """
+
+    similarity_pct: float
+    distance: float
+    table: GroupTable | None
+    fmr_ci: tuple[GroupInterval, ...]
+    fnmr_ci: tuple[GroupInterval, ...]
+    fmr_max_geomean_ci: tuple[float, float] | None
+    fnmr_max_geomean_ci: tuple[float, float] | None
+    cross: Rates | None
+
+
+def _max_geomean_ci(
+    scored: ScoredPairs,
+    within: NDArray[np.bool_],
+    distance: float,
+    kind: ErrorType,
+    *,
+    min_pairs: int,
+    n_boot: int,
+    seed: int,
+) -> tuple[float, float] | None:
+    table_rows = scored.distances[within]
+    if table_rows.size == 0:
+        return None
+    try:
+        return summary_ci(
+            table_rows,
+            scored.mated[within],
+            scored.groups[within],
+            distance,
+            kind=kind,
+            min_pairs=min_pairs,
+            n_boot=n_boot,
+            seed=seed,
+            cluster=scored.clusters[within],
+        )
+    except ValueError:  # no measurable group, or Max/GeoMean undefined on every resample
+        return None
+
+
+def analyse(
+    scored: ScoredPairs,
+    thresholds_pct: Sequence[float],
+    *,
+    min_pairs: int = 100,
+    n_boot: int = 1000,
+    seed: int = 0,
+    similarity: SimilarityModel = DEFAULT_SIMILARITY,
+) -> tuple[ThresholdResult, ...]:
+    """Per-group FMR/FNMR with intervals at each Similarity threshold (in the given order).
+
+    Groups with fewer than ``min_pairs`` scored pairs of a type are reported but too small for
+    that type's summaries (see :func:`facegate.bias.metrics.by_group`).
+    """
+    ok = scored.scored
+    within = ok & (scored.groups != CROSS_GROUP)
+    cross = ok & (scored.groups == CROSS_GROUP)
+    results = []
+    for pct in thresholds_pct:
+        distance = similarity.distance_for(pct)
+        table = None
+        if within.any():
+            table = by_group(
+                scored.distances[within],
+                scored.mated[within],
+                scored.groups[within],
+                distance,
+                min_pairs=min_pairs,
+            )
+        boot = {"min_pairs": min_pairs, "n_boot": n_boot, "seed": seed}
+        cross_rates = None
+        if cross.any():
+            d = scored.distances[cross]
+            m = scored.mated[cross]
+            cross_rates = error_rates(d[m], d[~m], distance)
+        results.append(
+            ThresholdResult(
+                similarity_pct=float(pct),
+                distance=distance,
+                table=table,
+                fmr_ci=tuple(wilson_by_group(table, "fmr")) if table else (),
+                fnmr_ci=tuple(wilson_by_group(table, "fnmr")) if table else (),
+                fmr_max_geomean_ci=_max_geomean_ci(scored, within, distance, "fmr", **boot),
+                fnmr_max_geomean_ci=_max_geomean_ci(scored, within, distance, "fnmr", **boot),
+                cross=cross_rates,
+            )
+        )
+    return tuple(results)
+
+
+def _num(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def threshold_json(result: ThresholdResult) -> dict[str, Any]:
+    """A :class:`ThresholdResult` as plain JSON types."""
+    out: dict[str, Any] = {
+        "similarity_pct": result.similarity_pct,
+        "distance": round(result.distance, 6),
+        "cross_group": None if result.cross is None else result.cross.as_dict(),
+    }
+    table = result.table
+    if table is None:
+        return out | {"overall": None, "groups": [], "fmr": None, "fnmr": None, "fdr": None}
+    wilson = {(g.kind, g.group): g.interval for g in (*result.fmr_ci, *result.fnmr_ci)}
+    overall = table.overall
+    out["overall"] = overall.as_dict() | {
+        "fmr_ci": wilson_interval(overall.false_matches, overall.nonmated_pairs),
+        "fnmr_ci": wilson_interval(overall.false_non_matches, overall.mated_pairs),
+    }
+    out["groups"] = [
+        row.rates.as_dict()
+        | {
+            "group": row.group,
+            "fmr_ci": wilson.get(("fmr", row.group)),
+            "fnmr_ci": wilson.get(("fnmr", row.group)),
+            "fmr_measurable": row.fmr_measurable,
+            "fnmr_measurable": row.fnmr_measurable,
+        }
+        for row in table.groups
+    ]
+    for kind, disp, ci in (
+        ("fmr", table.fmr, result.fmr_max_geomean_ci),
+        ("fnmr", table.fnmr, result.fnmr_max_geomean_ci),
+    ):
+        out[kind] = {
+            "max_group": disp.max_group,
+            "max": _num(disp.max_rate),
+            "min_group": disp.min_group,
+            "min": _num(disp.min_rate),
+            "difference": _num(disp.difference),
+            "ratio": _num(disp.ratio),
+            "max_geomean": _num(disp.max_geomean),
+            "max_geomean_ci": ci,
+            "zero_groups": list(disp.zero_groups),
+            "too_small": list(disp.too_small),
+        }
+    out["fdr"] = _num(table.fdr)
+    out["min_pairs"] = table.min_pairs
+    return out

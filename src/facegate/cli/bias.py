@@ -1,0 +1,476 @@
+"""``facegate bias verification|impostors|lineup``: accuracy and bias audits over descriptors.
+
+* ``bias verification --dataset lfw``: LFW View 2's 6,000 pairs plus seeded impostor pairs within
+  each group; FNMR and FMR per group at each Similarity threshold, with Wilson intervals,
+  max - min, ratio, Max/GeoMean (bootstrap interval, clustered by subject) and FDR.
+* ``bias impostors --dataset fairface``: FMR per (intersectional) group over seeded pairs
+  presumed to be two different people, and the highest-similarity pairs for human review.
+* ``bias lineup --probes congress --gallery fairface``: every probe searched against the whole
+  gallery (the ACLU experiment); per threshold, the probes with at least one false match.
+
+Descriptors come from :func:`facegate.bias.descriptors.compute_descriptors` (cached: a second run
+is instant). Thresholds are Similarity percentages, converted to distances with the versioned
+mapping :data:`facegate.engine.similarity.DEFAULT_SIMILARITY`. Every report starts with the
+effective command line, the model version and the similarity mapping version. Unusable input
+(unknown data set, missing folder or file) exits 3 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from facegate.bias.datasets import (
+    DatasetError,
+    Manifest,
+    Pair,
+    load_congress,
+    load_csv,
+    load_fairface,
+    load_lfw,
+)
+from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.groups import impostor_pairs
+from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, top_pairs
+from facegate.bias.lineup import load_declared, match_rows, search, summarise
+from facegate.bias.metrics import ErrorType
+from facegate.bias.stats import wilson_interval
+from facegate.bias.verification import (
+    ThresholdResult,
+    analyse,
+    score_pairs,
+    threshold_json,
+)
+from facegate.engine.similarity import DEFAULT_SIMILARITY
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
+
+DATA_ROOT = Path("../shared/data")
+FOLDERS = {"lfw": "lfw", "fairface": "fairface_val", "congress": "congress_2015"}
+DEFAULT_THRESHOLDS = (80.0, 99.0)
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+# --- argument parsing ----------------------------------------------------------------------------
+
+
+def _attributes(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected attribute names, e.g. race,gender")
+    return names
+
+
+def _similarity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 100.0:
+        raise argparse.ArgumentTypeError("a Similarity threshold must be between 0 and 100")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, group_by: str) -> None:
+    p.add_argument(
+        "--threshold",
+        type=_similarity,
+        action="append",
+        metavar="PCT",
+        help="Similarity threshold, repeatable (default: 80 and 99)",
+    )
+    p.add_argument(
+        "--group-by",
+        type=_attributes,
+        default=_attributes(group_by),
+        metavar="ATTRS",
+        help=f"comma-separated attributes, intersectional (default: {group_by})",
+    )
+    p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
+    p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
+    p.add_argument("--seed", type=int, default=0, help="seed for pairs and the bootstrap")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write a JSON report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+
+
+def _stats_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-pairs", type=int, default=100, help="fewest pairs for a group to be measured"
+    )
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``bias`` (with ``verification``, ``impostors``, ``lineup``) to the subparsers ``sub``."""
+    bias = sub.add_parser("bias", help="accuracy and bias audits over face descriptors")
+    actions = bias.add_subparsers(dest="bias_command", required=True, metavar="ACTION")
+
+    ver = actions.add_parser("verification", help="FNMR/FMR per group on LFW View 2")
+    ver.add_argument("--dataset", choices=["lfw"], default="lfw")
+    ver.add_argument("--data", type=Path, default=None, help="data folder (../shared/data/lfw)")
+    ver.add_argument("--pairs-per-group", type=int, default=3000, help="extra impostor pairs")
+    _common(ver, "gender")
+    _stats_options(ver)
+    ver.set_defaults(func=cmd_verification, parser=ver)
+
+    imp = actions.add_parser("impostors", help="FMR per group over presumed-impostor pairs")
+    imp.add_argument("--dataset", choices=[*FOLDERS, "csv"], default="fairface")
+    imp.add_argument("--data", type=Path, default=None, help="data folder, or the CSV file")
+    imp.add_argument("--pairs-per-group", type=int, default=3000)
+    imp.add_argument("--cross-group", type=int, default=0, help="extra pairs across groups")
+    imp.add_argument("--top", type=int, default=20, help="highest-similarity pairs to list")
+    _common(imp, "race,gender")
+    _stats_options(imp)
+    imp.set_defaults(func=cmd_impostors, parser=imp)
+
+    lin = actions.add_parser("lineup", help="search every probe against a gallery (ACLU)")
+    for side, default in (("probes", "congress"), ("gallery", "fairface")):
+        lin.add_argument(f"--{side}", choices=[*FOLDERS, "csv"], default=default)
+        lin.add_argument(f"--{side}-data", type=Path, default=None, help="data folder")
+        lin.add_argument(f"--{side}-csv", type=Path, default=None, help="a manifest CSV")
+    lin.add_argument("--declare-true", type=Path, default=None, metavar="FILE.csv")
+    lin.add_argument("--keep", type=int, default=10, help="matches listed per probe")
+    _common(lin, "gender")
+    lin.set_defaults(func=cmd_lineup, parser=lin)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The effective command line (defaults included), to reproduce the run."""
+    parser: argparse.ArgumentParser = args.parser
+    words = ["facegate", "bias", args.bias_command]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest == "threshold":
+            value = _thresholds(args)
+        if action.dest in ("probes", "gallery") and getattr(args, f"{action.dest}_csv", None):
+            continue  # the CSV replaces the named data set
+        if not action.option_strings or action.dest == "help" or value in (None, False):
+            continue
+        flag = action.option_strings[0]
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, f"{item:g}" if isinstance(item, float) else str(item)]
+        elif isinstance(value, tuple):
+            words += [flag, ",".join(value)]
+        else:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def _folder(name: str, data: Path | None) -> Path:
+    root = data if data is not None else DATA_ROOT / FOLDERS[name]
+    if not root.is_dir():
+        raise DatasetError(f"data folder not found: {root} (pass --data)")
+    return root
+
+
+def load_manifest(name: str, data: Path | None, csv_path: Path | None = None) -> Manifest:
+    """A data set by name (``lfw``/``fairface``/``congress``) or a manifest CSV."""
+    if csv_path is not None or name == "csv":
+        path = csv_path or data
+        if path is None:
+            raise DatasetError("a CSV data set needs its file (--data or --*-csv)")
+        return load_csv(path)
+    if name not in FOLDERS:
+        raise DatasetError(f"unknown data set {name!r}; expected one of {', '.join(FOLDERS)}")
+    root = _folder(name, data)
+    if name == "lfw":
+        return load_lfw(root)[0]
+    return load_fairface(root) if name == "fairface" else load_congress(root)
+
+
+def _descriptors(manifest: Manifest, args: argparse.Namespace) -> DescriptorSet:
+    return compute_descriptors(
+        manifest,
+        cache=DescriptorCache(args.cache),
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+
+
+def _thresholds(args: argparse.Namespace) -> list[float]:
+    values: list[float] = args.threshold or list(DEFAULT_THRESHOLDS)
+    return values
+
+
+def _header(args: argparse.Namespace, sets: Sequence[tuple[Manifest, DescriptorSet]]) -> list[str]:
+    sim = DEFAULT_SIMILARITY
+    lines = [
+        f"command: {command_line(args)}",
+        f"model: {sets[0][1].model_version}",
+        "similarity mapping: "
+        + sim.version
+        + " ("
+        + ", ".join(
+            f"Similarity {t:g} = distance {sim.distance_for(t):.4f}" for t in _thresholds(args)
+        )
+        + ")",
+    ]
+    for manifest, descriptors in sets:
+        # an operator CSV gives each sample "<file> line N": name the file once
+        provenance = sorted({re.sub(r" line \d+$", "", s.provenance) for s in manifest.samples})
+        lines.append(f"data: {manifest.name}: {len(manifest)} images; {'; '.join(provenance)}")
+        lines.append(f"  descriptors: {descriptors.summary()}")
+    return lines
+
+
+def _write_json(path: Path | None, report: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _guard(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return handler(args, out)
+        except (DatasetError, OSError) as exc:
+            print(f"facegate: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    return run
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.3f}%"
+
+
+def _ci(interval: tuple[float, float] | None, scale: float = 100.0, unit: str = "%") -> str:
+    if interval is None:
+        return "-"
+    return f"[{scale * interval[0]:.3f}{unit}, {scale * interval[1]:.3f}{unit}]"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def render_thresholds(results: Sequence[ThresholdResult], kinds: Sequence[ErrorType]) -> list[str]:
+    """Per-threshold group tables with summaries (``kinds``: ``fnmr`` and/or ``fmr``)."""
+    lines: list[str] = []
+    for res in results:
+        lines.append("")
+        lines.append(
+            f"Similarity {res.similarity_pct:g} (match when distance <= {res.distance:.4f})"
+        )
+        table = res.table
+        if table is None:
+            lines.append("  no scored within-group pairs")
+            continue
+        ci = {(g.kind, g.group): g.interval for g in (*res.fmr_ci, *res.fnmr_ci)}
+        head = f"  {'group':<28}"
+        for kind in kinds:
+            head += f" {kind.upper() + ' errors/pairs':>18} {kind.upper():>9} {'95% CI':>22}"
+        lines.append(head)
+        rows = [(r.group, r.rates, r) for r in table.groups]
+        for name, rates, row in [*rows, ("overall", table.overall, None)]:
+            line = f"  {name:<28}"
+            for kind in kinds:
+                k = kind
+                errors, total = rates.errors(k)
+                small = row is not None and total > 0 and not row.measurable(k)
+                mark = "*" if small else " "
+                interval = ci.get((k, name)) if row is not None else wilson_interval(errors, total)
+                line += (
+                    f" {f'{errors}/{total}':>18} {_pct(rates.rate(k)):>9}{mark}{_ci(interval):>22}"
+                )
+            lines.append(line)
+        if res.cross is not None:
+            c = res.cross
+            lines.append(
+                f"  {'(cross-group, not in summaries)':<28} FMR {c.false_matches}/"
+                f"{c.nonmated_pairs} = {_pct(c.fmr)}"
+            )
+        for kind in kinds:
+            disp = table.fmr if kind == "fmr" else table.fnmr
+            boot = res.fmr_max_geomean_ci if kind == "fmr" else res.fnmr_max_geomean_ci
+            lines.append(
+                f"  {kind.upper()}: max {disp.max_group} {_pct(disp.max_rate)},"
+                f" min {disp.min_group} {_pct(disp.min_rate)},"
+                f" max-min {_pct(disp.difference)}, ratio {_num(disp.ratio)},"
+                f" Max/GeoMean {_num(disp.max_geomean)} {_ci(boot, 1.0, '')}"
+            )
+            if disp.zero_groups:
+                lines.append(
+                    "    zero-rate groups (left out of the geometric mean): "
+                    + ", ".join(disp.zero_groups)
+                )
+            if disp.too_small:
+                lines.append(
+                    f"    * too small to measure (< {table.min_pairs} pairs): "
+                    + ", ".join(disp.too_small)
+                )
+        if len(kinds) == 2:
+            lines.append(f"  FDR (alpha 0.5): {_num(table.fdr)}")
+    return lines
+
+
+def _unscored_lines(counts: dict[str, dict[str, int]]) -> list[str]:
+    missing = {g: c for g, c in counts.items() if c["mated"] or c["nonmated"]}
+    if not missing:
+        return ["pairs without a face descriptor: none"]
+    lines = ["pairs without a face descriptor (not scored, not in the rates):"]
+    for group, c in missing.items():
+        lines.append(f"  {group:<28} mated {c['mated']}, non-mated {c['nonmated']}")
+    return lines
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def _pair_report(
+    args: argparse.Namespace,
+    out: TextIO,
+    manifest: Manifest,
+    pairs: list[Pair],
+    kinds: Sequence[ErrorType],
+    extra: dict[str, Any],
+) -> tuple[list[str], dict[str, Any], Any]:
+    descriptors = _descriptors(manifest, args)
+    scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by)
+    results = analyse(
+        scored, _thresholds(args), min_pairs=args.min_pairs, n_boot=args.n_boot, seed=args.seed
+    )
+    unscored = scored.unscored_counts()
+    lines = _header(args, [(manifest, descriptors)])
+    lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in extra.items())})"]
+    lines += _unscored_lines(unscored)
+    lines += render_thresholds(results, kinds)
+    report: dict[str, Any] = {
+        "command": command_line(args),
+        "model_version": descriptors.model_version,
+        "similarity_version": DEFAULT_SIMILARITY.version,
+        "dataset": manifest.name,
+        "group_by": list(args.group_by),
+        "descriptors": descriptors.summary(),
+        "pairs": {"total": len(pairs), **extra},
+        "unscored_pairs": unscored,
+        "thresholds": [threshold_json(r) for r in results],
+    }
+    return lines, report, scored
+
+
+@_guard
+def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
+    """LFW View 2 pairs + seeded within-group impostors: FNMR and FMR per group."""
+    manifest, protocol = load_lfw(_folder("lfw", args.data))
+    extra = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
+    pairs = protocol + [p for group in extra.values() for p in group]
+    counts = {"lfw_view2": len(protocol), "extra_impostors": len(pairs) - len(protocol)}
+    lines, report, _ = _pair_report(args, out, manifest, pairs, ("fnmr", "fmr"), counts)
+    print("\n".join(lines), file=out)
+    _write_json(args.json, report)
+    return EXIT_OK
+
+
+@_guard
+def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
+    """Presumed-impostor pairs within (and optionally across) groups: FMR per group, top pairs."""
+    manifest = load_manifest(args.dataset, args.data)
+    within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
+    pairs = [p for group in within.values() for p in group]
+    cross = cross_group_pairs(manifest, args.group_by, args.cross_group, args.seed)
+    counts = {"within_group": len(pairs), "cross_group": len(cross)}
+    lines, report, scored = _pair_report(args, out, manifest, pairs + cross, ("fmr",), counts)
+    top = top_pairs(manifest, scored, args.top)
+    lines += ["", f"Top {len(top)} highest-similarity pairs, for human review:", f"  {REVIEW_NOTE}"]
+    for t in top:
+        lines.append(
+            f"  {t.similarity_pct:8.4f}  {t.distance:.4f}  {t.group:<24} {t.left}  {t.right}"
+        )
+    report["review_note"] = REVIEW_NOTE
+    report["top_pairs"] = [vars(t) for t in top]
+    print("\n".join(lines), file=out)
+    _write_json(args.json, report)
+    return EXIT_OK
+
+
+@_guard
+def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
+    """Every probe searched against the gallery; probes with a false match per group."""
+    probes = load_manifest(args.probes, args.probes_data, args.probes_csv)
+    gallery = load_manifest(args.gallery, args.gallery_data, args.gallery_csv)
+    declared = load_declared(args.declare_true, probes, gallery) if args.declare_true else {}
+    p_desc = _descriptors(probes, args)
+    g_desc = _descriptors(gallery, args)
+    thresholds = _thresholds(args)
+    limits = [DEFAULT_SIMILARITY.distance_for(t) for t in thresholds]
+    result = search(
+        p_desc.vectors,
+        g_desc.vectors,
+        limits,
+        declared=declared,
+        keep=args.keep,
+        progress=not args.no_progress,
+    )
+    ok = np.array([s == FACE for s in p_desc.statuses], dtype=np.bool_)
+    lines = _header(args, [(probes, p_desc), (gallery, g_desc)])
+    lines.append(
+        f"gallery searched: {int(sum(s == FACE for s in g_desc.statuses))} of {len(gallery)} "
+        f"images (the rest have no face descriptor); declared true pairs: "
+        f"{sum(len(v) for v in declared.values())} for {len(declared)} probes"
+    )
+    per_threshold = []
+    for i, (pct, limit) in enumerate(zip(thresholds, limits, strict=True)):
+        groups = summarise(probes, ok, result, declared, args.group_by, i)
+        rows = match_rows(probes, gallery, result, limit)
+        lines += ["", f"Similarity {pct:g} (match when distance <= {limit:.4f})"]
+        lines.append(
+            f"  {'probe group':<24} {'probes':>7} {'no face':>8} {'declared':>9} {'searched':>9}"
+            f" {'with false match':>17} {'share':>9} {'95% CI':>22} {'declared found':>15}"
+        )
+        for g in groups:
+            lines.append(
+                f"  {g.group:<24} {g.probes:>7} {g.no_face:>8} {g.declared_present:>9}"
+                f" {g.searched:>9} {g.with_false_match:>17} {_pct(g.false_match_share):>9}"
+                f" {_ci(g.interval):>22} {g.declared_found:>15}"
+            )
+        lines.append(f"  matches (up to {args.keep} per probe, plus declared):")
+        for r in rows:
+            kind = "TRUE (declared)" if r["declared_true"] else "false"
+            lines.append(
+                f"    {r['similarity_pct']:8.4f}  {r['distance']:.4f}  {kind:<15}"
+                f" {r['probe']}  {r['gallery']}"
+            )
+        per_threshold.append(
+            {
+                "similarity_pct": pct,
+                "distance": round(limit, 6),
+                "groups": [vars(g) for g in groups],
+                "matches": rows,
+            }
+        )
+    print("\n".join(lines), file=out)
+    _write_json(
+        args.json,
+        {
+            "command": command_line(args),
+            "model_version": p_desc.model_version,
+            "similarity_version": DEFAULT_SIMILARITY.version,
+            "probes": {"dataset": probes.name, "descriptors": p_desc.summary()},
+            "gallery": {"dataset": gallery.name, "descriptors": g_desc.summary()},
+            "declared_true": {
+                str(probes.samples[p].path): [str(gallery.samples[g].path) for g in sorted(gs)]
+                for p, gs in sorted(declared.items())
+            },
+            "thresholds": per_threshold,
+        },
+    )
+    return EXIT_OK
