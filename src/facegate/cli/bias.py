@@ -98,6 +98,11 @@ def _common(p: argparse.ArgumentParser, group_by: str) -> None:
     )
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
+    p.add_argument(
+        "--no-mmod-fallback",
+        action="store_true",
+        help="HOG only: images where HOG finds no face count as no-face (MMOD is slow)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for pairs and the bootstrap")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write a JSON report")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -199,6 +204,7 @@ def _descriptors(manifest: Manifest, args: argparse.Namespace) -> DescriptorSet:
         manifest,
         cache=DescriptorCache(args.cache),
         workers=args.workers,
+        mmod_fallback=not args.no_mmod_fallback,
         progress=not args.no_progress,
     )
 
