@@ -40,25 +40,14 @@ from facegate.policy.model import (
     PolicyRequest,
     Principal,
     RequestContext,
+    field_names,
 )
 from facegate.store.orgs import OrganisationRepository
 
 TOP = frozenset({"org_id", "organisation", "use_case", "action", "collection", "context", "key_id"})
-ORGANISATION = frozenset({"org_id", "name", "sector", "country", "region", "city", "use_cases"})
-COLLECTION = frozenset({"collection_id", "organisation_id", "face_count"})
-CONTEXT = frozenset(
-    {
-        "now",
-        "purpose",
-        "case_ref",
-        "authorization_ref",
-        "authorization_issuer",
-        "realtime",
-        "exigent",
-        "camera",
-        "consent_ref",
-    }
-)
+ORGANISATION = field_names(Organisation)
+COLLECTION = field_names(CollectionRef)
+CONTEXT = field_names(RequestContext)
 EXPLAIN_KEY_ID = "explain"
 _NO_COLLECTION_NEEDED = SERVICE_ACTIONS | EITHER_RESOURCE_ACTIONS
 

@@ -60,6 +60,7 @@ from facegate.policy.model import (
     PolicyRequest,
     Principal,
     RequestContext,
+    field_names,
 )
 
 ALLOW = "ALLOW"
@@ -138,21 +139,9 @@ class _Reader:
 
 _TOP = frozenset({"description", "principal", "action", "resource", "context", "expect"})
 _PRINCIPAL = frozenset({"key_id", "use_case", "organisation"})
-_ORG = frozenset({"org_id", "name", "sector", "country", "region", "city", "use_cases"})
-_RESOURCE = frozenset({"collection_id", "organisation_id", "face_count"})
-_CONTEXT = frozenset(
-    {
-        "now",
-        "purpose",
-        "case_ref",
-        "authorization_ref",
-        "authorization_issuer",
-        "realtime",
-        "exigent",
-        "camera",
-        "consent_ref",
-    }
-)
+_ORG = field_names(Organisation)
+_RESOURCE = field_names(CollectionRef)
+_CONTEXT = field_names(RequestContext)
 _EXPECT = frozenset({"obligations", "policies", "error"})
 _OBLIGATIONS = frozenset(
     {

@@ -8,7 +8,7 @@ knows Cedar or HTTP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 
@@ -119,3 +119,8 @@ class Decision:
     @property
     def policy_ids(self) -> tuple[str, ...]:
         return tuple(p.policy_id for p in self.determining)
+
+
+def field_names(cls: type) -> frozenset[str]:
+    """The field names of one of these dataclasses: the keys a JSON form of it may use."""
+    return frozenset(f.name for f in fields(cls))
