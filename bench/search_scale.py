@@ -167,7 +167,7 @@ def main() -> None:
                 hnsw.add(ids[start : start + 50_000], data[start : start + 50_000])
             hnsw_build = time.perf_counter() - t0
             for ef in ef_values:
-                hnsw._efs = ef  # the bench sweeps efSearch on one built graph
+                hnsw.ef_search = ef  # the bench sweeps efSearch on one built graph
                 t, hits, top = search_all(hnsw, queries, threshold)
                 rows.append(
                     {

@@ -25,8 +25,6 @@ from typing import Any
 
 from facegate.policy.model import Obligations
 
-THRESHOLD_PARAMS = ("face_match_threshold", "similarity_threshold", "user_match_threshold")
-CAP_PARAMS = ("max_faces", "max_users")
 CANDIDATE_LISTS = ("FaceMatches", "UserMatches")
 HELD_FIELDS = ("FaceMatches", "UserMatches", "UnmatchedFaces")
 DEFAULT_THRESHOLD_PCT = 80.0

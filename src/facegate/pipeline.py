@@ -47,6 +47,7 @@ from facegate.policy.model import (
     Decision,
     PolicyRequest,
     Principal,
+    RequestContext,
 )
 from facegate.recording import Outcome, input_hashes, request_record, summarise
 from facegate.services import Services
@@ -184,7 +185,7 @@ async def _work(
     outcome: Outcome,
 ) -> bytes:
     """Steps 5-6: replay a stored idempotent response, or do the work under the obligations."""
-    replay = await _recall(services, operation, params)
+    replay = await _recall(services, operation, params, digest)
     if replay is not None:
         return replay
     # 5 the work, its parameters shaped by the obligations
@@ -211,7 +212,7 @@ async def _work(
     if held:
         wire = await _hold(services, operation, digest, decision, principal, wire, now, outcome)
     body = protocol.encode_body(wire)
-    await _remember(services, operation, params, body)
+    await _remember(services, operation, params, digest, body)
     return body
 
 
@@ -244,10 +245,9 @@ def _store_decision(
     principal: Principal,
     operation: Operation,
     resource: CollectionRef | None,
-    ctx: Any,
+    ctx: RequestContext,
     now: float,
 ) -> None:
-    obligations = decision.obligations
     services.decisions.insert(
         DecisionRecord(
             decision_id=decision.decision_id,
@@ -261,13 +261,7 @@ def _store_decision(
             policy_ids=decision.policy_ids,
             reasons=tuple(p.reason for p in decision.determining if p.reason),
             errors=decision.errors,
-            obligations={
-                "min_similarity_pct": obligations.min_similarity_pct,
-                "max_candidates": obligations.max_candidates,
-                "reviewers_required": obligations.reviewers_required,
-                "redact_fields": sorted(obligations.redact_fields),
-                "retention_days": obligations.retention_days,
-            },
+            obligations=decision.obligations.to_json(),
         )
     )
 
@@ -381,18 +375,20 @@ def _params_digest(operation: Operation, params: dict[str, Any]) -> str:
     return hashlib.sha256(f"{operation.name}\0{text}".encode()).hexdigest()
 
 
-async def _recall(services: Services, operation: Operation, params: dict[str, Any]) -> bytes | None:
+async def _recall(
+    services: Services, operation: Operation, params: dict[str, Any], digest: str
+) -> bytes | None:
     token = params.get("client_request_token")
     if not operation.idempotent_token or token is None:
         return None
     stored = await asyncio.to_thread(
-        services.deps.idempotency.recall, operation.name, token, _params_digest(operation, params)
+        services.deps.idempotency.recall, operation.name, token, digest
     )
     return None if stored is None else stored.encode("utf-8")
 
 
 async def _remember(
-    services: Services, operation: Operation, params: dict[str, Any], body: bytes
+    services: Services, operation: Operation, params: dict[str, Any], digest: str, body: bytes
 ) -> None:
     token = params.get("client_request_token")
     if operation.idempotent_token and token is not None:
@@ -400,7 +396,7 @@ async def _remember(
             services.deps.idempotency.remember,
             operation.name,
             token,
-            _params_digest(operation, params),
+            digest,
             body.decode("utf-8"),
         )
 

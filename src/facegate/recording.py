@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facegate.audit.record import RequestRecord, ResultSummary
-from facegate.policy.model import Decision, Obligations, Principal, RequestContext
+from facegate.policy.model import Decision, Principal, RequestContext
 
 IMAGE_PARAMS = ("image", "source_image", "target_image")
 MAX_FACE_IDS = 100
@@ -117,19 +117,9 @@ def request_record(outcome: Outcome) -> RequestRecord:
         exigent=ctx.exigent if ctx else False,
         decision_id=decision.decision_id if decision else "",
         policy_ids=decision.policy_ids if decision else (),
-        obligations=_obligations_json(obligations) if obligations and not obligations.empty else {},
+        obligations=obligations.to_json() if obligations and not obligations.empty else {},
         review_id=outcome.review_id or "",
         error_code="" if outcome.code == "OK" else outcome.code,
         input_sha256=outcome.inputs,
         result=outcome.result or ResultSummary(),
     )
-
-
-def _obligations_json(obligations: Obligations) -> dict[str, Any]:
-    return {
-        "min_similarity_pct": obligations.min_similarity_pct,
-        "max_candidates": obligations.max_candidates,
-        "reviewers_required": obligations.reviewers_required,
-        "redact_fields": sorted(obligations.redact_fields),
-        "retention_days": obligations.retention_days,
-    }

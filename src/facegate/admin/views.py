@@ -101,13 +101,7 @@ def new_operator(record: OperatorRecord, token: str) -> Doc:
 
 
 def obligations(value: Obligations) -> Doc:
-    return {
-        "min_similarity_pct": value.min_similarity_pct,
-        "max_candidates": value.max_candidates,
-        "reviewers_required": value.reviewers_required,
-        "redact_fields": sorted(value.redact_fields),
-        "retention_days": value.retention_days,
-    }
+    return value.to_json()
 
 
 def policy(info: PolicyInfo) -> Doc:

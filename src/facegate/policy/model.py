@@ -91,6 +91,16 @@ class Obligations:
     def empty(self) -> bool:
         return self == Obligations()
 
+    def to_json(self) -> dict[str, object]:
+        """The obligations as JSON-ready data (decision records, audit records, admin API)."""
+        return {
+            "min_similarity_pct": self.min_similarity_pct,
+            "max_candidates": self.max_candidates,
+            "reviewers_required": self.reviewers_required,
+            "redact_fields": sorted(self.redact_fields),
+            "retention_days": self.retention_days,
+        }
+
 
 @dataclass(frozen=True)
 class PolicyRef:

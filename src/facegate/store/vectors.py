@@ -161,7 +161,9 @@ class HnswIndex:
         import faiss  # local: only collections that ask for HNSW load faiss
 
         self._faiss: Any = faiss
-        self._m, self._efc, self._efs = m, ef_construction, ef_search
+        self._m, self._efc = m, ef_construction
+        self.ef_search = ef_search
+        """The smallest candidate list a search explores (faiss efSearch); may be changed."""
         self._lock = threading.RLock()
         self._ids: list[str] = []  # faiss label -> face id
         self._vectors: list[Matrix] = []
@@ -172,7 +174,7 @@ class HnswIndex:
     def _new_index(self) -> Any:
         index = self._faiss.IndexHNSWFlat(DIM, self._m)
         index.hnsw.efConstruction = self._efc
-        index.hnsw.efSearch = self._efs
+        index.hnsw.efSearch = self.ef_search
         return index
 
     def __len__(self) -> int:
@@ -226,7 +228,7 @@ class HnswIndex:
             limit = max_distance * max_distance
             want = min(total, min(k, _FIRST_PASS) + len(self._dead))
             while True:
-                self._index.hnsw.efSearch = max(self._efs, want)
+                self._index.hnsw.efSearch = max(self.ef_search, want)
                 sq, labels = self._index.search(q, want)
                 hits: list[Hit] = []
                 beyond = False
