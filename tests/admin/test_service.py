@@ -276,3 +276,19 @@ def test_held_candidates_of_every_kind() -> None:
     kinds = [(c.kind, c.user_id) for c in held_candidates(held)]
     assert kinds == [("user", "u1"), ("unmatched", None)]
     assert held_candidates("") == ()
+
+
+def test_the_local_organisation_is_created_once_and_recorded(
+    admin: AdminService, services: Services
+) -> None:
+    from facegate.audit.log import iter_entries
+
+    assert admin.ensure_local_org().org_id == "local"
+    assert admin.ensure_local_org().sector == "research"
+    created = [
+        e.record
+        for e in iter_entries(services.settings.audit_dir)
+        if e.record.get("action") == "org.create" and e.record.get("subject") == "local"
+    ]
+    assert len(created) == 1
+    assert created[0]["details"]["use_cases"] == ["research"]

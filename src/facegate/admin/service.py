@@ -44,7 +44,7 @@ from facegate.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
 )
-from facegate.governance import Registry, validate_use_cases
+from facegate.governance import LOCAL_ORG, Registry, validate_use_cases
 from facegate.policy.engine import PolicyEngine
 from facegate.policy.loader import PolicyInfo
 from facegate.policy.model import CollectionRef, Decision, PolicyRequest
@@ -194,11 +194,24 @@ class AdminService:
             region=region,
             city=city,
         )
-        self._event(
-            "registry", "org.create", org_id, org_id, sector=sector, country=country,
-            region=region, city=city, use_cases=list(record.use_cases),
-        )  # fmt: skip
+        self._org_created(record)
         return record
+
+    def ensure_local_org(self) -> OrganisationRecord:
+        """The ``local`` organisation of the bootstrap key (created, and recorded, if missing)."""
+        existing = self.registry.orgs.get(LOCAL_ORG)
+        if existing is not None:
+            return existing
+        record = self.registry.ensure_local_org()
+        self._org_created(record)
+        return record
+
+    def _org_created(self, record: OrganisationRecord) -> None:
+        self._event(
+            "registry", "org.create", record.org_id, record.org_id, sector=record.sector,
+            country=record.country, region=record.region, city=record.city,
+            use_cases=list(record.use_cases),
+        )  # fmt: skip
 
     def orgs(self) -> list[OrganisationRecord]:
         return self.registry.orgs.list()

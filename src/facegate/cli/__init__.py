@@ -189,7 +189,7 @@ def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
     with open_admin(args) as admin:
         if args.keys_command == "create":
             if args.org == LOCAL_ORG:
-                admin.registry.ensure_local_org()
+                admin.ensure_local_org()
             key = admin.create_key(args.org, args.use_case, args.description, args.expires_in_days)
             out.write(
                 f"access key id:     {key.access_key_id}\n"

@@ -40,10 +40,7 @@ def bootstrap_key(settings: Settings) -> Path | None:
     with admin_for(settings, actor="serve") as admin:
         if admin.keys():
             return None
-        if admin.registry.orgs.get(LOCAL_ORG) is None:
-            admin.create_org(
-                LOCAL_ORG, name="Local operator", sector="research", use_cases=("research",)
-            )
+        admin.ensure_local_org()
         key = admin.create_key(
             LOCAL_ORG, "research", "bootstrap key created by the first `facegate serve`"
         )
