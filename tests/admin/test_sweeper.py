@@ -5,44 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import cast
 
-import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
 from facegate.admin import sweeper
 from facegate.app import create_app
 from facegate.services import Services
-from facegate.store.records import FaceRecord, NewFace
-from facegate.store.vectors import DIM
+from facegate.store.records import NewFace
 from tests.admin.conftest import MakeReview
+from tests.store.factory import new_face
 
 
 def _face(collection_id: str, i: int, retain_until: float | None) -> NewFace:
-    return NewFace(
-        record=FaceRecord(
-            face_id=str(uuid.UUID(int=i + 1)),
-            collection_id=collection_id,
-            image_id=str(uuid.UUID(int=10_000 + i)),
-            image_sha256=f"{i:064x}",
-            external_image_id=f"img-{i}",
-            box_left_ratio=0.1,
-            box_top_ratio=0.2,
-            box_width_ratio=0.3,
-            box_height_ratio=0.4,
-            confidence_pct=99.5,
-            model_version="dlib-resnet-v1",
-            user_id=None,
-            indexed_at=1.0,
-            consent_ref="consent-1",
-            retain_until=retain_until,
-        ),
-        descriptor=np.random.default_rng(i).normal(0, 0.1, DIM).astype(np.float32),
-    )
+    return new_face(collection_id, i, consent_ref="consent-1", retain_until=retain_until)
 
 
 def _enrol(services: Services, past: int, future: int = 0, forever: int = 0) -> list[str]:

@@ -6,7 +6,6 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from facegate.errors import (
@@ -18,10 +17,10 @@ from facegate.store.db import MIGRATIONS, Database
 from facegate.store.decisions import DecisionRecord, DecisionRepository
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
-from facegate.store.records import FaceRecord, NewFace
+from facegate.store.records import NewFace
 from facegate.store.reviews import PENDING, ReviewRecord, ReviewRepository
 from facegate.store.store import FaceStore
-from facegate.store.vectors import DIM
+from tests.store.factory import new_face
 
 
 def _org(org_id: str = "nypd", sector: str = "law_enforcement") -> OrganisationRecord:
@@ -173,14 +172,8 @@ def test_reviews_expire(tmp_path: Path) -> None:
 
 
 def _new_face(cid: str, i: int, retain_until: float | None, user: str | None = None) -> NewFace:
-    return NewFace(
-        FaceRecord(
-            str(uuid.UUID(int=i + 1)), cid, "img", f"{i:064x}", None, 0.1, 0.1, 0.2, 0.2, 99.0,
-            "m", user, 1.0, consent_ref="consent-7" if retain_until else None,
-            retain_until=retain_until,
-        ),
-        np.random.default_rng(i).normal(0, 0.1, DIM).astype(np.float32),
-    )  # fmt: skip
+    consent = "consent-7" if retain_until else None
+    return new_face(cid, i, user=user, consent_ref=consent, retain_until=retain_until)
 
 
 def test_retention_sweep_deletes_due_faces_and_records_them(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +14,13 @@ from facegate.errors import (
     ServiceQuotaExceededException,
 )
 from facegate.store.db import MIGRATIONS, Database
-from facegate.store.records import FaceRecord, NewFace
+from facegate.store.records import NewFace
 from facegate.store.store import FaceStore, StoreLimits
-from facegate.store.vectors import DIM
+from tests.store.factory import new_face
 
 
 def _face(cid: str, i: int, user: str | None = None) -> NewFace:
-    rng = np.random.default_rng(i)
-    return NewFace(
-        record=FaceRecord(
-            face_id=str(uuid.UUID(int=i + 1)),
-            collection_id=cid,
-            image_id=str(uuid.UUID(int=10_000 + i)),
-            image_sha256=f"{i:064x}",
-            external_image_id=f"img-{i}",
-            box_left_ratio=0.1,
-            box_top_ratio=0.2,
-            box_width_ratio=0.3,
-            box_height_ratio=0.4,
-            confidence_pct=99.5,
-            model_version="dlib-resnet-v1",
-            user_id=user,
-            indexed_at=1.0,
-        ),
-        descriptor=rng.normal(0, 0.1, DIM).astype(np.float32),
-    )
+    return new_face(cid, i, user=user)
 
 
 @pytest.fixture
