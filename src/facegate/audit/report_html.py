@@ -318,7 +318,9 @@ def _about() -> str:
         "SearchUsersByImage) that was allowed and completed; its <em>candidates</em> are the "
         "matches it found, returned to the caller or held for human review (the Massachusetts "
         "&quot;number of matches&quot;). Similarity is "
-        "facegate's calibrated 0-100 score; a band includes its lower bound. A denial decided by "
+        "facegate's 0-100 score, named by its mapping version in the server's start-up record "
+        "(not yet calibrated to false match rates: see docs/bias.md); a band includes its lower "
+        "bound. A denial decided by "
         "several policies counts once under each. Times are UTC; the period includes its start "
         "and excludes its end.</p>"
     )
