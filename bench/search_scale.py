@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from benchlib import ROOT, SAMPLES, cell, machine_info, machine_line, write_results
 from facegate.engine.core import EngineConfig, FaceEngine
-from facegate.engine.similarity import DEFAULT_SIMILARITY
+from facegate.engine.similarity import default_similarity
 from facegate.store.vectors import DIM, ExactIndex, HnswIndex, VectorIndex
 
 PROBES = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png", "32bit.png")
@@ -134,7 +134,7 @@ def main() -> None:
     engine = FaceEngine(EngineConfig())
     enrolled, probes = lfw_pairs(engine, args.identities)
     engine_ms = 1000 * statistics.median(engine_times(engine, args.samples, 3))
-    threshold = DEFAULT_SIMILARITY.distance_for(80.0)
+    threshold = default_similarity().distance_for(80.0)
     queries = probes[: args.queries]
     planted_ids = [f"lfw{i}" for i in range(len(enrolled))]
     ef_values = [int(e) for e in args.ef.split(",")]

@@ -11,9 +11,9 @@ from numpy.typing import NDArray
 
 from facegate.bias.datasets import DatasetError, Manifest, Sample
 from facegate.bias.lineup import load_declared, match_rows, search, summarise
-from facegate.engine.similarity import DEFAULT_SIMILARITY
+from facegate.engine.similarity import LOGISTIC_V0
 
-D80, D99 = DEFAULT_SIMILARITY.distance_for(80), DEFAULT_SIMILARITY.distance_for(99)
+D80, D99 = LOGISTIC_V0.distance_for(80), LOGISTIC_V0.distance_for(99)
 
 
 def manifest(name: str, genders: list[str]) -> Manifest:

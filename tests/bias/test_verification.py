@@ -17,7 +17,7 @@ from facegate.bias.verification import (
     score_pairs,
     threshold_json,
 )
-from facegate.engine.similarity import DEFAULT_SIMILARITY
+from facegate.engine.similarity import LOGISTIC_V0
 
 DIM = 128
 
@@ -161,4 +161,4 @@ def test_no_scored_pairs_gives_empty_table() -> None:
     assert res.table is None
     assert res.fmr_max_geomean_ci is None
     assert threshold_json(res)["groups"] == []
-    assert DEFAULT_SIMILARITY.version == "dlib-logistic-v0"
+    assert LOGISTIC_V0.version == "dlib-logistic-v0"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facegate.engine.core import EngineConfig, FaceEngine
-from facegate.engine.similarity import DEFAULT_SIMILARITY, euclidean
+from facegate.engine.similarity import LOGISTIC_V0, euclidean
 from facegate.engine.types import Face, Vector
 from facegate.errors import TruncatedImageError
 
@@ -34,11 +34,11 @@ def test_obama_photos_match_each_other_and_not_biden(
     for a, b in combinations(OBAMAS, 2):
         d = euclidean(vectors[a], vectors[b])
         assert d < 0.5, (a, b, d)
-        assert DEFAULT_SIMILARITY.similarity_pct(d) > 95.0
+        assert LOGISTIC_V0.similarity_pct(d) > 95.0
     for name in OBAMAS:
         d = euclidean(vectors[name], vectors["biden.jpg"])
         assert d > 0.7, (name, d)
-        assert DEFAULT_SIMILARITY.similarity_pct(d) < 50.0
+        assert LOGISTIC_V0.similarity_pct(d) < 50.0
 
 
 def test_two_people_contains_obama_and_biden(

@@ -22,7 +22,7 @@ import numpy as np
 from facegate.bias.datasets import Manifest, Pair
 from facegate.bias.groups import group_key
 from facegate.bias.verification import ScoredPairs
-from facegate.engine.similarity import DEFAULT_SIMILARITY, SimilarityModel
+from facegate.engine.similarity import SimilarityModel, default_similarity
 
 REVIEW_NOTE = (
     "Every pair is presumed to show two different people. Review the highest-similarity pairs: "
@@ -75,9 +75,13 @@ def top_pairs(
     manifest: Manifest,
     scored: ScoredPairs,
     n: int,
-    similarity: SimilarityModel = DEFAULT_SIMILARITY,
+    similarity: SimilarityModel | None = None,
 ) -> list[TopPair]:
-    """The ``n`` scored non-mated pairs with the smallest distance (ties: pair order)."""
+    """The ``n`` scored non-mated pairs with the smallest distance (ties: pair order).
+
+    ``similarity``: the distance -> Similarity mapping (default: the engine's).
+    """
+    similarity = similarity or default_similarity()
     candidates = np.flatnonzero(scored.scored & ~scored.mated)
     if n <= 0 or candidates.size == 0:
         return []

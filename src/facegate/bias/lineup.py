@@ -33,7 +33,7 @@ from tqdm import tqdm
 from facegate.bias.datasets import DatasetError, Manifest
 from facegate.bias.groups import group_key
 from facegate.bias.stats import wilson_interval
-from facegate.engine.similarity import DEFAULT_SIMILARITY, SimilarityModel
+from facegate.engine.similarity import SimilarityModel, default_similarity
 
 
 def _resolve(manifest: Manifest, text: str, where: str) -> int:
@@ -217,9 +217,13 @@ def match_rows(
     gallery: Manifest,
     result: SearchResult,
     limit: float,
-    similarity: SimilarityModel = DEFAULT_SIMILARITY,
+    similarity: SimilarityModel | None = None,
 ) -> list[dict[str, Any]]:
-    """The listed matches within distance ``limit``, as JSON-ready rows (most similar first)."""
+    """The listed matches within distance ``limit``, as JSON-ready rows (most similar first).
+
+    ``similarity``: the distance -> Similarity mapping (default: the engine's).
+    """
+    similarity = similarity or default_similarity()
     rows = [
         {
             "probe": str(probes.samples[m.probe].path),

@@ -39,7 +39,7 @@ from facegate.bias.groups import group_key
 from facegate.bias.intervals import GroupInterval, summary_ci, wilson_by_group
 from facegate.bias.metrics import ErrorType, GroupTable, Rates, by_group, error_rates
 from facegate.bias.stats import wilson_interval
-from facegate.engine.similarity import DEFAULT_SIMILARITY, SimilarityModel
+from facegate.engine.similarity import SimilarityModel, default_similarity
 
 CROSS_GROUP = "(cross-group)"
 """The label of a pair whose two samples are in different groups."""
@@ -174,13 +174,15 @@ def analyse(
     min_pairs: int = 100,
     n_boot: int = 1000,
     seed: int = 0,
-    similarity: SimilarityModel = DEFAULT_SIMILARITY,
+    similarity: SimilarityModel | None = None,
 ) -> tuple[ThresholdResult, ...]:
     """Per-group FMR/FNMR with intervals at each Similarity threshold (in the given order).
 
     Groups with fewer than ``min_pairs`` scored pairs of a type are reported but too small for
-    that type's summaries (see :func:`facegate.bias.metrics.by_group`).
+    that type's summaries (see :func:`facegate.bias.metrics.by_group`). ``similarity``: the
+    distance -> Similarity mapping (default: the engine's).
     """
+    similarity = similarity or default_similarity()
     ok = scored.scored
     within = ok & (scored.groups != CROSS_GROUP)
     cross = ok & (scored.groups == CROSS_GROUP)

@@ -10,7 +10,7 @@
 
 Descriptors come from :func:`facegate.bias.descriptors.compute_descriptors` (cached: a second run
 is instant). Thresholds are Similarity percentages, converted to distances with the versioned
-mapping :data:`facegate.engine.similarity.DEFAULT_SIMILARITY`. Every report starts with the
+mapping :func:`facegate.engine.similarity.default_similarity`. Every report starts with the
 effective command line, the model version and the similarity mapping version. Unusable input
 (unknown data set, missing folder or file) exits 3 with one line on stderr.
 """
@@ -49,7 +49,7 @@ from facegate.bias.verification import (
     score_pairs,
     threshold_json,
 )
-from facegate.engine.similarity import DEFAULT_SIMILARITY
+from facegate.engine.similarity import default_similarity
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
@@ -215,7 +215,7 @@ def _thresholds(args: argparse.Namespace) -> list[float]:
 
 
 def _header(args: argparse.Namespace, sets: Sequence[tuple[Manifest, DescriptorSet]]) -> list[str]:
-    sim = DEFAULT_SIMILARITY
+    sim = default_similarity()
     lines = [
         f"command: {command_line(args)}",
         f"model: {sets[0][1].model_version}",
@@ -362,7 +362,7 @@ def _pair_report(
     report: dict[str, Any] = {
         "command": command_line(args),
         "model_version": descriptors.model_version,
-        "similarity_version": DEFAULT_SIMILARITY.version,
+        "similarity_version": default_similarity().version,
         "dataset": manifest.name,
         "group_by": list(args.group_by),
         "descriptors": descriptors.summary(),
@@ -417,7 +417,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     p_desc = _descriptors(probes, args)
     g_desc = _descriptors(gallery, args)
     thresholds = _thresholds(args)
-    limits = [DEFAULT_SIMILARITY.distance_for(t) for t in thresholds]
+    limits = [default_similarity().distance_for(t) for t in thresholds]
     result = search(
         p_desc.vectors,
         g_desc.vectors,
@@ -469,7 +469,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
         {
             "command": command_line(args),
             "model_version": p_desc.model_version,
-            "similarity_version": DEFAULT_SIMILARITY.version,
+            "similarity_version": default_similarity().version,
             "probes": {"dataset": probes.name, "descriptors": p_desc.summary()},
             "gallery": {"dataset": gallery.name, "descriptors": g_desc.summary()},
             "declared_true": {

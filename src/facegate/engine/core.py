@@ -28,7 +28,7 @@ from facegate.engine.landmarks import named_landmarks, shape_points
 from facegate.engine.models import LoadedModels, ModelFiles, load_models
 from facegate.engine.pose import estimate_pose
 from facegate.engine.quality import face_quality
-from facegate.engine.similarity import DEFAULT_SIMILARITY, SimilarityModel
+from facegate.engine.similarity import SimilarityModel, default_similarity
 from facegate.engine.types import Analysis, DetectedFace, DetectorKind, Face
 
 
@@ -39,7 +39,7 @@ class EngineConfig:
     limits: ImageLimits = ImageLimits()
     detector: DetectorConfig = DetectorConfig()
     flip_tta: bool = False
-    similarity: SimilarityModel = DEFAULT_SIMILARITY
+    similarity: SimilarityModel = field(default_factory=default_similarity)
     model_files: ModelFiles | None = None
 
     def with_detector(self, kind: DetectorKind) -> EngineConfig:

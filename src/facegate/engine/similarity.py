@@ -19,14 +19,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 
+class SimilarityModel(Protocol):
+    """A versioned, strictly decreasing map from descriptor distance to a 0-100 Similarity.
+
+    Implementations are frozen and picklable (they travel to engine worker processes).
+    """
+
+    @property
+    def version(self) -> str:
+        """Names the mapping; it travels with stored faces and every report."""
+        ...
+
+    def similarity_pct(self, distance: float) -> float:
+        """Similarity for one distance."""
+        ...
+
+    def similarities_pct(self, distances: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+        """Vectorised :meth:`similarity_pct`."""
+        ...
+
+    def distance_for(self, similarity_pct: float) -> float:
+        """The largest distance whose similarity is at least ``similarity_pct`` (0 < pct < 100)."""
+        ...
+
+
 @dataclass(frozen=True)
-class SimilarityModel:
-    """A monotone map from descriptor distance to a 0-100 similarity, versioned."""
+class LogisticSimilarity:
+    """A logistic map from descriptor distance to a 0-100 similarity, versioned."""
 
     version: str
     slope: float
@@ -35,7 +60,7 @@ class SimilarityModel:
     @classmethod
     def from_anchors(
         cls, version: str, d_low: float, pct_low: float, d_high: float, pct_high: float
-    ) -> SimilarityModel:
+    ) -> LogisticSimilarity:
         """The logistic through (d_low, pct_low) and (d_high, pct_high), d_low < d_high."""
         if not (d_low < d_high and 0 < pct_high < pct_low < 100):
             raise ValueError("anchors must satisfy d_low < d_high and 0 < pct_high < pct_low < 100")
@@ -68,8 +93,13 @@ class SimilarityModel:
         return self.midpoint + math.log((100.0 - similarity_pct) / similarity_pct) / self.slope
 
 
-DEFAULT_SIMILARITY = SimilarityModel.from_anchors("dlib-logistic-v0", 0.4, 99.0, 0.6, 80.0)
+LOGISTIC_V0 = LogisticSimilarity.from_anchors("dlib-logistic-v0", 0.4, 99.0, 0.6, 80.0)
 """The provisional mapping described in the module docstring."""
+
+
+def default_similarity() -> SimilarityModel:
+    """The mapping the engine uses unless configured otherwise."""
+    return LOGISTIC_V0
 
 
 def euclidean(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
