@@ -1,5 +1,7 @@
-"""The ASGI application: ``POST /`` (Rekognition API), ``GET /healthz``, ``GET /metrics``, and the
-admin API under ``/admin`` (:mod:`facegate.admin.routes`); its lifespan runs the retention and
+"""The ASGI application: ``POST /`` (Rekognition API), ``GET /healthz``, ``GET /metrics``,
+``GET /transparency`` (public: what Similarity values mean, the deployment gate, the policies in
+force; JSON, or HTML for ``?format=html`` or a browser's ``Accept``), and the admin API under
+``/admin`` (:mod:`facegate.admin.routes`); its lifespan runs the retention and
 review sweeper (:mod:`facegate.admin.sweeper`).
 
 Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
@@ -15,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from facegate import __version__
@@ -25,6 +27,7 @@ from facegate.audit.record import EventRecord
 from facegate.errors import RequestEntityTooLargeException
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
+from facegate.transparency import render_html, transparency_document
 from facegate.wire import protocol
 
 
@@ -101,6 +104,16 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             }
         )
 
+    async def transparency(request: Request) -> Response:
+        doc = await asyncio.to_thread(transparency_document, services)
+        wants_html = request.query_params.get("format") == "html" or (
+            "format" not in request.query_params
+            and "text/html" in request.headers.get("accept", "")
+        )
+        if wants_html:
+            return HTMLResponse(render_html(doc))
+        return JSONResponse(doc)
+
     async def metrics(_: Request) -> Response:
         return Response(services.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
@@ -125,6 +138,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             Route("/", rekognition, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/transparency", transparency, methods=["GET"]),
             Mount("/admin", routes=admin_routes(services)),
         ],
         lifespan=lifespan,

@@ -16,6 +16,15 @@
 | FACEGATE_REVIEW_TTL_S | 259200 (72 h) | how long results held for human review wait |
 | FACEGATE_AUDIT_KEY | (file) | audit checkpoint signing key (base64 Ed25519); else a file |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
+| FACEGATE_GATE_THRESHOLD | 99 | deployment gate: the operating Similarity the audit measured |
+| FACEGATE_GATE_MAX_FMR_RATIO | 10 | deployment gate: largest acceptable FMR Max/GeoMean there |
+| FACEGATE_GATE_MAX_FNMR | 0.5 | deployment gate: largest acceptable FNMR of the worst group there |
+
+The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
+``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
+Part 8 (draft NISTIR 8429) found FMR Max/GeoMean from about 6 to over 300 across algorithms
+(FNMR Max/GeoMean mostly 1-2), so the defaults are a starting point and operators must choose
+their own bounds, for their model, data and use.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from pathlib import Path
 
 from facegate.engine.core import EngineConfig
 from facegate.engine.pool import default_workers
+from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
 from facegate.store.store import StoreLimits
 
@@ -55,6 +65,7 @@ class Settings:
     audit_key: str | None = None
     review_ttl_s: float = 72 * 3600.0
     retention_sweep_s: float = 3600.0
+    gate: GateBounds = GateBounds()
 
     @property
     def database_path(self) -> Path:
@@ -92,6 +103,17 @@ class Settings:
             values["policy_packs"] = tuple(
                 p.strip() for p in env["FACEGATE_POLICY_PACKS"].split(",") if p.strip()
             )
+        gate = {
+            name: float(env[key])
+            for key, name in (
+                ("FACEGATE_GATE_THRESHOLD", "threshold_pct"),
+                ("FACEGATE_GATE_MAX_FMR_RATIO", "max_fmr_ratio"),
+                ("FACEGATE_GATE_MAX_FNMR", "max_fnmr"),
+            )
+            if key in env
+        }
+        if gate:
+            values["gate"] = GateBounds(**gate)
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -26,7 +26,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from facegate.errors import (
 from facegate.ops.common import Enrolment
 from facegate.ops.registry import OPERATIONS, Operation
 from facegate.ops.tags import collection_of
+from facegate.policy.actions import ACTION_GROUPS
 from facegate.policy.model import (
     CollectionRef,
     Decision,
@@ -145,19 +146,32 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
         now=datetime.fromtimestamp(now, UTC),
         signed=caller.signed_headers,
     )
-    outcome.context = headers.context
+    context = headers.context
+    if "identification" in ACTION_GROUPS.get(operation.name, frozenset()):
+        # the deployment gate: the active model's registered bias audit, read per request so a
+        # registration by the CLI applies at once (other actions keep false/false: only the
+        # gate reads these, and only for identification)
+        gate = await asyncio.to_thread(services.gate_status)
+        context = replace(
+            context,
+            model_audit_registered=gate.registered,
+            model_audit_within_bounds=gate.within_bounds,
+        )
+    outcome.context = context
     # 4 policy
     resource = await asyncio.to_thread(_resource, services, operation, params, principal)
     outcome.collection_id = resource.collection_id if resource is not None else ""
-    decision = services.policy.decide(
-        PolicyRequest(principal, operation.name, resource, headers.context)
-    )
+    decision = services.policy.decide(PolicyRequest(principal, operation.name, resource, context))
     outcome.decision = decision
     await asyncio.to_thread(
-        _store_decision, services, decision, principal, operation, resource, headers.context, now
+        _store_decision, services, decision, principal, operation, resource, context, now
     )
     if not decision.allowed:
-        raise AccessDeniedException(f"Access denied by policy (decision {decision.decision_id}).")
+        told = " ".join(services.policy.caller_reasons(decision))
+        raise AccessDeniedException(
+            f"Access denied by policy (decision {decision.decision_id})."
+            + (f" {told}" if told else "")
+        )
     digest = _params_digest(operation, params)
     if headers.review_id is not None:
         return await _collect(services, operation, digest, principal, headers.review_id, outcome)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,12 +22,14 @@ from facegate.config import Settings
 from facegate.engine.pool import EnginePool
 from facegate.governance import Registry
 from facegate.metrics import Metrics
+from facegate.model_audit import AuditSummary, GateStatus, evaluate
 from facegate.ops.common import OpDeps, PageTokens
 from facegate.policy.engine import PolicyEngine
 from facegate.store.db import Database
 from facegate.store.decisions import DecisionRepository
 from facegate.store.idempotency import IdempotencyRepository
 from facegate.store.keys import KeyRepository
+from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository
 from facegate.store.operators import OperatorRepository
 from facegate.store.orgs import OrganisationRepository
 from facegate.store.outbox import AuditOutbox
@@ -92,6 +95,7 @@ class Services:
     operators: OperatorRepository
     audit: AuditLog
     outbox: AuditOutbox
+    model_audits: ModelAuditRepository
     token_locks: KeyedLocks = field(default_factory=KeyedLocks)
     _closed: bool = False
 
@@ -138,7 +142,27 @@ class Services:
             operators=OperatorRepository(db),
             audit=audit,
             outbox=AuditOutbox(db),
+            model_audits=ModelAuditRepository(db),
         )
+
+    @property
+    def active_model(self) -> tuple[str, str]:
+        """(descriptor model version, similarity mapping version) of the running engine."""
+        return self.engine.model_version, self.settings.engine.similarity.version
+
+    def active_audit(self) -> ModelAuditRecord | None:
+        """The registered, unrevoked bias audit of the active model (None: none)."""
+        return self.model_audits.active(*self.active_model)
+
+    def gate_status(self) -> GateStatus:
+        """The deployment gate now: the active model's audit against the configured bounds.
+        Read from the database on each call, so a registration made by the CLI in another
+        process applies from the next request (one indexed lookup)."""
+        record = self.active_audit()
+        summary = None
+        if record is not None:
+            summary = AuditSummary.from_json(json.loads(record.summary_json))
+        return evaluate(summary, self.settings.gate)
 
     def record(self, event: EventRecord) -> None:
         """Append a governance event to the audit chain (raises if it cannot: fail closed)."""

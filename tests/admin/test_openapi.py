@@ -9,7 +9,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from facegate.admin import explain
-from facegate.admin.handlers import KEY_FIELDS, OPERATOR_FIELDS, ORG_FIELDS
+from facegate.admin.handlers import KEY_FIELDS, MODEL_AUDIT_FIELDS, OPERATOR_FIELDS, ORG_FIELDS
 from facegate.admin.openapi import document
 from facegate.admin.routes import admin_endpoints, described
 from facegate.app import create_app
@@ -57,7 +57,11 @@ def test_parameters_and_security_match_the_endpoints() -> None:
 
 def test_request_bodies_where_the_handlers_read_one() -> None:
     operations = _operations(document())
-    without_body = {"/admin/orgs/{org_id}/disable", "/admin/keys/{key_id}/revoke"}
+    without_body = {
+        "/admin/orgs/{org_id}/disable",
+        "/admin/keys/{key_id}/revoke",
+        "/admin/model-audits/{audit_id}/revoke",
+    }
     for (method, path), op in operations.items():
         expected = method in ("POST", "PUT") and path not in without_body
         assert ("requestBody" in op) == expected, (method, path)
@@ -82,6 +86,7 @@ def test_body_schemas_list_the_fields_the_handlers_accept() -> None:
     assert set(schemas["NewOrganisation"]["properties"]) == ORG_FIELDS
     assert set(schemas["NewKeyRequest"]["properties"]) == KEY_FIELDS
     assert set(schemas["NewOperatorRequest"]["properties"]) == OPERATOR_FIELDS
+    assert set(schemas["NewModelAudit"]["properties"]) == MODEL_AUDIT_FIELDS
     explain_schema = schemas["ExplainRequest"]["properties"]
     assert set(explain_schema) == explain.TOP
     assert set(explain_schema["context"]["properties"]) == explain.CONTEXT

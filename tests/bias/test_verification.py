@@ -109,7 +109,7 @@ def test_score_pairs_groups_cross_and_unscored() -> None:
 def test_known_rates_at_80_and_99() -> None:
     manifest, vectors, pairs = build()
     scored = score_pairs(manifest, vectors, pairs, ("gender",))
-    at80, at99 = analyse(scored, [80, 99], min_pairs=5, n_boot=200, seed=3)
+    at80, at99 = analyse(scored, [80, 99], min_pairs=5, n_boot=200, seed=3, similarity=LOGISTIC_V0)
     assert at80.distance == pytest.approx(0.6, abs=1e-9)
     assert at99.distance == pytest.approx(0.4, abs=1e-9)
     assert at80.table is not None

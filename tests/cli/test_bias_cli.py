@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from facegate.cli.bias import register
+from facegate.engine.similarity import default_similarity
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -75,10 +76,13 @@ def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
     assert lines[0].startswith("command: facegate bias lineup ")
     assert "--threshold 80 --threshold 99" in lines[0]
     assert lines[1].startswith("model: ")
-    assert lines[2].startswith("similarity mapping: dlib-logistic-v0 (Similarity 80 = distance 0.6")
+    sim = default_similarity()
+    assert lines[2].startswith(
+        f"similarity mapping: {sim.version} (Similarity 80 = distance {sim.distance_for(80):.4f}"
+    )
     assert "gallery searched: 1 of 2 images" in text
     report = json.loads(out_json.read_text())
-    assert report["similarity_version"] == "dlib-logistic-v0"
+    assert report["similarity_version"] == sim.version
     at80 = report["thresholds"][0]
     groups = {g["group"]: g for g in at80["groups"]}
     assert groups["male"]["declared_present"] == 1
@@ -154,3 +158,148 @@ def test_missing_folder_and_files_exit_3(data: Path, capsys: pytest.CaptureFixtu
     assert "missing.csv: file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run("impostors", "--dataset", "imagenet")
+
+
+def assert_self_contained(page: str) -> None:
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page.lower()
+    for ref in ('src="http', "href=", "url(http", "@import", "<link", "<img"):
+        assert ref not in page
+
+
+def test_every_report_has_a_kind_and_an_html_page(data: Path) -> None:
+    runs = {
+        "verification": [
+            "verification", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+            "--min-pairs", "1", "--n-boot", "20",
+        ],
+        "impostors": [
+            "impostors", "--dataset", "csv", "--data", str(data / "probes.csv"),
+            "--pairs-per-group", "5", "--min-pairs", "5", "--n-boot", "20",
+        ],
+        "lineup": [
+            "lineup", "--probes-csv", str(data / "probes.csv"),
+            "--gallery-csv", str(data / "gallery.csv"),
+        ],
+    }  # fmt: skip
+    for kind, argv in runs.items():
+        out_json, out_html = data / f"k-{kind}.json", data / f"k-{kind}.html"
+        code, text = run(*argv, "--json", str(out_json), "--html", str(out_html), *common(data))
+        assert code == 0, text
+        report = json.loads(out_json.read_text())
+        assert report["kind"] == kind
+        assert report["created"].endswith("+00:00")
+        page = out_html.read_text()
+        assert_self_contained(page)
+        assert report["command"].replace('"', "&quot;").replace("'", "&#x27;") in page
+        assert default_similarity().version in page
+        assert f"--html {out_html}" in report["command"]
+    verification = json.loads((data / "k-verification.json").read_text())
+    det = verification["det"]
+    assert len(det["thresholds"]) == 60
+    assert len(det["similarity_pct"]) == 60
+    assert det["groups"]["male"]["mated_pairs"] == 1
+    assert det["groups"]["male"]["fnmr"][-1] == 0.0  # loosest: the mated pair matches
+    assert det["groups"]["male"]["fmr"][0] == 0.0  # strictest: nothing matches
+    hist = verification["histograms"]
+    assert len(hist["bin_edges"]) == 61
+    assert sum(hist["groups"]["overall"]["mated"]) == 1
+    assert sum(hist["groups"]["overall"]["nonmated"]) == 1
+    assert "DET curves per group" in (data / "k-verification.html").read_text()
+    # impostors: one within-group pair for --min-pairs 5: shown as too small, not hidden
+    assert "too small: 1 pairs" in (data / "k-impostors.html").read_text()
+    lineup_page = (data / "k-lineup.html").read_text()
+    assert "obama2.jpg" in lineup_page
+    assert "too small: 0 probes searched" in lineup_page  # female: no face, nobody searched
+
+
+def test_html_remade_from_saved_json(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = data / "k-verification.json"
+    if not saved.exists():
+        test_every_report_has_a_kind_and_an_html_page(data)
+    out_html = data / "again.html"
+    code, text = run("html", str(saved), "--out", str(out_html))
+    assert code == 0
+    assert str(out_html) in text
+    page = out_html.read_text()
+    assert_self_contained(page)
+    assert "Verification accuracy by group" in page
+    # bad input: not JSON, JSON without a kind, a missing file
+    (data / "bad.json").write_text("{not json")
+    code, _ = run("html", str(data / "bad.json"), "--out", str(out_html))
+    assert code == 3
+    assert "not a usable bias report" in capsys.readouterr().err
+    (data / "old.json").write_text('{"command": "facegate bias lineup"}')
+    code, _ = run("html", str(data / "old.json"), "--out", str(out_html))
+    assert code == 3
+    assert "not a bias report: kind None" in capsys.readouterr().err
+    code, _ = run("html", str(data / "nope.json"), "--out", str(out_html))
+    assert code == 3
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_sweep_on_a_tiny_lfw(data: Path) -> None:
+    out_json, out_html = data / "sweep.json", data / "sweep.html"
+    code, text = run(
+        "sweep", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+        "--from", "60", "--to", "99", "--step", "13", "--min-pairs", "1",
+        "--json", str(out_json), "--html", str(out_html), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    lines = text.splitlines()
+    assert lines[0].startswith("command: facegate bias sweep --dataset lfw ")
+    assert "--from 60 --to 99 --step 13" in lines[0]
+    assert "Similarity 60 = distance" in lines[2]
+    assert "balance test: Fisher's exact test" in text
+    report = json.loads(out_json.read_text())
+    assert report["kind"] == "sweep"
+    assert [p["similarity_pct"] for p in report["points"]] == [60, 73, 86, 99]
+    assert report["test"] == {
+        "name": "Fisher's exact test (two-sided) between every two measurable groups",
+        "alpha": 0.05,
+        "bonferroni": True,
+    }
+    male = report["points"][0]["groups"][0]
+    assert (male["group"], male["mated_pairs"], male["nonmated_pairs"]) == ("male", 1, 1)
+    # one group: nothing to compare, every threshold balanced
+    assert report["balance"]["fmr"]["lowest_balanced_similarity_pct"] == 60
+    assert report["balance"]["fmr"]["first_imbalanced_similarity_pct"] is None
+    assert "nothing was compared" in text
+    page = out_html.read_text()
+    assert_self_contained(page)
+    assert "FMR per group against Similarity" in page
+    assert "lowest balanced Similarity 60" in page
+
+
+def test_sweep_on_a_csv_without_identities_measures_fmr_only(data: Path) -> None:
+    out_json = data / "sweep-csv.json"
+    code, text = run(
+        "sweep", "--dataset", "csv", "--manifest", str(data / "probes.csv"),
+        "--pairs-per-group", "5", "--min-pairs", "1", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    assert len(report["points"]) == 50  # default 50..99 step 1
+    assert report["pairs"] == {"total": 1, "mated": 0, "within_group": 1}
+    assert report["balance"]["fnmr"] is None
+    assert "FNMR: no group with 1 pairs; not tested" in text
+
+
+def test_sweep_bad_input_exits_3(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lfw = ["--data", str(data / "lfw")]
+    for argv, message in (
+        ([*lfw, "--from", "90", "--to", "80"], "--from 90 must be below --to 80"),
+        ([*lfw, "--step", "0"], "--step must be positive"),
+        ([*lfw, "--step", "0.0001"], "at most 2000"),
+        ([*lfw, "--alpha", "1.5"], "--alpha must be between 0 and 1"),
+        (["--dataset", "csv"], "--dataset csv needs --manifest FILE"),
+        (["--dataset", "csv", "--manifest", str(data / "missing.csv")], "missing.csv"),
+        (["--dataset", "fairface", "--data", str(data / "nope")], "data folder not found"),
+    ):
+        code, _ = run("sweep", *argv, *common(data))
+        err = capsys.readouterr().err
+        assert code == 3, argv
+        assert message in err
+        assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        run("sweep", "--from", "120")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
-from facegate.engine.similarity import LOGISTIC_V0, LogisticSimilarity, euclidean
+from facegate.engine.similarity import (
+    LOGISTIC_V0,
+    CalibratedSimilarity,
+    LogisticSimilarity,
+    PiecewiseSimilarity,
+    calibration_document,
+    default_similarity,
+    euclidean,
+)
 
 
 def test_documented_anchors() -> None:
@@ -47,3 +57,61 @@ def test_euclidean() -> None:
     b = np.zeros(128, dtype=np.float32)
     b[0], b[1] = 3.0, 4.0
     assert euclidean(a, b) == 5.0
+
+
+# --- the calibrated, piecewise-linear mapping ---------------------------------------------
+
+
+def _piecewise() -> PiecewiseSimilarity:
+    return PiecewiseSimilarity("t", (0.0, 0.4, 0.5, 1.5), (100.0, 99.0, 80.0, 0.0))
+
+
+def test_piecewise_interpolates_and_inverts() -> None:
+    m = _piecewise()
+    assert m.similarity_pct(0.45) == pytest.approx(89.5)
+    assert m.similarity_pct(0.0) == 100.0
+    assert m.similarity_pct(2.0) == 0.0  # beyond the last knot
+    for pct in (50.0, 80.0, 89.5, 99.0, 99.9):
+        assert m.similarity_pct(m.distance_for(pct)) == pytest.approx(pct)
+    d = np.linspace(0.0, 1.5, 301)
+    assert np.all(np.diff(m.similarities_pct(d)) < 0)
+    assert m.similarities_pct(d) == pytest.approx([m.similarity_pct(float(x)) for x in d])
+
+
+@pytest.mark.parametrize(
+    ("distances", "similarities"),
+    [
+        ((0.0, 0.5), (100.0, 10.0)),  # does not end at 0
+        ((0.1, 0.5), (100.0, 0.0)),  # does not start at distance 0
+        ((0.0, 0.5, 0.5, 1.0), (100.0, 90.0, 80.0, 0.0)),  # repeated distance
+        ((0.0, 0.4, 0.5, 1.0), (100.0, 80.0, 90.0, 0.0)),  # similarity goes up
+        ((0.0,), (100.0,)),
+    ],
+)
+def test_piecewise_refuses_bad_knots(
+    distances: tuple[float, ...], similarities: tuple[float, ...]
+) -> None:
+    with pytest.raises(ValueError, match="knot"):
+        PiecewiseSimilarity("bad", distances, similarities)
+
+
+def test_the_shipped_calibration_is_the_default_and_meets_its_scale() -> None:
+    model = default_similarity()
+    assert isinstance(model, CalibratedSimilarity)
+    doc = calibration_document("dlib-resnet-v1")
+    assert model.version == doc["version"]
+    assert model.version.startswith("dlib-resnet-v1.")
+    assert pickle.loads(pickle.dumps(model)).version == model.version  # travels to workers
+    rows = {row["similarity_pct"]: row for row in doc["table"]}
+    assert sorted(rows) == [80.0, 90.0, 95.0, 99.0, 99.9]
+    for pct, row in rows.items():
+        assert model.distance_for(pct) == pytest.approx(row["distance"], abs=1e-6)
+        # held-out pooled FMR within a factor 2 of what the scale promises
+        assert 0.5 * row["target_fmr"] < row["pooled_fmr"] < 2.0 * row["target_fmr"]
+    # dlib's customary "same person" distance is far below Rekognition's default threshold now
+    assert model.similarity_pct(0.6) < 80.0
+
+
+def test_a_model_without_calibration_is_refused() -> None:
+    with pytest.raises(FileNotFoundError):
+        calibration_document("no-such-model")

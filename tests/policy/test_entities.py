@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -48,6 +49,7 @@ def test_context_has_every_attribute() -> None:
     assert ctx["has_case"] is False
     assert ctx["has_consent"] is False
     assert ctx["realtime"] is True
+    assert ctx["model_audit"] == {"registered": False, "within_bounds": False}
     assert set(ctx) == {
         "now",
         "purpose",
@@ -61,6 +63,7 @@ def test_context_has_every_attribute() -> None:
         "has_consent",
         "realtime",
         "exigent",
+        "model_audit",
     }
 
 
@@ -77,3 +80,11 @@ def test_tag_action_with_collection() -> None:
     request = make_request(action="TagResource")
     assert request.resource == CollectionRef("gallery", "org-1", 10)
     assert to_cedar(request).request["resource"]["type"] == "Facegate::Collection"
+
+
+def test_the_gate_status_reaches_the_context() -> None:
+    base = make_request()
+    context = replace(base.context, model_audit_registered=True, model_audit_within_bounds=False)
+    request = replace(base, context=context)
+    ctx = to_cedar(request).request["context"]
+    assert ctx["model_audit"] == {"registered": True, "within_bounds": False}

@@ -10,7 +10,7 @@ from facegate.policy.engine import PolicyEngine
 from facegate.policy.errors import PolicyLoadError
 from facegate.policy.loader import available_packs, load_schema, split_policies
 
-from .factory import copy_base, write_pack
+from .factory import copy_base, make_request, write_pack
 
 GOOD = """
 @id("extra.permit-review")
@@ -187,11 +187,12 @@ def test_broken_schema(tmp_path: Path) -> None:
         load_schema(tmp_path / "missing.cedarschema")
 
 
-def test_available_packs_are_the_shipped_seven() -> None:
+def test_available_packs_are_the_shipped_eight() -> None:
     assert available_packs() == (
         "amazon-2020-police-moratorium",
         "aws-public-safety-terms",
         "base",
+        "deployment-gate",
         "eu-ai-act-art5",
         "il-bipa",
         "microsoft-limited-access",
@@ -214,3 +215,24 @@ def test_split_policies_respects_strings_and_comments() -> None:
     assert chunks[0].text.startswith('// about p\n@id("p")')
     assert chunks[0].text.endswith('"a;b\\"c" };')
     assert chunks[1].text == '// trailing; comment\n@id("q")\nforbid (principal, action, resource);'
+
+
+def test_caller_reason_only_on_forbids(tmp_path: Path) -> None:
+    packs = copy_base(tmp_path)
+    write_pack(packs, "extra", GOOD.replace('@human_review("1")', '@caller_reason("told")'))
+    assert "@caller_reason belongs on forbids" in load_error(packs, "extra")
+
+
+def test_caller_reason_is_told_on_denial(tmp_path: Path) -> None:
+    packs = copy_base(tmp_path)
+    forbid = GOOD.replace("permit (", "forbid (").replace(
+        '@human_review("1")', '@reason("r")\n@caller_reason("you are told")'
+    )
+    write_pack(packs, "extra", forbid)
+    engine = PolicyEngine.load(["extra"], packs_dir=packs)
+    denied = engine.decide(make_request(sector="law_enforcement", purpose="missing_persons"))
+    assert not denied.allowed
+    assert engine.caller_reasons(denied) == ("you are told",)
+    allowed = engine.decide(make_request(sector="commercial"))
+    assert allowed.allowed
+    assert engine.caller_reasons(allowed) == ()

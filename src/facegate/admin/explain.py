@@ -133,6 +133,8 @@ def _context(ctx: Fields | None, use_case: str, now: datetime) -> RequestContext
         exigent=ctx.flag("exigent"),
         camera=ctx.text("camera", default="", max_len=16),
         consent_ref=ctx.text("consent_ref", default="", max_len=128),
+        model_audit_registered=ctx.flag("model_audit_registered"),
+        model_audit_within_bounds=ctx.flag("model_audit_within_bounds"),
     )
 
 

@@ -6,6 +6,7 @@ has authenticated the operator and checked the role the endpoint needs (:data:`E
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 from facegate.admin import views
 from facegate.admin.auth import ADMIN_ONLY, REVIEWERS
 from facegate.admin.explain import TOP as EXPLAIN_FIELDS
-from facegate.admin.fields import Fields, query_choice, query_int, query_text
+from facegate.admin.fields import Fields, invalid, query_choice, query_int, query_text
 from facegate.admin.service import REVIEW_STATUSES, AdminService
+from facegate.model_audit import MAX_REPORT_BYTES
 from facegate.store.operators import OperatorRecord
 
 
@@ -50,11 +52,14 @@ class Endpoint:
     what: str
     handler: Handler
     query: tuple[str, ...] = ()
+    max_body_bytes: int | None = None
+    """The largest request body (None: the admin API's 64 KiB)."""
 
 
 ORG_FIELDS = frozenset({"org_id", "name", "sector", "use_cases", "country", "region", "city"})
 KEY_FIELDS = frozenset({"org_id", "use_case", "description", "expires_in_days"})
 OPERATOR_FIELDS = frozenset({"operator_id", "display_name", "role"})
+MODEL_AUDIT_FIELDS = frozenset({"report", "note"})
 
 
 def _operator(call: Call) -> OperatorRecord:
@@ -166,6 +171,31 @@ def review_show(admin: AdminService, call: Call) -> Reply:
     return Reply(200, views.review_detail(admin.review(call.params["review_id"]), admin.clock()))
 
 
+def model_audits_list(admin: AdminService, _: Call) -> Reply:
+    return Reply(200, {"model_audits": [views.model_audit(r) for r in admin.model_audit_list()]})
+
+
+def model_audits_register(admin: AdminService, call: Call) -> Reply:
+    """The body's ``report`` is the report's JSON object; its SHA-256 is taken over its
+    canonical JSON form (sorted keys, no spaces, UTF-8), as the API never sees the file."""
+    f = Fields(call.body, MODEL_AUDIT_FIELDS)
+    report = f.doc.get("report")
+    if not isinstance(report, dict):
+        raise invalid("report", "must be the JSON object of a 'facegate bias verification' report")
+    text = json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    note = f.text("note", default="", max_len=1000)
+    record = admin.register_model_audit(text.encode("utf-8"), note)
+    return Reply(201, views.model_audit(record))
+
+
+def model_audit_revoke(admin: AdminService, call: Call) -> Reply:
+    return Reply(200, views.model_audit(admin.revoke_model_audit(call.params["audit_id"])))
+
+
+def model_audits_status(admin: AdminService, _: Call) -> Reply:
+    return Reply(200, views.model_gate(admin.model_gate()))
+
+
 def _vote(verdict: str) -> Handler:
     def vote(admin: AdminService, call: Call) -> Reply:
         note = Fields(call.body, frozenset({"note"})).text("note", max_len=1000)
@@ -179,6 +209,7 @@ def endpoints(openapi: Handler) -> tuple[Endpoint, ...]:
     """Every admin endpoint; ``openapi`` serves the OpenAPI document (public)."""
     orgs, keys, ops = "manage organisations", "manage access keys", "manage operators"
     pol, dec, rev = "read policies", "read decisions", "review held results"
+    gate = "manage model audits"
     return (
         Endpoint("GET", "/openapi.json", None, "read the API description", openapi),
         Endpoint("GET", "/whoami", REVIEWERS, "ask who you are", whoami),
@@ -196,6 +227,17 @@ def endpoints(openapi: Handler) -> tuple[Endpoint, ...]:
         Endpoint("POST", "/policies/explain", ADMIN_ONLY, pol, policies_explain),
         Endpoint("GET", "/decisions", ADMIN_ONLY, dec, decisions_list, ("limit", "org_id")),
         Endpoint("GET", "/decisions/{decision_id}", ADMIN_ONLY, dec, decision_show),
+        Endpoint("GET", "/model-audits", ADMIN_ONLY, gate, model_audits_list),
+        Endpoint(
+            "POST",
+            "/model-audits",
+            ADMIN_ONLY,
+            gate,
+            model_audits_register,
+            max_body_bytes=MAX_REPORT_BYTES + 64 * 1024,
+        ),
+        Endpoint("GET", "/model-audits/status", ADMIN_ONLY, gate, model_audits_status),
+        Endpoint("POST", "/model-audits/{audit_id}/revoke", ADMIN_ONLY, gate, model_audit_revoke),
         Endpoint("GET", "/reviews", REVIEWERS, rev, reviews_list, ("status", "limit")),
         Endpoint("GET", "/reviews/{review_id}", REVIEWERS, rev, review_show),
         Endpoint("POST", "/reviews/{review_id}/confirm", REVIEWERS, rev, _vote("confirm")),

@@ -243,6 +243,8 @@ def _schemas() -> Doc:
                         "exigent": _BOOL,
                         "camera": {"enum": ["", "fixed", "mobile", "upload"]},
                         "consent_ref": _STR,
+                        "model_audit_registered": _BOOL,
+                        "model_audit_within_bounds": _BOOL,
                     }
                 ),
             },
@@ -294,6 +296,56 @@ def _schemas() -> Doc:
             }
         ),
         "Note": _obj({"note": {"type": "string", "minLength": 1, "maxLength": 1000}}, ("note",)),
+        "NewModelAudit": _obj(
+            {
+                "report": {
+                    "type": "object",
+                    "description": "the JSON report of 'facegate bias verification --json' "
+                    "(kind 'verification' or no kind); its SHA-256 is taken over its canonical "
+                    "JSON form (sorted keys, no spaces, UTF-8)",
+                },
+                "note": {"type": "string", "maxLength": 1000},
+            },
+            ("report",),
+        ),
+        "ModelAudit": _obj(
+            {
+                "audit_id": _STR,
+                "model_version": _STR,
+                "similarity_version": _STR,
+                "report_sha256": _STR,
+                "dataset": _STR,
+                "registered_at": _TIME,
+                "registered_by": _STR,
+                "note": _STR,
+                "active": _BOOL,
+                "revoked_at": _TIME,
+                "revoked_by": {"type": ["string", "null"]},
+                "summary": {
+                    "type": "object",
+                    "description": "per threshold: similarity_pct, overall_fmr, overall_fnmr, "
+                    "max_group_fnmr (and its group), fmr_max_geomean, fnmr_max_geomean, "
+                    "groups, groups_measured, groups_too_small",
+                },
+            }
+        ),
+        "ModelGate": _obj(
+            {
+                "model_version": _STR,
+                "similarity_version": _STR,
+                "bounds": _obj(
+                    {
+                        "threshold_pct": {"type": "number"},
+                        "max_fmr_ratio": {"type": "number"},
+                        "max_fnmr": {"type": "number"},
+                    }
+                ),
+                "audit": {"oneOf": [_ref("ModelAudit"), {"type": "null"}]},
+                "registered": _BOOL,
+                "within_bounds": _BOOL,
+                "reasons": _STRS,
+            }
+        ),
     }
 
 
@@ -307,7 +359,7 @@ _ERRORS = {
     "403": "the operator's role may not do this",
     "404": "no such id",
     "409": "already exists, or the review is not pending / already has this reviewer's vote",
-    "413": "the body exceeds 64 KiB",
+    "413": "the body exceeds 64 KiB (16 MiB for a bias audit report)",
 }
 
 
@@ -455,6 +507,31 @@ def _paths() -> Doc:
                 params=("decision_id",),
             )
         },
+        "/admin/model-audits": {
+            "get": _op(
+                "Registered bias audits, newest first, revoked ones included (admin)",
+                ("200", "ModelAudits", "audits"),
+            ),
+            "post": _op(
+                "Register a bias audit of the active model for the deployment gate (admin)",
+                ("201", "ModelAudit", "registered"),
+                body="NewModelAudit",
+            ),
+        },
+        "/admin/model-audits/status": {
+            "get": _op(
+                "The deployment gate now: active model, bounds, audit, verdict (admin)",
+                ("200", "ModelGate", "the gate"),
+            )
+        },
+        "/admin/model-audits/{audit_id}/revoke": {
+            "post": _op(
+                "Revoke a registered audit; searches gated on it are denied again (admin)",
+                ("200", "ModelAudit", "revoked"),
+                errors=found,
+                params=("audit_id",),
+            )
+        },
         "/admin/reviews": {
             "get": _op(
                 "Reviews by status, newest first (reviewer, admin)",
@@ -499,14 +576,16 @@ def document() -> Doc:
     schemas["Operators"] = _list_of("operators", "Operator")
     schemas["Decisions"] = _list_of("decisions", "Decision")
     schemas["Reviews"] = _list_of("reviews", "Review")
+    schemas["ModelAudits"] = _list_of("model_audits", "ModelAudit")
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "facegate admin API",
             "version": __version__,
             "description": (
-                "Organisations, access keys, operators, policies, decisions and human review. "
-                "JSON in and out; bodies up to 64 KiB. Authenticate with "
+                "Organisations, access keys, operators, policies, decisions, human review and "
+                "the deployment gate's bias audits. JSON in and out; bodies up to 64 KiB (16 MiB "
+                "for a bias audit report). Authenticate with "
                 "'Authorization: Bearer <operator token>' (facegate operators create)."
             ),
         },

@@ -2,7 +2,8 @@
 
 JSON in and out. Every endpoint but ``GET /admin/openapi.json`` needs
 ``Authorization: Bearer <operator token>`` (:mod:`facegate.admin.auth`) and a role
-(:data:`facegate.admin.handlers.endpoints`). Request bodies are bounded (64 KiB, refused from
+(:data:`facegate.admin.handlers.endpoints`). Request bodies are bounded (64 KiB; 16 MiB for a
+bias audit report, ``POST /admin/model-audits``; refused from
 ``Content-Length`` before reading and cut off when streamed); bodies and query strings are
 checked field by field (:mod:`facegate.admin.fields`).
 
@@ -169,7 +170,8 @@ class _PathRoutes:
 async def _call(request: Request, endpoint: Endpoint, operator: OperatorRecord | None) -> Call:
     query = dict(request.query_params)
     _check_query(endpoint, query)
-    body = await read_json(request) if request.method in ("POST", "PUT") else None
+    limit = endpoint.max_body_bytes or MAX_BODY_BYTES
+    body = await read_json(request, limit) if request.method in ("POST", "PUT") else None
     return Call(operator, dict(request.path_params), query, body)
 
 

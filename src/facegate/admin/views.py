@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from facegate.admin.service import Candidate, Explanation, ReviewDetail
+from facegate.admin.service import Candidate, Explanation, ModelGate, ReviewDetail, summary_of
 from facegate.policy.loader import PolicyInfo
 from facegate.policy.model import Obligations, PolicyRef
 from facegate.store.decisions import DecisionRecord
 from facegate.store.keys import KeyRecord
+from facegate.store.model_audits import ModelAuditRecord
 from facegate.store.operators import OperatorRecord
 from facegate.store.orgs import OrganisationRecord
 from facegate.store.reviews import ReviewRecord, Vote
@@ -249,4 +250,34 @@ def review_detail(detail: ReviewDetail, now: float) -> Doc:
             "at": iso(made.at),
         },
         "held_candidates": [candidate(c) for c in detail.candidates],
+    }
+
+
+def model_audit(record: ModelAuditRecord) -> Doc:
+    """A registered bias audit: ids, versions, SHA-256 and the summary's numbers (per threshold:
+    rates and Max/GeoMean; nothing biometric)."""
+    return {
+        "audit_id": record.audit_id,
+        "model_version": record.model_version,
+        "similarity_version": record.similarity_version,
+        "report_sha256": record.report_sha256,
+        "dataset": record.dataset,
+        "registered_at": iso(record.registered_at),
+        "registered_by": record.registered_by,
+        "note": record.note,
+        "active": record.active,
+        "revoked_at": iso(record.revoked_at),
+        "revoked_by": record.revoked_by,
+        "summary": summary_of(record).to_json(),
+    }
+
+
+def model_gate(gate: ModelGate) -> Doc:
+    """The deployment gate now (``GET /admin/model-audits/status``)."""
+    return {
+        "model_version": gate.model_version,
+        "similarity_version": gate.similarity_version,
+        "bounds": gate.bounds.to_json(),
+        "audit": None if gate.audit is None else model_audit(gate.audit),
+        **gate.status.to_json(),
     }

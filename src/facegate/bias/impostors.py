@@ -100,3 +100,31 @@ def top_pairs(
             )
         )
     return out
+
+
+def mated_pairs(
+    manifest: Manifest, group_by: Sequence[str], per_group: int, seed: int
+) -> list[Pair]:
+    """Mated pairs of an operator manifest: two samples with the same ``subject_id`` in one group.
+
+    Every such pair, or a seeded sample of ``per_group`` of them in a group that has more.
+    Samples without a subject id are in no mated pair. Sorted, ``left < right``.
+    """
+    if per_group < 0:
+        raise ValueError(f"per_group must be >= 0, got {per_group}")
+    by_subject: dict[tuple[str, str], list[int]] = {}
+    for i, sample in enumerate(manifest.samples):
+        if sample.subject_id is not None:
+            key = (group_key(sample, group_by), sample.subject_id)
+            by_subject.setdefault(key, []).append(i)
+    per: dict[str, list[tuple[int, int]]] = {}
+    for (group, _), members in sorted(by_subject.items()):
+        per.setdefault(group, []).extend(
+            (a, b) for k, a in enumerate(members) for b in members[k + 1 :]
+        )
+    rng = random.Random(f"{seed}\0mated")  # noqa: S311 - reproducible sampling
+    picked: list[tuple[int, int]] = []
+    for group in sorted(per):
+        found = per[group]
+        picked += found if len(found) <= per_group else rng.sample(found, per_group)
+    return [Pair(a, b, mated=True) for a, b in sorted(picked)]

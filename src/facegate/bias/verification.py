@@ -39,6 +39,7 @@ from facegate.bias.groups import group_key
 from facegate.bias.intervals import GroupInterval, summary_ci, wilson_by_group
 from facegate.bias.metrics import ErrorType, GroupTable, Rates, by_group, error_rates
 from facegate.bias.stats import wilson_interval
+from facegate.bias.thresholds import det_curve, lowest_balanced_threshold, sweep
 from facegate.engine.similarity import SimilarityModel, default_similarity
 
 CROSS_GROUP = "(cross-group)"
@@ -269,3 +270,165 @@ def threshold_json(result: ThresholdResult) -> dict[str, Any]:
     out["fdr"] = _num(table.fdr)
     out["min_pairs"] = table.min_pairs
     return out
+
+
+DET_POINTS = 60
+"""Distance thresholds per DET curve in the JSON report (enough for a smooth curve, small)."""
+
+HIST_BIN = 0.02
+HIST_MAX = 1.2
+"""Histogram bins of distances in the JSON report: ``[0, 0.02), [0.02, 0.04), ...`` up to 1.2;
+dlib distances of real faces fall in this range, and larger ones are counted apart."""
+
+
+def _rounded(values: NDArray[np.float64], digits: int = 6) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), digits) for v in values.tolist()]
+
+
+def curves_json(
+    scored: ScoredPairs,
+    *,
+    points: int = DET_POINTS,
+    similarity: SimilarityModel | None = None,
+) -> dict[str, Any]:
+    """DET curves and distance histograms per group (and ``overall``), as plain JSON types.
+
+    Only within-group scored pairs count, as in the group table. ``det``: ``points`` distance
+    thresholds evenly spanning the observed distances, their Similarity, and per group FMR and
+    FNMR at each (``None`` where the group has no pairs of that type; see
+    :func:`facegate.bias.thresholds.det_curve`). ``histograms``: counts of mated and non-mated
+    distances in fixed bins of width :data:`HIST_BIN` from 0 to :data:`HIST_MAX`, and per group
+    how many fell above the range. Size: about ``groups x (2 points + 4 x 60)`` numbers.
+    """
+    similarity = similarity or default_similarity()
+    within = scored.scored & (scored.groups != CROSS_GROUP)
+    d = scored.distances[within]
+    mated = scored.mated[within]
+    groups = scored.groups[within]
+    names = sorted(set(groups.tolist()))
+    if d.size:
+        thresholds = np.linspace(float(d.min()), float(d.max()), max(points, 2))
+    else:
+        thresholds = np.zeros(0, dtype=np.float64)
+    edges = np.round(np.arange(0.0, HIST_MAX + HIST_BIN / 2, HIST_BIN), 6)
+    det_groups: dict[str, Any] = {}
+    hist_groups: dict[str, Any] = {}
+    for name in [*names, "overall"]:
+        member = np.ones(d.size, dtype=np.bool_) if name == "overall" else groups == name
+        m, n = d[member & mated], d[member & ~mated]
+        curve = det_curve(m, n, thresholds)
+        det_groups[name] = {
+            "mated_pairs": int(m.size),
+            "nonmated_pairs": int(n.size),
+            "fmr": _rounded(curve.fmr),
+            "fnmr": _rounded(curve.fnmr),
+        }
+        hist_groups[name] = {
+            "mated": np.histogram(m, bins=edges)[0].astype(int).tolist(),
+            "nonmated": np.histogram(n, bins=edges)[0].astype(int).tolist(),
+            "mated_above": int((m > HIST_MAX).sum()),
+            "nonmated_above": int((n > HIST_MAX).sum()),
+        }
+    return {
+        "det": {
+            "thresholds": _rounded(thresholds),
+            "similarity_pct": _rounded(similarity.similarities_pct(thresholds), 4),
+            "groups": det_groups,
+        },
+        "histograms": {"bin_edges": edges.tolist(), "groups": hist_groups},
+    }
+
+
+BALANCE_TEST = "Fisher's exact test (two-sided) between every two measurable groups"
+
+
+def _check_json(check: Any, pct_of: dict[float, float]) -> dict[str, Any]:
+    return {
+        "similarity_pct": pct_of[check.threshold],
+        "distance": round(check.threshold, 6),
+        "balanced": check.balanced,
+        "min_p": round(check.min_p, 8),
+        "worst_pair": None if check.worst_pair is None else list(check.worst_pair),
+    }
+
+
+def sweep_json(
+    scored: ScoredPairs,
+    similarities_pct: Sequence[float],
+    *,
+    min_pairs: int = 100,
+    significance: float = 0.05,
+    bonferroni: bool = True,
+    similarity: SimilarityModel | None = None,
+) -> dict[str, Any]:
+    """Error rates per group across Similarity thresholds, and the lowest balanced threshold.
+
+    The NPL sweep (:func:`facegate.bias.thresholds.sweep` over within-group scored pairs): per
+    Similarity (ascending in the output) and group, errors, pairs, rate and Wilson interval.
+    ``balance``: per error type with at least one measurable group (``min_pairs`` pairs of the
+    type), :func:`facegate.bias.thresholds.lowest_balanced_threshold` in Similarity terms:
+    the lowest swept Similarity such that at it and every higher swept Similarity no two groups
+    differ significantly (Fisher's exact test, level ``significance``, divided by the number
+    of group pairs with ``bonferroni``). ``None`` for a type with no pairs (e.g. FNMR on an
+    impostor-only data set).
+    """
+    similarity = similarity or default_similarity()
+    pcts = sorted({float(p) for p in similarities_pct})
+    pct_of = {similarity.distance_for(p): p for p in pcts}
+    within = scored.scored & (scored.groups != CROSS_GROUP)
+    result = sweep(
+        scored.distances[within], scored.mated[within], scored.groups[within], list(pct_of)
+    )
+    points = []
+    for row in range(result.thresholds.size - 1, -1, -1):  # loosest distance = lowest Similarity
+        t = float(result.thresholds[row])
+        groups = []
+        for g, name in enumerate(result.groups):
+            fm, n_non = int(result.false_matches[row, g]), int(result.nonmated_pairs[g])
+            fnm, n_mat = int(result.false_non_matches[row, g]), int(result.mated_pairs[g])
+            groups.append(
+                {
+                    "group": name,
+                    "false_matches": fm,
+                    "nonmated_pairs": n_non,
+                    "fmr": fm / n_non if n_non else None,
+                    "fmr_ci": wilson_interval(fm, n_non),
+                    "fmr_measurable": n_non >= min_pairs,
+                    "false_non_matches": fnm,
+                    "mated_pairs": n_mat,
+                    "fnmr": fnm / n_mat if n_mat else None,
+                    "fnmr_ci": wilson_interval(fnm, n_mat),
+                    "fnmr_measurable": n_mat >= min_pairs,
+                }
+            )
+        points.append({"similarity_pct": pct_of[t], "distance": round(t, 6), "groups": groups})
+    balance: dict[str, Any] = {}
+    for kind in ("fmr", "fnmr"):
+        _, totals = result.counts(kind)
+        if not any(int(n) >= min_pairs for n in totals):
+            balance[kind] = None
+            continue
+        res = lowest_balanced_threshold(
+            result, significance=significance, min_pairs=min_pairs, kind=kind, bonferroni=bonferroni
+        )
+        comparisons = len(res.groups) * (len(res.groups) - 1) // 2
+        balance[kind] = {
+            "lowest_balanced_similarity_pct": None
+            if res.threshold is None
+            else pct_of[res.threshold],
+            "lowest_balanced_distance": None if res.threshold is None else round(res.threshold, 6),
+            "first_imbalanced_similarity_pct": None
+            if res.first_imbalanced is None
+            else pct_of[res.first_imbalanced],
+            "comparisons": comparisons,
+            "level": significance / comparisons if bonferroni and comparisons else significance,
+            "groups": list(res.groups),
+            "too_small": list(res.too_small),
+            "checks": [_check_json(c, pct_of) for c in reversed(res.checks)],
+        }
+    return {
+        "min_pairs": min_pairs,
+        "test": {"name": BALANCE_TEST, "alpha": significance, "bonferroni": bonferroni},
+        "points": points,
+        "balance": balance,
+    }

@@ -7,6 +7,8 @@ Commands (``facegate COMMAND --help`` for options):
 * ``demo``                runs the engine over ../shared/data/samples and prints what it finds
 * ``serve``               the Rekognition-compatible API server (prints how to connect)
 * ``keys create|list|revoke`` access keys for SigV4 (a secret is shown once, at creation)
+* ``model-audit register|list|revoke|status`` bias audits of the active model for the
+  deployment gate (:mod:`facegate.cli.model_audit`)
 
 Exit codes: 0 success; 1 ``compare`` found no face in TARGET above the threshold;
 2 usage error; 3 an input could not be read or decoded; 4 no face in ``compare``'s SOURCE;
@@ -28,6 +30,7 @@ from facegate.cli.admin import register as register_admin
 from facegate.cli.audit import register as register_audit
 from facegate.cli.audit_report import register as register_audit_reports
 from facegate.cli.bias import register as register_bias
+from facegate.cli.model_audit import register as register_model_audit
 from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
 from facegate.config import Settings
@@ -280,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_policy(sub)
     register_admin(sub)
     register_bias(sub)
+    register_model_audit(sub)
     register_audit_reports(register_audit(sub))
     return parser
 

@@ -36,10 +36,12 @@ from facegate.admin.auth import REVIEWERS, authenticate, read_token_file, requir
 from facegate.admin.service import REVIEW_STATUSES, AdminService
 from facegate.audit.record import EventRecord, EventSink
 from facegate.config import Settings
+from facegate.engine.pool import EnginePool
 from facegate.governance import Registry
 from facegate.store.db import Database
 from facegate.store.decisions import DecisionRepository
 from facegate.store.keys import KeyRepository
+from facegate.store.model_audits import ModelAuditRepository
 from facegate.store.operators import ROLES, OperatorRecord, OperatorRepository
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
 from facegate.store.outbox import AuditOutbox
@@ -163,9 +165,18 @@ def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
             clock=time.time,
             events=outbox_sink(db),
             actor=actor,
+            model_audits=ModelAuditRepository(db),
+            active_model=active_model(settings),
+            gate=settings.gate,
         )
     finally:
         db.close()
+
+
+def active_model(settings: Settings) -> tuple[str, str]:
+    """The versions the server started with ``settings`` uses (as ``Services.active_model``),
+    without starting an engine: the pool names its model without loading it."""
+    return EnginePool(settings.engine, workers=1).model_version, settings.engine.similarity.version
 
 
 def outbox_sink(db: Database) -> EventSink:

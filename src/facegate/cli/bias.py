@@ -1,4 +1,4 @@
-"""``facegate bias verification|impostors|lineup``: accuracy and bias audits over descriptors.
+"""``facegate bias ...``: accuracy and bias audits over descriptors.
 
 * ``bias verification --dataset lfw``: LFW View 2's 6,000 pairs plus seeded impostor pairs within
   each group; FNMR and FMR per group at each Similarity threshold, with Wilson intervals,
@@ -7,6 +7,16 @@
   presumed to be two different people, and the highest-similarity pairs for human review.
 * ``bias lineup --probes congress --gallery fairface``: every probe searched against the whole
   gallery (the ACLU experiment); per threshold, the probes with at least one false match.
+* ``bias sweep --dataset lfw``: error rates per group across a Similarity range and the lowest
+  threshold without a significant group imbalance (the UK NPL study's method).
+* ``bias html REPORT.json --out OUT.html``: the HTML page of a saved JSON report.
+* ``bias calibrate``: fit the distance -> Similarity mapping (:mod:`facegate.cli.bias_calibrate`).
+* ``bias classifier PREDICTIONS.csv``: a Gender-Shades-style error table of another system's
+  attribute classifier (:mod:`facegate.cli.bias_classifier`).
+
+Every JSON report has a ``"kind"`` (``verification``, ``impostors``, ``lineup``, ``sweep``) and
+a ``"created"`` time; ``--html OUT`` writes a self-contained HTML page made from that JSON
+(:func:`facegate.bias.report_html.render_html`).
 
 Descriptors come from :func:`facegate.bias.descriptors.compute_descriptors` (cached: a second run
 is instant). Thresholds are Similarity percentages, converted to distances with the versioned
@@ -23,6 +33,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,16 +50,21 @@ from facegate.bias.datasets import (
 )
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
 from facegate.bias.groups import impostor_pairs
-from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, top_pairs
+from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, mated_pairs, top_pairs
 from facegate.bias.lineup import load_declared, match_rows, search, summarise
 from facegate.bias.metrics import ErrorType
+from facegate.bias.report_html import render_html
 from facegate.bias.stats import wilson_interval
 from facegate.bias.verification import (
     ThresholdResult,
     analyse,
+    curves_json,
     score_pairs,
+    sweep_json,
     threshold_json,
 )
+from facegate.cli.bias_calibrate import register as register_calibrate
+from facegate.cli.bias_classifier import register as register_classifier
 from facegate.engine.similarity import default_similarity
 
 EXIT_OK = 0
@@ -57,6 +73,13 @@ EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli
 DATA_ROOT = Path("../shared/data")
 FOLDERS = {"lfw": "lfw", "fairface": "fairface_val", "congress": "congress_2015"}
 DEFAULT_THRESHOLDS = (80.0, 99.0)
+SWEEP_RANGE = (50.0, 99.0, 1.0)  # from, to, step (Similarity %): 50 thresholds
+MAX_SWEEP_POINTS = 2000
+
+
+class UsageError(Exception):
+    """Options that parse but do not make sense together (exit 3, one line on stderr)."""
+
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -81,14 +104,15 @@ def _similarity(text: str) -> float:
     return value
 
 
-def _common(p: argparse.ArgumentParser, group_by: str) -> None:
-    p.add_argument(
-        "--threshold",
-        type=_similarity,
-        action="append",
-        metavar="PCT",
-        help="Similarity threshold, repeatable (default: 80 and 99)",
-    )
+def _common(p: argparse.ArgumentParser, group_by: str, *, thresholds: bool = True) -> None:
+    if thresholds:
+        p.add_argument(
+            "--threshold",
+            type=_similarity,
+            action="append",
+            metavar="PCT",
+            help="Similarity threshold, repeatable (default: 80 and 99)",
+        )
     p.add_argument(
         "--group-by",
         type=_attributes,
@@ -105,6 +129,9 @@ def _common(p: argparse.ArgumentParser, group_by: str) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for pairs and the bootstrap")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write a JSON report")
+    p.add_argument(
+        "--html", type=Path, default=None, metavar="OUT", help="write a self-contained HTML report"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -147,6 +174,45 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lin.add_argument("--keep", type=int, default=10, help="matches listed per probe")
     _common(lin, "gender")
     lin.set_defaults(func=cmd_lineup, parser=lin)
+
+    swp = actions.add_parser("sweep", help="error rates per group across a Similarity range")
+    swp.add_argument("--dataset", choices=["lfw", "fairface", "csv"], default="lfw")
+    swp.add_argument("--data", type=Path, default=None, help="data folder, or the CSV file")
+    swp.add_argument("--manifest", type=Path, default=None, help="the manifest CSV (csv)")
+    swp.add_argument(
+        "--from", dest="sim_from", type=_similarity, default=SWEEP_RANGE[0], metavar="PCT",
+        help=f"lowest Similarity swept (default: {SWEEP_RANGE[0]:g})",
+    )  # fmt: skip
+    swp.add_argument(
+        "--to", dest="sim_to", type=_similarity, default=SWEEP_RANGE[1], metavar="PCT",
+        help=f"highest Similarity swept (default: {SWEEP_RANGE[1]:g})",
+    )  # fmt: skip
+    swp.add_argument(
+        "--step", type=float, default=SWEEP_RANGE[2], metavar="PCT",
+        help=f"Similarity step (default: {SWEEP_RANGE[2]:g}); --to is always included",
+    )  # fmt: skip
+    swp.add_argument("--pairs-per-group", type=int, default=3000, help="seeded pairs per group")
+    swp.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the balance test"
+    )
+    swp.add_argument(
+        "--no-bonferroni",
+        action="store_true",
+        help="test each group pair at alpha (default: alpha / number of group pairs)",
+    )
+    _common(swp, "gender", thresholds=False)
+    swp.add_argument(
+        "--min-pairs", type=int, default=100, help="fewest pairs for a group to be tested"
+    )
+    swp.set_defaults(func=cmd_sweep, parser=swp)
+
+    htm = actions.add_parser("html", help="the HTML page of a saved JSON report")
+    htm.add_argument("report", type=Path, metavar="REPORT.json")
+    htm.add_argument("--out", type=Path, required=True, metavar="OUT.html")
+    htm.set_defaults(func=cmd_html, parser=htm)
+
+    register_calibrate(actions)
+    register_classifier(actions)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -210,21 +276,24 @@ def _descriptors(manifest: Manifest, args: argparse.Namespace) -> DescriptorSet:
 
 
 def _thresholds(args: argparse.Namespace) -> list[float]:
-    values: list[float] = args.threshold or list(DEFAULT_THRESHOLDS)
+    values: list[float] = getattr(args, "threshold", None) or list(DEFAULT_THRESHOLDS)
     return values
 
 
-def _header(args: argparse.Namespace, sets: Sequence[tuple[Manifest, DescriptorSet]]) -> list[str]:
+def _header(
+    args: argparse.Namespace,
+    sets: Sequence[tuple[Manifest, DescriptorSet]],
+    thresholds: Sequence[float] | None = None,
+) -> list[str]:
     sim = default_similarity()
+    shown = _thresholds(args) if thresholds is None else thresholds
     lines = [
         f"command: {command_line(args)}",
         f"model: {sets[0][1].model_version}",
         "similarity mapping: "
         + sim.version
         + " ("
-        + ", ".join(
-            f"Similarity {t:g} = distance {sim.distance_for(t):.4f}" for t in _thresholds(args)
-        )
+        + ", ".join(f"Similarity {t:g} = distance {sim.distance_for(t):.4f}" for t in shown)
         + ")",
     ]
     for manifest, descriptors in sets:
@@ -235,16 +304,34 @@ def _header(args: argparse.Namespace, sets: Sequence[tuple[Manifest, DescriptorS
     return lines
 
 
-def _write_json(path: Path | None, report: dict[str, Any]) -> None:
-    if path is not None:
-        path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _start(kind: str, args: argparse.Namespace, model_version: str) -> dict[str, Any]:
+    """The fields every JSON report starts with."""
+    return {
+        "kind": kind,
+        "created": _now(),
+        "command": command_line(args),
+        "model_version": model_version,
+        "similarity_version": default_similarity().version,
+    }
+
+
+def _write_reports(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """``--json`` and ``--html`` outputs (the HTML is made from the JSON dict alone)."""
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    if args.html is not None:
+        args.html.write_text(render_html(report, rendered_at=_now()), encoding="utf-8")
 
 
 def _guard(handler: Handler) -> Handler:
     def run(args: argparse.Namespace, out: TextIO) -> int:
         try:
             return handler(args, out)
-        except (DatasetError, OSError) as exc:
+        except (DatasetError, OSError, UsageError) as exc:
             print(f"facegate: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
@@ -359,10 +446,8 @@ def _pair_report(
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in extra.items())})"]
     lines += _unscored_lines(unscored)
     lines += render_thresholds(results, kinds)
-    report: dict[str, Any] = {
-        "command": command_line(args),
-        "model_version": descriptors.model_version,
-        "similarity_version": default_similarity().version,
+    kind = "verification" if "fnmr" in kinds else "impostors"
+    report: dict[str, Any] = _start(kind, args, descriptors.model_version) | {
         "dataset": manifest.name,
         "group_by": list(args.group_by),
         "descriptors": descriptors.summary(),
@@ -370,6 +455,7 @@ def _pair_report(
         "unscored_pairs": unscored,
         "thresholds": [threshold_json(r) for r in results],
     }
+    report |= curves_json(scored)
     return lines, report, scored
 
 
@@ -382,7 +468,7 @@ def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
     counts = {"lfw_view2": len(protocol), "extra_impostors": len(pairs) - len(protocol)}
     lines, report, _ = _pair_report(args, out, manifest, pairs, ("fnmr", "fmr"), counts)
     print("\n".join(lines), file=out)
-    _write_json(args.json, report)
+    _write_reports(args, report)
     return EXIT_OK
 
 
@@ -404,7 +490,7 @@ def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
     report["review_note"] = REVIEW_NOTE
     report["top_pairs"] = [vars(t) for t in top]
     print("\n".join(lines), file=out)
-    _write_json(args.json, report)
+    _write_reports(args, report)
     return EXIT_OK
 
 
@@ -464,12 +550,10 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
             }
         )
     print("\n".join(lines), file=out)
-    _write_json(
-        args.json,
-        {
-            "command": command_line(args),
-            "model_version": p_desc.model_version,
-            "similarity_version": default_similarity().version,
+    _write_reports(
+        args,
+        _start("lineup", args, p_desc.model_version)
+        | {
             "probes": {"dataset": probes.name, "descriptors": p_desc.summary()},
             "gallery": {"dataset": gallery.name, "descriptors": g_desc.summary()},
             "declared_true": {
@@ -479,4 +563,133 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
             "thresholds": per_threshold,
         },
     )
+    return EXIT_OK
+
+
+def _sweep_points(args: argparse.Namespace) -> list[float]:
+    lo, hi, step = args.sim_from, args.sim_to, args.step
+    if not lo < hi:
+        raise UsageError(f"--from {lo:g} must be below --to {hi:g}")
+    if not step > 0:
+        raise UsageError(f"--step must be positive, got {step:g}")
+    count = int((hi - lo) / step + 1e-9) + 1
+    if count > MAX_SWEEP_POINTS:
+        raise UsageError(f"{count} thresholds; at most {MAX_SWEEP_POINTS} (raise --step)")
+    points = [round(lo + i * step, 9) for i in range(count)]
+    return points if points[-1] >= hi else [*points, hi]
+
+
+def _sweep_pairs(args: argparse.Namespace) -> tuple[Manifest, list[Pair], dict[str, int]]:
+    if args.dataset == "lfw":
+        manifest, protocol = load_lfw(_folder("lfw", args.data))
+        extra = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
+        impostors = [p for group in extra.values() for p in group]
+        return manifest, protocol + impostors, {
+            "lfw_view2": len(protocol), "extra_impostors": len(impostors)
+        }  # fmt: skip
+    csv_path = args.manifest if args.dataset == "csv" else None
+    if args.dataset == "csv" and csv_path is None and args.data is None:
+        raise UsageError("--dataset csv needs --manifest FILE")
+    manifest = load_manifest(args.dataset, args.data, csv_path)
+    within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
+    impostors = [p for group in within.values() for p in group]
+    mated = []
+    if args.dataset == "csv":  # FairFace has no identities: impostor pairs only
+        mated = mated_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
+    return manifest, mated + impostors, {"mated": len(mated), "within_group": len(impostors)}
+
+
+def _sweep_lines(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    points = report["points"]
+    names = [g["group"] for g in points[0]["groups"]] if points else []
+    for kind in ("fmr", "fnmr"):
+        pairs_key = "nonmated_pairs" if kind == "fmr" else "mated_pairs"
+        if not any(g[pairs_key] for g in (points[0]["groups"] if points else [])):
+            continue
+        head = f"  {'Similarity':>10} {'distance':>9}"
+        for i, name in enumerate(names):
+            n = points[0]["groups"][i][pairs_key]
+            head += f" {f'{name} ({n})':>22}"
+        lines += ["", f"{kind.upper()} per group (pairs in brackets; * too small to test)", head]
+        for p in points:
+            line = f"  {p['similarity_pct']:>10g} {p['distance']:>9.4f}"
+            for g in p["groups"]:
+                mark = "*" if g[pairs_key] and not g[f"{kind}_measurable"] else " "
+                line += f" {_pct(g[kind]):>21}{mark}"
+            lines.append(line)
+    test = report["test"]
+    lines += [
+        "",
+        f"balance test: {test['name']}, alpha {test['alpha']:g}, "
+        + ("Bonferroni over group pairs" if test["bonferroni"] else "no correction"),
+    ]
+    for kind, b in report["balance"].items():
+        if b is None:
+            lines.append(f"  {kind.upper()}: no group with {report['min_pairs']} pairs; not tested")
+            continue
+        low, bad = b["lowest_balanced_similarity_pct"], b["first_imbalanced_similarity_pct"]
+        text = "none (imbalanced at the highest)" if low is None else f"Similarity {low:g}"
+        text += "" if bad is None else f"; first imbalance at Similarity {bad:g}"
+        if bad is not None:
+            check = next(c for c in b["checks"] if c["similarity_pct"] == bad)
+            pair = " vs ".join(check["worst_pair"] or [])
+            text += f" ({pair}, p = {check['min_p']:.3g} < {b['level']:.3g})"
+        if b["comparisons"] == 0:
+            text += " (fewer than two measurable groups: nothing was compared)"
+        lines.append(f"  {kind.upper()}: lowest balanced threshold: {text}")
+        if b["too_small"]:
+            lines.append(f"    too small to test: {', '.join(b['too_small'])}")
+    return lines
+
+
+@_guard
+def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
+    """Error rates per group across a Similarity range; the lowest balanced threshold (NPL)."""
+    if not 0.0 < args.alpha < 1.0:
+        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
+    points = _sweep_points(args)
+    manifest, pairs, counts = _sweep_pairs(args)
+    descriptors = _descriptors(manifest, args)
+    scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by)
+    unscored = scored.unscored_counts()
+    report: dict[str, Any] = _start("sweep", args, descriptors.model_version) | {
+        "dataset": manifest.name,
+        "group_by": list(args.group_by),
+        "descriptors": descriptors.summary(),
+        "pairs": {"total": len(pairs), **counts},
+        "unscored_pairs": unscored,
+    }
+    report |= sweep_json(
+        scored,
+        points,
+        min_pairs=args.min_pairs,
+        significance=args.alpha,
+        bonferroni=not args.no_bonferroni,
+    )
+    lines = _header(args, [(manifest, descriptors)], [points[0], points[-1]])
+    lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in counts.items())})"]
+    lines += _unscored_lines(unscored)
+    lines += _sweep_lines(report)
+    print("\n".join(lines), file=out)
+    _write_reports(args, report)
+    return EXIT_OK
+
+
+def cmd_html(args: argparse.Namespace, out: TextIO) -> int:
+    """Re-make the HTML page of a saved JSON report."""
+    try:
+        report = json.loads(args.report.read_text(encoding="utf-8"))
+        if not isinstance(report, dict):
+            raise ValueError("not a JSON object")
+        page = render_html(report, rendered_at=_now())
+        args.out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        print(f"facegate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        problem = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        print(f"facegate: {args.report}: not a usable bias report: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {args.out}", file=out)
     return EXIT_OK

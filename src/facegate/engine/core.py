@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from facegate.engine.align import face_chip
 from facegate.engine.detect import (
@@ -32,15 +33,31 @@ from facegate.engine.similarity import SimilarityModel, default_similarity
 from facegate.engine.types import Analysis, DetectedFace, DetectorKind, Face
 
 
+class DescriptorRuntime(StrEnum):
+    """Where dlib's descriptor network runs: dlib itself, or its ONNX export in onnxruntime
+    (``engine.onnx_export``; built from the same ``.dat`` on first use and cached). Both give the
+    same vectors to within 1e-4 per component (tests/engine/test_onnx_export.py), so the model
+    version stored with faces is the same."""
+
+    DLIB = "dlib"
+    ONNX = "onnx"
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    """Everything that changes what the engine returns. Picklable (sent to worker processes)."""
+    """Everything that changes what the engine returns. Picklable (sent to worker processes).
+
+    ``descriptor_threads`` is used by the ONNX runtime only (dlib is single-threaded): 1 per
+    worker process in a pool, the core count for a single engine.
+    """
 
     limits: ImageLimits = ImageLimits()
     detector: DetectorConfig = DetectorConfig()
     flip_tta: bool = False
     similarity: SimilarityModel = field(default_factory=default_similarity)
     model_files: ModelFiles | None = None
+    descriptor_runtime: DescriptorRuntime = DescriptorRuntime.DLIB
+    descriptor_threads: int = 1
 
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
         """The same configuration with another detector."""
@@ -59,6 +76,17 @@ class StageTimes:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+def _make_embedder(config: EngineConfig, models: LoadedModels) -> Embedder:
+    if config.descriptor_runtime is DescriptorRuntime.ONNX:
+        # Imported here so a dlib-only engine never loads onnxruntime.
+        from facegate.engine.onnx_embed import OnnxEmbedder
+
+        return OnnxEmbedder.from_model_files(
+            models.files, intra_op_threads=config.descriptor_threads, flip_tta=config.flip_tta
+        )
+    return DlibEmbedder(models.descriptor, flip_tta=config.flip_tta)
+
+
 class FaceEngine:
     """Loads dlib's models once and analyses images. Not thread-safe: one per thread/process."""
 
@@ -68,7 +96,7 @@ class FaceEngine:
         self._detectors: dict[DetectorKind, Detector] = {
             config.detector.kind: make_detector(self.models, config.detector)
         }
-        self.embedder: Embedder = DlibEmbedder(self.models.descriptor, flip_tta=config.flip_tta)
+        self.embedder: Embedder = _make_embedder(config, self.models)
         self.times = StageTimes()
 
     @property

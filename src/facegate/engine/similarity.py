@@ -1,25 +1,42 @@
 """From descriptor distance to Rekognition's 0-100 Similarity.
 
+The engine's mapping (:func:`default_similarity`) is **calibrated**: a piecewise-linear,
+strictly decreasing map fitted on data by ``facegate bias calibrate`` (see
+:mod:`facegate.bias.calibration` and docs/calibration.md) and shipped as
+``engine/calibration/<model version>.json``, so that
+
+    Similarity S  <=>  false match rate (100 - S) / 10,000 on the calibration data,
+
+i.e. Similarity 99 is a false match rate of 1 in 10,000 (NIST FRTE's customary FMR=0.0001
+operating point), 99.9 is 1 in 100,000, 90 is 1 in 1,000 and 80 is 1 in 500. Distances past the
+point where the FMR reaches 1% map to 0. The file also holds the measured table (FMR and FNMR,
+overall and per group, on held-out data) published at ``GET /transparency``.
+
+The earlier, uncalibrated mapping stays available as :data:`LOGISTIC_V0`:
 ``similarity_pct = 100 / (1 + exp(k (d - d0)))`` with ``d`` the Euclidean distance between two
 descriptors: strictly decreasing in ``d``, 100 only in the limit, never below 0.
 
-Version ``dlib-logistic-v0`` (provisional, chosen, not yet fitted on data):
+Version ``dlib-logistic-v0`` (provisional, chosen, not fitted on data):
 
 * ``d = 0.6`` -> 80: dlib's customary "same person" distance becomes Rekognition's default
   threshold, so a boto3 caller who keeps the default gets dlib's default decision;
 * ``d = 0.4`` -> 99: Amazon's public-safety threshold needs a distance dlib's LFW mated pairs
   usually reach (samples/obama*.jpg pairs are 0.33-0.43 apart; obama vs biden 0.81-0.87).
 
-So ``k = ln(99 / 4) / 0.2 = 16.04`` and ``d0 = 0.6 + ln(4) / k = 0.6864``. The bias issue replaces
-this with a mapping fitted on data, published with the false match rate at each threshold; the
-version string travels with every stored face so mixed mappings are never compared.
+So ``k = ln(99 / 4) / 0.2 = 16.04`` and ``d0 = 0.6 + ln(4) / k = 0.6864``. On the calibration data
+that Similarity 80 turned out to be a false match rate of several percent (docs/calibration.md).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from importlib import resources
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -97,9 +114,115 @@ LOGISTIC_V0 = LogisticSimilarity.from_anchors("dlib-logistic-v0", 0.4, 99.0, 0.6
 """The provisional mapping described in the module docstring."""
 
 
+@dataclass(frozen=True)
+class PiecewiseSimilarity:
+    """Linear interpolation between knots ``(distance_i, similarity_i)``.
+
+    Contract: distances strictly increase from 0, similarities strictly decrease from 100 to 0;
+    beyond the last knot the similarity is 0. So the map is continuous, strictly decreasing on
+    ``[0, last distance]`` and :meth:`distance_for` is its exact inverse there.
+    """
+
+    version: str
+    distances: tuple[float, ...]
+    similarities: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        d, s = self.distances, self.similarities
+        if len(d) < 2 or len(d) != len(s):
+            raise ValueError(
+                "a piecewise mapping needs at least two knots of (distance, similarity)"
+            )
+        if d[0] != 0.0 or s[0] != 100.0 or s[-1] != 0.0:
+            raise ValueError("knots must start at (0, 100) and end at similarity 0")
+        if any(b <= a for a, b in itertools.pairwise(d)) or any(
+            b >= a for a, b in itertools.pairwise(s)
+        ):
+            raise ValueError("knot distances must strictly increase and similarities decrease")
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> PiecewiseSimilarity:
+        """From a calibration document's ``version`` and ``knots`` (``[[distance, pct], ...]``)."""
+        try:
+            knots: Sequence[Sequence[float]] = doc["knots"]
+            return cls(
+                version=str(doc["version"]),
+                distances=tuple(float(k[0]) for k in knots),
+                similarities=tuple(float(k[1]) for k in knots),
+            )
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"not a calibration document: {exc!r}") from None
+
+    def similarity_pct(self, distance: float) -> float:
+        """Similarity for one distance."""
+        return float(np.interp(distance, self.distances, self.similarities))
+
+    def similarities_pct(self, distances: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+        """Vectorised :meth:`similarity_pct`."""
+        d = np.asarray(distances, dtype=np.float64)
+        return np.asarray(np.interp(d, self.distances, self.similarities), dtype=np.float64)
+
+    def distance_for(self, similarity_pct: float) -> float:
+        """The largest distance whose similarity is at least ``similarity_pct`` (0 < pct < 100)."""
+        if not 0.0 < similarity_pct < 100.0:
+            raise ValueError("similarity_pct must be strictly between 0 and 100")
+        return float(np.interp(similarity_pct, self.similarities[::-1], self.distances[::-1]))
+
+
+CALIBRATION_PACKAGE = "facegate.engine"
+CALIBRATION_DIR = "calibration"
+
+
+@functools.cache
+def calibration_document(model_version: str) -> Mapping[str, Any]:
+    """The shipped calibration document of ``model_version`` (read once per process).
+
+    Raises ``FileNotFoundError`` when the package ships none for that model.
+    """
+    path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{model_version}.json")
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("model_version") != model_version:
+        raise ValueError(f"calibration file for {model_version} names {doc.get('model_version')!r}")
+    return doc
+
+
+@functools.cache
+def _calibrated(model_version: str) -> PiecewiseSimilarity:
+    return PiecewiseSimilarity.from_json(calibration_document(model_version))
+
+
+@dataclass(frozen=True)
+class CalibratedSimilarity:
+    """The shipped calibration of one descriptor model, loaded on first use (cheap to pickle)."""
+
+    model_version: str = "dlib-resnet-v1"
+
+    @property
+    def mapping(self) -> PiecewiseSimilarity:
+        """The fitted knots (read from the package once per process)."""
+        return _calibrated(self.model_version)
+
+    @property
+    def version(self) -> str:
+        """The calibration's version, e.g. ``dlib-resnet-v1.fmr-1``."""
+        return self.mapping.version
+
+    def similarity_pct(self, distance: float) -> float:
+        """Similarity for one distance."""
+        return self.mapping.similarity_pct(distance)
+
+    def similarities_pct(self, distances: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+        """Vectorised :meth:`similarity_pct`."""
+        return self.mapping.similarities_pct(distances)
+
+    def distance_for(self, similarity_pct: float) -> float:
+        """The largest distance whose similarity is at least ``similarity_pct`` (0 < pct < 100)."""
+        return self.mapping.distance_for(similarity_pct)
+
+
 def default_similarity() -> SimilarityModel:
-    """The mapping the engine uses unless configured otherwise."""
-    return LOGISTIC_V0
+    """The mapping the engine uses unless configured otherwise: the shipped calibration."""
+    return CalibratedSimilarity()
 
 
 def euclidean(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:

@@ -35,6 +35,7 @@ from facegate.policy.entities import to_cedar
 from facegate.policy.errors import PolicyLoadError
 from facegate.policy.loader import (
     BASE_PACK,
+    CALLER_REASON,
     PACKS_DIR,
     SCHEMA_PATH,
     Pack,
@@ -164,6 +165,17 @@ class PolicyEngine:
     def policy(self, policy_id: str) -> PolicyInfo:
         """The active policy with this ``@id`` (``KeyError`` if none)."""
         return self._by_id[policy_id]
+
+    def caller_reasons(self, decision: Decision) -> tuple[str, ...]:
+        """The ``@caller_reason`` texts of a denial's determining forbids (may be empty)."""
+        if decision.allowed:
+            return ()
+        texts = []
+        for ref in decision.determining:
+            info = self._by_id.get(ref.policy_id)
+            if info is not None and info.annotations.get(CALLER_REASON):
+                texts.append(info.annotations[CALLER_REASON])
+        return tuple(dict.fromkeys(texts))
 
     def decide(self, request: PolicyRequest) -> Decision:
         """Allow or deny ``request``; never raises for a bad request (it denies instead)."""

@@ -118,6 +118,10 @@ def to_cedar(request: PolicyRequest) -> CedarQuery:
         "has_consent": bool(ctx.consent_ref),
         "realtime": ctx.realtime,
         "exigent": ctx.exigent,
+        "model_audit": {
+            "registered": ctx.model_audit_registered,
+            "within_bounds": ctx.model_audit_within_bounds,
+        },
     }
     cedar_request = {
         "principal": uid("Key", principal.key_id),

@@ -24,7 +24,8 @@ format (also read by ``facegate policy explain --request FILE``, which ignores `
         "now": "2021-06-01T12:00:00Z",                         (ISO 8601 with a timezone)
         "purpose": "missing_persons",
         "case_ref": "", "authorization_ref": "", "authorization_issuer": "",
-        "realtime": false, "exigent": false, "camera": "", "consent_ref": ""   (optional)
+        "realtime": false, "exigent": false, "camera": "", "consent_ref": "",   (optional)
+        "model_audit_registered": false, "model_audit_within_bounds": false     (optional)
       },
       "expect": {                                              (optional)
         "obligations": {"min_similarity_pct": 99, "reviewers_required": 1}   (ALLOW)
@@ -200,6 +201,8 @@ def request_from_json(doc: object, where: str) -> PolicyRequest:
         exigent=ctx.flag("exigent"),
         camera=ctx.text("camera", ""),
         consent_ref=ctx.text("consent_ref", ""),
+        model_audit_registered=ctx.flag("model_audit_registered"),
+        model_audit_within_bounds=ctx.flag("model_audit_within_bounds"),
     )
     return PolicyRequest(
         principal=Principal(

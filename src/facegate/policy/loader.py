@@ -8,7 +8,9 @@ fixtures, which loading ignores). Rules checked here, each failing with a
 * every policy has ``@id("...")`` (non-empty, unique in the pack; the engine checks uniqueness
   across the active set) and ``@source("<rule id> [keys]")``;
 * every forbid has ``@reason("...")``, the short operator-facing why;
-* annotations are only ``id``, ``source``, ``reason``, ``note`` and the obligations of
+* annotations are only ``id``, ``source``, ``reason``, ``note``, ``caller_reason`` (on a forbid:
+  what a denied caller is told; without it the caller learns only the decision id) and the
+  obligations of
   :mod:`facegate.policy.obligations` (so a misspelt obligation cannot be silently ignored), and
   obligations appear only on permits, with valid values;
 * every policy validates against ``schema.cedarschema`` (``cedarpy.validate_policies``).
@@ -35,9 +37,12 @@ BASE_PACK = "base"
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
 SCHEMA_PATH = Path(__file__).resolve().parent / SCHEMA_FILE
 
-ALLOWED_ANNOTATIONS: frozenset[str] = frozenset({"id", "source", "reason", "note"}) | (
-    OBLIGATION_ANNOTATIONS
-)
+CALLER_REASON = "caller_reason"
+"""A forbid's text that the denied caller is told (other reasons stay in the audit record)."""
+
+ALLOWED_ANNOTATIONS: frozenset[str] = frozenset(
+    {"id", "source", "reason", "note", CALLER_REASON}
+) | (OBLIGATION_ANNOTATIONS)
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,8 @@ class _PackReader:
             raise self.fail(f'{label}: no @source("<rule id> [keys]") annotation', line)
         if effect == "forbid" and not annotations.get("reason"):
             raise self.fail(f'{label}: a forbid needs @reason("...")', line)
+        if effect != "forbid" and CALLER_REASON in annotations:
+            raise self.fail(f"{label}: @{CALLER_REASON} belongs on forbids", line)
         obligation_keys = sorted(set(annotations) & OBLIGATION_ANNOTATIONS)
         if effect == "forbid" and obligation_keys:
             names = ", ".join(f"@{a}" for a in obligation_keys)

@@ -60,6 +60,11 @@ class RequestContext:
     exigent: bool = False
     camera: str = ""
     consent_ref: str = ""
+    # The deployment gate (facegate.model_audit): whether a bias audit of the active model is
+    # registered, and within the operator's bounds. Filled by the pipeline for the 1:N searches
+    # only (false for other actions, which no policy but the gate reads); never from a header.
+    model_audit_registered: bool = False
+    model_audit_within_bounds: bool = False
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,26 @@ MIGRATIONS: tuple[str, ...] = (
         created_at         REAL NOT NULL
     );
     """,
+    # 4: the deployment gate. Bias audits (`facegate bias verification` reports) registered for a
+    # model and similarity mapping: a summary of the numbers and the report's SHA-256, never the
+    # report's pairs or images. Revoked audits are kept (revoked_at) for the record.
+    """
+    CREATE TABLE model_audits (
+        audit_id           TEXT PRIMARY KEY,
+        model_version      TEXT NOT NULL,
+        similarity_version TEXT NOT NULL,
+        report_sha256      TEXT NOT NULL,
+        summary_json       TEXT NOT NULL,
+        dataset            TEXT NOT NULL,
+        registered_at      REAL NOT NULL,
+        registered_by      TEXT NOT NULL,
+        note               TEXT NOT NULL DEFAULT '',
+        revoked_at         REAL,
+        revoked_by         TEXT
+    );
+    CREATE INDEX model_audits_by_model ON model_audits(model_version, similarity_version,
+        registered_at);
+    """,
 )
 
 

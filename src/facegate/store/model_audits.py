@@ -1,0 +1,121 @@
+"""Registered bias audits of a model (the deployment gate, :mod:`facegate.model_audit`).
+
+One row per registration: the model and similarity-mapping versions the audit measured, the
+SHA-256 of the report, a JSON summary of its numbers (written and read by
+:mod:`facegate.model_audit`; opaque here), who registered it and when, and, once revoked, who
+revoked it and when. Rows are never deleted: a revoked audit stays on record.
+
+The gate reads :meth:`ModelAuditRepository.active` on every 1:N search (an indexed lookup), so a
+registration or revocation made by the CLI in another process applies from the next request.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from facegate.store.db import Database
+
+
+def new_audit_id() -> str:
+    """``ma-`` and 16 hex digits (64 random bits)."""
+    return "ma-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class ModelAuditRecord:
+    audit_id: str
+    model_version: str
+    similarity_version: str
+    report_sha256: str
+    summary_json: str
+    dataset: str
+    registered_at: float
+    registered_by: str
+    note: str = ""
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _record(row: sqlite3.Row) -> ModelAuditRecord:
+    return ModelAuditRecord(
+        audit_id=row["audit_id"],
+        model_version=row["model_version"],
+        similarity_version=row["similarity_version"],
+        report_sha256=row["report_sha256"],
+        summary_json=row["summary_json"],
+        dataset=row["dataset"],
+        registered_at=row["registered_at"],
+        registered_by=row["registered_by"],
+        note=row["note"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+    )
+
+
+class ModelAuditRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, record: ModelAuditRecord) -> None:
+        """Store a registration (one transaction; a duplicate id raises ``IntegrityError``)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO model_audits (audit_id, model_version, similarity_version, "
+                "report_sha256, summary_json, dataset, registered_at, registered_by, note, "
+                "revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.audit_id,
+                    record.model_version,
+                    record.similarity_version,
+                    record.report_sha256,
+                    record.summary_json,
+                    record.dataset,
+                    record.registered_at,
+                    record.registered_by,
+                    record.note,
+                    record.revoked_at,
+                    record.revoked_by,
+                ),
+            )
+
+    def get(self, audit_id: str) -> ModelAuditRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM model_audits WHERE audit_id = ?", (audit_id,)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def list(self) -> list[ModelAuditRecord]:
+        """Every registration, newest first (revoked ones included)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM model_audits ORDER BY registered_at DESC, rowid DESC"
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def revoke(self, audit_id: str, at: float, by: str) -> bool:
+        """Revoke a registration; idempotent (the first revocation's time and actor are kept).
+        False when there is no such id."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE model_audits SET revoked_by = COALESCE(revoked_by, ?), "
+                "revoked_at = COALESCE(revoked_at, ?) WHERE audit_id = ?",
+                (by, at, audit_id),
+            )
+            return cur.rowcount > 0
+
+    def active(self, model_version: str, similarity_version: str) -> ModelAuditRecord | None:
+        """The latest registration for these versions that is not revoked (None: none)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM model_audits WHERE model_version = ? AND similarity_version = ? "
+                "AND revoked_at IS NULL ORDER BY registered_at DESC, rowid DESC LIMIT 1",
+                (model_version, similarity_version),
+            ).fetchone()
+        return None if row is None else _record(row)

@@ -1,0 +1,235 @@
+"""``GET /transparency``: what the running service is, what its thresholds mean, what governs it.
+
+Public and read-only: it holds no secret and nothing about any person. The document has
+
+* ``model``: the descriptor model and Similarity mapping versions; for a calibrated mapping its
+  scale and the measured table (FMR and FNMR, overall, per data set and per group, on held-out
+  data, with Wilson 95% intervals) from the shipped calibration document;
+* ``deployment_gate``: whether a gate policy is active, the operator's bounds, the registered
+  audit of the active model (id, date, data set, report SHA-256) and whether it is within bounds;
+* ``policy``: the active packs and each policy's id, effect, reason and cited source.
+
+:func:`render_html` turns the document into one self-contained page (no scripts, no external
+resources, every text escaped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from facegate import __version__
+from facegate.engine.similarity import CalibratedSimilarity, calibration_document
+from facegate.services import Services
+
+GATE_PACKS = ("deployment-gate", "wa-rcw-43-386")
+"""Packs whose policies read the deployment gate."""
+
+
+def _iso(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _calibration(services: Services) -> dict[str, Any]:
+    similarity = services.settings.engine.similarity
+    model_version, similarity_version = services.active_model
+    out: dict[str, Any] = {
+        "model_version": model_version,
+        "similarity_version": similarity_version,
+        "calibrated": False,
+    }
+    if isinstance(similarity, CalibratedSimilarity):
+        doc = calibration_document(similarity.model_version)
+        out.update(
+            calibrated=doc["model_version"] == model_version,
+            scale=doc["scale"],
+            fitted=doc["fitted"],
+            table=doc["table"],
+            uncalibrated_predecessor=doc.get("legacy_v0", []),
+        )
+    return out
+
+
+def transparency_document(services: Services) -> dict[str, Any]:
+    """The transparency document of the running service (see the module docstring)."""
+    status = services.gate_status()
+    audit = services.active_audit()
+    packs = services.policy.packs
+    return {
+        "service": {
+            "name": "facegate",
+            "version": __version__,
+            "generated_at": _iso(services.clock()),
+        },
+        "model": _calibration(services),
+        "deployment_gate": {
+            "enforced_by": [p for p in packs if p in GATE_PACKS],
+            "bounds": services.settings.gate.to_json(),
+            "status": status.to_json(),
+            "audit": None
+            if audit is None
+            else {
+                "audit_id": audit.audit_id,
+                "registered_at": _iso(audit.registered_at),
+                "dataset": audit.dataset,
+                "report_sha256": audit.report_sha256,
+            },
+        },
+        "policy": {
+            "packs": list(packs),
+            "policies": [
+                {
+                    "id": p.policy_id,
+                    "pack": p.pack,
+                    "effect": p.effect,
+                    "reason": p.reason,
+                    "source": p.source,
+                }
+                for p in services.policy.policies()
+            ],
+        },
+    }
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:72rem;color:#1a1a1a;line-height:1.45;padding:0 1rem}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+th,td{border:1px solid #c8c8c8;padding:.25rem .5rem;text-align:right;vertical-align:top}
+th:first-child,td:first-child{text-align:left}
+caption{text-align:left;font-weight:600;padding:.25rem 0}
+.small{color:#555;font-size:.9em}
+"""
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _rate(entry: Mapping[str, Any] | None) -> str:
+    if not entry or entry.get("rate") is None:
+        return "&ndash;"
+    text = (
+        f"{entry['rate']:.2e} <span class=small>[{entry['ci_low']:.1e}, {entry['ci_high']:.1e}]"
+        f" {entry['errors']}/{entry['pairs']}</span>"
+    )
+    return text + (" <em>too small</em>" if entry.get("too_small") else "")
+
+
+def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Cells of ``rows`` are already HTML; ``caption`` and ``head`` are escaped here."""
+    th = "".join(f"<th scope=col>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><caption>{_e(caption)}</caption><tr>{th}</tr>{body}</table>"
+
+
+def _model_section(model: Mapping[str, Any]) -> list[str]:
+    parts = [
+        "<h2>What a Similarity means</h2>",
+        f"<p>Descriptor model <code>{_e(model['model_version'])}</code>, Similarity mapping "
+        f"<code>{_e(model['similarity_version'])}</code>.</p>",
+    ]
+    if not model.get("table"):
+        parts.append("<p><strong>This mapping is not calibrated</strong>: no measured false match"
+                     " rate stands behind its values.</p>")  # fmt: skip
+        return parts
+    parts.append(
+        f"<p>Scale: {_e(model['scale']['formula'])}. A false match rate (FMR) is the share of"
+        " pairs of two different people that score at least the threshold; the false non-match"
+        " rate (FNMR) the share of pairs of one person that score below it. Measured on held-out"
+        f" data ({_e(model['scale'].get('weighting', ''))}); 95% Wilson intervals in brackets."
+        f" Fitted by <code>{_e(model['fitted']['command'])}</code> on"
+        f" {_e(model['fitted']['date'])}.</p>"
+    )
+    table = model["table"]
+    datasets = list(table[0]["datasets"])
+    head = ["Similarity", "distance", "promised FMR", "measured FMR (pooled)"]
+    head += [f"{d} FMR" for d in datasets] + [f"{d} FNMR" for d in datasets]
+    rows = []
+    for r in table:
+        cells = [
+            _e(f"{r['similarity_pct']:g}"),
+            _e(f"{r['distance']:.4f}"),
+            _e(f"{r['target_fmr']:.1e}"),
+            _e(f"{r['pooled_fmr']:.2e}"),
+        ]
+        cells += [_rate(r["datasets"][d]["fmr"]) for d in datasets]
+        cells += [_rate(r["datasets"][d]["fnmr"]) for d in datasets]
+        rows.append(cells)
+    parts.append(_table("Error rates at each threshold", head, rows))
+    for d in datasets:
+        for grouping, first in table[0]["datasets"][d]["groups"].items():
+            for kind in ("fmr", "fnmr"):
+                if kind not in first:
+                    continue
+                head = ["group"] + [f"Similarity {r['similarity_pct']:g}" for r in table]
+                group_rows = [
+                    [_e(group)]
+                    + [_rate(r["datasets"][d]["groups"][grouping][kind][group]) for r in table]
+                    for group in first[kind]
+                ]
+                group_rows.append(
+                    ["Max/GeoMean"]
+                    + [
+                        _e(_ratio(r["datasets"][d]["groups"][grouping][f"{kind}_max_geomean"]))
+                        for r in table
+                    ]
+                )
+                parts.append(_table(f"{d}: {kind.upper()} by {grouping}", head, group_rows))
+    return parts
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def render_html(doc: Mapping[str, Any]) -> str:
+    """One self-contained HTML page of :func:`transparency_document`'s output."""
+    gate = doc["deployment_gate"]
+    status = gate["status"]
+    enforced = ", ".join(gate["enforced_by"]) or "no active pack (searches are not gated)"
+    audit = gate["audit"]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<title>facegate transparency</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>facegate {_e(doc['service']['version'])}: transparency</h1>",
+        f"<p class=small>Generated {_e(doc['service']['generated_at'])}.</p>",
+        *_model_section(doc["model"]),
+        "<h2>Deployment gate</h2>",
+        f"<p>Enforced by: {_e(enforced)}. Bounds: at Similarity"
+        f" {_e(gate['bounds']['threshold_pct'])}, FMR Max/GeoMean at most"
+        f" {_e(gate['bounds']['max_fmr_ratio'])} and the worst group's FNMR at most"
+        f" {_e(gate['bounds']['max_fnmr'])}.</p>",
+        "<p>Registered audit of the active model: "
+        + (
+            "none"
+            if audit is None
+            else f"<code>{_e(audit['audit_id'])}</code> (registered {_e(audit['registered_at'])},"
+            f" {_e(audit['dataset'])}, report SHA-256 <code>{_e(audit['report_sha256'])}</code>)"
+        )
+        + f". Within bounds: <strong>{_e('yes' if status.get('within_bounds') else 'no')}"
+        "</strong>.</p>",
+    ]
+    reasons = status.get("reasons") or []
+    if reasons:
+        parts.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
+    policy = doc["policy"]
+    parts.append("<h2>Policies in force</h2>")
+    parts.append(f"<p>Packs: {_e(', '.join(policy['packs']))}.</p>")
+    parts.append(
+        _table(
+            "Policies",
+            ["id", "effect", "reason", "source"],
+            [
+                [_e(p["id"]), _e(p["effect"]), _e(p["reason"]), _e(p["source"])]
+                for p in policy["policies"]
+            ],
+        )
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)

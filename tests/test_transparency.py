@@ -1,0 +1,86 @@
+"""The transparency page's HTML: escaped, self-contained, honest about an uncalibrated mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facegate.transparency import render_html
+
+
+def _doc(model: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "service": {"version": "9.9", "generated_at": "2026-11-23T00:00:00Z"},
+        "model": model,
+        "deployment_gate": {
+            "enforced_by": [],
+            "bounds": {"threshold_pct": 99.0, "max_fmr_ratio": 10.0, "max_fnmr": 0.5},
+            "status": {"registered": False, "within_bounds": False, "reasons": ["no <audit>"]},
+            "audit": None,
+        },
+        "policy": {
+            "packs": ["base"],
+            "policies": [
+                {
+                    "id": "p<1>",
+                    "pack": "base",
+                    "effect": "forbid",
+                    "reason": "<script>x",
+                    "source": "&",
+                }
+            ],
+        },
+    }
+
+
+def _rate(rate: float) -> dict[str, Any]:
+    return {
+        "rate": rate,
+        "ci_low": rate / 2,
+        "ci_high": rate * 2,
+        "errors": 3,
+        "pairs": 1000,
+        "too_small": False,
+    }
+
+
+def test_uncalibrated_mapping_says_so_and_everything_is_escaped() -> None:
+    page = render_html(
+        _doc({"model_version": "m", "similarity_version": "v<0>", "calibrated": False})
+    )
+    assert "not calibrated" in page
+    assert "<script>x" not in page
+    assert "&lt;script&gt;x" in page
+    assert "v&lt;0&gt;" in page
+    assert "no &lt;audit&gt;" in page
+    assert "searches are not gated" in page
+
+
+def test_calibrated_table_and_group_rows() -> None:
+    group = {
+        "fmr": {"A x f": _rate(0.002), "B x m": {**_rate(0.0), "too_small": True}},
+        "fmr_max_geomean": 1.0,
+    }
+    row = {
+        "similarity_pct": 99.0,
+        "distance": 0.39,
+        "target_fmr": 1e-4,
+        "pooled_fmr": 9e-5,
+        "datasets": {
+            "ff": {"fmr": _rate(1.7e-4), "fnmr": None, "groups": {"race x gender": group}}
+        },
+    }
+    model = {
+        "model_version": "m",
+        "similarity_version": "m.fmr-1",
+        "calibrated": True,
+        "scale": {"formula": "S >= 90: FMR = (100 - S) / 10000", "weighting": "equal"},
+        "fitted": {"command": "facegate bias calibrate", "date": "2026-11-23"},
+        "table": [row],
+    }
+    page = render_html(_doc(model))
+    assert "1.0e-04" in page  # promised
+    assert "9.00e-05" in page  # measured
+    assert "ff: FMR by race x gender" in page
+    assert "A x f" in page
+    assert "too small" in page
+    assert "not calibrated" not in page
