@@ -6,10 +6,12 @@ import argparse
 import hashlib
 import io
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from facegate.bias.report_html import render_html
 from facegate.cli.bias_classifier import register
 
 HEADER = "image,truth,predicted,confidence,skin,gender"
@@ -146,3 +148,21 @@ def test_usage_errors() -> None:
         run("x.csv", "--min-n", "0")
     with pytest.raises(SystemExit):
         run("x.csv", "--group-by", "skin,skin")
+
+
+def test_html_page_from_the_json(tmp_path: Path) -> None:
+    out_json = tmp_path / "report.json"
+    code, _ = run(
+        str(ppb_like(tmp_path / "ibm.csv")), "--group-by", "skin,gender", "--json", str(out_json)
+    )
+    assert code == 0
+    page = render_html(json.loads(out_json.read_text()))
+    svg = "<svg" + page.split("<svg", 1)[1].split("</svg>", 1)[0] + "</svg>"
+    assert ET.fromstring(svg).get("role") == "img"  # the chart is well-formed XML
+    assert "Classifier audit: error rates by group" in page
+    assert "<h2>By skin x gender</h2>" in page
+    assert "34.686%" in page  # darker x female, 94 of 271
+    assert "too small: 5 rows" in page  # unsure x female
+    assert "Fisher" in page
+    assert "Model version" not in page  # no facegate model is involved
+    assert "<script" not in page

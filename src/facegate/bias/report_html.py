@@ -1,7 +1,7 @@
 """Self-contained HTML pages for the bias reports, made from the JSON report dict only.
 
 :func:`render_html` dispatches on the report's ``"kind"`` (``verification``, ``impostors``,
-``lineup``, ``sweep``), so a page can be re-made later from a saved JSON report
+``lineup``, ``sweep``, ``classifier``), so a page can be re-made later from a saved JSON report
 (``facegate bias html REPORT.json --out OUT.html``). The page has no scripts and loads nothing:
 styles are inline, plots are inline SVG (:mod:`facegate.bias.plots`), image paths are text. It
 prints on paper. Every text from the report is escaped. Each section says how to read it, and
@@ -11,11 +11,10 @@ each plot sits next to a table of the same numbers. Groups too small to measure 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from html import escape
 from typing import Any
 
+from facegate.bias import report_page as page
 from facegate.bias.plots import (
     ErrorSeries,
     Estimate,
@@ -27,21 +26,8 @@ from facegate.bias.plots import (
     histogram,
     line_chart,
 )
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1a1a1a;
-max-width:1000px;margin:1.5em auto;padding:0 1em;line-height:1.45}
-h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #999;margin-top:2em}
-h3{font-size:1.05em;margin-top:1.5em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
-th,td{border:1px solid #bbb;padding:2px 6px;text-align:right;vertical-align:top}
-th{background:#eee}td.l,th.l{text-align:left}
-.small{color:#7a2e00;font-style:italic}.note{background:#f6f6f6;padding:.5em .8em;
-border-left:4px solid #888}code{overflow-wrap:anywhere}svg{max-width:100%;height:auto}
-figure{margin:1em 0;break-inside:avoid}figcaption{font-size:.9em}
-@media print{body{max-width:none;margin:0}h2{break-before:auto}details{display:block}
-details>summary{display:none}}
-"""
+from facegate.bias.report_classifier import render_classifier
+from facegate.bias.report_page import esc as _e
 
 HOW_RATES = (
     "FMR (false match rate) is the share of pairs of two different people that the engine "
@@ -49,7 +35,7 @@ HOW_RATES = (
     "that it does not match. Each group's rate comes with a 95% Wilson score interval (the "
     "range of rates compatible with these counts). A group with fewer pairs than the minimum "
     "is shown as \u201ctoo small: n pairs\u201d and left out of the summaries. Summaries over "
-    "the groups: max and min rate, their difference and ratio; Max/GeoMean (NIST FRVT Part 3: "
+    "the groups: max and min rate, their difference and ratio; Max/GeoMean (NIST FRVT Part 8: "
     "the highest group rate divided by the geometric mean of the non-zero group rates; 1 means "
     "no disparity) with a 95% bootstrap interval that resamples subjects; and the Fairness "
     "Discrepancy Rate (FDR, alpha 0.5: 1 minus half the largest FMR gap minus half the largest "
@@ -75,101 +61,14 @@ HOW_ERRORBARS = (
 )
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _pct(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{100 * float(value):.3f}%"
-
-
-def _ci(interval: Any) -> str:
-    if not interval:
-        return "-"
-    return f"{100 * float(interval[0]):.3f}% \u2013 {100 * float(interval[1]):.3f}%"
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{float(value):.{digits}f}"
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """A table of already-escaped cells; the first ``left`` columns are left-aligned."""
-
-    def cell(tag: str, i: int, text: str) -> str:
-        cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{text}</{tag}>"
-
-    out = ["<table><thead><tr>"]
-    out += [cell("th", i, _e(h)) for i, h in enumerate(head)]
-    out.append("</tr></thead><tbody>")
-    for row in rows:
-        out.append("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _figure(svg: str, caption: str, table: str = "") -> str:
-    details = f"<details><summary>Numbers plotted</summary>{table}</details>" if table else ""
-    return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption>{details}</figure>"
-
-
-def _small(n: int, unit: str = "pairs") -> str:
-    return f'<span class="small">too small: {n} {_e(unit)}</span>'
-
-
-def _header(report: dict[str, Any], title: str, rendered_at: str | None) -> list[str]:
-    rows = [
-        ("Command", f"<code>{_e(report.get('command', '-'))}</code>"),
-        ("Model version", _e(report.get("model_version", "-"))),
-        ("Similarity mapping", _e(report.get("similarity_version", "-"))),
-    ]
-    if "dataset" in report:
-        rows.append(("Data set", _e(report["dataset"])))
-    for side in ("probes", "gallery"):
-        if isinstance(report.get(side), dict):
-            rows.append((f"{side.title()} data set", _e(report[side].get("dataset", "-"))))
-    if "group_by" in report:
-        rows.append(("Groups by", _e(", ".join(report["group_by"]))))
-    for key, label in (("descriptors", "Descriptors"), ("review_note", "")):
-        if isinstance(report.get(key), str) and label:
-            rows.append((label, _e(report[key])))
-    rows.append(("Report created", _e(report.get("created", "not recorded"))))
-    if rendered_at:
-        rows.append(("Page rendered", _e(rendered_at)))
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        "<table>",
-    ]
-    out += [f'<tr><th class="l">{_e(k)}</th><td class="l">{v}</td></tr>' for k, v in rows]
-    out.append("</table>")
-    out.append(
-        '<p class="note">Thresholds are Similarity percentages, converted to descriptor '
-        "distances by the similarity mapping named above; a pair matches when its distance is "
-        "at or below the threshold's distance. This page was generated from the JSON report "
-        "alone; the JSON holds every number shown here.</p>"
-    )
-    return out
-
-
 def _mapping(thresholds: Sequence[dict[str, Any]]) -> str:
     rows = [[_e(f"{t['similarity_pct']:g}"), _e(f"{t['distance']:.4f}")] for t in thresholds]
-    return "<h2>Thresholds</h2>" + _table(["Similarity", "distance (match when \u2264)"], rows)
+    return "<h2>Thresholds</h2>" + page.table(["Similarity", "distance (match when \u2264)"], rows)
 
 
 def _heading(t: dict[str, Any]) -> str:
     pct, distance = float(t["similarity_pct"]), float(t["distance"])
     return f"<h3>Similarity {pct:g} (match when distance \u2264 {distance:.4f})</h3>"
-
-
-def _footer() -> str:
-    return "</body></html>\n"
 
 
 # --- verification and impostors ------------------------------------------------------------------
@@ -181,8 +80,8 @@ def _rate_cells(row: dict[str, Any], kind: str, *, check: bool) -> list[str]:
     errors, pairs = row.get(errors_key, 0), row.get(pairs_key, 0)
     counts = f"{errors}/{pairs}"
     if check and pairs and not row.get(f"{kind}_measurable", True):
-        return [_e(counts), _small(pairs), _e(_ci(row.get(f"{kind}_ci")))]
-    return [_e(counts), _e(_pct(row.get(kind))), _e(_ci(row.get(f"{kind}_ci")))]
+        return [_e(counts), page.small(pairs), _e(page.ci(row.get(f"{kind}_ci")))]
+    return [_e(counts), _e(page.pct(row.get(kind))), _e(page.ci(row.get(f"{kind}_ci")))]
 
 
 def _summary(t: dict[str, Any], kinds: Sequence[str]) -> str:
@@ -192,11 +91,11 @@ def _summary(t: dict[str, Any], kinds: Sequence[str]) -> str:
         if not d:
             continue
         ci = d.get("max_geomean_ci")
-        boot = f" (bootstrap 95% CI {_num(ci[0])}\u2013{_num(ci[1])})" if ci else ""
+        boot = f" (bootstrap 95% CI {page.num(ci[0])}\u2013{page.num(ci[1])})" if ci else ""
         text = (
-            f"{kind.upper()}: max {d['max_group']} {_pct(d['max'])}, min {d['min_group']} "
-            f"{_pct(d['min'])}, max\u2212min {_pct(d['difference'])}, ratio "
-            f"{_num(d['ratio'])}, Max/GeoMean {_num(d['max_geomean'])}{boot}"
+            f"{kind.upper()}: max {d['max_group']} {page.pct(d['max'])}, min {d['min_group']} "
+            f"{page.pct(d['min'])}, max\u2212min {page.pct(d['difference'])}, ratio "
+            f"{page.num(d['ratio'])}, Max/GeoMean {page.num(d['max_geomean'])}{boot}"
         )
         if d.get("zero_groups"):
             text += "; zero-rate groups (left out of the geometric mean): " + ", ".join(
@@ -208,7 +107,7 @@ def _summary(t: dict[str, Any], kinds: Sequence[str]) -> str:
             )
         items.append(f"<li>{_e(text)}</li>")
     if len(kinds) == 2:
-        items.append(f"<li>FDR (alpha 0.5): {_e(_num(t.get('fdr')))}</li>")
+        items.append(f"<li>FDR (alpha 0.5): {_e(page.num(t.get('fdr')))}</li>")
     return f"<ul>{''.join(items)}</ul>"
 
 
@@ -236,7 +135,7 @@ def _threshold_section(t: dict[str, Any], kinds: Sequence[str]) -> str:
         for kind in kinds:
             row += _rate_cells(cross, kind, check=False)
         rows.append(row)
-    out.append(_table(head, rows))
+    out.append(page.table(head, rows))
     out.append(_summary(t, kinds))
     return "".join(out)
 
@@ -273,7 +172,9 @@ def _errorbars(report: dict[str, Any], kind: str) -> str:
         rows.append(
             [_e(label)]
             + [
-                "-" if v is None else _e(f"{_pct(v.value)} [{_pct(v.low)}, {_pct(v.high)}]")
+                "-"
+                if v is None
+                else _e(f"{page.pct(v.value)} [{page.pct(v.low)}, {page.pct(v.high)}]")
                 for v in values
             ]
         )
@@ -290,8 +191,8 @@ def _errorbars(report: dict[str, Any], kind: str) -> str:
         log_y=True,
         y_format=fmt_pct,
     )
-    return f"<h3>{k} per group</h3><p>{_e(HOW_ERRORBARS)}</p>" + _figure(
-        svg, f"{k} per group and threshold.", _table(["group", *cats], rows)
+    return f"<h3>{k} per group</h3><p>{_e(HOW_ERRORBARS)}</p>" + page.figure(
+        svg, f"{k} per group and threshold.", page.table(["group", *cats], rows)
     )
 
 
@@ -322,7 +223,10 @@ def _det_section(report: dict[str, Any]) -> str:
         series.append(Series(label, pts, _operating_points(report, name) if ok else ()))
         rows.append(
             [_e(label), _e(c["mated_pairs"]), _e(c["nonmated_pairs"])]
-            + [_e(_pct(c["fmr"][i]) + " / " + _pct(c["fnmr"][i])) for i in _sample_idx(c["fmr"])]
+            + [
+                _e(page.pct(c["fmr"][i]) + " / " + page.pct(c["fnmr"][i]))
+                for i in _sample_idx(c["fmr"])
+            ]
         )
     idx = _sample_idx(det["thresholds"])
     head = ["group", "mated", "non-mated"] + [
@@ -340,8 +244,8 @@ def _det_section(report: dict[str, Any]) -> str:
         x_format=fmt_pct,
         y_format=fmt_pct,
     )
-    return f"<h2>DET curves</h2><p>{_e(HOW_DET)}</p>" + _figure(
-        svg, "DET curves per group.", _table(head, rows)
+    return f"<h2>DET curves</h2><p>{_e(HOW_DET)}</p>" + page.figure(
+        svg, "DET curves per group.", page.table(head, rows)
     )
 
 
@@ -391,7 +295,7 @@ def _fmr_curve_section(report: dict[str, Any]) -> str:
         "<h2>FMR across thresholds</h2><p>Every pair is presumed to show two different people, "
         "so only false matches can be counted. Each line is one group's FMR as the Similarity "
         "threshold moves; higher lines mean more false matches at the same threshold.</p>"
-        + _figure(svg, "FMR per group against Similarity.")
+        + page.figure(svg, "FMR per group against Similarity.")
     )
 
 
@@ -424,15 +328,15 @@ def _histogram_section(report: dict[str, Any], kinds: Sequence[str]) -> str:
             marks=marks,
             y_format=fmt_pct,
         )
-        table = _table(["pairs", "count", f"above {edges[-1]:g}"], rows)
-        out.append(f"<h3>{_e(name)}</h3>" + table + _figure(svg, f"Distances of {name}."))
+        table = page.table(["pairs", "count", f"above {edges[-1]:g}"], rows)
+        out.append(f"<h3>{_e(name)}</h3>" + table + page.figure(svg, f"Distances of {name}."))
     return "".join(out)
 
 
 def _pairs_page(
     report: dict[str, Any], kinds: Sequence[str], title: str, rendered_at: str | None
 ) -> str:
-    out = _header(report, title, rendered_at)
+    out = page.header(report, title, rendered_at)
     out.append(_mapping(report["thresholds"]))
     pairs = report.get("pairs", {})
     out.append(
@@ -445,7 +349,7 @@ def _pairs_page(
         out.append(
             "<p>Pairs with an image where no face was found are not scored and not in the "
             "rates:</p>"
-            + _table(
+            + page.table(
                 ["group", "mated", "non-mated"],
                 [[_e(g), _e(c["mated"]), _e(c["nonmated"])] for g, c in unscored.items()],
             )
@@ -463,7 +367,7 @@ def _pairs_page(
             f"<p>{_e(report.get('review_note', ''))}</p>"
         )
         out.append(
-            _table(
+            page.table(
                 ["Similarity", "distance", "group", "left image", "right image"],
                 [
                     [
@@ -478,7 +382,7 @@ def _pairs_page(
                 left=0,
             )
         )
-    out.append(_footer())
+    out.append(page.footer())
     return "\n".join(out)
 
 
@@ -494,7 +398,7 @@ def _impostors(report: dict[str, Any], rendered_at: str | None) -> str:
 
 
 def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
-    out = _header(report, "Lineup: probes searched against a gallery", rendered_at)
+    out = page.header(report, "Lineup: probes searched against a gallery", rendered_at)
     thresholds = report["thresholds"]
     out.append(_mapping(thresholds))
     declared = report.get("declared_true", {})
@@ -533,7 +437,7 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
     )
     out.append(
         "<h2>Probes with a false match</h2>"
-        + _figure(svg, "Share of probes with ≥1 false match by group.")
+        + page.figure(svg, "Share of probes with ≥1 false match by group.")
     )
     for t in thresholds:
         out.append(_heading(t))
@@ -545,14 +449,16 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
                 _e(g["declared_present"]),
                 _e(g["searched"]),
                 _e(g["with_false_match"]),
-                _e(_pct(g["false_match_share"])) if g["searched"] else _small(0, "probes searched"),
-                _e(_ci(g["interval"])),
+                _e(page.pct(g["false_match_share"]))
+                if g["searched"]
+                else page.small(0, "probes searched"),
+                _e(page.ci(g["interval"])),
                 _e(g["declared_found"]),
             ]
             for g in t["groups"]
         ]
         out.append(
-            _table(
+            page.table(
                 [
                     "probe group",
                     "probes",
@@ -571,7 +477,7 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
         out.append(f"<p>Listed matches ({len(matches)}; image paths, no images):</p>")
         if matches:
             out.append(
-                _table(
+                page.table(
                     ["Similarity", "distance", "kind", "probe", "gallery"],
                     [
                         [
@@ -586,7 +492,7 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
                     left=0,
                 )
             )
-    out.append(_footer())
+    out.append(page.footer())
     return "\n".join(out)
 
 
@@ -670,12 +576,14 @@ def _balance_text(report: dict[str, Any], kind: str) -> str:
         ]
         for c in b["checks"]
     ]
-    table = _table(["Similarity", "distance", "balanced", "smallest p", "that pair"], rows, left=0)
+    table = page.table(
+        ["Similarity", "distance", "balanced", "smallest p", "that pair"], rows, left=0
+    )
     return f"<p>{_e(text)}</p><details><summary>Tests at every threshold</summary>{table}</details>"
 
 
 def _sweep(report: dict[str, Any], rendered_at: str | None) -> str:
-    out = _header(report, "Threshold sweep: error rates by group", rendered_at)
+    out = page.header(report, "Threshold sweep: error rates by group", rendered_at)
     test = report["test"]
     has_fnmr = any(g["mated_pairs"] for p in report["points"] for g in p["groups"])
     kinds = ("fmr", "fnmr") if has_fnmr else ("fmr",)
@@ -706,7 +614,7 @@ def _sweep(report: dict[str, Any], rendered_at: str | None) -> str:
         k = kind.upper()
         out.append(
             f"<h2>{k} across thresholds</h2>"
-            + _figure(_sweep_chart(report, kind), f"{k} per group against Similarity.")
+            + page.figure(_sweep_chart(report, kind), f"{k} per group against Similarity.")
         )
         names = [g["group"] for g in report["points"][0]["groups"]] if report["points"] else []
         pairs_key = "nonmated_pairs" if kind == "fmr" else "mated_pairs"
@@ -720,12 +628,12 @@ def _sweep(report: dict[str, Any], rendered_at: str | None) -> str:
             for g in p["groups"]:
                 n = g[pairs_key]
                 if n and not g[f"{kind}_measurable"]:
-                    row.append(_small(n))
+                    row.append(page.small(n))
                 else:
-                    row.append(_e(f"{_pct(g[kind])} [{_ci(g[f'{kind}_ci'])}]"))
+                    row.append(_e(f"{page.pct(g[kind])} [{page.ci(g[f'{kind}_ci'])}]"))
             rows.append(row)
-        out.append(_table(head, rows, left=0))
-    out.append(_footer())
+        out.append(page.table(head, rows, left=0))
+    out.append(page.footer())
     return "\n".join(out)
 
 
@@ -735,6 +643,7 @@ RENDERERS: dict[str, Renderer] = {
     "impostors": _impostors,
     "lineup": _lineup,
     "sweep": _sweep,
+    "classifier": render_classifier,
 }
 
 
