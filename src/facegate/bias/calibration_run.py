@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -41,11 +42,14 @@ GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
 def _source(manifest: Manifest, desc: DescriptorSet) -> Source:
     ok = [i for i, s in enumerate(desc.statuses) if s == FACE]
     samples = [manifest.samples[i] for i in ok]
-    with_ids = all(s.subject_id is not None for s in samples)
+    with_ids = any(s.subject_id is not None for s in samples)
     return Source(
         manifest.name,
         desc.vectors[ok],
-        tuple(str(s.subject_id) for s in samples) if with_ids else None,
+        # a sample without a subject id is a person of its own (as in facegate.bias.groups)
+        tuple(s.subject_id or f"\0sample-{i}" for i, s in zip(ok, samples, strict=True))
+        if with_ids
+        else None,
         {
             g: tuple(group_key(s, attrs) for s in samples)
             for g, attrs in GROUPINGS.get(manifest.name, {}).items()
@@ -133,11 +137,10 @@ def calibrate(
     halves = [split_source(s) for s in sources]
     fit_tails = _tails([h[0] for h in halves], cap, progress)
     held_tails = _tails([h[1] for h in halves], cap, progress)
-    provisional = fit(fit_tails, "provisional")
-    digest = hashlib.sha256(
-        json.dumps([provisional.distances, provisional.similarities]).encode()
-    ).hexdigest()[:8]
-    mapping = fit(fit_tails, f"{model_version}.fmr-{digest}")
+    fitted = fit(fit_tails, "unnamed")
+    # the version names the knots: a refit that moves any knot is a new version
+    digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
+    mapping = replace(fitted, version=f"{model_version}.fmr-{digest.hexdigest()[:8]}")
     rows = table(held_tails, mapping, TABLE_SIMILARITIES, min_pairs)
     for row, fit_row in zip(
         rows, table(fit_tails, mapping, TABLE_SIMILARITIES, min_pairs), strict=True
