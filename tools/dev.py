@@ -4,6 +4,9 @@
     python3 tools/dev.py serve   # create .venv if needed, then run the service's main job
     python3 tools/dev.py test    # create .venv if needed, then lint, type-check and run all tests
 
+The console's browser tests drive Debian's ``chromium`` (``/usr/bin/chromium``) with Playwright;
+``test`` installs it with apt-get when it is missing (as root; otherwise it says what to run).
+
 The virtual environment lives in ``.venv`` and is (re)installed whenever ``pyproject.toml``
 changes (a hash is kept in ``.venv/.facegate-installed``). Extra arguments after the command are
 passed on (``test -k pool`` selects tests; ``serve --port 9000`` sets the port).
@@ -12,6 +15,7 @@ passed on (``test -k pool`` selects tests; ``serve --port 9000`` sets the port).
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import venv
@@ -20,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 STAMP = VENV / ".facegate-installed"
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _bin(name: str) -> str:
@@ -48,6 +53,19 @@ def ensure_env() -> None:
     STAMP.write_text(wanted + "\n")
 
 
+def ensure_chromium() -> None:
+    """Install Debian's chromium for the console's browser tests, if it is missing."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0:
+        sys.exit(
+            f"{CHROMIUM} is missing: the console's browser tests need it. Install it with\n"
+            "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"
+        )
+    _run("apt-get", "update")
+    _run("apt-get", "install", "-y", "--no-install-recommends", "chromium")
+
+
 def serve(args: list[str]) -> None:
     """The service's main job: the Rekognition-compatible server on 127.0.0.1."""
     sys.exit(subprocess.run([_bin("facegate"), "serve", *args], cwd=ROOT, check=False).returncode)
@@ -60,6 +78,7 @@ def test(args: list[str]) -> None:
     _run(_bin("ruff"), "format", "--check", *code)
     _run(_bin("mypy"), *code)
     _run(_bin("lint-imports"))
+    ensure_chromium()
     _run(_bin("pytest"), *args)
 
 

@@ -1,7 +1,8 @@
 """The ASGI application: ``POST /`` (Rekognition API), ``GET /healthz``, ``GET /metrics``,
 ``GET /transparency`` (public: what Similarity values mean, the deployment gate, the policies in
 force; JSON, or HTML for ``?format=html`` or a browser's ``Accept``), and the admin API under
-``/admin`` (:mod:`facegate.admin.routes`); its lifespan runs the retention and
+``/admin`` (:mod:`facegate.admin.routes`) and the operator console under ``/console``
+(:mod:`facegate.console.routes`); its lifespan runs the retention and
 review sweeper (:mod:`facegate.admin.sweeper`).
 
 Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
@@ -24,6 +25,7 @@ from facegate import __version__
 from facegate.admin.routes import admin_routes
 from facegate.admin.sweeper import sweeping
 from facegate.audit.record import EventRecord
+from facegate.console.routes import console_routes
 from facegate.errors import RequestEntityTooLargeException
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
@@ -140,6 +142,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             Route("/metrics", metrics, methods=["GET"]),
             Route("/transparency", transparency, methods=["GET"]),
             Mount("/admin", routes=admin_routes(services)),
+            Mount("/console", routes=console_routes(services)),
         ],
         lifespan=lifespan,
     )

@@ -7,6 +7,16 @@ Before the work, on the validated parameters (snake_case):
   at least the minimum (a caller's higher threshold stands; a lower or missing one is raised:
   never lowered).
 * ``max_candidates`` caps MaxFaces / MaxUsers.
+* ``max_expected_false_candidates`` (1:N searches): a search of a collection of N faces at a
+  threshold whose per-pair false match rate is f returns about N x f false candidates; the
+  threshold is raised to the lowest Similarity whose calibrated rate is at most bound / N
+  (:meth:`~facegate.engine.similarity.SimilarityModel.similarity_for_fmr`). With an uncalibrated
+  mapping nothing can be promised, so the threshold goes to 100 (fail closed).
+
+Every 1:N search, with or without that obligation, reports ``expected_false_candidates``:
+N x f at the threshold finally used (the scale's rate at 70 below Similarity 70, a lower bound;
+None with an uncalibrated mapping). The pipeline puts it in the audit record and the
+``x-facegate-expected-false-candidates`` response header.
 
 After the work, on the response in wire form (PascalCase):
 
@@ -23,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from facegate.engine.similarity import SimilarityModel
 from facegate.policy.model import Obligations
 
 CANDIDATE_LISTS = ("FaceMatches", "UserMatches")
@@ -38,6 +49,7 @@ _THRESHOLD_OF = {
     "SearchUsers": "user_match_threshold",
     "SearchUsersByImage": "user_match_threshold",
 }
+SEARCHES = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage"})
 _CAP_OF = {
     "SearchFaces": "max_faces",
     "SearchFacesByImage": "max_faces",
@@ -52,14 +64,38 @@ class Applied:
 
     threshold_raised_to: float | None = None
     candidates_capped_to: int | None = None
+    threshold_pct: float | None = None
+    expected_false_candidates: float | None = None
 
 
-def before(operation: str, params: dict[str, Any], obligations: Obligations) -> Applied:
-    """Raise the threshold and cap the candidates of ``params`` in place."""
+def _size_aware(bound: float, faces: int, similarity: SimilarityModel | None) -> float:
+    """The lowest threshold at which ``faces`` faces give at most ``bound`` false candidates."""
+    wanted = similarity.similarity_for_fmr(bound / max(faces, 1)) if similarity else None
+    return 100.0 if wanted is None else min(100.0, wanted)
+
+
+def before(
+    operation: str,
+    params: dict[str, Any],
+    obligations: Obligations,
+    *,
+    collection_faces: int | None = None,
+    similarity: SimilarityModel | None = None,
+) -> Applied:
+    """Raise the threshold and cap the candidates of ``params`` in place.
+
+    ``collection_faces``: the size of the collection a 1:N search compares with (None: unknown,
+    no size-aware threshold and no expectation); ``similarity``: the engine's mapping.
+    """
     raised: float | None = None
     capped: int | None = None
     minimum = obligations.min_similarity_pct
     name = _THRESHOLD_OF.get(operation)
+    bound = obligations.max_expected_false_candidates
+    searching = operation in SEARCHES and collection_faces is not None
+    if bound is not None and searching and collection_faces is not None:
+        size_aware = _size_aware(bound, collection_faces, similarity)
+        minimum = size_aware if minimum is None else max(minimum, size_aware)
     if minimum is not None and name is not None:
         given = params.get(name)
         current = DEFAULT_THRESHOLD_PCT if given is None else float(given)
@@ -73,7 +109,14 @@ def before(operation: str, params: dict[str, Any], obligations: Obligations) -> 
         if given_cap is None or int(given_cap) > cap:
             params[cap_name] = cap
             capped = cap
-    return Applied(raised, capped)
+    threshold = expected = None
+    if name is not None:
+        given = params.get(name)
+        threshold = DEFAULT_THRESHOLD_PCT if given is None else float(given)
+    if searching and collection_faces is not None and similarity and threshold is not None:
+        fmr = similarity.fmr_at(threshold)
+        expected = None if fmr is None else collection_faces * fmr
+    return Applied(raised, capped, threshold, expected)
 
 
 def after(response: dict[str, Any], obligations: Obligations) -> dict[str, Any]:

@@ -99,6 +99,10 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
     response.headers["content-type"] = protocol.CONTENT_TYPE
     if outcome.decision is not None:
         response.headers["x-facegate-decision-id"] = outcome.decision.decision_id
+    if outcome.expected_false_candidates is not None:
+        response.headers["x-facegate-expected-false-candidates"] = (
+            f"{outcome.expected_false_candidates:.6g}"
+        )
     if outcome.review_id is not None:
         response.headers["x-facegate-review-id"] = outcome.review_id
         response.headers["x-facegate-review-status"] = outcome.review_status or PENDING
@@ -161,6 +165,7 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
     # 4 policy
     resource = await asyncio.to_thread(_resource, services, operation, params, principal)
     outcome.collection_id = resource.collection_id if resource is not None else ""
+    outcome.collection_faces = resource.face_count if resource is not None else None
     decision = services.policy.decide(PolicyRequest(principal, operation.name, resource, context))
     outcome.decision = decision
     await asyncio.to_thread(
@@ -204,7 +209,14 @@ async def _work(
         return replay
     # 5 the work, its parameters shaped by the obligations
     obligations = decision.obligations
-    enforce.before(operation.name, params, obligations)
+    applied = enforce.before(
+        operation.name,
+        params,
+        obligations,
+        collection_faces=outcome.collection_faces,
+        similarity=services.deps.similarity,
+    )
+    outcome.expected_false_candidates = applied.expected_false_candidates
     retain_until = (
         now + obligations.retention_days * 86400.0
         if obligations.retention_days is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from facegate.audit.record import RequestRecord, ResultSummary
@@ -85,6 +85,8 @@ class Outcome:
     review_status: str | None = None
     inputs: tuple[str, ...] = ()
     result: ResultSummary | None = None
+    collection_faces: int | None = None
+    expected_false_candidates: float | None = None
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -121,5 +123,8 @@ def request_record(outcome: Outcome) -> RequestRecord:
         review_id=outcome.review_id or "",
         error_code="" if outcome.code == "OK" else outcome.code,
         input_sha256=outcome.inputs,
-        result=outcome.result or ResultSummary(),
+        result=replace(
+            outcome.result or ResultSummary(),
+            expected_false_candidates=outcome.expected_false_candidates,
+        ),
     )

@@ -15,6 +15,8 @@ from facegate.engine.similarity import (
     calibration_document,
     default_similarity,
     euclidean,
+    scale_fmr,
+    scale_similarity,
 )
 
 
@@ -115,3 +117,25 @@ def test_the_shipped_calibration_is_the_default_and_meets_its_scale() -> None:
 def test_a_model_without_calibration_is_refused() -> None:
     with pytest.raises(FileNotFoundError):
         calibration_document("no-such-model")
+
+
+@pytest.mark.parametrize(
+    ("pct", "fmr"),
+    [(100.0, 0.0), (99.9, 1e-5), (99.0, 1e-4), (90.0, 1e-3), (80.0, 1e-2), (70.0, 0.1)],
+)
+def test_scale_and_its_inverse(pct: float, fmr: float) -> None:
+    assert scale_fmr(pct) == pytest.approx(fmr, rel=1e-9, abs=1e-15)
+    assert scale_similarity(fmr) == pytest.approx(pct)
+
+
+def test_scale_edges_and_who_promises_it() -> None:
+    assert scale_fmr(50.0) == pytest.approx(0.1)  # below 70: the rate at 70, a lower bound
+    assert scale_similarity(0.5) == 70.0
+    assert scale_similarity(0.0) == 100.0
+    for s in np.linspace(70.0, 100.0, 61):
+        assert scale_similarity(scale_fmr(float(s))) == pytest.approx(float(s))
+    assert CalibratedSimilarity().fmr_at(99.0) == pytest.approx(1e-4)
+    assert CalibratedSimilarity().similarity_for_fmr(1e-3) == pytest.approx(90.0)
+    assert LOGISTIC_V0.fmr_at(99.0) is None
+    assert LOGISTIC_V0.similarity_for_fmr(1e-4) is None
+    assert _piecewise().fmr_at(99.0) is None

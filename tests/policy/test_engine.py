@@ -197,7 +197,9 @@ def test_obligations_combine_across_packs() -> None:
     )
     decision = engine.decide(request)
     assert decision.allowed
-    assert decision.obligations == Obligations(min_similarity_pct=99.0, reviewers_required=2)
+    assert decision.obligations == Obligations(
+        min_similarity_pct=99.0, reviewers_required=2, max_expected_false_candidates=0.01
+    )
     assert decision.policy_ids == (
         "base.permit-registered-use",
         "aws-public-safety-terms.permit-law-enforcement-comparison",

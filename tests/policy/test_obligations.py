@@ -17,9 +17,10 @@ def test_parse_every_obligation() -> None:
             "human_review": "2",
             "redact": "ExternalImageId, UserId",
             "retention_days": "1095",
+            "max_expected_false_candidates": "0.01",
         }
     )
-    assert got == Obligations(99.5, 50, 2, frozenset({"ExternalImageId", "UserId"}), 1095)
+    assert got == Obligations(99.5, 50, 2, frozenset({"ExternalImageId", "UserId"}), 1095, 0.01)
 
 
 def test_no_obligation_annotations_is_empty() -> None:
@@ -43,6 +44,10 @@ def test_no_obligation_annotations_is_empty() -> None:
         ("redact", "UserId,,Pose", "empty field name"),
         ("retention_days", "", "not a whole number"),
         ("retention_days", "+30", "not a whole number"),
+        ("max_expected_false_candidates", "0", "between 0.000001 and 1000"),
+        ("max_expected_false_candidates", "5000", "between 0.000001 and 1000"),
+        ("max_expected_false_candidates", "1e-3", "not a number"),
+        ("max_expected_false_candidates", "-0.1", "not a number"),
     ],
 )
 def test_bad_values_are_rejected(name: str, value: str, message: str) -> None:
@@ -66,15 +71,17 @@ def test_combine_is_strictest() -> None:
         redact_fields=frozenset({"Pose"}),
         retention_days=365,
     )
-    c = Obligations(max_candidates=10)
-    assert combine([a, b, c]) == Obligations(
+    c = Obligations(max_candidates=10, max_expected_false_candidates=0.5)
+    d = Obligations(max_expected_false_candidates=0.01)
+    assert combine([a, b, c, d]) == Obligations(
         min_similarity_pct=99,
         max_candidates=10,
         reviewers_required=2,
         redact_fields=frozenset({"UserId", "Pose"}),
         retention_days=365,
+        max_expected_false_candidates=0.01,
     )
-    assert combine([c, b, a]) == combine([a, b, c])  # order never matters
+    assert combine([d, c, b, a]) == combine([a, b, c, d])  # order never matters
 
 
 def test_combine_nothing_or_empty_is_empty() -> None:
@@ -85,10 +92,10 @@ def test_combine_nothing_or_empty_is_empty() -> None:
 
 def test_describe() -> None:
     assert describe(Obligations()) == "none"
-    text = describe(Obligations(99, 5, 2, frozenset({"UserId", "ImageId"}), 30))
+    text = describe(Obligations(99, 5, 2, frozenset({"UserId", "ImageId"}), 30, 0.01))
     assert text == (
         "min similarity 99%, max 5 candidates, human review by 2 reviewers, "
-        "redact ImageId,UserId, retain at most 30 days"
+        "redact ImageId,UserId, retain at most 30 days, at most 0.01 expected false candidates"
     )
 
 

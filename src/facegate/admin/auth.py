@@ -21,7 +21,9 @@ Errors (mapped to HTTP by :mod:`facegate.admin.routes`):
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Collection
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from facegate.errors import (
     AccessDeniedException,
+    InvalidParameterException,
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
@@ -42,10 +45,23 @@ MAX_TOKEN_FILE_BYTES = 4096
 
 ADMIN = "admin"
 REVIEWER = "reviewer"
+AUDITOR = "auditor"
 ADMIN_ONLY: tuple[str, ...] = (ADMIN,)
 """Organisations, keys, operators, policies, decisions."""
 REVIEWERS: tuple[str, ...] = (ADMIN, REVIEWER)
 """Reviews: reading and voting."""
+READERS: tuple[str, ...] = (ADMIN, AUDITOR)
+"""Reading organisations, keys, policies, decisions, the audit trail and the gate (the console's
+read-only pages; an auditor changes nothing but may verify the chain and download reports)."""
+
+# Console passwords: scrypt (RFC 7914) with OWASP's minimum parameters for scrypt
+# (N=2^15, r=8, p=1; about 32 MiB and 50-100 ms per hash), a 16-byte random salt, 32-byte key.
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+SCRYPT_DKLEN = 32
+MIN_PASSWORD_CHARS = 12
+MAX_PASSWORD_CHARS = 1024
 
 _UNRECOGNISED = "The operator token is not valid (unknown, malformed or disabled)."
 
@@ -110,3 +126,49 @@ def read_token_file(path: Path) -> str:
     if len(data) > MAX_TOKEN_FILE_BYTES:
         raise ValueError(f"{path}: too large for a token file")
     return data.decode("utf-8", errors="replace").strip()
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=2 * 128 * r * n + 2**20,
+        dklen=SCRYPT_DKLEN,
+    )  # fmt: skip
+
+
+def check_password_rules(password: str) -> None:
+    """``InvalidParameterException`` unless ``password`` has 12-1024 characters."""
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise InvalidParameterException(
+            f"A console password has {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters."
+        )
+
+
+def hash_password(password: str) -> str:
+    """The stored form of a console password:
+    ``scrypt$<n>$<r>$<p>$<salt, base64>$<key, base64>`` (the parameters travel with the hash,
+    so they can be raised later without invalidating stored hashes)."""
+    check_password_rules(password)
+    salt = secrets.token_bytes(16)
+    key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(key).decode()}"
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """Whether ``password`` matches ``stored`` (a :func:`hash_password` value), compared in
+    constant time. With no stored hash a dummy hash is still computed, so the time taken does
+    not tell whether the account exists or has a password."""
+    if len(password) > MAX_PASSWORD_CHARS:
+        return False
+    parts = (stored or "").split("$")
+    try:
+        if len(parts) != 6 or parts[0] != "scrypt":
+            raise ValueError("not a scrypt hash")
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        if not (2**10 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):
+            raise ValueError("scrypt parameters out of range")
+        salt, expected = base64.b64decode(parts[4]), base64.b64decode(parts[5])
+    except ValueError:
+        _scrypt(password, b"\0" * 16, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        return False
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p), expected)

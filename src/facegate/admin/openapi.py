@@ -42,6 +42,7 @@ def _schemas() -> Doc:
             "reviewers_required": {"type": "integer"},
             "redact_fields": _STRS,
             "retention_days": {"type": ["integer", "null"]},
+            "max_expected_false_candidates": {"type": ["number", "null"]},
         }
     )
     policy_ref = _obj(

@@ -35,11 +35,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from facegate.admin.auth import REVIEWERS, new_token, token_sha256
+from facegate.admin.auth import (
+    REVIEWERS,
+    check_password_rules,
+    hash_password,
+    new_token,
+    token_sha256,
+    verify_password,
+)
 from facegate.admin.explain import request_from_body
 from facegate.audit.record import EventRecord, EventSink
 from facegate.errors import (
     AccessDeniedException,
+    ConflictException,
     InternalServerError,
     InvalidParameterException,
     ResourceNotFoundException,
@@ -64,6 +72,7 @@ from facegate.store.reviews import (
     ReviewRecord,
     ReviewRepository,
 )
+from facegate.store.store import CollectionStats, FaceStore
 from facegate.wire.keys import NewKey
 
 REVIEW_STATUSES: tuple[str, ...] = (PENDING, RELEASED, REJECTED, EXPIRED)
@@ -154,6 +163,7 @@ class AdminService:
         model_audits: ModelAuditRepository | None = None,
         active_model: tuple[str, str] | None = None,
         gate: GateBounds | None = None,
+        faces: FaceStore | None = None,
     ) -> None:
         self.registry = registry
         self.operators = operators
@@ -167,6 +177,7 @@ class AdminService:
         self._model_audits = model_audits
         self._active_model = active_model
         self.gate = gate or GateBounds()
+        self._faces = faces
 
     def as_actor(self, actor: str) -> AdminService:
         """This service acting for ``actor`` (an operator id), who is named in the audit
@@ -305,6 +316,26 @@ class AdminService:
         self._event("registry", "key.revoke", access_key_id, record.org_id or "")
         return record
 
+    def rotate_key(self, access_key_id: str) -> NewKey:
+        """Replace a key: a new key for the same organisation, use case and description (and,
+        if the old one expires, the same lifetime from now), then the old key is revoked. The
+        returned secret is shown once. Refused for a revoked key."""
+        old = self.registry.keys.record(access_key_id)
+        if old is None:
+            raise ResourceNotFoundException(f"Access key {access_key_id} does not exist.")
+        if old.revoked_at is not None or old.org_id is None:
+            raise ConflictException(f"Access key {access_key_id} is revoked: issue a new key.")
+        days = None
+        if old.expires_at is not None:
+            days = max(1, min(MAX_EXPIRY_DAYS, round((old.expires_at - old.created_at) / 86400)))
+        new = self.create_key(old.org_id, old.use_case, old.description, days)
+        self.registry.keys.revoke(access_key_id)
+        self._event(
+            "registry", "key.rotate", access_key_id, old.org_id,
+            replaced_by=new.access_key_id,
+        )  # fmt: skip
+        return new
+
     # --- operators -----------------------------------------------------------------------------
 
     def operator_list(self) -> list[OperatorRecord]:
@@ -341,6 +372,36 @@ class AdminService:
         assert record is not None
         self._event("registry", "operator.disable", operator_id)
         return record
+
+    def set_password(self, operator_id: str, password: str) -> OperatorRecord:
+        """Set an operator's console password (12-1024 characters; stored as a scrypt hash,
+        see :func:`facegate.admin.auth.hash_password`). Their open console sessions end."""
+        record = self.operators.get(operator_id)
+        if record is None:
+            raise ResourceNotFoundException(f"Operator {operator_id} does not exist.")
+        check_password_rules(password)
+        self.operators.set_password_hash(operator_id, hash_password(password))
+        self._event("registry", "operator.set_password", operator_id)
+        return record
+
+    def check_password(self, operator_id: str, password: str) -> OperatorRecord | None:
+        """The active operator ``operator_id`` if ``password`` is their console password (None
+        otherwise: unknown, disabled, no password or wrong password, told apart to nobody;
+        the scrypt work is done in every case)."""
+        stored = (
+            self.operators.password_hash(operator_id)
+            if OPERATOR_ID.fullmatch(operator_id)
+            else None
+        )
+        if not verify_password(password, stored) or stored is None:
+            return None
+        record = self.operators.get(operator_id)
+        return record if record is not None and record.active else None
+
+    def record_event(self, kind: str, action: str, subject: str = "", **details: Any) -> None:
+        """Record an event of this actor (a console sign-in, a downloaded report...) in the
+        audit trail. ``details`` name ids and counts, never a password or a session id."""
+        self._event(kind, action, subject, **details)
 
     # --- policies and decisions ----------------------------------------------------------------
 
@@ -471,6 +532,14 @@ class AdminService:
             evaluate(summary, self.gate),
         )  # fmt: skip
 
+    # --- collections (metadata only) ----------------------------------------------------------
+
+    def collection_stats(self) -> list[CollectionStats]:
+        """Every collection's counts and retention status (no images: facegate keeps none)."""
+        if self._faces is None:
+            raise InternalServerError("The face store is not available here.")
+        return self._faces.collection_stats(MAX_LIST)
+
     # --- human review --------------------------------------------------------------------------
 
     def review_list(self, status: str | None = PENDING, limit: int = 50) -> list[ReviewRecord]:
@@ -578,4 +647,5 @@ def over_services(services: Services) -> AdminService:
         model_audits=services.model_audits,
         active_model=services.active_model,
         gate=services.settings.gate,
+        faces=store,
     )

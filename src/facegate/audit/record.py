@@ -15,6 +15,8 @@ Kinds:
 * ``startup`` / ``shutdown``: the server started (with its policy packs and the hash of the
   active policy set) or stopped.
 * ``checkpoint``: written by the chain itself (signed); not built by callers.
+* ``console``: the operator console: sign-ins (failed and throttled ones too), sign-outs,
+  refused CSRF tokens and pages a role may not open, simulations, verifications, reports.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("request", "review", "registry", "retention", "startup", "shutdown", "checkpoint")
+KINDS = (
+    "request", "review", "registry", "retention", "startup", "shutdown", "checkpoint", "console",
+)  # fmt: skip
 DECISIONS = ("allow", "deny", "error", "none")
 """``none``: refused before any policy decision (authentication, validation)."""
 
@@ -38,6 +42,8 @@ class ResultSummary:
     top_similarity_pct: float | None = None
     face_ids: tuple[str, ...] = ()
     held_for_review: bool = False
+    # 1:N searches: the collection's size x the per-pair false match rate at the threshold used
+    expected_false_candidates: float | None = None
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.bias.stats import wilson_interval
-from facegate.engine.similarity import PiecewiseSimilarity
+from facegate.engine.similarity import (
+    LOWEST_CALIBRATED_PCT,
+    PiecewiseSimilarity,
+    scale_fmr,
+)
 
-FMR_PER_POINT = 1e-4
-"""FMR(S) = (100 - S) * FMR_PER_POINT from Similarity 90 up."""
-
-LOWEST_CALIBRATED = 70.0
+LOWEST_CALIBRATED = LOWEST_CALIBRATED_PCT
 """Below this Similarity (FMR 10%) the scale is a plain ramp, not a false match rate."""
 
 ZERO_DISTANCE = 1.5
@@ -79,9 +80,7 @@ def target_fmr(similarity_pct: float) -> float:
     """The false match rate Similarity ``similarity_pct`` stands for (70 <= S <= 100)."""
     if not LOWEST_CALIBRATED <= similarity_pct <= 100.0:
         raise ValueError(f"similarity_pct must be between {LOWEST_CALIBRATED:g} and 100")
-    if similarity_pct >= 90.0:
-        return (100.0 - similarity_pct) * FMR_PER_POINT
-    return float(10.0 ** (-3.0 + (90.0 - similarity_pct) / 10.0))
+    return scale_fmr(similarity_pct)
 
 
 @dataclass(frozen=True)

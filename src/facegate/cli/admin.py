@@ -7,8 +7,9 @@ acts for one person, authenticated by their own operator token, exactly as the a
 (:func:`facegate.admin.auth.authenticate`), so nobody can vote in someone else's name and the
 two-person rule cannot be bypassed from the command line.
 
-* ``operators create ID --name NAME --role admin|reviewer`` prints the new token once;
-  ``operators list``; ``operators disable ID``.
+* ``operators create ID --name NAME --role admin|reviewer|auditor`` prints the new token
+  once; ``operators list``; ``operators disable ID``; ``operators set-password ID
+  [--password-stdin]`` sets the console password (scrypt hash stored; sessions end).
 * ``org create ID --name NAME --sector SECTOR --use-case X [--use-case Y] [--country US
   --region US-WA --city seattle]``; ``org list``; ``org show ID``; ``org disable ID``.
 * ``review list [--status pending]``; ``review show ID``; ``review confirm ID --note TEXT``;
@@ -22,6 +23,7 @@ Errors print one line on stderr and exit 3 (as ``facegate``'s other commands).
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -37,6 +39,7 @@ from facegate.admin.service import REVIEW_STATUSES, AdminService
 from facegate.audit.record import EventRecord, EventSink
 from facegate.config import Settings
 from facegate.engine.pool import EnginePool
+from facegate.errors import InvalidParameterException
 from facegate.governance import Registry
 from facegate.store.db import Database
 from facegate.store.decisions import DecisionRepository
@@ -85,7 +88,14 @@ def _operators(sub: Sub) -> None:
     _format_option(listing)
     disable = actions.add_parser("disable", help="disable an operator (the token stops working)")
     disable.add_argument("operator_id", metavar="ID")
-    for action in (create, listing, disable):
+    password = actions.add_parser(
+        "set-password", help="set an operator's console password (prompted, or from stdin)"
+    )
+    password.add_argument("operator_id", metavar="ID")
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    for action in (create, listing, disable, password):
         _data_option(action)
     p.set_defaults(func=cmd_operators)
 
@@ -195,6 +205,16 @@ def _json(doc: Any, out: TextIO) -> None:
     out.write("\n")
 
 
+def _read_password(from_stdin: bool) -> str:
+    """The new password: the first line of stdin, or typed twice at a prompt (not echoed)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New console password: ")
+    if getpass.getpass("Again: ") != first:
+        raise InvalidParameterException("The two passwords differ.")
+    return first
+
+
 def cmd_operators(args: argparse.Namespace, out: TextIO) -> int:
     with open_admin(args) as admin:
         if args.operators_command == "create":
@@ -212,6 +232,11 @@ def cmd_operators(args: argparse.Namespace, out: TextIO) -> int:
             for r in records if args.format == "table" else ():
                 state = "active" if r.active else "disabled"
                 out.write(f"{r.operator_id:<24} {r.role:<9} {state:<9} {r.display_name}\n")
+        elif args.operators_command == "set-password":
+            admin.set_password(args.operator_id, _read_password(args.password_stdin))
+            out.write(
+                f"console password set for {args.operator_id}; their console sessions ended\n"
+            )
         else:
             admin.disable_operator(args.operator_id)
             out.write(f"disabled operator {args.operator_id} (the token no longer works)\n")

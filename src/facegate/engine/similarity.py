@@ -65,6 +65,52 @@ class SimilarityModel(Protocol):
         """The largest distance whose similarity is at least ``similarity_pct`` (0 < pct < 100)."""
         ...
 
+    def fmr_at(self, similarity_pct: float) -> float | None:
+        """The per-pair false match rate this mapping promises at ``similarity_pct`` (None: the
+        mapping is not calibrated, it promises nothing)."""
+        ...
+
+    def similarity_for_fmr(self, fmr: float) -> float | None:
+        """The lowest Similarity whose promised false match rate is at most ``fmr`` (None: not
+        calibrated)."""
+        ...
+
+
+# --- the calibrated scale ------------------------------------------------------------------------
+
+FMR_PER_POINT = 1e-4
+"""From Similarity 90 up: FMR(S) = (100 - S) * FMR_PER_POINT."""
+
+LOWEST_CALIBRATED_PCT = 70.0
+"""Below this Similarity (FMR 10%) the scale promises nothing."""
+
+
+def scale_fmr(similarity_pct: float) -> float:
+    """The calibrated scale: the false match rate Similarity ``similarity_pct`` stands for.
+
+    ``S >= 90``: ``(100 - S) / 10,000``; ``70 <= S < 90``: ``10 ** (-3 + (90 - S) / 10)``;
+    below 70 the scale promises nothing, and the result is 0.1, the rate at 70 (a lower bound:
+    use it only to say "at least").
+    """
+    s = min(100.0, max(float(similarity_pct), LOWEST_CALIBRATED_PCT))
+    if s >= 90.0:
+        return (100.0 - s) * FMR_PER_POINT
+    return float(10.0 ** (-3.0 + (90.0 - s) / 10.0))
+
+
+def scale_similarity(fmr: float) -> float:
+    """The inverse of :func:`scale_fmr`: the lowest Similarity whose rate is at most ``fmr``.
+
+    ``fmr <= 0`` gives 100; ``fmr >= 0.1`` gives 70 (the scale's lowest calibrated point).
+    """
+    if fmr <= 0.0:
+        return 100.0
+    if fmr <= 1e-3:
+        return 100.0 - fmr / FMR_PER_POINT
+    if fmr >= 0.1:
+        return LOWEST_CALIBRATED_PCT
+    return 90.0 - 10.0 * (math.log10(fmr) + 3.0)
+
 
 @dataclass(frozen=True)
 class LogisticSimilarity:
@@ -108,6 +154,14 @@ class LogisticSimilarity:
         if not 0.0 < similarity_pct < 100.0:
             raise ValueError("similarity_pct must be strictly between 0 and 100")
         return self.midpoint + math.log((100.0 - similarity_pct) / similarity_pct) / self.slope
+
+    def fmr_at(self, similarity_pct: float) -> float | None:
+        """None: a chosen curve, not a calibration."""
+        return None
+
+    def similarity_for_fmr(self, fmr: float) -> float | None:
+        """None: a chosen curve, not a calibration."""
+        return None
 
 
 LOGISTIC_V0 = LogisticSimilarity.from_anchors("dlib-logistic-v0", 0.4, 99.0, 0.6, 80.0)
@@ -168,6 +222,14 @@ class PiecewiseSimilarity:
             raise ValueError("similarity_pct must be strictly between 0 and 100")
         return float(np.interp(similarity_pct, self.similarities[::-1], self.distances[::-1]))
 
+    def fmr_at(self, similarity_pct: float) -> float | None:
+        """None: bare knots carry no promise (:class:`CalibratedSimilarity` does)."""
+        return None
+
+    def similarity_for_fmr(self, fmr: float) -> float | None:
+        """None: bare knots carry no promise (:class:`CalibratedSimilarity` does)."""
+        return None
+
 
 CALIBRATION_PACKAGE = "facegate.engine"
 CALIBRATION_DIR = "calibration"
@@ -218,6 +280,14 @@ class CalibratedSimilarity:
     def distance_for(self, similarity_pct: float) -> float:
         """The largest distance whose similarity is at least ``similarity_pct`` (0 < pct < 100)."""
         return self.mapping.distance_for(similarity_pct)
+
+    def fmr_at(self, similarity_pct: float) -> float | None:
+        """The scale's false match rate (:func:`scale_fmr`)."""
+        return scale_fmr(similarity_pct)
+
+    def similarity_for_fmr(self, fmr: float) -> float | None:
+        """The scale's Similarity for a false match rate (:func:`scale_similarity`)."""
+        return scale_similarity(fmr)
 
 
 def default_similarity() -> SimilarityModel:

@@ -151,6 +151,7 @@ _OBLIGATIONS = frozenset(
         "reviewers_required",
         "redact_fields",
         "retention_days",
+        "max_expected_false_candidates",
     }
 )
 
@@ -224,12 +225,18 @@ def _obligations(reader: _Reader) -> Obligations:
         raise reader.error("expect.obligations.min_similarity_pct", "must be a number")
     max_candidates = reader.doc.get("max_candidates")
     retention = reader.doc.get("retention_days")
+    expected = reader.doc.get("max_expected_false_candidates")
+    if expected is not None and (
+        not isinstance(expected, int | float) or isinstance(expected, bool)
+    ):
+        raise reader.error("expect.obligations.max_expected_false_candidates", "must be a number")
     return Obligations(
         min_similarity_pct=None if similarity is None else float(similarity),
         max_candidates=None if max_candidates is None else reader.integer("max_candidates", 0),
         reviewers_required=reader.integer("reviewers_required", 0),
         redact_fields=frozenset(reader.texts("redact_fields", ())),
         retention_days=None if retention is None else reader.integer("retention_days", 0),
+        max_expected_false_candidates=None if expected is None else float(expected),
     )
 
 
@@ -319,4 +326,6 @@ def obligations_json(obligations: Obligations) -> Mapping[str, Any]:
         doc["redact_fields"] = sorted(obligations.redact_fields)
     if obligations.retention_days is not None:
         doc["retention_days"] = obligations.retention_days
+    if obligations.max_expected_false_candidates is not None:
+        doc["max_expected_false_candidates"] = obligations.max_expected_false_candidates
     return doc

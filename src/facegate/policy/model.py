@@ -83,7 +83,8 @@ class Obligations:
     """What an Allow demands, combined over every permit policy that allowed the request.
 
     Combination is always the strictest: the highest minimum similarity, the smallest candidate
-    cap, the largest number of reviewers, the union of redacted fields, the shortest retention.
+    cap, the largest number of reviewers, the union of redacted fields, the shortest retention,
+    the smallest number of expected false candidates.
     """
 
     min_similarity_pct: float | None = None
@@ -91,6 +92,7 @@ class Obligations:
     reviewers_required: int = 0
     redact_fields: frozenset[str] = frozenset()
     retention_days: int | None = None
+    max_expected_false_candidates: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -104,6 +106,7 @@ class Obligations:
             "reviewers_required": self.reviewers_required,
             "redact_fields": sorted(self.redact_fields),
             "retention_days": self.retention_days,
+            "max_expected_false_candidates": self.max_expected_false_candidates,
         }
 
 

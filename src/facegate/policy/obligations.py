@@ -10,6 +10,10 @@
   :data:`REDACTABLE_FIELDS` (``redact_fields``).
 * ``@retention_days("1095")``: faces stored under this permit are deleted at the latest after
   this many days, 1-36500 (``retention_days``).
+* ``@max_expected_false_candidates("0.01")``: a 1:N search may expect at most this many false
+  candidates: the collection's size times the per-pair false match rate at the threshold used.
+  The threshold is raised until it holds (never lowered); 0.000001-1000
+  (``max_expected_false_candidates``; see :mod:`facegate.enforce`).
 
 Values are checked when a pack loads (:func:`parse_obligations` raises ``ValueError`` with the
 reason; the loader turns it into a ``PolicyLoadError`` naming the pack and policy), so a typo
@@ -17,7 +21,8 @@ never reaches a request. Obligations are allowed only on permits: a forbid has n
 
 Combination (:func:`combine`) is over every permit that was satisfied on an Allow and is always
 the strictest: the highest minimum similarity, the smallest candidate cap, the most reviewers,
-the union of redacted fields, the shortest retention. A permit therefore never weakens what
+the union of redacted fields, the shortest retention, the fewest expected false candidates. A
+permit therefore never weakens what
 another permit demands, whatever order packs are loaded in.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from facegate.policy.model import Obligations
 
@@ -34,9 +40,10 @@ MAX_CANDIDATES = "max_candidates"
 HUMAN_REVIEW = "human_review"
 REDACT = "redact"
 RETENTION_DAYS = "retention_days"
+MAX_EXPECTED_FALSE = "max_expected_false_candidates"
 
 OBLIGATION_ANNOTATIONS: frozenset[str] = frozenset(
-    {MIN_SIMILARITY, MAX_CANDIDATES, HUMAN_REVIEW, REDACT, RETENTION_DAYS}
+    {MIN_SIMILARITY, MAX_CANDIDATES, HUMAN_REVIEW, REDACT, RETENTION_DAYS, MAX_EXPECTED_FALSE}
 )
 
 REDACTABLE_FIELDS: frozenset[str] = frozenset(
@@ -70,6 +77,18 @@ def _similarity(text: str) -> float:
     return value
 
 
+_AMOUNT = re.compile(r"[0-9]{1,4}(\.[0-9]{1,6})?")
+
+
+def _expected(text: str) -> float:
+    if not _AMOUNT.fullmatch(text):
+        raise ValueError(f'@{MAX_EXPECTED_FALSE}({text!r}) is not a number such as "0.01"')
+    value = float(text)
+    if not 1e-6 <= value <= 1000.0:
+        raise ValueError(f"@{MAX_EXPECTED_FALSE}({text!r}) must be between 0.000001 and 1000")
+    return value
+
+
 def _redact(text: str) -> frozenset[str]:
     names = [part.strip() for part in text.split(",")]
     if not all(names):
@@ -86,7 +105,7 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
 
     Raises ``ValueError`` naming the annotation and the accepted range on a bad value.
     """
-    min_similarity = max_candidates = retention = None
+    min_similarity = max_candidates = retention = expected = None
     reviewers = 0
     redact: frozenset[str] = frozenset()
     if MIN_SIMILARITY in annotations:
@@ -99,16 +118,22 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
         redact = _redact(annotations[REDACT])
     if RETENTION_DAYS in annotations:
         retention = _int(RETENTION_DAYS, annotations[RETENTION_DAYS], 1, 36500)
+    if MAX_EXPECTED_FALSE in annotations:
+        expected = _expected(annotations[MAX_EXPECTED_FALSE])
     return Obligations(
         min_similarity_pct=min_similarity,
         max_candidates=max_candidates,
         reviewers_required=reviewers,
         redact_fields=redact,
         retention_days=retention,
+        max_expected_false_candidates=expected,
     )
 
 
-def _lowest(values: Iterable[int | None]) -> int | None:
+_Number = TypeVar("_Number", int, float)
+
+
+def _lowest(values: Iterable[_Number | None]) -> _Number | None:
     present = [v for v in values if v is not None]
     return min(present) if present else None
 
@@ -123,6 +148,7 @@ def combine(parts: Iterable[Obligations]) -> Obligations:
         reviewers_required=max((o.reviewers_required for o in items), default=0),
         redact_fields=frozenset().union(*(o.redact_fields for o in items)),
         retention_days=_lowest(o.retention_days for o in items),
+        max_expected_false_candidates=_lowest(o.max_expected_false_candidates for o in items),
     )
 
 
@@ -140,4 +166,7 @@ def describe(obligations: Obligations) -> str:
         parts.append(f"redact {','.join(sorted(obligations.redact_fields))}")
     if obligations.retention_days is not None:
         parts.append(f"retain at most {obligations.retention_days} days")
+    if obligations.max_expected_false_candidates is not None:
+        bound = obligations.max_expected_false_candidates
+        parts.append(f"at most {bound:g} expected false candidates")
     return ", ".join(parts) if parts else "none"

@@ -192,6 +192,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX model_audits_by_model ON model_audits(model_version, similarity_version,
         registered_at);
     """,
+    # 5: the console. Operators may hold a console password (scrypt, parameters stored with the
+    # hash; NULL: no console sign-in) and the role "auditor"; console sessions are kept server
+    # side by the SHA-256 of their id (the id itself is only in the browser's cookie).
+    """
+    ALTER TABLE operators ADD COLUMN password_hash TEXT;
+    CREATE TABLE console_sessions (
+        session_sha256     TEXT PRIMARY KEY,
+        operator_id        TEXT NOT NULL REFERENCES operators(operator_id) ON DELETE CASCADE,
+        csrf_token         TEXT NOT NULL,
+        created_at         REAL NOT NULL,
+        last_seen_at       REAL NOT NULL
+    );
+    CREATE INDEX console_sessions_by_operator ON console_sessions(operator_id);
+    """,
 )
 
 

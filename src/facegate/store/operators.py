@@ -2,7 +2,12 @@
 
 An operator signs in to the admin API with a bearer token; only the token's SHA-256 is stored,
 so the database never holds a usable credential. Roles: ``admin`` (organisations, keys,
-operators, policies, decisions; may also review) and ``reviewer`` (reviews only).
+operators, policies, decisions; may also review), ``reviewer`` (reviews only) and ``auditor``
+(reads everything, changes nothing; may verify the audit chain and download reports).
+
+The console (:mod:`facegate.console`) signs operators in with a password: only its scrypt hash
+is stored (``password_hash``, see :mod:`facegate.admin.auth`); console sessions are kept by
+:class:`SessionRepository`, by the SHA-256 of the session id.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from facegate.errors import ResourceAlreadyExistsException
 from facegate.store.db import Database
 
-ROLES = ("admin", "reviewer")
+ROLES = ("admin", "reviewer", "auditor")
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,90 @@ class OperatorRepository:
                 (at, operator_id),
             )
             return cur.rowcount > 0
+
+    def set_password_hash(self, operator_id: str, password_hash: str | None) -> bool:
+        """Store (or with None remove) an operator's console password hash; also ends their
+        console sessions. False: no such operator."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE operators SET password_hash = ? WHERE operator_id = ?",
+                (password_hash, operator_id),
+            )
+            conn.execute("DELETE FROM console_sessions WHERE operator_id = ?", (operator_id,))
+            return cur.rowcount > 0
+
+    def password_hash(self, operator_id: str) -> str | None:
+        """The stored console password hash of an active operator (None: no such active
+        operator, or no password set)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT password_hash FROM operators WHERE operator_id = ? AND disabled_at IS NULL",
+                (operator_id,),
+            ).fetchone()
+        return None if row is None else row["password_hash"]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A console session: whose, its CSRF token, when it began and was last used (epoch s)."""
+
+    operator_id: str
+    csrf_token: str
+    created_at: float
+    last_seen_at: float
+
+
+class SessionRepository:
+    """Console sessions, keyed by the SHA-256 of the session id (never the id itself)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert(self, session_sha256: str, record: SessionRecord) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO console_sessions (session_sha256, operator_id, csrf_token, "
+                "created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    session_sha256,
+                    record.operator_id,
+                    record.csrf_token,
+                    record.created_at,
+                    record.last_seen_at,
+                ),
+            )
+
+    def get(self, session_sha256: str) -> SessionRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM console_sessions WHERE session_sha256 = ?", (session_sha256,)
+            ).fetchone()
+        if row is None:
+            return None
+        return SessionRecord(
+            row["operator_id"], row["csrf_token"], row["created_at"], row["last_seen_at"]
+        )
+
+    def touch(self, session_sha256: str, at: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE console_sessions SET last_seen_at = ? WHERE session_sha256 = ?",
+                (at, session_sha256),
+            )
+
+    def delete(self, session_sha256: str) -> bool:
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM console_sessions WHERE session_sha256 = ?", (session_sha256,)
+            )
+            return cur.rowcount > 0
+
+    def delete_stale(self, idle_before: float, created_before: float) -> int:
+        """Delete sessions idle since before ``idle_before`` or begun before
+        ``created_before``; returns how many."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM console_sessions WHERE last_seen_at < ? OR created_at < ?",
+                (idle_before, created_before),
+            )
+            return cur.rowcount

@@ -30,6 +30,23 @@ REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
 REKOGNITION_MAX_FACES_PER_USER = 100
 REKOGNITION_MAX_TAGS = 200
 
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """A collection's metadata as operators see it (:meth:`FaceStore.collection_stats`)."""
+
+    collection_id: str
+    org_id: str
+    face_model_version: str
+    created_at: float
+    faces: int
+    users: int
+    faces_with_consent: int
+    faces_with_deadline: int
+    next_deadline: float | None
+    retention_deleted: int
+
+
 _FACE_COLUMNS = (
     "face_id, collection_id, image_id, image_sha256, external_image_id, box_left, box_top, "
     "box_width, box_height, confidence, model_version, user_id, indexed_at, consent_ref, "
@@ -335,6 +352,42 @@ class FaceStore:
                 deleted.extend(ids)
         self.index(collection_id).remove(deleted)
         return deleted
+
+    def collection_stats(self, limit: int = 1000) -> list[CollectionStats]:
+        """Metadata of up to ``limit`` collections in creation order, for operators: faces,
+        users, faces with a consent record and with a retention deadline, the next deadline and
+        the faces deleted by retention so far. Counts only; no vectors, no images."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT c.collection_id, c.org_id, c.face_model_version, c.created_at, "
+                "(SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.collection_id) AS faces, "
+                "(SELECT COUNT(*) FROM users u WHERE u.collection_id = c.collection_id) AS users, "
+                "(SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.collection_id "
+                "AND f.consent_ref IS NOT NULL) AS with_consent, "
+                "(SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.collection_id "
+                "AND f.retain_until IS NOT NULL) AS with_deadline, "
+                "(SELECT MIN(retain_until) FROM faces f WHERE f.collection_id = c.collection_id) "
+                "AS next_deadline, "
+                "(SELECT COUNT(*) FROM retention_deletions d "
+                "WHERE d.collection_id = c.collection_id) AS deleted "
+                "FROM collections c ORDER BY c.rowid LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            CollectionStats(
+                collection_id=r["collection_id"],
+                org_id=r["org_id"],
+                face_model_version=r["face_model_version"],
+                created_at=r["created_at"],
+                faces=r["faces"],
+                users=r["users"],
+                faces_with_consent=r["with_consent"],
+                faces_with_deadline=r["with_deadline"],
+                next_deadline=r["next_deadline"],
+                retention_deleted=r["deleted"],
+            )
+            for r in rows
+        ]
 
     def sweep_retention(self, now: float, limit: int = 1000) -> list[FaceRecord]:
         """Delete up to ``limit`` faces whose retention deadline has passed (``retain_until <=
