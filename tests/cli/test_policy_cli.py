@@ -121,7 +121,10 @@ def test_explain_allow_with_obligations() -> None:
     assert "packs        base, aws-public-safety-terms, wa-rcw-43-386\n" in text
     assert "  permit aws-public-safety-terms.permit-law-enforcement-comparison" in text
     assert "    obliges: min similarity 99%, human review by 1 reviewer" in text
-    assert "obligations  min similarity 99%, human review by 1 reviewer\n" in text
+    assert (
+        "obligations  min similarity 99%, human review by 1 reviewer,"
+        " at most 0.01 expected false candidates\n"
+    ) in text
 
 
 def test_explain_default_deny_and_errors(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ template. Routes and roles are listed in :data:`PAGES`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import tempfile
@@ -80,6 +81,12 @@ async def overview(console: Console, ctx: Ctx) -> Response:
     def gather() -> dict[str, Any]:
         report = _report(console, now - OVERVIEW_DAYS * DAY_S, None)
         days = report.requests.per_day
+        # every one of the last OVERVIEW_DAYS UTC days, 0 where nothing happened
+        by_day = {d.day: d for d in days}
+        calendar = [
+            dt.datetime.fromtimestamp(now - k * DAY_S, dt.UTC).strftime("%Y-%m-%d")
+            for k in range(OVERVIEW_DAYS - 1, -1, -1)
+        ]
         return {
             "health": {
                 "version": __version__,
@@ -95,12 +102,12 @@ async def overview(console: Console, ctx: Ctx) -> Response:
             "requests_chart": day_chart(
                 "requests-per-day", "Requests per day",
                 f"Requests per UTC day over the last {OVERVIEW_DAYS} days.",
-                [(d.day, d.requests) for d in days],
+                [(day, by_day[day].requests if day in by_day else 0) for day in calendar],
             ),
             "denials_chart": day_chart(
                 "denials-per-day", "Denials per day",
                 f"Requests denied by policy per UTC day over the last {OVERVIEW_DAYS} days.",
-                [(d.day, d.denials) for d in days],
+                [(day, by_day[day].denials if day in by_day else 0) for day in calendar],
             ),
             "days": days,
             "pending": [views.review(r, now) for r in ctx.admin.review_list("pending", 20)],
