@@ -1,10 +1,18 @@
-"""Engine speed: per-stage medians, faces per second with 1 and 2 workers, peak memory, and the
-``face_recognition`` library (the same dlib models) doing the same work in the same run.
+"""Engine speed: the dlib and ONNX descriptor runtimes side by side, and (with
+``--face-recognition``) per-stage medians, faces per second with 1 and 2 workers, peak memory, and
+the ``face_recognition`` library (the same dlib models) doing the same work in the same run.
 
-    .venv/bin/pip install --no-deps face_recognition==1.3.0   # once; dlib-bin provides dlib
     .venv/bin/python bench/engine_speed.py [--repeat 7] [--rounds 3] [--images 24] [--quick]
+    .venv/bin/pip install --no-deps face_recognition==1.3.0   # once; dlib-bin provides dlib
+    .venv/bin/python bench/engine_speed.py --face-recognition  # also the baseline comparison
 
-What it measures, on four test images built in memory from ``--samples`` (default
+Always: the runtime comparison of ``bench/runtime_speed.py`` (dlib path vs fast path, as ratios:
+descriptor time per face at batch 1/8/32 with 1 and 2 threads and with two processes, HOG
+detection at 640x480 with and without upsampling, ``analyze`` per 640x480 image, images/s through a
+pool of 2 workers). It prints the machine (CPU model from /proc/cpuinfo) and the load average
+before and after, and writes bench/results/engine_speed_runtimes.json.
+
+With ``--face-recognition``, on four test images built in memory from ``--samples`` (default
 ../shared/data/samples): one face (obama-1080p.jpg) and six faces (group_t1.jpg), each letterboxed
 (grey bars, no face cropped away) to 640x480 and to 1920x1080 and JPEG-encoded:
 
@@ -23,9 +31,10 @@ What it measures, on four test images built in memory from ``--samples`` (defaul
 
 facegate and face_recognition runs are interleaved (alternating which goes first) so machine
 noise affects both alike. The ratio column is facegate / face_recognition: below 1 means facegate
-is faster for times, above 1 means facegate is faster for faces/s. Prints one table with the
-machine and writes bench/results/engine_speed.json. ``--quick`` is a smoke run (2 repeats, 1 round
-of 4 images): its numbers are not for quoting.
+is faster for times, above 1 means facegate is faster for faces/s. facegate runs with its default
+descriptor runtime (``auto``). Prints one table with the machine and writes
+bench/results/engine_speed.json. ``--quick`` is a smoke run (2 repeats, 1 round of 4 images, 8
+chips): its numbers are not for quoting.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
+import runtime_speed
 from benchlib import SAMPLES, machine_info, machine_line, write_results
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.image import encode_jpeg
@@ -446,10 +456,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=7, help="stage runs per image and library")
     parser.add_argument("--rounds", type=int, default=3, help="throughput runs per config")
     parser.add_argument("--images", type=int, default=24, help="images per throughput run")
+    parser.add_argument(
+        "--descriptor-repeat", type=int, default=5, help="descriptor runs per runtime and batch"
+    )
+    parser.add_argument("--chips", type=int, default=32, help="chips per descriptor run")
+    parser.add_argument(
+        "--face-recognition", action="store_true", help="also compare with face_recognition"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 repeats, 1 round of 4")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeat, args.rounds, args.images = 2, 1, 4
+        args.descriptor_repeat, args.chips = 2, 8
+    if min(args.repeat, args.rounds, args.images, args.descriptor_repeat, args.chips) < 1:
+        parser.error("counts must be positive")
     return args
 
 
@@ -575,9 +595,51 @@ def document(
     }
 
 
+def compare_runtimes(args: argparse.Namespace) -> None:
+    """The dlib path and the ONNX path side by side; prints the table, writes the JSON."""
+    before = runtime_speed.load_average()
+    info = machine_info()
+    del info["load_1m_at_end"]  # the load before and after are recorded below
+    print(f"machine: {info['cpu']}, {info['cores']} cores; load average before: {before}")
+    settings = runtime_speed.Settings(
+        repeat=args.repeat,
+        descriptor_repeat=args.descriptor_repeat,
+        chips=args.chips,
+        rounds=args.rounds,
+        images=args.images,
+    )
+    measured = runtime_speed.measure(
+        build_images(args.samples), settings, lambda line: print(line, file=sys.stderr)
+    )
+    after = runtime_speed.load_average()
+    print(f"load average after: {after}")
+    print(
+        f"medians: descriptor {args.descriptor_repeat} runs of {args.chips} chips, detect and "
+        f"analyse {args.repeat} runs, pool {args.rounds} rounds x {args.images} images; ratio = "
+        "dlib/onnx for times, onnx/dlib for images/s (above 1: onnx is faster)"
+    )
+    rows = runtime_speed.lines(measured)
+    runtime_speed.print_lines(rows)
+    for line in runtime_speed.thread_lines(measured):
+        print(line)
+    document = {
+        "machine": info | {"onnxruntime": importlib.metadata.version("onnxruntime")},
+        "load_average_before": before,
+        "load_average_after": after,
+        "settings": asdict(settings) | {"quick": args.quick},
+        "medians": [asdict(r) | {"ratio": r.ratio()} for r in rows],
+        "raw": measured,
+    }
+    print(f"wrote {write_results('engine_speed_runtimes', document)}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    require_face_recognition()
+    if args.face_recognition:
+        require_face_recognition()
+    compare_runtimes(args)
+    if not args.face_recognition:
+        return
     m = measure(args)
     stages, rates = summarise(m)
     info = machine()

@@ -5,6 +5,7 @@ Run from the project root::
     .venv/bin/python bench/lfw.py                                   # full View 2 (6,000 pairs)
     .venv/bin/python bench/lfw.py --limit-folds 2 --pairs-per-fold 20   # smoke run, ~1 minute
     .venv/bin/python bench/lfw.py --data /elsewhere/lfw --workers 4
+    .venv/bin/python bench/lfw.py --runtime onnx                    # descriptors in onnxruntime
 
 Data: ``pairs.txt`` (View 2: 10 folds x 300 mated + 300 non-mated pairs) and the original,
 unaligned 250x250 images under ``images/<Name>/<Name>_NNNN.jpg``; by default
@@ -16,8 +17,13 @@ subject); the descriptor of its aligned chip and of the mirrored chip, so flip t
 augmentation (the mean of the two) costs no second detection. When HOG finds no face, MMOD runs
 as a fallback and its descriptor is kept apart, so "HOG only" and "HOG + MMOD fallback" are both
 measured from one pass. Results are cached in ``bench/results/cache/lfw-<key>.npz`` (key: engine
-configuration, dlib version, model file digests; entries by image path), so a re-run takes
-seconds; an interrupted pass resumes.
+configuration, including the descriptor runtime, dlib version, model file digests; entries by
+image path), so a re-run takes seconds; an interrupted pass resumes.
+
+``--runtime`` picks where the descriptor network runs: ``dlib`` (dlib-bin, the recorded figure in
+bench/results/lfw.json) or ``onnx`` (the same network exported by ``engine.onnx_export`` and run
+by onnxruntime, one intra-op thread per worker; results in bench/results/lfw_onnx.json). The two
+have separate caches, so comparing them always means two full detection passes.
 
 Measured per variant (raw or flip-TTA descriptor x HOG only or HOG + MMOD fallback):
 
@@ -32,8 +38,9 @@ Measured per variant (raw or flip-TTA descriptor x HOG only or HOG + MMOD fallba
 * images and pairs affected by failure to detect.
 
 Prints the machine, the descriptor pass's wall time and a table; writes bench/results/lfw.json
-(full protocol only, or ``--json PATH``). Reference: dlib reports 99.38% for this descriptor with
-100 jittered copies per face and 99.13% without jitter (dlib's python_examples/face_recognition.py).
+(``lfw_onnx.json`` with ``--runtime onnx``; full protocol only, or ``--json PATH``). Reference:
+dlib reports 99.38% for this descriptor with 100 jittered copies per face and 99.13% without
+jitter (dlib's python_examples/face_recognition.py).
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ from benchlib import RESULTS, ROOT, machine_info, machine_line, write_results
 from facegate.bias.datasets import LfwPair as Pair
 from facegate.bias.datasets import parse_lfw_pairs as parse_pairs
 from facegate.engine.align import face_chip
-from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
 from facegate.engine.embed import dlib_model_version
 from facegate.engine.image import DecodedImage, RGBImage
 from facegate.engine.models import ModelFiles
@@ -150,11 +157,11 @@ def central_index(faces: Sequence[DetectedFace], width_px: int, height_px: int) 
 
 
 def describe_with_mirror(engine: FaceEngine, pixels: RGBImage, face: DetectedFace) -> PairVectors:
-    """Descriptors of the aligned chip and of its mirror image (one batched network call)."""
+    """Descriptors of the aligned chip and of its mirror image (one batched call to the engine's
+    embedder, dlib or ONNX as configured; the engine is built without flip TTA)."""
     chip = face_chip(pixels, face.box_px, face.points5_px)
     mirrored = np.ascontiguousarray(chip[:, ::-1])
-    vectors = engine.models.descriptor.compute_face_descriptor([chip, mirrored])
-    return np.array([np.array(v) for v in vectors], dtype=np.float32)
+    return engine.embedder.embed([chip, mirrored])
 
 
 def _central_descriptors(
@@ -664,6 +671,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pairs-per-fold", type=int, default=None, help="first K mated + K non-mated per fold"
     )
+    parser.add_argument(
+        "--runtime",
+        choices=[DescriptorRuntime.DLIB.value, DescriptorRuntime.ONNX.value],
+        default=DescriptorRuntime.DLIB.value,
+        help="where the descriptor network runs (default dlib; each has its own cache)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     args = parser.parse_args(argv)
     if args.limit_folds is not None and args.limit_folds < 2:
@@ -703,7 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_pairs((data / "pairs.txt").read_text()), args.limit_folds, args.pairs_per_fold
     )
     names = sorted({n for p in pairs for n in (p.left, p.right)})
-    config = EngineConfig()
+    runtime = DescriptorRuntime(args.runtime)
+    config = EngineConfig(descriptor_runtime=runtime)
     paths = [str(data / "images" / n) for n in names]
     records, computed, passes = load_records(paths, config, args.workers)
     table = PairTable.build(pairs, {n: i for i, n in enumerate(names)})
@@ -718,7 +732,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pairs": len(pairs),
         "folds": len({p.fold for p in pairs}),
         "machine": machine_info(),
-        "engine": {"config": repr(config), "model_version": dlib_model_version(False)},
+        "engine": {
+            "config": repr(config),
+            "descriptor_runtime": runtime.value,
+            "model_version": dlib_model_version(False),
+        },
         "descriptor_pass": timing_summary(records, computed, passes),
         "detection": detection_summary(records, names),
         "published": {
@@ -732,11 +750,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "variants": [asdict(r) for r in results],
     }
     print_report(document, results)
-    out = args.json if args.json is not None else (RESULTS / "lfw.json" if full else None)
+    name = "lfw" if runtime is DescriptorRuntime.DLIB else f"lfw_{runtime.value}"
+    out = args.json if args.json is not None else (RESULTS / f"{name}.json" if full else None)
     if out is None:
         print("partial run: JSON not written (pass --json PATH to keep it)")
-    elif out == RESULTS / "lfw.json":
-        print(f"wrote {write_results('lfw', document)}")
+    elif out == RESULTS / f"{name}.json":
+        print(f"wrote {write_results(name, document)}")
     else:
         out.write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {out}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from facegate import enforce
+from facegate import crops, enforce
 from facegate.errors import (
     AccessDeniedException,
     FacegateError,
@@ -39,7 +39,7 @@ from facegate.errors import (
     ResourceNotFoundException,
     UnknownOperationException,
 )
-from facegate.ops.common import Enrolment
+from facegate.ops.common import Enrolment, image_bytes
 from facegate.ops.registry import OPERATIONS, Operation
 from facegate.ops.tags import collection_of
 from facegate.policy.actions import ACTION_GROUPS
@@ -228,7 +228,8 @@ async def _work(
     )
     result = await operation.handler(deps, params)
     # 6 obligations on the response; human review holds the candidates
-    wire = enforce.after(to_wire(result), obligations)
+    full = to_wire(result)
+    wire = enforce.after(full, obligations)
     held = (
         operation.is_face_comparison
         and obligations.reviewers_required > 0
@@ -236,7 +237,10 @@ async def _work(
     )
     outcome.result = summarise(wire, held=held)
     if held:
-        wire = await _hold(services, operation, digest, decision, principal, wire, now, outcome)
+        crop = await _probe_crop(services, operation, params, full)
+        wire = await _hold(
+            services, operation, digest, decision, principal, wire, now, outcome, crop
+        )
     body = protocol.encode_body(wire)
     await _remember(services, operation, params, digest, body)
     return body
@@ -301,9 +305,11 @@ async def _hold(
     wire: dict[str, Any],
     now: float,
     outcome: Outcome,
+    crop: bytes | None = None,
 ) -> dict[str, Any]:
-    """Keep the full response for review; the caller gets it without candidates, plus the
-    review id to collect it with (header X-Facegate-Review) once enough reviewers confirm."""
+    """Keep the full response for review, with the probe's face crop (stored encrypted in the
+    review's own transaction); the caller gets it without candidates, plus the review id to
+    collect it with (header X-Facegate-Review) once enough reviewers confirm."""
     review = ReviewRecord(
         review_id="rev-" + secrets.token_hex(10),
         decision_id=decision.decision_id,
@@ -318,10 +324,28 @@ async def _hold(
         created_at=now,
         expires_at=now + services.settings.review_ttl_s,
     )
-    await asyncio.to_thread(services.reviews.insert, review)
+    await asyncio.to_thread(services.reviews.insert, review, crop)
     await asyncio.to_thread(services.decisions.set_review, decision.decision_id, review.review_id)
     outcome.review_id, outcome.review_status = review.review_id, PENDING
     return enforce.withheld(wire)
+
+
+async def _probe_crop(
+    services: Services, operation: Operation, params: dict[str, Any], full: dict[str, Any]
+) -> bytes | None:
+    """The probe's face crop for a held result (None: the operation has no probe image, e.g.
+    SearchFaces by FaceId). Fails closed: a crop that cannot be made holds nothing and the
+    request fails, so no review of a search by image exists without its crop."""
+    probe = crops.PROBES.get(operation.name)
+    if probe is None:
+        return None
+    try:
+        data = image_bytes(params[probe.param])
+        box = crops.face_box(probe, full)
+        return await asyncio.to_thread(crops.face_crop, data, box, services.settings.engine.limits)
+    except Exception as exc:
+        log.exception("review crop failed", extra={"operation": operation.name})
+        raise InternalServerError("Internal server error.") from exc
 
 
 async def _collect(

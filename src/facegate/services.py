@@ -33,7 +33,7 @@ from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository
 from facegate.store.operators import OperatorRepository
 from facegate.store.orgs import OrganisationRepository
 from facegate.store.outbox import AuditOutbox
-from facegate.store.reviews import ReviewRepository
+from facegate.store.reviews import CropCipher, ReviewRepository
 from facegate.store.store import FaceStore
 from facegate.wire.keys import KeyService, load_master_key
 from facegate.wire.shapes import ServiceModel
@@ -138,7 +138,7 @@ class Services:
             policy=policy,
             registry=Registry(OrganisationRepository(db), keys),
             decisions=DecisionRepository(db),
-            reviews=ReviewRepository(db),
+            reviews=ReviewRepository(db, CropCipher(_derive(master, "review-crops"))),
             operators=OperatorRepository(db),
             audit=audit,
             outbox=AuditOutbox(db),

@@ -135,3 +135,29 @@ def test_disabled_sweeper_returns_at_once(services: Services) -> None:
             pass
 
     asyncio.run(run())
+
+
+def test_sweep_purges_crops_of_closed_reviews(services: Services) -> None:
+    """The safety net: a crop left behind by a closed review is deleted, an open one kept, and
+    the purge is an audit event with a count only."""
+    from facegate.audit.record import EventRecord
+    from facegate.store.reviews import PENDING, ReviewRecord
+
+    now = time.time()
+    ids = []
+    for i in range(2):
+        record = ReviewRecord(
+            f"rev-crop-{i}", "dec", "SearchFacesByImage", "AK", "acme", "p", 1, PENDING, "{}",
+            1, now, now + 3600,
+        )  # fmt: skip
+        services.reviews.insert(record, b"\xff\xd8 crop")
+        ids.append(record.review_id)
+    with services.db.transaction() as conn:  # closed without its crop deleted (an old version)
+        conn.execute("UPDATE reviews SET status = 'rejected' WHERE review_id = ?", (ids[0],))
+    events: list[EventRecord] = []
+    result = sweeper.sweep_once(services.store, services.reviews, now, record=events.append)
+    assert result.purged_crops == 1
+    assert not services.reviews.has_crop(ids[0])
+    assert services.reviews.crop(ids[1], now) == b"\xff\xd8 crop"
+    [purge] = [e for e in events if e.action == "review.crops_purge"]
+    assert purge.details == {"purged": 1}

@@ -106,6 +106,7 @@ def test_two_reviewers_release_held_results_to_the_caller(
     held = rek.search_faces_by_image(**search)
     assert held.get("FaceMatches", []) == []
     review_id = held["ResponseMetadata"]["HTTPHeaders"]["x-facegate-review-id"]
+    crop_url = console.url + f"/reviews/{review_id}/crop"
 
     def confirm(reviewer: str) -> Any:
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -116,6 +117,22 @@ def test_two_reviewers_release_held_results_to_the_caller(
         candidates = page.get_by_role("table").inner_text()
         assert "obama.jpg" in candidates
         assert "biden.jpg" not in candidates
+        # the probe's face crop, loaded from the console (decoded by the browser: size > 0)
+        crop = page.get_by_role("img", name=f"cropped from the probe image of review {review_id}")
+        assert crop.count() == 1
+        page.wait_for_function(
+            "() => { const i = document.querySelector('[data-testid=review-crop-img]');"
+            " return i !== null && i.complete && i.naturalWidth > 0; }",
+            timeout=10_000,
+        )
+        size = crop.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert 0 < max(size) <= 256, size
+        served = page.request.get(crop_url)
+        assert served.status == 200
+        assert served.headers["content-type"] == "image/jpeg"
+        assert served.headers["cache-control"] == "no-store"
+        assert "img-src 'self'" in served.headers["content-security-policy"]
+        assert served.body()[:2] == b"\xff\xd8"
         if reviewer == "rev-one":
             shot(page, "review-pending")
         page.get_by_label("Note (what you checked, or why you reject)").fill(
@@ -129,8 +146,18 @@ def test_two_reviewers_release_held_results_to_the_caller(
     first.goto(console.url + f"/reviews/{review_id}")
     assert first.get_by_role("button", name="Confirm").count() == 0  # one vote per person
     assert "a different reviewer" in first.content()
+    # auditors see no biometric images: no crop on the page, 403 on its URL
+    aud_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    auditor = sign_in(aud_ctx, console, "aud")
+    auditor.goto(console.url + f"/reviews/{review_id}")
+    assert auditor.get_by_test_id("review-status").inner_text() == "pending"
+    assert auditor.get_by_test_id("review-crop-img").count() == 0
+    assert auditor.request.get(crop_url).status == 403
+    aud_ctx.close()
     second_ctx, second = confirm("rev-two")
     assert second.get_by_test_id("review-status").inner_text() == "released"
+    assert second.get_by_test_id("review-crop-img").count() == 0
+    assert second.request.get(crop_url).status == 404  # deleted when the review closed
     shot(second, "review-released")
     first_ctx.close()
     second_ctx.close()
@@ -146,6 +173,7 @@ def test_two_reviewers_release_held_results_to_the_caller(
     admin.goto(console.url + "/audit?kind=review")
     log = admin.get_by_role("table").inner_text()
     assert "review.confirm" in log
+    assert "review.crop_view" in log  # each view of the crop is recorded (ids only)
     assert "rev-one" in log
     assert "rev-two" in log
 

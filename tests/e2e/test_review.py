@@ -8,15 +8,29 @@ an EU deployer confirmed by two people, applied from 2026-08-02).
 
 from __future__ import annotations
 
+import io
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidTag
+from PIL import Image as PILImage
+from PIL import ImageOps
 
+from facegate.admin.sweeper import sweep_once
+from facegate.config import Settings
+from facegate.services import _derive
+from facegate.store.db import Database
+from facegate.store.reviews import CropCipher, ReviewRepository
+from facegate.store.store import FaceStore
+from facegate.wire.keys import load_master_key
 from tests.admin.live import AdminApi, create_operator, error_of, unique, with_header
 from tests.e2e.server import Credentials, LiveServer
 
@@ -224,3 +238,108 @@ def test_the_log_names_operators_but_holds_no_token_or_secret(
     assert "fgop_" not in text
     assert reviewers.two_token not in text
     assert eu_org.secret_access_key not in text
+
+
+# --- the probe's face crop -------------------------------------------------------------------
+
+
+def _crop_rows(live: LiveServer, review_id: str) -> list[tuple[bytes, bytes]]:
+    """The stored (nonce, ciphertext) rows of a review's crop, read from the server's file."""
+    conn = sqlite3.connect(f"file:{live.data_dir / 'facegate.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT nonce, ciphertext FROM review_crops WHERE review_id = ?", (review_id,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(bytes(n), bytes(c)) for n, c in rows]
+
+
+def _decrypt(live: LiveServer, review_id: str, row: tuple[bytes, bytes]) -> bytes:
+    key = _derive(load_master_key(live.data_dir, None), "review-crops")
+    return CropCipher(key).open(review_id, *row)
+
+
+def _region(probe: bytes, box: dict[str, float], size: tuple[int, int], margin: float) -> Any:
+    """The box (plus margin) of the upright probe, resized to ``size``, as a float array."""
+    upright = ImageOps.exif_transpose(PILImage.open(io.BytesIO(probe))).convert("RGB")
+    w, h = upright.size
+    left, top = box["Left"] * w, box["Top"] * h
+    bw, bh = box["Width"] * w, box["Height"] * h
+    region = upright.crop(
+        (
+            max(0, round(left - margin * bw)),
+            max(0, round(top - margin * bh)),
+            min(w, round(left + bw + margin * bw)),
+            min(h, round(top + bh + margin * bh)),
+        )
+    )
+    return np.asarray(region.resize(size), dtype=np.float64)
+
+
+def test_a_held_search_keeps_one_encrypted_face_crop_until_release(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials, image: Image
+) -> None:
+    rek, collection_id = _collection(live, eu_org, image)
+    probe = image("obama3.jpg")
+    held = rek.search_faces_by_image(CollectionId=collection_id, Image=probe)
+    review_id = _headers(held)["x-facegate-review-id"]
+    rows = _crop_rows(live, review_id)
+    assert len(rows) == 1
+    assert b"JFIF" not in rows[0][1]
+    assert not rows[0][1].startswith(b"\xff\xd8")
+    plain = _decrypt(live, review_id, rows[0])
+    crop = PILImage.open(io.BytesIO(plain))
+    assert crop.format == "JPEG"
+    assert 0 < max(crop.size) <= 256
+    box = held["SearchedFaceBoundingBox"]
+    # it is the searched face (with its ~20% margin), not some other part of the image
+    pixels = np.asarray(crop.convert("RGB"), dtype=np.float64)
+    face = np.abs(pixels - _region(probe["Bytes"], box, crop.size, 0.2)).mean()
+    corner = {"Left": 0.0, "Top": 0.0, "Width": box["Width"], "Height": box["Height"]}
+    elsewhere = np.abs(pixels - _region(probe["Bytes"], corner, crop.size, 0.0)).mean()
+    assert face < 12.0, face
+    assert elsewhere > 2 * face, (face, elsewhere)
+    # bound to its review id: it does not decrypt as another review's crop
+    with pytest.raises(InvalidTag):
+        _decrypt(live, review_id + "x", rows[0])
+
+    note = {"note": "same person"}
+    reviewers.one.ok(reviewers.one.post(f"/reviews/{review_id}/confirm", note))
+    assert len(_crop_rows(live, review_id)) == 1  # one of two: still open
+    released = reviewers.two.ok(reviewers.two.post(f"/reviews/{review_id}/confirm", note))
+    assert released["status"] == "released"
+    assert _crop_rows(live, review_id) == []
+
+
+def test_a_rejected_review_loses_its_crop(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials, image: Image
+) -> None:
+    rek, collection_id = _collection(live, eu_org, image)
+    held = rek.search_faces_by_image(CollectionId=collection_id, Image=image("obama2.jpg"))
+    review_id = _headers(held)["x-facegate-review-id"]
+    assert len(_crop_rows(live, review_id)) == 1
+    reviewers.one.ok(reviewers.one.post(f"/reviews/{review_id}/reject", {"note": "not them"}))
+    assert _crop_rows(live, review_id) == []
+
+
+def test_an_expired_review_loses_its_crop(
+    live: LiveServer, eu_org: Credentials, image: Image
+) -> None:
+    rek, collection_id = _collection(live, eu_org, image)
+    held = rek.search_faces_by_image(CollectionId=collection_id, Image=image("obama3.jpg"))
+    review_id = _headers(held)["x-facegate-review-id"]
+    assert len(_crop_rows(live, review_id)) == 1
+    db = Database(live.data_dir / "facegate.sqlite3")
+    try:
+        with db.transaction() as conn:  # its deadline passes
+            conn.execute(
+                "UPDATE reviews SET expires_at = ? WHERE review_id = ?",
+                (time.time() - 1.0, review_id),
+            )
+        store = FaceStore(db, Settings(data_dir=live.data_dir).limits)
+        result = sweep_once(store, ReviewRepository(db), time.time())
+    finally:
+        db.close()
+    assert result.expired_reviews >= 1
+    assert _crop_rows(live, review_id) == []

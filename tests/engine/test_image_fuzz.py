@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from facegate.engine.image import ImageLimits, decode_image
@@ -43,6 +43,10 @@ def test_random_bytes(data: bytes) -> None:
     st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=12),
     st.one_of(st.none(), st.integers(min_value=0)),
 )
+# found by this test: a corrupt EXIF block made Pillow warn "Truncated File Read" (an error
+# under pytest's warnings-as-errors, a stray warning in the server); decode_image now ignores it
+@example(seed=0, flips=[(104, 1)], cut=None)
+@example(seed=0, flips=[(40, 1)], cut=None)
 def test_mutated_real_images(seed: int, flips: list[tuple[int, int]], cut: int | None) -> None:
     data = bytearray(SEEDS[seed])
     for where, value in flips:

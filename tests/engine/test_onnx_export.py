@@ -185,15 +185,17 @@ def test_the_engine_flag_selects_onnx_with_the_same_vectors_and_version(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert EngineConfig().descriptor_runtime is DescriptorRuntime.DLIB  # the default is unchanged
+    assert EngineConfig().descriptor_runtime is DescriptorRuntime.AUTO  # see test_runtime.py
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     config = EngineConfig(descriptor_runtime=DescriptorRuntime.ONNX, descriptor_threads=2)
     fast = FaceEngine(config, models=engine.models)
+    slow = FaceEngine(EngineConfig(descriptor_runtime=DescriptorRuntime.DLIB), engine.models)
     assert isinstance(fast.embedder, OnnxEmbedder)
-    assert fast.model_version == engine.model_version
+    assert isinstance(slow.embedder, DlibEmbedder)
+    assert fast.model_version == slow.model_version == engine.model_version
     assert len(list((tmp_path / "facegate" / "models").glob("*.onnx"))) == 1
     data = sample_bytes("two_people.jpg")
-    slow_faces, fast_faces = engine.analyze(data).faces, fast.analyze(data).faces
+    slow_faces, fast_faces = slow.analyze(data).faces, fast.analyze(data).faces
     assert len(fast_faces) == len(slow_faces) == 2
     for a, b in zip(slow_faces, fast_faces, strict=True):
         assert a.detected == b.detected

@@ -1,4 +1,4 @@
-"""Worker processes return exactly what the in-process engine returns."""
+"""Worker processes return exactly what the in-process engine returns (for the same runtime)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
 from facegate.engine.pool import EnginePool
 from facegate.errors import EmptyImageError, TruncatedImageError
 
@@ -33,6 +33,27 @@ def test_pool_matches_in_process_bit_for_bit(
             assert a.descriptor is not None
             assert b.descriptor is not None
             assert np.array_equal(a.descriptor, b.descriptor)
+
+
+def test_the_default_pool_runs_onnx_and_a_dlib_pool_matches_dlib_bit_for_bit(
+    pool: EnginePool, engine: FaceEngine, sample_bytes: Callable[[str], bytes]
+) -> None:
+    """Same runtime, same bits; the default (auto) pool's workers picked ONNX, as in process."""
+    config = EngineConfig(descriptor_runtime=DescriptorRuntime.DLIB)
+    slow = FaceEngine(config, models=engine.models)
+    data = sample_bytes("two_people.jpg")
+    with EnginePool(config, workers=1) as dlib_pool:
+        remote = dlib_pool.analyze(data)
+    local, default_remote = slow.analyze(data), pool.analyze(data)
+    assert len(remote.faces) == len(local.faces) == len(default_remote.faces) == 2
+    for a, b, c in zip(remote.faces, local.faces, default_remote.faces, strict=True):
+        assert a.descriptor is not None
+        assert b.descriptor is not None
+        assert c.descriptor is not None
+        assert np.array_equal(a.descriptor, b.descriptor)
+        # ONNX differs from dlib in the last bits only (float32 rounding), never exactly here.
+        assert not np.array_equal(c.descriptor, b.descriptor)
+        assert np.abs(c.descriptor - b.descriptor).max() <= 1e-4
 
 
 def test_map_analyze_keeps_order_and_returns_errors(

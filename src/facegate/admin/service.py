@@ -91,8 +91,9 @@ class Candidate:
     """One candidate held for review, as the reviewer sees it: what matched, never a vector.
 
     ``kind`` is "face" (FaceMatches), "user" (UserMatches) or "unmatched" (CompareFaces'
-    UnmatchedFaces). Images are not stored (DESIGN.md, convention 8): reviewers compare the
-    ``external_image_id`` / ``face_id`` with their own case material."""
+    UnmatchedFaces). Candidates' images are not stored (DESIGN.md, convention 8): reviewers
+    compare the ``external_image_id`` / ``face_id`` with their own case material; only the
+    probe's face crop is kept, encrypted, while the review is open (:meth:`review_crop`)."""
 
     kind: str
     similarity_pct: float | None = None
@@ -581,6 +582,25 @@ class AdminService:
             reviewers_required=record.reviewers_required,
         )  # fmt: skip
         return self._detail(record)
+
+    def review_crop(self, review_id: str) -> bytes:
+        """The probe's face crop (JPEG) of a pending review, for a reviewer to look at; the view
+        is recorded in the audit trail (the review id and the operator, never the image or a
+        hash of it). ResourceNotFound once the review is closed, or when it has no crop. The
+        caller checks the role (reviewing roles only)."""
+        record = self.reviews.get(review_id)
+        crop = self.reviews.crop(review_id, self.clock()) if record is not None else None
+        if record is None or crop is None:
+            raise ResourceNotFoundException(
+                f"Review {review_id} has no face crop (it is closed, or its operation has no "
+                "probe image)."
+            )
+        self._event("review", "review.crop_view", review_id, record.org_id, operator=self.actor)
+        return crop
+
+    def has_review_crop(self, review_id: str) -> bool:
+        """Whether a review holds a face crop now (closed reviews hold none)."""
+        return self.reviews.has_crop(review_id)
 
     def _detail(self, record: ReviewRecord) -> ReviewDetail:
         status = record.status_at(self.clock())

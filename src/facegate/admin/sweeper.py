@@ -7,8 +7,10 @@ the server was down are enforced at once) :func:`sweep_once` runs in a worker th
   records each deletion in the database in the same transaction), in batches of
   :data:`BATCH`, at most :data:`MAX_BATCHES` batches per sweep so one sweep cannot hold the
   store for long; the rest waits for the next sweep;
-* pending reviews past their deadline expire and their held results are discarded
-  (``ReviewRepository.expire``).
+* pending reviews past their deadline expire and their held results and probe face crops are
+  discarded (``ReviewRepository.expire``);
+* as a safety net, any probe face crop whose review is no longer open is deleted
+  (``ReviewRepository.purge_crops``; closing a review deletes its crop already).
 
 Each deletion is logged on ``facegate.retention`` with the face id, collection and organisation
 (ids only, nothing biometric), and counted in ``facegate_retention_deletions_total``; expired
@@ -44,6 +46,7 @@ log = logging.getLogger("facegate.retention")
 class SweepResult:
     deleted_faces: int
     expired_reviews: int
+    purged_crops: int = 0
 
 
 def sweep_once(
@@ -100,10 +103,23 @@ def sweep_once(
         )
     if expired:
         log.info(f"expired {len(expired)} pending review(s) past their deadline")
+    purged = reviews.purge_crops(now)
+    if purged:
+        log.warning(f"purged {purged} face crop(s) of closed reviews (safety net)")
+        if record is not None:
+            record(
+                EventRecord(
+                    at=now,
+                    kind="review",
+                    action="review.crops_purge",
+                    actor="sweeper",
+                    details={"purged": purged},
+                )
+            )
     if metrics is not None:
         metrics.retention_deletions.inc(deleted)
         metrics.reviews_expired.inc(len(expired))
-    return SweepResult(deleted, len(expired))
+    return SweepResult(deleted, len(expired), purged)
 
 
 def _owner(store: FaceStore, collection_id: str) -> str:

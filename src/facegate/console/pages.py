@@ -259,14 +259,26 @@ async def _review_page(console: Console, ctx: Ctx, review_id: str, **extra: Any)
     detail = await console.run(ctx.admin.review, review_id)
     doc = views.review_detail(detail, now)
     voted = any(v["operator_id"] == ctx.operator.operator_id for v in doc["votes"])
+    # the probe's face crop: reviewing roles only (auditors see no biometric images)
+    crop = (
+        ctx.can(*REVIEWERS)
+        and detail.status == "pending"
+        and await console.run(ctx.admin.has_review_crop, review_id)
+    )
     return console.render(
         ctx.request, "review.html", ctx, page="reviews", title=f"Review {review_id}",
-        review=doc, voted=voted, **extra,
+        review=doc, voted=voted, crop=crop, **extra,
     )  # fmt: skip
 
 
 async def review(console: Console, ctx: Ctx) -> Response:
     return await _review_page(console, ctx, ctx.request.path_params["review_id"])
+
+
+async def review_crop(console: Console, ctx: Ctx) -> Response:
+    """The probe's face crop of a pending review (JPEG, never cached; 404 once closed)."""
+    data = await console.run(ctx.admin.review_crop, ctx.request.path_params["review_id"])
+    return Response(data, media_type="image/jpeg", headers=SECURITY_HEADERS)
 
 
 async def review_vote(console: Console, ctx: Ctx) -> Response:
@@ -446,6 +458,7 @@ PAGES: tuple[tuple[str, str, Handler, tuple[str, ...]], ...] = (
     ("/policies/simulate", "POST", simulate, READERS),
     ("/reviews", "GET", reviews, ALL_ROLES),
     ("/reviews/{review_id}", "GET", review, ALL_ROLES),
+    ("/reviews/{review_id}/crop", "GET", review_crop, REVIEWERS),
     ("/reviews/{review_id}/vote", "POST", review_vote, REVIEWERS),
     ("/audit", "GET", audit, READERS),
     ("/audit/verify", "POST", audit_verify, READERS),

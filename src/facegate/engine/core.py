@@ -1,7 +1,8 @@
 """The face engine: image bytes in, faces with landmarks, pose, quality and descriptors out.
 
-``FaceEngine`` runs in one process and one thread (dlib is single-threaded); ``engine.pool`` runs
-several of them in worker processes. Both give bit-identical results for the same input.
+``FaceEngine`` runs in one process and one thread (dlib is single-threaded; the ONNX descriptor
+runtime uses ``descriptor_threads``, 1 by default); ``engine.pool`` runs several of them in worker
+processes. Both give bit-identical results for the same input and configuration.
 
 Stages, each timed in :class:`StageTimes` for the benchmarks:
 decode -> detect -> landmarks (68 + 5 points, pose, quality) -> align + descriptor.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from facegate.engine.align import face_chip
 from facegate.engine.detect import (
@@ -23,32 +23,27 @@ from facegate.engine.detect import (
     make_detector,
 )
 from facegate.engine.detect import confidence_pct as detector_confidence
-from facegate.engine.embed import DlibEmbedder, Embedder
+from facegate.engine.embed import Embedder
 from facegate.engine.image import DecodedImage, ImageLimits, decode_image
 from facegate.engine.landmarks import named_landmarks, shape_points
 from facegate.engine.models import LoadedModels, ModelFiles, load_models
 from facegate.engine.pose import estimate_pose
 from facegate.engine.quality import face_quality
+from facegate.engine.runtime import DescriptorRuntime as DescriptorRuntime
+from facegate.engine.runtime import choose_embedder
 from facegate.engine.similarity import SimilarityModel, default_similarity
 from facegate.engine.types import Analysis, DetectedFace, DetectorKind, Face
-
-
-class DescriptorRuntime(StrEnum):
-    """Where dlib's descriptor network runs: dlib itself, or its ONNX export in onnxruntime
-    (``engine.onnx_export``; built from the same ``.dat`` on first use and cached). Both give the
-    same vectors to within 1e-4 per component (tests/engine/test_onnx_export.py), so the model
-    version stored with faces is the same."""
-
-    DLIB = "dlib"
-    ONNX = "onnx"
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything that changes what the engine returns. Picklable (sent to worker processes).
 
-    ``descriptor_threads`` is used by the ONNX runtime only (dlib is single-threaded): 1 per
-    worker process in a pool, the core count for a single engine.
+    ``descriptor_runtime`` picks where the descriptor network runs (``engine.runtime``): by
+    default ``AUTO``, the ONNX export when it starts and passes its self-check, else dlib; the
+    vectors and the model version are the same either way. ``descriptor_threads`` is the ONNX
+    runtime's intra-op thread count (dlib is single-threaded); keep 1 in a pool of one worker
+    process per core (the default), see ``engine.runtime`` for why.
     """
 
     limits: ImageLimits = ImageLimits()
@@ -56,7 +51,7 @@ class EngineConfig:
     flip_tta: bool = False
     similarity: SimilarityModel = field(default_factory=default_similarity)
     model_files: ModelFiles | None = None
-    descriptor_runtime: DescriptorRuntime = DescriptorRuntime.DLIB
+    descriptor_runtime: DescriptorRuntime = DescriptorRuntime.AUTO
     descriptor_threads: int = 1
 
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
@@ -76,17 +71,6 @@ class StageTimes:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def _make_embedder(config: EngineConfig, models: LoadedModels) -> Embedder:
-    if config.descriptor_runtime is DescriptorRuntime.ONNX:
-        # Imported here so a dlib-only engine never loads onnxruntime.
-        from facegate.engine.onnx_embed import OnnxEmbedder
-
-        return OnnxEmbedder.from_model_files(
-            models.files, intra_op_threads=config.descriptor_threads, flip_tta=config.flip_tta
-        )
-    return DlibEmbedder(models.descriptor, flip_tta=config.flip_tta)
-
-
 class FaceEngine:
     """Loads dlib's models once and analyses images. Not thread-safe: one per thread/process."""
 
@@ -96,7 +80,15 @@ class FaceEngine:
         self._detectors: dict[DetectorKind, Detector] = {
             config.detector.kind: make_detector(self.models, config.detector)
         }
-        self.embedder: Embedder = _make_embedder(config, self.models)
+        # descriptor_runtime is the runtime in use, DLIB or ONNX (AUTO resolved here, once).
+        self.embedder: Embedder
+        self.descriptor_runtime: DescriptorRuntime
+        self.embedder, self.descriptor_runtime = choose_embedder(
+            config.descriptor_runtime,
+            self.models,
+            threads=config.descriptor_threads,
+            flip_tta=config.flip_tta,
+        )
         self.times = StageTimes()
 
     @property

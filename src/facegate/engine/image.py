@@ -108,6 +108,10 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedIma
     with warnings.catch_warnings():
         # Pillow warns (DecompressionBombWarning) on large images; our own cap applies instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow warns (UserWarning) on corrupt EXIF and then treats it as absent: the pixels
+        # still decode, so the image is accepted upright as stored (found by hypothesis,
+        # tests/engine/test_image_fuzz.py; a warning must not escape as an error either).
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             img = Image.open(io.BytesIO(data), formats=[fmt])
         except Image.DecompressionBombError as exc:

@@ -77,7 +77,13 @@ class OnnxEmbedder:
         """Export (or reuse the cached export of) the packaged descriptor network and load it."""
         files = files or ModelFiles.from_package()
         path = cached_onnx_path(files.face_descriptor, cache_dir)
-        return cls(path, intra_op_threads=intra_op_threads, flip_tta=flip_tta, max_batch=max_batch)
+        return cls(
+            path,
+            intra_op_threads=intra_op_threads,
+            flip_tta=flip_tta,
+            max_batch=max_batch,
+            spin=spin,
+        )
 
     @property
     def version(self) -> str:

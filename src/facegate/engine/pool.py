@@ -1,9 +1,11 @@
 """A pool of worker processes, each holding its own :class:`FaceEngine`.
 
 dlib releases no GIL worth having and is single-threaded, so the engine scales across cores with
-processes, not threads. Each worker loads the models once (in its initializer) and then serves
-``analyze`` calls; results are the same frozen dataclasses as the in-process path, bit-identical
-(tests/engine/test_pool.py checks it).
+processes, not threads: one worker per core by default, each running the ONNX descriptor runtime
+(when ``auto`` picks it) with one intra-op thread (``engine.runtime`` explains why). Each worker
+loads the models and chooses its descriptor runtime once (in its initializer) and then serves
+``analyze`` calls; results are the same frozen dataclasses as the in-process path with the same
+configuration, bit-identical (tests/engine/test_pool.py checks it).
 
 Workers are started with ``spawn`` (no fork of a process that may hold threads or locks). If a
 worker dies (killed, out of memory), the call that was running fails with

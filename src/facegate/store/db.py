@@ -206,6 +206,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX console_sessions_by_operator ON console_sessions(operator_id);
     """,
+    # 6: review crops. The probe's face crop of a held search, kept only while its review is
+    # open, encrypted (AES-256-GCM under the master key's "review-crops" sub-key, the review id as
+    # associated data); deleted in the transaction that closes the review.
+    """
+    CREATE TABLE review_crops (
+        review_id          TEXT PRIMARY KEY REFERENCES reviews(review_id) ON DELETE CASCADE,
+        nonce              BLOB NOT NULL,
+        ciphertext         BLOB NOT NULL,
+        created_at         REAL NOT NULL
+    );
+    """,
 )
 
 

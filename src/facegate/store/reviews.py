@@ -5,12 +5,24 @@ A review holds the response of one allowed face-comparison request. It is releas
 only when ``reviewers_required`` distinct operators have confirmed it; one rejection rejects it;
 past ``expires_at`` it expires. Votes are recorded with the operator's id (Art. 12(3)(d): the
 identity of the persons who verified the result). All state changes happen in one transaction.
+
+Review crops: a review of a search by image keeps the probe's face crop (a small JPEG) so the
+reviewers can see whom the search was about. It is stored encrypted (:class:`CropCipher`:
+AES-256-GCM, a fresh 96-bit nonce per crop, the review id as associated data, so a crop moved to
+another review does not decrypt), only while the review is pending: it is inserted in the
+transaction that inserts the review and deleted in the transaction that releases, rejects or
+expires it. :meth:`ReviewRepository.purge_crops` removes any crop whose review is no longer open
+(a safety net the sweeper runs). Deleting the key (the master key) makes every stored crop
+unreadable.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facegate.errors import ConflictException, ResourceNotFoundException
 from facegate.store.db import Database
@@ -51,6 +63,27 @@ class ReviewRecord:
         return self.status
 
 
+class CropCipher:
+    """AES-256-GCM for review crops, bound to the review id (associated data)."""
+
+    NONCE_BYTES = 12
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a review crop key is 32 bytes (AES-256)")
+        self._aead = AESGCM(key)
+
+    def seal(self, review_id: str, plaintext: bytes) -> tuple[bytes, bytes]:
+        """(nonce, ciphertext with its tag) of ``plaintext`` for ``review_id``."""
+        nonce = os.urandom(self.NONCE_BYTES)
+        return nonce, self._aead.encrypt(nonce, plaintext, review_id.encode("utf-8"))
+
+    def open(self, review_id: str, nonce: bytes, ciphertext: bytes) -> bytes:
+        """The plaintext; raises ``cryptography.exceptions.InvalidTag`` if the ciphertext was
+        altered, sealed under another key, or sealed for another review id."""
+        return self._aead.decrypt(nonce, ciphertext, review_id.encode("utf-8"))
+
+
 def _review(row: sqlite3.Row, votes: tuple[Vote, ...]) -> ReviewRecord:
     return ReviewRecord(
         review_id=row["review_id"],
@@ -71,10 +104,17 @@ def _review(row: sqlite3.Row, votes: tuple[Vote, ...]) -> ReviewRecord:
 
 
 class ReviewRepository:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """Reviews, their votes and their crops. ``crops`` encrypts and decrypts crops (None: this
+    repository cannot store or read them, e.g. in the CLI; it still deletes them on close)."""
 
-    def insert(self, r: ReviewRecord) -> None:
+    def __init__(self, db: Database, crops: CropCipher | None = None) -> None:
+        self.db = db
+        self.crops = crops
+
+    def insert(self, r: ReviewRecord, crop: bytes | None = None) -> None:
+        """Insert a review and, when given, its probe's face crop, in one transaction."""
+        if crop is not None and self.crops is None:
+            raise RuntimeError("this review repository has no crop key")
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO reviews (review_id, decision_id, operation, access_key_id, org_id, "
@@ -97,6 +137,51 @@ class ReviewRepository:
                     r.decided_at,
                 ),
             )
+            if crop is not None:
+                assert self.crops is not None
+                nonce, ciphertext = self.crops.seal(r.review_id, crop)
+                conn.execute(
+                    "INSERT INTO review_crops (review_id, nonce, ciphertext, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (r.review_id, nonce, ciphertext, r.created_at),
+                )
+
+    def crop(self, review_id: str, now: float) -> bytes | None:
+        """The decrypted face crop of a review that is pending at ``now`` (None: no such review,
+        it is closed, or it has no crop)."""
+        if self.crops is None:
+            raise RuntimeError("this review repository has no crop key")
+        with self.db.read() as conn:
+            review = conn.execute(
+                "SELECT status, expires_at FROM reviews WHERE review_id = ?", (review_id,)
+            ).fetchone()
+            row = conn.execute(
+                "SELECT nonce, ciphertext FROM review_crops WHERE review_id = ?", (review_id,)
+            ).fetchone()
+        if review is None or row is None:
+            return None
+        if review["status"] != PENDING or now >= review["expires_at"]:
+            return None
+        return self.crops.open(review_id, bytes(row["nonce"]), bytes(row["ciphertext"]))
+
+    def has_crop(self, review_id: str) -> bool:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM review_crops WHERE review_id = ?", (review_id,)
+            ).fetchone()
+        return row is not None
+
+    def purge_crops(self, now: float) -> int:
+        """Delete the crops of reviews that are not open at ``now`` (closed, past their deadline,
+        or gone); returns how many were deleted. Closing a review deletes its crop already: this
+        is the safety net."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM review_crops WHERE review_id NOT IN "
+                "(SELECT review_id FROM reviews WHERE status = ? AND expires_at > ?)",
+                (PENDING, now),
+            )
+            return int(cursor.rowcount)
 
     def get(self, review_id: str) -> ReviewRecord | None:
         with self.db.read() as conn:
@@ -171,13 +256,15 @@ class ReviewRepository:
                     "WHERE review_id = ?",
                     (new_status, now, review_id),
                 )
+            if new_status != PENDING:  # the crop is kept only while the review is open
+                conn.execute("DELETE FROM review_crops WHERE review_id = ?", (review_id,))
             updated = self._get(conn, review_id)
         assert updated is not None
         return updated
 
     def expire(self, now: float) -> tuple[str, ...]:
-        """Mark pending reviews past their deadline expired and discard their held results;
-        returns the ids of the reviews that expired."""
+        """Mark pending reviews past their deadline expired and discard their held results and
+        crops; returns the ids of the reviews that expired."""
         with self.db.transaction() as conn:
             ids = tuple(
                 r[0]
@@ -191,4 +278,5 @@ class ReviewRepository:
                 "WHERE review_id = ?",
                 [(EXPIRED, now, review_id) for review_id in ids],
             )
+            conn.executemany("DELETE FROM review_crops WHERE review_id = ?", [(i,) for i in ids])
         return ids
