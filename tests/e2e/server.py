@@ -18,6 +18,8 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from facegate.audit.log import iter_entries
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -141,3 +143,14 @@ class LiveServer:
                 f"facegate {' '.join(args[:2])}: exit {done.returncode}: {done.stderr}"
             )
         return done.stdout
+
+
+def audit_record(server: LiveServer, decision_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The audit record of the request that got ``decision_id`` (waits for the append)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for entry in iter_entries(server.data_dir / "audit"):
+            if entry.record.get("decision_id") == decision_id:
+                return dict(entry.record)
+        time.sleep(0.1)
+    raise AssertionError(f"no audit record of {decision_id}")

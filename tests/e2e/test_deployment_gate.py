@@ -6,7 +6,6 @@ out-of-bounds audit denies again."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from facegate.audit.log import iter_entries
 from facegate.store.db import Database
 from facegate.store.decisions import DecisionRepository
 from tests.audit_reports import verification_report
-from tests.e2e.server import LiveServer
+from tests.e2e.server import LiveServer, audit_record
 
 GATE = "deployment-gate.forbid-search-without-audit"
 COLLECTION = "gate-gallery"
@@ -74,20 +72,10 @@ def _denied_by_the_gate(server: LiveServer, samples: Path) -> None:
     assert not decision.allowed
     assert decision.policy_ids == (GATE,)
     assert decision.reasons[0].startswith("1:N search needs a registered bias audit")
-    record = _audit_record(server, decision_id)
+    record = audit_record(server, decision_id)
     assert record["decision"] == "deny"
     assert record["policy_ids"] == [GATE]
     assert record["error_code"] == "AccessDeniedException"
-
-
-def _audit_record(server: LiveServer, decision_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for entry in iter_entries(server.data_dir / "audit"):
-            if entry.record.get("decision_id") == decision_id:
-                return entry.record
-        time.sleep(0.1)
-    raise AssertionError(f"no audit record of {decision_id}")
 
 
 def _register(server: LiveServer, tmp_path: Path, **report: Any) -> str:

@@ -4,24 +4,12 @@ x-facegate-expected-false-candidates header and the audit record."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from facegate.audit.log import iter_entries
-from tests.e2e.server import LiveServer
-
-
-def _record(server: LiveServer, decision_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for entry in iter_entries(server.data_dir / "audit"):
-            if entry.record.get("decision_id") == decision_id:
-                return entry.record
-        time.sleep(0.1)
-    raise AssertionError(f"no audit record of {decision_id}")
+from tests.e2e.server import LiveServer, audit_record
 
 
 def test_search_reports_expected_false_candidates(
@@ -39,7 +27,7 @@ def test_search_reports_expected_false_candidates(
         headers = response["ResponseMetadata"]["HTTPHeaders"]
         expected = float(headers["x-facegate-expected-false-candidates"])
         assert expected == pytest.approx(faces * per_pair)
-        record = _record(server, headers["x-facegate-decision-id"])
+        record = audit_record(server, headers["x-facegate-decision-id"])
         assert record["result"]["expected_false_candidates"] == pytest.approx(faces * per_pair)
     detect = rek.detect_faces(Image=image("obama.jpg"))
     assert "x-facegate-expected-false-candidates" not in detect["ResponseMetadata"]["HTTPHeaders"]
