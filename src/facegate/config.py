@@ -19,6 +19,9 @@
 | FACEGATE_GATE_THRESHOLD | 99 | deployment gate: the operating Similarity the audit measured |
 | FACEGATE_GATE_MAX_FMR_RATIO | 10 | deployment gate: largest acceptable FMR Max/GeoMean there |
 | FACEGATE_GATE_MAX_FNMR | 0.5 | deployment gate: largest acceptable FNMR of the worst group there |
+| FACEGATE_RATE_LIMIT_RPS | 50 | requests per second per access key (0: no limit) |
+| FACEGATE_RATE_LIMIT_BURST | 100 | requests a key may send at once after being idle |
+| FACEGATE_MAX_INFLIGHT | 64 | requests in progress at once; more are refused at once (0: none) |
 
 The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
 ``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
@@ -66,6 +69,9 @@ class Settings:
     review_ttl_s: float = 72 * 3600.0
     retention_sweep_s: float = 3600.0
     gate: GateBounds = GateBounds()
+    rate_limit_rps: float = 50.0
+    rate_limit_burst: float = 100.0
+    max_inflight: int = 64
 
     @property
     def database_path(self) -> Path:
@@ -93,6 +99,9 @@ class Settings:
             ("FACEGATE_MASTER_KEY", "master_key", str),
             ("FACEGATE_AUDIT_KEY", "audit_key", str),
             ("FACEGATE_REVIEW_TTL_S", "review_ttl_s", float),
+            ("FACEGATE_RATE_LIMIT_RPS", "rate_limit_rps", float),
+            ("FACEGATE_RATE_LIMIT_BURST", "rate_limit_burst", float),
+            ("FACEGATE_MAX_INFLIGHT", "max_inflight", int),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
         ):
             if key in env:

@@ -36,7 +36,9 @@ from facegate.errors import (
     FacegateError,
     InternalServerError,
     InvalidParameterException,
+    ProvisionedThroughputExceededException,
     ResourceNotFoundException,
+    ThrottlingException,
     UnknownOperationException,
 )
 from facegate.ops.common import Enrolment, image_bytes
@@ -127,6 +129,24 @@ async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> b
     outcome.access_key_id = _claimed_key(request.headers.get("authorization", ""))
     caller = await _authenticate(services, request)
     outcome.access_key_id = caller.access_key_id
+    # overload: the key's rate, then the server's requests in flight (facegate.limits); both
+    # refuse at once rather than queue
+    if not services.limiter.allow(caller.access_key_id):
+        raise ProvisionedThroughputExceededException(
+            "The request rate of this access key exceeds its limit; slow down and retry."
+        )
+    if not services.admission.try_enter():
+        raise ThrottlingException("The server is at capacity; retry later.")
+    try:
+        return await _admitted(services, request, caller, outcome)
+    finally:
+        services.admission.leave()
+
+
+async def _admitted(
+    services: Services, request: RawRequest, caller: VerifiedCaller, outcome: Outcome
+) -> bytes:
+    """Steps 1 (the key's registration) to 6 for an authenticated, admitted request."""
     principal = await asyncio.to_thread(services.registry.principal, caller.access_key_id)
     if principal is None:
         raise AccessDeniedException(

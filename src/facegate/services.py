@@ -21,6 +21,7 @@ from facegate.audit.record import EventRecord
 from facegate.config import Settings
 from facegate.engine.pool import EnginePool
 from facegate.governance import Registry
+from facegate.limits import Admission, RateLimiter
 from facegate.metrics import Metrics
 from facegate.model_audit import AuditSummary, GateStatus, evaluate
 from facegate.ops.common import OpDeps, PageTokens
@@ -96,6 +97,8 @@ class Services:
     audit: AuditLog
     outbox: AuditOutbox
     model_audits: ModelAuditRepository
+    limiter: RateLimiter
+    admission: Admission
     token_locks: KeyedLocks = field(default_factory=KeyedLocks)
     _closed: bool = False
 
@@ -143,6 +146,8 @@ class Services:
             audit=audit,
             outbox=AuditOutbox(db),
             model_audits=ModelAuditRepository(db),
+            limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
+            admission=Admission(settings.max_inflight),
         )
 
     @property
