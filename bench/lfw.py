@@ -72,7 +72,7 @@ from facegate.engine.align import face_chip
 from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
 from facegate.engine.embed import dlib_model_version
 from facegate.engine.image import DecodedImage, RGBImage
-from facegate.engine.models import ModelFiles
+from facegate.engine.models import ModelFiles, file_sha256
 from facegate.engine.types import DetectedFace, DetectorKind
 from facegate.errors import FacegateError
 
@@ -221,18 +221,10 @@ def descriptor_pass(
 # --- cache ---------------------------------------------------------------------------------------
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(config: EngineConfig) -> str:
     """Identifies everything that changes a record: pass format, dlib, engine config, models."""
     files = config.model_files or ModelFiles.from_package()
-    digests = [_file_sha256(Path(p)) for p in asdict(files).values()]
+    digests = [file_sha256(Path(p)) for p in asdict(files).values()]
     parts = [CACHE_FORMAT, dlib.__version__, dlib_model_version(False), repr(config), *digests]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 

@@ -26,9 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from PIL import Image
 
@@ -50,15 +48,9 @@ def photo(name: str, width: int) -> bytes:
 
 
 def client(server: LiveServer, creds: Credentials) -> Any:
-    return boto3.client(
-        "rekognition",
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        config=Config(
-            retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=64
-        ),
+    """A client that sends each request once (no botocore retries)."""
+    return server.client(
+        creds, retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=64
     )
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facegate.engine.similarity import SimilarityModel
+from facegate.policy.actions import IDENTIFICATION_ACTIONS
 from facegate.policy.model import Obligations
 
 CANDIDATE_LISTS = ("FaceMatches", "UserMatches")
@@ -49,7 +50,6 @@ _THRESHOLD_OF = {
     "SearchUsers": "user_match_threshold",
     "SearchUsersByImage": "user_match_threshold",
 }
-SEARCHES = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage"})
 _CAP_OF = {
     "SearchFaces": "max_faces",
     "SearchFacesByImage": "max_faces",
@@ -92,7 +92,7 @@ def before(
     minimum = obligations.min_similarity_pct
     name = _THRESHOLD_OF.get(operation)
     bound = obligations.max_expected_false_candidates
-    searching = operation in SEARCHES and collection_faces is not None
+    searching = operation in IDENTIFICATION_ACTIONS and collection_faces is not None
     if bound is not None and searching and collection_faces is not None:
         size_aware = _size_aware(bound, collection_faces, similarity)
         minimum = size_aware if minimum is None else max(minimum, size_aware)

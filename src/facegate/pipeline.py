@@ -44,7 +44,7 @@ from facegate.errors import (
 from facegate.ops.common import Enrolment, image_bytes
 from facegate.ops.registry import OPERATIONS, Operation
 from facegate.ops.tags import collection_of
-from facegate.policy.actions import ACTION_GROUPS
+from facegate.policy.actions import IDENTIFICATION_ACTIONS
 from facegate.policy.model import (
     CollectionRef,
     Decision,
@@ -171,7 +171,7 @@ async def _admitted(
         signed=caller.signed_headers,
     )
     context = headers.context
-    if "identification" in ACTION_GROUPS.get(operation.name, frozenset()):
+    if operation.name in IDENTIFICATION_ACTIONS:
         # the deployment gate: the active model's registered bias audit, read per request so a
         # registration by the CLI applies at once (other actions keep false/false: only the
         # gate reads these, and only for identification)

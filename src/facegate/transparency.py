@@ -15,21 +15,17 @@ resources, every text escaped).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
 from facegate import __version__
+from facegate.admin.views import iso
 from facegate.engine.similarity import CalibratedSimilarity, calibration_document
 from facegate.services import Services
 
 GATE_PACKS = ("deployment-gate", "wa-rcw-43-386")
 """Packs whose policies read the deployment gate."""
-
-
-def _iso(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _calibration(services: Services) -> dict[str, Any]:
@@ -61,7 +57,7 @@ def transparency_document(services: Services) -> dict[str, Any]:
         "service": {
             "name": "facegate",
             "version": __version__,
-            "generated_at": _iso(services.clock()),
+            "generated_at": iso(services.clock()),
         },
         "model": _calibration(services),
         "deployment_gate": {
@@ -72,7 +68,7 @@ def transparency_document(services: Services) -> dict[str, Any]:
             if audit is None
             else {
                 "audit_id": audit.audit_id,
-                "registered_at": _iso(audit.registered_at),
+                "registered_at": iso(audit.registered_at),
                 "dataset": audit.dataset,
                 "report_sha256": audit.report_sha256,
             },

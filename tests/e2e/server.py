@@ -115,7 +115,16 @@ class LiveServer:
         section = parser["facegate"]
         return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"])
 
-    def client(self, creds: Credentials | None = None, **config: Any) -> Any:
+    def client(
+        self,
+        creds: Credentials | None = None,
+        *,
+        retries: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> Any:
+        """A boto3 Rekognition client for this server. ``retries``: botocore's retry settings
+        (default one retry, legacy mode; ``{"mode": "standard", "total_max_attempts": 1}``
+        sends each request once)."""
         creds = creds or self.credentials()
         return boto3.client(
             "rekognition",
@@ -123,7 +132,7 @@ class LiveServer:
             region_name="us-east-1",
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key,
-            config=Config(retries={"max_attempts": 1}, **config),
+            config=Config(retries=retries or {"max_attempts": 1}, **config),
         )
 
     def facegate(self, *args: str, env: dict[str, str] | None = None) -> str:

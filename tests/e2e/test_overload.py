@@ -9,9 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from facegate.audit.log import iter_entries
@@ -37,15 +35,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def _client(server: LiveServer) -> Any:
     """A client that sends each request once (botocore retries throttling errors by default,
     and max_attempts counts retries, not attempts)."""
-    creds = server.credentials()
-    return boto3.client(
-        "rekognition",
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-    )
+    return server.client(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def _code(call: object) -> str:

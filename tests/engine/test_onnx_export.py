@@ -18,7 +18,7 @@ from facegate.engine.align import face_chip
 from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
 from facegate.engine.embed import DlibEmbedder
 from facegate.engine.image import RGBImage
-from facegate.engine.models import ModelFiles
+from facegate.engine.models import ModelFiles, file_sha256
 from facegate.engine.onnx_embed import OnnxEmbedder
 from facegate.engine.onnx_export import (
     INPUT_NAME,
@@ -26,7 +26,6 @@ from facegate.engine.onnx_export import (
     DlibModelFormatError,
     build_onnx,
     cached_onnx_path,
-    file_sha256,
 )
 from facegate.errors import FacegateError
 

@@ -13,18 +13,14 @@ Contract: labels and titles may be any text (they are escaped); values are non-n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
+
+from facegate.svg import INK, short, svg_empty, svg_open
+from facegate.svg import esc as _e
 
 WIDTH = 720
 BAR = "#1f4e79"
-INK = "#1a1a1a"
 GRID = "#c8c8c8"
-FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12"'
 MAX_LABEL = 60
-
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
 
 
 def _num(value: float) -> str:
@@ -32,24 +28,15 @@ def _num(value: float) -> str:
 
 
 def _short(label: str, limit: int = MAX_LABEL) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+    return short(label, limit)
 
 
 def _open(chart_id: str, title: str, desc: str, height: int) -> str:
-    cid = _e(chart_id)
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
-        f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
-        f'aria-labelledby="{cid}-title {cid}-desc" {FONT}>'
-        f'<title id="{cid}-title">{_e(title)}</title><desc id="{cid}-desc">{_e(desc)}</desc>'
-    )
+    return svg_open(chart_id, title, desc, WIDTH, height)
 
 
 def _empty(chart_id: str, title: str, desc: str) -> str:
-    return (
-        _open(chart_id, title, desc, 40)
-        + f'<text x="8" y="25" fill="{INK}">No records in this period.</text></svg>'
-    )
+    return svg_empty(chart_id, title, desc, WIDTH, "No records in this period.")
 
 
 def hbar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, float]]) -> str:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from facegate.bias.datasets import Manifest
 from facegate.engine.core import EngineConfig
+from facegate.engine.models import file_sha256
 from facegate.engine.pool import EnginePool
 from facegate.engine.types import Analysis, DetectorKind
 from facegate.errors import EngineUnavailableError, FacegateError
@@ -90,15 +91,6 @@ def config_key(config: EngineConfig, model_version: str, mmod_fallback: bool) ->
     parts = [CACHE_FORMAT, repr(config.detector), repr(config.limits), f"fallback={mmod_fallback}"]
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return f"{model_version}|{config.detector.kind}|{digest}"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DescriptorCache:

@@ -22,15 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from typing import TypeGuard
+
+from facegate.svg import INK, short, svg_empty, svg_open
+from facegate.svg import esc as _e
 
 WIDTH = 820
 HEIGHT = 380
 LEFT, RIGHT, TOP, BOTTOM = 72, 250, 16, 56
-INK = "#1a1a1a"
 GRID = "#d0d0d0"
-FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12"'
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "12 4", "3 6")
 MARKERS = ("circle", "square", "triangle", "diamond", "plus", "cross")
@@ -40,12 +40,8 @@ MAX_LABEL = 34
 Format = Callable[[float], str]
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
 def _short(label: str, limit: int = MAX_LABEL) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+    return short(label, limit)
 
 
 def fmt_g(value: float) -> str:
@@ -160,20 +156,11 @@ class _Axis:
 
 
 def _open(chart_id: str, title: str, desc: str, height: int = HEIGHT) -> str:
-    cid = _e(chart_id)
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
-        f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
-        f'aria-labelledby="{cid}-title {cid}-desc" {FONT}>'
-        f'<title id="{cid}-title">{_e(title)}</title><desc id="{cid}-desc">{_e(desc)}</desc>'
-    )
+    return svg_open(chart_id, title, desc, WIDTH, height)
 
 
 def _empty(chart_id: str, title: str, desc: str) -> str:
-    return (
-        _open(chart_id, title, desc, 40)
-        + f'<text x="8" y="25" fill="{INK}">No data to plot.</text></svg>'
-    )
+    return svg_empty(chart_id, title, desc, WIDTH, "No data to plot.")
 
 
 def _marker(

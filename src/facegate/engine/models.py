@@ -21,6 +21,15 @@ import face_recognition_models
 from facegate.errors import EngineUnavailableError
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """Paths of the four dlib model files."""
@@ -44,11 +53,7 @@ class ModelFiles:
 
     def descriptor_sha256(self) -> str:
         """SHA-256 of the descriptor network file (identifies the model in version strings)."""
-        digest = hashlib.sha256()
-        with self.face_descriptor.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return file_sha256(self.face_descriptor)
 
 
 @dataclass(frozen=True)

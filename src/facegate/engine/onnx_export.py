@@ -67,6 +67,7 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from facegate.engine.models import file_sha256
 from facegate.errors import EngineUnavailableError
 
 Floats = npt.NDArray[np.float32]
@@ -638,14 +639,6 @@ def _zero_extend(
 
 # ----------------------------------------------------------------------------------------------
 # Building and caching the file
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_onnx(dat_path: Path, out_path: Path) -> str:

@@ -67,6 +67,9 @@ def _groups() -> Mapping[str, frozenset[str]]:
 ACTION_GROUPS: Mapping[str, frozenset[str]] = _groups()
 """Operation name -> every group it belongs to (transitively). Its keys are all 21 actions."""
 
+IDENTIFICATION_ACTIONS: frozenset[str] = frozenset(_IDENTIFICATION)
+"""The 1:N searches (the ``identification`` group)."""
+
 SERVICE_ACTIONS: frozenset[str] = frozenset({"DetectFaces", "CompareFaces", "ListCollections"})
 """Actions whose resource is always the Service (they name no collection)."""
 
