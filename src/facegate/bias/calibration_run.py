@@ -24,6 +24,7 @@ from facegate.bias.calibration import (
     Source,
     fit,
     pair_tail,
+    pooled_fmr,
     split_source,
     table,
 )
@@ -142,10 +143,8 @@ def calibrate(
     digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
     mapping = replace(fitted, version=f"{model_version}.fmr-{digest.hexdigest()[:8]}")
     rows = table(held_tails, mapping, TABLE_SIMILARITIES, min_pairs)
-    for row, fit_row in zip(
-        rows, table(fit_tails, mapping, TABLE_SIMILARITIES, min_pairs), strict=True
-    ):
-        row["fit_pooled_fmr"] = fit_row["pooled_fmr"]
+    for row in rows:  # the fit half's pooled FMR at the same distance, for the held-out check
+        row["fit_pooled_fmr"] = pooled_fmr(fit_tails, mapping.distance_for(row["similarity_pct"]))
     legacy = []
     for s in (80.0, 99.0):
         d = LOGISTIC_V0.distance_for(s)
