@@ -68,6 +68,7 @@ from tqdm import tqdm
 from benchlib import RESULTS, ROOT, machine_info, machine_line, write_results
 from facegate.bias.datasets import LfwPair as Pair
 from facegate.bias.datasets import parse_lfw_pairs as parse_pairs
+from facegate.bias.folds import CrossValidation, correct_decisions, cross_validate
 from facegate.engine.align import face_chip
 from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
 from facegate.engine.embed import dlib_model_version
@@ -327,64 +328,6 @@ def descriptor_matrix(records: Sequence[ImageRecord], variant: Variant) -> Float
             both = vectors.astype(np.float64)
             out[i] = (both[0] + both[1]) / 2.0 if variant.flip_tta else both[0]
     return out
-
-
-def correct_decisions(d: FloatArray, mated: BoolArray, threshold: float) -> BoolArray:
-    """Accept when ``d <= threshold``; a pair without a distance (NaN) is never correct."""
-    out: BoolArray = ~np.isnan(d) & ((d <= threshold) == mated)
-    return out
-
-
-def best_threshold(d: FloatArray, mated: BoolArray) -> float:
-    """The distance threshold maximising accuracy on these pairs (exhaustive over all cuts).
-
-    Candidates lie between consecutive distinct distances (or just below the smallest / at the
-    largest). Of several maximising cuts the median one is taken. Pairs without a distance are
-    errors whatever the threshold, so they do not move the choice.
-    """
-    valid = ~np.isnan(d)
-    if not valid.any():
-        return DLIB_THRESHOLD
-    values, inverse = np.unique(d[valid], return_inverse=True)
-    is_mated = mated[valid].astype(np.float64)
-    mated_at = np.bincount(inverse, weights=is_mated, minlength=len(values))
-    non_at = np.bincount(inverse, weights=1.0 - is_mated, minlength=len(values))
-    # Cut k accepts values[:k]: correct = mated accepted + non-mated rejected.
-    correct = np.concatenate([[0.0], np.cumsum(mated_at)]) + (
-        non_at.sum() - np.concatenate([[0.0], np.cumsum(non_at)])
-    )
-    best = np.flatnonzero(correct == correct.max())
-    k = int(best[len(best) // 2])
-    if k == 0:
-        return float(np.nextafter(values[0], -np.inf))
-    if k == len(values):
-        return float(values[-1])
-    return float((values[k - 1] + values[k]) / 2.0)
-
-
-@dataclass(frozen=True)
-class CrossValidation:
-    accuracies: list[float]
-    thresholds: list[float]
-    correct: BoolArray
-    """Per pair: decided correctly with its own fold's threshold."""
-    pair_thresholds: FloatArray
-    """Per pair: the threshold its fold was decided with."""
-
-
-def cross_validate(d: FloatArray, mated: BoolArray, folds: IntArray) -> CrossValidation:
-    """Leave-one-fold-out: threshold fitted on the other folds, accuracy on the held-out one."""
-    correct = np.zeros(len(d), dtype=bool)
-    pair_thresholds = np.zeros(len(d))
-    accuracies, thresholds = [], []
-    for fold in np.unique(folds):
-        test = folds == fold
-        threshold = best_threshold(d[~test], mated[~test])
-        correct[test] = correct_decisions(d[test], mated[test], threshold)
-        pair_thresholds[test] = threshold
-        accuracies.append(float(correct[test].mean()))
-        thresholds.append(threshold)
-    return CrossValidation(accuracies, thresholds, correct, pair_thresholds)
 
 
 def roc_auc(d: FloatArray, mated: BoolArray) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 from facegate.bias.datasets import Pair
 from facegate.bias.verification import ScoredPairs, analyse, threshold_json
 from facegate.engine.embed import dlib_model_version
-from facegate.engine.similarity import default_similarity
+from facegate.engine.matching import default_matcher
 
 PAIRS = 200
 """Mated and non-mated pairs per group (above the toolkit's default min_pairs of 100)."""
@@ -36,7 +36,7 @@ def verification_report(
 
     Defaults: FMR 0.01 and 0.05 (Max/GeoMean = 0.05 / sqrt(0.0005), about 2.24), FNMR 0.1 and
     0.2 (highest group FNMR 0.2). Versions default to the engine's."""
-    similarity = default_similarity()
+    similarity = default_matcher().similarity
     at99 = similarity.distance_for(99.0)
     close, far = at99 * 0.5, at99 * 1.5  # a match at 99, and no match at 99 (nor at 80 if > 0.6)
     far = max(far, similarity.distance_for(80.0) * 1.2)

@@ -1,13 +1,19 @@
-"""Shared fixtures: the samples folder and one engine per test session (models load once)."""
+"""Shared fixtures: the samples folder, one engine per test session (models load once), and the
+store backends (SQLite; PostgreSQL from one server per session, a fresh database per test)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.store.db import Database, StoreDatabase
+from tests.pg import PgCluster
+
+BACKENDS = ("sqlite", "postgres")
+DbFactory = Callable[[], StoreDatabase]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (PROJECT_ROOT / ".." / "shared" / "data").resolve()
@@ -36,3 +42,52 @@ def sample_bytes(samples: Path) -> Callable[[str], bytes]:
         return (samples / name).read_bytes()
 
     return read
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+    """One PostgreSQL server for the session (started on first use; see tests/pg.py)."""
+    cluster = PgCluster.start(tmp_path_factory.mktemp("pg") / "data")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: PgCluster) -> Iterator[str]:
+    """The DSN of a fresh, empty database, dropped after the test."""
+    dsn = pg_cluster.create()
+    yield dsn
+    pg_cluster.drop(dsn)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbFactory]:
+    """Opens handles on one store per test, on each backend: every call is another connection
+    to the same store (another server, as far as the store can tell); all closed afterwards."""
+    opened: list[StoreDatabase] = []
+    if request.param == "postgres":
+        from facegate.store.pg import PostgresDatabase
+
+        dsn: str = request.getfixturevalue("pg_dsn")
+
+        def connect() -> StoreDatabase:
+            return PostgresDatabase(dsn)
+    else:
+
+        def connect() -> StoreDatabase:
+            return Database(tmp_path / "db.sqlite3")
+
+    def factory() -> StoreDatabase:
+        db = connect()
+        opened.append(db)
+        return db
+
+    yield factory
+    for db in opened:
+        db.close()
+
+
+@pytest.fixture
+def database(db_factory: DbFactory) -> StoreDatabase:
+    """A store database with the schema applied, on each backend."""
+    return db_factory()

@@ -9,15 +9,15 @@ import pytest
 
 from facegate.errors import InvalidParameterException, ResourceAlreadyExistsException
 from facegate.governance import Registry
-from facegate.store.db import Database
+from facegate.store.db import StoreDatabase
 from facegate.store.keys import KeyRepository
 from facegate.store.orgs import OrganisationRepository
 from facegate.wire.keys import KeyService, load_master_key
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    db = Database(tmp_path / "db")
+def registry(database: StoreDatabase, tmp_path: Path) -> Registry:
+    db = database
     keys = KeyService(KeyRepository(db), load_master_key(tmp_path, None))
     return Registry(OrganisationRepository(db), keys)
 

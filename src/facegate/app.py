@@ -61,7 +61,7 @@ def startup_event(services: Services) -> EventRecord:
         details={
             "version": __version__,
             "face_model_version": services.engine.model_version,
-            "similarity_model": services.deps.similarity.version,
+            "similarity_model": services.deps.matcher.version,
             "policy_packs": list(services.policy.packs),
             "policy_ids": [info.policy_id for info in services.policy.policies()],
             "policy_set_sha256": digest.hexdigest(),
@@ -101,7 +101,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
                 "status": "ok",
                 "version": __version__,
                 "face_model_version": services.engine.model_version,
-                "similarity_model": services.deps.similarity.version,
+                "similarity_model": services.deps.matcher.version,
                 "engine_workers": services.engine.workers,
             }
         )

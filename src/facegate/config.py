@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | FACEGATE_DATA_DIR | ./var | SQLite database, master key |
+| FACEGATE_DATABASE_URL | (none) | PostgreSQL DSN: one store shared by several servers |
 | FACEGATE_HOST / FACEGATE_PORT | 127.0.0.1 / 8750 | where ``serve`` listens |
 | FACEGATE_REGION | us-east-1 | region in ARNs (SigV4 scopes of any region are accepted) |
 | FACEGATE_STRICT_REGION | 0 | 1: only SigV4 scopes of FACEGATE_REGION are accepted |
@@ -22,6 +23,13 @@
 | FACEGATE_RATE_LIMIT_RPS | 50 | requests per second per access key (0: no limit) |
 | FACEGATE_RATE_LIMIT_BURST | 100 | requests a key may send at once after being idle |
 | FACEGATE_MAX_INFLIGHT | 64 | requests in progress at once; more are refused at once (0: none) |
+| FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
+
+FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
+pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
+instead of DATA_DIR's SQLite file, so several ``facegate serve`` processes can share them (see
+:mod:`facegate.store.pg`). Every process still needs DATA_DIR for its master key (give all of them
+the same FACEGATE_MASTER_KEY) and its own audit log. The URL's password is never logged.
 
 The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
 ``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
@@ -34,10 +42,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from facegate.engine.core import EngineConfig
+from facegate.engine.matching import matcher_named
 from facegate.engine.pool import default_workers
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
@@ -72,10 +81,23 @@ class Settings:
     rate_limit_rps: float = 50.0
     rate_limit_burst: float = 100.0
     max_inflight: int = 64
+    # May hold a password: kept out of repr (and so out of logs); show it with database_name.
+    database_url: str | None = field(default=None, repr=False)
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (used when ``database_url`` is None)."""
         return self.data_dir / "facegate.sqlite3"
+
+    @property
+    def database_name(self) -> str:
+        """The store for messages and logs: the SQLite path, or the PostgreSQL DSN without its
+        password."""
+        if self.database_url:
+            from facegate.store.pg import redact_dsn
+
+            return redact_dsn(self.database_url)
+        return str(self.database_path)
 
     @property
     def audit_dir(self) -> Path:
@@ -106,6 +128,8 @@ class Settings:
         ):
             if key in env:
                 values[name] = kind(env[key])
+        if env.get("FACEGATE_DATABASE_URL"):
+            values["database_url"] = env["FACEGATE_DATABASE_URL"]
         if env.get("FACEGATE_POLICY_DIR"):
             values["policy_dir"] = Path(env["FACEGATE_POLICY_DIR"])
         if "FACEGATE_POLICY_PACKS" in env:
@@ -125,5 +149,9 @@ class Settings:
             values["gate"] = GateBounds(**gate)
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
+        if "FACEGATE_SCORE_NORMALISATION" in env:
+            values["engine"] = replace(
+                EngineConfig(), matcher=matcher_named(env["FACEGATE_SCORE_NORMALISATION"])
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -234,7 +234,7 @@ async def _work(
         params,
         obligations,
         collection_faces=outcome.collection_faces,
-        similarity=services.deps.similarity,
+        similarity=services.deps.matcher.similarity,
     )
     outcome.expected_false_candidates = applied.expected_false_candidates
     retain_until = (

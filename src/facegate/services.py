@@ -26,7 +26,7 @@ from facegate.metrics import Metrics
 from facegate.model_audit import AuditSummary, GateStatus, evaluate
 from facegate.ops.common import OpDeps, PageTokens
 from facegate.policy.engine import PolicyEngine
-from facegate.store.db import Database
+from facegate.store.db import StoreDatabase, open_database
 from facegate.store.decisions import DecisionRepository
 from facegate.store.idempotency import IdempotencyRepository
 from facegate.store.keys import KeyRepository
@@ -81,7 +81,7 @@ def _derive(master_key: bytes, purpose: str) -> bytes:
 @dataclass
 class Services:
     settings: Settings
-    db: Database
+    db: StoreDatabase
     store: FaceStore
     keys: KeyService
     engine: EnginePool
@@ -109,7 +109,7 @@ class Services:
         """Everything the server needs. Loads the policy packs first (unless ``policy`` is
         given): an invalid pack raises ``PolicyLoadError`` before anything else starts."""
         policy = policy or load_policy(settings)
-        db = Database(settings.database_path)
+        db = open_database(settings.database_path, settings.database_url)
         audit = AuditLog.open(
             settings.audit_dir, load_signing_key(settings.data_dir, settings.audit_key)
         )
@@ -123,7 +123,7 @@ class Services:
             engine=engine,
             store=store,
             idempotency=IdempotencyRepository(db),
-            similarity=settings.engine.similarity,
+            matcher=settings.engine.matcher,
             pages=PageTokens(_derive(master, "pagination")),
             region=settings.region,
             account_id=settings.account_id,
@@ -153,7 +153,7 @@ class Services:
     @property
     def active_model(self) -> tuple[str, str]:
         """(descriptor model version, similarity mapping version) of the running engine."""
-        return self.engine.model_version, self.settings.engine.similarity.version
+        return self.engine.model_version, self.settings.engine.matcher.version
 
     def active_audit(self) -> ModelAuditRecord | None:
         """The registered, unrevoked bias audit of the active model (None: none)."""

@@ -2,7 +2,8 @@
 
 Public and read-only: it holds no secret and nothing about any person. The document has
 
-* ``model``: the descriptor model and Similarity mapping versions; for a calibrated mapping its
+* ``model``: the descriptor model and Similarity mapping versions, the score (raw distance or
+  cohort-normalised, with the cohort's size); for a calibrated mapping its
   scale and the measured table (FMR and FNMR, overall, per data set and per group, on held-out
   data, with Wilson 95% intervals) from the shipped calibration document;
 * ``deployment_gate``: whether a gate policy is active, the operator's bounds, the registered
@@ -29,15 +30,20 @@ GATE_PACKS = ("deployment-gate", "wa-rcw-43-386")
 
 
 def _calibration(services: Services) -> dict[str, Any]:
-    similarity = services.settings.engine.similarity
+    matcher = services.settings.engine.matcher
+    similarity = matcher.similarity
     model_version, similarity_version = services.active_model
     out: dict[str, Any] = {
         "model_version": model_version,
         "similarity_version": similarity_version,
+        "score": {
+            "kind": "cohort-normalised" if matcher.normalised else "raw distance",
+            "scorer": matcher.scorer.version,
+        },
         "calibrated": False,
     }
     if isinstance(similarity, CalibratedSimilarity):
-        doc = calibration_document(similarity.model_version)
+        doc = calibration_document(similarity.model_version, similarity.variant)
         out.update(
             calibrated=doc["model_version"] == model_version,
             scale=doc["scale"],
@@ -45,6 +51,8 @@ def _calibration(services: Services) -> dict[str, Any]:
             table=doc["table"],
             uncalibrated_predecessor=doc.get("legacy_v0", []),
         )
+        if doc.get("cohort_fit"):
+            out["score"]["cohort"] = doc["cohort_fit"]
     return out
 
 
@@ -129,6 +137,16 @@ def _model_section(model: Mapping[str, Any]) -> list[str]:
         f"<p>Descriptor model <code>{_e(model['model_version'])}</code>, Similarity mapping "
         f"<code>{_e(model['similarity_version'])}</code>.</p>",
     ]
+    score = model.get("score", {})
+    if score.get("kind") == "cohort-normalised":
+        cohort = score.get("cohort") or {}
+        parts.append(
+            "<p>Scores are <strong>normalised without demographic labels</strong>: each"
+            " distance is corrected by how crowded the two faces' neighbourhood of descriptor"
+            f" space is, measured against {_e(cohort.get('centroids', '?'))} reference"
+            f" centroids (each the mean of at least {_e(cohort.get('smallest_centroid', 20))}"
+            " faces; no individual's descriptor is shipped).</p>"
+        )
     if not model.get("table"):
         parts.append("<p><strong>This mapping is not calibrated</strong>: no measured false match"
                      " rate stands behind its values.</p>")  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from facegate.cli.bias import register
-from facegate.engine.similarity import default_similarity
+from facegate.engine.matching import default_matcher
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -76,9 +76,9 @@ def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
     assert lines[0].startswith("command: facegate bias lineup ")
     assert "--threshold 80 --threshold 99" in lines[0]
     assert lines[1].startswith("model: ")
-    sim = default_similarity()
+    sim = default_matcher().similarity
     assert lines[2].startswith(
-        f"similarity mapping: {sim.version} (Similarity 80 = distance {sim.distance_for(80):.4f}"
+        f"similarity mapping: {sim.version} (Similarity 80 = score {sim.distance_for(80):.4f}"
     )
     assert "gallery searched: 1 of 2 images" in text
     report = json.loads(out_json.read_text())
@@ -192,7 +192,7 @@ def test_every_report_has_a_kind_and_an_html_page(data: Path) -> None:
         page = out_html.read_text()
         assert_self_contained(page)
         assert report["command"].replace('"', "&quot;").replace("'", "&#x27;") in page
-        assert default_similarity().version in page
+        assert default_matcher().version in page
         assert f"--html {out_html}" in report["command"]
     verification = json.loads((data / "k-verification.json").read_text())
     det = verification["det"]
@@ -249,7 +249,7 @@ def test_sweep_on_a_tiny_lfw(data: Path) -> None:
     lines = text.splitlines()
     assert lines[0].startswith("command: facegate bias sweep --dataset lfw ")
     assert "--from 60 --to 99 --step 13" in lines[0]
-    assert "Similarity 60 = distance" in lines[2]
+    assert "Similarity 60 = score" in lines[2]
     assert "balance test: Fisher's exact test" in text
     report = json.loads(out_json.read_text())
     assert report["kind"] == "sweep"

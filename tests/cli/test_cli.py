@@ -18,7 +18,7 @@ from facegate.cli import (
     EXIT_USAGE,
     main,
 )
-from facegate.engine.similarity import default_similarity
+from facegate.engine.matching import default_matcher
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -70,7 +70,7 @@ def test_compare_json_against_a_group(samples: Path) -> None:
     assert code == EXIT_OK
     doc = json.loads(text)
     assert [f["match"] for f in doc["faces"]].count(True) == 1
-    assert doc["similarity_model"] == default_similarity().version
+    assert doc["similarity_model"] == default_matcher().version
 
 
 def test_compare_without_a_source_face(samples: Path, capsys: pytest.CaptureFixture[str]) -> None:

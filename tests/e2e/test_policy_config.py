@@ -47,6 +47,10 @@ def custom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         env={
             "FACEGATE_POLICY_DIR": str(packs),
             "FACEGATE_POLICY_PACKS": "amazon-2020-police-moratorium,e2e-obligations",
+            # The obligations are under test, not the scores: with cohort normalisation every
+            # pair of the sample Obama photos scores >= 99.9, so only the raw distance's
+            # calibration has a mated pair between 80 and 99 (obama2 vs obama3, about 96.7).
+            "FACEGATE_SCORE_NORMALISATION": "none",
         },
     )
     live.start()
@@ -78,7 +82,7 @@ def test_without_obligations_every_match_at_80_returns(custom: LiveServer, sampl
         "obama.jpg",
         "obama2.jpg",
     ]
-    assert min(m["Similarity"] for m in matches) < 99  # obama2 vs obama3 is about 98.4
+    assert min(m["Similarity"] for m in matches) < 99  # obama2 vs obama3 is about 96.7
 
 
 def test_min_similarity_raises_the_callers_threshold_and_redacts(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from facegate.engine.similarity import default_similarity
+from facegate.engine.matching import default_matcher
 from tests.e2e.server import LiveServer
 
 
@@ -15,8 +15,10 @@ def test_json_document(server: LiveServer) -> None:
     doc = response.json()
     model = doc["model"]
     assert model["model_version"] == "dlib-resnet-v1"
-    assert model["similarity_version"] == default_similarity().version
+    assert model["similarity_version"] == default_matcher().version
     assert model["calibrated"] is True
+    assert model["score"]["kind"] == "cohort-normalised"
+    assert model["score"]["cohort"]["smallest_centroid"] >= 20
     rows = {r["similarity_pct"]: r for r in model["table"]}
     assert sorted(rows) == [80.0, 90.0, 95.0, 99.0, 99.9]
     assert rows[99.0]["target_fmr"] == 1e-4
@@ -36,7 +38,8 @@ def test_html_page_for_a_browser(server: LiveServer) -> None:
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert "What a Similarity means" in page
-    assert default_similarity().version in page
+    assert "normalised without demographic labels" in page
+    assert default_matcher().version in page
     assert "<script" not in page
     assert "http://" not in page
     assert "https://" not in page

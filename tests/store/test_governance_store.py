@@ -1,4 +1,5 @@
-"""Governance rows: migration from version 1, organisations, decisions, reviews, retention."""
+"""Governance rows: migration from version 1, organisations, decisions, reviews, retention; on
+SQLite and PostgreSQL (the ``database`` fixture) except the SQLite file migration."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from facegate.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from facegate.store.db import MIGRATIONS, Database
+from facegate.store.db import MIGRATIONS, Database, StoreDatabase
 from facegate.store.decisions import DecisionRecord, DecisionRepository
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
@@ -57,12 +58,12 @@ def test_version_1_database_moves_keys_and_collections_to_local(tmp_path: Path) 
         assert c.execute("SELECT org_id FROM collections").fetchone()[0] == "local"
 
 
-def test_fresh_database_has_no_local_org(tmp_path: Path) -> None:
-    assert OrganisationRepository(Database(tmp_path / "db")).list() == []
+def test_fresh_database_has_no_local_org(database: StoreDatabase) -> None:
+    assert OrganisationRepository(database).list() == []
 
 
-def test_organisations(tmp_path: Path) -> None:
-    repo = OrganisationRepository(Database(tmp_path / "db"))
+def test_organisations(database: StoreDatabase) -> None:
+    repo = OrganisationRepository(database)
     repo.insert(_org())
     with pytest.raises(ResourceAlreadyExistsException):
         repo.insert(_org())
@@ -80,8 +81,8 @@ def test_organisations(tmp_path: Path) -> None:
         repo.require("nobody")
 
 
-def test_decisions_round_trip(tmp_path: Path) -> None:
-    repo = DecisionRepository(Database(tmp_path / "db"))
+def test_decisions_round_trip(database: StoreDatabase) -> None:
+    repo = DecisionRepository(database)
     record = DecisionRecord(
         "dec-1", 2.0, "KEY", "nypd", "SearchFaces", "c", "investigation", False,
         ("amazon-moratorium",), ("police moratorium",), (), {"max_candidates": None},
@@ -117,14 +118,14 @@ def _review(repo: ReviewRepository, required: int, expires: float = 100.0) -> st
     return review_id
 
 
-def _operators(db: Database) -> None:
+def _operators(db: StoreDatabase) -> None:
     ops = OperatorRepository(db)
     for name in ("alice", "bob"):
         ops.insert(OperatorRecord(name, name.title(), "reviewer", 1.0), token_sha256=name * 8)
 
 
-def test_review_needs_distinct_reviewers(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
+def test_review_needs_distinct_reviewers(database: StoreDatabase) -> None:
+    db = database
     _operators(db)
     repo = ReviewRepository(db)
     review_id = _review(repo, required=2)
@@ -141,8 +142,8 @@ def test_review_needs_distinct_reviewers(tmp_path: Path) -> None:
         repo.vote(review_id, "bob", "reject", "", 5.0)
 
 
-def test_rejection_discards_the_held_results(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
+def test_rejection_discards_the_held_results(database: StoreDatabase) -> None:
+    db = database
     _operators(db)
     repo = ReviewRepository(db)
     review_id = _review(repo, required=2)
@@ -151,8 +152,8 @@ def test_rejection_discards_the_held_results(tmp_path: Path) -> None:
     assert rejected.held_response == ""
 
 
-def test_reviews_expire(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
+def test_reviews_expire(database: StoreDatabase) -> None:
+    db = database
     _operators(db)
     repo = ReviewRepository(db)
     review_id = _review(repo, required=1, expires=10.0)
@@ -176,8 +177,8 @@ def _new_face(cid: str, i: int, retain_until: float | None, user: str | None = N
     return new_face(cid, i, user=user, consent_ref=consent, retain_until=retain_until)
 
 
-def test_retention_sweep_deletes_due_faces_and_records_them(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
+def test_retention_sweep_deletes_due_faces_and_records_them(database: StoreDatabase) -> None:
+    db = database
     store = FaceStore(db)
     store.create_collection("c", "arn", "m", org_id="acme")
     store.add_faces(
@@ -200,8 +201,8 @@ def test_retention_sweep_deletes_due_faces_and_records_them(tmp_path: Path) -> N
     assert FaceStore(db).face_count("c") == 2  # rebuilt from disk: the deletion stuck
 
 
-def test_listing_by_status_finds_old_pending_reviews(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
+def test_listing_by_status_finds_old_pending_reviews(database: StoreDatabase) -> None:
+    db = database
     _operators(db)
     repo = ReviewRepository(db)
     old = _review(repo, required=1, expires=1e12)

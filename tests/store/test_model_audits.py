@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from facegate.store.db import MIGRATIONS, Database
+from facegate.store.db import MIGRATIONS, Database, StoreDatabase
 from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository, new_audit_id
 
 
@@ -28,8 +28,8 @@ def audit(
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> ModelAuditRepository:
-    return ModelAuditRepository(Database(tmp_path / "db.sqlite3"))
+def repo(database: StoreDatabase) -> ModelAuditRepository:
+    return ModelAuditRepository(database)
 
 
 def test_add_get_list(repo: ModelAuditRepository) -> None:

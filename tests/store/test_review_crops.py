@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from facegate.store.db import MIGRATIONS, Database
+from facegate.store.db import MIGRATIONS, Database, Row, StoreDatabase
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.store.reviews import PENDING, CropCipher, ReviewRecord, ReviewRepository
 
@@ -18,8 +18,7 @@ KEY = bytes(range(32))
 CROP = b"\xff\xd8\xff\xe0 a small jpeg of a face \xff\xd9"
 
 
-def _repo(tmp_path: Path) -> tuple[Database, ReviewRepository]:
-    db = Database(tmp_path / "db")
+def _repo(db: StoreDatabase) -> tuple[StoreDatabase, ReviewRepository]:
     ops = OperatorRepository(db)
     for name in ("alice", "bob"):
         ops.insert(OperatorRecord(name, name.title(), "reviewer", 1.0), token_sha256=name * 8)
@@ -36,15 +35,15 @@ def _review(repo: ReviewRepository, required: int = 2, expires: float = 100.0) -
     return review_id
 
 
-def _rows(db: Database) -> list[sqlite3.Row]:
+def _rows(db: StoreDatabase) -> list[Row]:
     with db.read() as conn:
         return list(conn.execute("SELECT * FROM review_crops").fetchall())
 
 
 def test_migration_6_creates_the_crop_table(tmp_path: Path) -> None:
-    assert len(MIGRATIONS) == 6
+    assert len(MIGRATIONS) >= 6
     db = Database(tmp_path / "db")
-    assert db.schema_version == 6
+    assert db.schema_version == len(MIGRATIONS)
     with db.read() as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(review_crops)").fetchall()]
     assert columns == ["review_id", "nonce", "ciphertext", "created_at"]
@@ -57,11 +56,11 @@ def test_migration_6_applies_to_a_version_5_database(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 5")
     conn.commit()
     conn.close()
-    assert Database(tmp_path / "db").schema_version == 6
+    assert Database(tmp_path / "db").schema_version == len(MIGRATIONS)
 
 
-def test_a_crop_is_stored_encrypted_and_decrypts_for_its_review(tmp_path: Path) -> None:
-    db, repo = _repo(tmp_path)
+def test_a_crop_is_stored_encrypted_and_decrypts_for_its_review(database: StoreDatabase) -> None:
+    db, repo = _repo(database)
     review_id = _review(repo)
     [row] = _rows(db)
     assert row["review_id"] == review_id
@@ -75,14 +74,14 @@ def test_a_crop_is_stored_encrypted_and_decrypts_for_its_review(tmp_path: Path) 
         other.crop(review_id, 2.0)
 
 
-def test_the_associated_data_binds_a_crop_to_its_review(tmp_path: Path) -> None:
+def test_the_associated_data_binds_a_crop_to_its_review(database: StoreDatabase) -> None:
     cipher = CropCipher(KEY)
     nonce, ciphertext = cipher.seal("rev-a", CROP)
     assert cipher.open("rev-a", nonce, ciphertext) == CROP
     with pytest.raises(InvalidTag):
         cipher.open("rev-b", nonce, ciphertext)
     # a crop copied onto another review's row does not decrypt there
-    db, repo = _repo(tmp_path)
+    db, repo = _repo(database)
     first, second = _review(repo), _review(repo)
     with db.transaction() as conn:
         stolen = conn.execute(
@@ -101,8 +100,8 @@ def test_a_crop_key_is_32_bytes() -> None:
         CropCipher(b"short")
 
 
-def test_a_repository_without_a_key_stores_no_crop(tmp_path: Path) -> None:
-    db, _ = _repo(tmp_path)
+def test_a_repository_without_a_key_stores_no_crop(database: StoreDatabase) -> None:
+    db, _ = _repo(database)
     keyless = ReviewRepository(db)
     record = ReviewRecord(
         "rev-x", "d", "SearchFacesByImage", "A", "o", "p", 1, PENDING, "{}", 1, 1.0, 9.0
@@ -113,8 +112,8 @@ def test_a_repository_without_a_key_stores_no_crop(tmp_path: Path) -> None:
     assert _rows(db) == []
 
 
-def test_release_deletes_the_crop_in_the_same_transaction(tmp_path: Path) -> None:
-    db, repo = _repo(tmp_path)
+def test_release_deletes_the_crop_in_the_same_transaction(database: StoreDatabase) -> None:
+    db, repo = _repo(database)
     review_id = _review(repo, required=2)
     repo.vote(review_id, "alice", "confirm", "ok", 2.0)
     assert repo.crop(review_id, 2.5) == CROP  # still open after one of two confirmations
@@ -124,15 +123,15 @@ def test_release_deletes_the_crop_in_the_same_transaction(tmp_path: Path) -> Non
     assert not repo.has_crop(review_id)
 
 
-def test_rejection_deletes_the_crop(tmp_path: Path) -> None:
-    db, repo = _repo(tmp_path)
+def test_rejection_deletes_the_crop(database: StoreDatabase) -> None:
+    db, repo = _repo(database)
     review_id = _review(repo)
     assert repo.vote(review_id, "alice", "reject", "not them", 2.0).status == "rejected"
     assert _rows(db) == []
 
 
-def test_expiry_deletes_the_crop(tmp_path: Path) -> None:
-    db, repo = _repo(tmp_path)
+def test_expiry_deletes_the_crop(database: StoreDatabase) -> None:
+    db, repo = _repo(database)
     late = _review(repo, expires=10.0)
     open_ = _review(repo, expires=100.0)
     assert repo.crop(late, 10.0) is None  # past its deadline: not served even before the sweep
@@ -140,8 +139,8 @@ def test_expiry_deletes_the_crop(tmp_path: Path) -> None:
     assert [r["review_id"] for r in _rows(db)] == [open_]
 
 
-def test_purge_deletes_crops_of_closed_or_overdue_reviews_only(tmp_path: Path) -> None:
-    db, repo = _repo(tmp_path)
+def test_purge_deletes_crops_of_closed_or_overdue_reviews_only(database: StoreDatabase) -> None:
+    db, repo = _repo(database)
     open_ = _review(repo, expires=100.0)
     overdue = _review(repo, expires=10.0)
     closed = _review(repo)

@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.bias.stats import wilson_interval
+from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import (
     LOWEST_CALIBRATED_PCT,
     PiecewiseSimilarity,
@@ -173,14 +174,18 @@ def pair_tail(
     cap: float = DEFAULT_CAP,
     block: int = 1024,
     progress: Callable[[int], None] | None = None,
+    scorer: PairScorer | None = None,
 ) -> PairTail:
     """Every pair ``i < j`` of ``source``'s faces (see the module docstring).
 
-    ``progress`` is called with the number of rows done after each block.
+    ``scorer``: score pairs with it (e.g. the cohort normalisation) instead of the raw distance;
+    the tail and mated values are then scores. ``progress`` is called with the number of rows
+    done after each block.
     """
     x = source.vectors.astype(np.float64)
     n = len(x)
     norms = np.einsum("ij,ij->i", x, x)
+    stats = scorer.stats(x) if scorer is not None else None
     subj = None
     if source.subjects is not None:
         _, subj = _codes(source.subjects)
@@ -197,6 +202,8 @@ def pair_tail(
         rows, cols = np.nonzero(np.arange(n)[None, :] > np.arange(start, stop)[:, None])
         rows_abs = rows + start
         values = dist[rows, cols]
+        if scorer is not None and stats is not None:
+            values = scorer.scores(values, stats[rows_abs], stats[cols])
         same = (
             subj[rows_abs] == subj[cols] if subj is not None else np.zeros(len(values), dtype=bool)
         )

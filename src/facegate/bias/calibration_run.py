@@ -25,12 +25,16 @@ from facegate.bias.calibration import (
     fit,
     pair_tail,
     pooled_fmr,
+    split_keys,
     split_source,
     table,
 )
+from facegate.bias.cohort_fit import fit_cohort
 from facegate.bias.datasets import Manifest
 from facegate.bias.descriptors import FACE, DescriptorSet
 from facegate.bias.groups import group_key
+from facegate.engine.cohort import CohortNormaliser
+from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import LOGISTIC_V0
 
 GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -40,7 +44,8 @@ GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
 """The groupings measured per data set (by manifest name); other data sets get none."""
 
 
-def _source(manifest: Manifest, desc: DescriptorSet) -> Source:
+def calibration_source(manifest: Manifest, desc: DescriptorSet) -> Source:
+    """A data set's found faces with subjects and groupings, as the calibration reads them."""
     ok = [i for i, s in enumerate(desc.statuses) if s == FACE]
     samples = [manifest.samples[i] for i in ok]
     with_ids = any(s.subject_id is not None for s in samples)
@@ -58,14 +63,50 @@ def _source(manifest: Manifest, desc: DescriptorSet) -> Source:
     )
 
 
-def _tails(sources: Sequence[Source], cap: float, progress: bool) -> list[PairTail]:
+def _tails(
+    sources: Sequence[Source], cap: float, progress: bool, scorer: PairScorer | None = None
+) -> list[PairTail]:
     out = []
     for source in sources:
         with tqdm(
             total=len(source.vectors), desc=f"pairs {source.name}", unit="row", disable=not progress
         ) as bar:
-            out.append(pair_tail(source, cap, progress=bar.update))
+            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer))
     return out
+
+
+COHORT_SOURCE = "fairface_val"
+"""The data set whose fit half also supplies the normalisation cohort (it has no identities, so
+every pair of it is an impostor pair: the cohort is other people by construction)."""
+COHORT_SALT = "facegate-cohort-v1"
+
+
+def _cohort_split(
+    halves: list[tuple[Source, Source]],
+) -> tuple[CohortNormaliser, list[tuple[Source, Source]], dict[str, Any]]:
+    """Split the cohort source's fit half into cohort faces and calibration faces; fit the
+    cohort (constants from every data set's calibration faces). The held-out halves stay
+    untouched, so the cohort, the calibration fit and the measurement are three disjoint sets."""
+    names = [fit_half.name for fit_half, _ in halves]
+    if COHORT_SOURCE not in names:
+        raise ValueError(f"normalisation needs the {COHORT_SOURCE} data set for its cohort")
+    i = names.index(COHORT_SOURCE)
+    fit_half, held = halves[i]
+    in_cohort = split_keys([f"face-{j}" for j in range(len(fit_half.vectors))], COHORT_SALT)
+    cohort, calibration = fit_half.take(in_cohort), fit_half.take(~in_cohort)
+    out = list(halves)
+    out[i] = (calibration, held)
+    reference = np.vstack([f.vectors for f, _ in out])
+    scorer = fit_cohort(cohort.vectors, reference)
+    note = {
+        "source": COHORT_SOURCE,
+        "faces": len(cohort.vectors),
+        "centroids": len(scorer.sizes),
+        "smallest_centroid": min(scorer.sizes),
+        "reference_faces": len(reference),
+        "split": f"{COHORT_SOURCE} fit half by salted hash ({COHORT_SALT}): cohort / calibration",
+    }
+    return scorer, out, note
 
 
 def _fmt(rate: dict[str, Any] | None) -> str:
@@ -90,9 +131,10 @@ def render(doc: dict[str, Any]) -> list[str]:
             f" faces, {info['held_out']['impostor_pairs']} / {info['held_out']['mated_pairs']}"
         )
     lines += ["", "Held-out error rates (Wilson 95% intervals):"]
+    unit = "score" if doc.get("scorer") else "distance"
     for row in doc["table"]:
         lines.append(
-            f"Similarity {row['similarity_pct']:g} = distance {row['distance']:.4f}: target FMR "
+            f"Similarity {row['similarity_pct']:g} = {unit} {row['distance']:.4f}: target FMR "
             f"{row['target_fmr']:.1e}, pooled held-out {row['pooled_fmr']:.2e} "
             f"(fit half {row['fit_pooled_fmr']:.2e})"
         )
@@ -115,7 +157,11 @@ def render(doc: dict[str, Any]) -> list[str]:
                         f"      {group:<28} FMR {_fmt(rate)}"
                         + (f"   FNMR {_fmt(fnmr)}" if fnmr else "")
                     )
-    lines += ["", "For comparison, the uncalibrated mapping dlib-logistic-v0 on the held-out half:"]
+    if doc["legacy_v0"]:
+        lines += [
+            "",
+            "For comparison, the uncalibrated mapping dlib-logistic-v0 on the held-out half:",
+        ]
     for row in doc["legacy_v0"]:
         rates = ", ".join(f"{ds} FMR {v['fmr']:.2e}" for ds, v in row["datasets"].items())
         lines.append(
@@ -131,22 +177,33 @@ def calibrate(
     min_pairs: int,
     command: str,
     progress: bool,
+    normalise: bool = False,
 ) -> dict[str, Any]:
-    """The calibration document (fit on one half of each data set, measured on the other)."""
+    """The calibration document (fit on one half of each data set, measured on the other).
+
+    ``normalise``: calibrate the cohort-normalised score instead of the raw distance; the
+    cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`) and shipped in the
+    document (``cohort``), the knots and the table are then in score units.
+    """
     model_version = descs[0].model_version
-    sources = [_source(m, d) for m, d in zip(manifests, descs, strict=True)]
+    sources = [calibration_source(m, d) for m, d in zip(manifests, descs, strict=True)]
     halves = [split_source(s) for s in sources]
-    fit_tails = _tails([h[0] for h in halves], cap, progress)
-    held_tails = _tails([h[1] for h in halves], cap, progress)
+    scorer: CohortNormaliser | None = None
+    cohort_note: dict[str, Any] | None = None
+    if normalise:
+        scorer, halves, cohort_note = _cohort_split(halves)
+    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer)
+    held_tails = _tails([h[1] for h in halves], cap, progress, scorer)
     fitted = fit(fit_tails, "unnamed")
-    # the version names the knots: a refit that moves any knot is a new version
+    # the version names the knots (and the cohort): a refit that moves any is a new version
     digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
-    mapping = replace(fitted, version=f"{model_version}.fmr-{digest.hexdigest()[:8]}")
+    stem = f"{model_version}.{scorer.version}" if scorer is not None else model_version
+    mapping = replace(fitted, version=f"{stem}.fmr-{digest.hexdigest()[:8]}")
     rows = table(held_tails, mapping, TABLE_SIMILARITIES, min_pairs)
     for row in rows:  # the fit half's pooled FMR at the same distance, for the held-out check
         row["fit_pooled_fmr"] = pooled_fmr(fit_tails, mapping.distance_for(row["similarity_pct"]))
     legacy = []
-    for s in (80.0, 99.0):
+    for s in () if normalise else (80.0, 99.0):  # v0 maps raw distances, not scores
         d = LOGISTIC_V0.distance_for(s)
         legacy.append(
             {
@@ -178,9 +235,13 @@ def calibrate(
                 "mated_pairs": len(held_t.mated),
             },
         }
+    extra: dict[str, Any] = {}
+    if scorer is not None:
+        extra = {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
     return {
         "model_version": model_version,
         "version": mapping.version,
+        **extra,
         "scale": {
             "formula": SCALE_TEXT,
             "weighting": "each data set weighs equally in the pooled FMR",

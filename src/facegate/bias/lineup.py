@@ -33,6 +33,7 @@ from tqdm import tqdm
 from facegate.bias.datasets import DatasetError, Manifest
 from facegate.bias.groups import group_key
 from facegate.bias.stats import wilson_interval
+from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import SimilarityModel, default_similarity
 
 
@@ -110,10 +111,12 @@ def search(
     keep: int = 10,
     chunk: int = 256,
     progress: bool = False,
+    scorer: PairScorer | None = None,
 ) -> SearchResult:
     """Exact search of every probe row against every gallery row (NaN rows: no face).
 
-    Memory: one ``chunk x len(gallery)`` float64 block at a time.
+    ``scorer``: compare its scores (not raw distances) with ``distances``. Memory: one
+    ``chunk x len(gallery)`` float64 block at a time.
     """
     declared = declared or {}
     limits = np.asarray(distances, dtype=np.float64)
@@ -121,6 +124,7 @@ def search(
     g_ok = np.flatnonzero(np.isfinite(gallery).all(axis=1))
     g = gallery[g_ok].astype(np.float64)
     g_sq = np.einsum("ij,ij->i", g, g)
+    g_stats = scorer.stats(g) if scorer is not None and len(g) else np.zeros(len(g))
     n_probes = probes.shape[0]
     false_counts = np.zeros((n_probes, limits.size), dtype=np.int64)
     declared_distance = np.full(n_probes, np.nan, dtype=np.float64)
@@ -133,6 +137,8 @@ def search(
             p = probes[rows].astype(np.float64)
             sq = np.einsum("ij,ij->i", p, p)[:, None] + g_sq[None, :] - 2.0 * (p @ g.T)
             dist = np.sqrt(np.maximum(sq, 0.0))
+            if scorer is not None:
+                dist = scorer.scores(dist, scorer.stats(p)[:, None], g_stats[None, :])
             for r, probe in enumerate(rows.tolist()):
                 row = dist[r]
                 mine = declared.get(probe, set())

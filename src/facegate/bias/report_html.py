@@ -28,6 +28,7 @@ from facegate.bias.plots import (
 )
 from facegate.bias.report_classifier import render_classifier
 from facegate.bias.report_page import esc as _e
+from facegate.bias.report_scores import render_score_comparison
 
 HOW_RATES = (
     "FMR (false match rate) is the share of pairs of two different people that the engine "
@@ -644,6 +645,7 @@ RENDERERS: dict[str, Renderer] = {
     "lineup": _lineup,
     "sweep": _sweep,
     "classifier": render_classifier,
+    "score-comparison": render_score_comparison,
 }
 
 

@@ -40,6 +40,7 @@ from facegate.bias.intervals import GroupInterval, summary_ci, wilson_by_group
 from facegate.bias.metrics import ErrorType, GroupTable, Rates, by_group, error_rates
 from facegate.bias.stats import wilson_interval
 from facegate.bias.thresholds import det_curve, lowest_balanced_threshold, sweep
+from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import SimilarityModel, default_similarity
 
 CROSS_GROUP = "(cross-group)"
@@ -82,9 +83,12 @@ class ScoredPairs:
 
 
 def pair_distances(
-    vectors: NDArray[np.floating[Any]], pairs: Sequence[Pair]
+    vectors: NDArray[np.floating[Any]], pairs: Sequence[Pair], scorer: PairScorer | None = None
 ) -> NDArray[np.float64]:
-    """Euclidean distance of each pair (float64), NaN when a side's vector has NaN."""
+    """Euclidean distance of each pair (float64), NaN when a side's vector has NaN.
+
+    ``scorer``: return its scores instead (e.g. the cohort-normalised score; still NaN without
+    a vector), for use with the Similarity calibrated on that scorer."""
     if not pairs:
         return np.zeros(0, dtype=np.float64)
     left = np.fromiter((p.left for p in pairs), dtype=np.intp, count=len(pairs))
@@ -95,6 +99,11 @@ def pair_distances(
         sl = slice(start, start + step)
         diff = vectors[left[sl]].astype(np.float64) - vectors[right[sl]].astype(np.float64)
         out[sl] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    if scorer is not None:
+        stats = np.full(len(vectors), np.nan)
+        found = np.isfinite(vectors).all(axis=1)
+        stats[found] = scorer.stats(vectors[found])
+        out = scorer.scores(out, stats[left], stats[right])
     return out
 
 
@@ -103,8 +112,10 @@ def score_pairs(
     vectors: NDArray[np.floating[Any]],
     pairs: Sequence[Pair],
     group_by: Sequence[str],
+    scorer: PairScorer | None = None,
 ) -> ScoredPairs:
-    """Distances, mated flags, groups and subject clusters of ``pairs`` over ``manifest``."""
+    """Distances (``scorer``'s scores if given), mated flags, groups and subject clusters of
+    ``pairs`` over ``manifest``."""
     if vectors.shape[0] != len(manifest):
         raise ValueError(f"{vectors.shape[0]} descriptor rows for {len(manifest)} samples")
     keys = [group_key(s, group_by) for s in manifest.samples]
@@ -112,7 +123,7 @@ def score_pairs(
     clusters = [manifest.samples[p.left].subject_id or f"#{p.left}" for p in pairs]
     return ScoredPairs(
         pairs=tuple(pairs),
-        distances=pair_distances(vectors, pairs),
+        distances=pair_distances(vectors, pairs, scorer),
         mated=np.array([p.mated for p in pairs], dtype=np.bool_),
         groups=np.array(groups, dtype=np.str_),
         clusters=np.array(clusters, dtype=np.str_),

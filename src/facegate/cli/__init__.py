@@ -107,19 +107,19 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
         print(f"facegate: {args.source}: no face found in the source image", file=sys.stderr)
         return EXIT_NO_FACE
     target = engine.analyze(_read(args.target))
-    similarity = engine.config.similarity
+    matcher = engine.config.matcher
     probe = _descriptor(source.faces[0])
     rows = []
     for face in target.faces:
         distance = euclidean(probe, _descriptor(face))
-        rows.append((face, distance, similarity.similarity_pct(distance)))
+        rows.append((face, distance, matcher.compare(probe, _descriptor(face))))
     matched = [r for r in rows if r[2] >= args.threshold]
     if args.format == "json":
         doc = {
             "source": str(args.source),
             "target": str(args.target),
             "threshold_pct": args.threshold,
-            "similarity_model": similarity.version,
+            "similarity_model": matcher.version,
             "descriptor_model": engine.model_version,
             "faces": [
                 {
@@ -142,7 +142,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
                 f"  face {i}: box {box.left},{box.top} {box.width}x{box.height}px  "
                 f"distance {distance:.3f}  similarity {sim:6.2f}  {verdict}\n"
             )
-        out.write(f"threshold {args.threshold:g} (similarity model {similarity.version})\n")
+        out.write(f"threshold {args.threshold:g} (similarity model {matcher.version})\n")
     return EXIT_OK if matched else EXIT_NO_MATCH
 
 

@@ -41,7 +41,7 @@ from facegate.config import Settings
 from facegate.engine.pool import EnginePool
 from facegate.errors import InvalidParameterException
 from facegate.governance import Registry
-from facegate.store.db import Database
+from facegate.store.db import StoreDatabase, open_database
 from facegate.store.decisions import DecisionRepository
 from facegate.store.keys import KeyRepository
 from facegate.store.model_audits import ModelAuditRepository
@@ -162,7 +162,7 @@ def open_admin(args: argparse.Namespace) -> Iterator[AdminService]:
 @contextmanager
 def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
     """The admin service over ``settings``' database; its audit events go to the outbox."""
-    db = Database(settings.database_path)
+    db = open_database(settings.database_path, settings.database_url)
     try:
         keys = KeyService(
             KeyRepository(db), load_master_key(settings.data_dir, settings.master_key)
@@ -186,10 +186,10 @@ def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
 def active_model(settings: Settings) -> tuple[str, str]:
     """The versions the server started with ``settings`` uses (as ``Services.active_model``),
     without starting an engine: the pool names its model without loading it."""
-    return EnginePool(settings.engine, workers=1).model_version, settings.engine.similarity.version
+    return EnginePool(settings.engine, workers=1).model_version, settings.engine.matcher.version
 
 
-def outbox_sink(db: Database) -> EventSink:
+def outbox_sink(db: StoreDatabase) -> EventSink:
     """Event records of commands run beside the server: queued in the database's audit outbox,
     moved into the audit chain by the server (it is the chain's only writer)."""
     outbox = AuditOutbox(db)

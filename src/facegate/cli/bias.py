@@ -19,8 +19,10 @@ a ``"created"`` time; ``--html OUT`` writes a self-contained HTML page made from
 (:func:`facegate.bias.report_html.render_html`).
 
 Descriptors come from :func:`facegate.bias.descriptors.compute_descriptors` (cached: a second run
-is instant). Thresholds are Similarity percentages, converted to distances with the versioned
-mapping :func:`facegate.engine.similarity.default_similarity`. Every report starts with the
+is instant). ``--score`` picks what is measured: ``normalised`` (default, what the server runs:
+the cohort-normalised score of :mod:`facegate.engine.cohort` with its calibration) or ``raw``
+(the raw distance with its calibration). Thresholds are Similarity percentages, converted to
+scores (or distances) with that versioned calibration. Every report starts with the
 effective command line, the model version and the similarity mapping version. Unusable input
 (unknown data set, missing folder or file) exits 3 with one line on stderr.
 """
@@ -65,7 +67,7 @@ from facegate.bias.verification import (
 )
 from facegate.cli.bias_calibrate import register as register_calibrate
 from facegate.cli.bias_classifier import register as register_classifier
-from facegate.engine.similarity import default_similarity
+from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
@@ -133,6 +135,30 @@ def _common(p: argparse.ArgumentParser, group_by: str, *, thresholds: bool = Tru
         "--html", type=Path, default=None, metavar="OUT", help="write a self-contained HTML report"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.add_argument(
+        "--score",
+        choices=SCORES,
+        default="normalised",
+        help="normalised: the server's default cohort-normalised score and its calibration; "
+        "raw: the raw distance and its calibration (default: normalised)",
+    )
+
+
+SCORES = ("normalised", "raw")
+
+
+def _matcher(args: argparse.Namespace) -> Matcher:
+    """The matcher whose scores and Similarity a report measures (``--score``)."""
+    return matcher_named("none" if getattr(args, "score", "normalised") == "raw" else "cohort")
+
+
+def _scorer(args: argparse.Namespace) -> PairScorer | None:
+    matcher = _matcher(args)
+    return matcher.scorer if matcher.normalised else None
+
+
+def _unit(args: argparse.Namespace) -> str:
+    return "score" if _matcher(args).normalised else "distance"
 
 
 def _stats_options(p: argparse.ArgumentParser) -> None:
@@ -285,7 +311,7 @@ def _header(
     sets: Sequence[tuple[Manifest, DescriptorSet]],
     thresholds: Sequence[float] | None = None,
 ) -> list[str]:
-    sim = default_similarity()
+    sim = _matcher(args).similarity
     shown = _thresholds(args) if thresholds is None else thresholds
     lines = [
         f"command: {command_line(args)}",
@@ -293,7 +319,7 @@ def _header(
         "similarity mapping: "
         + sim.version
         + " ("
-        + ", ".join(f"Similarity {t:g} = distance {sim.distance_for(t):.4f}" for t in shown)
+        + ", ".join(f"Similarity {t:g} = {_unit(args)} {sim.distance_for(t):.4f}" for t in shown)
         + ")",
     ]
     for manifest, descriptors in sets:
@@ -315,7 +341,8 @@ def _start(kind: str, args: argparse.Namespace, model_version: str) -> dict[str,
         "created": _now(),
         "command": command_line(args),
         "model_version": model_version,
-        "similarity_version": default_similarity().version,
+        "similarity_version": _matcher(args).version,
+        "score": getattr(args, "score", "normalised"),
     }
 
 
@@ -437,9 +464,14 @@ def _pair_report(
     extra: dict[str, Any],
 ) -> tuple[list[str], dict[str, Any], Any]:
     descriptors = _descriptors(manifest, args)
-    scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by)
+    scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     results = analyse(
-        scored, _thresholds(args), min_pairs=args.min_pairs, n_boot=args.n_boot, seed=args.seed
+        scored,
+        _thresholds(args),
+        min_pairs=args.min_pairs,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        similarity=_matcher(args).similarity,
     )
     unscored = scored.unscored_counts()
     lines = _header(args, [(manifest, descriptors)])
@@ -455,7 +487,7 @@ def _pair_report(
         "unscored_pairs": unscored,
         "thresholds": [threshold_json(r) for r in results],
     }
-    report |= curves_json(scored)
+    report |= curves_json(scored, similarity=_matcher(args).similarity)
     return lines, report, scored
 
 
@@ -481,7 +513,7 @@ def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
     cross = cross_group_pairs(manifest, args.group_by, args.cross_group, args.seed)
     counts = {"within_group": len(pairs), "cross_group": len(cross)}
     lines, report, scored = _pair_report(args, out, manifest, pairs + cross, ("fmr",), counts)
-    top = top_pairs(manifest, scored, args.top)
+    top = top_pairs(manifest, scored, args.top, similarity=_matcher(args).similarity)
     lines += ["", f"Top {len(top)} highest-similarity pairs, for human review:", f"  {REVIEW_NOTE}"]
     for t in top:
         lines.append(
@@ -503,7 +535,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     p_desc = _descriptors(probes, args)
     g_desc = _descriptors(gallery, args)
     thresholds = _thresholds(args)
-    limits = [default_similarity().distance_for(t) for t in thresholds]
+    limits = [_matcher(args).similarity.distance_for(t) for t in thresholds]
     result = search(
         p_desc.vectors,
         g_desc.vectors,
@@ -511,6 +543,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
         declared=declared,
         keep=args.keep,
         progress=not args.no_progress,
+        scorer=_scorer(args),
     )
     ok = np.array([s == FACE for s in p_desc.statuses], dtype=np.bool_)
     lines = _header(args, [(probes, p_desc), (gallery, g_desc)])
@@ -522,7 +555,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     per_threshold = []
     for i, (pct, limit) in enumerate(zip(thresholds, limits, strict=True)):
         groups = summarise(probes, ok, result, declared, args.group_by, i)
-        rows = match_rows(probes, gallery, result, limit)
+        rows = match_rows(probes, gallery, result, limit, _matcher(args).similarity)
         lines += ["", f"Similarity {pct:g} (match when distance <= {limit:.4f})"]
         lines.append(
             f"  {'probe group':<24} {'probes':>7} {'no face':>8} {'declared':>9} {'searched':>9}"
@@ -651,7 +684,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     points = _sweep_points(args)
     manifest, pairs, counts = _sweep_pairs(args)
     descriptors = _descriptors(manifest, args)
-    scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by)
+    scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     unscored = scored.unscored_counts()
     report: dict[str, Any] = _start("sweep", args, descriptors.model_version) | {
         "dataset": manifest.name,
@@ -666,6 +699,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
         min_pairs=args.min_pairs,
         significance=args.alpha,
         bonferroni=not args.no_bonferroni,
+        similarity=_matcher(args).similarity,
     )
     lines = _header(args, [(manifest, descriptors)], [points[0], points[-1]])
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in counts.items())})"]

@@ -4,21 +4,30 @@ Reads LFW (identities: mated and impostor pairs) and FairFace (impostor pairs on
 ``--data`` (default ``../shared/data``), computes or reads the cached descriptors, fits the
 mapping on one half of each data set and measures FMR and FNMR on the other half (method:
 :mod:`facegate.bias.calibration`). Prints the table; ``--out FILE`` writes the calibration
-document the engine ships (``src/facegate/engine/calibration/<model>.json`` in a checkout).
+document the engine ships (``src/facegate/engine/calibration/<model>.json`` in a checkout;
+with ``--normalise``, ``<model>.cohort.json``: the cohort-normalised score's calibration and the
+cohort itself, see :mod:`facegate.engine.cohort`).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from facegate.bias.calibration import DEFAULT_CAP
-from facegate.bias.calibration_run import calibrate, render
-from facegate.bias.datasets import DatasetError, load_fairface, load_lfw
-from facegate.bias.descriptors import DescriptorCache, compute_descriptors
+import numpy as np
+
+from facegate.bias.calibration import DEFAULT_CAP, split_source
+from facegate.bias.calibration_run import calibrate, calibration_source, render
+from facegate.bias.datasets import DatasetError, Manifest, load_congress, load_fairface, load_lfw
+from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.normalisation import LfwPairs, compare
+from facegate.bias.normalisation import render as render_comparison
+from facegate.bias.report_html import render_html
+from facegate.engine.matching import default_matcher, raw_matcher
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 3
 
@@ -33,8 +42,79 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
     p.add_argument("--no-mmod-fallback", action="store_true", help="HOG only (faster, fewer faces)")
+    p.add_argument(
+        "--normalise",
+        action="store_true",
+        help="calibrate the cohort-normalised score (fits and ships the cohort too)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=cmd_calibrate, parser=p, bias_command="calibrate")
+    q = bias_sub.add_parser(
+        "normalisation", help="raw distance vs cohort-normalised score, side by side"
+    )
+    q.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
+    q.add_argument("--json", type=Path, default=None, help="write the comparison here")
+    q.add_argument("--html", type=Path, default=None, help="write a self-contained HTML page")
+    q.add_argument(
+        "--bound", type=float, default=0.01, help="max_expected_false_candidates of the lineup"
+    )
+    q.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
+    q.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    q.set_defaults(func=cmd_normalisation, parser=q, bias_command="normalisation")
+
+
+def _descriptors(args: argparse.Namespace, manifests: list[Manifest]) -> list[DescriptorSet]:
+    cache = DescriptorCache(args.cache)
+    return [
+        compute_descriptors(
+            m,
+            cache=cache,
+            workers=args.workers,
+            mmod_fallback=not getattr(args, "no_mmod_fallback", False),
+            progress=not args.no_progress,
+        )
+        for m in manifests
+    ]
+
+
+def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
+    """Compare the shipped raw and normalised matchers (:mod:`facegate.bias.normalisation`)."""
+    try:
+        lfw, pairs = load_lfw(args.data / "lfw")
+        fairface = load_fairface(args.data / "fairface_val")
+        congress = load_congress(args.data / "congress_2015")
+        lfw_d, ff_d, congress_d = _descriptors(args, [lfw, fairface, congress])
+        view2 = LfwPairs(
+            lfw_d.vectors.astype(np.float64),
+            np.array([p.left for p in pairs]),
+            np.array([p.right for p in pairs]),
+            np.array([p.mated for p in pairs]),
+            np.array([-1 if p.fold is None else p.fold for p in pairs]),
+        )
+        _, held = split_source(calibration_source(fairface, ff_d))
+        probes = congress_d.vectors[list(congress_d.indices(FACE))].astype(np.float64)
+        doc = compare(
+            {"raw": raw_matcher(), "normalised": default_matcher()},
+            view2,
+            held,
+            probes,
+            bound=args.bound,
+        )
+    except (DatasetError, OSError, ValueError) as exc:
+        print(f"facegate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    doc["command"] = f"facegate bias normalisation --data {args.data} --bound {args.bound:g}"
+    doc["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    doc["model_version"] = lfw_d.model_version
+    print("\n".join(render_comparison(doc)), file=out)
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=out)
+    if args.html is not None:
+        args.html.write_text(render_html(doc), encoding="utf-8")
+        print(f"wrote {args.html}", file=out)
+    return EXIT_OK
 
 
 def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
@@ -42,25 +122,22 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
     try:
         lfw, _ = load_lfw(args.data / "lfw")
         fairface = load_fairface(args.data / "fairface_val")
-        cache = DescriptorCache(args.cache)
-        descs = [
-            compute_descriptors(
-                m,
-                cache=cache,
-                workers=args.workers,
-                mmod_fallback=not args.no_mmod_fallback,
-                progress=not args.no_progress,
-            )
-            for m in (lfw, fairface)
-        ]
+        descs = _descriptors(args, [lfw, fairface])
         command = (
             "facegate bias calibrate --data "
             + str(args.data)
             + (" --no-mmod-fallback" if args.no_mmod_fallback else "")
             + f" --cap {args.cap:g} --min-pairs {args.min_pairs}"
+            + (" --normalise" if args.normalise else "")
         )
         doc = calibrate(
-            [lfw, fairface], descs, args.cap, args.min_pairs, command, not args.no_progress
+            [lfw, fairface],
+            descs,
+            args.cap,
+            args.min_pairs,
+            command,
+            not args.no_progress,
+            normalise=args.normalise,
         )
     except (DatasetError, OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)

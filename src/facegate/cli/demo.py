@@ -16,7 +16,6 @@ from typing import TextIO
 from facegate.cli.render import progress
 from facegate.engine.core import EngineConfig
 from facegate.engine.pool import EnginePool
-from facegate.engine.similarity import euclidean
 from facegate.engine.types import Analysis, Vector
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -76,7 +75,7 @@ def _row(name: str, analysis: Analysis) -> str:
 
 def _print_matches(largest: dict[str, Vector], config: EngineConfig, out: TextIO) -> None:
     """Group images whose largest faces match (single-linkage at the threshold) and print them."""
-    sim = config.similarity
+    matcher = config.matcher
     names = sorted(largest)
     parent = {n: n for n in names}
 
@@ -86,10 +85,7 @@ def _print_matches(largest: dict[str, Vector], config: EngineConfig, out: TextIO
             n = parent[n]
         return n
 
-    pair_pct = {
-        (a, b): sim.similarity_pct(euclidean(largest[a], largest[b]))
-        for a, b in combinations(names, 2)
-    }
+    pair_pct = {(a, b): matcher.compare(largest[a], largest[b]) for a, b in combinations(names, 2)}
     for (a, b), pct in pair_pct.items():
         if pct >= MATCH_THRESHOLD_PCT:
             parent[root(b)] = root(a)
@@ -98,7 +94,7 @@ def _print_matches(largest: dict[str, Vector], config: EngineConfig, out: TextIO
         groups.setdefault(root(n), []).append(n)
     out.write(
         f"Same person? Images grouped when their largest faces reach similarity "
-        f">= {MATCH_THRESHOLD_PCT:g} (model {sim.version}; distance 0.6 = similarity 80):\n"
+        f">= {MATCH_THRESHOLD_PCT:g} (model {matcher.version}):\n"
     )
     alone = []
     for members in sorted(groups.values(), key=lambda m: (-len(m), m[0])):

@@ -249,19 +249,19 @@ def explain_stored(args: argparse.Namespace, out: TextIO) -> int:
     sources of its policies as the server's configured packs give them now."""
     from facegate.config import Settings
     from facegate.services import load_policy
-    from facegate.store.db import Database
+    from facegate.store.db import open_database
     from facegate.store.decisions import DecisionRepository
 
     settings = Settings.from_env(data_dir=args.data_dir)
-    if not settings.database_path.exists():
+    if settings.database_url is None and not settings.database_path.exists():
         return _fail(FileNotFoundError(f"{settings.database_path}: no database (use --data-dir)"))
-    db = Database(settings.database_path)
+    db = open_database(settings.database_path, settings.database_url)
     try:
         record = DecisionRepository(db).get(args.decision)
     finally:
         db.close()
     if record is None:
-        return _fail(LookupError(f"no decision {args.decision} in {settings.database_path}"))
+        return _fail(LookupError(f"no decision {args.decision} in {settings.database_name}"))
     try:
         engine: PolicyEngine | None = load_policy(settings)
     except PolicyLoadError:

@@ -58,6 +58,8 @@ def usage_banner(settings: Settings, credentials: Path | None, out: TextIO) -> N
         f"  policy packs: base, {', '.join(settings.policy_packs)} (FACEGATE_POLICY_PACKS)",
         f"  audit log: {settings.audit_dir.resolve()} (facegate audit verify)",
     ]
+    if settings.database_url:  # the DSN without its password
+        lines.append(f"  store: {settings.database_name} (FACEGATE_DATABASE_URL)")
     if credentials is not None:
         lines.append(f"  first access key written to {creds} (profile [{PROFILE}], mode 0600)")
     lines += [

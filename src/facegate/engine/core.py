@@ -26,12 +26,12 @@ from facegate.engine.detect import confidence_pct as detector_confidence
 from facegate.engine.embed import Embedder
 from facegate.engine.image import DecodedImage, ImageLimits, decode_image
 from facegate.engine.landmarks import named_landmarks, shape_points
+from facegate.engine.matching import Matcher, default_matcher
 from facegate.engine.models import LoadedModels, ModelFiles, load_models
 from facegate.engine.pose import estimate_pose
 from facegate.engine.quality import face_quality
 from facegate.engine.runtime import DescriptorRuntime as DescriptorRuntime
 from facegate.engine.runtime import choose_embedder
-from facegate.engine.similarity import SimilarityModel, default_similarity
 from facegate.engine.types import Analysis, DetectedFace, DetectorKind, Face
 
 
@@ -49,7 +49,7 @@ class EngineConfig:
     limits: ImageLimits = ImageLimits()
     detector: DetectorConfig = DetectorConfig()
     flip_tta: bool = False
-    similarity: SimilarityModel = field(default_factory=default_similarity)
+    matcher: Matcher = field(default_factory=default_matcher)
     model_files: ModelFiles | None = None
     descriptor_runtime: DescriptorRuntime = DescriptorRuntime.AUTO
     descriptor_threads: int = 1

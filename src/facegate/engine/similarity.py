@@ -235,13 +235,21 @@ CALIBRATION_PACKAGE = "facegate.engine"
 CALIBRATION_DIR = "calibration"
 
 
+def calibration_file_name(model_version: str, variant: str = "") -> str:
+    """``<model>.json`` for the raw distance, ``<model>.<variant>.json`` for a normalised score."""
+    return f"{model_version}.{variant}.json" if variant else f"{model_version}.json"
+
+
 @functools.cache
-def calibration_document(model_version: str) -> Mapping[str, Any]:
+def calibration_document(model_version: str, variant: str = "") -> Mapping[str, Any]:
     """The shipped calibration document of ``model_version`` (read once per process).
 
-    Raises ``FileNotFoundError`` when the package ships none for that model.
+    ``variant``: ``""`` for the raw distance's calibration, ``"cohort"`` for the cohort-normalised
+    score's (:mod:`facegate.engine.matching`). Raises ``FileNotFoundError`` when the package ships
+    none.
     """
-    path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{model_version}.json")
+    name = calibration_file_name(model_version, variant)
+    path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("model_version") != model_version:
         raise ValueError(f"calibration file for {model_version} names {doc.get('model_version')!r}")
@@ -249,20 +257,25 @@ def calibration_document(model_version: str) -> Mapping[str, Any]:
 
 
 @functools.cache
-def _calibrated(model_version: str) -> PiecewiseSimilarity:
-    return PiecewiseSimilarity.from_json(calibration_document(model_version))
+def _calibrated(model_version: str, variant: str) -> PiecewiseSimilarity:
+    return PiecewiseSimilarity.from_json(calibration_document(model_version, variant))
 
 
 @dataclass(frozen=True)
 class CalibratedSimilarity:
-    """The shipped calibration of one descriptor model, loaded on first use (cheap to pickle)."""
+    """The shipped calibration of one descriptor model, loaded on first use (cheap to pickle).
+
+    ``variant`` names the score it maps: ``""`` the raw distance, ``"cohort"`` the normalised
+    score of :mod:`facegate.engine.cohort` (then pass it scores, not distances).
+    """
 
     model_version: str = "dlib-resnet-v1"
+    variant: str = ""
 
     @property
     def mapping(self) -> PiecewiseSimilarity:
         """The fitted knots (read from the package once per process)."""
-        return _calibrated(self.model_version)
+        return _calibrated(self.model_version, self.variant)
 
     @property
     def version(self) -> str:

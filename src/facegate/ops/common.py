@@ -6,12 +6,11 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from facegate.engine.similarity import SimilarityModel
+from facegate.engine.matching import Matcher
 from facegate.engine.types import Analysis
 from facegate.errors import (
     InvalidPaginationTokenException,
@@ -83,7 +82,7 @@ class OpDeps:
     engine: AsyncEngine
     store: FaceStore
     idempotency: IdempotencyRepository
-    similarity: SimilarityModel
+    matcher: Matcher
     pages: PageTokens
     region: str
     account_id: str
@@ -115,15 +114,6 @@ def image_bytes(image: Mapping[str, Any], member: str = "Image") -> bytes:
     if not isinstance(data, bytes):
         raise InvalidParameterException(f"{member}: Bytes is required.")
     return data
-
-
-def max_distance(similarity: SimilarityModel, threshold_pct: float) -> float:
-    """The largest descriptor distance whose similarity reaches ``threshold_pct``."""
-    if threshold_pct <= 0.0:
-        return math.inf
-    if threshold_pct >= 100.0:
-        return 0.0
-    return similarity.distance_for(threshold_pct)
 
 
 def pct(value: float | None, default: float) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from facegate.engine.similarity import euclidean
 from facegate.engine.types import Face, Vector
 from facegate.errors import EngineUnavailableError, InvalidParameterException
 from facegate.ops.common import OpDeps, image_bytes, pct
@@ -78,7 +77,7 @@ async def compare_faces(deps: OpDeps, p: dict[str, Any]) -> CompareFacesResponse
     for face in target.faces:
         if quality_reasons(face.detected, level):
             continue
-        similarity = deps.similarity.similarity_pct(euclidean(probe, descriptor_of(face)))
+        similarity = deps.matcher.compare(probe, descriptor_of(face))
         if similarity >= threshold:
             matches.append(CompareFacesMatch(similarity, compared_face(face.detected)))
         else:

@@ -1,8 +1,16 @@
 """SearchFaces and SearchFacesByImage: 1:N search of a collection.
 
-The threshold is converted once into a descriptor distance (``SimilarityModel.distance_for``), the
-vector index returns the nearest faces within it, and each match's Similarity is computed from its
-distance with the same model, so the response never lists a face below the threshold.
+:func:`scored_hits` is the one 1:N search (SearchUsers uses it too). The threshold becomes a
+raw-distance bound for the vector index (``Matcher.distance_bound``: the largest distance at which
+*some* face could still reach the threshold once normalised); each hit's Similarity is then
+computed from its normalised score, hits below the threshold are dropped, and the rest are
+ordered by Similarity, so the response never lists a face below the threshold.
+
+Exactness with normalisation: the index ranks by raw distance, the response by normalised score.
+When the index returns a full ``k`` hits, a face a little further away could still outscore the
+last of them (by at most ``2 * max_shift`` of raw distance, see ``PairScorer.max_shift``), so the
+search is repeated out to that distance with up to :data:`WIDEN_EXTRA` more hits before the best
+``k`` are kept.
 """
 
 from __future__ import annotations
@@ -10,15 +18,53 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from facegate.engine.types import Vector
 from facegate.errors import InvalidParameterException, ResourceNotFoundException
-from facegate.ops.common import OpDeps, image_bytes, max_distance, pct, run_sync
+from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
+from facegate.store.records import FaceRecord
 
 DEFAULT_FACE_MATCH_THRESHOLD = 80.0
 DEFAULT_MAX_FACES = 4096  # the API's maximum: the threshold, not a count, limits results
+WIDEN_EXTRA = 4096
+"""How many more hits a widened search (see the module docstring) may read."""
+
+
+async def scored_hits(
+    deps: OpDeps, collection_id: str, probe: Vector, threshold_pct: float, k: int
+) -> list[tuple[FaceRecord, float]]:
+    """Up to ``k`` stored faces reaching ``threshold_pct``: (record, Similarity), best first."""
+    matcher = deps.matcher
+    probe_stat = float(matcher.stats(probe)[0])
+    bound = matcher.distance_bound(threshold_pct, probe_stat)
+    hits = await run_sync(deps.store.search, collection_id, probe, k, bound)
+    if not hits:
+        return []
+    if matcher.normalised and len(hits) >= k:
+        reach = min(bound, hits[-1][1] + 2.0 * matcher.scorer.max_shift)
+        hits = await run_sync(deps.store.search, collection_id, probe, k + WIDEN_EXTRA, reach)
+    distances = np.array([d for _, d in hits])
+    if matcher.normalised:
+        ids = [r.face_id for r, _ in hits]
+        vectors = await run_sync(deps.store.descriptors, collection_id, ids)
+        # a face deleted since the index search has no vector: drop it
+        hits = [(r, d) for r, d in hits if r.face_id in vectors]
+        distances = np.array([d for _, d in hits])
+        stats = matcher.stats(np.array([vectors[r.face_id] for r, _ in hits]))
+    else:
+        stats = np.zeros(len(hits))
+    similarities = matcher.similarities(distances, probe_stat, stats)
+    scored = [
+        (record, float(s))
+        for (record, _), s in zip(hits, similarities, strict=True)
+        if s + 1e-9 >= threshold_pct
+    ]
+    scored.sort(key=lambda rs: -rs[1])  # stable: equal Similarity keeps distance order
+    return scored[:k]
 
 
 async def search_vector(
@@ -30,16 +76,9 @@ async def search_vector(
     exclude: str | None = None,
 ) -> tuple[FaceMatch, ...]:
     """Faces within the threshold, most similar first, at most ``max_faces``."""
-    limit = max_distance(deps.similarity, threshold_pct)
     k = max_faces + (1 if exclude else 0)
-    hits = await run_sync(deps.store.search, collection_id, probe, k, limit)
-    matches = []
-    for record, distance in hits:
-        if record.face_id == exclude:
-            continue
-        similarity = deps.similarity.similarity_pct(distance)
-        if similarity + 1e-9 >= threshold_pct:
-            matches.append(FaceMatch(similarity, stored_face(record)))
+    hits = await scored_hits(deps, collection_id, probe, threshold_pct, k)
+    matches = [FaceMatch(s, stored_face(r)) for r, s in hits if r.face_id != exclude]
     return tuple(matches[:max_faces])
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from facegate.engine.similarity import euclidean
 from facegate.engine.types import Vector
 from facegate.errors import (
     ConflictException,
     InvalidParameterException,
     ResourceNotFoundException,
 )
-from facegate.ops.common import OpDeps, image_bytes, max_distance, pct, run_sync
+from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
+from facegate.ops.search import scored_hits
 from facegate.ops.types import FaceDetail, face_detail
 
 DEFAULT_ASSOCIATE_THRESHOLD = 75.0
@@ -138,7 +138,7 @@ async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResp
             continue
         vector = candidates[face_id]
         if refs:
-            best = max(deps.similarity.similarity_pct(euclidean(vector, r)) for r in refs)
+            best = max(deps.matcher.compare(vector, r) for r in refs)
             if best < threshold:
                 failed.append(
                     UnsuccessfulAssociation(face_id, None, best, ("LOW_MATCH_CONFIDENCE",))
@@ -210,16 +210,13 @@ async def match_users(
     exclude_user: str | None = None,
 ) -> tuple[UserMatch, ...]:
     """Users whose best face reaches the threshold for any probe, most similar first."""
-    limit = max_distance(deps.similarity, threshold_pct)
     best: dict[str, float] = {}
     for probe in probes:
-        hits = await run_sync(deps.store.search, collection_id, probe, SEARCH_DEPTH, limit)
-        for record, distance in hits:
+        hits = await scored_hits(deps, collection_id, probe, threshold_pct, SEARCH_DEPTH)
+        for record, similarity in hits:
             if record.user_id is None or record.user_id == exclude_user:
                 continue
-            similarity = deps.similarity.similarity_pct(distance)
-            if similarity + 1e-9 >= threshold_pct:
-                best[record.user_id] = max(best.get(record.user_id, 0.0), similarity)
+            best[record.user_id] = max(best.get(record.user_id, 0.0), similarity)
     ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:max_users]
     return tuple(UserMatch(s, MatchedUser(u, "ACTIVE")) for u, s in ranked)
 

@@ -8,15 +8,86 @@ transaction has committed.
 Concurrency: one connection, guarded by a lock (SQLite serialises writers anyway; the server calls
 the store from a thread pool, so the event loop never waits on disk). Readers take the same lock;
 each call is short (indexed lookups), bulk reads are paged.
+
+Backends: :class:`Database` (SQLite, the default) and :class:`facegate.store.pg.PostgresDatabase`
+(several servers sharing one store) both satisfy :class:`StoreDatabase`; :func:`open_database`
+picks one. Repositories write SQL that both engines accept (``?`` placeholders, ``ON CONFLICT``,
+``RETURNING``, ``rowid`` ordering) and read rows by column name or index; a constraint violation
+raises :data:`IntegrityError` on either backend.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any, Protocol
+
+# The error a constraint violation (duplicate key, foreign key) raises on either backend: SQLite's
+# own class; the PostgreSQL adapter raises a subclass of it, so repositories catch one name.
+IntegrityError = sqlite3.IntegrityError
+
+
+class Row(Protocol):
+    """A result row, read by column name or by index (``sqlite3.Row`` and the PostgreSQL rows)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Cursor(Protocol):
+    """What repositories use of a cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What repositories use of a connection: ``?`` placeholders, positional parameters."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+class StoreDatabase(Protocol):
+    """A store backend: :class:`Database` (SQLite) or ``pg.PostgresDatabase``.
+
+    ``transaction()`` is a write transaction, serialised with every other writer of the store
+    (also in other processes) and rolled back on any exception; ``read()`` gives a connection
+    whose statements each see a consistent committed snapshot.
+    """
+
+    dialect: str
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[Connection]: ...
+
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def close(self) -> None: ...
+
+
+def open_database(database_path: Path | str, database_url: str | None = None) -> StoreDatabase:
+    """The store named by ``database_url`` (``postgresql://...``: PostgreSQL, for several servers
+    sharing one store) or else the SQLite file at ``database_path`` (the default)."""
+    if database_url:
+        from facegate.store.pg import PostgresDatabase  # psycopg only when asked for
+
+        return PostgresDatabase(database_url)
+    return Database(database_path)
+
 
 # Each entry migrates the schema from version i to i + 1 (PRAGMA user_version). Never edit a
 # released entry: append a new one.
@@ -217,11 +288,25 @@ MIGRATIONS: tuple[str, ...] = (
         created_at         REAL NOT NULL
     );
     """,
+    # 7: the face change feed. Every face insert ('add') and delete ('remove'), and every
+    # collection deletion ('drop', face_id ''), appends a row in the same transaction, so a server
+    # sharing the store (PostgreSQL) brings its in-memory vector index up to date by reading the
+    # rows after the last ``seq`` it has seen (:meth:`FaceStore.catch_up`).
+    """
+    CREATE TABLE face_changes (
+        seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+        collection_id      TEXT NOT NULL,
+        face_id            TEXT NOT NULL,
+        op                 TEXT NOT NULL
+    );
+    """,
 )
 
 
 class Database:
     """A SQLite database file with the facegate schema applied."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None

@@ -8,10 +8,9 @@ issue) is the tamper-evident record; this table is what the operator console and
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
-from facegate.store.db import Database
+from facegate.store.db import Row, StoreDatabase
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class DecisionRecord:
     review_id: str | None = None
 
 
-def _decision(row: sqlite3.Row) -> DecisionRecord:
+def _decision(row: Row) -> DecisionRecord:
     return DecisionRecord(
         decision_id=row["decision_id"],
         at=row["at"],
@@ -50,7 +49,7 @@ def _decision(row: sqlite3.Row) -> DecisionRecord:
 
 
 class DecisionRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def insert(self, d: DecisionRecord) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 from facegate.errors import IdempotentParameterMismatchException
-from facegate.store.db import Database
+from facegate.store.db import StoreDatabase
 
 
 class IdempotencyRepository:
     """Remembers responses of idempotent operations by (operation, token)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def recall(self, operation: str, token: str, params_sha256: str) -> str | None:
@@ -34,7 +34,7 @@ class IdempotencyRepository:
     def remember(self, operation: str, token: str, params_sha256: str, response: str) -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO idempotency (operation, token, params_sha256, "
-                "response_json, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO idempotency (operation, token, params_sha256, response_json, "
+                "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (operation, token) DO NOTHING",
                 (operation, token, params_sha256, response, time.time()),
             )

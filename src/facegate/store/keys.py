@@ -3,10 +3,9 @@ them in clear."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from facegate.store.db import Database
+from facegate.store.db import Row, StoreDatabase
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class KeyRecord:
         return self.expires_at is None or now < self.expires_at
 
 
-def _key(row: sqlite3.Row) -> KeyRecord:
+def _key(row: Row) -> KeyRecord:
     return KeyRecord(
         access_key_id=row["access_key_id"],
         secret_sealed=bytes(row["secret_sealed"]),
@@ -46,7 +45,7 @@ def _key(row: sqlite3.Row) -> KeyRecord:
 class KeyRepository:
     """CRUD for access keys."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def insert(self, record: KeyRecord) -> None:

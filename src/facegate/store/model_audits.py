@@ -12,10 +12,9 @@ registration or revocation made by the CLI in another process applies from the n
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
-from facegate.store.db import Database
+from facegate.store.db import Row, StoreDatabase
 
 
 def new_audit_id() -> str:
@@ -42,7 +41,7 @@ class ModelAuditRecord:
         return self.revoked_at is None
 
 
-def _record(row: sqlite3.Row) -> ModelAuditRecord:
+def _record(row: Row) -> ModelAuditRecord:
     return ModelAuditRecord(
         audit_id=row["audit_id"],
         model_version=row["model_version"],
@@ -59,7 +58,7 @@ def _record(row: sqlite3.Row) -> ModelAuditRecord:
 
 
 class ModelAuditRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def add(self, record: ModelAuditRecord) -> None:

@@ -12,11 +12,10 @@ is stored (``password_hash``, see :mod:`facegate.admin.auth`); console sessions 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from facegate.errors import ResourceAlreadyExistsException
-from facegate.store.db import Database
+from facegate.store.db import IntegrityError, Row, StoreDatabase
 
 ROLES = ("admin", "reviewer", "auditor")
 
@@ -34,7 +33,7 @@ class OperatorRecord:
         return self.disabled_at is None
 
 
-def _operator(row: sqlite3.Row) -> OperatorRecord:
+def _operator(row: Row) -> OperatorRecord:
     return OperatorRecord(
         operator_id=row["operator_id"],
         display_name=row["display_name"],
@@ -45,7 +44,7 @@ def _operator(row: sqlite3.Row) -> OperatorRecord:
 
 
 class OperatorRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def insert(self, record: OperatorRecord, token_sha256: str) -> None:
@@ -63,7 +62,7 @@ class OperatorRepository:
                         record.disabled_at,
                     ),
                 )
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise ResourceAlreadyExistsException(
                 f"Operator {record.operator_id} already exists."
             ) from exc
@@ -132,7 +131,7 @@ class SessionRecord:
 class SessionRepository:
     """Console sessions, keyed by the SHA-256 of the session id (never the id itself)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def insert(self, session_sha256: str, record: SessionRecord) -> None:

@@ -4,11 +4,10 @@ cases they registered. Validation of names against the vocabulary happens above 
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from facegate.errors import ResourceAlreadyExistsException, ResourceNotFoundException
-from facegate.store.db import Database
+from facegate.store.db import Row, StoreDatabase
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class OrganisationRecord:
         return self.disabled_at is None
 
 
-def _org(row: sqlite3.Row) -> OrganisationRecord:
+def _org(row: Row) -> OrganisationRecord:
     return OrganisationRecord(
         org_id=row["org_id"],
         name=row["name"],
@@ -47,7 +46,7 @@ def _org(row: sqlite3.Row) -> OrganisationRecord:
 class OrganisationRepository:
     """Create, read, update and disable organisations (never deleted: decisions refer to them)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def insert(self, record: OrganisationRecord) -> None:

@@ -13,21 +13,23 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from facegate.store.db import Database
+from facegate.store.db import StoreDatabase
 
 
 class AuditOutbox:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def put(self, record: Mapping[str, Any], at: float) -> int:
         """Queue one record (JSON-serialisable); returns its outbox id."""
         text = json.dumps(dict(record), sort_keys=True, allow_nan=False)
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO audit_outbox (record_json, created_at) VALUES (?, ?)", (text, at)
-            )
-            return int(cur.lastrowid or 0)
+            row = conn.execute(
+                "INSERT INTO audit_outbox (record_json, created_at) VALUES (?, ?) "
+                "RETURNING outbox_id",
+                (text, at),
+            ).fetchone()
+            return int(row[0])
 
     def take(self, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
         """The oldest ``limit`` queued records with their ids (not removed)."""

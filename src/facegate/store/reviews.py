@@ -19,13 +19,12 @@ unreadable.
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facegate.errors import ConflictException, ResourceNotFoundException
-from facegate.store.db import Database
+from facegate.store.db import Connection, Row, StoreDatabase
 
 PENDING, RELEASED, REJECTED, EXPIRED = "pending", "released", "rejected", "expired"
 VERDICTS = ("confirm", "reject")
@@ -84,7 +83,7 @@ class CropCipher:
         return self._aead.decrypt(nonce, ciphertext, review_id.encode("utf-8"))
 
 
-def _review(row: sqlite3.Row, votes: tuple[Vote, ...]) -> ReviewRecord:
+def _review(row: Row, votes: tuple[Vote, ...]) -> ReviewRecord:
     return ReviewRecord(
         review_id=row["review_id"],
         decision_id=row["decision_id"],
@@ -107,7 +106,7 @@ class ReviewRepository:
     """Reviews, their votes and their crops. ``crops`` encrypts and decrypts crops (None: this
     repository cannot store or read them, e.g. in the CLI; it still deletes them on close)."""
 
-    def __init__(self, db: Database, crops: CropCipher | None = None) -> None:
+    def __init__(self, db: StoreDatabase, crops: CropCipher | None = None) -> None:
         self.db = db
         self.crops = crops
 
@@ -187,7 +186,7 @@ class ReviewRepository:
         with self.db.read() as conn:
             return self._get(conn, review_id)
 
-    def _get(self, conn: sqlite3.Connection, review_id: str) -> ReviewRecord | None:
+    def _get(self, conn: Connection, review_id: str) -> ReviewRecord | None:
         row = conn.execute("SELECT * FROM reviews WHERE review_id = ?", (review_id,)).fetchone()
         if row is None:
             return None

@@ -1,15 +1,24 @@
-"""The face store: collections, faces, users and tags in SQLite, vectors in memory.
+"""The face store: collections, faces, users and tags in the database (SQLite or PostgreSQL),
+vectors in memory.
 
 Contract:
 * every mutating method is one transaction; the in-memory index is updated only after the
   transaction committed, so a crash between the two is healed by the rebuild at start-up;
 * reads of a missing collection raise ``ResourceNotFoundException``;
 * limits raise ``ServiceQuotaExceededException`` before anything is written.
+
+Several servers on one store (PostgreSQL): each face insert and delete, and each collection
+deletion, appends a row to ``face_changes`` in its own transaction. Before a search (and before
+counting a collection's faces) a store reads the rows after the last ``seq`` it has applied (one
+indexed query; normally none or only its own, which it already holds) and applies them to its
+indexes; a collection another server created is loaded on first use. The feed has no gaps that
+fill later: writers are serialised (SQLite's single writer, the PostgreSQL backend's writer lock),
+so rows become visible in ``seq`` order. Applying a change twice is harmless (index adds skip
+present ids, removes ignore absent ones), which is what makes catching up after a rebuild safe.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -22,13 +31,14 @@ from facegate.errors import (
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
-from facegate.store.db import Database
+from facegate.store.db import Connection, IntegrityError, Row, StoreDatabase
 from facegate.store.records import CollectionRecord, FaceRecord, NewFace, UserRecord
 from facegate.store.vectors import DIM, Hit, Matrix, VectorIndex, make_index
 
 REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
 REKOGNITION_MAX_FACES_PER_USER = 100
 REKOGNITION_MAX_TAGS = 200
+_FEED_PAGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ class StoreLimits:
     max_tags: int = REKOGNITION_MAX_TAGS
 
 
-def _face(row: sqlite3.Row) -> FaceRecord:
+def _face(row: Row) -> FaceRecord:
     return FaceRecord(
         face_id=row["face_id"],
         collection_id=row["collection_id"],
@@ -83,11 +93,11 @@ def _face(row: sqlite3.Row) -> FaceRecord:
     )
 
 
-def _user(row: sqlite3.Row) -> UserRecord:
+def _user(row: Row) -> UserRecord:
     return UserRecord(row["collection_id"], row["user_id"], row["status"], row["created_at"])
 
 
-def _collection(row: sqlite3.Row) -> CollectionRecord:
+def _collection(row: Row) -> CollectionRecord:
     return CollectionRecord(
         collection_id=row["collection_id"],
         arn=row["arn"],
@@ -99,49 +109,123 @@ def _collection(row: sqlite3.Row) -> CollectionRecord:
 
 
 class FaceStore:
-    """Collections, faces, users and tags over a :class:`Database`, with vector indexes."""
+    """Collections, faces, users and tags over a :class:`StoreDatabase`, with vector indexes."""
 
-    def __init__(self, db: Database, limits: StoreLimits = StoreLimits()) -> None:
+    def __init__(self, db: StoreDatabase, limits: StoreLimits = StoreLimits()) -> None:
         self.db = db
         self.limits = limits
         self._indexes: dict[str, VectorIndex] = {}
         self._index_lock = threading.Lock()
+        self._feed_lock = threading.Lock()
+        self._seen = 0  # the last face_changes.seq applied to the indexes
         self._rebuild_indexes()
 
     # --- indexes ------------------------------------------------------------------------------
 
     def _rebuild_indexes(self) -> None:
-        """Load every collection's vectors from the database (start-up)."""
+        """Load every collection's vectors from the database (start-up). The feed position is
+        read first: changes committed while loading are applied again by the next catch-up."""
+        with self.db.read() as conn:
+            self._seen = int(
+                conn.execute("SELECT COALESCE(MAX(seq), 0) FROM face_changes").fetchone()[0]
+            )
         for _, collection in self.list_collections(0, 10_000_000):
-            index = make_index(collection.index_kind)
-            after = 0
-            while True:
-                with self.db.read() as conn:
-                    rows = conn.execute(
-                        "SELECT seq, face_id, descriptor FROM faces WHERE collection_id = ? "
-                        "AND seq > ? ORDER BY seq LIMIT 50000",
-                        (collection.collection_id, after),
-                    ).fetchall()
-                if not rows:
-                    break
-                vectors = np.frombuffer(b"".join(r["descriptor"] for r in rows), dtype=np.float32)
-                index.add([r["face_id"] for r in rows], vectors.reshape(-1, DIM))
-                after = rows[-1]["seq"]
-            self._indexes[collection.collection_id] = index
+            self._indexes[collection.collection_id] = self._load_index(collection)
+
+    def _load_index(self, collection: CollectionRecord) -> VectorIndex:
+        """A collection's index, built from its stored descriptors."""
+        index = make_index(collection.index_kind)
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    "SELECT seq, face_id, descriptor FROM faces WHERE collection_id = ? "
+                    "AND seq > ? ORDER BY seq LIMIT 50000",
+                    (collection.collection_id, after),
+                ).fetchall()
+            if not rows:
+                return index
+            vectors = np.frombuffer(b"".join(r["descriptor"] for r in rows), dtype=np.float32)
+            index.add([r["face_id"] for r in rows], vectors.reshape(-1, DIM))
+            after = rows[-1]["seq"]
 
     def index(self, collection_id: str) -> VectorIndex:
-        """The vector index of a collection (ResourceNotFoundException if none)."""
+        """The vector index of a collection (ResourceNotFoundException if none). A collection
+        created by another server sharing the store is loaded on first use."""
         with self._index_lock:
             index = self._indexes.get(collection_id)
-        if index is None:
-            raise _not_found(collection_id)
-        return index
+        if index is not None:
+            return index
+        loaded = self._load_index(self.get_collection(collection_id))
+        with self._index_lock:
+            return self._indexes.setdefault(collection_id, loaded)
 
     def face_count(self, collection_id: str) -> int:
-        """The number of faces in a collection's in-memory index (0 if unknown): O(1)."""
+        """The number of faces in a collection's in-memory index (0 if unknown), after catching
+        up with other servers' changes (one indexed query)."""
+        self.catch_up()
         with self._index_lock:
             index = self._indexes.get(collection_id)
         return 0 if index is None else len(index)
+
+    def catch_up(self) -> int:
+        """Apply the face changes committed since the last call (by this store or another server
+        sharing the database) to the in-memory indexes; returns how many changes were read."""
+        read = 0
+        with self._feed_lock:
+            while True:
+                with self.db.read() as conn:
+                    rows = conn.execute(
+                        "SELECT seq, collection_id, face_id, op FROM face_changes WHERE seq > ? "
+                        "ORDER BY seq LIMIT ?",
+                        (self._seen, _FEED_PAGE),
+                    ).fetchall()
+                if rows:
+                    self._apply_changes([(r["collection_id"], r["face_id"], r["op"]) for r in rows])
+                    self._seen = int(rows[-1]["seq"])
+                    read += len(rows)
+                if len(rows) < _FEED_PAGE:
+                    return read
+
+    def _apply_changes(self, changes: list[tuple[str, str, str]]) -> None:
+        """Apply feed rows in order; descriptors are read only for faces not yet indexed."""
+        with self._index_lock:
+            known = dict(self._indexes)
+        wanted: dict[str, list[str]] = {}
+        for collection_id, face_id, op in changes:
+            index = known.get(collection_id)
+            if op == "add" and (index is None or face_id not in index):
+                wanted.setdefault(collection_id, []).append(face_id)
+        vectors = {cid: self.descriptors(cid, ids) for cid, ids in wanted.items()}
+        pending: dict[str, list[str]] = {}  # adds not applied yet, by collection, in order
+
+        def flush(collection_id: str) -> None:
+            ids = pending.pop(collection_id, [])
+            if ids:
+                index = self._index_or_none(collection_id)
+                if index is not None:
+                    index.add(ids, np.stack([vectors[collection_id][i] for i in ids]))
+
+        for collection_id, face_id, op in changes:
+            if op == "add":
+                if face_id in vectors.get(collection_id, {}):  # else indexed already, or gone
+                    pending.setdefault(collection_id, []).append(face_id)
+                continue
+            flush(collection_id)
+            if op == "drop":
+                with self._index_lock:
+                    self._indexes.pop(collection_id, None)
+            elif op == "remove" and (index := self._index_or_none(collection_id)) is not None:
+                index.remove([face_id])
+        for collection_id in list(pending):
+            flush(collection_id)
+
+    def _index_or_none(self, collection_id: str) -> VectorIndex | None:
+        """:meth:`index`, or None for a collection that no longer exists."""
+        try:
+            return self.index(collection_id)
+        except ResourceNotFoundException:
+            return None
 
     # --- collections --------------------------------------------------------------------------
 
@@ -173,7 +257,7 @@ class FaceStore:
                     "INSERT INTO tags (collection_id, tag_key, tag_value) VALUES (?, ?, ?)",
                     [(collection_id, k, v) for k, v in tags.items()],
                 )
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise ResourceAlreadyExistsException(
                 f"The collection id: {collection_id} already exists"
             ) from exc
@@ -222,6 +306,10 @@ class FaceStore:
             cur = conn.execute("DELETE FROM collections WHERE collection_id = ?", (collection_id,))
             if cur.rowcount == 0:
                 raise _not_found(collection_id)
+            conn.execute(
+                "INSERT INTO face_changes (collection_id, face_id, op) VALUES (?, '', 'drop')",
+                (collection_id,),
+            )
         with self._index_lock:
             self._indexes.pop(collection_id, None)
 
@@ -257,18 +345,22 @@ class FaceStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_face_params(f) for f in faces],
             )
+            _record_changes(conn, collection_id, [f.record.face_id for f in faces], "add")
         index.add([f.record.face_id for f in faces], np.stack([f.descriptor for f in faces]))
 
     def faces_of_image(
         self, collection_id: str, image_sha256: str, external_image_id: str | None
     ) -> list[FaceRecord]:
         """Faces already indexed from the same image bytes with the same ExternalImageId."""
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND image_sha256 = ? "
+        args: list[object] = [collection_id, image_sha256]
+        if external_image_id is None:  # "IS ?" is SQLite's; PostgreSQL has no such operator
+            sql += "AND external_image_id IS NULL ORDER BY seq"
+        else:
+            sql += "AND external_image_id = ? ORDER BY seq"
+            args.append(external_image_id)
         with self.db.read() as conn:
-            rows = conn.execute(
-                f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND image_sha256 = ? "
-                "AND external_image_id IS ? ORDER BY seq",
-                (collection_id, image_sha256, external_image_id),
-            ).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return [_face(r) for r in rows]
 
     def list_faces(
@@ -296,9 +388,9 @@ class FaceStore:
 
     def _rows_by_face_id(
         self, collection_id: str, face_ids: Sequence[str], columns: str
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         """Rows of the faces among ``face_ids`` (queried 500 ids at a time)."""
-        rows: list[sqlite3.Row] = []
+        rows: list[Row] = []
         for start in range(0, len(face_ids), 500):
             chunk = list(face_ids[start : start + 500])
             with self.db.read() as conn:
@@ -349,6 +441,7 @@ class FaceStore:
                         f"({','.join('?' * len(ids))})",
                         [collection_id, *ids],
                     )
+                    _record_changes(conn, collection_id, ids, "remove")
                 deleted.extend(ids)
         self.index(collection_id).remove(deleted)
         return deleted
@@ -405,6 +498,7 @@ class FaceStore:
                     "SELECT org_id FROM collections WHERE collection_id = ?", (face.collection_id,)
                 ).fetchone()
                 conn.execute("DELETE FROM faces WHERE face_id = ?", (face.face_id,))
+                _record_changes(conn, face.collection_id, [face.face_id], "remove")
                 conn.execute(
                     "INSERT INTO retention_deletions (face_id, collection_id, org_id, "
                     "retain_until, deleted_at) VALUES (?, ?, ?, ?, ?)",
@@ -429,7 +523,9 @@ class FaceStore:
     def search(
         self, collection_id: str, query: Matrix, k: int, max_distance: float
     ) -> list[tuple[FaceRecord, float]]:
-        """Nearest stored faces (records and distances) within ``max_distance``."""
+        """Nearest stored faces (records and distances) within ``max_distance``, after catching
+        up with other servers' changes."""
+        self.catch_up()
         hits: list[Hit] = self.index(collection_id).search(query, k, max_distance)
         records = self.get_faces(collection_id, [h.face_id for h in hits])
         # A face deleted between the index search and the lookup is simply skipped.
@@ -448,7 +544,7 @@ class FaceStore:
                     "VALUES (?, ?, ?, ?)",
                     (collection_id, user_id, record.status, record.created_at),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return None
         return record
 
@@ -549,6 +645,14 @@ class FaceStore:
                 "DELETE FROM tags WHERE collection_id = ? AND tag_key = ?",
                 [(collection_id, k) for k in keys],
             )
+
+
+def _record_changes(conn: Connection, collection_id: str, face_ids: Sequence[str], op: str) -> None:
+    """Append feed rows (inside the transaction that made the change)."""
+    conn.executemany(
+        "INSERT INTO face_changes (collection_id, face_id, op) VALUES (?, ?, ?)",
+        [(collection_id, face_id, op) for face_id in face_ids],
+    )
 
 
 def _face_params(face: NewFace) -> tuple[object, ...]:

@@ -41,9 +41,15 @@ class VectorIndex(Protocol):
 
     kind: str
 
-    def add(self, face_ids: Sequence[str], vectors: Matrix) -> None: ...
+    def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
+        """Add faces; ids already present are skipped (adding is idempotent)."""
+        ...
 
-    def remove(self, face_ids: Sequence[str]) -> None: ...
+    def remove(self, face_ids: Sequence[str]) -> None:
+        """Remove faces; ids not present are ignored."""
+        ...
+
+    def __contains__(self, face_id: object) -> bool: ...
 
     def search(self, query: Matrix, k: int, max_distance: float) -> list[Hit]:
         """At most ``k`` hits with distance <= ``max_distance``, nearest first."""
@@ -72,6 +78,10 @@ class ExactIndex:
 
     def __len__(self) -> int:
         return self._size
+
+    def __contains__(self, face_id: object) -> bool:
+        with self._lock:
+            return face_id in self._row
 
     def _reserve(self, extra: int) -> None:
         needed = self._size + extra
@@ -179,6 +189,10 @@ class HnswIndex:
 
     def __len__(self) -> int:
         return len(self._label)
+
+    def __contains__(self, face_id: object) -> bool:
+        with self._lock:
+            return face_id in self._label
 
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
         matrix = _as_matrix(vectors)

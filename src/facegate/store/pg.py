@@ -1,0 +1,333 @@
+"""The PostgreSQL store backend: several ``facegate serve`` processes sharing one store.
+
+:class:`PostgresDatabase` has the surface of :class:`facegate.store.db.Database` and runs the
+repositories' SQL unchanged: ``?`` placeholders become ``%s`` (never inside string literals,
+quoted identifiers or comments), rows read by column name and by index like ``sqlite3.Row``, and a
+constraint violation raises a subclass of :data:`facegate.store.db.IntegrityError`.
+
+Schema: the same :data:`facegate.store.db.MIGRATIONS`, translated mechanically
+(:func:`pg_migration`): ``BLOB`` -> ``BYTEA``, ``REAL`` -> ``DOUBLE PRECISION``, ``INTEGER`` ->
+``BIGINT``, ``INTEGER PRIMARY KEY AUTOINCREMENT`` -> an identity primary key, SQLite's date
+functions -> PostgreSQL's. SQLite gives every table an implicit ``rowid`` (insertion order, which
+the repositories use as a pagination cursor); here every table without an integer key gets an
+explicit identity column named ``rowid``. The version lives in the one-row table
+``facegate_schema``; migrations run in one transaction under the store's advisory lock, so two
+servers starting together do not race, and a schema newer than this facegate is refused.
+
+Writers: ``transaction()`` takes a transaction-scoped advisory lock (one key for the whole store)
+before its first statement, so write transactions are serialised across every server exactly as
+SQLite serialises them on one file. The repositories were written for that model: they check and
+then write (quotas, "already exists", review votes) inside one transaction and rely on no other
+writer slipping in between; under PostgreSQL's default READ COMMITTED isolation, without the lock,
+two servers could both pass a quota check. Correctness first: a single writer at a time costs
+little next to the engine's work per request (tens of milliseconds per face); finer locking
+(per collection) can come later without changing callers.
+
+Reads: autocommit statements (each sees the latest committed state). Durability:
+``synchronous_commit`` on (PostgreSQL's default, set explicitly), so a committed transaction is
+on disk before ``transaction()`` returns. Bounded: ``statement_timeout`` (30 s by default) on the
+connection, including the wait for the writer lock.
+
+Concurrency inside one process: one connection guarded by a lock, as with SQLite; a broken
+connection (server restart) is replaced before the next use.
+
+The DSN may hold a password: it is never logged or put in an error message; use
+:func:`redact_dsn` to show one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from facegate.store.db import MIGRATIONS, IntegrityError, _statements
+
+# One advisory-lock key for the whole store ("facegate" in ASCII, as a signed 64-bit integer):
+# held by every write transaction and by the migration.
+STORE_LOCK_KEY = 0x6661636567617465
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+
+_SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS facegate_schema (
+    singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    version   BIGINT NOT NULL
+)
+"""
+
+
+class PostgresIntegrityError(IntegrityError):
+    """A PostgreSQL constraint violation (the psycopg error is its ``__cause__``)."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***`` (for logs and messages)."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparseable PostgreSQL DSN>"
+    if "password" in params:
+        params["password"] = "***"  # noqa: S105 (the mask, not a password)
+    return make_conninfo("", **params)
+
+
+def _scrub(message: str, dsn: str) -> str:
+    """``message`` without the DSN's password (or the DSN itself, if it cannot be parsed)."""
+    message = message.replace(dsn, redact_dsn(dsn))
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return message
+
+
+def translate_placeholders(sql: str) -> str:
+    """SQLite-style SQL for psycopg: ``?`` -> ``%s`` and ``%`` -> ``%%``, except that ``?``
+    inside string literals, quoted identifiers and comments is left alone."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            j = i + 1
+            while True:
+                j = sql.find(c, j)
+                if j == -1:
+                    raise ValueError("unterminated quoted string in SQL")
+                if sql.startswith(c * 2, j):  # a doubled quote is an escaped quote
+                    j += 2
+                    continue
+                break
+            end = j + 1
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            end = n if j == -1 else j
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            if j == -1:
+                raise ValueError("unterminated comment in SQL")
+            end = j + 2
+        else:
+            out.append("%s" if c == "?" else "%%" if c == "%" else c)
+            i += 1
+            continue
+        out.append(sql[i:end].replace("%", "%%"))
+        i = end
+    return "".join(out)
+
+
+_TYPE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\s+AUTOINCREMENT\b", re.I),
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    ),
+    (re.compile(r"\bINTEGER\b", re.I), "BIGINT"),
+    (re.compile(r"\bREAL\b", re.I), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b", re.I), "BYTEA"),
+    (re.compile(r"strftime\('%s',\s*'now'\)", re.I), "EXTRACT(EPOCH FROM now())"),
+)
+_CREATE_TABLE = re.compile(r"^(CREATE\s+TABLE\s+\w+\s*\()", re.I)
+
+
+def pg_migration(script: str) -> list[str]:
+    """A SQLite migration script as PostgreSQL statements (see the module docstring)."""
+    statements = []
+    for statement in _statements(script):
+        if _CREATE_TABLE.match(statement) and not re.search(r"\bAUTOINCREMENT\b", statement, re.I):
+            statement = _CREATE_TABLE.sub(
+                r"\1\n    rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,", statement, count=1
+            )
+        for pattern, replacement in _TYPE_RULES:
+            statement = pattern.sub(replacement, statement)
+        statements.append(statement)
+    return statements
+
+
+class PgRow:
+    """A row readable like ``sqlite3.Row``: by column name (the first of duplicates) or index."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: Sequence[Any]) -> None:
+        self._index = index
+        self._values = tuple(values)
+
+    def __getitem__(self, key: int | str, /) -> Any:
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _row_factory(cursor: Any) -> Any:
+    index: dict[str, int] = {}
+    for position, column in enumerate(cursor.description or ()):
+        index.setdefault(column.name, position)
+
+    def make(values: Sequence[Any]) -> PgRow:
+        return PgRow(index, values)
+
+    return make
+
+
+class PgCursor:
+    """The part of a ``sqlite3.Cursor`` the repositories use."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone() if self._cursor.description else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """A psycopg connection speaking the repositories' SQLite-style SQL."""
+
+    def __init__(self, conn: psycopg.Connection[Any], translated: dict[str, str]) -> None:
+        self._conn = conn
+        self._sql = translated  # a cache of translations, shared by the database's connections
+
+    def _translate(self, sql: str) -> str:
+        translated = self._sql.get(sql)
+        if translated is None:
+            translated = self._sql[sql] = translate_placeholders(sql)
+        return translated
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
+        cursor = self._conn.cursor(row_factory=_row_factory)
+        try:
+            cursor.execute(self._translate(sql), tuple(parameters))
+        except psycopg.errors.IntegrityError as exc:
+            raise PostgresIntegrityError(str(exc)) from exc
+        return PgCursor(cursor)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:
+        cursor = self._conn.cursor(row_factory=_row_factory)
+        rows = [tuple(p) for p in parameters]
+        if rows:
+            try:
+                cursor.executemany(self._translate(sql), rows)
+            except psycopg.errors.IntegrityError as exc:
+                raise PostgresIntegrityError(str(exc)) from exc
+        return PgCursor(cursor)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database (``dsn``: a ``postgresql://`` URL or key=value conninfo) with the
+    facegate schema applied; the surface of :class:`facegate.store.db.Database`."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S) -> None:
+        self._dsn = dsn
+        self._statement_timeout_ms = round(statement_timeout_s * 1000)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._translated: dict[str, str] = {}
+        self._conn = self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({redact_dsn(self._dsn)!r})"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            # libpq may echo the connection string in its message (a malformed one, for
+            # example): the message is scrubbed and the original error not chained.
+            raise psycopg.OperationalError(
+                f"cannot connect to PostgreSQL at {redact_dsn(self._dsn)}: "
+                f"{_scrub(str(exc).strip(), self._dsn)}"
+            ) from None
+        conn.execute(f"SET statement_timeout = {self._statement_timeout_ms}")
+        conn.execute("SET synchronous_commit = on")
+        return conn
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, replaced first if it broke (called with the lock held)."""
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        if self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+        return self._conn
+
+    def _migrate(self) -> None:
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                conn.execute(_SCHEMA_TABLE)
+                conn.execute(
+                    "INSERT INTO facegate_schema (singleton, version) VALUES (TRUE, 0) "
+                    "ON CONFLICT (singleton) DO NOTHING"
+                )
+                version = self._version(conn)
+                if version > len(MIGRATIONS):
+                    raise RuntimeError(
+                        f"database schema version {version} is newer than this facegate "
+                        f"({len(MIGRATIONS)}); upgrade facegate"
+                    )
+                for index in range(version, len(MIGRATIONS)):
+                    for statement in pg_migration(MIGRATIONS[index]):
+                        conn.execute(statement)
+                conn.execute("UPDATE facegate_schema SET version = %s", (len(MIGRATIONS),))
+
+    @staticmethod
+    def _version(conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute("SELECT version FROM facegate_schema").fetchone()
+        return 0 if row is None else int(row[0])
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._version(self._connection())
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConnection]:
+        """A write transaction holding the store's writer lock; rolled back on any exception."""
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                yield PgConnection(conn, self._translated)
+
+    @contextmanager
+    def read(self) -> Iterator[PgConnection]:
+        """The connection for reads (autocommit: each statement sees committed data)."""
+        with self._lock:
+            yield PgConnection(self._connection(), self._translated)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._conn.close()

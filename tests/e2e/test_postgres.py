@@ -1,0 +1,57 @@
+"""Two ``facegate serve`` processes sharing one PostgreSQL store (FACEGATE_DATABASE_URL), through
+boto3: keys, collections and faces written through one server are seen through the other, and
+each server's in-memory vector index follows the other's writes (the face change feed)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.e2e.server import LiveServer
+
+Image = Callable[[str], dict[str, bytes]]
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two servers on one database; the same master key, so either can check the other's keys."""
+    env = {"FACEGATE_DATABASE_URL": pg_dsn, "FACEGATE_MASTER_KEY": Fernet.generate_key().decode()}
+    first = LiveServer(tmp_path / "a", workers=1, env=env)
+    second = LiveServer(tmp_path / "b", workers=1, env=env)
+    first.start()  # migrates the database and creates the bootstrap key
+    try:
+        second.start()
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()
+
+
+@pytest.mark.slow
+def test_a_face_indexed_through_one_server_is_found_through_the_other(
+    pair: tuple[LiveServer, LiveServer], image: Image
+) -> None:
+    first, second = pair
+    assert not (second.data_dir / "credentials").exists()  # the first server's key serves both
+    creds = first.credentials()
+    a, b = first.client(creds), second.client(creds)
+    cid = f"shared-{uuid.uuid4().hex[:12]}"
+    a.create_collection(CollectionId=cid)
+    assert cid in b.list_collections()["CollectionIds"]
+    # b's index of the collection is loaded now, before the face exists: the feed must bring it
+    assert b.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))["FaceMatches"] == []
+    indexed = a.index_faces(CollectionId=cid, Image=image("obama.jpg"), ExternalImageId="o1")
+    face_id = indexed["FaceRecords"][0]["Face"]["FaceId"]
+    found = b.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))
+    assert [m["Face"]["FaceId"] for m in found["FaceMatches"]] == [face_id]
+    assert b.describe_collection(CollectionId=cid)["FaceCount"] == 1
+    assert b.delete_faces(CollectionId=cid, FaceIds=[face_id])["DeletedFaces"] == [face_id]
+    assert a.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))["FaceMatches"] == []
+    assert a.describe_collection(CollectionId=cid)["FaceCount"] == 0
+    b.delete_collection(CollectionId=cid)
+    with pytest.raises(a.exceptions.ResourceNotFoundException):
+        a.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))
