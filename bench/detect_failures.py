@@ -1,10 +1,12 @@
 """Failure to detect per race x gender on FairFace val: the share of crops where no face is
-found, with the HOG detector alone and with the MMOD fallback, with Wilson 95% intervals.
+found with HOG alone, with the engine's default chain (HOG, then MTCNN, then MTCNN on a padded
+image, each only where the previous found nothing) and with that chain then the bias toolkit's
+MMOD fallback, with Wilson 95% intervals.
 
     .venv/bin/python bench/detect_failures.py
 
-Reads the bias toolkit's descriptor cache (``facegate bias impostors --dataset fairface`` with
-and without ``--no-mmod-fallback`` fills it); computes what is missing. Prints a markdown table.
+Reads the bias toolkit's descriptor cache (``facegate bias impostors --dataset fairface`` fills
+the last column); computes what is missing (a few minutes per column). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from facegate.bias.datasets import load_fairface
 from facegate.bias.descriptors import FACE, compute_descriptors
 from facegate.bias.groups import group_key
 from facegate.bias.stats import wilson_interval
+from facegate.engine.core import EngineConfig
+from facegate.engine.detect import DetectorConfig
 
 
 def _cell(missed: int, n: int) -> str:
@@ -26,30 +30,31 @@ def _cell(missed: int, n: int) -> str:
 
 def main() -> None:
     manifest = load_fairface(ROOT.parent / "shared" / "data" / "fairface_val")
-    hog = compute_descriptors(manifest, mmod_fallback=False)
-    fallback = compute_descriptors(manifest, mmod_fallback=True)
+    hog_only = EngineConfig(detector=DetectorConfig(fallback=()))
+    columns = {
+        "HOG alone": compute_descriptors(manifest, config=hog_only, mmod_fallback=False),
+        "default chain": compute_descriptors(manifest, mmod_fallback=False),
+        "default chain + MMOD": compute_descriptors(manifest, mmod_fallback=True),
+    }
     total: Counter[str] = Counter()
-    missed_hog: Counter[str] = Counter()
-    missed_fallback: Counter[str] = Counter()
+    missed: dict[str, Counter[str]] = {name: Counter() for name in columns}
     for i, sample in enumerate(manifest.samples):
         group = group_key(sample, ("race", "gender"))
         total[group] += 1
-        missed_hog[group] += hog.statuses[i] != FACE
-        missed_fallback[group] += fallback.statuses[i] != FACE
-    print("| group | images | HOG: no face (95% CI) | HOG + MMOD fallback: no face (95% CI) |")
-    print("|---|---|---|---|")
+        for name, desc in columns.items():
+            missed[name][group] += desc.statuses[i] != FACE
+    print("| group | images | " + " | ".join(f"{c}: no face (95% CI)" for c in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
     for group in sorted(total):
-        n = total[group]
-        hog_cell, fallback_cell = _cell(missed_hog[group], n), _cell(missed_fallback[group], n)
-        print(f"| {group} | {n} | {hog_cell} | {fallback_cell} |")
+        cells = " | ".join(_cell(missed[c][group], total[group]) for c in columns)
+        print(f"| {group} | {total[group]} | {cells} |")
     n = sum(total.values())
-    print(
-        f"| all | {n} | {_cell(sum(missed_hog.values()), n)} |"
-        f" {_cell(sum(missed_fallback.values()), n)} |"
-    )
-    for name, missed in (("HOG", missed_hog), ("fallback", missed_fallback)):
-        rates = [missed[g] / total[g] for g in total]
-        print(f"worst/best {name}: {max(rates) / min(rates):.2f}")
+    print(f"| all | {n} | " + " | ".join(_cell(sum(missed[c].values()), n) for c in columns) + " |")
+    for name in columns:
+        rates = [missed[name][g] / total[g] for g in total]
+        worst = max(total, key=lambda g: missed[name][g] / total[g])
+        ratio = max(rates) / min(rates) if min(rates) > 0 else float("inf")
+        print(f"{name}: worst group {worst} {max(rates):.1%}; worst/best {ratio:.2f}")
 
 
 if __name__ == "__main__":

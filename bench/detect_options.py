@@ -1,14 +1,20 @@
 """Face detection options side by side: recall, false detections and time, in one run.
 
-    .venv/bin/python bench/detect_options.py [--repeat 5] [--lfw 300] [--no-mmod]
+    .venv/bin/python bench/detect_options.py [--repeat 5] [--lfw 300] [--no-mmod] [--no-mtcnn]
 
-Options (all dlib; score threshold 0.2 as the engine's default ``DetectorConfig``):
+Options (dlib's with score threshold 0.2 as the engine's default ``DetectorConfig``):
 
 * HOG at the image's own size (upsample 0), and upsampled once by dlib (upsample 1, the engine's
   default for images up to 1 megapixel);
 * HOG on the image enlarged by 1.25x, 1.5x and 1.75x with PIL (bilinear) and no upsampling: an
   image pyramid level between dlib's 1x and 2x, cheaper than 2x (cost grows with the area); boxes
   are mapped back to the original pixels;
+* HOG on the image padded by 25% of its longer side on every side (edge pixels replicated), so
+  a face that fills the frame gets the margin HOG's 80x80 window needs; boxes mapped back;
+* HOG on the image shrunk to 0.5x (PIL bilinear), upsampled 0 or 1 times: cheap, big faces only;
+* MTCNN (``engine.mtcnn``, onnxruntime, 1 thread) with minimum face 20 px (published default)
+  and 40 px, and 40 px with lower stage thresholds (0.5, 0.6, 0.6) or on the image padded by
+  25% (edge pixels replicated, for tight crops);
 * MMOD (dlib's CNN, as the engine runs it), for reference: one run per image, not on LFW.
 
 Ground truth, from ../shared/data/samples (see its MANIFEST.md):
@@ -20,11 +26,14 @@ Ground truth, from ../shared/data/samples (see its MANIFEST.md):
   the count are false;
 * images without a face (coffee.png, dlib_voc/dogs.jpg, no_face_white.png): every detection is
   false;
+* time only, at 640x480: obama.jpg, group_t1.jpg and dlib_voc/dogs.jpg centre-cropped to 4:3 and
+  resized to 640x480 (the "Currently HOG upsample 1 costs ~133 ms at 640x480" reference);
 * with ``--lfw N``: the first N LFW images (sorted by name) from ../shared/data/lfw, 250x250, one
   subject each; found when a detection's centre is within 30 px of the image centre.
 
-Time: median of ``--repeat`` runs per image, averaged over each set's images. Prints the machine
-and the load average before and after, and writes bench/results/detect_options.json.
+Time: median of ``--repeat`` runs per image (the options interleaved), averaged over each set's
+images. Prints the machine and the load average before and after, and writes
+bench/results/detect_options.json.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from benchlib import ROOT, SAMPLES, machine_info, write_results
 from facegate.engine.detect import DetectorConfig, MmodDetector
 from facegate.engine.image import RGBImage
 from facegate.engine.models import LoadedModels, load_models
+from facegate.engine.mtcnn import MtcnnConfig, MtcnnDetector
 
 Box = tuple[float, float, float, float]
 """left, top, width, height in pixels."""
@@ -56,6 +66,7 @@ THRESHOLD = DetectorConfig().score_threshold
 IOU_MIN = 0.4
 GROUPS = (("group_t1.jpg", 6), ("bbt/group_bbt1.jpg", 4), ("two_people.jpg", 2))
 NO_FACE = ("coffee.png", "dlib_voc/dogs.jpg", "no_face_white.png")
+FRAMES_640X480 = ("obama.jpg", "group_t1.jpg", "dlib_voc/dogs.jpg")
 LFW_CENTRE_PX = 30.0
 
 
@@ -66,8 +77,21 @@ def rgb(path: Path, width: int | None = None) -> RGBImage:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def hog_option(models: LoadedModels, scale: float, upsample: int) -> Detect:
-    """HOG on the image resized by ``scale`` (PIL bilinear) and upsampled ``upsample`` times."""
+def pad_image(pixels: RGBImage, fraction: float, mode: str) -> tuple[RGBImage, int]:
+    """The image with a border of ``fraction`` x its longer side on every side (``mode``:
+    ``edge`` replicates the edge pixels, ``constant`` is black); returns (image, border px)."""
+    border = round(fraction * max(pixels.shape[:2]))
+    if border == 0:
+        return pixels, 0
+    padded = np.pad(pixels, ((border, border), (border, border), (0, 0)), mode=mode)  # type: ignore[call-overload]
+    return np.ascontiguousarray(padded), border
+
+
+def hog_option(
+    models: LoadedModels, scale: float, upsample: int, pad: float = 0.0, pad_mode: str = "edge"
+) -> Detect:
+    """HOG on the image resized by ``scale`` (PIL bilinear), then padded by ``pad`` of its longer
+    side on every side, and upsampled ``upsample`` times; boxes in the original pixels."""
 
     def detect(pixels: RGBImage) -> list[Box]:
         image = pixels
@@ -77,16 +101,29 @@ def hog_option(models: LoadedModels, scale: float, upsample: int) -> Detect:
             image = np.asarray(
                 Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR), dtype=np.uint8
             )
+        image, border = pad_image(image, pad, pad_mode)
         rects, scores, _ = models.hog.run(image, upsample, THRESHOLD)
         return [
             (
-                r.left() / scale,
-                r.top() / scale,
+                (r.left() - border) / scale,
+                (r.top() - border) / scale,
                 (r.right() + 1 - r.left()) / scale,
                 (r.bottom() + 1 - r.top()) / scale,
             )
             for r, s in zip(rects, scores, strict=True)
             if float(s) >= THRESHOLD
+        ]
+
+    return detect
+
+
+def mtcnn_option(config: MtcnnConfig) -> Detect:
+    detector = MtcnnDetector(config)
+
+    def detect(pixels: RGBImage) -> list[Box]:
+        return [
+            (d.box_px.left, d.box_px.top, d.box_px.width, d.box_px.height)
+            for d in detector.detect(pixels)
         ]
 
     return detect
@@ -165,12 +202,28 @@ def voc_cases(folder: Path) -> list[Case]:
     ]
 
 
+def frame_640x480(path: Path) -> RGBImage:
+    """The image centre-cropped to 4:3 and resized to 640x480 (Lanczos)."""
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    cw, ch = (w, round(w * 3 / 4)) if w * 3 <= h * 4 else (round(h * 4 / 3), h)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    img = img.crop((left, top, left + cw, top + ch)).resize((640, 480), Image.Resampling.LANCZOS)
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def time_only(dets: list[Box]) -> tuple[int, int, int]:
+    return 0, 0, 0
+
+
 def cases(samples: Path, lfw: Path, lfw_count: int) -> list[Case]:
     out = voc_cases(samples / "dlib_voc")
     for name, expected in GROUPS:
         out.append(Case("groups at 640 px", name, rgb(samples / name, 640), count_score(expected)))
     for name in NO_FACE:
         out.append(Case("no face", name, rgb(samples / name), count_score(0)))
+    for name in FRAMES_640X480:
+        out.append(Case("640x480 (time only)", name, frame_640x480(samples / name), time_only))
     if lfw_count:
         paths = sorted((lfw / "images").rglob("*.jpg"))[:lfw_count]
         for p in paths:
@@ -181,33 +234,38 @@ def cases(samples: Path, lfw: Path, lfw_count: int) -> list[Case]:
 
 
 def run(options: dict[str, Detect], all_cases: Sequence[Case], repeat: int) -> dict[str, Any]:
-    """Per option and set: found, expected, false, the sum of per-image median seconds. MMOD runs
-    once per image and skips LFW (seconds per image; bench/lfw.py measures it there)."""
-    result: dict[str, Any] = {}
-    for label, detect in options.items():
-        mmod = label.startswith("MMOD")
-        sets: dict[str, dict[str, float]] = {}
-        for case in all_cases:
-            if mmod and case.set_name.startswith("LFW"):
-                continue
-            times = []
-            dets: list[Box] = []
-            for _ in range(1 if mmod else repeat):
+    """Per option and set: found, expected, false, the sum of per-image median seconds.
+
+    Options are interleaved (for each image, each repeat runs every option in turn), so a change
+    in the machine's load during the run affects all options alike. MMOD runs once per image and
+    skips LFW (seconds per image; bench/lfw.py measures it there)."""
+    result: dict[str, dict[str, dict[str, float]]] = {label: {} for label in options}
+    last_set = ""
+    for case in all_cases:
+        if case.set_name != last_set:
+            print(f"  measuring {case.set_name}", file=sys.stderr)
+            last_set = case.set_name
+        times: dict[str, list[float]] = {label: [] for label in options}
+        dets: dict[str, list[Box]] = {}
+        for run_index in range(repeat):
+            for label, detect in options.items():
+                mmod = label.startswith("MMOD")
+                if mmod and (run_index > 0 or case.set_name.startswith("LFW")):
+                    continue
                 t0 = time.perf_counter()
-                dets = detect(case.pixels)
-                times.append(time.perf_counter() - t0)
-            found, expected, false = case.score(dets)
-            s = sets.setdefault(
+                dets[label] = detect(case.pixels)
+                times[label].append(time.perf_counter() - t0)
+        for label in dets:
+            found, expected, false = case.score(dets[label])
+            s = result[label].setdefault(
                 case.set_name, {"found": 0, "expected": 0, "false": 0, "seconds": 0.0, "images": 0}
             )
             s["found"] += found
             s["expected"] += expected
             s["false"] += false
-            s["seconds"] += statistics.median(times)
+            s["seconds"] += statistics.median(times[label])
             s["images"] += 1
-        result[label] = sets
-        print(f"  measured {label}", file=sys.stderr)
-    return result
+    return dict(result)
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -236,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lfw", type=int, default=300, help="LFW images (0: none)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per image and option")
     parser.add_argument("--no-mmod", action="store_true", help="skip MMOD (seconds per image)")
+    parser.add_argument("--no-mtcnn", action="store_true", help="skip MTCNN")
     args = parser.parse_args(argv)
     before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     info = machine_info()
@@ -247,7 +306,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "HOG x1.5, upsample 0": hog_option(models, 1.5, 0),
         "HOG x1.75, upsample 0": hog_option(models, 1.75, 0),
         "HOG upsample 1": hog_option(models, 1.0, 1),
+        "HOG pad 25% edge, up 0": hog_option(models, 1.0, 0, pad=0.25),
+        "HOG x0.5, upsample 0": hog_option(models, 0.5, 0),
+        "HOG x0.5, upsample 1": hog_option(models, 0.5, 1),
     }
+    if not args.no_mtcnn:
+        options["MTCNN min 20 px"] = mtcnn_option(MtcnnConfig(min_face_px=20))
+        options["MTCNN min 40 px"] = mtcnn_option(MtcnnConfig(min_face_px=40))
+        low = MtcnnConfig(min_face_px=40, thresholds=(0.5, 0.6, 0.6))
+        options["MTCNN min 40, thr .5/.6/.6"] = mtcnn_option(low)
+        padded = MtcnnConfig(min_face_px=40, pad_ratio=0.25)
+        options["MTCNN min 40, pad 25%"] = mtcnn_option(padded)
     if not args.no_mmod:
         options["MMOD (engine settings)"] = mmod_option(models)
     all_cases = cases(args.samples, args.lfw_data, args.lfw)
@@ -259,7 +328,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "machine": info,
         "load_average_before": before,
         "load_average_after": after,
-        "settings": {"repeat": args.repeat, "lfw": args.lfw, "mmod": not args.no_mmod},
+        "settings": {
+            "repeat": args.repeat,
+            "lfw": args.lfw,
+            "mmod": not args.no_mmod,
+            "mtcnn": not args.no_mtcnn,
+        },
         "results": result,
     }
     print(f"\nwrote {write_results('detect_options', document)}")

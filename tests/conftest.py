@@ -45,9 +45,9 @@ def sample_bytes(samples: Path) -> Callable[[str], bytes]:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+def pg_cluster() -> Iterator[PgCluster]:
     """One PostgreSQL server for the session (started on first use; see tests/pg.py)."""
-    cluster = PgCluster.start(tmp_path_factory.mktemp("pg") / "data")
+    cluster = PgCluster.start()
     yield cluster
     cluster.stop()
 

@@ -9,6 +9,8 @@ uses an existing server instead, e.g. in CI.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable
@@ -21,6 +23,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 EXTERNAL_URL_ENV = "FACEGATE_TEST_POSTGRES_URL"
 
 
+def server_directory() -> Path:
+    """A new directory for a pgserver data directory, outside pytest's temporary tree.
+
+    Run as root, pgserver runs PostgreSQL as a ``pgserver`` user and opens the path's prefix to it
+    (``chmod o+rx``). A pytest session starting meanwhile (another test run on the machine) resets
+    ``/tmp/pytest-of-<user>`` to mode 0700; PostgreSQL then cannot reach its lock file and shuts
+    itself down within a minute. A directory of its own under the system temporary directory
+    avoids that; :meth:`PgCluster.stop` and :meth:`RestartablePg.close` delete it.
+    """
+    return Path(tempfile.mkdtemp(prefix="facegate-pg-")) / "data"
+
+
 class PgCluster:
     """A PostgreSQL server for tests: :meth:`create` a database, :meth:`drop` it."""
 
@@ -29,19 +43,27 @@ class PgCluster:
         self._stop = stop
 
     @classmethod
-    def start(cls, directory: Path) -> PgCluster:
+    def start(cls, directory: Path | None = None) -> PgCluster:
         """The server of ``FACEGATE_TEST_POSTGRES_URL`` if set, else a pgserver in
-        ``directory`` (created; deleted by :meth:`stop`)."""
+        ``directory`` (default: a new :func:`server_directory`; deleted by :meth:`stop`)."""
         external = os.environ.get(EXTERNAL_URL_ENV)
         if external:
             return cls(external)
+        owned = directory is None
+        directory = directory or server_directory()
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (pgserver reads it at import).
             warnings.simplefilter("ignore")
             from pgserver.postgres_server import get_server
 
             server = get_server(directory, cleanup_mode="delete")
-        return cls(server.get_uri(), server.cleanup)
+
+        def stop() -> None:
+            server.cleanup()
+            if owned:
+                shutil.rmtree(directory.parent, ignore_errors=True)
+
+        return cls(server.get_uri(), stop)
 
     def dsn(self, database: str) -> str:
         """The DSN of ``database`` on this server."""
@@ -68,3 +90,36 @@ class PgCluster:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop()
+
+
+class RestartablePg:
+    """A pgserver of its own (in a new :func:`server_directory`) that a fault test may stop and
+    start again (the session's :class:`PgCluster` is never disturbed). Always a local pgserver:
+    a test that stops the server cannot use ``FACEGATE_TEST_POSTGRES_URL``'s."""
+
+    def __init__(self) -> None:
+        self._directory = server_directory()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs and XDG_RUNTIME_DIR, as above
+            from pgserver.postgres_server import get_server
+
+            self._server = get_server(self._directory, cleanup_mode="delete")
+        self.cluster = PgCluster(self._server.get_uri())
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop PostgreSQL with ``pg_ctl stop -m MODE``: ``immediate`` (the default) aborts every
+        process without a checkpoint, as a crash would; the next start replays the WAL."""
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
+
+        pg_ctl(
+            ["-w", "-m", mode, "stop"], pgdata=self._server.pgdata, user=self._server.system_user
+        )
+
+    def start(self) -> None:
+        """Start it again on the same data directory and socket (``-w``: ready on return)."""
+        self._server.ensure_postgres_running()
+
+    def close(self) -> None:
+        """Stop it (if running) and delete its data directory."""
+        self._server.cleanup()
+        shutil.rmtree(self._directory.parent, ignore_errors=True)

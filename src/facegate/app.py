@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from facegate import __version__
-from facegate.admin.routes import admin_routes
+from facegate.admin.routes import admin_not_found, admin_routes
 from facegate.admin.sweeper import sweeping
 from facegate.audit.record import EventRecord
 from facegate.console.routes import console_routes
@@ -135,6 +136,13 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             if close_on_shutdown:
                 services.close()
 
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path == "/admin" or request.url.path.startswith("/admin/"):
+            return await admin_not_found(request)
+        if isinstance(exc, HTTPException):  # as Starlette's own handler answers it
+            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        return PlainTextResponse("Not Found", status_code=404)
+
     return Starlette(
         routes=[
             Route("/", rekognition, methods=["POST"]),
@@ -145,4 +153,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             Mount("/console", routes=console_routes(services)),
         ],
         lifespan=lifespan,
+        # Starlette's path patterns do not match a newline, so a path like /admin/orgs/a%0A/x
+        # misses every route, the admin mount's catch-all included: answer it as that would.
+        exception_handlers={404: not_found},
     )

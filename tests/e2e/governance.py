@@ -3,6 +3,7 @@ send the X-Facegate-* headers (signed, as they must be, or deliberately unsigned
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from facegate.cli.admin import admin_for
@@ -20,9 +21,12 @@ def register(
     region: str = "",
 ) -> dict[str, Credentials]:
     """Register an organisation on the server's database as ``facegate org create`` and
-    ``facegate keys create`` do (SQLite is shared safely with the running server; the audit
+    ``facegate keys create`` do (on the server's store: its SQLite file or its
+    FACEGATE_DATABASE_URL; SQLite is shared safely with the running server; the audit
     events go through the outbox), and issue one key per use case."""
-    with admin_for(Settings.from_env(data_dir=server.data_dir)) as admin:
+    with admin_for(
+        Settings.from_env({**os.environ, **server.env}, data_dir=server.data_dir)
+    ) as admin:
         admin.create_org(
             org_id,
             name=org_id.replace("-", " ").title(),

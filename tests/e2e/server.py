@@ -10,9 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import httpx
@@ -54,6 +56,19 @@ class LiveServer:
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    @property
+    def backend(self) -> str:
+        """The store backend: ``postgres`` with ``FACEGATE_DATABASE_URL`` in ``env``, else
+        ``sqlite`` (the file in the data directory)."""
+        return "postgres" if self.env.get("FACEGATE_DATABASE_URL") else "sqlite"
+
+    @contextlib.contextmanager
+    def environment(self) -> Iterator[None]:
+        """``os.environ`` with this server's ``env`` added, for in-process ``facegate.cli.main``
+        calls that must open the same store (e.g. ``FACEGATE_DATABASE_URL``)."""
+        with mock.patch.dict(os.environ, self.env):
+            yield
 
     @property
     def endpoint(self) -> str:

@@ -114,10 +114,11 @@ def test_registry_changes_and_start_up_are_recorded(server: LiveServer) -> None:
         for e in iter_entries(server.data_dir / "audit")
     }
     assert ("startup", "server.start") in kinds
-    code = main(
-        ["org", "create", "audit-ngo", "--name", "Audit NGO", "--sector", "ngo",
-         "--use-case", "missing_persons", "--data-dir", str(server.data_dir)]
-    )  # fmt: skip
+    with server.environment():
+        code = main(
+            ["org", "create", "audit-ngo", "--name", "Audit NGO", "--sector", "ngo",
+             "--use-case", "missing_persons", "--data-dir", str(server.data_dir)]
+        )  # fmt: skip
     assert code == 0
     deadline = time.monotonic() + 10
     events: list[dict[str, Any]] = []

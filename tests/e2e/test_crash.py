@@ -1,4 +1,5 @@
-"""Crash safety end to end: kill -9 of a live server under IndexFaces/DeleteFaces traffic.
+"""Crash safety end to end: kill -9 of a live server under IndexFaces/DeleteFaces traffic, on
+each store backend (a SQLite file; PostgreSQL, which keeps running while the server is killed).
 
 boto3 threads index real photos (each call with its own ExternalImageId, so every stored face can
 be traced to the call that made it) and delete some of the acknowledged faces, while the test
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError
 
+from tests.conftest import BACKENDS
 from tests.e2e.server import LiveServer
 
 COLLECTION = "crash"
@@ -217,10 +219,14 @@ def check_recovered(rek: Any, traffic: Traffic, confirmed: dict[str, str], sampl
     confirmed.update(listed)
 
 
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server of its own (its own data directory and process group), killed at the end."""
-    live = LiveServer(tmp_path / "data", own_process_group=True)
+@pytest.fixture(params=BACKENDS)
+def crashable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of its own (its own data directory and process group), killed at the end; its
+    store is a SQLite file or a fresh database on the session's PostgreSQL server."""
+    env: dict[str, str] = {}
+    if request.param == "postgres":
+        env["FACEGATE_DATABASE_URL"] = request.getfixturevalue("pg_dsn")
+    live = LiveServer(tmp_path / "data", env=env, own_process_group=True)
     try:
         live.start()
         yield live
@@ -288,4 +294,5 @@ def test_kill_9_under_index_and_delete_loses_nothing_acknowledged(
         for face_id in e.record["result"]["face_ids"]
     }
     assert set(traffic.acked) <= indexed
-    assert main(["audit", "verify", "--data-dir", str(crashable.data_dir)]) == 0
+    with crashable.environment():
+        assert main(["audit", "verify", "--data-dir", str(crashable.data_dir)]) == 0

@@ -105,18 +105,20 @@ def test_expired_date(server: LiveServer) -> None:
 def test_revoked_key_is_refused(server: LiveServer) -> None:
 
     out = io.StringIO()
-    assert (
-        main(["keys", "create", "--data-dir", str(server.data_dir), "--description", "t"], out=out)
-        == 0
-    )
+    with server.environment():  # the server's store (its FACEGATE_DATABASE_URL, if any)
+        code = main(
+            ["keys", "create", "--data-dir", str(server.data_dir), "--description", "t"], out=out
+        )
+    assert code == 0
     lines = dict(line.split(":", 1) for line in out.getvalue().splitlines() if ":" in line)
     creds = Credentials(lines["access key id"].strip(), lines["secret access key"].strip())
     rek = server.client(creds)
     assert "CollectionIds" in rek.list_collections()
-    assert (
-        main(["keys", "revoke", creds.access_key_id, "--data-dir", str(server.data_dir)], out=out)
-        == 0
-    )
+    with server.environment():
+        code = main(
+            ["keys", "revoke", creds.access_key_id, "--data-dir", str(server.data_dir)], out=out
+        )
+    assert code == 0
     with pytest.raises(ClientError) as info:
         rek.list_collections()
     assert error_of(info)[0] == "UnrecognizedClientException"

@@ -166,10 +166,11 @@ def test_a_stored_decision_is_explained(
     match = re.search(r"dec-[0-9a-f]+", message)
     assert match is not None
     out = io.StringIO()
-    code = main(
-        ["policy", "explain", "--decision", match.group(0), "--data-dir", str(server.data_dir)],
-        out=out,
-    )
+    with server.environment():  # the decision is in the server's store
+        code = main(
+            ["policy", "explain", "--decision", match.group(0), "--data-dir", str(server.data_dir)],
+            out=out,
+        )
     text = out.getvalue()
     assert code == 1
     assert f"decision    {match.group(0)}  DENY" in text

@@ -13,15 +13,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from facegate.audit.log import iter_entries
+from tests.e2e.conftest import StoreEnv
 from tests.e2e.server import LiveServer
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def limited(tmp_path_factory: pytest.TempPathFactory, store_env: StoreEnv) -> Iterator[LiveServer]:
     live = LiveServer(
         tmp_path_factory.mktemp("overload") / "data",
         workers=1,
         env={
+            **store_env(),  # the selected backend (FACEGATE_TEST_BACKEND)
             "FACEGATE_RATE_LIMIT_RPS": "0.5",
             "FACEGATE_RATE_LIMIT_BURST": "3",
             "FACEGATE_MAX_INFLIGHT": "1",

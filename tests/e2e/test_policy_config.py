@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import StoreEnv
 from tests.e2e.governance import register
 from tests.e2e.server import LiveServer
 
@@ -38,13 +39,14 @@ def _pack(root: Path, name: str, text: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def custom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def custom(tmp_path_factory: pytest.TempPathFactory, store_env: StoreEnv) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("policy-config")
     packs = _pack(root / "packs", "e2e-obligations", OBLIGATIONS_PACK)
     live = LiveServer(
         root / "data",
         workers=1,
         env={
+            **store_env(),  # the selected backend (FACEGATE_TEST_BACKEND)
             "FACEGATE_POLICY_DIR": str(packs),
             "FACEGATE_POLICY_PACKS": "amazon-2020-police-moratorium,e2e-obligations",
             # The obligations are under test, not the scores: with cohort normalisation every

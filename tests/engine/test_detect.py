@@ -134,10 +134,26 @@ def test_mmod_finds_the_face_hog_misses(engine: FaceEngine, samples: Path) -> No
     # camera.png: a man looking through a camera, a face HOG's frontal model does not fire on.
     data = (samples / "camera.png").read_bytes()
     image = engine.decode(data)
-    assert engine.detect(image) == ()
+    assert engine.detect(image, detector=DetectorKind.HOG) == ()
     faces = engine.detect(image, detector=DetectorKind.MMOD)
     assert len(faces) == 1
     assert 150 < faces[0].box_px.left + faces[0].box_px.width / 2 < 300
+
+
+def test_the_default_chain_falls_back_to_mtcnn_where_hog_finds_nothing(
+    engine: FaceEngine, samples: Path
+) -> None:
+    camera = engine.decode((samples / "camera.png").read_bytes())
+    faces = engine.detect(camera)  # HOG finds nothing; MTCNN, the first fallback, finds the man
+    assert len(faces) == 1
+    assert engine.last_found_by is DetectorKind.MTCNN
+    assert 150 < faces[0].box_px.left + faces[0].box_px.width / 2 < 300
+    obama = engine.analyze((samples / "obama.jpg").read_bytes())
+    assert obama.found_by == "hog"  # a face HOG finds never reaches the fallbacks
+    nothing = engine.analyze((samples / "coffee.png").read_bytes())
+    assert nothing.faces == ()
+    assert nothing.found_by == ""
+    assert engine.last_found_by is None
 
 
 @pytest.mark.slow

@@ -120,12 +120,10 @@ def _schemas() -> Doc:
         "Obligations": obligations,
         "PolicyRef": policy_ref,
         "Organisation": organisation,
-        "OrganisationDetail": {
-            "allOf": [
-                organisation,
-                {"type": "object", "properties": {"keys": {"type": "array", "items": _ref("Key")}}},
-            ]
-        },
+        # One closed object each (not allOf over a closed base, which rejects every extension).
+        "OrganisationDetail": _obj(
+            {**organisation["properties"], "keys": {"type": "array", "items": _ref("Key")}}
+        ),
         "NewOrganisation": _obj(
             {
                 "org_id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
@@ -171,18 +169,14 @@ def _schemas() -> Doc:
             },
             ("operator_id", "display_name", "role"),
         ),
-        "NewOperator": {
-            "allOf": [
-                operator,
-                {
-                    "type": "object",
-                    "properties": {
-                        "token": {"type": "string", "description": "fgop_..., shown only once"},
-                        "note": _STR,
-                    },
-                },
-            ]
-        },
+        "NewOperator": _obj(
+            {
+                **operator["properties"],
+                "token": {"type": "string", "description": "fgop_..., shown only once"},
+                "note": _STR,
+            },
+            ("token",),
+        ),
         "Policy": _obj(
             {
                 "policy_id": _STR,

@@ -175,7 +175,8 @@ async def _call(request: Request, endpoint: Endpoint, operator: OperatorRecord |
     return Call(operator, dict(request.path_params), query, body)
 
 
-async def _not_found(request: Request) -> Response:
+async def admin_not_found(request: Request) -> Response:
+    """The admin API's JSON 404 for a path no admin endpoint serves."""
     return error_response(
         ResourceNotFoundException(
             f"No admin endpoint at {request.url.path} (see /admin/openapi.json)."
@@ -202,7 +203,7 @@ def admin_routes(services: Services) -> list[BaseRoute]:
         Route(path, _PathRoutes(admin, services.operators, table).handle, methods=HTTP_METHODS)
         for path, table in by_path.items()
     ]
-    routes.append(Route("/{rest:path}", _not_found, methods=HTTP_METHODS))
+    routes.append(Route("/{rest:path}", admin_not_found, methods=HTTP_METHODS))
     return routes
 
 

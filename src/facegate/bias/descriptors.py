@@ -198,7 +198,7 @@ def _largest(analysis: Analysis, kind: DetectorKind) -> DescriptorRecord | None:
     if not analysis.faces or analysis.faces[0].descriptor is None:
         return None
     vector = np.asarray(analysis.faces[0].descriptor, dtype=np.float32)
-    return DescriptorRecord(FACE, str(kind), len(analysis.faces), vector)
+    return DescriptorRecord(FACE, analysis.found_by or str(kind), len(analysis.faces), vector)
 
 
 def _analyse(

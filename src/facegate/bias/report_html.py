@@ -334,6 +334,48 @@ def _histogram_section(report: dict[str, Any], kinds: Sequence[str]) -> str:
     return "".join(out)
 
 
+def _detection_section(doc: dict[str, Any]) -> str:
+    """Failure to detect per group (:mod:`facegate.bias.detection`): a chart and a table."""
+    groups = {g: r for g, r in doc["groups"].items() if r["rate"] is not None}
+    estimates = [
+        Estimate(r["rate"], r["ci"][0], r["ci"][1]) if r["rate"] > 0 else None
+        for r in groups.values()
+    ]
+    svg = errorbar_chart(
+        "ftd-ci",
+        "Failure to detect per group with 95% Wilson intervals",
+        "Share of each group's images where no face was found, log scale.",
+        list(groups),
+        [ErrorSeries("no face found", estimates)],
+        x_label="group",
+        y_label="no face found (log scale)",
+        log_y=True,
+        y_format=fmt_pct,
+    )
+    rows = [
+        [
+            _e(g),
+            _e(f"{r['no_face']}/{r['images']}"),
+            page.pct(r["rate"]),
+            page.ci(r["ci"]),
+            _e(", ".join(f"{k} {v}" for k, v in r["found_by"].items()) or "-"),
+        ]
+        for g, r in [("overall", doc["overall"]), *groups.items()]
+    ]
+    ratio = doc.get("worst_best_ratio")
+    text = (
+        "<h2>Failure to detect</h2><p>An image where no face is found is never matched: a"
+        " failure to enrol that the error rates below cannot show. Worst/best group ratio: "
+        + ("-" if ratio is None else _e(f"{ratio:.2f}"))
+        + ".</p>"
+    )
+    return text + page.figure(
+        svg,
+        "No face found, per group.",
+        page.table(["group", "no face", "rate", "95% interval", "found by"], rows),
+    )
+
+
 def _pairs_page(
     report: dict[str, Any], kinds: Sequence[str], title: str, rendered_at: str | None
 ) -> str:
@@ -357,6 +399,8 @@ def _pairs_page(
         )
     else:
         out.append("<p>Every pair was scored (both images have a face descriptor).</p>")
+    if "failure_to_detect" in report:
+        out.append(_detection_section(report["failure_to_detect"]))
     out.append(f"<h2>Error rates per group</h2><p>{_e(HOW_RATES)}</p>")
     out += [_threshold_section(t, kinds) for t in report["thresholds"]]
     out += [_errorbars(report, kind) for kind in kinds]

@@ -51,6 +51,8 @@ from facegate.bias.datasets import (
     load_lfw,
 )
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.detection import failure_to_detect
+from facegate.bias.detection import render as render_detection
 from facegate.bias.groups import impostor_pairs
 from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, mated_pairs, top_pairs
 from facegate.bias.lineup import load_declared, match_rows, search, summarise
@@ -476,7 +478,9 @@ def _pair_report(
     unscored = scored.unscored_counts()
     lines = _header(args, [(manifest, descriptors)])
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in extra.items())})"]
+    detection = failure_to_detect(manifest, descriptors, args.group_by)
     lines += _unscored_lines(unscored)
+    lines += render_detection(detection)
     lines += render_thresholds(results, kinds)
     kind = "verification" if "fnmr" in kinds else "impostors"
     report: dict[str, Any] = _start(kind, args, descriptors.model_version) | {
@@ -485,6 +489,7 @@ def _pair_report(
         "descriptors": descriptors.summary(),
         "pairs": {"total": len(pairs), **extra},
         "unscored_pairs": unscored,
+        "failure_to_detect": detection,
         "thresholds": [threshold_json(r) for r in results],
     }
     report |= curves_json(scored, similarity=_matcher(args).similarity)

@@ -90,6 +90,8 @@ class FaceEngine:
             flip_tta=config.flip_tta,
         )
         self.times = StageTimes()
+        # The detector that found the faces of the last ``detect`` (None: no face found).
+        self.last_found_by: DetectorKind | None = None
 
     @property
     def model_version(self) -> str:
@@ -113,9 +115,22 @@ class FaceEngine:
     def detect(
         self, image: DecodedImage, *, detector: DetectorKind | None = None
     ) -> tuple[DetectedFace, ...]:
-        """Every face (largest first, at most ``max_faces``) with landmarks, pose and quality."""
+        """Every face (largest first, at most ``max_faces``) with landmarks, pose and quality.
+
+        ``detector``: that detector alone. By default the configured one, then each of
+        ``DetectorConfig.fallback`` in turn while none has found a face (only a face-less image
+        pays for the fallbacks); :attr:`last_found_by` names the one that found the faces.
+        """
         t0 = time.perf_counter()
-        raw = self._detector(detector).detect(image.pixels)
+        chain = (
+            (detector,) if detector else (self.config.detector.kind, *self.config.detector.fallback)
+        )
+        raw: list[RawDetection] = []
+        for kind in chain:
+            raw = self._detector(kind).detect(image.pixels)
+            self.last_found_by = kind if raw else None
+            if raw:
+                break
         raw = largest_first(raw, self.config.detector.max_faces)
         t1 = time.perf_counter()
         faces = tuple(self._describe_geometry(image, r) for r in raw)
@@ -176,4 +191,5 @@ class FaceEngine:
             image_format=image.image_format,
             sha256=image.sha256,
             faces=faces,
+            found_by=str(self.last_found_by) if faces else "",
         )

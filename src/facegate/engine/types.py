@@ -19,10 +19,15 @@ Vector = npt.NDArray[np.float32]
 
 
 class DetectorKind(StrEnum):
-    """Which detector finds faces. HOG is fast; MMOD (a CNN) finds more faces, much more slowly."""
+    """Which detector finds faces. HOG is fast; MMOD (a CNN) finds more faces, much more slowly;
+    MTCNN (a cascade of small CNNs on onnxruntime, ``engine.mtcnn``) finds most faces HOG
+    misses, and ``MTCNN_PADDED`` (MTCNN on the image with a 25% border) most of the rest: the
+    engine's default chain is HOG, then MTCNN, then padded MTCNN (``DetectorConfig.fallback``)."""
 
     HOG = "hog"
     MMOD = "mmod"
+    MTCNN = "mtcnn"
+    MTCNN_PADDED = "mtcnn-padded"
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,5 @@ class Analysis:
     image_format: str
     sha256: str
     faces: tuple[Face, ...]
+    found_by: str = ""
+    """The detector that found the faces (``hog``, ``mtcnn`` ...); empty when there are none."""
