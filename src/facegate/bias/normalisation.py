@@ -18,7 +18,7 @@ What is compared (``facegate bias normalisation``; targets from the fairness iss
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,8 +249,19 @@ def render(doc: Mapping[str, Any]) -> list[str]:
         + " |",
         "|---|" + "---|" * len(names),
     ]
-    for i, row in enumerate(first_lineup["rows"]):
-        cells = []
+    for row in lineup_rows(doc, lambda v: f"{v:.2%}", lambda v: f"{v:.1%}"):
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def lineup_rows(
+    doc: Mapping[str, Any], rate: Callable[[float], str], fnmr: Callable[[float], str]
+) -> list[list[str]]:
+    """The lineup table of a comparison: per threshold, its label and one cell per scorer."""
+    names = list(doc["scorers"])
+    out = []
+    for i, row in enumerate(doc["scorers"][names[0]]["lineup"]["rows"]):
+        cells = [str(row["threshold"])]
         for n in names:
             r = doc["scorers"][n]["lineup"]["rows"][i]
             if r["similarity_pct"] is None:
@@ -259,10 +270,10 @@ def render(doc: Mapping[str, Any]) -> list[str]:
             hit = r["probes_with_false_candidate"]
             cells.append(
                 f"S {r['similarity_pct']:.4g}: {hit['errors']}/{hit['total']} "
-                f"({hit['rate']:.2%}); FNMR {r['lfw_fnmr']:.1%}"
+                f"({rate(hit['rate'])}); FNMR {fnmr(r['lfw_fnmr'])}"
             )
-        lines.append(f"| {row['threshold']} | " + " | ".join(cells) + " |")
-    return lines
+        out.append(cells)
+    return out
 
 
 def _fmt(value: float | None) -> str:

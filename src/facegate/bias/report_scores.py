@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from facegate.bias import report_page as page
+from facegate.bias.normalisation import lineup_rows
 from facegate.bias.plots import ErrorSeries, Estimate, errorbar_chart, fmt_pct
 from facegate.bias.report_page import esc as _e
 
@@ -102,20 +103,7 @@ def render_score_comparison(report: dict[str, Any], rendered_at: str | None) -> 
         " probes with at least one candidate at the threshold (that scorer's own calibration),"
         " and the LFW FNMR the threshold costs.</p>"
     )
-    lrows = []
-    for i, row in enumerate(lineup["rows"]):
-        cells = [_e(row["threshold"])]
-        for n in names:
-            r = scorers[n]["lineup"]["rows"][i]
-            if r["similarity_pct"] is None:
-                cells.append("uncalibrated")
-                continue
-            hit = r["probes_with_false_candidate"]
-            cells.append(
-                f"S {r['similarity_pct']:.4g}: {hit['errors']}/{hit['total']} "
-                f"({page.pct(hit['rate'])}); FNMR {page.pct(r['lfw_fnmr'])}"
-            )
-        lrows.append(cells)
+    lrows = [[_e(c) for c in row] for row in lineup_rows(report, page.pct, page.pct)]
     out.append(page.table(["threshold", *names], lrows))
     out.append(page.footer())
     return "\n".join(out)
