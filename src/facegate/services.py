@@ -176,13 +176,9 @@ class Services:
     def drain_outbox(self) -> int:
         """Move event records queued by commands run beside the server into the audit chain,
         in order; returns how many moved."""
-        moved = 0
-        while batch := self.outbox.take():
-            for outbox_id, record in batch:
-                self.audit.append({**record, "outbox_id": outbox_id})
-                self.outbox.remove([outbox_id])
-                moved += 1
-        return moved
+        return self.outbox.drain_into(
+            lambda outbox_id, record: self.audit.append({**record, "outbox_id": outbox_id})
+        )
 
     def close(self) -> None:
         """Stop the engine, close the audit log (a final signed checkpoint) and the database.

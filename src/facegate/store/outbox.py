@@ -2,18 +2,26 @@
 
 Only the server appends to the audit chain (one writer). Commands run beside it (``facegate org``,
 ``keys``, ``operators``, ``review``) put their event records here; the server moves them into the
-chain in order, each carrying its ``outbox_id``, and deletes them only after the append returned.
-A crash between the two appends a record twice at worst (recognisable by the same ``outbox_id``),
-never loses one.
+chain in order, each carrying its ``outbox_id`` (:meth:`AuditOutbox.drain_into`).
+
+Each batch is moved inside one write transaction: the rows are read, appended to the chain one by
+one, deleted, and the deletions committed. The store's writer lock (SQLite's single writer, or
+PostgreSQL's advisory lock) keeps a second server sharing the store out until the commit, and it
+then finds the rows gone: every record enters exactly one server's chain. A crash or a failed
+append before the commit rolls the deletions back, so the records are appended again later
+(twice at worst, recognisable by the same ``outbox_id``), never lost.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from facegate.store.db import StoreDatabase
+
+DRAIN_BATCH = 50
+"""Records moved per transaction: the writer lock is held for about that many fsynced appends."""
 
 
 class AuditOutbox:
@@ -40,10 +48,23 @@ class AuditOutbox:
             ).fetchall()
         return [(int(r[0]), json.loads(r[1])) for r in rows]
 
-    def remove(self, outbox_ids: list[int]) -> None:
-        if not outbox_ids:
-            return
-        with self.db.transaction() as conn:
-            conn.executemany(
-                "DELETE FROM audit_outbox WHERE outbox_id = ?", [(i,) for i in outbox_ids]
-            )
+    def drain_into(
+        self, append: Callable[[int, dict[str, Any]], object], batch: int = DRAIN_BATCH
+    ) -> int:
+        """Move every queued record, oldest first, through ``append(outbox_id, record)``;
+        returns how many moved. ``append`` must not use this store (it runs inside the
+        transaction that holds the writer lock). Raises what ``append`` raises (the batch's rows
+        stay queued)."""
+        moved = 0
+        while True:
+            with self.db.transaction() as conn:
+                rows = conn.execute(
+                    "SELECT outbox_id, record_json FROM audit_outbox ORDER BY outbox_id LIMIT ?",
+                    (batch,),
+                ).fetchall()
+                for row in rows:
+                    append(int(row[0]), json.loads(row[1]))
+                    conn.execute("DELETE FROM audit_outbox WHERE outbox_id = ?", (int(row[0]),))
+            moved += len(rows)
+            if len(rows) < batch:
+                return moved
