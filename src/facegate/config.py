@@ -24,6 +24,7 @@
 | FACEGATE_RATE_LIMIT_BURST | 100 | requests a key may send at once after being idle |
 | FACEGATE_MAX_INFLIGHT | 64 | requests in progress at once; more are refused at once (0: none) |
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
+| FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
@@ -41,13 +42,15 @@ their own bounds, for their model, data and use.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from facegate.engine.core import EngineConfig
 from facegate.engine.matching import matcher_named
 from facegate.engine.pool import default_workers
+from facegate.engine.runtime import runtime_named
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
 from facegate.store.store import StoreLimits
@@ -56,6 +59,21 @@ DEFAULT_PORT = 8750
 # A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
 # own request limit is the same order. Bodies are refused from Content-Length before reading.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A ``FACEGATE_*`` variable holds a value that cannot be used (the message names it)."""
+
+
+def _parse(env: Mapping[str, str], key: str, kind: Callable[[str], T]) -> T:
+    try:
+        return kind(env[key])
+    except ValueError:
+        what = "an integer" if kind is int else "a number" if kind is float else "valid"
+        raise SettingsError(f"{key} must be {what}, got {env[key]!r}") from None
 
 
 @dataclass(frozen=True)
@@ -105,8 +123,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``FACEGATE_*`` variables; keyword overrides win."""
-        env = os.environ if env is None else env
+        """Settings from ``FACEGATE_*`` variables; keyword overrides win. Raises
+        :class:`SettingsError` (naming the variable) for a value that cannot be used."""
+        try:
+            return cls._from_env(os.environ if env is None else env, overrides)
+        except SettingsError:
+            raise
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+
+    @classmethod
+    def _from_env(cls, env: Mapping[str, str], overrides: Mapping[str, object]) -> Settings:
         values: dict[str, object] = {}
         if "FACEGATE_DATA_DIR" in env:
             values["data_dir"] = Path(env["FACEGATE_DATA_DIR"])
@@ -127,7 +154,7 @@ class Settings:
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
         ):
             if key in env:
-                values[name] = kind(env[key])
+                values[name] = _parse(env, key, kind)
         if env.get("FACEGATE_DATABASE_URL"):
             values["database_url"] = env["FACEGATE_DATABASE_URL"]
         if env.get("FACEGATE_POLICY_DIR"):
@@ -137,7 +164,7 @@ class Settings:
                 p.strip() for p in env["FACEGATE_POLICY_PACKS"].split(",") if p.strip()
             )
         gate = {
-            name: float(env[key])
+            name: _parse(env, key, float)
             for key, name in (
                 ("FACEGATE_GATE_THRESHOLD", "threshold_pct"),
                 ("FACEGATE_GATE_MAX_FMR_RATIO", "max_fmr_ratio"),
@@ -149,9 +176,12 @@ class Settings:
             values["gate"] = GateBounds(**gate)
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
+        engine: dict[str, object] = {}
         if "FACEGATE_SCORE_NORMALISATION" in env:
-            values["engine"] = replace(
-                EngineConfig(), matcher=matcher_named(env["FACEGATE_SCORE_NORMALISATION"])
-            )
+            engine["matcher"] = matcher_named(env["FACEGATE_SCORE_NORMALISATION"])
+        if "FACEGATE_DESCRIPTOR_RUNTIME" in env:
+            engine["descriptor_runtime"] = runtime_named(env["FACEGATE_DESCRIPTOR_RUNTIME"])
+        if engine:
+            values["engine"] = replace(EngineConfig(), **engine)  # type: ignore[arg-type]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ from facegate.cli.bias import register as register_bias
 from facegate.cli.model_audit import register as register_model_audit
 from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
-from facegate.config import Settings
+from facegate.config import Settings, SettingsError
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.pool import EnginePool
 from facegate.engine.similarity import euclidean
@@ -321,6 +321,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_ENGINE
     except PolicyLoadError as exc:
         print(f"facegate: invalid policy configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SettingsError as exc:
+        print(f"facegate: invalid setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except FacegateError as exc:
         print(f"facegate: {_one_line(exc)}", file=sys.stderr)

@@ -59,6 +59,17 @@ class DescriptorRuntime(StrEnum):
     ONNX = "onnx"
 
 
+def runtime_named(name: str) -> DescriptorRuntime:
+    """The runtime of a ``FACEGATE_DESCRIPTOR_RUNTIME`` value; ``ValueError`` for others."""
+    try:
+        return DescriptorRuntime(name.strip().lower())
+    except ValueError:
+        choices = ", ".join(r.value for r in DescriptorRuntime)
+        raise ValueError(
+            f"FACEGATE_DESCRIPTOR_RUNTIME must be one of {choices}, got {name!r}"
+        ) from None
+
+
 class RuntimeSelfCheckError(RuntimeError):
     """The ONNX descriptor differs from dlib's on the self-check chip."""
 

@@ -1,0 +1,59 @@
+"""Settings from the environment: the engine's scoring and descriptor runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facegate.cli import main
+from facegate.config import Settings, SettingsError
+from facegate.engine.matching import default_matcher, raw_matcher
+from facegate.engine.runtime import DescriptorRuntime
+
+
+def test_engine_defaults_without_variables() -> None:
+    settings = Settings.from_env({})
+    assert settings.engine.matcher.version == default_matcher().version
+    assert settings.engine.descriptor_runtime is DescriptorRuntime.AUTO
+
+
+def test_normalisation_and_runtime_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {"FACEGATE_SCORE_NORMALISATION": "none", "FACEGATE_DESCRIPTOR_RUNTIME": "DLIB"}
+    )
+    assert settings.engine.matcher.version == raw_matcher().version
+    assert settings.engine.descriptor_runtime is DescriptorRuntime.DLIB
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FACEGATE_SCORE_NORMALISATION", "znorm", "must be one of cohort, none"),
+        ("FACEGATE_DESCRIPTOR_RUNTIME", "gpu", "must be one of auto, dlib, onnx"),
+    ],
+)
+def test_unknown_values_are_refused_with_the_choices(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_a_bad_number_names_its_variable() -> None:
+    with pytest.raises(SettingsError, match="FACEGATE_PORT must be an integer, got 'http'"):
+        Settings.from_env({"FACEGATE_PORT": "http"})
+    with pytest.raises(SettingsError, match="FACEGATE_GATE_MAX_FNMR must be a number"):
+        Settings.from_env({"FACEGATE_GATE_MAX_FNMR": "half"})
+
+
+def test_serve_refuses_a_bad_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FACEGATE_DESCRIPTOR_RUNTIME", "gpu")
+    code = main(["serve", "--data-dir", str(tmp_path), "--port", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "facegate: invalid setting: FACEGATE_DESCRIPTOR_RUNTIME must be one of auto, dlib, "
+        "onnx, got 'gpu'"
+    )
+    assert not (tmp_path / "facegate.sqlite3").exists()  # refused before anything was created
