@@ -315,12 +315,17 @@ def _group_rates(
     return {name: _rate(int(errors[i]), int(totals[i]), min_pairs) for i, name in enumerate(names)}
 
 
+def max_over_geomean(rates: Iterable[float]) -> float | None:
+    """NIST's Max/GeoMean over the non-zero ``rates`` (None: fewer than two)."""
+    nonzero = [r for r in rates if r > 0]
+    if len(nonzero) < 2:
+        return None
+    return float(max(nonzero) / np.exp(np.mean(np.log(nonzero))))
+
+
 def max_geomean(rows: Mapping[str, Mapping[str, Any]]) -> float | None:
     """NIST's Max/GeoMean over measured groups with a non-zero rate (None: fewer than two)."""
-    rates = [r["rate"] for r in rows.values() if not r["too_small"] and r["rate"]]
-    if len(rates) < 2:
-        return None
-    return float(max(rates) / np.exp(np.mean(np.log(rates))))
+    return max_over_geomean(r["rate"] for r in rows.values() if not r["too_small"] and r["rate"])
 
 
 def table(

@@ -18,17 +18,16 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from facegate.engine.cohort import MIN_CENTROID_FACES, CohortNormaliser, FloatArray
+from facegate.engine.cohort import (
+    MIN_CENTROID_FACES,
+    CohortNormaliser,
+    FloatArray,
+    squared_distances,
+)
 
 DEFAULT_NEAREST = 2
 DEFAULT_TARGET_SIZE = 40
 CLIP_PERCENTILES = (1.0, 99.0)
-
-
-def _sq_distances(x: FloatArray, c: FloatArray) -> FloatArray:
-    d2 = np.einsum("ij,ij->i", x, x)[:, None] + np.einsum("ij,ij->i", c, c)[None, :] - 2 * x @ c.T
-    out: FloatArray = np.maximum(d2, 0.0)
-    return out
 
 
 def kmeans(
@@ -50,22 +49,22 @@ def kmeans(
     rng = np.random.default_rng(seed)
     centroids = x[rng.choice(len(x), 1)]
     for _ in range(clusters - 1):  # k-means++: far-away faces are likelier seeds
-        nearest = _sq_distances(x, centroids).min(axis=1)
+        nearest = squared_distances(x, centroids).min(axis=1)
         centroids = np.vstack([centroids, x[rng.choice(len(x), p=nearest / nearest.sum())]])
     labels = np.zeros(len(x), dtype=np.int64)
     for _ in range(iterations):
-        labels = _sq_distances(x, centroids).argmin(axis=1)
+        labels = squared_distances(x, centroids).argmin(axis=1)
         sizes = np.bincount(labels, minlength=len(centroids))
         centroids = np.array([x[labels == c].mean(axis=0) for c in np.flatnonzero(sizes)])
     while True:  # dissolve the smallest undersized cluster until none is left
-        labels = _sq_distances(x, centroids).argmin(axis=1)
+        labels = squared_distances(x, centroids).argmin(axis=1)
         sizes = np.bincount(labels, minlength=len(centroids))
         if sizes.min() >= min_size:
             break
         keep = np.ones(len(centroids), dtype=bool)
         keep[int(np.argmin(sizes))] = False
         centroids = centroids[keep]
-        labels = _sq_distances(x, centroids).argmin(axis=1)
+        labels = squared_distances(x, centroids).argmin(axis=1)
         sizes = np.bincount(labels, minlength=len(centroids))
         centroids = np.array([x[labels == c].mean(axis=0) for c in np.flatnonzero(sizes)])
     return centroids, labels

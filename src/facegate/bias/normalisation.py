@@ -18,16 +18,19 @@ What is compared (``facegate bias normalisation``; targets from the fairness iss
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facegate.bias.calibration import Source
+from facegate.bias.calibration import Source, max_over_geomean
+from facegate.bias.datasets import Pair
 from facegate.bias.folds import cross_validate
 from facegate.bias.stats import wilson_interval
+from facegate.bias.verification import pair_distances
+from facegate.engine.cohort import squared_distances
 from facegate.engine.matching import Matcher
 
 FNMR_TARGET = 0.05
@@ -46,14 +49,11 @@ class LfwPairs:
     folds: npt.NDArray[np.int64]
 
 
-def _pair_scores(matcher: Matcher, a: FloatArray, b: FloatArray) -> FloatArray:
-    distances = np.linalg.norm(a - b, axis=1)
-    ok = ~np.isnan(distances)
-    out = np.full(len(distances), np.nan)
-    if ok.any():
-        sa, sb = matcher.stats(a[ok]), matcher.stats(b[ok])
-        out[ok] = matcher.scorer.scores(distances[ok], sa, sb)
-    return out
+def lfw_scores(matcher: Matcher, lfw: LfwPairs) -> FloatArray:
+    """The scorer's score of every View 2 pair (NaN where an image has no face)."""
+    rows = zip(lfw.left, lfw.right, lfw.mated, strict=True)
+    pairs = [Pair(int(a), int(b), bool(m)) for a, b, m in rows]
+    return pair_distances(lfw.vectors, pairs, matcher.scorer)
 
 
 def _rate(errors: int, total: int) -> dict[str, Any]:
@@ -68,24 +68,21 @@ def _rate(errors: int, total: int) -> dict[str, Any]:
 
 def _within_group_scores(matcher: Matcher, vectors: FloatArray) -> FloatArray:
     stats = matcher.stats(vectors)
-    sq = np.einsum("ij,ij->i", vectors, vectors)
-    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * vectors @ vectors.T, 0.0))
+    d = np.sqrt(squared_distances(vectors, vectors))
     i, j = np.triu_indices(len(vectors), 1)
     return matcher.scorer.scores(d[i, j], stats[i], stats[j])
 
 
-def _max_geomean(rates: Sequence[float]) -> float | None:
-    nonzero = [r for r in rates if r > 0]
-    if len(nonzero) < 2:
-        return None
-    return float(max(nonzero) / np.exp(np.mean(np.log(nonzero))))
-
-
 def equal_fnmr(
-    matcher: Matcher, lfw: LfwPairs, held: Source, grouping: str, fnmr: float = FNMR_TARGET
+    matcher: Matcher,
+    scores: FloatArray,
+    lfw: LfwPairs,
+    held: Source,
+    grouping: str,
+    fnmr: float = FNMR_TARGET,
 ) -> dict[str, Any]:
-    """Section 1 for one matcher: threshold at ``fnmr`` on LFW, per-group FMR on ``held``."""
-    scores = _pair_scores(matcher, lfw.vectors[lfw.left], lfw.vectors[lfw.right])
+    """Section 1 for one matcher: threshold at ``fnmr`` on LFW (``scores``: :func:`lfw_scores`),
+    per-group FMR on ``held``."""
     # no face (NaN): a miss whatever the threshold
     mated = np.where(np.isnan(scores), np.inf, scores)[lfw.mated]
     threshold = float(np.quantile(mated, 1.0 - fnmr, method="lower"))
@@ -104,13 +101,13 @@ def equal_fnmr(
         "groups": groups,
         "worst_group": worst,
         "best_group": best,
-        "max_geomean": _max_geomean(rates),
+        "max_geomean": max_over_geomean(rates),
     }
 
 
-def lfw_accuracy(matcher: Matcher, lfw: LfwPairs) -> dict[str, Any]:
-    """Section 2 for one matcher: mean and per-fold accuracy of View 2's ten folds."""
-    scores = _pair_scores(matcher, lfw.vectors[lfw.left], lfw.vectors[lfw.right])
+def lfw_accuracy(scores: FloatArray, lfw: LfwPairs) -> dict[str, Any]:
+    """Section 2 for one matcher's :func:`lfw_scores`: mean and per-fold accuracy of View 2's
+    ten folds."""
     cv = cross_validate(scores, lfw.mated, lfw.folds)
     return {"mean": float(np.mean(cv.accuracies)), "folds": cv.accuracies}
 
@@ -119,13 +116,13 @@ def lineup(
     matcher: Matcher,
     probes: FloatArray,
     gallery: FloatArray,
+    lfw_scores: FloatArray,
     lfw: LfwPairs,
     bound: float,
 ) -> dict[str, Any]:
     """Section 3 for one matcher: probes with a (false) candidate at each threshold."""
     sim = matcher.similarity
     size_aware = sim.similarity_for_fmr(bound / len(gallery))
-    lfw_scores = _pair_scores(matcher, lfw.vectors[lfw.left], lfw.vectors[lfw.right])
     lfw_sims = np.where(
         np.isnan(lfw_scores), 0.0, sim.similarities_pct(np.nan_to_num(lfw_scores, nan=9.0))
     )
@@ -133,14 +130,7 @@ def lineup(
     best = np.zeros(len(probes))
     for start in range(0, len(probes), 256):
         p = probes[start : start + 256]
-        d = np.sqrt(
-            np.maximum(
-                np.einsum("ij,ij->i", p, p)[:, None]
-                + np.einsum("ij,ij->i", gallery, gallery)[None, :]
-                - 2.0 * p @ gallery.T,
-                0.0,
-            )
-        )
+        d = np.sqrt(squared_distances(p, gallery))
         s = matcher.scorer.scores(d, matcher.stats(p)[:, None], g_stats[None, :])
         best[start : start + 256] = sim.similarities_pct(s.min(axis=1))
     rows: list[dict[str, Any]] = []
@@ -181,11 +171,12 @@ def compare(
         "scorers": {},
     }
     for name, m in matchers.items():
+        scores = lfw_scores(m, lfw)  # once per matcher, for all three sections
         out["scorers"][name] = {
             "similarity_version": m.version,
-            "equal_fnmr": equal_fnmr(m, lfw, held, grouping),
-            "lfw_accuracy": lfw_accuracy(m, lfw),
-            "lineup": lineup(m, congress, held.vectors.astype(np.float64), lfw, bound),
+            "equal_fnmr": equal_fnmr(m, scores, lfw, held, grouping),
+            "lfw_accuracy": lfw_accuracy(scores, lfw),
+            "lineup": lineup(m, congress, held.vectors.astype(np.float64), scores, lfw, bound),
         }
     return out
 

@@ -47,6 +47,15 @@ MIN_CENTROID_FACES = 20
 FloatArray = npt.NDArray[np.float64]
 
 
+def squared_distances(x: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
+    """``|x_i - y_j|^2`` for every row pair (float64, by the dot-product expansion, clipped at 0
+    against rounding)."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    d2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * a @ b.T
+    out: FloatArray = np.maximum(d2, 0.0)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class CohortNormaliser:
     """A fitted cohort: centroids with their spreads, and the scoring constants.
@@ -107,15 +116,11 @@ class CohortNormaliser:
             raise ValueError(
                 f"descriptors of {x.shape[1]} values; the cohort has {self.dimensions}"
             )
-        c = self.centroids
-        d2 = (
-            np.einsum("ij,ij->i", x, x)[:, None]
-            + np.einsum("ij,ij->i", c, c)[None, :]
-            - 2.0 * (x @ c.T)
-        )
-        expected = np.sqrt(np.maximum(d2, 0.0) + self.spread_sq[None, :])
+        expected = np.sqrt(squared_distances(x, self.centroids) + self.spread_sq[None, :])
         j = self.nearest
-        closest = np.partition(expected, j - 1, axis=1)[:, :j] if j < len(c) else expected
+        closest = (
+            np.partition(expected, j - 1, axis=1)[:, :j] if j < len(self.centroids) else expected
+        )
         out: FloatArray = np.clip(closest.mean(axis=1), self.low, self.high)
         return out
 
