@@ -102,3 +102,16 @@ def test_the_raw_matcher_searches_once_within_the_calibrated_distance() -> None:
     hits = asyncio.run(scored_hits(_deps(store, matcher), "c", np.zeros(DIM, np.float32), 80.0, 3))
     assert [r.face_id for r, _ in hits] == ["f0", "f1", "f2"]
     assert store.searches == [(3, matcher.similarity.distance_for(80.0))]
+
+
+def test_faces_deleted_between_index_and_lookup_are_dropped(
+    planted: tuple[Matcher, dict[str, np.ndarray]],
+) -> None:
+    matcher, faces = planted
+
+    class Vanishing(BruteForceStore):
+        def descriptors(self, collection_id: str, face_ids: list[str]) -> dict[str, np.ndarray]:
+            return {}  # every hit was deleted after the index answered
+
+    hits = asyncio.run(scored_hits(_deps(Vanishing(faces), matcher), "c", _axis(2, 0.45), 0.0, 10))
+    assert hits == []

@@ -47,16 +47,17 @@ async def scored_hits(
     if matcher.normalised and len(hits) >= k:
         reach = min(bound, hits[-1][1] + 2.0 * matcher.scorer.max_shift)
         hits = await run_sync(deps.store.search, collection_id, probe, k + WIDEN_EXTRA, reach)
-    distances = np.array([d for _, d in hits])
     if matcher.normalised:
         ids = [r.face_id for r, _ in hits]
         vectors = await run_sync(deps.store.descriptors, collection_id, ids)
         # a face deleted since the index search has no vector: drop it
         hits = [(r, d) for r, d in hits if r.face_id in vectors]
-        distances = np.array([d for _, d in hits])
+        if not hits:
+            return []
         stats = matcher.stats(np.array([vectors[r.face_id] for r, _ in hits]))
     else:
         stats = np.zeros(len(hits))
+    distances = np.array([d for _, d in hits])
     similarities = matcher.similarities(distances, probe_stat, stats)
     scored = [
         (record, float(s))
