@@ -1,4 +1,4 @@
-"""Settings from the environment: the engine's scoring and descriptor runtime."""
+"""Settings from the environment: the engine's scoring, descriptor runtime and batching."""
 
 from __future__ import annotations
 
@@ -57,3 +57,16 @@ def test_serve_refuses_a_bad_setting_in_one_line(
         "onnx, got 'gpu'"
     )
     assert not (tmp_path / "facegate.sqlite3").exists()  # refused before anything was created
+
+
+def test_engine_max_batch_from_the_environment_and_its_bounds() -> None:
+    assert Settings.from_env({}).engine_max_batch == 8
+    assert Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": "1"}).engine_max_batch == 1
+    assert Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": "64"}).engine_max_batch == 64
+    for bad in ("0", "65", "-3"):
+        with pytest.raises(
+            SettingsError, match=f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and 64, got {bad}"
+        ):
+            Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": bad})
+    with pytest.raises(SettingsError, match="FACEGATE_ENGINE_MAX_BATCH must be an integer"):
+        Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": "eight"})

@@ -9,6 +9,7 @@
 | FACEGATE_STRICT_REGION | 0 | 1: only SigV4 scopes of FACEGATE_REGION are accepted |
 | FACEGATE_ACCOUNT_ID | 000000000000 | account in ARNs |
 | FACEGATE_ENGINE_WORKERS | number of cores | engine processes |
+| FACEGATE_ENGINE_MAX_BATCH | 8 | 1-64: most queued images one engine task takes (1: no batching) |
 | FACEGATE_MAX_BODY_BYTES | 8 MiB | request bodies above this are refused before they are read |
 | FACEGATE_MAX_SKEW_S | 300 | allowed difference between X-Amz-Date and the server clock |
 | FACEGATE_MASTER_KEY | (file) | Fernet key sealing access-key secrets; else DATA_DIR/master.key |
@@ -32,6 +33,11 @@ instead of DATA_DIR's SQLite file, so several ``facegate serve`` processes can s
 :mod:`facegate.store.pg`). Every process still needs DATA_DIR for its master key (give all of them
 the same FACEGATE_MASTER_KEY) and its own audit log. The URL's password is never logged.
 
+FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy wait for the
+next free one, which then takes up to this many of them in one task and describes all their faces
+in one descriptor call (``engine.pool``). A lone request is sent at once, never held for a batch,
+and results are the same bits either way; 1 sends every image alone.
+
 The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
 ``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
 Part 8 (draft NISTIR 8429) found FMR Max/GeoMean from about 6 to over 300 across algorithms
@@ -49,7 +55,7 @@ from typing import TypeVar
 
 from facegate.engine.core import EngineConfig
 from facegate.engine.matching import matcher_named
-from facegate.engine.pool import default_workers
+from facegate.engine.pool import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, default_workers
 from facegate.engine.runtime import runtime_named
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
@@ -85,6 +91,7 @@ class Settings:
     strict_region: bool = False
     account_id: str = "000000000000"
     engine_workers: int = field(default_factory=default_workers)
+    engine_max_batch: int = DEFAULT_MAX_BATCH
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_skew_s: float = 300.0
     master_key: str | None = None
@@ -101,6 +108,13 @@ class Settings:
     max_inflight: int = 64
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.engine_max_batch <= MAX_BATCH_LIMIT:
+            raise SettingsError(
+                f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and {MAX_BATCH_LIMIT}, "
+                f"got {self.engine_max_batch}"
+            )
 
     @property
     def database_path(self) -> Path:
@@ -143,6 +157,7 @@ class Settings:
             ("FACEGATE_REGION", "region", str),
             ("FACEGATE_ACCOUNT_ID", "account_id", str),
             ("FACEGATE_ENGINE_WORKERS", "engine_workers", int),
+            ("FACEGATE_ENGINE_MAX_BATCH", "engine_max_batch", int),
             ("FACEGATE_MAX_BODY_BYTES", "max_body_bytes", int),
             ("FACEGATE_MAX_SKEW_S", "max_skew_s", float),
             ("FACEGATE_MASTER_KEY", "master_key", str),

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from facegate.audit.keys import load_signing_key
-from facegate.audit.log import AuditLog
+from facegate.audit.anchors import anchor_hash
+from facegate.audit.chain import Entry
+from facegate.audit.keys import key_id, load_signing_key
+from facegate.audit.log import AuditLog, CheckpointCallback
 from facegate.audit.record import EventRecord
 from facegate.config import Settings
 from facegate.engine.pool import EnginePool
@@ -26,6 +28,7 @@ from facegate.metrics import Metrics
 from facegate.model_audit import AuditSummary, GateStatus, evaluate
 from facegate.ops.common import OpDeps, PageTokens
 from facegate.policy.engine import PolicyEngine
+from facegate.store.anchors import AnchorRepository
 from facegate.store.db import StoreDatabase, open_database
 from facegate.store.decisions import DecisionRepository
 from facegate.store.idempotency import IdempotencyRepository
@@ -78,6 +81,17 @@ def _derive(master_key: bytes, purpose: str) -> bytes:
     return hmac.new(master_key, purpose.encode("ascii"), hashlib.sha256).digest()
 
 
+def anchor_checkpoints(anchors: AnchorRepository, server_key_id: str) -> CheckpointCallback:
+    """The audit log's ``on_checkpoint``: anchor each checkpoint of this server's chain (signed
+    by ``server_key_id``) in the store's anchor chain (:mod:`facegate.audit.anchors`). Raises
+    what the store raises; the log logs it and carries on."""
+
+    def anchor(entry: Entry) -> None:
+        anchors.append(server_key_id, entry.segment, entry.seq, entry.hash, time.time())
+
+    return anchor
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -110,13 +124,20 @@ class Services:
         given): an invalid pack raises ``PolicyLoadError`` before anything else starts."""
         policy = policy or load_policy(settings)
         db = open_database(settings.database_path, settings.database_url)
+        signing_key = load_signing_key(settings.data_dir, settings.audit_key)
         audit = AuditLog.open(
-            settings.audit_dir, load_signing_key(settings.data_dir, settings.audit_key)
+            settings.audit_dir,
+            signing_key,
+            on_checkpoint=anchor_checkpoints(
+                AnchorRepository(db, anchor_hash), key_id(signing_key.public_key())
+            ),
         )
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)
         store = FaceStore(db, settings.limits)
-        engine = EnginePool(settings.engine, workers=settings.engine_workers)
+        engine = EnginePool(
+            settings.engine, workers=settings.engine_workers, max_batch=settings.engine_max_batch
+        )
         if start_engine:
             engine.warm_up()
         deps = OpDeps(

@@ -80,10 +80,10 @@ def test_computed_then_cached(
     counting = CountingPool(pool)
     first = compute_descriptors(manifest, cache=cache, pool=counting, progress=False)
     assert first.statuses == (FACE, FACE, FACE, FACE, NO_FACE, NO_FACE)
-    assert first.found_by[:4] == ("hog",) * 4
+    assert first.found_by[:4] == ("mtcnn",) * 4  # the first detector of the default chain
     assert first.indices(NO_FACE) == (4, 5)
     assert (first.computed, first.from_cache) == (6, 0)
-    # HOG found nothing in two images, so MMOD was tried on each: 6 + 2 calls.
+    # The chain found nothing in two images, so MMOD was tried on each: 6 + 2 calls.
     assert counting.calls.count(DetectorKind.MMOD) == 2
     assert len(counting.calls) == 8
     assert first.vectors.shape == (6, 128)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
 from facegate.engine.detect import confidence_pct
 from facegate.engine.image import decode_image
-from facegate.engine.types import DetectorKind
+from facegate.engine.mtcnn import MtcnnConfig, MtcnnDetector
+from facegate.engine.types import BoxPx, DetectorKind
 from tests.imaging import iou, open_rgb, to_jpeg, to_png
 
 
@@ -75,7 +79,12 @@ def test_large_images_are_downscaled_for_detection_only(engine: FaceEngine, samp
     big = img.resize((3840, 2160), Image.Resampling.BICUBIC)
     image = decode_image(to_jpeg(big))
     faces = engine.detect(image)
-    assert len(faces) == 1
+    # The face first (largest first). MTCNN, first in the default chain, also reports a second,
+    # small box at O-Net probability 0.87 on this 2x-upscaled frame: a false detection that its
+    # published 0.7 threshold lets through (0.9 would drop it, at a cost of FairFace failure to
+    # detect 1.68% -> 2.50%), so the count is not asserted.
+    assert faces
+    assert faces[0].box_px.width > 400
     reference = engine.detect(decode_image(to_jpeg(img)))[0].box_px
     box = faces[0].box_px
     # Boxes come back in full-resolution pixels: twice the 1080p box, within a few pixels.
@@ -140,20 +149,66 @@ def test_mmod_finds_the_face_hog_misses(engine: FaceEngine, samples: Path) -> No
     assert 150 < faces[0].box_px.left + faces[0].box_px.width / 2 < 300
 
 
-def test_the_default_chain_falls_back_to_mtcnn_where_hog_finds_nothing(
+def test_the_default_chain_leads_with_mtcnn_and_stops_at_the_first_that_finds_a_face(
     engine: FaceEngine, samples: Path
 ) -> None:
+    assert engine.detector_chain == (
+        DetectorKind.MTCNN,
+        DetectorKind.HOG,
+        DetectorKind.MTCNN_PADDED,
+    )
     camera = engine.decode((samples / "camera.png").read_bytes())
-    faces = engine.detect(camera)  # HOG finds nothing; MTCNN, the first fallback, finds the man
+    faces = engine.detect(camera)  # HOG finds nothing here; MTCNN, first, finds the man
     assert len(faces) == 1
     assert engine.last_found_by is DetectorKind.MTCNN
     assert 150 < faces[0].box_px.left + faces[0].box_px.width / 2 < 300
-    obama = engine.analyze((samples / "obama.jpg").read_bytes())
-    assert obama.found_by == "hog"  # a face HOG finds never reaches the fallbacks
     nothing = engine.analyze((samples / "coffee.png").read_bytes())
     assert nothing.faces == ()
     assert nothing.found_by == ""
     assert engine.last_found_by is None
+
+
+def test_mtcnn_boxes_are_mapped_to_hogs_geometry(engine: FaceEngine, samples: Path) -> None:
+    # The box map (engine.boxmap) turns MTCNN's tall forehead-to-chin box into the square box
+    # HOG draws, so the shape predictor starts where it was trained to and the descriptor
+    # stays in HOG's neighbourhood.
+    image = engine.decode((samples / "obama.jpg").read_bytes())
+    hog = engine.detect(image, detector=DetectorKind.HOG)[0]
+    mapped = engine.detect(image)[0]
+    raw = MtcnnDetector(MtcnnConfig(min_face_px=40)).detect(image.pixels)[0].box_px
+    assert mapped.box_px.width == mapped.box_px.height
+
+    def ltwh(b: BoxPx) -> tuple[float, float, float, float]:
+        return (b.left, b.top, b.width, b.height)
+
+    assert iou(ltwh(mapped.box_px), ltwh(hog.box_px)) > iou(ltwh(raw), ltwh(hog.box_px))
+    assert iou(ltwh(mapped.box_px), ltwh(hog.box_px)) > 0.8
+    (a,), (b,) = engine.describe(image, (hog,)), engine.describe(image, (mapped,))
+    assert a.descriptor is not None
+    assert b.descriptor is not None
+    assert float(np.linalg.norm(a.descriptor - b.descriptor)) < 0.1
+
+
+def test_without_onnxruntime_the_chain_falls_back_to_hog_with_a_warning(
+    engine: FaceEngine,
+    samples: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # importing it now raises
+    with caplog.at_level(logging.WARNING, logger="facegate.engine"):
+        hog_only = FaceEngine(
+            EngineConfig(descriptor_runtime=DescriptorRuntime.DLIB), models=engine.models
+        )
+    assert hog_only.detector_chain == (DetectorKind.HOG,)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "facegate.engine"]
+    assert [w.split(" is unavailable")[0] for w in warnings] == [
+        "detection: mtcnn",
+        "detection: mtcnn-padded",
+    ]
+    faces = hog_only.detect(hog_only.decode((samples / "obama.jpg").read_bytes()))
+    assert len(faces) == 1
+    assert hog_only.last_found_by is DetectorKind.HOG
 
 
 @pytest.mark.slow

@@ -113,7 +113,9 @@ def test_an_import_error_falls_back_to_dlib_with_one_warning(
     assert slow.descriptor_runtime is DescriptorRuntime.DLIB
     assert isinstance(slow.embedder, DlibEmbedder)
     assert slow.model_version == engine.model_version
-    (warning,) = _warnings(caplog)
+    # MTCNN, which runs on onnxruntime too, leaves the detector chain with its own warnings
+    # (tests/engine/test_detect.py); the descriptor runtime warns once.
+    (warning,) = [w for w in _warnings(caplog) if not w.startswith("detection: ")]
     assert warning.startswith("descriptor runtime: using dlib, the ONNX runtime is unavailable")
     assert "ModuleNotFoundError: import of onnxruntime halted" in warning
 

@@ -26,6 +26,17 @@ Checkpoints (signed, see :mod:`facegate.audit.checkpoint`) are written:
 * when a segment is full (see rotation), after a recovery, on open if the log ends with
   unsigned entries (e.g. after a crash), and by :meth:`AuditLog.close`.
 
+After each checkpoint is durable (``HEAD.json`` written), the optional ``on_checkpoint``
+callback receives the checkpoint's :class:`Entry` (the server anchors it in the shared store, see
+:mod:`facegate.audit.anchors`). It runs on a thread of its own (``facegate-audit-anchor``), one
+call at a time in checkpoint order, never with the log's lock held and never in the thread that
+wrote the checkpoint: a request thread may write a checkpoint while it holds the store's writer
+lock (moving outbox rows), and a callback that takes the same lock must not run under it. A
+callback that raises (the store is down) is logged as a warning and otherwise ignored: the log
+and the request path carry on, and the next checkpoint's anchor covers the gap. ``close``
+delivers the pending calls (the final checkpoint's too) before it returns, waiting at most
+``callback_wait_s`` seconds.
+
 Choose ``checkpoint_every``/``checkpoint_s`` by how many records you can afford to lose
 undetectably: entries after the last checkpoint can be cut off without a trace (verify reports
 them as an unsigned tail). A checkpoint costs one Ed25519 signature and three fsyncs.
@@ -55,10 +66,12 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -87,7 +100,12 @@ from facegate.audit.layout import (
 )
 from facegate.audit.tail import Tail, move_torn_bytes, scan_tail
 
-__all__ = ["AuditLog", "Entry", "iter_entries", "writer_active"]
+__all__ = ["AuditLog", "CheckpointCallback", "Entry", "iter_entries", "writer_active"]
+
+_logger = logging.getLogger("facegate.audit")
+
+CheckpointCallback = Callable[[Entry], None]
+"""Called with each checkpoint entry once it is durable (see the module docstring)."""
 
 
 class AuditLog:
@@ -105,6 +123,8 @@ class AuditLog:
         checkpoint_every: int,
         checkpoint_s: float,
         segment_max_bytes: int,
+        on_checkpoint: CheckpointCallback | None = None,
+        callback_wait_s: float = 30.0,
     ) -> None:
         self._dir = audit_dir
         self._key = signing_key
@@ -128,6 +148,12 @@ class AuditLog:
         self._last_checkpoint_mono = time.monotonic()
         self._failed: str | None = None
         self._closed = False
+        self._on_checkpoint = on_checkpoint
+        self._callback_wait_s = callback_wait_s
+        self._written: queue.SimpleQueue[Entry | None] = queue.SimpleQueue()
+        self._notifier: threading.Thread | None = None
+        self.callback_failures = 0
+        """How many ``on_checkpoint`` calls raised (for health checks and tests)."""
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -140,13 +166,16 @@ class AuditLog:
         checkpoint_every: int = 1000,
         checkpoint_s: float = 60.0,
         segment_max_bytes: int = 64 * 1024 * 1024,
+        on_checkpoint: CheckpointCallback | None = None,
+        callback_wait_s: float = 30.0,
     ) -> AuditLog:
         """Open (creating if needed) the log in ``audit_dir`` for appending.
 
         Recovers a torn tail, checks ``public.key`` and ``HEAD.json`` against the signing key
         and the log, signs any unsigned tail and starts the checkpoint timer (see the module
-        docstring). Raises :class:`AuditWriteError` or :class:`AuditKeyError` if the log cannot
-        be opened safely."""
+        docstring). ``on_checkpoint`` is called with every checkpoint written from now on,
+        including one written by ``open`` itself (see the module docstring). Raises
+        :class:`AuditWriteError` or :class:`AuditKeyError` if the log cannot be opened safely."""
         if checkpoint_every < 1 or not checkpoint_s > 0 or segment_max_bytes < 1:
             raise ValueError("checkpoint_every, checkpoint_s and segment_max_bytes must be > 0")
         try:
@@ -164,10 +193,13 @@ class AuditLog:
             checkpoint_every=checkpoint_every,
             checkpoint_s=checkpoint_s,
             segment_max_bytes=segment_max_bytes,
+            on_checkpoint=on_checkpoint,
+            callback_wait_s=callback_wait_s,
         )
         try:
             log._start()
         except BaseException:
+            log._stop_notifier()
             log._release()
             raise
         return log
@@ -180,6 +212,11 @@ class AuditLog:
             recovered = self._open_tail()
         except OSError as exc:
             raise AuditWriteError(f"{self._dir}: cannot open the audit log: {_why(exc)}") from exc
+        if self._on_checkpoint is not None:
+            self._notifier = threading.Thread(
+                target=self._run_notifier, name="facegate-audit-anchor", daemon=True
+            )
+            self._notifier.start()
         with self._lock:
             if recovered is not None:
                 self._append_locked(recovered)
@@ -377,6 +414,8 @@ class AuditLog:
             raise AuditWriteError(f"cannot write {HEAD_NAME}: {_why(exc)}") from exc
         self._since_checkpoint = 0
         self._last_checkpoint_mono = time.monotonic()
+        if self._notifier is not None:
+            self._written.put(entry)  # delivered by the notifier thread, outside this lock
         return entry
 
     def _next_segment_locked(self) -> None:
@@ -409,10 +448,42 @@ class AuditLog:
                 else:
                     self._last_checkpoint_mono = time.monotonic()  # idle: look again later
 
+    def _run_notifier(self) -> None:
+        callback = self._on_checkpoint
+        assert callback is not None
+        while True:
+            entry = self._written.get()
+            if entry is None:
+                return
+            try:
+                callback(entry)
+            except Exception as exc:  # the store is down, say: the next anchor covers the gap
+                self.callback_failures += 1
+                # The class name only: a driver's message may name hosts or users.
+                _logger.warning(
+                    "audit checkpoint seq %d: on_checkpoint failed (%s); the next "
+                    "checkpoint's anchor covers it",
+                    entry.seq,
+                    type(exc).__name__,
+                )
+
+    def _stop_notifier(self) -> None:
+        notifier = self._notifier
+        if notifier is None or notifier is threading.current_thread():
+            return
+        self._written.put(None)
+        notifier.join(self._callback_wait_s)
+        if notifier.is_alive():
+            _logger.warning(
+                "audit log closed with on_checkpoint calls still pending after %.0f s",
+                self._callback_wait_s,
+            )
+
     def close(self) -> None:
         """Write a final checkpoint (if anything is unsigned and the log has not failed), stop
-        the timer and release the files. Idempotent. Raises :class:`AuditWriteError` if the
-        final checkpoint cannot be written (the files are released anyway)."""
+        the timer, deliver pending ``on_checkpoint`` calls and release the files. Idempotent.
+        Raises :class:`AuditWriteError` if the final checkpoint cannot be written (the files are
+        released anyway)."""
         self._stop.set()
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.join()
@@ -424,6 +495,7 @@ class AuditLog:
         finally:
             with self._lock:
                 self._closed = True
+            self._stop_notifier()
             self._release()
 
     def _release(self) -> None:

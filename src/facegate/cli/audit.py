@@ -8,6 +8,10 @@
   ``--public-key`` takes a trusted copy (``facegate audit pubkey > trusted.pub`` on a day you
   trust); without it the ``public.key`` inside the audit directory is used, which someone able
   to rewrite the log could replace too, and the output says which was used.
+* ``audit verify --anchors --data-dir A --data-dir B ... [--public-key FILE ...]`` checks the
+  anchor chain in the store (``FACEGATE_DATABASE_URL``, else the SQLite file of the first data
+  directory) against the audit chains of the servers whose data directories are given (see
+  :mod:`facegate.cli.audit_anchors`). Same output formats and exit codes.
 * ``audit pubkey [--data-dir D]`` prints the signing key's public half as one base64 line (the
   ``public.key`` format) on stdout and its key id on stderr; it never creates a key.
 
@@ -53,13 +57,28 @@ def register(
     check = actions.add_parser(
         "verify", help="check every record, link, checkpoint signature and HEAD.json"
     )
-    data_dir_option(check)
+    check.add_argument(
+        "--data-dir",
+        type=Path,
+        action="append",
+        dest="data_dirs",
+        default=None,
+        help="data directory (FACEGATE_DATA_DIR, ./var); with --anchors, once per server",
+    )
     check.add_argument(
         "--public-key",
         type=Path,
+        action="append",
+        dest="public_keys",
         default=None,
         metavar="FILE",
-        help="a trusted copy of the public key (default: public.key in the audit directory)",
+        help="a trusted copy of the public key (default: public.key in the audit directory); "
+        "with --anchors, once per --data-dir, in the same order",
+    )
+    check.add_argument(
+        "--anchors",
+        action="store_true",
+        help="also check the store's anchor chain across the servers' audit chains",
     )
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.set_defaults(func=cmd_audit_verify)
@@ -94,9 +113,18 @@ def _fail(message: str) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, out: TextIO) -> int:
+    data_dirs: list[Path] = args.data_dirs or []
+    public_keys: list[Path] = args.public_keys or []
+    if args.anchors:
+        from facegate.cli.audit_anchors import cmd_verify_anchors
+
+        return cmd_verify_anchors(data_dirs, public_keys, args.format, out)
+    if len(data_dirs) > 1 or len(public_keys) > 1:
+        return _fail("several --data-dir or --public-key options need --anchors")
+    args.data_dir = data_dirs[0] if data_dirs else None
     directory = audit_dir(args)
-    trusted = args.public_key is not None
-    key_path: Path = args.public_key if trusted else directory / PUBLIC_KEY_NAME
+    trusted = bool(public_keys)
+    key_path: Path = public_keys[0] if trusted else directory / PUBLIC_KEY_NAME
     if not directory.is_dir():
         return _fail(f"{directory}: no audit log here (use --data-dir)")
     if not trusted and not key_path.exists():

@@ -1,4 +1,5 @@
-"""Face detectors behind one Protocol: dlib's HOG (default) and dlib's MMOD CNN ("accurate").
+"""Face detectors behind one Protocol: MTCNN (first by default, ``engine.mtcnn``), dlib's HOG, and
+dlib's MMOD CNN ("accurate").
 
 Choosing parameters (measured on ../shared/data/samples with dlib-bin 20.0, see tests/engine):
 
@@ -17,13 +18,20 @@ Choosing parameters (measured on ../shared/data/samples with dlib-bin 20.0, see 
   upsample 1 on the dlib_voc boxes and the 640 px group photos, no false detection on the no-face
   images, in about a third of the time at 640x480 (bench/detect_options.py), and it misses 4.9% of
   FairFace val crops where HOG misses 31.6% (bench/detect_failures_options.py); 2.3% with the crop
-  padded by 25% (``MtcnnConfig.pad_ratio``). Its boxes are taller than dlib's (forehead to chin),
-  which moves the descriptor of the same face (median distance 0.07 on LFW): map them before mixing.
-* The default chain (``DetectorConfig.fallback``): HOG, then MTCNN, then MTCNN on the image padded
-  by 25% (``MTCNN_PADDED``), each only where the previous found no face. Faces HOG finds are
-  described exactly as before; the fallbacks only rescue images HOG finds nothing in, so
-  failure to detect on FairFace val falls from 31.6% to 1.7% (worst group 47.6% -> 3.5%) and a
-  face-less image pays for all three detectors (bench/detect_failures.py).
+  padded by 25% (``MtcnnConfig.pad_ratio``). Its own boxes are taller than dlib's (forehead to
+  chin), which would move the descriptor of the same face; hence the box map below.
+* Box geometry: MTCNN's boxes are mapped to the box HOG would have drawn (``engine.boxmap``,
+  ``DetectorConfig.mtcnn_dlib_boxes``), from MTCNN's box and landmarks. On held-out FairFace
+  faces the descriptor then lies a median 0.040 from HOG's (p99 0.23), no further than HOG's own
+  from HOG on the same crop shifted by 3 px (median 0.053, p99 0.20; bench/box_map.py); unmapped
+  it is 0.074 (p99 0.32).
+* The default chain (``DetectorConfig.kind`` then ``fallback``): MTCNN (mapped boxes), then HOG,
+  then MTCNN on the image padded by 25% (``MTCNN_PADDED``), each only where the previous found no
+  face. MTCNN first is the fast path (about a third of HOG upsample 1's time at 640x480, the
+  same recall on the sample ground truth); HOG still rescues some faces MTCNN misses, so
+  failure to detect on FairFace val is the same 1.68% as with HOG first (computed from the
+  per-image outcomes of bench/detect_failures_options.py), and a face-less image pays for all
+  three detectors.
 
 ``confidence_pct`` is the detector score mapped monotonically to 0-100 by
 ``100 / (1 + exp(-3 (score + 1)))``: a heuristic ordering (score 0.2 -> 97.3, 1 -> 99.75), not a
@@ -50,14 +58,15 @@ REKOGNITION_MAX_FACES = 100
 class DetectorConfig:
     """Tunable detection parameters (see the module docstring for how the defaults were chosen)."""
 
-    kind: DetectorKind = DetectorKind.HOG
-    fallback: tuple[DetectorKind, ...] = (DetectorKind.MTCNN, DetectorKind.MTCNN_PADDED)
+    kind: DetectorKind = DetectorKind.MTCNN
+    fallback: tuple[DetectorKind, ...] = (DetectorKind.HOG, DetectorKind.MTCNN_PADDED)
     score_threshold: float = 0.2
     upsample_max_pixels: int = 1_000_000
     detect_max_side_px: int = 2048
     mmod_score_threshold: float = 0.3
     mmod_upsample_max_pixels: int = 250_000
     max_faces: int = REKOGNITION_MAX_FACES
+    mtcnn_dlib_boxes: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,17 +160,20 @@ PADDED_MTCNN_RATIO = 0.25
 def make_detector(models: LoadedModels, config: DetectorConfig) -> Detector:
     """The detector selected by ``config.kind``. MTCNN uses ``engine.mtcnn``'s documented
     defaults (``MtcnnConfig``) but a 40 px minimum face (about HOG upsample 1's reach, at about
-    half the cost of 20 px) and this configuration's ``detect_max_side_px``."""
+    half the cost of 20 px), this configuration's ``detect_max_side_px`` and, with
+    ``mtcnn_dlib_boxes``, the shipped box map (``engine.boxmap``)."""
     if config.kind is DetectorKind.MMOD:
         return MmodDetector(models, config)
     if config.kind in (DetectorKind.MTCNN, DetectorKind.MTCNN_PADDED):
         # Local import: engine.mtcnn imports RawDetection from this module.
+        from facegate.engine.boxmap import load_box_map
         from facegate.engine.mtcnn import MtcnnConfig, MtcnnDetector
 
         mtcnn = MtcnnConfig(
             min_face_px=40,
             detect_max_side_px=config.detect_max_side_px,
             pad_ratio=PADDED_MTCNN_RATIO if config.kind is DetectorKind.MTCNN_PADDED else 0.0,
+            box_map=load_box_map() if config.mtcnn_dlib_boxes else None,
         )
         return MtcnnDetector(mtcnn)
     return HogDetector(models, config)

@@ -34,7 +34,10 @@ Choosing parameters:
   detectors), boxes mapped back.
 
 Boxes: MTCNN's box spans forehead to chin and is taller and larger than dlib's HOG box for the
-same face (IoU typically 0.5-0.7); they are returned as MTCNN reports them, unclipped.
+same face (median IoU 0.74 on FairFace val); they are returned as MTCNN reports them,
+unclipped, unless ``MtcnnConfig.box_map`` is set: then each box is replaced by the box dlib's HOG
+detector would have drawn, predicted from MTCNN's box and five landmarks (``engine.boxmap``),
+so the landmarks, chip and descriptor come out as from HOG's box (the engine's setting).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from facegate.engine.boxmap import BoxMap
 from facegate.engine.detect import RawDetection, _downscale
 from facegate.engine.image import RGBImage
 from facegate.engine.types import BoxPx
@@ -76,6 +80,7 @@ class MtcnnConfig:
     frame; boxes are mapped back. 0.25 finds 63% of the FairFace val crops MTCNN misses
     unpadded (failure to detect 4.9% -> 2.3%, bench/detect_failures_options.py) at about 1.5x
     the time (on those 224 px crops and at 640x480).
+    ``box_map`` (``engine.boxmap``): report HOG-geometry boxes instead of MTCNN's own.
     """
 
     min_face_px: int = 20
@@ -85,6 +90,7 @@ class MtcnnConfig:
     detect_max_side_px: int = 2048
     max_pnet_boxes: int = 2000
     pad_ratio: float = 0.0
+    box_map: BoxMap | None = None
 
 
 class MtcnnModelError(RuntimeError):
@@ -159,6 +165,16 @@ def _regress(boxes: Boxes, reg: npt.NDArray[np.floating[Any]], *, plus_one: bool
     out[:, 2] = boxes[:, 2] + reg[:, 2] * w
     out[:, 3] = boxes[:, 3] + reg[:, 3] * h
     return out
+
+
+def _points(boxes: Boxes, rel: npt.NDArray[np.floating[Any]]) -> Boxes:
+    """O-Net's five landmarks (left eye, right eye, nose, mouth left, mouth right) in pixels:
+    columns x1..x5, y1..y5, from fractions of the box O-Net was given (before its regression)."""
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    xs = rel[:, 0:5] * w[:, None] + boxes[:, 0:1] - 1
+    ys = rel[:, 5:10] * h[:, None] + boxes[:, 1:2] - 1
+    return np.column_stack([xs, ys]).astype(np.float64)
 
 
 def _resize(pixels: RGBImage, width: int, height: int) -> RGBImage:
@@ -285,11 +301,13 @@ class MtcnnDetector:
                 )
             )
             return boxes
-        boxes = np.column_stack([_regress(boxes[:, :4], reg, plus_one=True), boxes[:, 4]])
+        points = _points(boxes, out[1][keep])
+        boxes = np.column_stack([_regress(boxes[:, :4], reg, plus_one=True), boxes[:, 4], points])
         return boxes[nms(boxes, 0.7, use_min=True)]
 
     def detect_boxes(self, pixels: RGBImage) -> Boxes:
-        """Rows (x1, y1, x2, y2, probability) in ``pixels``' coordinates, best first."""
+        """Rows (x1, y1, x2, y2, probability, x1..x5, y1..y5 of the five landmarks) in
+        ``pixels``' coordinates, best first."""
         boxes = self._stage1(pixels)
         if boxes.shape[0]:
             boxes = self._refine(pixels, boxes, "rnet", 24)
@@ -305,6 +323,8 @@ class MtcnnDetector:
             small = np.ascontiguousarray(
                 np.pad(small, ((border, border), (border, border), (0, 0)), mode="edge")
             )
+        rows = self.detect_boxes(small)
+        boxes = rows[:, :4] if self.config.box_map is None else self.config.box_map.apply(rows)
         return [
             RawDetection(
                 box_px=BoxPx(
@@ -315,5 +335,5 @@ class MtcnnDetector:
                 ),
                 score=float(p),
             )
-            for x1, y1, x2, y2, p in self.detect_boxes(small)
+            for (x1, y1, x2, y2), p in zip(boxes, rows[:, 4], strict=True)
         ]

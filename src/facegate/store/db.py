@@ -300,6 +300,22 @@ MIGRATIONS: tuple[str, ...] = (
         op                 TEXT NOT NULL
     );
     """,
+    # 8: the audit anchor chain. Each signed checkpoint of a server's audit chain inserts one row
+    # (store/anchors.py) under the writer lock, linked to the row before it by prev_hash, so the
+    # rows form one hash chain across all servers sharing the store. anchor_seq is assigned as
+    # the latest + 1 (not AUTOINCREMENT: the chain must have no gaps).
+    """
+    CREATE TABLE audit_anchors (
+        anchor_seq         INTEGER PRIMARY KEY,
+        key_id             TEXT NOT NULL,
+        segment            TEXT NOT NULL,
+        checkpoint_seq     INTEGER NOT NULL,
+        checkpoint_hash    TEXT NOT NULL,
+        created_at         REAL NOT NULL,
+        prev_hash          TEXT NOT NULL,
+        anchor_hash        TEXT NOT NULL
+    );
+    """,
 )
 
 
