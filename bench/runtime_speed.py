@@ -1,18 +1,25 @@
-"""The dlib path and the fast (ONNX) path side by side, measured in one run (``engine_speed.py``).
+"""The dlib path and the fast path side by side, measured in one run (``engine_speed.py``).
 
-Measures, interleaving the two runtimes (alternating which goes first) so machine noise hits both:
+The dlib path is the engine before the fast path: dlib's descriptor and HOG (upsampled once at
+640x480) first in the detector chain (``detect.HOG_FIRST``, ``FACEGATE_DESCRIPTOR_RUNTIME=dlib
+FACEGATE_DETECTOR=hog``). The fast path is the default: the ONNX export of the same descriptor
+network and MTCNN first, its boxes mapped to HOG's geometry (``engine.boxmap``).
+
+Measures, interleaving the two paths (alternating which goes first) so machine noise hits both:
 
 * descriptor time per face on aligned chips of real faces, batch 1/8/32: dlib-bin (single-
   threaded; its "2 threads" row repeats its 1-thread figure, it cannot use a second one) and
   onnxruntime with 1 and 2 intra-op threads; and with both cores busy the way the pool uses them
   (two processes, one thread each, each describing its own batches at the same time);
-* HOG detection at 640x480 with and without upsampling (the same for both runtimes);
+* detection at 640x480: HOG upsample 1 (the dlib path's first detector; upsample 0 is printed
+  for reference) against MTCNN with mapped boxes (the fast path's), on one thread each;
 * end-to-end ``FaceEngine.analyze`` per 640x480 image (decode, detect, landmarks, descriptor)
   in this process, and images/s through an ``EnginePool`` of 2 workers (IndexFaces' engine work),
   also with 2 onnxruntime threads per worker (what a second thread buys when both cores already
   run a worker).
 
-Ratios are dlib / ONNX for times (above 1: ONNX is faster) and ONNX / dlib for rates.
+Ratios are dlib path / fast path for times (above 1: the fast path is faster) and fast / dlib for
+rates.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any, Protocol
 
 from facegate.engine.align import face_chip
 from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
-from facegate.engine.detect import HogDetector
+from facegate.engine.detect import HOG_FIRST, Detector, DetectorConfig, HogDetector, make_detector
 from facegate.engine.embed import DlibEmbedder, Embedder
 from facegate.engine.image import RGBImage
 from facegate.engine.models import LoadedModels, load_models
@@ -165,22 +172,28 @@ def two_process_runs(
 def detection_runs(
     engine: FaceEngine, images: Sequence[SpeedImage], repeat: int
 ) -> dict[str, dict[str, Any]]:
-    """HOG at the images' own size, never and always upsampled: seconds and faces found."""
-    never = replace(engine.config.detector, upsample_max_pixels=0)
-    always = replace(engine.config.detector, upsample_max_pixels=10**9)
-    detectors = {"upsample 0": HogDetector(engine.models, never)}
-    detectors["upsample 1"] = HogDetector(engine.models, always)
+    """Seconds and faces found per detector (HOG never and always upsampled, and the default
+    engine's MTCNN with mapped boxes) at the images' own size, interleaved."""
+    never = replace(HOG_FIRST, upsample_max_pixels=0)
+    always = replace(HOG_FIRST, upsample_max_pixels=10**9)
+    detectors: dict[str, Detector] = {
+        "HOG upsample 0": HogDetector(engine.models, never),
+        "HOG upsample 1": HogDetector(engine.models, always),
+        "MTCNN, mapped boxes": make_detector(engine.models, DetectorConfig()),
+    }
     out: dict[str, dict[str, Any]] = {}
     for img in images:
         pixels = engine.decode(img.data).pixels
-        for label, detector in detectors.items():
-            found = len(detector.detect(pixels))
-            times = []
-            for _ in range(repeat):
+        found = {label: len(d.detect(pixels)) for label, d in detectors.items()}
+        times: dict[str, list[float]] = {label: [] for label in detectors}
+        for i in range(repeat):
+            order = list(detectors.items())
+            for label, detector in order if i % 2 == 0 else reversed(order):
                 t0 = time.perf_counter()
                 detector.detect(pixels)
-                times.append(time.perf_counter() - t0)
-            out[f"{img.name}, {label}"] = {"faces": found, "runs_s": times}
+                times[label].append(time.perf_counter() - t0)
+        for label in detectors:
+            out[f"{img.name}, {label}"] = {"faces": found[label], "runs_s": times[label]}
     return out
 
 
@@ -215,7 +228,7 @@ def pool_images_per_s(pool: EnginePool, data: bytes, images: int) -> float:
 
 
 POOLS: dict[str, EngineConfig] = {
-    "dlib": EngineConfig(descriptor_runtime=DLIB),
+    "dlib": EngineConfig(descriptor_runtime=DLIB, detector=HOG_FIRST),
     "onnx": EngineConfig(descriptor_runtime=ONNX),
     "onnx, 2 threads per worker": EngineConfig(descriptor_runtime=ONNX, descriptor_threads=2),
 }
@@ -263,7 +276,8 @@ def measure(
     """Every measurement of the runtime comparison; raw values (seconds) in the result."""
     models = load_models()
     engines = {
-        r: FaceEngine(EngineConfig(descriptor_runtime=r), models=models) for r in (DLIB, ONNX)
+        DLIB: FaceEngine(EngineConfig(descriptor_runtime=DLIB, detector=HOG_FIRST), models=models),
+        ONNX: FaceEngine(EngineConfig(descriptor_runtime=ONNX), models=models),
     }
     small = [img for img in images if img.width_px == 640]
     chips = bench_chips(engines[DLIB], images, s.chips)
@@ -324,9 +338,25 @@ def lines(m: dict[str, Any]) -> list[Line]:
             2,
         )
     )
-    for name, d in m["detection"].items():
+    det = m["detection"]
+    for name in dict.fromkeys(k.rsplit(", ", 1)[0] for k in det if "HOG upsample 0" in k):
+        zero, hog, mtcnn = (
+            det[f"{name}, {label}"]
+            for label in ("HOG upsample 0", "HOG upsample 1", "MTCNN, mapped boxes")
+        )
         out.append(
-            Line(f"HOG detect ms, {name} ({d['faces']} faces)", median_ms(d["runs_s"]), None)
+            Line(
+                f"HOG upsample 0 detect ms, {name} ({zero['faces']} faces)",
+                median_ms(zero["runs_s"]),
+                None,
+            )
+        )
+        out.append(
+            Line(
+                f"detect ms, {name}: HOG up 1 / MTCNN ({hog['faces']} / {mtcnn['faces']} faces)",
+                median_ms(hog["runs_s"]),
+                median_ms(mtcnn["runs_s"]),
+            )
         )
     for name, per in m["analyse_s"].items():
         out.append(Line(f"analyse ms, {name}", median_ms(per["dlib"]), median_ms(per["onnx"])))
@@ -361,7 +391,7 @@ def num(value: float | None, width: int, digits: int) -> str:
 
 
 def print_lines(rows: Sequence[Line]) -> None:
-    header = f"{'measure':<58} {'dlib':>9} {'onnx':>9} {'ratio':>7}"
+    header = f"{'measure':<58} {'dlib path':>9} {'fast path':>9} {'ratio':>7}"
     print(header)
     print("-" * len(header))
     for row in rows:

@@ -1,4 +1,4 @@
-"""Settings from the environment: the engine's scoring, descriptor runtime and batching."""
+"""Settings from the environment: engine scoring, descriptor runtime, detector, batching."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from facegate.cli import main
 from facegate.config import Settings, SettingsError
 from facegate.engine.matching import default_matcher, raw_matcher
 from facegate.engine.runtime import DescriptorRuntime
+from facegate.engine.types import DetectorKind
 
 
 def test_engine_defaults_without_variables() -> None:
@@ -24,6 +25,20 @@ def test_normalisation_and_runtime_from_the_environment() -> None:
     )
     assert settings.engine.matcher.version == raw_matcher().version
     assert settings.engine.descriptor_runtime is DescriptorRuntime.DLIB
+    assert settings.engine.detector.kind is DetectorKind.MTCNN  # the default chain
+
+
+def test_the_detector_chain_from_the_environment() -> None:
+    hog = Settings.from_env({"FACEGATE_DETECTOR": " HOG "}).engine.detector
+    assert (hog.kind, hog.fallback) == (
+        DetectorKind.HOG,
+        (DetectorKind.MTCNN, DetectorKind.MTCNN_PADDED),
+    )
+    mtcnn = Settings.from_env({"FACEGATE_DETECTOR": "mtcnn"}).engine.detector
+    assert (mtcnn.kind, mtcnn.fallback) == (
+        DetectorKind.MTCNN,
+        (DetectorKind.HOG, DetectorKind.MTCNN_PADDED),
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,6 +46,7 @@ def test_normalisation_and_runtime_from_the_environment() -> None:
     [
         ("FACEGATE_SCORE_NORMALISATION", "znorm", "must be one of cohort, none"),
         ("FACEGATE_DESCRIPTOR_RUNTIME", "gpu", "must be one of auto, dlib, onnx"),
+        ("FACEGATE_DETECTOR", "mmod", "must be one of mtcnn, hog"),
     ],
 )
 def test_unknown_values_are_refused_with_the_choices(name: str, value: str, message: str) -> None:
@@ -70,3 +86,16 @@ def test_engine_max_batch_from_the_environment_and_its_bounds() -> None:
             Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": bad})
     with pytest.raises(SettingsError, match="FACEGATE_ENGINE_MAX_BATCH must be an integer"):
         Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": "eight"})
+
+
+def test_feed_retention_from_the_environment_and_its_bounds() -> None:
+    assert Settings.from_env({}).feed_retention_s == 86400.0
+    assert Settings.from_env({"FACEGATE_FEED_RETENTION_S": "3600"}).feed_retention_s == 3600.0
+    assert Settings.from_env({"FACEGATE_FEED_RETENTION_S": "0.5"}).feed_retention_s == 0.5
+    for bad in ("0", "-1", "nan", "inf"):
+        with pytest.raises(
+            SettingsError, match="FACEGATE_FEED_RETENTION_S must be a number of seconds above 0"
+        ):
+            Settings.from_env({"FACEGATE_FEED_RETENTION_S": bad})
+    with pytest.raises(SettingsError, match="FACEGATE_FEED_RETENTION_S must be a number, got 'a'"):
+        Settings.from_env({"FACEGATE_FEED_RETENTION_S": "a"})

@@ -18,6 +18,7 @@
 | FACEGATE_REVIEW_TTL_S | 259200 (72 h) | how long results held for human review wait |
 | FACEGATE_AUDIT_KEY | (file) | audit checkpoint signing key (base64 Ed25519); else a file |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
+| FACEGATE_FEED_RETENTION_S | 86400 | the sweep prunes face change feed rows older than this |
 | FACEGATE_GATE_THRESHOLD | 99 | deployment gate: the operating Similarity the audit measured |
 | FACEGATE_GATE_MAX_FMR_RATIO | 10 | deployment gate: largest acceptable FMR Max/GeoMean there |
 | FACEGATE_GATE_MAX_FNMR | 0.5 | deployment gate: largest acceptable FNMR of the worst group there |
@@ -26,12 +27,18 @@
 | FACEGATE_MAX_INFLIGHT | 64 | requests in progress at once; more are refused at once (0: none) |
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
+| FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
 instead of DATA_DIR's SQLite file, so several ``facegate serve`` processes can share them (see
 :mod:`facegate.store.pg`). Every process still needs DATA_DIR for its master key (give all of them
 the same FACEGATE_MASTER_KEY) and its own audit log. The URL's password is never logged.
+
+FACEGATE_FEED_RETENTION_S (seconds, more than 0): each sweep (every FACEGATE_RETENTION_SWEEP_S;
+none when that is 0) deletes the rows of the face change feed older than this. A server sharing
+the store that was stalled for longer reloads its vector indexes from the faces table once
+(``facegate.store.feed``), so choose it longer than a healthy server's longest pause.
 
 FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy wait for the
 next free one, which then takes up to this many of them in one task and describes all their faces
@@ -47,6 +54,7 @@ their own bounds, for their model, data and use.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -54,6 +62,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from facegate.engine.core import EngineConfig
+from facegate.engine.detect import detector_named
 from facegate.engine.matching import matcher_named
 from facegate.engine.pool import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, default_workers
 from facegate.engine.runtime import runtime_named
@@ -102,6 +111,7 @@ class Settings:
     audit_key: str | None = None
     review_ttl_s: float = 72 * 3600.0
     retention_sweep_s: float = 3600.0
+    feed_retention_s: float = 86400.0
     gate: GateBounds = GateBounds()
     rate_limit_rps: float = 50.0
     rate_limit_burst: float = 100.0
@@ -114,6 +124,11 @@ class Settings:
             raise SettingsError(
                 f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and {MAX_BATCH_LIMIT}, "
                 f"got {self.engine_max_batch}"
+            )
+        if not (math.isfinite(self.feed_retention_s) and self.feed_retention_s > 0):
+            raise SettingsError(
+                f"FACEGATE_FEED_RETENTION_S must be a number of seconds above 0, "
+                f"got {self.feed_retention_s}"
             )
 
     @property
@@ -167,6 +182,7 @@ class Settings:
             ("FACEGATE_RATE_LIMIT_BURST", "rate_limit_burst", float),
             ("FACEGATE_MAX_INFLIGHT", "max_inflight", int),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
+            ("FACEGATE_FEED_RETENTION_S", "feed_retention_s", float),
         ):
             if key in env:
                 values[name] = _parse(env, key, kind)
@@ -196,6 +212,8 @@ class Settings:
             engine["matcher"] = matcher_named(env["FACEGATE_SCORE_NORMALISATION"])
         if "FACEGATE_DESCRIPTOR_RUNTIME" in env:
             engine["descriptor_runtime"] = runtime_named(env["FACEGATE_DESCRIPTOR_RUNTIME"])
+        if "FACEGATE_DETECTOR" in env:
+            engine["detector"] = detector_named(env["FACEGATE_DETECTOR"])
         if engine:
             values["engine"] = replace(EngineConfig(), **engine)  # type: ignore[arg-type]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterable
 
-from facegate.errors import InvalidParameterException
+from facegate.errors import InvalidParameterException, ResourceAlreadyExistsException
 from facegate.policy.model import Organisation, Principal
 from facegate.policy.vocabulary import PURPOSES, SECTORS
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
@@ -98,15 +98,35 @@ class Registry:
         existing = self.orgs.get(LOCAL_ORG)
         if existing is not None:
             return existing
-        return self.create_org(
-            LOCAL_ORG, name="Local operator", sector="research", use_cases=["research"]
-        )
+        return self.create_local_org() or self.orgs.require(LOCAL_ORG)
+
+    def create_local_org(self) -> OrganisationRecord | None:
+        """Create the ``local`` organisation; None if it exists already (for example created a
+        moment before by another server starting on the same store: the repository checks and
+        inserts in one write transaction, so exactly one caller gets the record)."""
+        try:
+            return self.create_org(
+                LOCAL_ORG, name="Local operator", sector="research", use_cases=["research"]
+            )
+        except ResourceAlreadyExistsException:
+            return None
 
     def create_key(
         self, org_id: str, use_case: str, description: str = "", ttl_s: float | None = None
     ) -> NewKey:
         """A key for ``org_id`` bound to ``use_case``, which the organisation must have
         registered; the organisation must be active."""
+        self._check_key_registration(org_id, use_case)
+        return self.keys.create(description, ttl_s, org_id=org_id, use_case=use_case)
+
+    def create_first_key(self, org_id: str, use_case: str, description: str = "") -> NewKey | None:
+        """As :meth:`create_key` (no expiry), but only on a store without any key: the bootstrap
+        key. None if a key exists, also one created concurrently by another server."""
+        self._check_key_registration(org_id, use_case)
+        return self.keys.create_first(description, org_id=org_id, use_case=use_case)
+
+    def _check_key_registration(self, org_id: str, use_case: str) -> None:
+        """A key may be issued to ``org_id`` for ``use_case`` (else the error to raise)."""
         org = self.orgs.require(org_id)
         if not org.active:
             raise InvalidParameterException(f"Organisation {org_id} is disabled.")
@@ -115,7 +135,6 @@ class Registry:
                 f"Organisation {org_id} has not registered use case {use_case!r} "
                 f"(registered: {', '.join(org.use_cases)})."
             )
-        return self.keys.create(description, ttl_s, org_id=org_id, use_case=use_case)
 
     def principal(self, access_key_id: str) -> Principal | None:
         """The policy principal of an authenticated key, or None when the key is not registered

@@ -161,3 +161,21 @@ def test_sweep_purges_crops_of_closed_reviews(services: Services) -> None:
     assert services.reviews.crop(ids[1], now) == b"\xff\xd8 crop"
     [purge] = [e for e in events if e.action == "review.crops_purge"]
     assert purge.details == {"purged": 1}
+
+
+def test_sweep_prunes_the_face_change_feed_older_than_the_window(services: Services) -> None:
+    _enrol(services, past=0, forever=3)
+    with services.db.transaction() as conn:  # the first two changes are two days old
+        conn.execute(
+            "UPDATE face_changes SET created_at = ? WHERE seq IN "
+            "(SELECT seq FROM face_changes ORDER BY seq LIMIT 2)",
+            (time.time() - 2 * 86400,),
+        )
+    now = time.time()
+    kept = sweeper.sweep_once(services.store, services.reviews, now)
+    assert kept.pruned_changes == 0  # no window given: the feed is left alone
+    result = sweeper.sweep_once(services.store, services.reviews, now, feed_retention_s=86400.0)
+    assert result == sweeper.SweepResult(0, 0, 0, pruned_changes=2)
+    with services.db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM face_changes").fetchone()[0] == 1
+    assert services.store.face_count("staff") == 3

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from facegate.engine.core import DescriptorRuntime, EngineConfig, FaceEngine
-from facegate.engine.detect import confidence_pct
+from facegate.engine.detect import RawDetection, confidence_pct, largest_first
 from facegate.engine.image import decode_image
 from facegate.engine.mtcnn import MtcnnConfig, MtcnnDetector
 from facegate.engine.types import BoxPx, DetectorKind
@@ -56,7 +56,7 @@ def test_faces_sorted_largest_first_with_ratios(
 ) -> None:
     image = engine.decode(sample_bytes("group_t1.jpg"))
     faces = engine.detect(image)
-    areas = [f.box_px.area for f in faces]
+    areas = [f.box_px.area for f in faces]  # every face is inside the frame here
     assert areas == sorted(areas, reverse=True)
     for f in faces:
         assert f.box_ratio.left == pytest.approx(f.box_px.left / image.width_px)
@@ -72,6 +72,32 @@ def test_max_faces_cap(sample_bytes: Callable[[str], bytes]) -> None:
         capped.decode(sample_bytes("group_t1.jpg"))
     )
     assert [f.box_px for f in faces] == [f.box_px for f in full[:3]]
+
+
+def test_a_face_cut_by_the_frame_does_not_outrank_the_whole_face(
+    engine: FaceEngine, samples: Path
+) -> None:
+    # LFW's Joseph_Biden_0002: MTCNN also finds a neighbour's face cut by the left edge, whose
+    # whole box (112 px) is larger than Biden's (108 px); only 73 px of its width are visible.
+    path = samples.parent / "lfw" / "images" / "Joseph_Biden" / "Joseph_Biden_0002.jpg"
+    image = engine.decode(path.read_bytes())
+    faces = engine.detect(image)
+    assert len(faces) == 2
+    first, second = (f.box_px for f in faces)
+    assert first.left >= 0  # Biden, in the middle
+    assert second.left < 0
+    assert second.area > first.area
+
+
+def test_largest_first_orders_by_the_area_inside_the_image() -> None:
+    def raw(left: int, top: int, side: int, score: float = 1.0) -> RawDetection:
+        return RawDetection(BoxPx(left=left, top=top, width=side, height=side), score)
+
+    inside, cut, small = raw(70, 80, 100), raw(-50, 80, 120), raw(10, 10, 40)
+    assert largest_first([cut, small, inside], 3, 250, 250) == [inside, cut, small]
+    assert largest_first([cut, small, inside], 1, 250, 250) == [inside]
+    tie_low, tie_high = raw(0, 0, 50, 0.5), raw(100, 100, 50, 0.9)
+    assert largest_first([tie_low, tie_high], 2, 250, 250) == [tie_high, tie_low]
 
 
 def test_large_images_are_downscaled_for_detection_only(engine: FaceEngine, samples: Path) -> None:

@@ -231,11 +231,15 @@ class AdminService:
         return record
 
     def ensure_local_org(self) -> OrganisationRecord:
-        """The ``local`` organisation of the bootstrap key (created, and recorded, if missing)."""
+        """The ``local`` organisation of the bootstrap key (created, and recorded, if missing).
+        Several servers starting at once on one store: one creates it and records the event;
+        the others get the stored record and record nothing."""
         existing = self.registry.orgs.get(LOCAL_ORG)
         if existing is not None:
             return existing
-        record = self.registry.ensure_local_org()
+        record = self.registry.create_local_org()
+        if record is None:  # created a moment ago by another server
+            return self.registry.orgs.require(LOCAL_ORG)
         self._org_created(record)
         return record
 
@@ -299,6 +303,20 @@ class AdminService:
             "registry", "key.create", key.access_key_id, org_id, use_case=use_case,
             expires_at=key.expires_at,
         )  # fmt: skip
+        return key
+
+    def create_first_key(self, org_id: str, use_case: str, description: str = "") -> NewKey | None:
+        """The bootstrap key: a key (no expiry) for ``org_id`` and ``use_case``, created and
+        recorded only if the store holds no key at all, checked and inserted in one write
+        transaction. None when a key exists (also one another server created concurrently)."""
+        if len(description) > MAX_NAME:
+            raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+        key = self.registry.create_first_key(org_id, use_case, description)
+        if key is not None:
+            self._event(
+                "registry", "key.create", key.access_key_id, org_id, use_case=use_case,
+                expires_at=key.expires_at,
+            )  # fmt: skip
         return key
 
     def keys(self, org_id: str | None = None) -> list[KeyRecord]:

@@ -10,7 +10,9 @@ the server was down are enforced at once) :func:`sweep_once` runs in a worker th
 * pending reviews past their deadline expire and their held results and probe face crops are
   discarded (``ReviewRepository.expire``);
 * as a safety net, any probe face crop whose review is no longer open is deleted
-  (``ReviewRepository.purge_crops``; closing a review deletes its crop already).
+  (``ReviewRepository.purge_crops``; closing a review deletes its crop already);
+* rows of the face change feed older than ``settings.feed_retention_s`` are pruned
+  (``FaceStore.prune_feed``; a server that fell behind them reloads its indexes).
 
 Each deletion is logged on ``facegate.retention`` with the face id, collection and organisation
 (ids only, nothing biometric), and counted in ``facegate_retention_deletions_total``; expired
@@ -47,6 +49,7 @@ class SweepResult:
     deleted_faces: int
     expired_reviews: int
     purged_crops: int = 0
+    pruned_changes: int = 0
 
 
 def sweep_once(
@@ -55,9 +58,11 @@ def sweep_once(
     now: float,
     metrics: Metrics | None = None,
     record: EventSink | None = None,
+    feed_retention_s: float | None = None,
 ) -> SweepResult:
     """Delete faces past their retention deadline and expire overdue reviews, as of ``now``;
-    each deletion (and the number of expired reviews) is an audit event given to ``record``."""
+    each deletion (and the number of expired reviews) is an audit event given to ``record``.
+    With ``feed_retention_s``, also prune the face change feed rows older than that."""
     deleted = 0
     owners: dict[str, str] = {}
     for _ in range(MAX_BATCHES):
@@ -116,10 +121,15 @@ def sweep_once(
                     details={"purged": purged},
                 )
             )
+    pruned = 0
+    if feed_retention_s is not None:
+        pruned = store.prune_feed(now - feed_retention_s).deleted
+        if pruned:
+            log.info(f"pruned {pruned} face change feed row(s) older than {feed_retention_s:g} s")
     if metrics is not None:
         metrics.retention_deletions.inc(deleted)
         metrics.reviews_expired.inc(len(expired))
-    return SweepResult(deleted, len(expired), purged)
+    return SweepResult(deleted, len(expired), purged, pruned)
 
 
 def _owner(store: FaceStore, collection_id: str) -> str:
@@ -144,6 +154,7 @@ async def run_sweeper(services: Services, stop: asyncio.Event) -> None:
                 services.clock(),
                 services.metrics,
                 services.record,
+                services.settings.feed_retention_s,
             )
         except Exception:
             log.exception("retention sweep failed; retrying at the next interval")

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from facegate.bias.datasets import Manifest
 from facegate.engine.core import EngineConfig
+from facegate.engine.detect import detection_version
 from facegate.engine.models import file_sha256
 from facegate.engine.pool import EnginePool
 from facegate.engine.types import Analysis, DetectorKind
@@ -88,7 +89,13 @@ def default_cache_path() -> Path:
 
 def config_key(config: EngineConfig, model_version: str, mmod_fallback: bool) -> str:
     """The cache key of everything but the image: model version + a digest of the settings."""
-    parts = [CACHE_FORMAT, repr(config.detector), repr(config.limits), f"fallback={mmod_fallback}"]
+    parts = [
+        CACHE_FORMAT,
+        repr(config.detector),
+        detection_version(config.detector),
+        repr(config.limits),
+        f"fallback={mmod_fallback}",
+    ]
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return f"{model_version}|{config.detector.kind}|{digest}"
 

@@ -30,20 +30,28 @@ def write_credentials(path: Path, key: NewKey, region: str) -> None:
 
 
 def bootstrap_key(settings: Settings) -> Path | None:
-    """On a store without keys, create one and write it to DATA_DIR/credentials (0600).
+    """On a store without keys, create one and write it to DATA_DIR/credentials (0600); returns
+    that path, or None when the store already had a key.
 
     The key belongs to the ``local`` organisation (research sector, use case ``research``): an
     operator evaluating the service. Real deployments register organisations and issue keys
-    bound to their use cases (``facegate org create``, ``facegate keys create``)."""
+    bound to their use cases (``facegate org create``, ``facegate keys create``).
+
+    Safe when several servers start at once on one empty store: creating the organisation and
+    the key each check and insert in one write transaction (the store's writer lock), so exactly
+    one organisation and one key are created, by whichever server comes first; the others
+    return None without an error (and write no credentials file)."""
     from facegate.cli.admin import admin_for  # the CLI's admin service; events go to the outbox
 
     with admin_for(settings, actor="serve") as admin:
         if admin.keys():
             return None
         admin.ensure_local_org()
-        key = admin.create_key(
+        key = admin.create_first_key(
             LOCAL_ORG, "research", "bootstrap key created by the first `facegate serve`"
         )
+    if key is None:  # another server bootstrapped the store a moment ago
+        return None
     path = settings.data_dir / CREDENTIALS_FILE
     write_credentials(path, key, settings.region)
     return path

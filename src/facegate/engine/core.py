@@ -171,7 +171,7 @@ class FaceEngine:
             self.last_found_by = kind if raw else None
             if raw:
                 break
-        raw = largest_first(raw, self.config.detector.max_faces)
+        raw = largest_first(raw, self.config.detector.max_faces, image.width_px, image.height_px)
         t1 = time.perf_counter()
         faces = tuple(self._describe_geometry(image, r) for r in raw)
         t2 = time.perf_counter()

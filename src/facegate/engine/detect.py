@@ -69,6 +69,24 @@ class DetectorConfig:
     mtcnn_dlib_boxes: bool = True
 
 
+HOG_FIRST = DetectorConfig(
+    kind=DetectorKind.HOG, fallback=(DetectorKind.MTCNN, DetectorKind.MTCNN_PADDED)
+)
+"""HOG first, then MTCNN and padded MTCNN where it finds nothing: the chain before MTCNN led."""
+
+DETECTOR_CHAINS: dict[str, DetectorConfig] = {"mtcnn": DetectorConfig(), "hog": HOG_FIRST}
+"""``FACEGATE_DETECTOR`` values: which detector leads the chain."""
+
+
+def detector_named(name: str) -> DetectorConfig:
+    """The detector chain of a ``FACEGATE_DETECTOR`` value; ``ValueError`` for others."""
+    try:
+        return DETECTOR_CHAINS[name.strip().lower()]
+    except KeyError:
+        choices = ", ".join(DETECTOR_CHAINS)
+        raise ValueError(f"FACEGATE_DETECTOR must be one of {choices}, got {name!r}") from None
+
+
 @dataclass(frozen=True)
 class RawDetection:
     """A detector's box (full-resolution pixels) and raw score."""
@@ -179,7 +197,35 @@ def make_detector(models: LoadedModels, config: DetectorConfig) -> Detector:
     return HogDetector(models, config)
 
 
-def largest_first(detections: list[RawDetection], max_faces: int) -> list[RawDetection]:
-    """Sort by box area (largest first, then higher score) and keep at most ``max_faces``."""
-    ordered = sorted(detections, key=lambda d: (-d.box_px.area, -d.score))
+FACE_ORDER = "visible-area"
+"""How faces are ranked (:func:`largest_first`); part of :func:`detection_version`."""
+
+
+def detection_version(config: DetectorConfig) -> str:
+    """What, beyond ``config`` itself, decides which faces and boxes detection returns: the face
+    order and, when MTCNN's boxes are mapped, the shipped box map's version. Caches of engine
+    results (the bias toolkit's descriptor cache) key on it with ``repr(config)``."""
+    if not config.mtcnn_dlib_boxes:
+        return f"order={FACE_ORDER}"
+    from facegate.engine.boxmap import load_box_map  # local: as in make_detector
+
+    return f"order={FACE_ORDER};box-map={load_box_map().version}"
+
+
+def visible_area(box: BoxPx, width: int, height: int) -> int:
+    """The area of the part of ``box`` inside a ``width`` x ``height`` image (pixels)."""
+    w = max(0, min(box.left + box.width, width) - max(box.left, 0))
+    h = max(0, min(box.top + box.height, height) - max(box.top, 0))
+    return w * h
+
+
+def largest_first(
+    detections: list[RawDetection], max_faces: int, width: int, height: int
+) -> list[RawDetection]:
+    """Sort by the box's area inside the image (largest first, then higher score) and keep at
+    most ``max_faces``. Inside the image: a face cut by the frame (MTCNN finds many; its box
+    extends past the edge) must not outrank the whole face in the middle of the photo. On LFW
+    View 2, ordering MTCNN's faces by their whole box picked such a face in 105 of 7,701 images
+    and cost 0.43 points of accuracy (98.35% -> 97.92%); by the visible part, 98.33%."""
+    ordered = sorted(detections, key=lambda d: (-visible_area(d.box_px, width, height), -d.score))
     return ordered[:max_faces]

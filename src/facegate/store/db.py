@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -316,6 +317,21 @@ MIGRATIONS: tuple[str, ...] = (
         anchor_hash        TEXT NOT NULL
     );
     """,
+    # 9: pruning the face change feed. Each change records when it was made (epoch s; rows from
+    # before this migration count from the migration), so rows older than the retention window
+    # can be deleted (store/feed.py). feed_floor's one row holds the highest seq deleted so far
+    # (0: none), updated in the pruning transaction: a server whose last-seen seq is below it
+    # may have missed changes and reloads its indexes instead of reading the feed.
+    """
+    ALTER TABLE face_changes ADD COLUMN created_at REAL;
+    UPDATE face_changes SET created_at = strftime('%s', 'now');
+    CREATE INDEX face_changes_by_time ON face_changes(created_at);
+    CREATE TABLE feed_floor (
+        singleton          INTEGER PRIMARY KEY CHECK (singleton = 1),
+        pruned_through     INTEGER NOT NULL
+    );
+    INSERT INTO feed_floor (singleton, pruned_through) VALUES (1, 0);
+    """,
 )
 
 
@@ -335,24 +351,37 @@ class Database:
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA foreign_keys = ON")
         if self.path is not None:
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous = FULL")
         self._migrate()
 
     def _migrate(self) -> None:
+        """Apply the missing migrations, one write transaction each. The version is read inside
+        the transaction, so processes opening a new file at the same moment apply each migration
+        once (the others find it applied); a failed migration is rolled back. An up-to-date
+        file is only read."""
         with self._lock:
-            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"database schema version {version} is newer than this facegate "
-                    f"({len(MIGRATIONS)}); upgrade facegate"
-                )
-            for index in range(version, len(MIGRATIONS)):
+            if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) == len(MIGRATIONS):
+                return
+            while True:
                 self._conn.execute("BEGIN IMMEDIATE")
-                for statement in _statements(MIGRATIONS[index]):
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {index + 1}")
+                try:
+                    version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+                    if version > len(MIGRATIONS):
+                        raise RuntimeError(
+                            f"database schema version {version} is newer than this facegate "
+                            f"({len(MIGRATIONS)}); upgrade facegate"
+                        )
+                    if version < len(MIGRATIONS):
+                        for statement in _statements(MIGRATIONS[version]):
+                            self._conn.execute(statement)
+                        self._conn.execute(f"PRAGMA user_version = {version + 1}")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
                 self._conn.execute("COMMIT")
+                if version >= len(MIGRATIONS):
+                    return
 
     @property
     def schema_version(self) -> int:
@@ -380,6 +409,21 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Switch the file to WAL mode. On a new file opened by several processes at once SQLite may
+    refuse the switch with "database is locked" at once, without waiting (the busy timeout does
+    not cover it): retried every few milliseconds for up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _statements(script: str) -> list[str]:

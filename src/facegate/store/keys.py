@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facegate.store.db import Row, StoreDatabase
+from facegate.store.db import Connection, Row, StoreDatabase
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,35 @@ class KeyRepository:
 
     def insert(self, record: KeyRecord) -> None:
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO access_keys (access_key_id, secret_sealed, description, created_at, "
-                "expires_at, revoked_at, org_id, use_case) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.access_key_id,
-                    record.secret_sealed,
-                    record.description,
-                    record.created_at,
-                    record.expires_at,
-                    record.revoked_at,
-                    record.org_id,
-                    record.use_case,
-                ),
-            )
+            self._insert(conn, record)
+
+    @staticmethod
+    def _insert(conn: Connection, record: KeyRecord) -> None:
+        conn.execute(
+            "INSERT INTO access_keys (access_key_id, secret_sealed, description, created_at, "
+            "expires_at, revoked_at, org_id, use_case) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.access_key_id,
+                record.secret_sealed,
+                record.description,
+                record.created_at,
+                record.expires_at,
+                record.revoked_at,
+                record.org_id,
+                record.use_case,
+            ),
+        )
+
+    def insert_first(self, record: KeyRecord) -> bool:
+        """Insert ``record`` only if the store holds no key at all; True if it was inserted.
+
+        The check and the insert are one write transaction (the store's writer lock), so when
+        several servers bootstrap an empty store at once exactly one of them inserts its key."""
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM access_keys LIMIT 1").fetchone() is not None:
+                return False
+            self._insert(conn, record)
+            return True
 
     def get(self, access_key_id: str) -> KeyRecord | None:
         with self.db.read() as conn:

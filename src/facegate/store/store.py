@@ -15,10 +15,17 @@ indexes; a collection another server created is loaded on first use. The feed ha
 fill later: writers are serialised (SQLite's single writer, the PostgreSQL backend's writer lock),
 so rows become visible in ``seq`` order. Applying a change twice is harmless (index adds skip
 present ids, removes ignore absent ones), which is what makes catching up after a rebuild safe.
+
+The feed is pruned (:meth:`FaceStore.prune_feed`, run by the server's sweeper): rows older than a
+retention window are deleted and the highest deleted ``seq`` (the floor) is stored with them. A
+store whose last-seen ``seq`` is below the floor (a server stalled or cut off for longer than the
+window) cannot know what it missed: :meth:`FaceStore.catch_up` then drops its indexes, which
+reload from the ``faces`` table on next use, and continues from the feed's head.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +39,7 @@ from facegate.errors import (
     ServiceQuotaExceededException,
 )
 from facegate.store.db import Connection, IntegrityError, Row, StoreDatabase
+from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor
 from facegate.store.records import CollectionRecord, FaceRecord, NewFace, UserRecord
 from facegate.store.vectors import DIM, Hit, Matrix, VectorIndex, make_index
 
@@ -39,6 +47,7 @@ REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
 REKOGNITION_MAX_FACES_PER_USER = 100
 REKOGNITION_MAX_TAGS = 200
 _FEED_PAGE = 10_000
+log = logging.getLogger("facegate.store")
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ class FaceStore:
         self._index_lock = threading.Lock()
         self._feed_lock = threading.Lock()
         self._seen = 0  # the last face_changes.seq applied to the indexes
+        self._generation = 0  # bumped when the indexes are dropped (a load in flight is stale)
         self._rebuild_indexes()
 
     # --- indexes ------------------------------------------------------------------------------
@@ -126,9 +136,7 @@ class FaceStore:
         """Load every collection's vectors from the database (start-up). The feed position is
         read first: changes committed while loading are applied again by the next catch-up."""
         with self.db.read() as conn:
-            self._seen = int(
-                conn.execute("SELECT COALESCE(MAX(seq), 0) FROM face_changes").fetchone()[0]
-            )
+            self._seen = feed_head(conn)
         for _, collection in self.list_collections(0, 10_000_000):
             self._indexes[collection.collection_id] = self._load_index(collection)
 
@@ -151,41 +159,82 @@ class FaceStore:
 
     def index(self, collection_id: str) -> VectorIndex:
         """The vector index of a collection (ResourceNotFoundException if none). A collection
-        created by another server sharing the store is loaded on first use."""
-        with self._index_lock:
-            index = self._indexes.get(collection_id)
-        if index is not None:
-            return index
-        loaded = self._load_index(self.get_collection(collection_id))
-        with self._index_lock:
-            return self._indexes.setdefault(collection_id, loaded)
+        created by another server sharing the store is loaded on first use. A load that overlaps
+        :meth:`catch_up` dropping the indexes is discarded and done again (it may predate changes
+        the dropped position no longer covers)."""
+        while True:
+            with self._index_lock:
+                index = self._indexes.get(collection_id)
+                generation = self._generation
+            if index is not None:
+                return index
+            loaded = self._load_index(self.get_collection(collection_id))
+            with self._index_lock:
+                if generation == self._generation:
+                    return self._indexes.setdefault(collection_id, loaded)
 
     def face_count(self, collection_id: str) -> int:
-        """The number of faces in a collection's in-memory index (0 if unknown), after catching
-        up with other servers' changes (one indexed query)."""
+        """The number of faces in a collection's in-memory index (0 if the collection does not
+        exist), after catching up with other servers' changes (one indexed query). An index not
+        in memory (created by another server, or dropped by :meth:`catch_up`) is loaded first:
+        policy reads this count, so it must never be 0 merely because nothing was loaded yet."""
         self.catch_up()
-        with self._index_lock:
-            index = self._indexes.get(collection_id)
+        index = self._index_or_none(collection_id)
         return 0 if index is None else len(index)
 
     def catch_up(self) -> int:
         """Apply the face changes committed since the last call (by this store or another server
-        sharing the database) to the in-memory indexes; returns how many changes were read."""
+        sharing the database) to the in-memory indexes; returns how many changes were read.
+
+        If the feed was pruned past this store's position (the floor is above the last ``seq``
+        it applied), the changes in between are gone: the indexes are dropped (each reloads from
+        the ``faces`` table on next use) and the position jumps to the feed's head. The floor is
+        read after the page of rows, so a prune committed before that read is always noticed."""
         read = 0
         with self._feed_lock:
             while True:
+                seen = self._seen
                 with self.db.read() as conn:
                     rows = conn.execute(
                         "SELECT seq, collection_id, face_id, op FROM face_changes WHERE seq > ? "
                         "ORDER BY seq LIMIT ?",
-                        (self._seen, _FEED_PAGE),
+                        (seen, _FEED_PAGE),
                     ).fetchall()
+                    floor = read_floor(conn)
+                if floor > seen:
+                    self._drop_indexes(seen, floor)
+                    continue
                 if rows:
                     self._apply_changes([(r["collection_id"], r["face_id"], r["op"]) for r in rows])
                     self._seen = int(rows[-1]["seq"])
                     read += len(rows)
                 if len(rows) < _FEED_PAGE:
                     return read
+
+    def _drop_indexes(self, seen: int, floor: int) -> None:
+        """Fell behind the feed's floor: jump to the head, then drop every index (called with the
+        feed lock held). The head is read first, so each index loaded afterwards from ``faces``
+        holds every change up to it; later changes come from the feed."""
+        with self.db.read() as conn:
+            head = feed_head(conn)
+        with self._index_lock:
+            dropped = len(self._indexes)
+            self._indexes.clear()
+            self._generation += 1
+        self._seen = head
+        log.info(
+            f"face change feed pruned past this server's position (seen {seen}, floor {floor}): "
+            f"dropped {dropped} in-memory index(es), reloading from the faces table; "
+            f"continuing at {head}"
+        )
+
+    def prune_feed(self, before: float) -> FeedPrune:
+        """Delete the face change rows made before ``before`` (epoch s) and raise the feed's
+        floor in the same transactions (:func:`facegate.store.feed.prune_changes`). Safe while
+        other servers read the feed: one that falls below the floor reloads its indexes. This
+        store catches up first, so pruning never puts it behind its own floor."""
+        self.catch_up()
+        return prune_changes(self.db, before)
 
     def _apply_changes(self, changes: list[tuple[str, str, str]]) -> None:
         """Apply feed rows in order; descriptors are read only for faces not yet indexed."""
@@ -307,8 +356,9 @@ class FaceStore:
             if cur.rowcount == 0:
                 raise _not_found(collection_id)
             conn.execute(
-                "INSERT INTO face_changes (collection_id, face_id, op) VALUES (?, '', 'drop')",
-                (collection_id,),
+                "INSERT INTO face_changes (collection_id, face_id, op, created_at) "
+                "VALUES (?, '', 'drop', ?)",
+                (collection_id, time.time()),
             )
         with self._index_lock:
             self._indexes.pop(collection_id, None)
@@ -648,10 +698,11 @@ class FaceStore:
 
 
 def _record_changes(conn: Connection, collection_id: str, face_ids: Sequence[str], op: str) -> None:
-    """Append feed rows (inside the transaction that made the change)."""
+    """Append feed rows (inside the transaction that made the change), stamped with the time."""
+    now = time.time()
     conn.executemany(
-        "INSERT INTO face_changes (collection_id, face_id, op) VALUES (?, ?, ?)",
-        [(collection_id, face_id, op) for face_id in face_ids],
+        "INSERT INTO face_changes (collection_id, face_id, op, created_at) VALUES (?, ?, ?, ?)",
+        [(collection_id, face_id, op, now) for face_id in face_ids],
     )
 
 

@@ -9,6 +9,7 @@ once, when the key is created, and never logged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -36,18 +37,28 @@ class NewKey:
 
 
 def load_master_key(data_dir: Path, env_value: str | None) -> bytes:
-    """The Fernet master key: from the environment, else ``data_dir/master.key`` (created 0600)."""
+    """The Fernet master key: from the environment, else ``data_dir/master.key`` (created 0600).
+
+    Processes starting together on one data directory agree on one key: the new key is written
+    to a private temporary file and hard-linked into place, which fails if another process got
+    there first; every process then reads the file, which is never seen half-written."""
     if env_value:
         return env_value.encode("ascii")
     path = data_dir / "master.key"
-    if path.exists():
-        return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key + b"\n")
-    return key
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        draft = data_dir / f".master.key.{os.getpid()}.{secrets.token_hex(8)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key() + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process's key won
+                os.link(draft, path)
+        finally:
+            draft.unlink()
+    return path.read_bytes().strip()
 
 
 class KeyService:
@@ -67,23 +78,36 @@ class KeyService:
     ) -> NewKey:
         """A new key (20-character id, 40-character secret), stored sealed, registered to
         ``org_id`` for ``use_case`` (checked by the caller, ``facegate.governance``)."""
+        key, record = self._new(description, ttl_s, org_id, use_case)
+        self._repo.insert(record)
+        return key
+
+    def create_first(
+        self, description: str = "", *, org_id: str | None = None, use_case: str = ""
+    ) -> NewKey | None:
+        """As :meth:`create`, but only on a store without any key (the bootstrap key); None if
+        a key exists, also one another server created a moment before (one transaction)."""
+        key, record = self._new(description, None, org_id, use_case)
+        return key if self._repo.insert_first(record) else None
+
+    def _new(
+        self, description: str, ttl_s: float | None, org_id: str | None, use_case: str
+    ) -> tuple[NewKey, KeyRecord]:
         access_key_id = ACCESS_KEY_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
         secret = secrets.token_urlsafe(30)[:40]
         now = time.time()
         expires = now + ttl_s if ttl_s is not None else None
-        self._repo.insert(
-            KeyRecord(
-                access_key_id=access_key_id,
-                secret_sealed=self._fernet.encrypt(secret.encode("ascii")),
-                description=description,
-                created_at=now,
-                expires_at=expires,
-                revoked_at=None,
-                org_id=org_id,
-                use_case=use_case,
-            )
+        record = KeyRecord(
+            access_key_id=access_key_id,
+            secret_sealed=self._fernet.encrypt(secret.encode("ascii")),
+            description=description,
+            created_at=now,
+            expires_at=expires,
+            revoked_at=None,
+            org_id=org_id,
+            use_case=use_case,
         )
-        return NewKey(access_key_id, secret, description, expires, org_id, use_case)
+        return NewKey(access_key_id, secret, description, expires, org_id, use_case), record
 
     def secret_for(self, access_key_id: str) -> str | None:
         """The secret of a usable key, else ``None`` (unknown, revoked or expired)."""
