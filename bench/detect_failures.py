@@ -1,7 +1,8 @@
 """Failure to detect per race x gender on FairFace val: the share of crops where no face is
-found with HOG alone, with the engine's default chain (HOG, then MTCNN, then MTCNN on a padded
-image, each only where the previous found nothing) and with that chain then the bias toolkit's
-MMOD fallback, with Wilson 95% intervals.
+found with HOG alone, with HOG first (HOG, then MTCNN, then MTCNN on a padded image, each only
+where the previous found nothing: the chain before MTCNN led), with the engine's default chain
+(MTCNN, then HOG, then padded MTCNN) and with that chain then the bias toolkit's MMOD fallback,
+with Wilson 95% intervals.
 
     .venv/bin/python bench/detect_failures.py
 
@@ -19,7 +20,8 @@ from facegate.bias.descriptors import FACE, compute_descriptors
 from facegate.bias.groups import group_key
 from facegate.bias.stats import wilson_interval
 from facegate.engine.core import EngineConfig
-from facegate.engine.detect import DetectorConfig
+from facegate.engine.detect import HOG_FIRST, DetectorConfig
+from facegate.engine.types import DetectorKind
 
 
 def _cell(missed: int, n: int) -> str:
@@ -30,9 +32,11 @@ def _cell(missed: int, n: int) -> str:
 
 def main() -> None:
     manifest = load_fairface(ROOT.parent / "shared" / "data" / "fairface_val")
-    hog_only = EngineConfig(detector=DetectorConfig(fallback=()))
+    hog_only = EngineConfig(detector=DetectorConfig(kind=DetectorKind.HOG, fallback=()))
+    hog_first = EngineConfig(detector=HOG_FIRST)
     columns = {
         "HOG alone": compute_descriptors(manifest, config=hog_only, mmod_fallback=False),
+        "HOG first": compute_descriptors(manifest, config=hog_first, mmod_fallback=False),
         "default chain": compute_descriptors(manifest, mmod_fallback=False),
         "default chain + MMOD": compute_descriptors(manifest, mmod_fallback=True),
     }

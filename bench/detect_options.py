@@ -13,8 +13,9 @@ Options (dlib's with score threshold 0.2 as the engine's default ``DetectorConfi
   a face that fills the frame gets the margin HOG's 80x80 window needs; boxes mapped back;
 * HOG on the image shrunk to 0.5x (PIL bilinear), upsampled 0 or 1 times: cheap, big faces only;
 * MTCNN (``engine.mtcnn``, onnxruntime, 1 thread) with minimum face 20 px (published default)
-  and 40 px, and 40 px with lower stage thresholds (0.5, 0.6, 0.6) or on the image padded by
-  25% (edge pixels replicated, for tight crops);
+  and 40 px, and 40 px with its boxes mapped to HOG's geometry (``engine.boxmap``: the engine's
+  first detector), with lower stage thresholds (0.5, 0.6, 0.6) or on the image padded by 25%
+  (edge pixels replicated, for tight crops);
 * MMOD (dlib's CNN, as the engine runs it), for reference: one run per image, not on LFW.
 
 Ground truth, from ../shared/data/samples (see its MANIFEST.md):
@@ -53,6 +54,7 @@ import numpy as np
 from PIL import Image
 
 from benchlib import ROOT, SAMPLES, machine_info, write_results
+from facegate.engine.boxmap import load_box_map
 from facegate.engine.detect import DetectorConfig, MmodDetector
 from facegate.engine.image import RGBImage
 from facegate.engine.models import LoadedModels, load_models
@@ -313,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_mtcnn:
         options["MTCNN min 20 px"] = mtcnn_option(MtcnnConfig(min_face_px=20))
         options["MTCNN min 40 px"] = mtcnn_option(MtcnnConfig(min_face_px=40))
+        mapped = MtcnnConfig(min_face_px=40, box_map=load_box_map())
+        options["MTCNN min 40, mapped boxes (default)"] = mtcnn_option(mapped)
         low = MtcnnConfig(min_face_px=40, thresholds=(0.5, 0.6, 0.6))
         options["MTCNN min 40, thr .5/.6/.6"] = mtcnn_option(low)
         padded = MtcnnConfig(min_face_px=40, pad_ratio=0.25)

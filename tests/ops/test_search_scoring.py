@@ -15,28 +15,38 @@ from facegate.engine.similarity import CalibratedSimilarity
 from facegate.ops.common import OpDeps
 from facegate.ops.search import scored_hits
 from facegate.store.records import FaceRecord
+from facegate.store.vectors import Hit
 
 DIM = 128
 
 
 class BruteForceStore:
-    """The two store calls a search makes, by brute force, counting the searches."""
+    """The three store calls a search makes, by brute force, counting the index searches and
+    the faces read from the database."""
 
     def __init__(self, vectors: dict[str, np.ndarray]) -> None:
         self.vectors = vectors
         self.searches: list[tuple[int, float]] = []
+        self.records_read: list[str] = []
 
-    def search(
+    def nearest(
         self, collection_id: str, query: np.ndarray, k: int, max_distance: float
-    ) -> list[tuple[FaceRecord, float]]:
+    ) -> list[Hit]:
         self.searches.append((k, max_distance))
         hits = sorted(
             (float(np.linalg.norm(v - query)), face_id) for face_id, v in self.vectors.items()
         )
-        return [(_record(f), d) for d, f in hits if d <= max_distance][:k]
+        return [Hit(f, d) for d, f in hits if d <= max_distance][:k]
 
-    def descriptors(self, collection_id: str, face_ids: list[str]) -> dict[str, np.ndarray]:
-        return {f: self.vectors[f] for f in face_ids if f in self.vectors}
+    def indexed_vectors(
+        self, collection_id: str, face_ids: list[str]
+    ) -> tuple[list[str], np.ndarray]:
+        present = [f for f in face_ids if f in self.vectors]
+        return present, np.array([self.vectors[f] for f in present]).reshape(-1, DIM)
+
+    def get_faces(self, collection_id: str, face_ids: list[str]) -> dict[str, FaceRecord]:
+        self.records_read.extend(face_ids)
+        return {f: _record(f) for f in face_ids if f in self.vectors}
 
 
 def _record(face_id: str) -> FaceRecord:
@@ -110,8 +120,35 @@ def test_faces_deleted_between_index_and_lookup_are_dropped(
     matcher, faces = planted
 
     class Vanishing(BruteForceStore):
-        def descriptors(self, collection_id: str, face_ids: list[str]) -> dict[str, np.ndarray]:
-            return {}  # every hit was deleted after the index answered
+        def indexed_vectors(
+            self, collection_id: str, face_ids: list[str]
+        ) -> tuple[list[str], np.ndarray]:
+            return [], np.zeros((0, DIM))  # every hit was deleted after the index answered
 
     hits = asyncio.run(scored_hits(_deps(Vanishing(faces), matcher), "c", _axis(2, 0.45), 0.0, 10))
     assert hits == []
+
+    class Unrecorded(BruteForceStore):
+        def get_faces(self, collection_id: str, face_ids: list[str]) -> dict[str, FaceRecord]:
+            return {f: _record(f) for f in face_ids if f != "lonely"}  # deleted after scoring
+
+    hits = asyncio.run(scored_hits(_deps(Unrecorded(faces), matcher), "c", _axis(2, 0.45), 0.0, 10))
+    assert [r.face_id for r, _ in hits] == ["crowded"]
+
+
+def test_only_the_faces_kept_are_read_from_the_database(
+    planted: tuple[Matcher, dict[str, np.ndarray]],
+) -> None:
+    matcher, faces = planted
+    many = {**faces, **{f"far{i}": _axis(3, 5.0 + i) for i in range(50)}}
+    store = BruteForceStore(many)
+    probe = _axis(2, 0.45)
+    everything = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, 0.0, 100))
+    assert len(everything) == len(many)
+    best_two = [r.face_id for r, _ in everything[:2]]
+    assert sorted(best_two) == ["crowded", "lonely"]
+    store.records_read.clear()
+    threshold = everything[1][1]
+    hits = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, threshold, 100))
+    assert [r.face_id for r, _ in hits] == best_two
+    assert sorted(store.records_read) == sorted(best_two)  # not the 50 others

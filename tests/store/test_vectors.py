@@ -57,6 +57,23 @@ def test_remove_and_readd(kind: str) -> None:
     assert [h.face_id for h in hits] == ["f1700"]
 
 
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_vectors_are_the_stored_ones_for_present_faces_only(kind: str) -> None:
+    ids, vectors = _data(1500)
+    index: VectorIndex = make_index(kind)
+    index.add(ids, vectors)
+    index.remove(["f3", *ids[1000:]])  # the exact index moves rows; HNSW rebuilds
+    present, got = index.vectors(["f999", "f3", "f7", "f1200", "missing"])
+    assert present == ["f999", "f7"]
+    assert got.shape == (2, DIM)
+    assert np.array_equal(got, vectors[[999, 7]])
+    got[:] = 0  # a copy: the index is unchanged
+    assert np.array_equal(index.vectors(["f7"])[1][0], vectors[7])
+    none, empty = index.vectors(["missing"])
+    assert none == []
+    assert empty.shape == (0, DIM)
+
+
 def test_hnsw_recall_against_exact() -> None:
     ids, vectors = _data(5000, seed=3)
     exact, approx = ExactIndex(), HnswIndex()

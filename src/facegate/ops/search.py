@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from facegate.engine.matching import Matcher
 from facegate.engine.types import Vector
 from facegate.errors import InvalidParameterException, ResourceNotFoundException
 from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
@@ -27,6 +28,7 @@ from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
 from facegate.store.records import FaceRecord
+from facegate.store.store import FaceStore
 
 DEFAULT_FACE_MATCH_THRESHOLD = 80.0
 DEFAULT_MAX_FACES = 4096  # the API's maximum: the threshold, not a count, limits results
@@ -37,35 +39,53 @@ WIDEN_EXTRA = 4096
 async def scored_hits(
     deps: OpDeps, collection_id: str, probe: Vector, threshold_pct: float, k: int
 ) -> list[tuple[FaceRecord, float]]:
-    """Up to ``k`` stored faces reaching ``threshold_pct``: (record, Similarity), best first."""
-    matcher = deps.matcher
+    """Up to ``k`` stored faces reaching ``threshold_pct``: (record, Similarity), best first.
+
+    The index answers with ids and raw distances within the matcher's distance bound (which
+    must allow for the largest shift normalisation can make, so it takes in many more faces
+    than will match); their descriptors come from the in-memory index, they are scored, and
+    only the faces kept are read from the database. A face deleted meanwhile is dropped. All of
+    it runs in one worker thread (one hop from the event loop)."""
+    return await run_sync(_scored, deps.store, deps.matcher, collection_id, probe, threshold_pct, k)
+
+
+def _scored(
+    store: FaceStore,
+    matcher: Matcher,
+    collection_id: str,
+    probe: Vector,
+    threshold_pct: float,
+    k: int,
+) -> list[tuple[FaceRecord, float]]:
     probe_stat = float(matcher.stats(probe)[0])
     bound = matcher.distance_bound(threshold_pct, probe_stat)
-    hits = await run_sync(deps.store.search, collection_id, probe, k, bound)
+    hits = store.nearest(collection_id, probe, k, bound)
     if not hits:
         return []
     if matcher.normalised and len(hits) >= k:
-        reach = min(bound, hits[-1][1] + 2.0 * matcher.scorer.max_shift)
-        hits = await run_sync(deps.store.search, collection_id, probe, k + WIDEN_EXTRA, reach)
+        reach = min(bound, hits[-1].distance + 2.0 * matcher.scorer.max_shift)
+        hits = store.nearest(collection_id, probe, k + WIDEN_EXTRA, reach)
     if matcher.normalised:
-        ids = [r.face_id for r, _ in hits]
-        vectors = await run_sync(deps.store.descriptors, collection_id, ids)
-        # a face deleted since the index search has no vector: drop it
-        hits = [(r, d) for r, d in hits if r.face_id in vectors]
+        present, vectors = store.indexed_vectors(collection_id, [h.face_id for h in hits])
+        if len(present) < len(hits):  # deleted since the index search
+            alive = set(present)
+            hits = [h for h in hits if h.face_id in alive]
         if not hits:
             return []
-        stats = matcher.stats(np.array([vectors[r.face_id] for r, _ in hits]))
+        stats = matcher.stats(vectors)
     else:
         stats = np.zeros(len(hits))
-    distances = np.array([d for _, d in hits])
+    distances = np.array([h.distance for h in hits])
     similarities = matcher.similarities(distances, probe_stat, stats)
     scored = [
-        (record, float(s))
-        for (record, _), s in zip(hits, similarities, strict=True)
+        (hit.face_id, float(s))
+        for hit, s in zip(hits, similarities, strict=True)
         if s + 1e-9 >= threshold_pct
     ]
-    scored.sort(key=lambda rs: -rs[1])  # stable: equal Similarity keeps distance order
-    return scored[:k]
+    scored.sort(key=lambda fs: -fs[1])  # stable: equal Similarity keeps distance order
+    kept = scored[:k]
+    records = store.get_faces(collection_id, [f for f, _ in kept])
+    return [(records[f], s) for f, s in kept if f in records]
 
 
 async def search_vector(

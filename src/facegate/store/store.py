@@ -570,6 +570,21 @@ class FaceStore:
                     index.remove(ids)
         return faces
 
+    def nearest(self, collection_id: str, query: Matrix, k: int, max_distance: float) -> list[Hit]:
+        """The index's nearest faces (ids and distances) within ``max_distance``, after catching
+        up with other servers' changes; no database read beyond the catch-up."""
+        self.catch_up()
+        hits: list[Hit] = self.index(collection_id).search(query, k, max_distance)
+        return hits
+
+    def indexed_vectors(
+        self, collection_id: str, face_ids: Sequence[str]
+    ) -> tuple[list[str], Matrix]:
+        """The faces among ``face_ids`` in the collection's in-memory index, in order, and their
+        descriptors (the stored ones, without a database read), one row each; a face deleted
+        meanwhile is absent."""
+        return self.index(collection_id).vectors(face_ids)
+
     def search(
         self, collection_id: str, query: Matrix, k: int, max_distance: float
     ) -> list[tuple[FaceRecord, float]]:

@@ -55,6 +55,11 @@ class VectorIndex(Protocol):
         """At most ``k`` hits with distance <= ``max_distance``, nearest first."""
         ...
 
+    def vectors(self, face_ids: Sequence[str]) -> tuple[list[str], Matrix]:
+        """The faces among ``face_ids`` that are present (in the given order) and a copy of
+        their stored vectors, one row each."""
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -132,6 +137,12 @@ class ExactIndex:
                     self._row[moved] = row
                 self._ids.pop()
                 self._size -= 1
+
+    def vectors(self, face_ids: Sequence[str]) -> tuple[list[str], Matrix]:
+        with self._lock:
+            present = [f for f in face_ids if f in self._row]
+            rows = np.fromiter((self._row[f] for f in present), dtype=np.intp, count=len(present))
+            return present, self._vectors[rows]  # fancy indexing copies
 
     def search(self, query: Matrix, k: int, max_distance: float) -> list[Hit]:
         q = _as_matrix(query)[0]
@@ -216,6 +227,12 @@ class HnswIndex:
                     self._dead.add(label)
             if self._dead and len(self._dead) * 4 > len(self._ids):
                 self._rebuild()
+
+    def vectors(self, face_ids: Sequence[str]) -> tuple[list[str], Matrix]:
+        with self._lock:
+            present = [f for f in face_ids if f in self._label]
+            rows = [self._vectors[self._label[f]] for f in present]
+            return present, np.array(rows, dtype=np.float32).reshape(-1, DIM)
 
     def _rebuild(self) -> None:
         alive = [i for i in range(len(self._ids)) if i not in self._dead]
