@@ -21,11 +21,11 @@ table, states the machine, writes bench/results/feed_catchup.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,32 +35,23 @@ import numpy as np
 
 from benchlib import ROOT, machine_info, machine_line, write_results
 from facegate.store.db import Database, StoreDatabase
-from facegate.store.records import FaceRecord, NewFace
+from facegate.store.records import NewFace
 from facegate.store.store import FaceStore
 
 sys.path.insert(0, str(ROOT))
 from tests.pg import PgCluster
+from tests.store.factory import new_face
 
 COLLECTION = "feed"
 
 
+_numbers = itertools.count(1)
+
+
 def face(descriptor: np.ndarray) -> NewFace:
-    record = FaceRecord(
-        face_id=str(uuid.uuid4()),
-        collection_id=COLLECTION,
-        image_id=str(uuid.uuid4()),
-        image_sha256="0" * 64,
-        external_image_id=None,
-        box_left_ratio=0.1,
-        box_top_ratio=0.1,
-        box_width_ratio=0.5,
-        box_height_ratio=0.5,
-        confidence_pct=99.9,
-        model_version="dlib-resnet-v1",
-        user_id=None,
-        indexed_at=time.time(),
-    )
-    return NewFace(record, np.asarray(descriptor, dtype=np.float32))
+    """A new face of the collection with ``descriptor`` (ids from a counter, as the tests')."""
+    made = new_face(COLLECTION, next(_numbers))
+    return NewFace(made.record, np.asarray(descriptor, dtype=np.float32))
 
 
 def vectors(rng: np.random.Generator, n: int) -> np.ndarray:

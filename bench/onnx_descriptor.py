@@ -4,8 +4,8 @@
 
 Chips: the first ``--lfw-images`` LFW images (sorted by path, from ../shared/data/lfw/images)
 and every image of the first ``--pair-folds`` folds of View 2 (``pairs.txt``), decoded and
-detected by ``FaceEngine`` (HOG, as the server does), the face nearest the image centre aligned by
-``engine.align.face_chip``: the same chips go to dlib and to ONNX.
+detected by ``FaceEngine`` (its default detector chain, as the server), the face nearest the
+image centre aligned by ``engine.align.face_chip``: the same chips go to dlib and to ONNX.
 
 Measured, in one process and one run:
 
@@ -72,8 +72,8 @@ def central_face(faces: Sequence[DetectedFace], width: int, height: int) -> Dete
 
 
 def lfw_chips(engine: FaceEngine, folder: Path, names: Sequence[str]) -> dict[str, RGBImage]:
-    """The chip of the central face of each image (``images/``-relative name); images where HOG
-    finds no face are left out."""
+    """The chip of the central face of each image (``images/``-relative name); images where the
+    engine finds no face are left out."""
     chips: dict[str, RGBImage] = {}
     for name in names:
         try:
@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"export {export_s:.2f} s; {eq['faces']} LFW chips from {len(names)} images (the first "
         f"{args.lfw_images} by path and those of View 2 folds < {args.pair_folds}; "
-        f"{len(names) - len(chips)} without a HOG face), {chip_s:.1f} s to detect and align"
+        f"{len(names) - len(chips)} without a face), {chip_s:.1f} s to detect and align"
     )
     pf = eq["per_face_max_abs"]
     print(

@@ -225,14 +225,7 @@ class FaceEngine:
             if descriptors
             else tuple(Face(detected=f, descriptor=None) for f in detected)
         )
-        return Analysis(
-            width_px=image.width_px,
-            height_px=image.height_px,
-            image_format=image.image_format,
-            sha256=image.sha256,
-            faces=faces,
-            found_by=str(self.last_found_by) if faces else "",
-        )
+        return _analysis(image, faces, str(self.last_found_by))
 
     def analyze_many(self, items: Sequence[AnalyzeItem]) -> list[Analysis | Exception]:
         """``analyze`` for each item, in order, with ONE embedder call for the faces of all.
