@@ -20,11 +20,13 @@ finishes the pool sends that worker its share of the queue (``ceil(queued / work
 faces of all). Every request keeps its own options and its own outcome; one bad image fails only
 itself, and a worker death fails every request of its batch with ``EngineUnavailableError``.
 Results are bit-identical to one-at-a-time (``FaceEngine.analyze_many``), so batching changes
-only speed: ONNX costs 4.9 ms a face alone and 4.3 ms in batches of 8 (one thread), and the queue
-gives a worker its next images without a round trip per image. The price is latency under load:
-a batch's results come back together, so a request waits for the detection of the others in its
-batch (detection, not the descriptor, is most of an image's time). ``bench/batching.py``
-measures both sides; ``max_batch=1`` turns batching off.
+only speed: ONNX costs 4.7 ms a face alone and 4.4 ms in batches of 8 (one thread), and the queue
+gives a worker its next images without a round trip per image. A batch's results come back
+together, so a request may wait for the detection of the others in its batch. Measured with 8
+concurrent submitters on a 2-worker pool (``bench/batching.py``, docs/benchmarks.md), neither
+throughput nor latency moved beyond noise (0.98x and 1.08x images/s, p50 1.00x and 0.96x), since
+detection (30-80 ms an image), not the descriptor, is most of an image's time; a lone request
+was not delayed. ``max_batch=1`` turns batching off.
 
 The queue has no bound of its own: in the server, ``limits.Admission`` (FACEGATE_MAX_INFLIGHT,
 64 by default) bounds the requests in flight, and each request awaits at most one engine call at
