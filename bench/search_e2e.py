@@ -25,9 +25,10 @@ Measured, interleaving the paths (alternating which goes first):
    the store's 100,000 faces. Median ms of ``--queries`` x ``--rounds`` runs each.
 2. Through ``facegate serve`` (2 engine worker processes, the default policy pack, the audit log)
    with boto3, one request at a time: the whole request (SigV4, policy decision, engine in a
-   worker process, search, audit record, JSON). The two servers share the data dir, so they
-   take turns: each round starts one, warms it with one search, times ``--queries`` requests
-   and stops it.
+   worker process, search, audit record, JSON), at MaxFaces 4096 and, alternating with it, at
+   MaxFaces 1 (the same search, one match in the answer: what the answer's size costs). The two
+   servers share the data dir, so they take turns: each round starts one, warms it with one
+   search, times ``--queries`` requests of each kind and stops it.
 
 Prints a table with ratios and the machine, writes bench/results/search_e2e.json. The issue's
 target: fast path engine + search under 60 ms median.
@@ -177,7 +178,12 @@ def through_servers(data_dir: Path, probe: bytes, queries: int, rounds: int) -> 
         for name, env in PATHS.items()
     }
     # One data dir (one audit chain, one writer): the servers take turns, each started per round.
-    out: dict[str, Any] = {"runs_s": {n: [] for n in servers}, "matches": {}, "start_s": {}}
+    out: dict[str, Any] = {
+        "runs_s": {n: [] for n in servers},
+        "runs_s_max_faces_1": {n: [] for n in servers},
+        "matches": {},
+        "start_s": {},
+    }
     for r in range(rounds):
         order = list(servers.items())
         for name, server in order if r % 2 == 0 else reversed(order):
@@ -190,12 +196,14 @@ def through_servers(data_dir: Path, probe: bytes, queries: int, rounds: int) -> 
                     CollectionId=COLLECTION, Image={"Bytes": probe}, MaxFaces=MAX_FACES
                 )  # warm-up, not timed
                 out["matches"][name] = len(reply["FaceMatches"])
-                for _ in range(queries):
+                for i in range(2 * queries):
+                    max_faces = MAX_FACES if i % 2 == 0 else 1
                     t0 = time.perf_counter()
                     rek.search_faces_by_image(
-                        CollectionId=COLLECTION, Image={"Bytes": probe}, MaxFaces=MAX_FACES
+                        CollectionId=COLLECTION, Image={"Bytes": probe}, MaxFaces=max_faces
                     )
-                    out["runs_s"][name].append(time.perf_counter() - t0)
+                    key = "runs_s" if max_faces == MAX_FACES else "runs_s_max_faces_1"
+                    out[key][name].append(time.perf_counter() - t0)
             finally:
                 server.stop()
     return out
@@ -231,17 +239,20 @@ def main() -> int:
     dlib = ms(served["runs_s"]["dlib path"])
     fast = ms(served["runs_s"]["fast path"])
     rows.append(("SearchFacesByImage via boto3 and the server, ms", dlib, fast))
+    dlib = ms(served["runs_s_max_faces_1"]["dlib path"])
+    fast = ms(served["runs_s_max_faces_1"]["fast path"])
+    rows.append(("the same with MaxFaces=1 (one match in the answer), ms", dlib, fast))
     print(machine_line(info))
     print(
         f"{local['faces']:,} faces in the collection; 640x480 one-face probe; "
         f"{args.queries * args.rounds} queries per path in process, {args.queries * args.rounds} "
         "through each server; medians"
     )
-    header = f"{'measure':<52} {'dlib path':>10} {'fast path':>10} {'ratio':>7}"
+    header = f"{'measure':<56} {'dlib path':>10} {'fast path':>10} {'ratio':>7}"
     print(header)
     print("-" * len(header))
     for label, d, f in rows:
-        print(f"{label:<52} {d:10.1f} {f:10.1f} {d / f:7.2f}")
+        print(f"{label:<56} {d:10.1f} {f:10.1f} {d / f:7.2f}")
     print(f"matches at Similarity >= 80: in process {local['matches']}, served {served['matches']}")
     write_results(
         "search_e2e",
@@ -252,7 +263,11 @@ def main() -> int:
             "medians_ms": {label: {"dlib path": d, "fast path": f} for label, d, f in rows},
             "matches": {"in_process": local["matches"], "served": served["matches"]},
             "server_start_s": served["start_s"],
-            "runs_s": {"in_process": local["runs_s"], "served": served["runs_s"]},
+            "runs_s": {
+                "in_process": local["runs_s"],
+                "served": served["runs_s"],
+                "served_max_faces_1": served["runs_s_max_faces_1"],
+            },
         },
     )
     return 0
