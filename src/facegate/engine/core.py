@@ -31,7 +31,7 @@ from facegate.engine.detect import (
 )
 from facegate.engine.detect import confidence_pct as detector_confidence
 from facegate.engine.embed import Embedder
-from facegate.engine.image import DecodedImage, ImageLimits, RGBImage, decode_image
+from facegate.engine.image import DecodedImage, ImageLimits, decode_image
 from facegate.engine.landmarks import named_landmarks, shape_points
 from facegate.engine.matching import Matcher, default_matcher
 from facegate.engine.models import LoadedModels, ModelFiles, load_models
@@ -196,12 +196,32 @@ class FaceEngine:
 
     def describe(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> tuple[Face, ...]:
         """Attach a descriptor to each face (one batched call to the embedder)."""
+        (described,) = self._describe_all([(image, faces)])
+        return described
+
+    def _describe_all(
+        self, images: Sequence[tuple[DecodedImage, Sequence[DetectedFace]]]
+    ) -> list[tuple[Face, ...]]:
+        """The faces of each image with their descriptors, from ONE embedder call for the faces
+        of all (aligning the chips counts as descriptor time)."""
         t0 = time.perf_counter()
-        chips = [face_chip(image.pixels, f.box_px, f.points5_px) for f in faces]
+        chips = [
+            face_chip(image.pixels, f.box_px, f.points5_px)
+            for image, faces in images
+            for f in faces
+        ]
         vectors = self.embedder.embed(chips)
         self.times.descriptor_s += time.perf_counter() - t0
-        self.times.faces += len(faces)
-        return tuple(Face(detected=f, descriptor=v) for f, v in zip(faces, vectors, strict=True))
+        described: list[tuple[Face, ...]] = []
+        start = 0
+        for _, faces in images:
+            mine: npt.NDArray[np.float32] = vectors[start : start + len(faces)]
+            start += len(faces)
+            self.times.faces += len(faces)
+            described.append(
+                tuple(Face(detected=f, descriptor=v) for f, v in zip(faces, mine, strict=True))
+            )
+        return described
 
     def analyze(
         self,
@@ -214,71 +234,56 @@ class FaceEngine:
         """Decode, detect and (optionally) describe every face, largest first.
 
         ``max_faces`` describes only the largest N faces (all are still detected); use 1 for a
-        search probe, which Rekognition takes from the largest face only.
+        search probe, which Rekognition takes from the largest face only. Raises the engine's
+        typed errors (:meth:`analyze_many` of this one image, its error raised).
         """
-        image = self.decode(data)
-        detected = self.detect(image, detector=detector)
-        if max_faces is not None:
-            detected = detected[:max_faces]
-        faces = (
-            self.describe(image, detected)
-            if descriptors
-            else tuple(Face(detected=f, descriptor=None) for f in detected)
-        )
-        return _analysis(image, faces, str(self.last_found_by))
+        (outcome,) = self.analyze_many([AnalyzeItem(data, descriptors, detector, max_faces)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def analyze_many(self, items: Sequence[AnalyzeItem]) -> list[Analysis | Exception]:
         """``analyze`` for each item, in order, with ONE embedder call for the faces of all.
 
         Each item's options are its own. The outcome of an item is its :class:`Analysis` or the
         exception ``analyze`` would have raised for it (returned, not raised): a bad image never
-        fails the others. The results equal ``analyze``'s bit for bit: both embedders (dlib, and
-        the ONNX export on one intra-op thread, the pool's setting) describe a chip identically
-        alone or in a batch (all 41 faces found in the 29 sample images, batches of 1 to 41:
-        max abs difference 0.0; tests/engine/test_pool.py checks both runtimes).
-        An exception from the embedder call itself fails every item that wanted descriptors.
+        fails the others. The results equal those of one item at a time bit for bit: both
+        embedders (dlib, and the ONNX export on one intra-op thread, the pool's setting) describe
+        a chip identically alone or in a batch (all 41 faces found in the 29 sample images,
+        batches of 1 to 41: max abs difference 0.0; tests/engine/test_pool.py checks both
+        runtimes). An exception from the embedder call itself fails every item that wanted
+        descriptors.
         """
         outcomes: list[Analysis | Exception] = []
-        staged: list[tuple[int, DecodedImage, tuple[DetectedFace, ...], list[RGBImage]]] = []
-        found: list[str] = []
+        staged: list[tuple[int, DecodedImage, tuple[DetectedFace, ...], str]] = []
         for index, item in enumerate(items):
-            found.append("")
             try:
                 image = self.decode(item.data)
                 detected = self.detect(image, detector=item.detector)
-                found[index] = str(self.last_found_by) if detected else ""
+                found_by = str(self.last_found_by)
                 if item.max_faces is not None:
                     detected = detected[: item.max_faces]
                 if item.descriptors and detected:
-                    chips = [face_chip(image.pixels, f.box_px, f.points5_px) for f in detected]
-                    staged.append((index, image, detected, chips))
+                    staged.append((index, image, detected, found_by))
                 faces = tuple(Face(detected=f, descriptor=None) for f in detected)
-                outcomes.append(_analysis(image, faces, found[index]))
+                outcomes.append(_analysis(image, faces, found_by))
             except Exception as exc:  # this image's typed error, returned in its place
                 outcomes.append(exc)
         if not staged:
             return outcomes
-        t0 = time.perf_counter()
         try:
-            vectors = self.embedder.embed([chip for *_, chips in staged for chip in chips])
+            described = self._describe_all([(image, detected) for _, image, detected, _ in staged])
         except Exception as exc:
             for index, *_ in staged:
                 outcomes[index] = exc
             return outcomes
-        self.times.descriptor_s += time.perf_counter() - t0
-        start = 0
-        for index, image, detected, _ in staged:
-            mine: npt.NDArray[np.float32] = vectors[start : start + len(detected)]
-            start += len(detected)
-            self.times.faces += len(detected)
-            faces = tuple(
-                Face(detected=f, descriptor=v) for f, v in zip(detected, mine, strict=True)
-            )
-            outcomes[index] = _analysis(image, faces, found[index])
+        for (index, image, _, found_by), faces in zip(staged, described, strict=True):
+            outcomes[index] = _analysis(image, faces, found_by)
         return outcomes
 
 
 def _analysis(image: DecodedImage, faces: tuple[Face, ...], found_by: str) -> Analysis:
+    """The analysis of ``image``; ``found_by`` is kept only when there are faces."""
     return Analysis(
         width_px=image.width_px,
         height_px=image.height_px,
