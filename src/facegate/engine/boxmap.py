@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -62,33 +63,49 @@ class BoxMapError(ValueError):
     """A box map file that cannot be used."""
 
 
-def frame(rows: Rows) -> tuple[npt.NDArray[np.float64], ...]:
-    """(eyes_x, eyes_y, S, valid) for each row; ``valid`` is False where ``S`` is degenerate."""
+@dataclass(frozen=True)
+class _Frame:
+    """The landmark geometry of each row: eye and mouth midpoints, eye distance, scale ``S``
+    (1 where degenerate) and whether ``S`` is usable."""
+
+    eyes_x: npt.NDArray[np.float64]
+    eyes_y: npt.NDArray[np.float64]
+    mouth_x: npt.NDArray[np.float64]
+    mouth_y: npt.NDArray[np.float64]
+    eye_distance: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_]
+
+
+def _frame(rows: Rows) -> _Frame:
     lx, ly = rows[:, 5:10], rows[:, 10:15]
     ex, ey = (lx[:, 0] + lx[:, 1]) / 2, (ly[:, 0] + ly[:, 1]) / 2
     mx, my = (lx[:, 3] + lx[:, 4]) / 2, (ly[:, 3] + ly[:, 4]) / 2
     eyes = np.hypot(lx[:, 1] - lx[:, 0], ly[:, 1] - ly[:, 0])
-    mouth = np.hypot(mx - ex, my - ey)
-    scale = np.sqrt(eyes * mouth)
+    scale = np.sqrt(eyes * np.hypot(mx - ex, my - ey))
     valid = np.isfinite(scale) & (scale >= MIN_SCALE_PX)
-    return ex, ey, np.where(valid, scale, 1.0), valid.astype(np.float64)
+    return _Frame(ex, ey, mx, my, eyes, np.where(valid, scale, 1.0), valid)
+
+
+def frame(rows: Rows) -> tuple[npt.NDArray[np.float64], ...]:
+    """(eyes_x, eyes_y, S, valid) for each row; ``valid`` is False where ``S`` is degenerate."""
+    f = _frame(rows)
+    return f.eyes_x, f.eyes_y, f.scale, f.valid.astype(np.float64)
 
 
 def features(rows: Rows) -> npt.NDArray[np.float64]:
     """The (n, len(FEATURES)) design matrix of MTCNN rows."""
-    ex, ey, scale, _ = frame(rows)
-    lx, ly = rows[:, 5:10], rows[:, 10:15]
+    f = _frame(rows)
+    ex, ey, scale = f.eyes_x, f.eyes_y, f.scale
     x1, y1, x2, y2 = (rows[:, i] for i in range(4))
-    mx, my = (lx[:, 3] + lx[:, 4]) / 2, (ly[:, 3] + ly[:, 4]) / 2
-    eyes = np.hypot(lx[:, 1] - lx[:, 0], ly[:, 1] - ly[:, 0])
     return np.column_stack(
         [
             np.ones(rows.shape[0]),
-            eyes / scale,
-            (mx - ex) / scale,
-            (my - ey) / scale,
-            (lx[:, 2] - ex) / scale,
-            (ly[:, 2] - ey) / scale,
+            f.eye_distance / scale,
+            (f.mouth_x - ex) / scale,
+            (f.mouth_y - ey) / scale,
+            (rows[:, 7] - ex) / scale,  # the nose: landmark 3 (x in column 7, y in 12)
+            (rows[:, 12] - ey) / scale,
             (x2 - x1) / scale,
             (y2 - y1) / scale,
             ((x1 + x2) / 2 - ex) / scale,
@@ -180,7 +197,8 @@ def parse_box_map(document: Any) -> BoxMap:
         raise BoxMapError(f"not a box map document: {exc}") from exc
 
 
+@cache
 def load_box_map() -> BoxMap:
-    """The shipped map (``calibration/mtcnn-dlib-box.json``)."""
+    """The shipped map (``calibration/mtcnn-dlib-box.json``), read once per process."""
     text = resources.files("facegate.engine").joinpath("calibration", BOX_MAP_FILE).read_text()
     return parse_box_map(json.loads(text))
