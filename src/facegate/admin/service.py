@@ -142,6 +142,12 @@ def _text(value: str, what: str, max_len: int = MAX_NAME) -> str:
     return cleaned
 
 
+def _check_key_description(description: str) -> None:
+    """A key description may be empty, and has at most :data:`MAX_NAME` characters."""
+    if len(description) > MAX_NAME:
+        raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+
+
 class AdminService:
     """Organisations, keys, operators, policies, decisions and reviews.
 
@@ -295,29 +301,27 @@ class AdminService:
             raise InvalidParameterException(
                 f"Key expiry is 1-{MAX_EXPIRY_DAYS} days, not {expires_in_days}."
             )
-        if len(description) > MAX_NAME:
-            raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+        _check_key_description(description)
         ttl_s = expires_in_days * 86400.0 if expires_in_days is not None else None
         key = self.registry.create_key(org_id, use_case, description, ttl_s)
-        self._event(
-            "registry", "key.create", key.access_key_id, org_id, use_case=use_case,
-            expires_at=key.expires_at,
-        )  # fmt: skip
+        self._key_created(key, org_id, use_case)
         return key
 
     def create_first_key(self, org_id: str, use_case: str, description: str = "") -> NewKey | None:
         """The bootstrap key: a key (no expiry) for ``org_id`` and ``use_case``, created and
         recorded only if the store holds no key at all, checked and inserted in one write
         transaction. None when a key exists (also one another server created concurrently)."""
-        if len(description) > MAX_NAME:
-            raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+        _check_key_description(description)
         key = self.registry.create_first_key(org_id, use_case, description)
         if key is not None:
-            self._event(
-                "registry", "key.create", key.access_key_id, org_id, use_case=use_case,
-                expires_at=key.expires_at,
-            )  # fmt: skip
+            self._key_created(key, org_id, use_case)
         return key
+
+    def _key_created(self, key: NewKey, org_id: str, use_case: str) -> None:
+        self._event(
+            "registry", "key.create", key.access_key_id, org_id, use_case=use_case,
+            expires_at=key.expires_at,
+        )  # fmt: skip
 
     def keys(self, org_id: str | None = None) -> list[KeyRecord]:
         """Every key (of ``org_id`` if given, which must exist), oldest first. Records carry the

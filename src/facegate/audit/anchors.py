@@ -119,15 +119,8 @@ class Anchor:
         )
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "anchor_seq": self.anchor_seq,
-            "key_id": self.key_id,
-            "segment": self.segment,
-            "checkpoint_seq": self.checkpoint_seq,
-            "checkpoint_hash": self.checkpoint_hash,
-            "created_at": self.created_at,
-            "prev_hash": self.prev_hash,
-        }
+        """The fields its hash covers (:data:`ANCHOR_FIELDS`)."""
+        return {name: getattr(self, name) for name in ANCHOR_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -254,7 +247,7 @@ def verify_anchors(
                 )
             continue
         problems.extend(_checkpoint_problems(anchor, chain))
-    warnings = [_unanchored(kid, chain) for kid, chain in chains.items() if _unanchored(kid, chain)]
+    warnings = [w for w in (_unanchored(kid, chain) for kid, chain in chains.items()) if w]
     if not count:
         warnings.append("the anchor chain is empty")
     return AnchorsResult(

@@ -402,7 +402,5 @@ def _outcome(fut: Future[Analysis] | Exception) -> Analysis | Exception:
         return fut
     try:
         return fut.result()
-    except BrokenProcessPool as exc:
-        return EngineUnavailableError(f"An engine worker process died: {exc}.")
-    except Exception as exc:  # typed engine errors are returned to the caller, in order
+    except Exception as exc:  # typed engine errors (a dead worker's too) are returned, in order
         return exc

@@ -590,8 +590,7 @@ class FaceStore:
     ) -> list[tuple[FaceRecord, float]]:
         """Nearest stored faces (records and distances) within ``max_distance``, after catching
         up with other servers' changes."""
-        self.catch_up()
-        hits: list[Hit] = self.index(collection_id).search(query, k, max_distance)
+        hits = self.nearest(collection_id, query, k, max_distance)
         records = self.get_faces(collection_id, [h.face_id for h in hits])
         # A face deleted between the index search and the lookup is simply skipped.
         return [(records[h.face_id], h.distance) for h in hits if h.face_id in records]
