@@ -107,7 +107,8 @@ def audit_dir(args: argparse.Namespace) -> Path:
     return settings(args).audit_dir
 
 
-def _fail(message: str) -> int:
+def bad_input(message: str) -> int:
+    """Print ``message`` as facegate's one-line error and return :data:`EXIT_BAD_INPUT`."""
     print(f"facegate: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
@@ -120,20 +121,20 @@ def cmd_audit_verify(args: argparse.Namespace, out: TextIO) -> int:
 
         return cmd_verify_anchors(data_dirs, public_keys, args.format, out)
     if len(data_dirs) > 1 or len(public_keys) > 1:
-        return _fail("several --data-dir or --public-key options need --anchors")
+        return bad_input("several --data-dir or --public-key options need --anchors")
     args.data_dir = data_dirs[0] if data_dirs else None
     directory = audit_dir(args)
     trusted = bool(public_keys)
     key_path: Path = public_keys[0] if trusted else directory / PUBLIC_KEY_NAME
     if not directory.is_dir():
-        return _fail(f"{directory}: no audit log here (use --data-dir)")
+        return bad_input(f"{directory}: no audit log here (use --data-dir)")
     if not trusted and not key_path.exists():
-        return _fail(f"{key_path}: no public key (pass --public-key FILE)")
+        return bad_input(f"{key_path}: no public key (pass --public-key FILE)")
     try:
         public_key = read_public_key(key_path)
         result = verify(directory, public_key)
     except (AuditKeyError, AuditReadError) as exc:
-        return _fail(str(exc))
+        return bad_input(str(exc))
     source = {"path": str(key_path), "trusted_copy": trusted, "key_id": key_id(public_key)}
     if args.format == "json":
         json.dump({**result.to_json(), "public_key": source}, out, indent=2)
@@ -202,12 +203,12 @@ def cmd_audit_pubkey(args: argparse.Namespace, out: TextIO) -> int:
         elif published.exists():
             public = read_public_key(published)
         else:
-            return _fail(
+            return bad_input(
                 f"{root}: no audit signing key yet (it is created when the server first "
                 "opens the audit log)"
             )
     except AuditKeyError as exc:
-        return _fail(str(exc))
+        return bad_input(str(exc))
     out.write(public_key_text(public) + "\n")
     print(f"key id {key_id(public)}", file=sys.stderr)
     return EXIT_OK

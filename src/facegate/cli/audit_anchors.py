@@ -15,7 +15,6 @@ log, an unreadable key, two chains with one key, no database).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -25,16 +24,8 @@ from facegate.audit.anchors import AnchorsResult, verify_anchors
 from facegate.audit.errors import AuditKeyError, AuditReadError
 from facegate.audit.keys import read_public_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
+from facegate.cli.audit import EXIT_BROKEN, EXIT_OK, bad_input
 from facegate.config import Settings
-
-EXIT_OK = 0
-EXIT_BROKEN = 1
-EXIT_BAD_INPUT = 3
-
-
-def _fail(message: str) -> int:
-    print(f"facegate: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def cmd_verify_anchors(
@@ -48,20 +39,20 @@ def cmd_verify_anchors(
 
     configs = [Settings.from_env(data_dir=d) for d in data_dirs] or [Settings.from_env()]
     if public_keys and len(public_keys) != len(configs):
-        return _fail("give --public-key once per --data-dir (same order), or not at all")
+        return bad_input("give --public-key once per --data-dir (same order), or not at all")
     servers: list[tuple[Path, Ed25519PublicKey]] = []
     for index, config in enumerate(configs):
         directory = config.audit_dir
         if not directory.is_dir():
-            return _fail(f"{directory}: no audit log here (check --data-dir)")
+            return bad_input(f"{directory}: no audit log here (check --data-dir)")
         key_path = public_keys[index] if public_keys else directory / PUBLIC_KEY_NAME
         try:
             servers.append((directory, read_public_key(key_path)))
         except AuditKeyError as exc:
-            return _fail(str(exc))
+            return bad_input(str(exc))
     store = configs[0]
     if store.database_url is None and not store.database_path.exists():
-        return _fail(f"{store.database_path}: no database (set FACEGATE_DATABASE_URL)")
+        return bad_input(f"{store.database_path}: no database (set FACEGATE_DATABASE_URL)")
     db = open_database(store.database_path, store.database_url)
     try:
         rows = AnchorRepository(db, anchor_hash).all()
@@ -70,7 +61,7 @@ def cmd_verify_anchors(
     try:
         result = verify_anchors(rows, servers)
     except (AuditReadError, ValueError) as exc:
-        return _fail(str(exc))
+        return bad_input(str(exc))
     if fmt == "json":
         doc = {**result.to_json(), "store": store.database_name, "trusted_keys": bool(public_keys)}
         json.dump(doc, out, indent=2)
