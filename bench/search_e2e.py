@@ -52,12 +52,11 @@ from tqdm import tqdm
 
 from benchlib import ROOT, SAMPLES, machine_info, machine_line, write_results
 from engine_speed import build_images
+from facegate.config import Settings
 from facegate.engine.core import EngineConfig, FaceEngine
-from facegate.engine.detect import HOG_FIRST
 from facegate.engine.matching import default_matcher
 from facegate.engine.models import load_models
 from facegate.engine.pool import EnginePool
-from facegate.engine.runtime import DescriptorRuntime
 from facegate.ops.common import OpDeps, PageTokens
 from facegate.ops.search import scored_hits
 from facegate.store.db import open_database
@@ -77,9 +76,9 @@ PATHS: dict[str, dict[str, str]] = {
     "fast path": {},
 }
 CONFIGS: dict[str, EngineConfig] = {
-    "dlib path": EngineConfig(descriptor_runtime=DescriptorRuntime.DLIB, detector=HOG_FIRST),
-    "fast path": EngineConfig(),
+    name: Settings.from_env(env).engine for name, env in PATHS.items()
 }
+"""The engines the servers run with ``PATHS``' settings, for the in-process measurements."""
 
 
 def populate(data_dir: Path, faces: int, engine: FaceEngine) -> str:
