@@ -8,6 +8,7 @@ import pytest
 
 from facegate import enforce
 from facegate.engine.similarity import LOGISTIC_V0, CalibratedSimilarity
+from facegate.operations import OPERATIONS as OPS
 from facegate.policy.model import Obligations
 
 CALIBRATED = CalibratedSimilarity()
@@ -16,29 +17,32 @@ CALIBRATED = CalibratedSimilarity()
 def test_threshold_is_raised_never_lowered() -> None:
     strict = Obligations(min_similarity_pct=99.0)
     params: dict[str, Any] = {"face_match_threshold": 80.0}
-    assert enforce.before("SearchFacesByImage", params, strict).threshold_raised_to == 99.0
+    assert enforce.before(OPS["SearchFacesByImage"], params, strict).threshold_raised_to == 99.0
     assert params["face_match_threshold"] == 99.0
     missing: dict[str, Any] = {}
-    enforce.before("CompareFaces", missing, strict)
+    enforce.before(OPS["CompareFaces"], missing, strict)
     assert missing["similarity_threshold"] == 99.0
     higher: dict[str, Any] = {"user_match_threshold": 99.5}
-    assert enforce.before("SearchUsers", higher, strict).threshold_raised_to is None
+    assert enforce.before(OPS["SearchUsers"], higher, strict).threshold_raised_to is None
     assert higher["user_match_threshold"] == 99.5
     untouched: dict[str, Any] = {}
-    enforce.before("DetectFaces", untouched, strict)
+    enforce.before(OPS["DetectFaces"], untouched, strict)
     assert untouched == {}
 
 
 def test_candidates_are_capped_before_and_after() -> None:
     cap = Obligations(max_candidates=2)
     params: dict[str, Any] = {"max_faces": 4096}
-    assert enforce.before("SearchFaces", params, cap).candidates_capped_to == 2
+    assert enforce.before(OPS["SearchFaces"], params, cap).candidates_capped_to == 2
     assert params["max_faces"] == 2
     small: dict[str, Any] = {"max_users": 1}
-    enforce.before("SearchUsersByImage", small, cap)
+    enforce.before(OPS["SearchUsersByImage"], small, cap)
     assert small["max_users"] == 1
     response = {"FaceMatches": [1, 2, 3], "UnmatchedFaces": [4]}
-    assert enforce.after(response, cap) == {"FaceMatches": [1, 2], "UnmatchedFaces": [4]}
+    assert enforce.after(OPS["SearchFaces"], response, cap) == {
+        "FaceMatches": [1, 2],
+        "UnmatchedFaces": [4],
+    }
 
 
 def test_redaction_removes_fields_everywhere() -> None:
@@ -46,20 +50,43 @@ def test_redaction_removes_fields_everywhere() -> None:
         "FaceMatches": [{"Similarity": 99.1, "Face": {"FaceId": "f", "ExternalImageId": "alice"}}],
         "ExternalImageId": "top",
     }
-    out = enforce.after(response, Obligations(redact_fields=frozenset({"ExternalImageId"})))
+    out = enforce.after(
+        OPS["SearchFaces"], response, Obligations(redact_fields=frozenset({"ExternalImageId"}))
+    )
     assert out == {"FaceMatches": [{"Similarity": 99.1, "Face": {"FaceId": "f"}}]}
     assert response["ExternalImageId"] == "top"  # the input is not modified
 
 
 def test_withheld_response_has_no_candidates() -> None:
-    response = {"FaceMatches": [1], "UserMatches": [2], "UnmatchedFaces": [3], "Other": 4}
-    assert enforce.candidates(response) == 2
-    assert enforce.withheld(response) == {
+    response = {"FaceMatches": [1], "UnmatchedFaces": [3], "SourceImageFace": 4}
+    compare = OPS["CompareFaces"]
+    assert enforce.candidates(compare, response) == 1
+    assert enforce.withheld(compare, response) == {
         "FaceMatches": [],
-        "UserMatches": [],
         "UnmatchedFaces": [],
-        "Other": 4,
+        "SourceImageFace": 4,
     }
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_a_withheld_answer_has_one_form_with_or_without_a_match(name: str) -> None:
+    """What a caller sees while a review is pending must not depend on the result: every held
+    member is present and empty whether the answer had candidates or not."""
+    spec = OPS[name]
+    if not spec.compares_faces:
+        assert spec.held_fields == ()  # nothing is held for an operation that compares nothing
+        return
+    assert spec.held_fields, name  # an operation that compares faces withholds something
+    with_match = {field: [{"x": 1}] for field in spec.held_fields} | {"Other": 1}
+    without = {"Other": 1}
+    assert enforce.withheld(spec, with_match) == enforce.withheld(spec, without)
+
+
+def test_review_is_owed_whatever_the_result() -> None:
+    review = Obligations(reviewers_required=1)
+    for name, spec in OPS.items():
+        assert enforce.must_hold(spec, review) == spec.compares_faces, name
+        assert not enforce.must_hold(spec, Obligations())
 
 
 # --- the size-aware 1:N bound ----------------------------------------------------------------
@@ -71,7 +98,7 @@ def test_a_huge_collection_raises_the_threshold() -> None:
     bound = Obligations(min_similarity_pct=99.0, max_expected_false_candidates=0.01)
     params: dict[str, Any] = {"face_match_threshold": 80.0}
     applied = enforce.before(
-        "SearchFacesByImage", params, bound, collection_faces=25_000_000, similarity=CALIBRATED
+        OPS["SearchFacesByImage"], params, bound, collection_faces=25_000_000, similarity=CALIBRATED
     )
     assert params["face_match_threshold"] == pytest.approx(100.0 - 4e-6)
     assert applied.threshold_raised_to == pytest.approx(100.0 - 4e-6)
@@ -83,14 +110,14 @@ def test_a_small_collection_keeps_the_minimum() -> None:
     bound = Obligations(min_similarity_pct=99.0, max_expected_false_candidates=0.01)
     params: dict[str, Any] = {}
     applied = enforce.before(
-        "SearchFaces", params, bound, collection_faces=50, similarity=CALIBRATED
+        OPS["SearchFaces"], params, bound, collection_faces=50, similarity=CALIBRATED
     )
     assert params["face_match_threshold"] == 99.0
     assert applied.expected_false_candidates == pytest.approx(50 * 1e-4)
     # the bound alone raises the default 80 to 98
     only: dict[str, Any] = {}
     enforce.before(
-        "SearchUsers",
+        OPS["SearchUsers"],
         only,
         Obligations(max_expected_false_candidates=0.01),
         collection_faces=50,
@@ -102,18 +129,22 @@ def test_a_small_collection_keeps_the_minimum() -> None:
 def test_expected_false_candidates_without_the_obligation() -> None:
     params: dict[str, Any] = {"face_match_threshold": 90.0}
     applied = enforce.before(
-        "SearchFacesByImage", params, Obligations(), collection_faces=25_000, similarity=CALIBRATED
+        OPS["SearchFacesByImage"],
+        params,
+        Obligations(),
+        collection_faces=25_000,
+        similarity=CALIBRATED,
     )
     assert params["face_match_threshold"] == 90.0
     assert applied.expected_false_candidates == pytest.approx(25.0)  # 25,000 x 1e-3
-    compare = enforce.before("CompareFaces", {}, Obligations(), similarity=CALIBRATED)
+    compare = enforce.before(OPS["CompareFaces"], {}, Obligations(), similarity=CALIBRATED)
     assert compare.expected_false_candidates is None  # 1:1, no collection
 
 
 def test_an_uncalibrated_mapping_cannot_honour_the_bound() -> None:
     params: dict[str, Any] = {"face_match_threshold": 99.0}
     applied = enforce.before(
-        "SearchFacesByImage",
+        OPS["SearchFacesByImage"],
         params,
         Obligations(max_expected_false_candidates=1.0),
         collection_faces=10,

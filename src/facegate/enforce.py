@@ -3,28 +3,33 @@ request path; the policy package decides *what* is owed, this module does it).
 
 Before the work, on the validated parameters (snake_case):
 
+Which parameter carries an operation's threshold and cap, and its default, is in its row of
+:mod:`facegate.operations`; every operation that compares faces has a threshold.
+
 * ``min_similarity_pct`` raises FaceMatchThreshold / SimilarityThreshold / UserMatchThreshold to
   at least the minimum (a caller's higher threshold stands; a lower or missing one is raised:
   never lowered).
 * ``max_candidates`` caps MaxFaces / MaxUsers.
-* ``max_expected_false_candidates`` (1:N searches): a search of a collection of N faces at a
-  threshold whose per-pair false match rate is f returns about N x f false candidates; the
+* ``max_expected_false_candidates`` (identification: faces compared with a collection's): a
+  search of a collection of N faces at a threshold whose per-pair false match rate is f returns
+  about N x f false candidates; the
   threshold is raised to the lowest Similarity whose calibrated rate is at most bound / N
   (:meth:`~facegate.engine.similarity.SimilarityModel.similarity_for_fmr`). With an uncalibrated
   mapping nothing can be promised, so the threshold goes to 100 (fail closed).
 
-Every 1:N search, with or without that obligation, reports ``expected_false_candidates``:
+Every identification, with or without that obligation, reports ``expected_false_candidates``:
 N x f at the threshold finally used (the scale's rate at 70 below Similarity 70, a lower bound;
 None with an uncalibrated mapping). The pipeline puts it in the audit record and the
 ``x-facegate-expected-false-candidates`` response header.
 
 After the work, on the response in wire form (PascalCase):
 
-* candidate lists (FaceMatches, UserMatches) are cut to ``max_candidates`` (CompareFaces has no
-  MaxFaces parameter);
+* candidate lists (the row's ``candidate_fields``: FaceMatches, UserMatches) are cut to
+  ``max_candidates`` (CompareFaces has no MaxFaces parameter);
 * ``redact_fields`` are removed wherever they appear;
-* ``reviewers_required`` holds the candidates (FaceMatches, UserMatches, UnmatchedFaces: anything
-  that tells the caller who matched) until enough distinct reviewers confirm.
+* ``reviewers_required`` holds the whole answer of an operation that compares faces, whatever its
+  result (:func:`must_hold`); the caller sees it without the row's ``held_fields`` (anything
+  that tells who matched, or did not) until enough distinct reviewers confirm.
 """
 
 from __future__ import annotations
@@ -33,29 +38,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from facegate import operations
 from facegate.engine.similarity import SimilarityModel
-from facegate.policy.actions import IDENTIFICATION_ACTIONS
+from facegate.operations import OperationSpec
 from facegate.policy.model import Obligations
 
-CANDIDATE_LISTS = ("FaceMatches", "UserMatches")
-HELD_FIELDS = ("FaceMatches", "UserMatches", "UnmatchedFaces")
-DEFAULT_THRESHOLD_PCT = 80.0
-"""Rekognition's default for every match threshold (governance-rules.md AMZ-DEFAULTS)."""
-
-# Which threshold / cap parameter each face-comparison operation has.
-_THRESHOLD_OF = {
-    "CompareFaces": "similarity_threshold",
-    "SearchFaces": "face_match_threshold",
-    "SearchFacesByImage": "face_match_threshold",
-    "SearchUsers": "user_match_threshold",
-    "SearchUsersByImage": "user_match_threshold",
-}
-_CAP_OF = {
-    "SearchFaces": "max_faces",
-    "SearchFacesByImage": "max_faces",
-    "SearchUsers": "max_users",
-    "SearchUsersByImage": "max_users",
-}
+DEFAULT_THRESHOLD_PCT = operations.DEFAULT_THRESHOLD_PCT
+"""Rekognition's default for the match thresholds (governance-rules.md AMZ-DEFAULTS)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +64,7 @@ def _size_aware(bound: float, faces: int, similarity: SimilarityModel | None) ->
 
 
 def before(
-    operation: str,
+    operation: OperationSpec,
     params: dict[str, Any],
     obligations: Obligations,
     *,
@@ -90,20 +79,21 @@ def before(
     raised: float | None = None
     capped: int | None = None
     minimum = obligations.min_similarity_pct
-    name = _THRESHOLD_OF.get(operation)
+    name = operation.threshold_param
+    default = operation.default_threshold_pct or DEFAULT_THRESHOLD_PCT
     bound = obligations.max_expected_false_candidates
-    searching = operation in IDENTIFICATION_ACTIONS and collection_faces is not None
+    searching = operation.identification and collection_faces is not None
     if bound is not None and searching and collection_faces is not None:
         size_aware = _size_aware(bound, collection_faces, similarity)
         minimum = size_aware if minimum is None else max(minimum, size_aware)
     if minimum is not None and name is not None:
         given = params.get(name)
-        current = DEFAULT_THRESHOLD_PCT if given is None else float(given)
+        current = default if given is None else float(given)
         if current < minimum:
             params[name] = float(minimum)
             raised = float(minimum)
     cap = obligations.max_candidates
-    cap_name = _CAP_OF.get(operation)
+    cap_name = operation.cap_param
     if cap is not None and cap_name is not None:
         given_cap = params.get(cap_name)
         if given_cap is None or int(given_cap) > cap:
@@ -112,19 +102,21 @@ def before(
     threshold = expected = None
     if name is not None:
         given = params.get(name)
-        threshold = DEFAULT_THRESHOLD_PCT if given is None else float(given)
+        threshold = default if given is None else float(given)
     if searching and collection_faces is not None and similarity and threshold is not None:
         fmr = similarity.fmr_at(threshold)
         expected = None if fmr is None else collection_faces * fmr
     return Applied(raised, capped, threshold, expected)
 
 
-def after(response: dict[str, Any], obligations: Obligations) -> dict[str, Any]:
+def after(
+    operation: OperationSpec, response: dict[str, Any], obligations: Obligations
+) -> dict[str, Any]:
     """The response with candidate lists capped and redacted fields removed (a new dict)."""
     out: dict[str, Any] = _redact(response, obligations.redact_fields)
     cap = obligations.max_candidates
     if cap is not None:
-        for name in CANDIDATE_LISTS:
+        for name in operation.candidate_fields:
             if isinstance(out.get(name), list):
                 out[name] = out[name][:cap]
     return out
@@ -140,11 +132,23 @@ def _redact(value: Any, fields: frozenset[str]) -> Any:
     return value
 
 
-def candidates(response: Mapping[str, Any]) -> int:
+def candidates(operation: OperationSpec, response: Mapping[str, Any]) -> int:
     """How many candidates (face or user matches) a response carries."""
-    return sum(len(response.get(name) or ()) for name in CANDIDATE_LISTS)
+    return sum(len(response.get(name) or ()) for name in operation.candidate_fields)
 
 
-def withheld(response: Mapping[str, Any]) -> dict[str, Any]:
-    """The response as a caller sees it while its review is pending: no candidates."""
-    return {k: ([] if k in HELD_FIELDS else v) for k, v in response.items()}
+def must_hold(operation: OperationSpec, obligations: Obligations) -> bool:
+    """Whether the answer is held for human review: the operation compares faces and the
+    decision demands reviewers. Decided before the work and whatever its result, so that a held
+    answer says nothing about whether anyone matched."""
+    return operation.compares_faces and obligations.reviewers_required > 0
+
+
+def withheld(operation: OperationSpec, response: Mapping[str, Any]) -> dict[str, Any]:
+    """The response as a caller sees it while its review is pending: every member that tells
+    who matched, or did not (the row's ``held_fields``), is present and empty, whatever the
+    result, so a pending answer has the same form with or without a match."""
+    out = {k: v for k, v in response.items() if k not in operation.held_fields}
+    for name in operation.held_fields:
+        out[name] = []
+    return out

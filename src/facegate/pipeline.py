@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -42,9 +43,8 @@ from facegate.errors import (
     UnknownOperationException,
 )
 from facegate.ops.common import Enrolment, image_bytes
-from facegate.ops.registry import OPERATIONS, Operation
+from facegate.ops.registry import OPERATIONS, Operation, deps_for
 from facegate.ops.tags import collection_of
-from facegate.policy.actions import IDENTIFICATION_ACTIONS
 from facegate.policy.model import (
     CollectionRef,
     Decision,
@@ -171,7 +171,7 @@ async def _admitted(
         signed=caller.signed_headers,
     )
     context = headers.context
-    if operation.name in IDENTIFICATION_ACTIONS:
+    if operation.spec.identification:
         # the deployment gate: the active model's registered bias audit, read per request so a
         # registration by the CLI applies at once (other actions keep false/false: only the
         # gate reads these, and only for identification)
@@ -199,8 +199,11 @@ async def _admitted(
         )
     digest = _params_digest(operation, params)
     if headers.review_id is not None:
-        return await _collect(services, operation, digest, principal, headers.review_id, outcome)
-    token = params.get("client_request_token") if operation.idempotent_token else None
+        return await _collect(
+            services, operation, params, _review_digest(digest, context), principal, headers,
+            outcome,
+        )  # fmt: skip
+    token = params.get("client_request_token") if operation.spec.idempotent_token else None
     if token is None:
         return await _work(
             services, operation, params, digest, decision, principal, headers, now, outcome
@@ -229,8 +232,17 @@ async def _work(
         return replay
     # 5 the work, its parameters shaped by the obligations
     obligations = decision.obligations
+    spec = operation.spec
+    # held for human review whatever the result (decided before the work, so that being held
+    # says nothing about a match); an operation that writes what it compares is planned, and
+    # its plan applied only when a released review is collected
+    held = enforce.must_hold(spec, obligations)
+    if held and not operation.holdable:
+        raise AccessDeniedException(
+            f"{operation.name} cannot be held for the human review this request needs."
+        )
     applied = enforce.before(
-        operation.name,
+        spec,
         params,
         obligations,
         collection_faces=outcome.collection_faces,
@@ -242,24 +254,23 @@ async def _work(
         if obligations.retention_days is not None
         else None
     )
-    deps = services.deps.for_caller(
+    deps = deps_for(
+        services.deps,
+        operation,
         principal.organisation.org_id,
         Enrolment(headers.context.consent_ref or None, retain_until),
     )
-    result = await operation.handler(deps, params)
-    # 6 obligations on the response; human review holds the candidates
+    work = operation.plan if held and operation.plan is not None else operation.handler
+    result = await work(deps, params)
+    # 6 obligations on the response; human review holds the whole answer
     full = to_wire(result)
-    wire = enforce.after(full, obligations)
-    held = (
-        operation.is_face_comparison
-        and obligations.reviewers_required > 0
-        and enforce.candidates(wire) > 0
-    )
+    wire = enforce.after(spec, full, obligations)
     outcome.result = summarise(wire, held=held)
     if held:
         crop = await _probe_crop(services, operation, params, full)
+        review_digest = _review_digest(digest, headers.context)
         wire = await _hold(
-            services, operation, digest, decision, principal, wire, now, outcome, crop
+            services, operation, review_digest, decision, principal, wire, now, outcome, crop
         )
     body = protocol.encode_body(wire)
     await _remember(services, operation, params, digest, body)
@@ -273,8 +284,8 @@ def _resource(
     e.g. for CreateCollection, belongs to the caller's organisation)."""
     own = principal.organisation.org_id
     collection_id: str | None = None
-    if operation.collection_param is not None:
-        collection_id = params.get(operation.collection_param)
+    if operation.spec.collection_param is not None:
+        collection_id = params.get(operation.spec.collection_param)
     elif "resource_arn" in params:
         try:
             collection_id = collection_of(services.deps, params["resource_arn"])
@@ -329,7 +340,8 @@ async def _hold(
 ) -> dict[str, Any]:
     """Keep the full response for review, with the probe's face crop (stored encrypted in the
     review's own transaction); the caller gets it without candidates, plus the review id to
-    collect it with (header X-Facegate-Review) once enough reviewers confirm."""
+    collect it with (header X-Facegate-Review) once enough reviewers confirm. ``digest`` binds
+    the review to the request's parameters and governance context (:func:`_review_digest`)."""
     review = ReviewRecord(
         review_id="rev-" + secrets.token_hex(10),
         decision_id=decision.decision_id,
@@ -340,28 +352,32 @@ async def _hold(
         reviewers_required=decision.obligations.reviewers_required,
         status=PENDING,
         held_response=protocol.encode_body(wire).decode("utf-8"),
-        candidates=enforce.candidates(wire),
+        candidates=enforce.candidates(operation.spec, wire),
         created_at=now,
         expires_at=now + services.settings.review_ttl_s,
     )
     await asyncio.to_thread(services.reviews.insert, review, crop)
     await asyncio.to_thread(services.decisions.set_review, decision.decision_id, review.review_id)
     outcome.review_id, outcome.review_status = review.review_id, PENDING
-    return enforce.withheld(wire)
+    return enforce.withheld(operation.spec, wire)
 
 
 async def _probe_crop(
     services: Services, operation: Operation, params: dict[str, Any], full: dict[str, Any]
 ) -> bytes | None:
     """The probe's face crop for a held result (None: the operation has no probe image, e.g.
-    SearchFaces by FaceId). Fails closed: a crop that cannot be made holds nothing and the
-    request fails, so no review of a search by image exists without its crop."""
+    SearchFaces by FaceId; or no face was found in the probe). Fails closed: a crop that cannot
+    be made holds nothing and the request fails, so no review of a search by image with a face
+    exists without its crop."""
     probe = crops.PROBES.get(operation.name)
     if probe is None:
         return None
     try:
-        data = image_bytes(params[probe.param])
         box = crops.face_box(probe, full)
+    except crops.CropError:
+        return None  # the answer has no probe face (e.g. no usable face in the image)
+    try:
+        data = image_bytes(params[probe.param])
         return await asyncio.to_thread(crops.face_crop, data, box, services.settings.engine.limits)
     except Exception as exc:
         log.exception("review crop failed", extra={"operation": operation.name})
@@ -371,29 +387,47 @@ async def _probe_crop(
 async def _collect(
     services: Services,
     operation: Operation,
+    params: dict[str, Any],
     digest: str,
     principal: Principal,
-    review_id: str,
+    headers: governance_headers.Governance,
     outcome: Outcome,
 ) -> bytes:
     """The held response of a review, once released; while pending, the response without
-    candidates again. Only the organisation that made the request, repeating the same request,
-    can collect it."""
+    candidates again. Only the organisation that made the request, repeating the same request
+    with the same governance context (``digest``: :func:`_review_digest`), can collect it. A
+    held plan of an operation that writes (AssociateFaces) is applied when collected."""
+    review_id = headers.review_id or ""
     review = await asyncio.to_thread(services.reviews.get, review_id)
     if review is None or review.org_id != principal.organisation.org_id:
         raise ResourceNotFoundException(f"Review {review_id} does not exist.")
-    if review.operation != operation.name or review.params_sha256 != digest:
+    if review.operation != operation.name or not hmac.compare_digest(review.params_sha256, digest):
         raise InvalidParameterException(
-            f"Review {review_id} holds the results of another request; send the same request."
+            f"Review {review_id} holds the results of another request; send the same request "
+            "with the same governance headers (purpose, case, authorisation, consent, camera, "
+            "real-time, exigent)."
         )
     status = review.status_at(services.clock())
     outcome.review_id, outcome.review_status = review_id, status
+    if status not in (RELEASED, PENDING):  # a rejected or expired review holds nothing
+        raise AccessDeniedException(
+            f"Review {review_id} was {status}; its results are not released."
+        )
+    held = json.loads(review.held_response)
     if status == RELEASED:
-        outcome.result = summarise(json.loads(review.held_response))
+        if operation.apply_held is not None:
+            deps = deps_for(
+                services.deps,
+                operation,
+                principal.organisation.org_id,
+                Enrolment(headers.context.consent_ref or None),
+            )
+            held = to_wire(await operation.apply_held(deps, params, held))
+            outcome.result = summarise(held)
+            return protocol.encode_body(held)
+        outcome.result = summarise(held)
         return review.held_response.encode("utf-8")
-    if status == PENDING:
-        return protocol.encode_body(enforce.withheld(json.loads(review.held_response)))
-    raise AccessDeniedException(f"Review {review_id} was {status}; its results are not released.")
+    return protocol.encode_body(enforce.withheld(operation.spec, held))
 
 
 async def _authenticate(services: Services, request: RawRequest) -> VerifiedCaller:
@@ -445,11 +479,29 @@ def _params_digest(operation: Operation, params: dict[str, Any]) -> str:
     return hashlib.sha256(f"{operation.name}\0{text}".encode()).hexdigest()
 
 
+def _review_digest(params_digest: str, context: RequestContext) -> str:
+    """What a held review is bound to: the request's parameters and every governance fact the
+    caller asserted (purpose, case, authorisation, consent, camera, real-time, exigent), so a
+    released result is collected only under the context that was reviewed."""
+    asserted = {
+        "purpose": context.purpose,
+        "case_ref": context.case_ref,
+        "authorization_ref": context.authorization_ref,
+        "authorization_issuer": context.authorization_issuer,
+        "camera": context.camera,
+        "consent_ref": context.consent_ref,
+        "realtime": context.realtime,
+        "exigent": context.exigent,
+    }
+    text = json.dumps(asserted, sort_keys=True)
+    return hashlib.sha256(f"{params_digest}\0{text}".encode()).hexdigest()
+
+
 async def _recall(
     services: Services, operation: Operation, params: dict[str, Any], digest: str
 ) -> bytes | None:
     token = params.get("client_request_token")
-    if not operation.idempotent_token or token is None:
+    if not operation.spec.idempotent_token or token is None:
         return None
     stored = await asyncio.to_thread(
         services.deps.idempotency.recall, operation.name, token, digest
@@ -461,7 +513,7 @@ async def _remember(
     services: Services, operation: Operation, params: dict[str, Any], digest: str, body: bytes
 ) -> None:
     token = params.get("client_request_token")
-    if operation.idempotent_token and token is not None:
+    if operation.spec.idempotent_token and token is not None:
         await asyncio.to_thread(
             services.deps.idempotency.remember,
             operation.name,

@@ -39,7 +39,7 @@ from facegate.audit.report_model import (
     tables,
 )
 from facegate.audit.report_stats import DEFAULT_DENY
-from facegate.ops.registry import OPERATIONS
+from facegate.operations import OPERATIONS
 from tests.audit.report_stream import (
     EU_REALTIME,
     EXPECTED,
@@ -382,9 +382,10 @@ def test_retention_counts_each_form() -> None:
 
 
 def test_face_comparison_operations_match_the_operation_registry() -> None:
-    assert {n for n, op in OPERATIONS.items() if op.is_face_comparison} == set(
+    assert {n for n, op in OPERATIONS.items() if op.compares_faces} == set(
         FACE_COMPARISON_OPERATIONS
     )
+    assert "AssociateFaces" in FACE_COMPARISON_OPERATIONS
 
 
 def test_an_empty_log_gives_an_empty_report() -> None:

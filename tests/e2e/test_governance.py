@@ -70,6 +70,40 @@ def test_police_investigation_is_denied_face_comparison(
     assert len(client.detect_faces(Image=image("obama.jpg"))["FaceDetails"]) == 1
 
 
+def test_every_operation_that_compares_faces_is_face_comparison_for_the_moratorium(
+    server: LiveServer, police: dict[str, Credentials], image: Image
+) -> None:
+    """The attack of issue 18: a police key denied CompareFaces and the searches indexes
+    photos, creates a user and asks AssociateFaces to score gallery faces against it, which
+    compares faces (it answers each face's similarity to the user). It is denied like any other
+    face comparison, as are the user searches; enrolling faces is not comparison and stays."""
+    client = server.client(police["investigation"])
+    collection_id = "e2e-police-inv"
+    client.create_collection(CollectionId=collection_id)
+    ids = [
+        client.index_faces(CollectionId=collection_id, Image=image(name))["FaceRecords"][0]["Face"][
+            "FaceId"
+        ]
+        for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
+    ]
+    client.create_user(CollectionId=collection_id, UserId="suspect")
+    message = _denied(
+        lambda: client.associate_faces(
+            CollectionId=collection_id, UserId="suspect", FaceIds=ids, UserMatchThreshold=100
+        )
+    )
+    assert message.startswith("Access denied by policy (decision dec-")
+    _denied(lambda: client.search_users(CollectionId=collection_id, FaceId=ids[0]))
+    _denied(lambda: client.search_users(CollectionId=collection_id, UserId="suspect"))
+    _denied(
+        lambda: client.search_users_by_image(CollectionId=collection_id, Image=image("obama.jpg"))
+    )
+    _denied(lambda: client.search_faces(CollectionId=collection_id, FaceId=ids[0]))
+    # nothing was associated, and nothing in any answer scored a face against another
+    faces = client.list_faces(CollectionId=collection_id)["Faces"]
+    assert all("UserId" not in face for face in faces)
+
+
 def test_police_missing_persons_is_allowed(
     server: LiveServer, police: dict[str, Credentials], police_collection: str, image: Image
 ) -> None:

@@ -32,6 +32,7 @@ from facegate.store.reviews import CropCipher, ReviewRepository
 from facegate.store.store import FaceStore
 from facegate.wire.keys import load_master_key
 from tests.admin.live import AdminApi, create_operator, error_of, unique, with_header
+from tests.e2e.governance import send_headers
 from tests.e2e.server import Credentials, LiveServer
 
 PACKS = "aws-public-safety-terms,eu-ai-act-art5"
@@ -202,6 +203,118 @@ def test_collect_needs_the_same_request(
         _collect(live, eu_org, review_id, CollectionId=collection_id, Image=image("obama.jpg"))
     assert info.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "send the same request" in info.value.response["Error"]["Message"]
+
+
+def test_a_search_without_a_match_is_held_too(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials, image: Image
+) -> None:
+    """Being held must say nothing about the result: a search the policy subjects to review is
+    held whether or not anyone matched, and its pending answer has the same form."""
+    rek, collection_id = _collection(live, eu_org, image)
+    miss = {
+        "CollectionId": collection_id,
+        "Image": image("astronaut.png"),
+        "FaceMatchThreshold": 99,
+    }
+    hit = {"CollectionId": collection_id, "Image": image("obama3.jpg"), "FaceMatchThreshold": 99}
+    held_miss, held_hit = rek.search_faces_by_image(**miss), rek.search_faces_by_image(**hit)
+    for held in (held_miss, held_hit):
+        assert _headers(held)["x-facegate-review-status"] == "pending"
+        assert held["FaceMatches"] == []
+    assert set(held_miss) == set(held_hit)
+    miss_id = _headers(held_miss)["x-facegate-review-id"]
+    shown = reviewers.one.ok(reviewers.one.get(f"/reviews/{miss_id}"))
+    assert shown["held_candidates"] == []  # the reviewers see that nothing matched
+    note = {"note": "no match, as expected"}
+    reviewers.one.ok(reviewers.one.post(f"/reviews/{miss_id}/confirm", note))
+    reviewers.two.ok(reviewers.two.post(f"/reviews/{miss_id}/confirm", note))
+    released = _collect(live, eu_org, miss_id, **miss)
+    assert _headers(released)["x-facegate-review-status"] == "released"
+    assert released["FaceMatches"] == []
+
+
+def test_a_released_review_is_collected_only_in_its_governance_context(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials, image: Image
+) -> None:
+    """The reviewers released the result of a request made for case A; the same request for
+    case B (or with another purpose, authorisation...) cannot collect it."""
+    rek, collection_id = _collection(live, eu_org, image)
+    send_headers(rek, {"X-Facegate-Case": "case-A"})
+    search = {"CollectionId": collection_id, "Image": image("obama3.jpg")}
+    review_id = _headers(rek.search_faces_by_image(**search))["x-facegate-review-id"]
+    note = {"note": "same person"}
+    reviewers.one.ok(reviewers.one.post(f"/reviews/{review_id}/confirm", note))
+    reviewers.two.ok(reviewers.two.post(f"/reviews/{review_id}/confirm", note))
+
+    def collect(case: str | None) -> dict[str, Any]:
+        client = live.client(eu_org)
+        if case is not None:
+            send_headers(client, {"X-Facegate-Case": case})
+        with_header(client, "SearchFacesByImage", "X-Facegate-Review", review_id)
+        result: dict[str, Any] = client.search_faces_by_image(**search)
+        return result
+
+    for other in ("case-B", None):
+        with pytest.raises(ClientError) as info:
+            collect(other)
+        assert info.value.response["Error"]["Code"] == "InvalidParameterException"
+        assert "same governance headers" in info.value.response["Error"]["Message"]
+    released = collect("case-A")
+    assert _headers(released)["x-facegate-review-status"] == "released"
+    assert released["FaceMatches"]
+
+
+def test_associate_faces_is_held_and_applied_only_when_released(
+    live: LiveServer, reviewers: Reviewers, eu_org: Credentials, image: Image
+) -> None:
+    """AssociateFaces compares faces (it scores each face against the user's) and writes what
+    it found: under review nothing is associated, and nothing about the scores is told, until
+    the reviewers release it; collecting it then writes the plan they saw, once."""
+    rek = live.client(eu_org)
+    collection_id = f"c-{uuid.uuid4().hex[:10]}"
+    rek.create_collection(CollectionId=collection_id)
+    ids = {
+        name: rek.index_faces(CollectionId=collection_id, Image=image(name))["FaceRecords"][0][
+            "Face"
+        ]["FaceId"]
+        for name in ("obama.jpg", "obama2.jpg", "biden.jpg")
+    }
+    rek.create_user(CollectionId=collection_id, UserId="u1")
+    request = {"CollectionId": collection_id, "UserId": "u1", "FaceIds": list(ids.values())}
+    held = rek.associate_faces(**request)
+    assert _headers(held)["x-facegate-review-status"] == "pending"
+    assert held["AssociatedFaces"] == []
+    assert held["UnsuccessfulFaceAssociations"] == []
+    review_id = _headers(held)["x-facegate-review-id"]
+
+    def users() -> dict[str, str | None]:
+        faces = rek.list_faces(CollectionId=collection_id)["Faces"]
+        return {f["FaceId"]: f.get("UserId") for f in faces}
+
+    assert set(users().values()) == {None}  # nothing written while pending
+    shown = reviewers.one.ok(reviewers.one.get(f"/reviews/{review_id}"))
+    kinds = {c["face_id"]: c["kind"] for c in shown["held_candidates"]}
+    assert kinds[ids["obama.jpg"]] == "association"
+    assert kinds[ids["obama2.jpg"]] == "association"
+    assert kinds[ids["biden.jpg"]] == "not_associated"
+    note = {"note": "the same person"}
+    reviewers.one.ok(reviewers.one.post(f"/reviews/{review_id}/confirm", note))
+    reviewers.two.ok(reviewers.two.post(f"/reviews/{review_id}/confirm", note))
+    assert set(users().values()) == {None}  # released, but applied only when collected
+
+    collector = live.client(eu_org)
+    with_header(collector, "AssociateFaces", "X-Facegate-Review", review_id)
+    for _ in range(2):  # collecting twice writes once and answers the same
+        done = collector.associate_faces(**request)
+        assert _headers(done)["x-facegate-review-status"] == "released"
+        assert {f["FaceId"] for f in done["AssociatedFaces"]} == {
+            ids["obama.jpg"],
+            ids["obama2.jpg"],
+        }
+        [refused] = done["UnsuccessfulFaceAssociations"]
+        assert refused["FaceId"] == ids["biden.jpg"]
+        assert refused["Reasons"] == ["LOW_MATCH_CONFIDENCE"]
+    assert users() == {ids["obama.jpg"]: "u1", ids["obama2.jpg"]: "u1", ids["biden.jpg"]: None}
 
 
 def test_law_enforcement_needs_one_reviewer_and_99_percent(

@@ -1,4 +1,5 @@
-"""The policy package's action list agrees with ops/registry.py and with the Cedar schema."""
+"""The policy package's actions and groups are those of the table of operations, and the Cedar
+schema (whose actions are generated from it) agrees."""
 
 from __future__ import annotations
 
@@ -17,24 +18,28 @@ def test_actions_match_the_registry() -> None:
     assert set(ACTION_GROUPS) == set(OPERATIONS)
     assert len(ACTION_GROUPS) == 21
     for name, op in OPERATIONS.items():
-        assert op.group in ACTION_GROUPS[name], name
-        assert op.cedar_action == f'Action::"{name}"'
+        assert op.spec.groups == ACTION_GROUPS[name], name
+        assert op.spec.cedar_action == f'Action::"{name}"'
         # an operation that names no collection either is on the Service or takes an ARN
-        if op.collection_param is None:
+        if op.spec.collection_param is None:
             assert name in SERVICE_ACTIONS or name.endswith(("Resource", "ForResource")), name
         else:
             assert name not in SERVICE_ACTIONS, name
 
 
-def test_identification_is_the_one_to_many_subset() -> None:
+def test_face_comparison_is_identification_and_verification() -> None:
     identification = {a for a, g in ACTION_GROUPS.items() if "identification" in g}
+    verification = {a for a, g in ACTION_GROUPS.items() if "verification" in g}
     comparison = {a for a, g in ACTION_GROUPS.items() if "face_comparison" in g}
-    assert comparison == identification | {"CompareFaces"}
+    assert comparison == identification | verification
+    assert not identification & verification
+    assert verification == {"CompareFaces"}
     assert identification == {
         "SearchFaces",
         "SearchFacesByImage",
         "SearchUsers",
         "SearchUsersByImage",
+        "AssociateFaces",
     }
 
 

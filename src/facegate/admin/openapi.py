@@ -103,7 +103,7 @@ def _schemas() -> Doc:
     )
     candidate = _obj(
         {
-            "kind": {"enum": ["face", "user", "unmatched"]},
+            "kind": {"enum": ["face", "user", "unmatched", "association", "not_associated"]},
             "similarity_pct": {"type": ["number", "null"]},
             "face_id": {"type": ["string", "null"]},
             "user_id": {"type": ["string", "null"]},

@@ -90,10 +90,12 @@ CollectionLookup = Callable[[str], CollectionRef | None]
 class Candidate:
     """One candidate held for review, as the reviewer sees it: what matched, never a vector.
 
-    ``kind`` is "face" (FaceMatches), "user" (UserMatches) or "unmatched" (CompareFaces'
-    UnmatchedFaces). Candidates' images are not stored (DESIGN.md, convention 8): reviewers
-    compare the ``external_image_id`` / ``face_id`` with their own case material; only the
-    probe's face crop is kept, encrypted, while the review is open (:meth:`review_crop`)."""
+    ``kind`` is "face" (FaceMatches), "user" (UserMatches), "unmatched" (CompareFaces'
+    UnmatchedFaces), "association" (a face AssociateFaces would associate with the request's
+    user) or "not_associated" (a face it would not, with its match confidence). Candidates'
+    images are not stored (DESIGN.md, convention 8): reviewers compare the
+    ``external_image_id`` / ``face_id`` with their own case material; only the probe's face crop
+    is kept, encrypted, while the review is open (:meth:`review_crop`)."""
 
     kind: str
     similarity_pct: float | None = None
@@ -656,6 +658,19 @@ def held_candidates(held_response: str) -> tuple[Candidate, ...]:
             )
         )
     out.extend(Candidate(kind="unmatched") for _ in doc.get("UnmatchedFaces") or ())
+    out.extend(
+        Candidate(kind="association", face_id=face.get("FaceId"))
+        for face in doc.get("AssociatedFaces") or ()
+    )
+    out.extend(
+        Candidate(
+            kind="not_associated",
+            similarity_pct=face.get("Confidence"),
+            face_id=face.get("FaceId"),
+            user_id=face.get("UserId"),
+        )
+        for face in doc.get("UnsuccessfulFaceAssociations") or ()
+    )
     return tuple(out)
 
 

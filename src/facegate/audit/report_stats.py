@@ -45,12 +45,11 @@ from facegate.audit.report_model import (
     Totals,
     TransparencyReport,
 )
+from facegate.operations import in_group
 
-FACE_COMPARISON_OPERATIONS: frozenset[str] = frozenset(
-    {"CompareFaces", "SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage"}
-)
-"""The ``face_comparison`` group of ``ops/registry.py`` (the scope of Amazon's moratorium);
-repeated here because the audit layer may not import ``ops`` (a test keeps the two equal)."""
+FACE_COMPARISON_OPERATIONS: frozenset[str] = in_group("face_comparison")
+"""The ``face_comparison`` group of :mod:`facegate.operations` (the scope of Amazon's
+moratorium): every operation whose answer depends on comparing faces."""
 
 SIMILARITY_BANDS: tuple[tuple[str, float, float], ...] = (
     ("below 80", -math.inf, 80.0),

@@ -32,6 +32,7 @@ from facegate.policy.loader import (
     available_packs,
     load_pack,
     load_schema,
+    schema_text,
 )
 from facegate.policy.model import Decision, PolicyRequest
 from facegate.policy.obligations import describe
@@ -43,7 +44,7 @@ EXIT_BAD_INPUT = 3
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``policy`` (with ``test``, ``explain``, ``list``) to the subparsers ``sub``."""
+    """Add ``policy`` (``test``, ``explain``, ``list``, ``schema``) to the subparsers ``sub``."""
     policy = sub.add_parser("policy", help="test, explain and list the Cedar policy packs")
     actions = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
 
@@ -81,6 +82,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing.add_argument("--source", action="store_true", help="print each policy's text")
     packs_dir_option(listing)
     listing.set_defaults(func=cmd_policy_list)
+
+    schema = actions.add_parser(
+        "schema", help="print the Cedar schema policies are validated against (with the actions)"
+    )
+    schema.set_defaults(func=cmd_policy_schema)
 
 
 def _pack_list(text: str) -> tuple[str, ...]:
@@ -203,6 +209,16 @@ def cmd_policy_list(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{pack.name}{_status(pack.name)}\n  {_title(pack.path.parent)}\n")
         out.write(_policy_lines(pack.policies, args.source))
     out.write(f"{len(loaded)} packs, {sum(len(p.policies) for p in loaded)} policies\n")
+    return EXIT_OK
+
+
+def cmd_policy_schema(args: argparse.Namespace, out: TextIO) -> int:
+    """The whole Cedar schema: entity and context types, and the actions with their groups as
+    generated from the table of operations."""
+    try:
+        out.write(schema_text())
+    except PolicyLoadError as exc:
+        return _fail(exc)
     return EXIT_OK
 
 

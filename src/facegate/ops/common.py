@@ -8,7 +8,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from facegate.engine.matching import Matcher
 from facegate.engine.types import Analysis
@@ -89,14 +89,64 @@ class OpDeps:
     org_id: str | None = None
     enrolment: Enrolment = Enrolment()
 
-    def for_caller(self, org_id: str, enrolment: Enrolment) -> OpDeps:
+    def for_caller(self, org_id: str, enrolment: Enrolment, *, compares_faces: bool) -> OpDeps:
         """These dependencies for one request of ``org_id`` (collections it creates are its own;
-        ListCollections shows only its own)."""
-        return replace(self, org_id=org_id, enrolment=enrolment)
+        ListCollections shows only its own). Unless the operation ``compares_faces`` (its row in
+        :mod:`facegate.operations`), the matcher and the store's similarity searches refuse
+        every use (:class:`UndeclaredComparison`), so an operation cannot compare faces outside
+        the rules that govern face comparison."""
+        if compares_faces:
+            return replace(self, org_id=org_id, enrolment=enrolment)
+        return replace(
+            self,
+            org_id=org_id,
+            enrolment=enrolment,
+            matcher=cast(Matcher, _Refusing("the matcher")),
+            store=cast(FaceStore, _StoreWithoutSearch(self.store)),
+        )
 
     def collection_arn(self, collection_id: str) -> str:
         """Rekognition's form: ``aws:rekognition:<region>:<account>:collection/<id>``."""
         return f"aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
+
+
+class UndeclaredComparison(RuntimeError):
+    """An operation compared faces although its row says it does not (a programming error: the
+    request fails with InternalServerError and nothing is returned)."""
+
+
+COMPARING_STORE_METHODS: frozenset[str] = frozenset(
+    {"nearest", "search", "indexed_vectors", "descriptor", "descriptors"}
+)
+"""The store's methods that find or read face vectors: only face comparison uses them."""
+
+
+class _Refusing:
+    """Stands in for the matcher of an operation that does not compare faces."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise UndeclaredComparison(
+            f"{self._what}.{name} used by an operation that is not declared to compare faces "
+            "(facegate/operations.py)"
+        )
+
+
+class _StoreWithoutSearch:
+    """The face store without its vector searches and reads (:data:`COMPARING_STORE_METHODS`)."""
+
+    def __init__(self, store: FaceStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name in COMPARING_STORE_METHODS:
+            raise UndeclaredComparison(
+                f"FaceStore.{name} used by an operation that is not declared to compare faces "
+                "(facegate/operations.py)"
+            )
+        return getattr(self._store, name)
 
 
 async def run_sync(fn: Callable[..., T], *args: Any) -> T:

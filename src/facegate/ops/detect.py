@@ -7,6 +7,7 @@ from typing import Any
 
 from facegate.engine.types import Face, Vector
 from facegate.errors import EngineUnavailableError, InvalidParameterException
+from facegate.operations import DEFAULT_THRESHOLD_PCT
 from facegate.ops.common import OpDeps, image_bytes, pct
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import (
@@ -18,7 +19,7 @@ from facegate.ops.types import (
     face_detail,
 )
 
-DEFAULT_SIMILARITY_THRESHOLD = 80.0
+DEFAULT_SIMILARITY_THRESHOLD = DEFAULT_THRESHOLD_PCT
 
 
 @dataclass(frozen=True)

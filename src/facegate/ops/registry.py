@@ -1,9 +1,14 @@
-"""Every operation facegate serves: its handler, Cedar action, group and idempotency.
+"""The handler of every operation in :mod:`facegate.operations` (which says what each computes).
 
-Groups (used by policies, see the governance issue): ``face_comparison`` = CompareFaces,
-SearchFaces, SearchFacesByImage, SearchUsers, SearchUsersByImage; ``enrolment`` = IndexFaces,
-AssociateFaces; ``detection`` = DetectFaces; ``administration`` = everything else. An operation
-that is not listed here is refused (fail closed).
+An operation here is its row plus the code that does it. ``plan`` and ``apply_held`` exist for
+an operation that compares faces and writes (AssociateFaces): ``plan`` computes the answer
+without writing, so the answer can be held for human review before anything depends on it, and
+``apply_held`` performs the held plan once the review is released (idempotent: collecting twice
+writes once).
+
+Handlers get the matcher through :func:`deps_for`: an operation whose row says it does not
+compare faces gets a matcher that refuses every use, so a comparison that its row does not
+declare fails the request (InternalServerError) instead of escaping every face-comparison rule.
 """
 
 from __future__ import annotations
@@ -13,60 +18,82 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from facegate.operations import OPERATIONS as SPECS
+from facegate.operations import OperationSpec
 from facegate.ops import collections, detect, faces, search, tags, users
-from facegate.ops.common import OpDeps
+from facegate.ops.common import Enrolment, OpDeps
 
 Handler = Callable[[OpDeps, dict[str, Any]], Awaitable[Any]]
+ApplyHeld = Callable[[OpDeps, dict[str, Any], dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class Operation:
-    name: str
+    """One operation: its row (what it computes) and its handlers."""
+
+    spec: OperationSpec
     handler: Handler
-    group: str
-    uses_engine: bool = False
-    idempotent_token: bool = False
-    collection_param: str | None = "collection_id"
+    plan: Handler | None = None
+    apply_held: ApplyHeld | None = None
 
     @property
-    def cedar_action(self) -> str:
-        return f'Action::"{self.name}"'
+    def name(self) -> str:
+        return self.spec.name
 
     @property
-    def is_face_comparison(self) -> bool:
-        return self.group == "face_comparison"
+    def holdable(self) -> bool:
+        """Whether its answer can be held for review before anything depends on it: it writes
+        nothing, or it can plan the write and apply it on release."""
+        return not self.spec.writes or (self.plan is not None and self.apply_held is not None)
 
 
-def _ops(*items: Operation) -> Mapping[str, Operation]:
-    return MappingProxyType({op.name: op for op in items})
-
-
-OPERATIONS: Mapping[str, Operation] = _ops(
-    Operation("DetectFaces", detect.detect_faces, "detection", True, collection_param=None),
-    Operation("CompareFaces", detect.compare_faces, "face_comparison", True, collection_param=None),
-    Operation("CreateCollection", collections.create_collection, "administration"),
-    Operation("DescribeCollection", collections.describe_collection, "administration"),
-    Operation(
-        "ListCollections", collections.list_collections, "administration", collection_param=None
-    ),
-    Operation("DeleteCollection", collections.delete_collection, "administration"),
-    Operation("IndexFaces", faces.index_faces, "enrolment", True),
-    Operation("ListFaces", faces.list_faces, "administration"),
-    Operation("DeleteFaces", faces.delete_faces, "administration"),
-    Operation("SearchFaces", search.search_faces, "face_comparison"),
-    Operation("SearchFacesByImage", search.search_faces_by_image, "face_comparison", True),
-    Operation("CreateUser", users.create_user, "administration", idempotent_token=True),
-    Operation("DeleteUser", users.delete_user, "administration", idempotent_token=True),
-    Operation("ListUsers", users.list_users, "administration"),
-    Operation("AssociateFaces", users.associate_faces, "enrolment", idempotent_token=True),
-    Operation(
-        "DisassociateFaces", users.disassociate_faces, "administration", idempotent_token=True
-    ),
-    Operation("SearchUsers", users.search_users, "face_comparison"),
-    Operation("SearchUsersByImage", users.search_users_by_image, "face_comparison", True),
-    Operation("TagResource", tags.tag_resource, "administration", collection_param=None),
-    Operation("UntagResource", tags.untag_resource, "administration", collection_param=None),
-    Operation(
-        "ListTagsForResource", tags.list_tags_for_resource, "administration", collection_param=None
-    ),
+_HANDLERS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "DetectFaces": detect.detect_faces,
+        "CompareFaces": detect.compare_faces,
+        "CreateCollection": collections.create_collection,
+        "DescribeCollection": collections.describe_collection,
+        "ListCollections": collections.list_collections,
+        "DeleteCollection": collections.delete_collection,
+        "IndexFaces": faces.index_faces,
+        "ListFaces": faces.list_faces,
+        "DeleteFaces": faces.delete_faces,
+        "SearchFaces": search.search_faces,
+        "SearchFacesByImage": search.search_faces_by_image,
+        "CreateUser": users.create_user,
+        "DeleteUser": users.delete_user,
+        "ListUsers": users.list_users,
+        "AssociateFaces": users.associate_faces,
+        "DisassociateFaces": users.disassociate_faces,
+        "SearchUsers": users.search_users,
+        "SearchUsersByImage": users.search_users_by_image,
+        "TagResource": tags.tag_resource,
+        "UntagResource": tags.untag_resource,
+        "ListTagsForResource": tags.list_tags_for_resource,
+    }
 )
+
+_PLANS: Mapping[str, tuple[Handler, ApplyHeld]] = MappingProxyType(
+    {"AssociateFaces": (users.plan_associations, users.apply_held_associations)}
+)
+
+
+def _operations() -> Mapping[str, Operation]:
+    missing = set(SPECS) ^ set(_HANDLERS)
+    if missing:  # a row without a handler, or a handler without a row: a programming error
+        raise RuntimeError(f"operations without both a row and a handler: {sorted(missing)}")
+    out: dict[str, Operation] = {}
+    for name, spec in SPECS.items():
+        plan, apply_held = _PLANS.get(name, (None, None))
+        out[name] = Operation(spec, _HANDLERS[name], plan, apply_held)
+    return MappingProxyType(out)
+
+
+OPERATIONS: Mapping[str, Operation] = _operations()
+"""Operation name -> its row and handlers. An operation not listed is refused (fail closed)."""
+
+
+def deps_for(deps: OpDeps, operation: Operation, org_id: str, enrolment: Enrolment) -> OpDeps:
+    """``deps`` for one request of ``org_id`` to ``operation``: its organisation and enrolment
+    terms, and the matcher only if the operation's row says it compares faces."""
+    return deps.for_caller(org_id, enrolment, compares_faces=operation.spec.compares_faces)

@@ -23,6 +23,7 @@ import numpy as np
 from facegate.engine.matching import Matcher
 from facegate.engine.types import Vector
 from facegate.errors import InvalidParameterException, ResourceNotFoundException
+from facegate.operations import DEFAULT_THRESHOLD_PCT
 from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
@@ -30,7 +31,7 @@ from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
 from facegate.store.records import FaceRecord
 from facegate.store.store import FaceStore
 
-DEFAULT_FACE_MATCH_THRESHOLD = 80.0
+DEFAULT_FACE_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
 DEFAULT_MAX_FACES = 4096  # the API's maximum: the threshold, not a count, limits results
 WIDEN_EXTRA = 4096
 """How many more hits a widened search (see the module docstring) may read."""

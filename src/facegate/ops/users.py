@@ -16,14 +16,15 @@ from facegate.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
 )
+from facegate.operations import DEFAULT_ASSOCIATE_THRESHOLD_PCT, DEFAULT_THRESHOLD_PCT
 from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.search import scored_hits
 from facegate.ops.types import FaceDetail, face_detail
 
-DEFAULT_ASSOCIATE_THRESHOLD = 75.0
-DEFAULT_USER_MATCH_THRESHOLD = 80.0
+DEFAULT_ASSOCIATE_THRESHOLD = DEFAULT_ASSOCIATE_THRESHOLD_PCT
+DEFAULT_USER_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
 DEFAULT_MAX_USERS = 500
 DEFAULT_LIST_USERS = 500
 SEARCH_DEPTH = 20_000  # faces examined per probe when aggregating them into users
@@ -103,9 +104,11 @@ class AssociateFacesResponse:
     user_status: str
 
 
-async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResponse:
-    """Associate faces with a user. A face must resemble the user's existing faces (or, for a
-    user without faces, the first face associated in this call) at ``UserMatchThreshold``."""
+async def plan_associations(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResponse:
+    """What AssociateFaces would do, computed without writing: a face is associated if it must
+    resemble the user's existing faces (or, for a user without faces, the first face associated
+    in this call) at ``UserMatchThreshold``. The answer lists the planned associations and the
+    faces refused with their match confidence."""
     collection_id, user_id = p["collection_id"], p["user_id"]
     threshold = pct(p.get("user_match_threshold"), DEFAULT_ASSOCIATE_THRESHOLD)
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
@@ -146,9 +149,68 @@ async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResp
                 continue
         refs.append(vector)
         accepted.append(face_id)
-    fresh = [f for f in accepted if records[f].user_id is None]
+    return AssociateFacesResponse(tuple(FaceIdOut(f) for f in accepted), tuple(failed), "ACTIVE")
+
+
+async def apply_associations(
+    deps: OpDeps, p: dict[str, Any], planned: AssociateFacesResponse
+) -> AssociateFacesResponse:
+    """Write a plan of :func:`plan_associations`, against the store as it is now: a planned face
+    already the user's stays associated (so applying twice writes once), one deleted since is
+    FACE_NOT_FOUND, one taken by another user since is ASSOCIATED_TO_A_DIFFERENT_USER; the
+    rest are associated in one transaction."""
+    collection_id, user_id = p["collection_id"], p["user_id"]
+    await _require_user(deps, collection_id, user_id)
+    planned_ids = [f.face_id for f in planned.associated_faces]
+    records = await run_sync(deps.store.get_faces, collection_id, planned_ids)
+    accepted: list[str] = []
+    failed = list(planned.unsuccessful_face_associations)
+    fresh: list[str] = []
+    for face_id in planned_ids:
+        record = records.get(face_id)
+        if record is None:
+            failed.append(UnsuccessfulAssociation(face_id, None, None, ("FACE_NOT_FOUND",)))
+        elif record.user_id is not None and record.user_id != user_id:
+            failed.append(
+                UnsuccessfulAssociation(
+                    face_id, record.user_id, None, ("ASSOCIATED_TO_A_DIFFERENT_USER",)
+                )
+            )
+        else:
+            accepted.append(face_id)
+            if record.user_id is None:
+                fresh.append(face_id)
     await run_sync(deps.store.set_user_of_faces, collection_id, user_id, fresh)
     return AssociateFacesResponse(tuple(FaceIdOut(f) for f in accepted), tuple(failed), "ACTIVE")
+
+
+async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResponse:
+    """AssociateFaces: plan (:func:`plan_associations`), then write the plan."""
+    return await apply_associations(deps, p, await plan_associations(deps, p))
+
+
+async def apply_held_associations(
+    deps: OpDeps, p: dict[str, Any], held: dict[str, Any]
+) -> AssociateFacesResponse:
+    """Write a plan that was held for human review and released (``held``: the planned answer
+    in wire form)."""
+    return await apply_associations(deps, p, _planned_from_wire(held))
+
+
+def _planned_from_wire(held: dict[str, Any]) -> AssociateFacesResponse:
+    return AssociateFacesResponse(
+        tuple(FaceIdOut(str(f["FaceId"])) for f in held.get("AssociatedFaces") or ()),
+        tuple(
+            UnsuccessfulAssociation(
+                str(u["FaceId"]),
+                u.get("UserId"),
+                u.get("Confidence"),
+                tuple(str(r) for r in u.get("Reasons") or ()),
+            )
+            for u in held.get("UnsuccessfulFaceAssociations") or ()
+        ),
+        str(held.get("UserStatus") or "ACTIVE"),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
-"""The Cedar actions: one per Rekognition operation facegate serves, and the groups policies use.
-
-This mirrors ``facegate.ops.registry.OPERATIONS`` (which this package may not import: policy sits
-below ops in the layers) and ``schema.cedarschema``; tests check that all three agree.
+"""The Cedar actions and their groups, derived from the one table of operations
+(:mod:`facegate.operations`): nothing here is a list kept by hand.
 
 Groups (Cedar action groups in the schema; membership is transitive):
 
-* ``face_comparison``: every 1:1 and 1:N match (CompareFaces and the four searches).
-* ``identification``: the 1:N subset (the searches), inside ``face_comparison``. The EU AI Act's
-  remote biometric identification (Annex III 1(a)) and Microsoft's "identification" are 1:N;
-  CompareFaces is verification.
-* ``enrolment``: creating face templates that persist (IndexFaces, AssociateFaces).
+* ``face_comparison``: every operation whose answer depends on comparing faces.
+* ``identification``: inside ``face_comparison``; faces compared with templates stored in a
+  collection (the four searches, and AssociateFaces). The EU AI Act's remote biometric
+  identification (Annex III 1(a)) and Microsoft's "identification" are 1:N.
+* ``verification``: inside ``face_comparison``; 1:1, every compared face in the request
+  (CompareFaces).
+* ``enrolment``: creating or extending face templates or identities that persist (IndexFaces,
+  AssociateFaces).
 * ``detection``: DetectFaces (no template is kept, no identity is matched).
 * ``administration``: everything else.
 
@@ -17,6 +18,9 @@ Resources: an operation on a collection has that ``Collection`` as its resource;
 CompareFaces and ListCollections have the one ``Service`` entity; the tag operations name a
 resource by ARN and accept either (the collection when the pipeline resolves the ARN to one of
 the caller's collections, else the Service).
+
+The action part of the Cedar schema is generated here too (:func:`schema_actions`), so the
+schema, the groups policies use and what the pipeline enforces cannot disagree.
 """
 
 from __future__ import annotations
@@ -24,56 +28,61 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-GROUPS: tuple[str, ...] = (
-    "face_comparison",
-    "identification",
-    "enrolment",
-    "detection",
-    "administration",
+from facegate.operations import GROUP_PARENTS, GROUPS, OPERATIONS, Resource, in_group
+
+__all__ = [
+    "ACTION_GROUPS",
+    "EITHER_RESOURCE_ACTIONS",
+    "GROUPS",
+    "IDENTIFICATION_ACTIONS",
+    "SERVICE_ACTIONS",
+    "schema_actions",
+]
+
+ACTION_GROUPS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {name: op.groups for name, op in OPERATIONS.items()}
 )
+"""Operation name -> every group it belongs to (transitively)."""
 
-_IDENTIFICATION = ("SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage")
-_ADMINISTRATION = (
-    "CreateCollection",
-    "DescribeCollection",
-    "ListCollections",
-    "DeleteCollection",
-    "ListFaces",
-    "DeleteFaces",
-    "CreateUser",
-    "DeleteUser",
-    "ListUsers",
-    "DisassociateFaces",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
+IDENTIFICATION_ACTIONS: frozenset[str] = in_group("identification")
+"""Operations that compare faces with a collection's stored templates."""
+
+SERVICE_ACTIONS: frozenset[str] = frozenset(
+    name for name, op in OPERATIONS.items() if op.resource is Resource.SERVICE
 )
-
-
-def _groups() -> Mapping[str, frozenset[str]]:
-    table: dict[str, frozenset[str]] = {
-        "DetectFaces": frozenset({"detection"}),
-        "CompareFaces": frozenset({"face_comparison"}),
-        "IndexFaces": frozenset({"enrolment"}),
-        "AssociateFaces": frozenset({"enrolment"}),
-    }
-    for name in _IDENTIFICATION:
-        table[name] = frozenset({"face_comparison", "identification"})
-    for name in _ADMINISTRATION:
-        table[name] = frozenset({"administration"})
-    return MappingProxyType(table)
-
-
-ACTION_GROUPS: Mapping[str, frozenset[str]] = _groups()
-"""Operation name -> every group it belongs to (transitively). Its keys are all 21 actions."""
-
-IDENTIFICATION_ACTIONS: frozenset[str] = frozenset(_IDENTIFICATION)
-"""The 1:N searches (the ``identification`` group)."""
-
-SERVICE_ACTIONS: frozenset[str] = frozenset({"DetectFaces", "CompareFaces", "ListCollections"})
 """Actions whose resource is always the Service (they name no collection)."""
 
 EITHER_RESOURCE_ACTIONS: frozenset[str] = frozenset(
-    {"TagResource", "UntagResource", "ListTagsForResource"}
+    name for name, op in OPERATIONS.items() if op.resource is Resource.EITHER
 )
 """Actions whose resource is a Collection when the request names one, else the Service."""
+
+_RESOURCES = {
+    Resource.SERVICE: "Service",
+    Resource.COLLECTION: "Collection",
+    Resource.EITHER: "Collection, Service",
+}
+
+
+def _direct_groups(groups: frozenset[str]) -> list[str]:
+    """The groups an action is declared in: its groups minus those implied by another."""
+    implied = {parent for g in groups for parent in GROUP_PARENTS.get(g, ())}
+    return sorted(groups - implied)
+
+
+def schema_actions() -> str:
+    """The action declarations of the Cedar schema (inside ``namespace Facegate``)."""
+    lines = ["  // --- generated from facegate/operations.py (facegate.policy.actions) ---"]
+    for group in GROUPS:
+        parents = GROUP_PARENTS.get(group, ())
+        quoted = ", ".join(f'"{p}"' for p in parents)
+        member = f" in [{quoted}]" if parents else ""
+        lines.append(f'  action "{group}"{member};')
+    for name, op in OPERATIONS.items():
+        groups = ", ".join(f'"{g}"' for g in _direct_groups(op.groups))
+        lines.append(
+            f'  action "{name}" in [{groups}]\n'
+            f"    appliesTo {{ principal: [Key], resource: [{_RESOURCES[op.resource]}], "
+            "context: RequestContext };"
+        )
+    return "\n".join(lines)

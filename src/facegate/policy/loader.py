@@ -27,6 +27,7 @@ from typing import Any
 
 import cedarpy
 
+from facegate.policy.actions import schema_actions
 from facegate.policy.errors import PolicyLoadError
 from facegate.policy.model import Obligations, PolicyRef
 from facegate.policy.obligations import OBLIGATION_ANNOTATIONS, parse_obligations
@@ -96,12 +97,26 @@ def one_line(text: str, limit: int = 400) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def load_schema(path: Path = SCHEMA_PATH) -> cedarpy.Schema:
-    """The parsed schema (a handle reused by every validation and decision)."""
+ACTIONS_MARKER = "  // @actions\n"
+"""Where :func:`schema_text` puts the generated action declarations."""
+
+
+def schema_text(path: Path = SCHEMA_PATH) -> str:
+    """The whole schema: the file's entity and context types, with the action declarations
+    generated from the table of operations (:func:`facegate.policy.actions.schema_actions`)
+    in place of its ``// @actions`` line (a file without that line is used as written)."""
     try:
-        return cedarpy.Schema.from_str(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyLoadError(f"schema {path}: cannot read: {exc.strerror or exc}") from exc
+    return text.replace(ACTIONS_MARKER, schema_actions() + "\n", 1)
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> cedarpy.Schema:
+    """The parsed schema (a handle reused by every validation and decision)."""
+    text = schema_text(path)
+    try:
+        return cedarpy.Schema.from_str(text)
     except ValueError as exc:
         raise PolicyLoadError(f"schema {path}: {one_line(str(exc))}") from exc
 

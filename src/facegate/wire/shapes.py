@@ -46,17 +46,11 @@ from facegate.errors import (
     SerializationException,
     UnknownOperationException,
 )
+from facegate.operations import OPERATIONS
 
 API_VERSION = "2016-06-27"
-FACE_API_OPERATIONS = frozenset(
-    {
-        "DetectFaces", "CompareFaces", "CreateCollection", "DescribeCollection",
-        "ListCollections", "DeleteCollection", "IndexFaces", "ListFaces", "DeleteFaces",
-        "SearchFaces", "SearchFacesByImage", "CreateUser", "DeleteUser", "ListUsers",
-        "AssociateFaces", "DisassociateFaces", "SearchUsers", "SearchUsersByImage",
-        "TagResource", "UntagResource", "ListTagsForResource",
-    }
-)  # fmt: skip
+FACE_API_OPERATIONS = frozenset(OPERATIONS)
+"""The operations facegate serves (:mod:`facegate.operations`)."""
 MAX_DEPTH = 20
 MAX_UNBOUNDED_ITEMS = 10_000
 MAX_VIOLATIONS = 5

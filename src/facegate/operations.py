@@ -1,0 +1,204 @@
+"""Every Rekognition operation facegate serves, as one row of plain data: what it computes.
+
+This is the one place that says whether an operation compares faces, enrols, writes, which
+parameter carries its threshold and its candidate cap, and which members of its answer tell the
+caller who matched. Every layer reads it: the Cedar action groups and schema
+(:mod:`facegate.policy.actions`), the obligations (:mod:`facegate.enforce`), the pipeline's
+deployment gate and human review, the handlers' access to the matcher (``ops/registry.py``: an
+operation whose row says it does not compare faces gets a matcher that refuses), and the audit
+report's counts. Nothing in governance depends on a list of names kept by hand elsewhere.
+
+How an operation is classified (by what it computes, not by its name):
+
+* ``comparison`` is :attr:`Comparison.IDENTIFICATION` when the answer depends on comparing a
+  face with templates stored in a collection (the searches; AssociateFaces, which scores each
+  named face against the user's stored faces and returns that score: with faces the caller
+  picks, it is a search of up to 100 stored faces per call); :attr:`Comparison.VERIFICATION`
+  when it compares faces that all arrive in the request (CompareFaces); else
+  :attr:`Comparison.NONE`. A test checks the classification against botocore's service model
+  (every operation with a match threshold compares faces) and against what the handlers do
+  (an undeclared comparison fails the request).
+* ``enrols``: creates or extends a persistent biometric template or identity (IndexFaces,
+  AssociateFaces).
+* ``writes``: changes the store. An operation that compares faces *and* writes (AssociateFaces)
+  cannot simply be held for human review after the fact (the write itself would disclose the
+  match): the pipeline plans it, holds the plan, and applies it when a released review is
+  collected (``ops/registry.py``'s ``plan`` / ``apply_held``).
+
+Imports nothing from facegate: it sits at the bottom of the layers with ``errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+
+DEFAULT_THRESHOLD_PCT = 80.0
+"""Rekognition's default for FaceMatchThreshold, SimilarityThreshold and UserMatchThreshold
+(governance-rules.md AMZ-DEFAULTS)."""
+
+DEFAULT_ASSOCIATE_THRESHOLD_PCT = 75.0
+"""Rekognition's default UserMatchThreshold of AssociateFaces (botocore's documentation)."""
+
+
+class Comparison(Enum):
+    """Whether, and against what, an operation compares faces."""
+
+    NONE = "none"
+    VERIFICATION = "verification"
+    """1:1: every compared face arrives in the request (CompareFaces)."""
+    IDENTIFICATION = "identification"
+    """1:N: faces are compared with templates stored in a collection."""
+
+
+class Resource(Enum):
+    """The Cedar resource of an operation."""
+
+    SERVICE = "service"
+    COLLECTION = "collection"
+    EITHER = "either"
+    """A collection when the request's ARN names one of the caller's, else the Service."""
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    """One operation: what it computes and which of its parameters governance touches.
+
+    ``threshold_param`` / ``cap_param`` are snake_case parameter names (None: it has none);
+    ``candidate_fields`` are the wire members that list candidates (counted, capped by
+    ``max_candidates``); ``held_fields`` are the wire members withheld while a review is
+    pending (everything that tells the caller who matched, or did not)."""
+
+    name: str
+    resource: Resource
+    comparison: Comparison = Comparison.NONE
+    enrols: bool = False
+    writes: bool = False
+    uses_engine: bool = False
+    idempotent_token: bool = False
+    collection_param: str | None = "collection_id"
+    threshold_param: str | None = None
+    default_threshold_pct: float | None = None
+    cap_param: str | None = None
+    candidate_fields: tuple[str, ...] = ()
+    held_fields: tuple[str, ...] = ()
+
+    @property
+    def cedar_action(self) -> str:
+        return f'Action::"{self.name}"'
+
+    @property
+    def compares_faces(self) -> bool:
+        """Whether the answer depends on comparing faces (policies' ``face_comparison``)."""
+        return self.comparison is not Comparison.NONE
+
+    @property
+    def identification(self) -> bool:
+        """Whether faces are compared with a collection's stored templates (1:N)."""
+        return self.comparison is Comparison.IDENTIFICATION
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """Every Cedar action group the operation belongs to (transitively)."""
+        out: set[str] = set()
+        if self.compares_faces:
+            out |= {"face_comparison", self.comparison.value}
+        if self.enrols:
+            out.add("enrolment")
+        if not out:
+            out.add("detection" if self.uses_engine else "administration")
+        return frozenset(out)
+
+
+GROUPS: tuple[str, ...] = (
+    "face_comparison",
+    "identification",
+    "verification",
+    "enrolment",
+    "detection",
+    "administration",
+)
+"""The Cedar action groups; ``identification`` and ``verification`` are inside
+``face_comparison``."""
+
+GROUP_PARENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"identification": ("face_comparison",), "verification": ("face_comparison",)}
+)
+
+_S, _C, _E = Resource.SERVICE, Resource.COLLECTION, Resource.EITHER
+_ID, _VER = Comparison.IDENTIFICATION, Comparison.VERIFICATION
+_FACE_MATCHES = ("FaceMatches",)
+_USER_MATCHES = ("UserMatches",)
+
+
+def _table(*specs: OperationSpec) -> Mapping[str, OperationSpec]:
+    return MappingProxyType({spec.name: spec for spec in specs})
+
+
+OPERATIONS: Mapping[str, OperationSpec] = _table(
+    OperationSpec("DetectFaces", _S, uses_engine=True, collection_param=None),
+    OperationSpec(
+        "CompareFaces", _S, _VER, uses_engine=True, collection_param=None,
+        threshold_param="similarity_threshold", default_threshold_pct=DEFAULT_THRESHOLD_PCT,
+        candidate_fields=_FACE_MATCHES, held_fields=("FaceMatches", "UnmatchedFaces"),
+    ),
+    OperationSpec("CreateCollection", _C, writes=True),
+    OperationSpec("DescribeCollection", _C),
+    OperationSpec("ListCollections", _S, collection_param=None),
+    OperationSpec("DeleteCollection", _C, writes=True),
+    OperationSpec("IndexFaces", _C, enrols=True, writes=True, uses_engine=True),
+    OperationSpec("ListFaces", _C),
+    OperationSpec("DeleteFaces", _C, writes=True),
+    OperationSpec(
+        "SearchFaces", _C, _ID, threshold_param="face_match_threshold",
+        default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_faces",
+        candidate_fields=_FACE_MATCHES, held_fields=_FACE_MATCHES,
+    ),
+    OperationSpec(
+        "SearchFacesByImage", _C, _ID, uses_engine=True, threshold_param="face_match_threshold",
+        default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_faces",
+        candidate_fields=_FACE_MATCHES, held_fields=_FACE_MATCHES,
+    ),
+    OperationSpec("CreateUser", _C, writes=True, idempotent_token=True),
+    OperationSpec("DeleteUser", _C, writes=True, idempotent_token=True),
+    OperationSpec("ListUsers", _C),
+    OperationSpec(
+        "AssociateFaces", _C, _ID, enrols=True, writes=True, idempotent_token=True,
+        threshold_param="user_match_threshold",
+        default_threshold_pct=DEFAULT_ASSOCIATE_THRESHOLD_PCT,
+        held_fields=("AssociatedFaces", "UnsuccessfulFaceAssociations"),
+    ),
+    OperationSpec("DisassociateFaces", _C, writes=True, idempotent_token=True),
+    OperationSpec(
+        "SearchUsers", _C, _ID, threshold_param="user_match_threshold",
+        default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_users",
+        candidate_fields=_USER_MATCHES, held_fields=_USER_MATCHES,
+    ),
+    OperationSpec(
+        "SearchUsersByImage", _C, _ID, uses_engine=True, threshold_param="user_match_threshold",
+        default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_users",
+        candidate_fields=_USER_MATCHES, held_fields=_USER_MATCHES,
+    ),
+    OperationSpec("TagResource", _E, writes=True, collection_param=None),
+    OperationSpec("UntagResource", _E, writes=True, collection_param=None),
+    OperationSpec("ListTagsForResource", _E, collection_param=None),
+)  # fmt: skip
+"""Operation name -> its row. An operation not listed here is refused (fail closed)."""
+
+
+def spec(name: str) -> OperationSpec | None:
+    """The row of ``name`` (None: facegate does not serve it)."""
+    return OPERATIONS.get(name)
+
+
+def in_group(group: str) -> frozenset[str]:
+    """The operations in a Cedar action group."""
+    return frozenset(name for name, op in OPERATIONS.items() if group in op.groups)
+
+
+CANDIDATE_FIELDS: tuple[str, ...] = tuple(
+    sorted({f for op in OPERATIONS.values() for f in op.candidate_fields})
+)
+"""Every wire member that lists candidates, in any operation's answer."""
