@@ -135,17 +135,27 @@ class Explanation:
     decision: Decision
 
 
+def printable(value: str) -> bool:
+    """Whether ``value`` is text a name, note or description may hold: no control characters
+    (C0, DEL) and no unpaired surrogates (which a JSON escape or a command line's undecodable
+    bytes can produce, and which cannot be stored as UTF-8)."""
+    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value)
+
+
 def _text(value: str, what: str, max_len: int = MAX_NAME) -> str:
     cleaned = value.strip()
-    if not cleaned or len(cleaned) > max_len or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not cleaned or len(cleaned) > max_len or not printable(value):
         raise InvalidParameterException(f"{what} has 1-{max_len} printable characters.")
     return cleaned
 
 
 def _check_key_description(description: str) -> None:
-    """A key description may be empty, and has at most :data:`MAX_NAME` characters."""
-    if len(description) > MAX_NAME:
-        raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+    """A key description may be empty, and has at most :data:`MAX_NAME` printable
+    characters."""
+    if len(description) > MAX_NAME or not printable(description):
+        raise InvalidParameterException(
+            f"A key description has up to {MAX_NAME} printable characters."
+        )
 
 
 class AdminService:
@@ -226,7 +236,7 @@ class AdminService:
         """Register an organisation (validated by :class:`~facegate.governance.Registry`)."""
         record = self.registry.create_org(
             org_id,
-            name=name,
+            name=_text(name, "An organisation name"),
             sector=sector,
             use_cases=use_cases,
             country=country,
@@ -481,7 +491,7 @@ class AdminService:
         Refused (``InvalidParameterException``) when the layout is wrong, or when the report
         measured another model or similarity mapping than the engine's: an audit only speaks
         for the versions it measured. Only a summary and the SHA-256 are stored."""
-        if len(note) > MAX_NOTE or any(ord(c) < 32 or ord(c) == 127 for c in note):
+        if len(note) > MAX_NOTE or not printable(note):
             raise InvalidParameterException(
                 f"A model audit note has up to {MAX_NOTE} printable characters."
             )
