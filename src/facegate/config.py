@@ -28,6 +28,7 @@
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
+| FACEGATE_TRUSTED_PROXIES | (none) | proxies (IPs, CIDRs) whose X-Forwarded-For is believed |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
@@ -39,6 +40,11 @@ FACEGATE_FEED_RETENTION_S (seconds, more than 0): each sweep (every FACEGATE_RET
 none when that is 0) deletes the rows of the face change feed older than this. A server sharing
 the store that was stalled for longer reloads its vector indexes from the faces table once
 (``facegate.store.feed``), so choose it longer than a healthy server's longest pause.
+
+FACEGATE_TRUSTED_PROXIES: the client address recorded in the audit trail and counted by the
+console's sign-in throttle is the connection's peer; only when the peer is one of these proxies
+is X-Forwarded-For read, from the right, skipping trusted proxies (:mod:`facegate.wire.peers`).
+Empty by default: no forwarded header is believed, not even from 127.0.0.1.
 
 FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy wait for the
 next free one, which then takes up to this many of them in one task and describes all their faces
@@ -69,6 +75,7 @@ from facegate.engine.runtime import runtime_named
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
 from facegate.store.store import StoreLimits
+from facegate.wire.peers import parse_networks
 
 DEFAULT_PORT = 8750
 # A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
@@ -116,6 +123,7 @@ class Settings:
     rate_limit_rps: float = 50.0
     rate_limit_burst: float = 100.0
     max_inflight: int = 64
+    trusted_proxies: tuple[str, ...] = ()
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
@@ -125,6 +133,10 @@ class Settings:
                 f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and {MAX_BATCH_LIMIT}, "
                 f"got {self.engine_max_batch}"
             )
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"FACEGATE_TRUSTED_PROXIES: {exc}") from None
         if not (math.isfinite(self.feed_retention_s) and self.feed_retention_s > 0):
             raise SettingsError(
                 f"FACEGATE_FEED_RETENTION_S must be a number of seconds above 0, "
@@ -203,6 +215,10 @@ class Settings:
             )
             if key in env
         }
+        if "FACEGATE_TRUSTED_PROXIES" in env:
+            values["trusted_proxies"] = tuple(
+                p.strip() for p in env["FACEGATE_TRUSTED_PROXIES"].split(",") if p.strip()
+            )
         if gate:
             values["gate"] = GateBounds(**gate)
         if env.get("FACEGATE_STRICT_REGION") == "1":

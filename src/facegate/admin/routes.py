@@ -13,8 +13,9 @@ Errors are ``{"error": "<one line>", "code": "<FacegateError code>"}`` with the 
 500 anything unexpected (details in the log only). Every response carries
 ``Cache-Control: no-store`` (some carry a secret shown once).
 
-Each request is logged (``facegate.admin``): method, path, operator id and status; never a body,
-a token or a secret.
+Each request is logged (``facegate.admin``): method, path, operator id and status, with the
+client address (:mod:`facegate.wire.peers`: the TCP peer unless it is a trusted proxy) as a
+field; never a body, a token or a secret.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from facegate.errors import (
 from facegate.services import Services
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.wire import jsonin
+from facegate.wire.peers import client_address
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 64
@@ -164,7 +166,10 @@ class _PathRoutes:
             log.exception("admin request failed")
             response = error_response(InternalServerError("unexpected error"))
         who = operator.operator_id if operator is not None else "-"
-        log.info(f"admin {request.method} {request.url.path} by {who}: {response.status_code}")
+        log.info(
+            f"admin {request.method} {request.url.path} by {who}: {response.status_code}",
+            extra={"client_address": client_address(request.scope)},
+        )
         return response
 
 

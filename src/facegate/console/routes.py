@@ -44,6 +44,7 @@ from facegate.console.sessions import (
 from facegate.errors import FacegateError
 from facegate.services import Services
 from facegate.store.operators import OperatorRecord, SessionRepository
+from facegate.wire.peers import client_address
 
 MAX_FORM_BYTES = 64 * 1024
 ALL_ROLES: tuple[str, ...] = (ADMIN, REVIEWER, AUDITOR)
@@ -252,7 +253,7 @@ class Console:
             form = await read_form(request)
         except FormTooLarge:
             return await self.login_form(request, 413, "The form is too large.")
-        client = request.client.host if request.client else "-"
+        client = client_address(request.scope)  # the peer, or what a trusted proxy says
         if not same_secret(form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)):
             await self.event("-", "console.csrf_refused", "/console/login", client=client)
             return await self.login_form(
