@@ -245,29 +245,45 @@ class Console:
 
     # --- sign-in and sign-out -----------------------------------------------------------------
 
-    async def checked_password(
-        self, operator_id: str, password: str, client: str
-    ) -> OperatorRecord | None:
-        """The operator if ``password`` is theirs, else None, with the throttle and the hashing
-        bound applied (:class:`SignInRefused` when either refuses; the password is then not
-        checked). The attempt is counted before the hash is computed, so concurrent attempts
-        cannot all pass the limit first; the hash runs in one of a few slots or not at all, and
-        is computed for unknown accounts too (the time taken does not tell which exist)."""
+    async def password_work(self, operator_id: str, client: str, fn: Callable[..., T],
+                            *args: Any) -> T:  # fmt: skip
+        """``fn(*args)``, work that checks ``operator_id``'s password (scrypt), with the
+        throttle and the hashing bound applied: the attempt is counted before the hash is
+        computed, so concurrent attempts cannot all pass the limit first, and the hash runs in
+        one of a few slots or not at all. :class:`SignInRefused` when either refuses (the
+        password is then not checked). The caller reports a right password with
+        ``self.throttle.succeeded``; a wrong one stays counted."""
         if not self.throttle.reserve(operator_id, client):
             raise SignInRefused(
                 429, "console.sign_in_throttled",
                 "Too many failed sign-ins: wait 15 minutes and try again.",
             )  # fmt: skip
         try:
-            operator = await self.hashing.run(self.admin.check_password, operator_id, password)
+            return await self.hashing.run(fn, *args)
         except SlotsBusy:
             self.throttle.release(operator_id, client)
             raise SignInRefused(
                 503, "console.sign_in_busy", "The server is busy signing others in: try again."
             ) from None
+
+    async def checked_password(
+        self, operator_id: str, password: str, client: str
+    ) -> OperatorRecord | None:
+        """The operator if ``password`` is theirs, else None (:meth:`password_work`; the hash
+        is computed for unknown accounts too, so the time taken does not tell which exist)."""
+        operator = await self.password_work(
+            operator_id, client, self.admin.check_password, operator_id, password
+        )
         if operator is not None:
             self.throttle.succeeded(operator_id, client)
         return operator
+
+    def start_session(self, request: Request, response: Response, session_id: str) -> None:
+        """Set the session cookie of ``session_id`` on ``response``."""
+        response.set_cookie(
+            SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/console",
+            secure=self.cookie_secure(request),
+        )  # fmt: skip
 
     def cookie_secure(self, request: Request) -> bool:
         return request.url.scheme == "https"
@@ -320,10 +336,7 @@ class Console:
                          client=client, role=operator.role)  # fmt: skip
         target = _safe_next(form.get("next")) or "/console/overview"
         response = RedirectResponse(target, 303, SECURITY_HEADERS)
-        response.set_cookie(
-            SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/console",
-            secure=self.cookie_secure(request),
-        )  # fmt: skip
+        self.start_session(request, response, session_id)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
         return response
 
