@@ -439,3 +439,29 @@ def test_cli_rotate_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert main(["review", "list", "--data-dir", str(data)], out=io.StringIO()) != EXIT_OK
     monkeypatch.setenv("FACEGATE_OPERATOR_TOKEN", new.group(1))
     assert main(["review", "list", "--data-dir", str(data)], out=io.StringIO()) == EXIT_OK
+
+
+def test_cli_confirmation_is_refused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facegate.admin.service import over_services
+    from facegate.config import Settings
+    from tests.admin.test_cli import _review
+
+    data = tmp_path / "data"
+    graph = Services.open(Settings(data_dir=data, engine_workers=1), start_engine=False)
+    try:
+        admin = over_services(graph)
+        _, root_token = admin.create_operator("root", "Root", "admin")
+        _, mallory = admin.as_actor("root").create_operator("mallory", "Mallory", "reviewer")
+    finally:
+        graph.close()
+    review_id = _review(data)
+    monkeypatch.setenv("FACEGATE_OPERATOR_TOKEN", root_token)
+    args = ["review", "confirm", review_id, "--note", "checked", "--data-dir", str(data)]
+    assert main(args, out=io.StringIO()) == EXIT_OK
+    monkeypatch.setenv("FACEGATE_OPERATOR_TOKEN", mallory)
+    assert main(args, out=io.StringIO()) != EXIT_OK
+    assert "ConflictException: Operator mallory's confirmation cannot count" in (
+        capsys.readouterr().err
+    )

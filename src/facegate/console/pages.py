@@ -463,7 +463,8 @@ async def _account_page(console: Console, ctx: Ctx, status: int = 200, **extra: 
     controllers = sorted(control.controllers)
     return console.render(
         ctx.request, "account.html", ctx, status=status, page="account", title="Your account",
-        account=views.operator(ctx.operator), held=[link.describe() for link in control.held],
+        account=views.operator(ctx.operator),
+        held=[(link.describe(), link.what) for link in control.held],
         controllers=[(c, control.path_to(c)) for c in controllers],
         cooling_off_days=f"{ctx.admin.cooling_off_s / DAY_S:g}", **extra,
     )  # fmt: skip
