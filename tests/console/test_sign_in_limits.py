@@ -91,22 +91,36 @@ def _client(services: Services) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://console.test")
 
 
+@pytest.mark.parametrize("checks", [True], indirect=True)
+@pytest.mark.parametrize("slots", [64, console_routes.HASH_SLOTS])
 def test_concurrent_wrong_passwords_check_at_most_the_limit(
-    services: Services, checks: Checks, monkeypatch: pytest.MonkeyPatch
+    services: Services, checks: Checks, monkeypatch: pytest.MonkeyPatch, slots: int
 ) -> None:
-    """40 wrong passwords at once: 5 checked, 35 throttled; then the right one is refused."""
-    monkeypatch.setattr(console_routes, "HASH_SLOTS", 64, raising=False)  # throttle alone
+    """40 wrong passwords at once (every check held until the others are answered): 5
+    attempts accepted (checked, or refused as busy when the hashing slots are full), 35
+    throttled; then the right password is refused too."""
+    monkeypatch.setattr(console_routes, "HASH_SLOTS", slots)
+    checked = min(5, slots)
 
     async def scenario() -> tuple[list[int], int]:
         async with _client(services) as http:
-            statuses = await asyncio.gather(
-                *(_sign_in(http, "alice", f"wrong password {i:04d}") for i in range(40))
-            )
-            return list(statuses), await _sign_in(http, "alice", PASSWORD)
+            tasks = [
+                asyncio.create_task(_sign_in(http, "alice", f"wrong password {i:04d}"))
+                for i in range(40)
+            ]
+            try:
+                deadline = time.monotonic() + 30
+                while sum(t.done() for t in tasks) < 40 - checked:
+                    assert time.monotonic() < deadline, "the other attempts were not answered"
+                    await asyncio.sleep(0.01)
+            finally:
+                checks.release.set()
+            statuses = list(await asyncio.gather(*tasks))
+            return statuses, await _sign_in(http, "alice", PASSWORD)
 
     statuses, right = asyncio.run(scenario())
-    assert checks.calls == 5
-    assert sorted(statuses) == [401] * 5 + [429] * 35
+    assert checks.calls == checked
+    assert sorted(statuses) == [401] * checked + [429] * 35 + [503] * (5 - checked)
     assert right == 429
 
 
@@ -145,13 +159,8 @@ def test_hashing_is_bounded_and_the_excess_refused_at_once(
     assert checks.calls == 2
 
 
-def test_busy_refusals_do_not_count_against_the_account() -> None:
+def test_work_slots_refuse_at_once_and_free_when_the_work_ends() -> None:
     slots_taken = WorkSlots(1)
-    throttle = LoginThrottle(time.time, max_per_account=1)
-    assert throttle.reserve("alice", "c")
-    throttle.release("alice", "c")  # refused as busy: the attempt was never checked
-    assert throttle.reserve("alice", "c")
-    assert not throttle.reserve("alice", "c")
 
     async def hold() -> None:
         gate = threading.Event()

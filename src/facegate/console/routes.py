@@ -251,8 +251,9 @@ class Console:
         throttle and the hashing bound applied: the attempt is counted before the hash is
         computed, so concurrent attempts cannot all pass the limit first, and the hash runs in
         one of a few slots or not at all. :class:`SignInRefused` when either refuses (the
-        password is then not checked). The caller reports a right password with
-        ``self.throttle.succeeded``; a wrong one stays counted."""
+        password is then not checked; a busy refusal still counts as an attempt). The caller
+        reports a right password with ``self.throttle.succeeded``; a wrong one stays
+        counted."""
         if not self.throttle.reserve(operator_id, client):
             raise SignInRefused(
                 429, "console.sign_in_throttled",
@@ -260,8 +261,7 @@ class Console:
             )  # fmt: skip
         try:
             return await self.hashing.run(fn, *args)
-        except SlotsBusy:
-            self.throttle.release(operator_id, client)
+        except SlotsBusy:  # still counted: a burst uses up its attempts, checked or not
             raise SignInRefused(
                 503, "console.sign_in_busy", "The server is busy signing others in: try again."
             ) from None

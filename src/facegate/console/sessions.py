@@ -13,7 +13,7 @@
   failures from one client address, counting each attempt before its password is checked, in
   bounded memory (the oldest entries are forgotten first).
 * :class:`WorkSlots` bounds the password hashes running at once (2 in the console); a sign-in
-  finding none free is refused at once (503), never queued.
+  finding none free is refused at once (503; it still counts as an attempt), never queued.
 """
 
 from __future__ import annotations
@@ -119,9 +119,10 @@ class LoginThrottle:
     at most ``max_per_account`` attempts on an account and ``max_per_client`` from an address
     are ever checked within ``window_s`` (the check takes ~0.1 s of scrypt; counting afterwards
     let a burst of concurrent attempts all pass the check first). A failed attempt stays
-    counted; :meth:`succeeded` clears the account's attempts and takes the successful attempt
-    off the address's count (an address is limited by its failures); :meth:`release` takes
-    back an attempt whose password was never checked (refused as busy).
+    counted, and so does one refused because every hashing slot was busy (an attacker's burst
+    uses up the window whether or not its guesses were checked); :meth:`succeeded` clears the
+    account's attempts and takes the successful attempt off the address's count (an address is
+    limited by its failures).
 
     At most ``max_keys`` accounts and addresses are remembered (the least recently attempted
     are forgotten first), so memory stays bounded under a flood of names."""
@@ -202,12 +203,6 @@ class LoginThrottle:
             self._attempts.pop("a:" + account, None)
             if client is not None:
                 self._take_back("c:" + client)
-
-    def release(self, account: str, client: str) -> None:
-        """Take back a reserved attempt whose password was not checked."""
-        with self._lock:
-            self._take_back("a:" + account)
-            self._take_back("c:" + client)
 
     def __len__(self) -> int:
         return len(self._attempts)
