@@ -8,6 +8,11 @@ operators, policies, decisions; may also review), ``reviewer`` (reviews only) an
 The console (:mod:`facegate.console`) signs operators in with a password: only its scrypt hash
 is stored (``password_hash``, see :mod:`facegate.admin.auth`); console sessions are kept by
 :class:`SessionRepository`, by the SHA-256 of the session id.
+
+Who controls an account (for human review by distinct people, :mod:`facegate.store.reviews`):
+each operator records who created it and who set the token and the password it holds now, and
+``operator_credentials`` keeps every creation and credential change; :func:`control_of` reads
+them.
 """
 
 from __future__ import annotations
@@ -178,9 +183,10 @@ def _credential(conn: Connection, operator_id: str, credential: str, by: str, at
 
 @dataclass(frozen=True)
 class Link:
-    """One reason why ``controller`` controls ``operator_id``: ``what`` is "created" (the
-    account, within the cooling-off period), "set the token" / "set the password" (a credential
-    the operator holds now, or set within the cooling-off period), at ``at``."""
+    """One reason why ``controller`` controls ``operator_id``: ``what`` is :data:`ACCOUNT`
+    (they created the account, within the cooling-off period), :data:`TOKEN` or
+    :data:`PASSWORD` (they set that credential at ``at``: either the operator still holds it,
+    ``held``, or it was within the cooling-off period)."""
 
     controller: str
     operator_id: str
