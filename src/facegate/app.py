@@ -5,6 +5,9 @@ force; JSON, or HTML for ``?format=html`` or a browser's ``Accept``), and the ad
 (:mod:`facegate.console.routes`); its lifespan runs the retention and
 review sweeper (:mod:`facegate.admin.sweeper`).
 
+Every request's client address (``request.client``) is the TCP peer, or, from a proxy named in
+``FACEGATE_TRUSTED_PROXIES``, the address it forwarded (:mod:`facegate.wire.peers`).
+
 Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
 read, and a body streamed without one is cut off at the limit.
 """
@@ -18,6 +21,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -32,6 +36,7 @@ from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
 from facegate.transparency import render_html, transparency_document
 from facegate.wire import protocol
+from facegate.wire.peers import TrustedProxies, TrustedProxyMiddleware, client_address
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:
@@ -76,6 +81,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
     uvicorn ends the process with the signal it caught once shutdown completes, and code after
     ``Server.run()`` would never run)."""
 
+    trusted = TrustedProxies.parse(services.settings.trusted_proxies)
+
     async def rekognition(request: Request) -> Response:
         try:
             body = await _read_bounded(request, services.settings.max_body_bytes)
@@ -92,6 +99,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             query=request.scope.get("query_string", b"").decode("latin-1"),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
+            client_address=client_address(request.scope),
         )
         result: RawResponse = await handle(services, raw)
         return Response(result.body, status_code=result.status, headers=result.headers)
@@ -153,6 +161,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             Mount("/console", routes=console_routes(services)),
         ],
         lifespan=lifespan,
+        # the client address every route sees: the TCP peer, or what a trusted proxy says
+        middleware=[Middleware(TrustedProxyMiddleware, trusted=trusted)],
         # Starlette's path patterns do not match a newline, so a path like /admin/orgs/a%0A/x
         # misses every route, the admin mount's catch-all included: answer it as that would.
         exception_handlers={404: not_found},

@@ -16,6 +16,7 @@
 | FACEGATE_POLICY_PACKS | amazon-2020-police-moratorium | active packs, comma-separated (+ base) |
 | FACEGATE_POLICY_DIR | (none) | an operator's own packs (override built-ins of the same name) |
 | FACEGATE_REVIEW_TTL_S | 259200 (72 h) | how long results held for human review wait |
+| FACEGATE_REVIEW_COOLING_OFF_S | 7 days | how long a creator or resetter controls an account |
 | FACEGATE_AUDIT_KEY | (file) | audit checkpoint signing key (base64 Ed25519); else a file |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
 | FACEGATE_FEED_RETENTION_S | 86400 | the sweep prunes face change feed rows older than this |
@@ -28,6 +29,7 @@
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
+| FACEGATE_TRUSTED_PROXIES | (none) | proxies (IPs, CIDRs) whose X-Forwarded-For is believed |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
@@ -39,6 +41,17 @@ FACEGATE_FEED_RETENTION_S (seconds, more than 0): each sweep (every FACEGATE_RET
 none when that is 0) deletes the rows of the face change feed older than this. A server sharing
 the store that was stalled for longer reloads its vector indexes from the faces table once
 (``facegate.store.feed``), so choose it longer than a healthy server's longest pause.
+
+FACEGATE_REVIEW_COOLING_OFF_S: human review needs distinct people. An operator who created
+another operator's account, or set its token or console password, controls that account while
+it holds the credential they set, and for this long after (they could have replaced it
+themselves, as that account); a confirmation does not count with one from an account the same
+person controls (:mod:`facegate.store.reviews`). 0: only credentials still held count.
+
+FACEGATE_TRUSTED_PROXIES: the client address recorded in the audit trail and counted by the
+console's sign-in throttle is the connection's peer; only when the peer is one of these proxies
+is X-Forwarded-For read, from the right, skipping trusted proxies (:mod:`facegate.wire.peers`).
+Empty by default: no forwarded header is believed, not even from 127.0.0.1.
 
 FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy wait for the
 next free one, which then takes up to this many of them in one task and describes all their faces
@@ -68,7 +81,9 @@ from facegate.engine.pool import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, default_wor
 from facegate.engine.runtime import runtime_named
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
+from facegate.store.reviews import DEFAULT_COOLING_OFF_S
 from facegate.store.store import StoreLimits
+from facegate.wire.peers import parse_networks
 
 DEFAULT_PORT = 8750
 # A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
@@ -110,12 +125,14 @@ class Settings:
     policy_dir: Path | None = None
     audit_key: str | None = None
     review_ttl_s: float = 72 * 3600.0
+    review_cooling_off_s: float = DEFAULT_COOLING_OFF_S
     retention_sweep_s: float = 3600.0
     feed_retention_s: float = 86400.0
     gate: GateBounds = GateBounds()
     rate_limit_rps: float = 50.0
     rate_limit_burst: float = 100.0
     max_inflight: int = 64
+    trusted_proxies: tuple[str, ...] = ()
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
@@ -124,6 +141,15 @@ class Settings:
             raise SettingsError(
                 f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and {MAX_BATCH_LIMIT}, "
                 f"got {self.engine_max_batch}"
+            )
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"FACEGATE_TRUSTED_PROXIES: {exc}") from None
+        if not (math.isfinite(self.review_cooling_off_s) and self.review_cooling_off_s >= 0):
+            raise SettingsError(
+                f"FACEGATE_REVIEW_COOLING_OFF_S must be a number of seconds, 0 or more, "
+                f"got {self.review_cooling_off_s}"
             )
         if not (math.isfinite(self.feed_retention_s) and self.feed_retention_s > 0):
             raise SettingsError(
@@ -178,6 +204,7 @@ class Settings:
             ("FACEGATE_MASTER_KEY", "master_key", str),
             ("FACEGATE_AUDIT_KEY", "audit_key", str),
             ("FACEGATE_REVIEW_TTL_S", "review_ttl_s", float),
+            ("FACEGATE_REVIEW_COOLING_OFF_S", "review_cooling_off_s", float),
             ("FACEGATE_RATE_LIMIT_RPS", "rate_limit_rps", float),
             ("FACEGATE_RATE_LIMIT_BURST", "rate_limit_burst", float),
             ("FACEGATE_MAX_INFLIGHT", "max_inflight", int),
@@ -203,6 +230,10 @@ class Settings:
             )
             if key in env
         }
+        if "FACEGATE_TRUSTED_PROXIES" in env:
+            values["trusted_proxies"] = tuple(
+                p.strip() for p in env["FACEGATE_TRUSTED_PROXIES"].split(",") if p.strip()
+            )
         if gate:
             values["gate"] = GateBounds(**gate)
         if env.get("FACEGATE_STRICT_REGION") == "1":

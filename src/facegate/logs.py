@@ -18,6 +18,7 @@ _FIELDS = (
     "code",
     "latency_ms",
     "startup_s",
+    "client_address",
 )
 
 

@@ -25,11 +25,12 @@ Pure: no I/O, no clock, nothing stored here (``facegate.store.model_audits`` sto
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from facegate.wire import jsonin
 
 MAX_REPORT_BYTES = 16 * 1024 * 1024
 """Reports larger than this are refused before parsing (a verification report is a few hundred
@@ -271,11 +272,9 @@ def summarise_bytes(data: bytes) -> AuditSummary:
             f"the report has {len(data)} bytes; at most {MAX_REPORT_BYTES} (16 MiB) are accepted"
         )
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("the report is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the report is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        doc = jsonin.loads(data, max_depth=64)
+    except jsonin.InvalidJson as exc:
+        raise ValueError(f"the report is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _bad("the document", "is not a JSON object")
     return summarise_report(doc, hashlib.sha256(data).hexdigest())

@@ -66,13 +66,16 @@ log = logging.getLogger("facegate.request")
 
 @dataclass(frozen=True)
 class RawRequest:
-    """What the HTTP layer received. Header names are lower-case."""
+    """What the HTTP layer received. Header names are lower-case. ``client_address`` is the
+    client's IP address as :mod:`facegate.wire.peers` determines it (the TCP peer unless that is
+    a trusted proxy; never a header the client chose), ``-`` when unknown."""
 
     method: str
     path: str
     query: str
     headers: dict[str, str]
     body: bytes
+    client_address: str = "-"
 
 
 @dataclass
@@ -85,7 +88,11 @@ class RawResponse:
 async def handle(services: Services, request: RawRequest) -> RawResponse:
     """Serve one Rekognition API request, and write its audit record (fail closed: a request
     whose record cannot be written answers InternalServerError)."""
-    outcome = Outcome(request_id=str(uuid.uuid4()), received_at=services.clock())
+    outcome = Outcome(
+        request_id=str(uuid.uuid4()),
+        received_at=services.clock(),
+        client_address=request.client_address,
+    )
     try:
         body = await _serve(services, request, outcome)
         response = RawResponse(200, body)
@@ -538,6 +545,7 @@ def _record(services: Services, outcome: Outcome) -> None:
             "decision_id": outcome.decision.decision_id if outcome.decision else None,
             "policy_ids": list(outcome.decision.policy_ids) if outcome.decision else None,
             "review_id": outcome.review_id,
+            "client_address": outcome.client_address,
             "latency_ms": round(elapsed * 1000.0, 2),
         },
     )

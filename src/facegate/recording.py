@@ -87,6 +87,7 @@ class Outcome:
     result: ResultSummary | None = None
     collection_faces: int | None = None
     expected_false_candidates: float | None = None
+    client_address: str = ""
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -123,6 +124,7 @@ def request_record(outcome: Outcome) -> RequestRecord:
         review_id=outcome.review_id or "",
         error_code="" if outcome.code == "OK" else outcome.code,
         input_sha256=outcome.inputs,
+        client_address=outcome.client_address,
         result=replace(
             outcome.result or ResultSummary(),
             expected_false_candidates=outcome.expected_false_candidates,

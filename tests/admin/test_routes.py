@@ -132,6 +132,30 @@ def test_body_limits_and_json(client: TestClient, tokens: Tokens) -> None:
     _error(client.post("/admin/orgs", content=big, headers=auth), 413, "65536 bytes")
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "fragment"),
+    [
+        # issue 18, item 15: a lone surrogate in an organisation name was a 500
+        ("/admin/orgs", b'{"org_id": "acme", "name": "\\ud800", "sector": "commercial", '
+         b'"use_cases": ["access_control"]}', "unpaired surrogate"),
+        ("/admin/orgs", b'{"org_id": "acme", "name": "Acme", "sector": "commercial", '
+         b'"use_cases": ["access_\\udc00"]}', "unpaired surrogate"),
+        # a 5000-digit integer was a 500 (int() refuses more than 4300 digits)
+        ("/admin/keys", b'{"org_id": "acme", "expires_in_days": ' + b"9" * 5000 + b"}",
+         "more than 100 characters"),
+        ("/admin/keys", b'{"org_id": "acme", "expires_in_days": 1e999}', "too large"),
+        ("/admin/keys", b'{"org_id": "acme", "expires_in_days": NaN}', "NaN"),
+        ("/admin/policies/explain", b'{"context": ' * 200 + b"{}" + b"}" * 200, "nested deeper"),
+    ],
+)  # fmt: skip
+def test_hostile_json_is_a_400(
+    client: TestClient, tokens: Tokens, path: str, body: bytes, fragment: str
+) -> None:
+    auth = {**bearer(tokens.admin), "content-type": "application/json"}
+    _error(client.post(path, content=body, headers=auth), 400, fragment)
+    assert client.get("/admin/orgs", headers=bearer(tokens.admin)).json() == {"organisations": []}
+
+
 def test_query_parameters(client: TestClient, tokens: Tokens) -> None:
     auth = bearer(tokens.admin)
     _error(client.get("/admin/reviews?status=done", headers=auth), 400, "'status' must be one of")

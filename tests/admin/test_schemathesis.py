@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from facegate.admin.service import over_services
 from facegate.app import create_app
 from facegate.services import Services
 from tests.admin.conftest import Tokens
@@ -76,11 +77,18 @@ def test_every_admin_operation_conforms_to_the_openapi_description(
     tried: Counter[str] = Counter()
     failures: list[str] = []
     operations = 0
+    # replacing your own token ends the token: that operation gets an operator of its own, so
+    # the admin's token stays valid for every other operation
+    _, spare = over_services(services).create_operator("spare", "Spare", "admin")
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]  # (an Err raises here)
         operations += 1
+        own = {"Authorization": f"Bearer {spare}"}
         for mode in MODES:
-            check = _property(operation, mode, headers, tried)
+            check = _property(
+                operation, mode, own if operation.label.endswith("/whoami/token") else headers,
+                tried,
+            )  # fmt: skip
             try:
                 check()
             except (Exception, FailureGroup) as exc:  # collected: every operation is tried

@@ -292,3 +292,16 @@ def test_the_local_organisation_is_created_once_and_recorded(
     ]
     assert len(created) == 1
     assert created[0]["details"]["use_cases"] == ["research"]
+
+
+def test_text_with_unpaired_surrogates_is_refused(admin: AdminService) -> None:
+    """A command line's undecodable bytes arrive as surrogates (surrogateescape), as does a JSON
+    escape: refused as not printable, never stored (SQLite cannot encode them)."""
+    with pytest.raises(InvalidParameterException, match="printable"):
+        admin.create_org("acme", name="Acme \udcff", sector="commercial",
+                         use_cases=("access_control",))  # fmt: skip
+    with pytest.raises(InvalidParameterException, match="printable"):
+        admin.create_operator("eve", "Eve \ud800", "reviewer")
+    admin.create_org("acme", name="Acme", sector="commercial", use_cases=("access_control",))
+    with pytest.raises(InvalidParameterException, match="printable"):
+        admin.create_key("acme", description="key \udfff")

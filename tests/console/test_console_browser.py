@@ -9,13 +9,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
 from facegate.store.db import Database
 from tests.admin.live import with_header
 from tests.audit_reports import verification_report
-from tests.console.conftest import Console, shot, sign_in
+from tests.console.conftest import PASSWORD, Console, set_password, shot, sign_in
 from tests.e2e.server import Credentials
 
 pytestmark = pytest.mark.slow
@@ -331,3 +332,40 @@ def test_pages_work_at_400px(console: Console, browser: Any) -> None:
     page.goto(console.url + "/overview")
     shot(page, "overview-narrow")
     ctx.close()
+
+
+def test_your_account_shows_who_controls_it_and_changes_your_password(
+    console: Console, browser: Any
+) -> None:
+    """An operator an admin created through the admin API holds the admin's token: the
+    account page says their confirmations do not count yet; they change their own password
+    (issue 18, item 2)."""
+    server = console.server
+    out = server.facegate("operators", "create", "boss", "--name", "Boss", "--role", "admin")
+    boss = out.split("token:")[1].split()[0]
+    created = httpx.post(
+        server.endpoint + "/admin/operators",
+        json={"operator_id": "mal", "display_name": "Mal", "role": "reviewer"},
+        headers={"Authorization": f"Bearer {boss}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    set_password(server, "mal")
+    ctx = browser.new_context(viewport={"width": 400, "height": 800})
+    page = sign_in(ctx, console, "mal")
+    page.get_by_role("link", name="Mal").click()
+    assert page.get_by_test_id("token-set-by").inner_text() == "boss"
+    standing = page.get_by_test_id("standing").inner_text()
+    assert "do not count yet" in standing
+    assert "mal holds a token boss set" in page.content()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    shot(page, "account")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password (12-1024 characters)").fill(PASSWORD + " of my own")
+    page.get_by_label("New password again").fill(PASSWORD + " of my own")
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_url("**/console/account?changed=1")
+    assert "Your password is changed" in page.get_by_role("status").inner_text()
+    assert page.get_by_test_id("password-set-by").inner_text() == "mal"
+    ctx.close()
+    sign_in(browser.new_context(), console, "mal", PASSWORD + " of my own").context.close()

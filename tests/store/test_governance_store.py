@@ -213,3 +213,26 @@ def test_listing_by_status_finds_old_pending_reviews(database: StoreDatabase) ->
     assert [r.review_id for r in repo.list("expired", 5, now=10.0)] == [late]
     assert len(repo.list("released", 100, now=10.0)) == 10
     assert len(repo.list(None, 100, now=10.0)) == 12
+
+
+def test_operators_from_before_migration_10_are_controlled_by_nobody(tmp_path: Path) -> None:
+    """Accounts made before creators were recorded have created_by '' (not known): no rule
+    can name their creator, so they count as independent (docs/governance.md says so)."""
+    from facegate.store.db import MIGRATIONS as ALL
+
+    path = tmp_path / "v9.sqlite3"
+    conn = sqlite3.connect(path)
+    for script in ALL[:9]:
+        conn.executescript(script)
+    conn.execute(
+        "INSERT INTO operators (operator_id, display_name, role, token_sha256, created_at, "
+        "password_hash) VALUES ('old', 'Old', 'reviewer', 'x', 1, 'scrypt$...')"
+    )
+    conn.execute("PRAGMA user_version = 9")
+    conn.commit()
+    conn.close()
+    repo = OperatorRepository(Database(path))
+    record = repo.get("old")
+    assert record is not None
+    assert (record.created_by, record.token_set_by, record.password_set_by) == ("", "", "")
+    assert repo.control("old", 2.0, 7 * 86400.0).controllers == frozenset()

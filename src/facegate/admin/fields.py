@@ -13,7 +13,9 @@ from typing import Any
 
 from facegate.errors import InvalidParameterException
 
-_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
+# No control characters and no unpaired surrogates (a JSON escape such as "\ud800" decodes to
+# one; it is not Unicode text and cannot be stored as UTF-8).
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]*")
 
 
 def invalid(field: str, problem: str) -> InvalidParameterException:
@@ -59,7 +61,7 @@ class Fields:
         if len(value) > max_len:
             raise invalid(self.path(key), f"has more than {max_len} characters")
         if not _PRINTABLE.fullmatch(value):
-            raise invalid(self.path(key), "contains control characters")
+            raise invalid(self.path(key), "contains control characters or unpaired surrogates")
         return value
 
     def integer(self, key: str, *, low: int, high: int) -> int | None:
@@ -92,6 +94,8 @@ class Fields:
         for item in value:
             if not isinstance(item, str) or not 0 < len(item) <= max_len:
                 raise invalid(self.path(key), f"must hold strings of 1-{max_len} characters")
+            if not _PRINTABLE.fullmatch(item):
+                raise invalid(self.path(key), "contains control characters or unpaired surrogates")
         return tuple(value)
 
     def child(self, key: str, allowed: frozenset[str]) -> Fields | None:

@@ -17,7 +17,7 @@ from facegate.admin.explain import TOP as EXPLAIN_FIELDS
 from facegate.admin.fields import Fields, invalid, query_choice, query_int, query_text
 from facegate.admin.service import REVIEW_STATUSES, AdminService
 from facegate.model_audit import MAX_REPORT_BYTES
-from facegate.store.operators import OperatorRecord
+from facegate.store.operators import ROLES, OperatorRecord
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,15 @@ def _operator(call: Call) -> OperatorRecord:
 
 def whoami(_: AdminService, call: Call) -> Reply:
     return Reply(200, views.operator(_operator(call)))
+
+
+def whoami_token(admin: AdminService, call: Call) -> Reply:
+    """Replace the caller's own token; the body ``{"note": "..."}`` is optional."""
+    note = Fields({} if call.body is None else call.body, frozenset({"note"}))
+    record, token = admin.rotate_own_token(
+        _operator(call), note.text("note", default="", max_len=1000)
+    )
+    return Reply(200, views.rotated_token(record, token))
 
 
 def orgs_list(admin: AdminService, _: Call) -> Reply:
@@ -213,6 +222,7 @@ def endpoints(openapi: Handler) -> tuple[Endpoint, ...]:
     return (
         Endpoint("GET", "/openapi.json", None, "read the API description", openapi),
         Endpoint("GET", "/whoami", REVIEWERS, "ask who you are", whoami),
+        Endpoint("POST", "/whoami/token", ROLES, "replace your token", whoami_token),
         Endpoint("GET", "/orgs", ADMIN_ONLY, orgs, orgs_list),
         Endpoint("POST", "/orgs", ADMIN_ONLY, orgs, orgs_create),
         Endpoint("GET", "/orgs/{org_id}", ADMIN_ONLY, orgs, org_show),

@@ -78,10 +78,20 @@ def _schemas() -> Doc:
         {
             "operator_id": _STR,
             "display_name": _STR,
-            "role": {"enum": ["admin", "reviewer"]},
+            "role": {"enum": ["admin", "reviewer", "auditor"]},
             "active": _BOOL,
             "created_at": _TIME,
             "disabled_at": _TIME,
+            "created_by": {
+                "type": "string",
+                "description": "who created the account: an operator id, or cli (the data "
+                "directory's administrator); empty if not recorded",
+            },
+            "token_set_by": {"type": "string", "description": "who set the token it holds"},
+            "password_set_by": {
+                "type": "string",
+                "description": "who set its console password (empty: no password)",
+            },
         }
     )
     review = {
@@ -291,6 +301,15 @@ def _schemas() -> Doc:
             }
         ),
         "Note": _obj({"note": {"type": "string", "minLength": 1, "maxLength": 1000}}, ("note",)),
+        "TokenRotation": _obj(
+            {
+                "note": {
+                    "type": "string",
+                    "maxLength": 1000,
+                    "description": "why (optional; recorded in the audit trail)",
+                }
+            }
+        ),
         "NewModelAudit": _obj(
             {
                 "report": {
@@ -353,7 +372,8 @@ _ERRORS = {
     "401": "missing, unknown or disabled operator token",
     "403": "the operator's role may not do this",
     "404": "no such id",
-    "409": "already exists, or the review is not pending / already has this reviewer's vote",
+    "409": "already exists, or the review is not pending / already has this reviewer's vote / "
+    "the reviewer is not independent of one who confirmed (the message says who controls whom)",
     "413": "the body exceeds 64 KiB (16 MiB for a bias audit report)",
 }
 
@@ -410,6 +430,15 @@ def _paths() -> Doc:
         },
         "/admin/whoami": {
             "get": _op("The operator the token belongs to", ("200", "Operator", "you"))
+        },
+        "/admin/whoami/token": {
+            "post": _op(
+                "Replace your own token; the new one is shown once and the old one stops "
+                "working (a reviewer whose token another operator set does this before their "
+                "confirmations count)",
+                ("200", "NewOperator", "you, with your new token"),
+                body="TokenRotation",
+            )
         },
         "/admin/orgs": {
             "get": _op("List organisations", ("200", "Organisations", "every organisation")),
@@ -544,7 +573,8 @@ def _paths() -> Doc:
         },
         "/admin/reviews/{review_id}/confirm": {
             "post": _op(
-                "Confirm the held results; released once enough distinct reviewers confirm",
+                "Confirm the held results; released once enough reviewers confirm who are "
+                "distinct people (no operator controls two of them: 409 otherwise)",
                 ("200", "ReviewDetail", "the review after the vote"),
                 errors=(*found, "409"),
                 body="Note",

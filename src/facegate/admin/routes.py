@@ -13,14 +13,14 @@ Errors are ``{"error": "<one line>", "code": "<FacegateError code>"}`` with the 
 500 anything unexpected (details in the log only). Every response carries
 ``Cache-Control: no-store`` (some carry a secret shown once).
 
-Each request is logged (``facegate.admin``): method, path, operator id and status; never a body,
-a token or a secret.
+Each request is logged (``facegate.admin``): method, path, operator id and status, with the
+client address (:mod:`facegate.wire.peers`: the TCP peer unless it is a trusted proxy) as a
+field; never a body, a token or a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -48,8 +48,12 @@ from facegate.errors import (
 )
 from facegate.services import Services
 from facegate.store.operators import OperatorRecord, OperatorRepository
+from facegate.wire import jsonin
+from facegate.wire.peers import client_address
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 64
+"""The deepest JSON body accepted (a bias audit report nests about six levels)."""
 # Routes accept every common method and answer the ones an endpoint lacks with a JSON 405.
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 NO_STORE = {"cache-control": "no-store"}
@@ -100,18 +104,17 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> object | N
     raw = b"".join(chunks)
     if not raw.strip():
         return None
+    return decode_json(raw)
+
+
+def decode_json(raw: bytes) -> object:
+    """A request body as strict JSON (:func:`facegate.wire.jsonin.loads`: UTF-8, bounded number
+    literals, no NaN/Infinity, no unpaired surrogates, at most :data:`MAX_JSON_DEPTH` levels);
+    ``SerializationException`` (400) naming the problem otherwise."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SerializationException("The request body is not UTF-8 text.") from None
-    try:
-        doc: object = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SerializationException(
-            f"The request body is not valid JSON: {exc.msg} (line {exc.lineno}, column "
-            f"{exc.colno})."
-        ) from None
-    return doc
+        return jsonin.loads(raw, max_depth=MAX_JSON_DEPTH)
+    except jsonin.InvalidJson as exc:
+        raise SerializationException(f"The request body is not valid JSON: {exc}.") from None
 
 
 def _check_query(endpoint: Endpoint, query: Mapping[str, str]) -> None:
@@ -163,7 +166,10 @@ class _PathRoutes:
             log.exception("admin request failed")
             response = error_response(InternalServerError("unexpected error"))
         who = operator.operator_id if operator is not None else "-"
-        log.info(f"admin {request.method} {request.url.path} by {who}: {response.status_code}")
+        log.info(
+            f"admin {request.method} {request.url.path} by {who}: {response.status_code}",
+            extra={"client_address": client_address(request.scope)},
+        )
         return response
 
 

@@ -16,7 +16,15 @@ Human review (:meth:`AdminService.vote`) enforces:
   transaction); one rejection rejects it and discards the held results;
 * only a pending review can be voted on (released, rejected or expired ones: Conflict);
 * every vote carries a note (what the reviewer checked, or why they rejected), recorded with the
-  operator id and the time (EU AI Act Art. 12(3)(d): the persons who verified the results).
+  operator id and the time (EU AI Act Art. 12(3)(d): the persons who verified the results);
+* distinct people, not only distinct accounts (``store.reviews._check_independent``): an
+  operator who created an account, or set a credential it holds, controls it; so does one who
+  did either within the cooling-off period (``FACEGATE_REVIEW_COOLING_OFF_S``, 7 days), since
+  they could have replaced the credential themselves, as that account. A confirmation is
+  refused (``NotIndependent``, 409, recorded as ``review.refused``) when the voter holds a
+  credential another operator set, or when the voter and a reviewer who already confirmed have
+  a controller in common (one of them included). Local actors (``cli``, the data directory's
+  administrator) control nobody here: they can change the store directly.
 
 Not enforceable, and so not claimed: that the reviewer is not the requester. Requests are made
 with access keys held by organisations; operator accounts belong to no organisation and hold no
@@ -61,14 +69,22 @@ from facegate.services import Services
 from facegate.store.decisions import DecisionRecord, DecisionRepository
 from facegate.store.keys import KeyRecord
 from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository, new_audit_id
-from facegate.store.operators import ROLES, OperatorRecord, OperatorRepository
+from facegate.store.operators import (
+    LOCAL_ACTORS,
+    ROLES,
+    Control,
+    OperatorRecord,
+    OperatorRepository,
+)
 from facegate.store.orgs import OrganisationRecord
 from facegate.store.reviews import (
+    DEFAULT_COOLING_OFF_S,
     EXPIRED,
     PENDING,
     REJECTED,
     RELEASED,
     VERDICTS,
+    NotIndependent,
     ReviewRecord,
     ReviewRepository,
 )
@@ -137,17 +153,27 @@ class Explanation:
     decision: Decision
 
 
+def printable(value: str) -> bool:
+    """Whether ``value`` is text a name, note or description may hold: no control characters
+    (C0, DEL) and no unpaired surrogates (which a JSON escape or a command line's undecodable
+    bytes can produce, and which cannot be stored as UTF-8)."""
+    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value)
+
+
 def _text(value: str, what: str, max_len: int = MAX_NAME) -> str:
     cleaned = value.strip()
-    if not cleaned or len(cleaned) > max_len or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not cleaned or len(cleaned) > max_len or not printable(value):
         raise InvalidParameterException(f"{what} has 1-{max_len} printable characters.")
     return cleaned
 
 
 def _check_key_description(description: str) -> None:
-    """A key description may be empty, and has at most :data:`MAX_NAME` characters."""
-    if len(description) > MAX_NAME:
-        raise InvalidParameterException(f"A key description has up to {MAX_NAME} characters.")
+    """A key description may be empty, and has at most :data:`MAX_NAME` printable
+    characters."""
+    if len(description) > MAX_NAME or not printable(description):
+        raise InvalidParameterException(
+            f"A key description has up to {MAX_NAME} printable characters."
+        )
 
 
 class AdminService:
@@ -173,6 +199,7 @@ class AdminService:
         active_model: tuple[str, str] | None = None,
         gate: GateBounds | None = None,
         faces: FaceStore | None = None,
+        cooling_off_s: float = DEFAULT_COOLING_OFF_S,
     ) -> None:
         self.registry = registry
         self.operators = operators
@@ -187,6 +214,7 @@ class AdminService:
         self._active_model = active_model
         self.gate = gate or GateBounds()
         self._faces = faces
+        self.cooling_off_s = cooling_off_s
 
     def as_actor(self, actor: str) -> AdminService:
         """This service acting for ``actor`` (an operator id), who is named in the audit
@@ -228,7 +256,7 @@ class AdminService:
         """Register an organisation (validated by :class:`~facegate.governance.Registry`)."""
         record = self.registry.create_org(
             org_id,
-            name=name,
+            name=_text(name, "An organisation name"),
             sector=sector,
             use_cases=use_cases,
             country=country,
@@ -376,6 +404,11 @@ class AdminService:
                 f"Invalid operator id {operator_id!r}: lower-case letters, digits, '.', '_', '-'"
                 " (1-63, e.g. 'alice')."
             )
+        if operator_id in LOCAL_ACTORS:
+            raise InvalidParameterException(
+                f"Operator id {operator_id!r} is reserved (it names a local actor in the audit "
+                "trail)."
+            )
         if role not in ROLES:
             raise InvalidParameterException(f"Unknown role {role!r}; known: {', '.join(ROLES)}.")
         record = OperatorRecord(
@@ -383,10 +416,34 @@ class AdminService:
             display_name=_text(display_name, "An operator name"),
             role=role,
             created_at=self.clock(),
+            created_by=self.actor,
+            token_set_by=self.actor,
         )
         token = new_token()
         self.operators.insert(record, token_sha256(token))
         self._event("registry", "operator.create", operator_id, role=role)
+        return record, token
+
+    def rotate_own_token(
+        self, operator: OperatorRecord, note: str = ""
+    ) -> tuple[OperatorRecord, str]:
+        """A new token for ``operator`` (the authenticated caller), set by themselves: the old
+        one stops working at once. An operator whose token another operator set (their
+        creator) does this before their confirmations count. The token is shown once."""
+        if len(note) > MAX_NOTE or not printable(note):
+            raise InvalidParameterException(f"A note has up to {MAX_NOTE} printable characters.")
+        token = new_token()
+        if not self.operators.set_token(
+            operator.operator_id, token_sha256(token), set_by=operator.operator_id,
+            at=self.clock(),
+        ):  # fmt: skip
+            raise ResourceNotFoundException(f"Operator {operator.operator_id} does not exist.")
+        details = {"note": note.strip()} if note.strip() else {}
+        self.as_actor(operator.operator_id)._event(
+            "registry", "operator.rotate_token", operator.operator_id, **details
+        )
+        record = self.operators.get(operator.operator_id)
+        assert record is not None
         return record, token
 
     def disable_operator(self, operator_id: str) -> OperatorRecord:
@@ -405,9 +462,31 @@ class AdminService:
         if record is None:
             raise ResourceNotFoundException(f"Operator {operator_id} does not exist.")
         check_password_rules(password)
-        self.operators.set_password_hash(operator_id, hash_password(password))
+        self.operators.set_password_hash(
+            operator_id, hash_password(password), set_by=self.actor, at=self.clock()
+        )
         self._event("registry", "operator.set_password", operator_id)
-        return record
+        updated = self.operators.get(operator_id)
+        assert updated is not None
+        return updated
+
+    def change_own_password(self, operator_id: str, current: str, new: str) -> OperatorRecord:
+        """Change ``operator_id``'s console password to ``new``, proven by ``current`` (two
+        scrypt hashes: run it within the caller's hashing bound and sign-in throttle). The
+        password is then set by the operator themselves. ``AccessDeniedException`` when
+        ``current`` is wrong; ``InvalidParameterException`` when ``new`` breaks the rules or
+        equals ``current``."""
+        check_password_rules(new)
+        if new == current:
+            raise InvalidParameterException("The new password must differ from the current one.")
+        if self.check_password(operator_id, current) is None:
+            raise AccessDeniedException("The current password is wrong.")
+        return self.as_actor(operator_id).set_password(operator_id, new)
+
+    def control(self, operator_id: str) -> Control:
+        """Who controls ``operator_id`` now (see the module docstring): whose confirmations
+        cannot count with theirs."""
+        return self.operators.control(operator_id, self.clock(), self.cooling_off_s)
 
     def check_password(self, operator_id: str, password: str) -> OperatorRecord | None:
         """The active operator ``operator_id`` if ``password`` is their console password (None
@@ -483,7 +562,7 @@ class AdminService:
         Refused (``InvalidParameterException``) when the layout is wrong, or when the report
         measured another model or similarity mapping than the engine's: an audit only speaks
         for the versions it measured. Only a summary and the SHA-256 are stored."""
-        if len(note) > MAX_NOTE or any(ord(c) < 32 or ord(c) == 127 for c in note):
+        if len(note) > MAX_NOTE or not printable(note):
             raise InvalidParameterException(
                 f"A model audit note has up to {MAX_NOTE} printable characters."
             )
@@ -598,7 +677,18 @@ class AdminService:
                 f"role {' or '.join(REVIEWERS)}."
             )
         note = _text(note, "A review note", MAX_NOTE)
-        record = self.reviews.vote(review_id, operator.operator_id, verdict, note, self.clock())
+        try:
+            record = self.reviews.vote(
+                review_id, operator.operator_id, verdict, note, self.clock(),
+                cooling_off_s=self.cooling_off_s,
+            )  # fmt: skip
+        except NotIndependent as refused:
+            self._event(
+                "review", "review.refused", review_id, refused.org_id,
+                operator=operator.operator_id, verdict=verdict, reason=refused.reason,
+                controllers=list(refused.controllers),
+            )  # fmt: skip
+            raise
         self._event(
             "review", f"review.{verdict}", review_id, record.org_id,
             operator=operator.operator_id, status=record.status, decision_id=record.decision_id,
@@ -705,4 +795,5 @@ def over_services(services: Services) -> AdminService:
         active_model=services.active_model,
         gate=services.settings.gate,
         faces=store,
+        cooling_off_s=services.settings.review_cooling_off_s,
     )

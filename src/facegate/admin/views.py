@@ -89,6 +89,9 @@ def operator(record: OperatorRecord) -> Doc:
         "active": record.active,
         "created_at": iso(record.created_at),
         "disabled_at": iso(record.disabled_at),
+        "created_by": record.created_by,
+        "token_set_by": record.token_set_by,
+        "password_set_by": record.password_set_by,
     }
 
 
@@ -97,7 +100,18 @@ def new_operator(record: OperatorRecord, token: str) -> Doc:
     return {
         **operator(record),
         "token": token,
-        "note": "The token is shown only now; give it to the operator over a safe channel.",
+        "note": "The token is shown only now; give it to the operator over a safe channel. "
+        "Their review confirmations count once they have set their own token "
+        "(POST /admin/whoami/token) and the cooling-off period has passed.",
+    }
+
+
+def rotated_token(record: OperatorRecord, token: str) -> Doc:
+    """An operator's own new token: the only time it is shown."""
+    return {
+        **operator(record),
+        "token": token,
+        "note": "Your new token is shown only now; the old one no longer works.",
     }
 
 

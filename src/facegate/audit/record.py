@@ -50,7 +50,8 @@ class ResultSummary:
 class RequestRecord:
     """One Rekognition API request. Times are epoch seconds (UTC); ``latency_ms`` is the
     server's time from receipt to response; ``input_sha256`` lists the SHA-256 of each input
-    image (Image, SourceImage, TargetImage), never the bytes."""
+    image (Image, SourceImage, TargetImage), never the bytes; ``client_address`` is the caller's
+    IP address (the TCP peer, or what a trusted proxy forwarded: ``facegate.wire.peers``)."""
 
     at: float
     request_id: str
@@ -75,6 +76,7 @@ class RequestRecord:
     error_code: str = ""
     input_sha256: tuple[str, ...] = ()
     result: ResultSummary = field(default_factory=ResultSummary)
+    client_address: str = ""
 
     kind = "request"
 

@@ -13,9 +13,15 @@ two-person rule cannot be bypassed from the command line.
 * ``org create ID --name NAME --sector SECTOR --use-case X [--use-case Y] [--country US
   --region US-WA --city seattle]``; ``org list``; ``org show ID``; ``org disable ID``.
 * ``review list [--status pending]``; ``review show ID``; ``review confirm ID --note TEXT``;
-  ``review reject ID --note TEXT``. The token comes from ``--token-file FILE`` or the
+  ``review reject ID --note TEXT``; ``review rotate-token`` replaces your own token (printed
+  once), so that nobody else knows it. The token comes from ``--token-file FILE`` or the
   ``FACEGATE_OPERATOR_TOKEN`` environment variable (never from an argument: command lines are
   visible to other users of the machine).
+
+Operators created here are created by ``cli``, the data directory's administrator, who is not an
+operator account: the rule that a reviewer's confirmation does not count with one from an account
+the same operator controls (:mod:`facegate.store.reviews`) concerns operator accounts, and
+whoever runs these commands can change the store directly anyway.
 
 Errors print one line on stderr and exit 3 (as ``facegate``'s other commands).
 """
@@ -141,7 +147,10 @@ def _review(sub: Sub) -> None:
         vote.add_argument("review_id", metavar="ID")
         vote.add_argument("--note", required=True, help="what you checked, or why you reject")
         votes.append(vote)
-    for action in (listing, show, *votes):
+    rotate = actions.add_parser(
+        "rotate-token", help="replace your own token (printed once; the old one stops working)"
+    )
+    for action in (listing, show, *votes, rotate):
         _data_option(action)
         action.add_argument(
             "--token-file",
@@ -178,6 +187,7 @@ def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
             model_audits=ModelAuditRepository(db),
             active_model=active_model(settings),
             gate=settings.gate,
+            cooling_off_s=settings.review_cooling_off_s,
         )
     finally:
         db.close()
@@ -313,6 +323,13 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_BAD_INPUT
     with open_admin(args) as admin:
         operator = authenticate(admin.operators, token)
+        if args.review_command == "rotate-token":  # any role: it is their own credential
+            record, new = admin.as_actor(operator.operator_id).rotate_own_token(operator)
+            out.write(
+                f"new token for {record.operator_id}: {new}\n"
+                "It is shown only now; the old token no longer works.\n"
+            )
+            return EXIT_OK
         require_role(operator, REVIEWERS, "review held results")
         return _review_action(admin, operator, args, out)
 

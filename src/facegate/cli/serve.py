@@ -110,6 +110,11 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,
+            # uvicorn believes X-Forwarded-For/-Proto from 127.0.0.1 by default, so any local
+            # process could choose its client address; the app decides instead, trusting only
+            # FACEGATE_TRUSTED_PROXIES (facegate.wire.peers)
+            proxy_headers=False,
+            forwarded_allow_ips=[],
         )
         uvicorn.Server(config).run()
     finally:

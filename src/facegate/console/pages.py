@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from facegate import __version__
 from facegate.admin import views
@@ -27,11 +27,19 @@ from facegate.audit.query import AuditQueryError, Filters, iso, select
 from facegate.audit.report import build_report, render_html, write_csv
 from facegate.audit.report_model import Table, TransparencyReport, report_to_dict, tables
 from facegate.audit.verify import VerifyResult, verify
-from facegate.console.routes import ALL_ROLES, SECURITY_HEADERS, Console, Ctx, Handler
-from facegate.errors import InvalidParameterException
+from facegate.console.routes import (
+    ALL_ROLES,
+    SECURITY_HEADERS,
+    Console,
+    Ctx,
+    Handler,
+    SignInRefused,
+)
+from facegate.errors import AccessDeniedException, InvalidParameterException
 from facegate.policy.actions import ACTION_GROUPS
 from facegate.policy.vocabulary import PURPOSES, SECTORS
 from facegate.transparency import transparency_document
+from facegate.wire.peers import client_address
 
 DAY_S = 86400.0
 OVERVIEW_DAYS = 14
@@ -447,6 +455,58 @@ async def collections(console: Console, ctx: Ctx) -> Response:
     )  # fmt: skip
 
 
+# --- your account --------------------------------------------------------------------------------
+
+
+async def _account_page(console: Console, ctx: Ctx, status: int = 200, **extra: Any) -> Response:
+    control = await console.run(ctx.admin.control, ctx.operator.operator_id)
+    controllers = sorted(control.controllers)
+    return console.render(
+        ctx.request, "account.html", ctx, status=status, page="account", title="Your account",
+        account=views.operator(ctx.operator),
+        held=[(link.describe(), link.what) for link in control.held],
+        controllers=[(c, control.path_to(c)) for c in controllers],
+        cooling_off_days=f"{ctx.admin.cooling_off_s / DAY_S:g}", **extra,
+    )  # fmt: skip
+
+
+async def account(console: Console, ctx: Ctx) -> Response:
+    changed = ctx.request.query_params.get("changed") == "1"
+    return await _account_page(
+        console, ctx, message="Your password is changed; your other sessions ended." if changed
+        else "",
+    )  # fmt: skip
+
+
+async def account_password(console: Console, ctx: Ctx) -> Response:
+    """Change your own console password (the current one proves it is you). Counted by the
+    sign-in throttle and run in its hashing slots, like a sign-in; on success every session of
+    yours ends and this one is replaced."""
+    f = ctx.form
+    new = f.get("new_password", "")
+    if new != f.get("new_password_again", ""):
+        return await _account_page(console, ctx, 400, error="The two new passwords differ.")
+    operator_id = ctx.operator.operator_id
+    client = client_address(ctx.request.scope)
+    try:
+        await console.password_work(
+            operator_id, client, ctx.admin.change_own_password, operator_id,
+            f.get("current_password", ""), new,
+        )  # fmt: skip
+    except SignInRefused as refused:
+        await console.event(operator_id, refused.action, operator_id, client=client)
+        return await _account_page(console, ctx, refused.status, error=refused.message)
+    except AccessDeniedException as exc:
+        await console.event(operator_id, "console.password_change_failed", operator_id,
+                            client=client)  # fmt: skip
+        return await _account_page(console, ctx, 403, error=exc.message)
+    console.throttle.succeeded(operator_id, client)
+    session_id, _ = await console.run(console.sessions.create, operator_id)
+    response = RedirectResponse("/console/account?changed=1", 303, SECURITY_HEADERS)
+    console.start_session(ctx.request, response, session_id)
+    return response
+
+
 PAGES: tuple[tuple[str, str, Handler, tuple[str, ...]], ...] = (
     ("/overview", "GET", overview, ALL_ROLES),
     ("/orgs", "GET", orgs, READERS),
@@ -466,6 +526,8 @@ PAGES: tuple[tuple[str, str, Handler, tuple[str, ...]], ...] = (
     ("/bias", "GET", bias, READERS),
     ("/bias/{audit_id}", "GET", bias_audit, READERS),
     ("/collections", "GET", collections, READERS),
+    ("/account", "GET", account, ALL_ROLES),
+    ("/account/password", "POST", account_password, ALL_ROLES),
 )
 """(path under /console, method, handler, roles). ``admin`` may do everything, ``auditor``
 read (and simulate, verify, download), ``reviewer`` the overview and reviews."""

@@ -38,14 +38,20 @@ from facegate.console.sessions import (
     LoginThrottle,
     Session,
     SessionManager,
+    SlotsBusy,
+    WorkSlots,
     new_secret,
     same_secret,
 )
 from facegate.errors import FacegateError
 from facegate.services import Services
 from facegate.store.operators import OperatorRecord, SessionRepository
+from facegate.wire.peers import client_address
 
 MAX_FORM_BYTES = 64 * 1024
+HASH_SLOTS = 2
+"""Password hashes (scrypt, ~0.1 s of CPU each) the console computes at once; a sign-in that
+finds them all busy is refused at once (503) rather than queued."""
 ALL_ROLES: tuple[str, ...] = (ADMIN, REVIEWER, AUDITOR)
 log = logging.getLogger("facegate.console")
 T = TypeVar("T")
@@ -74,6 +80,18 @@ NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 class FormTooLarge(Exception):
     pass
+
+
+class SignInRefused(Exception):
+    """A sign-in (or password check) refused before the password was checked: ``status`` 429
+    (throttled) or 503 (every hashing slot busy), the audit ``action`` and the page's
+    ``message``."""
+
+    def __init__(self, status: int, action: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.action = action
+        self.message = message
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
@@ -116,6 +134,7 @@ class Console:
         self.admin = over_services(services)
         self.sessions = SessionManager(SessionRepository(services.db), services.clock)
         self.throttle = LoginThrottle(services.clock)
+        self.hashing = WorkSlots(HASH_SLOTS)
         env = jinja2.Environment(
             loader=jinja2.PackageLoader("facegate.console", "templates"),
             autoescape=True,
@@ -226,6 +245,46 @@ class Console:
 
     # --- sign-in and sign-out -----------------------------------------------------------------
 
+    async def password_work(self, operator_id: str, client: str, fn: Callable[..., T],
+                            *args: Any) -> T:  # fmt: skip
+        """``fn(*args)``, work that checks ``operator_id``'s password (scrypt), with the
+        throttle and the hashing bound applied: the attempt is counted before the hash is
+        computed, so concurrent attempts cannot all pass the limit first, and the hash runs in
+        one of a few slots or not at all. :class:`SignInRefused` when either refuses (the
+        password is then not checked; a busy refusal still counts as an attempt). The caller
+        reports a right password with ``self.throttle.succeeded``; a wrong one stays
+        counted."""
+        if not self.throttle.reserve(operator_id, client):
+            raise SignInRefused(
+                429, "console.sign_in_throttled",
+                "Too many failed sign-ins: wait 15 minutes and try again.",
+            )  # fmt: skip
+        try:
+            return await self.hashing.run(fn, *args)
+        except SlotsBusy:  # still counted: a burst uses up its attempts, checked or not
+            raise SignInRefused(
+                503, "console.sign_in_busy", "The server is busy signing others in: try again."
+            ) from None
+
+    async def checked_password(
+        self, operator_id: str, password: str, client: str
+    ) -> OperatorRecord | None:
+        """The operator if ``password`` is theirs, else None (:meth:`password_work`; the hash
+        is computed for unknown accounts too, so the time taken does not tell which exist)."""
+        operator = await self.password_work(
+            operator_id, client, self.admin.check_password, operator_id, password
+        )
+        if operator is not None:
+            self.throttle.succeeded(operator_id, client)
+        return operator
+
+    def start_session(self, request: Request, response: Response, session_id: str) -> None:
+        """Set the session cookie of ``session_id`` on ``response``."""
+        response.set_cookie(
+            SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/console",
+            secure=self.cookie_secure(request),
+        )  # fmt: skip
+
     def cookie_secure(self, request: Request) -> bool:
         return request.url.scheme == "https"
 
@@ -252,7 +311,7 @@ class Console:
             form = await read_form(request)
         except FormTooLarge:
             return await self.login_form(request, 413, "The form is too large.")
-        client = request.client.host if request.client else "-"
+        client = client_address(request.scope)  # the peer, or what a trusted proxy says
         if not same_secret(form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)):
             await self.event("-", "console.csrf_refused", "/console/login", client=client)
             return await self.login_form(
@@ -260,28 +319,24 @@ class Console:
             )
         operator_id = form.get("operator_id", "").strip()[:64]
         password = form.get("password", "")
-        if not self.throttle.allowed(operator_id, client):
-            await self.event(operator_id or "-", "console.sign_in_throttled", operator_id,
-                             client=client)  # fmt: skip
-            return await self.login_form(
-                request, 429, "Too many failed sign-ins: wait 15 minutes and try again."
-            )
-        operator = await self.run(self.admin.check_password, operator_id, password)
+        try:
+            operator = await self.checked_password(operator_id, password, client)
+        except SignInRefused as refused:
+            await self.event(operator_id or "-", refused.action, operator_id, client=client)
+            response = await self.login_form(request, refused.status, refused.message)
+            if refused.status == 503:
+                response.headers["retry-after"] = "1"
+            return response
         if operator is None:
-            self.throttle.failed(operator_id, client)
             await self.event(operator_id or "-", "console.sign_in_failed", operator_id,
                              client=client)  # fmt: skip
             return await self.login_form(request, 401, "Unknown operator or wrong password.")
-        self.throttle.succeeded(operator_id)
         session_id, _ = await self.run(self.sessions.create, operator.operator_id)
         await self.event(operator.operator_id, "console.sign_in", operator.operator_id,
                          client=client, role=operator.role)  # fmt: skip
         target = _safe_next(form.get("next")) or "/console/overview"
         response = RedirectResponse(target, 303, SECURITY_HEADERS)
-        response.set_cookie(
-            SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/console",
-            secure=self.cookie_secure(request),
-        )  # fmt: skip
+        self.start_session(request, response, session_id)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
         return response
 

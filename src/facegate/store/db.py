@@ -332,6 +332,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO feed_floor (singleton, pruned_through) VALUES (1, 0);
     """,
+    # 10: who controls an operator account (human review by distinct people). Each operator
+    # records who created it and who set the token and the console password it holds now
+    # ('' for accounts made before this migration: not known); operator_credentials keeps every
+    # creation and credential change (who, when), so a reviewer created or reset by another
+    # operator within the cooling-off period does not count as independent of them.
+    """
+    ALTER TABLE operators ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE operators ADD COLUMN token_set_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE operators ADD COLUMN password_set_by TEXT NOT NULL DEFAULT '';
+    CREATE TABLE operator_credentials (
+        operator_id        TEXT NOT NULL REFERENCES operators(operator_id),
+        credential         TEXT NOT NULL,
+        set_by             TEXT NOT NULL,
+        set_at             REAL NOT NULL
+    );
+    CREATE INDEX operator_credentials_by_operator ON operator_credentials(operator_id, set_at);
+    """,
 )
 
 

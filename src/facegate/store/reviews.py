@@ -25,9 +25,38 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facegate.errors import ConflictException, ResourceNotFoundException
 from facegate.store.db import Connection, Row, StoreDatabase
+from facegate.store.operators import PASSWORD, control_of
 
 PENDING, RELEASED, REJECTED, EXPIRED = "pending", "released", "rejected", "expired"
 VERDICTS = ("confirm", "reject")
+DEFAULT_COOLING_OFF_S = 7 * 86400.0
+"""How long an operator who created another operator's account, or set one of its credentials,
+still counts as controlling it after that account replaced the credential
+(``FACEGATE_REVIEW_COOLING_OFF_S``)."""
+
+
+class NotIndependent(ConflictException):
+    """A confirmation refused because its voter is not a person of their own: they hold a
+    credential another operator set, or they and a confirming reviewer are controlled by the
+    same person. ``operator_id`` voted on ``review_id`` (of ``org_id``); ``reason`` says why;
+    ``controllers`` names the operators behind it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        review_id: str,
+        org_id: str,
+        operator_id: str,
+        reason: str,
+        controllers: tuple[str, ...],
+    ) -> None:
+        super().__init__(message)
+        self.review_id = review_id
+        self.org_id = org_id
+        self.operator_id = operator_id
+        self.reason = reason
+        self.controllers = controllers
 
 
 @dataclass(frozen=True)
@@ -215,10 +244,20 @@ class ReviewRepository:
         return [r for r in records if r is not None]
 
     def vote(
-        self, review_id: str, operator_id: str, verdict: str, note: str, now: float
+        self,
+        review_id: str,
+        operator_id: str,
+        verdict: str,
+        note: str,
+        now: float,
+        *,
+        cooling_off_s: float = DEFAULT_COOLING_OFF_S,
     ) -> ReviewRecord:
         """Record one operator's verdict and move the review on. Raises ResourceNotFound for an
-        unknown review, Conflict when it is no longer pending or the operator already voted."""
+        unknown review, Conflict when it is no longer pending or the operator already voted,
+        and :class:`NotIndependent` (a Conflict) when a confirmation would not come from a
+        person of their own (see :func:`_check_independent`); all checked in the transaction
+        that records the vote."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}")
         with self.db.transaction() as conn:
@@ -233,6 +272,8 @@ class ReviewRepository:
                     f"Operator {operator_id} has already reviewed {review_id}; "
                     "a second reviewer must be a different person."
                 )
+            if verdict == "confirm":
+                _check_independent(conn, record, operator_id, now, cooling_off_s)
             conn.execute(
                 "INSERT INTO review_votes (review_id, operator_id, verdict, note, at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -279,3 +320,57 @@ class ReviewRepository:
             )
             conn.executemany("DELETE FROM review_crops WHERE review_id = ?", [(i,) for i in ids])
         return ids
+
+
+def _check_independent(
+    conn: Connection, record: ReviewRecord, operator_id: str, now: float, cooling_off_s: float
+) -> None:
+    """Refuse a confirmation (:class:`NotIndependent`) unless it comes from a person of its own.
+
+    Two rules, over who controls an operator account (:func:`~facegate.store.operators.
+    control_of`: whoever set a credential it holds, or created it or set any of its credentials
+    within ``cooling_off_s``, transitively):
+
+    1. the voter holds no credential (token, console password) that another operator set: that
+       operator knows it and could vote as them;
+    2. the voter and every reviewer who already confirmed are controlled by nobody in common,
+       and neither controls the other: an admin who creates (or resets) two accounts, or one
+       besides their own, does not get two votes.
+    """
+    voter = control_of(conn, operator_id, now, cooling_off_s)
+    for link in voter.held:
+        own = (
+            "console password (the console's account page)"
+            if link.what == PASSWORD
+            else ("token (POST /admin/whoami/token or facegate review rotate-token)")
+        )
+        raise NotIndependent(
+            f"Operator {operator_id}'s confirmation cannot count: {link.describe()}, so "
+            f"{link.controller} knows it and could vote as {operator_id}. Set your own {own} "
+            "first.",
+            review_id=record.review_id, org_id=record.org_id, operator_id=operator_id,
+            reason="credential_set_by_another", controllers=(link.controller,),
+        )  # fmt: skip
+    for vote in record.votes:
+        if vote.verdict != "confirm":
+            continue
+        other = control_of(conn, vote.operator_id, now, cooling_off_s)
+        shared = sorted(voter.people & other.people)
+        if not shared:
+            continue
+        person = shared[0]
+        if person == operator_id:
+            relation = f"{operator_id} controls {vote.operator_id}: {other.path_to(person)}"
+        elif person == vote.operator_id:
+            relation = f"{vote.operator_id} controls {operator_id}: {voter.path_to(person)}"
+        else:
+            relation = f"{person} controls both: {voter.path_to(person)}; {other.path_to(person)}"
+        raise NotIndependent(
+            f"Operator {operator_id}'s confirmation cannot count with {vote.operator_id}'s: "
+            f"{relation}. Reviewers must be people no single operator controls: whoever "
+            "creates an operator account or sets one of its credentials controls it while it "
+            "holds that credential and for the cooling-off period "
+            f"({cooling_off_s / 86400:g} days).",
+            review_id=record.review_id, org_id=record.org_id, operator_id=operator_id,
+            reason="shared_controller", controllers=tuple(shared),
+        )  # fmt: skip

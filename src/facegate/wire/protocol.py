@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from facegate.errors import FacegateError, SerializationException, UnknownOperationException
+from facegate.wire import jsonin
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService."
@@ -30,33 +31,21 @@ def operation_from_target(target: str | None) -> str:
     return name
 
 
-def _depth(value: Any, limit: int) -> None:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            raise SerializationException(f"The JSON body is nested deeper than {limit} levels.")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-
-
-def _reject_constant(name: str) -> float:
-    raise SerializationException(f"The JSON body contains {name}, which JSON does not allow.")
-
-
 def decode_body(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object (an empty body is ``{}``, as botocore sends it)."""
+    """The request body as a JSON object (an empty body is ``{}``, as botocore sends it).
+
+    Strict (:func:`facegate.wire.jsonin.loads`): UTF-8; no NaN or Infinity; number literals of
+    at most 100 characters and finite; no unpaired surrogates; nested at most
+    :data:`MAX_JSON_DEPTH` levels. Anything else is ``SerializationException``, the error
+    Rekognition answers for a body it cannot read."""
     if not body.strip():
         return {}
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SerializationException("The request body is not valid JSON.") from exc
+        value = jsonin.loads(body, max_depth=MAX_JSON_DEPTH)
+    except jsonin.InvalidJson as exc:
+        raise SerializationException(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
         raise SerializationException("The request body must be a JSON object.")
-    _depth(value, MAX_JSON_DEPTH)
     return value
 
 
