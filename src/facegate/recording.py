@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from facegate.audit.record import RequestRecord, ResultSummary
+from facegate.ops.common import Bound
 from facegate.policy.model import Decision, Principal, RequestContext
 
 IMAGE_PARAMS = ("image", "source_image", "target_image")
@@ -87,6 +88,8 @@ class Outcome:
     result: ResultSummary | None = None
     collection_faces: int | None = None
     expected_false_candidates: float | None = None
+    # The collection the decision was about, bound at the policy step; the work acts on it.
+    bound: Bound | None = None
     started: float = field(default_factory=time.perf_counter)
 
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from facegate.admin import sweeper
 from facegate.app import create_app
 from facegate.services import Services
-from facegate.store.records import NewFace
+from facegate.store.records import CollectionRecord, NewFace
 from tests.admin.conftest import MakeReview
 from tests.store.factory import new_face
 
@@ -24,14 +24,18 @@ def _face(collection_id: str, i: int, retain_until: float | None) -> NewFace:
     return new_face(collection_id, i, consent_ref="consent-1", retain_until=retain_until)
 
 
+def _staff(services: Services) -> CollectionRecord:
+    return services.store.get_collection("acme", "staff")
+
+
 def _enrol(services: Services, past: int, future: int = 0, forever: int = 0) -> list[str]:
     """Faces in collection "staff" of organisation "acme"; returns the ids of the overdue."""
-    services.store.create_collection("staff", "arn:staff", "dlib-resnet-v1", org_id="acme")
+    staff = services.store.create_collection("staff", "arn:staff", "dlib-resnet-v1", org_id="acme")
     now = time.time()
     faces = [_face("staff", i, now - 60) for i in range(past)]
     faces += [_face("staff", 100 + i, now + 86400) for i in range(future)]
     faces += [_face("staff", 200 + i, None) for i in range(forever)]
-    services.store.add_faces("staff", faces)
+    services.store.add_faces(staff, faces)
     return [f.record.face_id for f in faces[:past]]
 
 
@@ -44,7 +48,7 @@ def test_sweep_deletes_overdue_faces_and_logs_ids_only(
     with caplog.at_level(logging.INFO, logger="facegate.retention"):
         result = sweeper.sweep_once(services.store, services.reviews, time.time(), services.metrics)
     assert result == sweeper.SweepResult(deleted_faces=2, expired_reviews=1)
-    assert services.store.face_count("staff") == 2
+    assert services.store.face_count(_staff(services)) == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "facegate.retention"]
     for face_id in overdue:
         assert any(
@@ -64,7 +68,7 @@ def test_sweep_works_through_batches(services: Services, monkeypatch: pytest.Mon
     monkeypatch.setattr(sweeper, "BATCH", 2)
     result = sweeper.sweep_once(services.store, services.reviews, time.time())
     assert result.deleted_faces == 5
-    assert services.store.face_count("staff") == 0
+    assert services.store.face_count(_staff(services)) == 0
 
 
 def test_one_sweep_is_bounded(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,16 +76,16 @@ def test_one_sweep_is_bounded(services: Services, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sweeper, "BATCH", 1)
     monkeypatch.setattr(sweeper, "MAX_BATCHES", 2)
     assert sweeper.sweep_once(services.store, services.reviews, time.time()).deleted_faces == 2
-    assert services.store.face_count("staff") == 3  # the rest waits for the next sweep
+    assert services.store.face_count(_staff(services)) == 3  # the rest waits for the next sweep
 
 
 def test_the_app_sweeps_at_start_and_stops_cleanly(services: Services) -> None:
     _enrol(services, past=1, future=1)
     with TestClient(create_app(services)) as client:
         deadline = time.monotonic() + 10
-        while services.store.face_count("staff") != 1 and time.monotonic() < deadline:
+        while services.store.face_count(_staff(services)) != 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert services.store.face_count("staff") == 1
+        assert services.store.face_count(_staff(services)) == 1
         assert client.get("/healthz").status_code == 200
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 5  # not the hour until the next sweep
@@ -178,4 +182,4 @@ def test_sweep_prunes_the_face_change_feed_older_than_the_window(services: Servi
     assert result == sweeper.SweepResult(0, 0, 0, pruned_changes=2)
     with services.db.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM face_changes").fetchone()[0] == 1
-    assert services.store.face_count("staff") == 3
+    assert services.store.face_count(_staff(services)) == 3

@@ -21,6 +21,7 @@ from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.search import scored_hits
 from facegate.ops.types import FaceDetail, face_detail
+from facegate.store.records import CollectionRecord
 
 DEFAULT_ASSOCIATE_THRESHOLD = 75.0
 DEFAULT_USER_MATCH_THRESHOLD = 80.0
@@ -34,27 +35,28 @@ class Empty:
     """Operations whose response has no members (CreateUser, DeleteUser, tags)."""
 
 
-async def _require_user(deps: OpDeps, collection_id: str, user_id: str) -> None:
-    if await run_sync(deps.store.get_user, collection_id, user_id) is None:
+async def _require_user(deps: OpDeps, collection: CollectionRecord, user_id: str) -> None:
+    if await run_sync(deps.store.get_user, collection, user_id) is None:
         raise ResourceNotFoundException(
-            f"The user {user_id} does not exist in collection {collection_id}."
+            f"The user {user_id} does not exist in collection {collection.collection_id}."
         )
 
 
 async def create_user(deps: OpDeps, p: dict[str, Any]) -> Empty:
-    collection_id, user_id = p["collection_id"], p["user_id"]
-    created = await run_sync(deps.store.create_user, collection_id, user_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
+    user_id = p["user_id"]
+    created = await run_sync(deps.store.create_user, collection, user_id)
     if created is None:
         raise ConflictException(f"A user with the id {user_id} already exists.")
     return Empty()
 
 
 async def delete_user(deps: OpDeps, p: dict[str, Any]) -> Empty:
-    collection_id, user_id = p["collection_id"], p["user_id"]
-    await run_sync(deps.store.get_collection, collection_id)
-    if not await run_sync(deps.store.delete_user, collection_id, user_id):
+    collection = await run_sync(deps.collection, p["collection_id"])
+    user_id = p["user_id"]
+    if not await run_sync(deps.store.delete_user, collection, user_id):
         raise ResourceNotFoundException(
-            f"The user {user_id} does not exist in collection {collection_id}."
+            f"The user {user_id} does not exist in collection {collection.collection_id}."
         )
     return Empty()
 
@@ -72,12 +74,11 @@ class ListUsersResponse:
 
 
 async def list_users(deps: OpDeps, p: dict[str, Any]) -> ListUsersResponse:
-    collection_id: str = p["collection_id"]
-    await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     limit = int(p.get("max_results") or DEFAULT_LIST_USERS)
-    scope = f"ListUsers\0{collection_id}"
+    scope = f"ListUsers\0{collection.uid}"
     after = deps.pages.cursor(scope, p.get("next_token"))
-    rows = await run_sync(deps.store.list_users, collection_id, after, limit + 1)
+    rows = await run_sync(deps.store.list_users, collection, after, limit + 1)
     page, more = rows[:limit], len(rows) > limit
     token = deps.pages.issue(scope, page[-1][0]) if more and page else None
     return ListUsersResponse(tuple(UserOut(u.user_id, u.status) for _, u in page), token)
@@ -106,18 +107,18 @@ class AssociateFacesResponse:
 async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResponse:
     """Associate faces with a user. A face must resemble the user's existing faces (or, for a
     user without faces, the first face associated in this call) at ``UserMatchThreshold``."""
-    collection_id, user_id = p["collection_id"], p["user_id"]
+    user_id = p["user_id"]
     threshold = pct(p.get("user_match_threshold"), DEFAULT_ASSOCIATE_THRESHOLD)
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
-    await run_sync(deps.store.get_collection, collection_id)
-    await _require_user(deps, collection_id, user_id)
-    records = await run_sync(deps.store.get_faces, collection_id, face_ids)
+    collection = await run_sync(deps.collection, p["collection_id"])
+    await _require_user(deps, collection, user_id)
+    records = await run_sync(deps.store.get_faces, collection, face_ids)
     reference = await run_sync(
         deps.store.descriptors,
-        collection_id,
-        await run_sync(deps.store.user_face_ids, collection_id, user_id),
+        collection,
+        await run_sync(deps.store.user_face_ids, collection, user_id),
     )
-    candidates = await run_sync(deps.store.descriptors, collection_id, list(records))
+    candidates = await run_sync(deps.store.descriptors, collection, list(records))
     refs: list[Vector] = list(reference.values())
     accepted: list[str] = []
     failed: list[UnsuccessfulAssociation] = []
@@ -147,7 +148,7 @@ async def associate_faces(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesResp
         refs.append(vector)
         accepted.append(face_id)
     fresh = [f for f in accepted if records[f].user_id is None]
-    await run_sync(deps.store.set_user_of_faces, collection_id, user_id, fresh)
+    await run_sync(deps.store.set_user_of_faces, collection, user_id, fresh)
     return AssociateFacesResponse(tuple(FaceIdOut(f) for f in accepted), tuple(failed), "ACTIVE")
 
 
@@ -166,11 +167,11 @@ class DisassociateFacesResponse:
 
 
 async def disassociate_faces(deps: OpDeps, p: dict[str, Any]) -> DisassociateFacesResponse:
-    collection_id, user_id = p["collection_id"], p["user_id"]
+    user_id = p["user_id"]
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
-    await run_sync(deps.store.get_collection, collection_id)
-    await _require_user(deps, collection_id, user_id)
-    records = await run_sync(deps.store.get_faces, collection_id, face_ids)
+    collection = await run_sync(deps.collection, p["collection_id"])
+    await _require_user(deps, collection, user_id)
+    records = await run_sync(deps.store.get_faces, collection, face_ids)
     done: list[str] = []
     failed: list[UnsuccessfulDisassociation] = []
     for face_id in face_ids:
@@ -185,7 +186,7 @@ async def disassociate_faces(deps: OpDeps, p: dict[str, Any]) -> DisassociateFac
             )
         else:
             done.append(face_id)
-    await run_sync(deps.store.set_user_of_faces, collection_id, None, done)
+    await run_sync(deps.store.set_user_of_faces, collection, None, done)
     return DisassociateFacesResponse(tuple(FaceIdOut(f) for f in done), tuple(failed), "ACTIVE")
 
 
@@ -203,7 +204,7 @@ class UserMatch:
 
 async def match_users(
     deps: OpDeps,
-    collection_id: str,
+    collection: CollectionRecord,
     probes: list[Vector],
     threshold_pct: float,
     max_users: int,
@@ -212,7 +213,7 @@ async def match_users(
     """Users whose best face reaches the threshold for any probe, most similar first."""
     best: dict[str, float] = {}
     for probe in probes:
-        hits = await scored_hits(deps, collection_id, probe, threshold_pct, SEARCH_DEPTH)
+        hits = await scored_hits(deps, collection, probe, threshold_pct, SEARCH_DEPTH)
         for record, similarity in hits:
             if record.user_id is None or record.user_id == exclude_user:
                 continue
@@ -244,9 +245,9 @@ async def search_users(deps: OpDeps, p: dict[str, Any]) -> SearchUsersResponse:
     user_id, face_id = p.get("user_id"), p.get("face_id")
     if (user_id is None) == (face_id is None):
         raise InvalidParameterException("Specify exactly one of UserId and FaceId.")
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, collection_id)
     if face_id is not None:
-        probe = await run_sync(deps.store.descriptor, collection_id, face_id)
+        probe = await run_sync(deps.store.descriptor, collection, face_id)
         if probe is None:
             raise ResourceNotFoundException(
                 f"The face id {face_id} does not exist in collection {collection_id}."
@@ -254,12 +255,12 @@ async def search_users(deps: OpDeps, p: dict[str, Any]) -> SearchUsersResponse:
         probes = [probe]
     else:
         assert user_id is not None  # exactly one of the two, checked above
-        await _require_user(deps, collection_id, user_id)
-        ids = await run_sync(deps.store.user_face_ids, collection_id, user_id)
-        probes = list((await run_sync(deps.store.descriptors, collection_id, ids)).values())
+        await _require_user(deps, collection, user_id)
+        ids = await run_sync(deps.store.user_face_ids, collection, user_id)
+        probes = list((await run_sync(deps.store.descriptors, collection, ids)).values())
     matches = await match_users(
         deps,
-        collection_id,
+        collection,
         probes,
         pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
         int(p.get("max_users") or DEFAULT_MAX_USERS),
@@ -294,8 +295,7 @@ class SearchUsersByImageResponse:
 
 async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersByImageResponse:
     """The largest face searched against users; no usable face gives no matches, not an error."""
-    collection_id: str = p["collection_id"]
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     analysis = await deps.engine.analyze_async(image_bytes(p["image"]))
     level = p.get("quality_filter") or "NONE"
     unsearched = [
@@ -312,7 +312,7 @@ async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersB
         )
     matches = await match_users(
         deps,
-        collection_id,
+        collection,
         [descriptor_of(largest)],
         pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
         int(p.get("max_users") or DEFAULT_MAX_USERS),
