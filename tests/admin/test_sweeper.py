@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import replace
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from facegate.admin import sweeper
 from facegate.app import create_app
 from facegate.services import Services
+from facegate.store.idempotency import TokenScope
 from facegate.store.records import CollectionRecord, NewFace
 from tests.admin.conftest import MakeReview
 from tests.store.factory import new_face
@@ -183,3 +184,48 @@ def test_sweep_prunes_the_face_change_feed_older_than_the_window(services: Servi
     with services.db.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM face_changes").fetchone()[0] == 1
     assert services.store.face_count(_staff(services)) == 3
+
+
+def test_the_sweeper_prunes_expired_client_request_tokens(services: Services) -> None:
+    repo = services.deps.idempotency
+    now = time.time()
+    scope = TokenScope("acme", "col-1")
+    repo.remember(scope, "CreateUser", "old", "d", "{}", now - repo.ttl_s - 1)
+    repo.remember(scope, "CreateUser", "new", "d", "{}", now - 60)
+    assert sweeper.prune_tokens(repo, now) == 1
+    assert repo.recall(scope, "CreateUser", "new", "d", now) == "{}"
+
+    fast = replace(services.settings, retention_sweep_s=0.01)
+
+    async def run() -> None:  # the running sweeper does it too, every interval
+        repo.remember(scope, "CreateUser", "older", "d", "{}", now - repo.ttl_s - 1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sweeper.run_sweeper(_with_settings(services, fast), stop))
+        deadline = time.monotonic() + 10
+        while _tokens(services) != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert _tokens(services) == 1
+
+
+def _tokens(services: Services) -> int:
+    with services.db.read() as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0])
+
+
+def _with_settings(services: Services, settings: Any) -> Services:
+    return cast(
+        Services,
+        SimpleNamespace(
+            settings=settings,
+            store=services.store,
+            reviews=services.reviews,
+            clock=time.time,
+            metrics=services.metrics,
+            record=services.record,
+            deps=services.deps,
+        ),
+    )
