@@ -183,6 +183,8 @@ def _legacy_rows() -> list[str]:
         f"VALUES ('legacy', '{face}', 'add', 1)",
         "INSERT INTO idempotency (operation, token, params_sha256, response_json, created_at) "
         "VALUES ('CreateUser', 't', 'd', '{}', 1)",
+        "INSERT INTO retention_deletions (face_id, collection_id, org_id, retain_until, "
+        "deleted_at) VALUES ('f0', 'legacy', 'local', 1, 2)",
     ]
 
 
@@ -231,6 +233,12 @@ def test_migration_10_keeps_existing_collections(
         assert store.user_face_ids(legacy, "u1") == [str(uuid.UUID(int=7))]
         with db.read() as conn:
             assert conn.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0] == 0
+            deletion = conn.execute(
+                "SELECT collection_id, collection_uid FROM retention_deletions"
+            ).fetchone()
+        assert tuple(deletion) == ("legacy", "legacy")
+        [stats] = store.collection_stats()
+        assert (stats.collection_id, stats.faces, stats.retention_deleted) == ("legacy", 1, 1)
         # Another organisation may now hold "legacy" too; a successor gets a new identity.
         other = store.create_collection("legacy", "arn", "m", org_id="org-b")
         assert other.uid != "legacy"

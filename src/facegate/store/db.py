@@ -341,7 +341,8 @@ MIGRATIONS: tuple[str, ...] = (
     # in a collection created afterwards under the same id (store/store.py checks the identity
     # and owner inside each write transaction). Existing collections keep their id as their
     # uid (ids were unique across the server until now, so these are unique too); new uids are
-    # random ("col-" + 32 hex digits). ClientRequestToken records are scoped by organisation
+    # random ("col-" + 32 hex digits). retention_deletions keeps the collection's id (what
+    # operators read) and gains its uid. ClientRequestToken records are scoped by organisation
     # and collection identity and expire (store/idempotency.py); the old global records cannot
     # be scoped and are dropped.
     """
@@ -353,7 +354,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users RENAME COLUMN collection_id TO collection_uid;
     ALTER TABLE tags RENAME COLUMN collection_id TO collection_uid;
     ALTER TABLE face_changes RENAME COLUMN collection_id TO collection_uid;
-    ALTER TABLE retention_deletions RENAME COLUMN collection_id TO collection_uid;
+    ALTER TABLE retention_deletions ADD COLUMN collection_uid TEXT NOT NULL DEFAULT '';
+    UPDATE retention_deletions SET collection_uid = collection_id;
     DROP TABLE idempotency;
     CREATE TABLE idempotency (
         org_id             TEXT NOT NULL,

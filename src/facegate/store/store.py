@@ -651,9 +651,16 @@ class FaceStore:
                 conn.execute("DELETE FROM faces WHERE face_id = ?", (face.face_id,))
                 _record_changes(conn, face.collection_uid, [face.face_id], "remove")
                 conn.execute(
-                    "INSERT INTO retention_deletions (face_id, collection_uid, org_id, "
-                    "retain_until, deleted_at) VALUES (?, ?, ?, ?, ?)",
-                    (face.face_id, face.collection_uid, org_id, face.retain_until, now),
+                    "INSERT INTO retention_deletions (face_id, collection_id, collection_uid, "
+                    "org_id, retain_until, deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        face.face_id,
+                        collection_id,
+                        face.collection_uid,
+                        org_id,
+                        face.retain_until,
+                        now,
+                    ),
                 )
                 swept.append(SweptFace(face, collection_id, org_id))
         by_collection: dict[str, list[str]] = {}
