@@ -19,11 +19,10 @@ from facegate.errors import (
     InvalidPaginationTokenException,
     InvalidParameterException,
     InvalidS3ObjectException,
-    ResourceNotFoundException,
 )
 from facegate.store.idempotency import IdempotencyRepository, TokenScope
 from facegate.store.records import CollectionRecord
-from facegate.store.store import FaceStore
+from facegate.store.store import FaceStore, collection_not_found
 
 T = TypeVar("T")
 
@@ -139,9 +138,7 @@ class OpDeps:
         bound = self.bound
         if bound is not None and bound.collection_id == collection_id:
             if bound.record is None:
-                raise ResourceNotFoundException(
-                    f"The collection id: {collection_id} does not exist"
-                )
+                raise collection_not_found(collection_id)
             return self.store.refresh(bound.record)
         return self.store.get_collection(self.namespace, collection_id)
 

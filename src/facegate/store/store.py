@@ -148,7 +148,7 @@ def _require(conn: Connection, collection: CollectionRecord) -> None:
         (collection.uid, collection.org_id),
     ).fetchone()
     if row is None:
-        raise _not_found(collection.collection_id)
+        raise collection_not_found(collection.collection_id)
 
 
 class FaceStore:
@@ -390,7 +390,7 @@ class FaceStore:
         """:meth:`find_collection`, or ResourceNotFoundException."""
         record = self.find_collection(org_id, collection_id)
         if record is None:
-            raise _not_found(collection_id)
+            raise collection_not_found(collection_id)
         return record
 
     def refresh(self, collection: CollectionRecord) -> CollectionRecord:
@@ -398,7 +398,7 @@ class FaceStore:
         deleted since it was resolved (even if its id now names another collection)."""
         record = self._by_uid(collection.uid, collection.collection_id)
         if record.org_id != collection.org_id:
-            raise _not_found(collection.collection_id)
+            raise collection_not_found(collection.collection_id)
         return record
 
     def _by_uid(self, uid: str, collection_id: str) -> CollectionRecord:
@@ -407,7 +407,7 @@ class FaceStore:
                 f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE uid = ?", (uid,)
             ).fetchone()
         if row is None:
-            raise _not_found(collection_id)
+            raise collection_not_found(collection_id)
         return _collection(row)
 
     def list_collections(
@@ -441,7 +441,7 @@ class FaceStore:
                 (collection.uid, collection.org_id),
             )
             if cur.rowcount == 0:
-                raise _not_found(collection.collection_id)
+                raise collection_not_found(collection.collection_id)
             conn.execute(
                 "INSERT INTO face_changes (collection_uid, face_id, op, created_at) "
                 "VALUES (?, '', 'drop', ?)",
@@ -870,5 +870,7 @@ def _face_params(uid: str, face: NewFace) -> tuple[object, ...]:
     )
 
 
-def _not_found(collection_id: str) -> ResourceNotFoundException:
+def collection_not_found(collection_id: str) -> ResourceNotFoundException:
+    """The one answer for a collection the caller does not hold (missing, deleted, or another
+    organisation's: all alike), naming only the id the caller gave."""
     return ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
