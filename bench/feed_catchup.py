@@ -86,10 +86,10 @@ def measure(
     db_a, db_b = connect(), connect()
     try:
         a, b = FaceStore(db_a), FaceStore(db_b)
-        a.create_collection(COLLECTION, f"arn:{COLLECTION}", "dlib-resnet-v1", org_id="bench")
+        c = a.create_collection(COLLECTION, f"arn:{COLLECTION}", "dlib-resnet-v1", org_id="bench")
         for start in range(0, faces, 5000):
-            a.add_faces(COLLECTION, [face(v) for v in vectors(rng, min(5000, faces - start))])
-        b.index(COLLECTION)  # B has the collection loaded, as a serving server would
+            a.add_faces(c, [face(v) for v in vectors(rng, min(5000, faces - start))])
+        b.index(c)  # B has the collection loaded, as a serving server would
         b.catch_up()
         out: dict[str, list[float]] = {"empty": []}
         for _ in range(repeat):
@@ -101,15 +101,15 @@ def measure(
             out[adds], out[deletes] = [], []
             for _ in range(max(3, repeat // max(1, n // 10))):
                 new = [face(v) for v in vectors(rng, n)]
-                a.add_faces(COLLECTION, new)
+                a.add_faces(c, new)
                 t0 = time.perf_counter()
                 b.catch_up()
                 out[adds].append(time.perf_counter() - t0)
-                a.delete_faces(COLLECTION, [f.record.face_id for f in new])
+                a.delete_faces(c, [f.record.face_id for f in new])
                 t0 = time.perf_counter()
                 b.catch_up()
                 out[deletes].append(time.perf_counter() - t0)
-        assert b.face_count(COLLECTION) == faces  # B ended where A is
+        assert b.face_count(c) == faces  # B ended where A is
         return out
     finally:
         db_a.close()

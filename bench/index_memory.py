@@ -59,21 +59,21 @@ def _store_bytes(n: int, queue: multiprocessing.Queue[tuple[int, float]]) -> Non
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "db.sqlite3"
         store = FaceStore(Database(path), StoreLimits(max_faces_per_collection=n + 1))
-        store.create_collection("c", "arn:c", "dlib-resnet-v1")
+        c = store.create_collection("c", "arn:c", "dlib-resnet-v1")
         vectors = _vectors(n)
         start = time.perf_counter()
         for s in range(0, n, 1000):
             faces = [
                 NewFace(
                     FaceRecord(
-                        str(uuid.uuid4()), "c", str(uuid.uuid4()), "0" * 64, f"img-{i}.jpg",
+                        str(uuid.uuid4()), c.uid, str(uuid.uuid4()), "0" * 64, f"img-{i}.jpg",
                         0.1, 0.1, 0.5, 0.5, 99.9, "dlib-resnet-v1", None, time.time(),
                     ),
                     vectors[i],
                 )
                 for i in range(s, min(n, s + 1000))
             ]  # fmt: skip
-            store.add_faces("c", faces)
+            store.add_faces(c, faces)
         store.db.close()
         queue.put((path.stat().st_size, time.perf_counter() - start))
 

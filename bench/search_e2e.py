@@ -100,11 +100,12 @@ def populate(data_dir: Path, faces: int, engine: FaceEngine) -> str:
     db = open_database(data_dir / "facegate.sqlite3")
     try:
         store = FaceStore(db)
-        template = store.get_faces(COLLECTION, [real_id])[real_id]
+        collection = store.get_collection("local", COLLECTION)
+        template = store.get_faces(collection, [real_id])[real_id]
         for start in tqdm(range(0, len(vectors), 5000), desc="store", unit="5k faces"):
             block = vectors[start : start + 5000]
             store.add_faces(
-                COLLECTION,
+                collection,
                 [
                     NewFace(
                         replace(
@@ -127,7 +128,8 @@ def in_process(data_dir: Path, probe: bytes, queries: int, rounds: int) -> dict[
     """Engine and search medians per path (see the module docstring)."""
     db = open_database(data_dir / "facegate.sqlite3")
     store = FaceStore(db)
-    store.index(COLLECTION)  # build the in-memory index before timing
+    collection = store.get_collection("local", COLLECTION)
+    store.index(collection)  # build the in-memory index before timing
     models = load_models()
     engines = {name: FaceEngine(config, models=models) for name, config in CONFIGS.items()}
     deps = OpDeps(
@@ -157,7 +159,7 @@ def in_process(data_dir: Path, probe: bytes, queries: int, rounds: int) -> dict[
             descriptor = analysis.faces[0].descriptor
             assert descriptor is not None
             hits = loop.run_until_complete(
-                scored_hits(deps, COLLECTION, descriptor, THRESHOLD, MAX_FACES)
+                scored_hits(deps, collection, descriptor, THRESHOLD, MAX_FACES)
             )
             t2 = time.perf_counter()
             times[name]["engine"].append(t1 - t0)
@@ -165,7 +167,7 @@ def in_process(data_dir: Path, probe: bytes, queries: int, rounds: int) -> dict[
             times[name]["total"].append(t2 - t0)
             found[name] = len(hits)
     loop.close()
-    faces = store.face_count(COLLECTION)
+    faces = store.face_count(collection)
     db.close()
     return {"runs_s": times, "matches": found, "faces": faces}
 

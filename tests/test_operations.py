@@ -162,7 +162,8 @@ def test_an_undeclared_comparison_fails_the_request(
     caller = Caller(services)
     assert caller.call("CreateCollection", {"CollectionId": "c"})[0] == 200
     assert caller.call("CreateUser", {"CollectionId": "c", "UserId": "u"})[0] == 200
-    services.store.add_faces("c", [new_face("c", i) for i in range(3)])
+    collection = services.store.get_collection("local", "c")
+    services.store.add_faces(collection, [new_face(collection.uid, i) for i in range(3)])
     body = COMPARING_CALLS[name]
     status, answer = caller.call(name, body)
     assert status == 200, answer

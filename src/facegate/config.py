@@ -20,6 +20,7 @@
 | FACEGATE_AUDIT_KEY | (file) | audit checkpoint signing key (base64 Ed25519); else a file |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
 | FACEGATE_FEED_RETENTION_S | 86400 | the sweep prunes face change feed rows older than this |
+| FACEGATE_IDEMPOTENCY_TTL_S | 28800 (8 h) | how long a ClientRequestToken replays its response |
 | FACEGATE_GATE_THRESHOLD | 99 | deployment gate: the operating Similarity the audit measured |
 | FACEGATE_GATE_MAX_FMR_RATIO | 10 | deployment gate: largest acceptable FMR Max/GeoMean there |
 | FACEGATE_GATE_MAX_FNMR | 0.5 | deployment gate: largest acceptable FNMR of the worst group there |
@@ -81,6 +82,7 @@ from facegate.engine.pool import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, default_wor
 from facegate.engine.runtime import runtime_named
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
+from facegate.store.idempotency import DEFAULT_TTL_S as DEFAULT_IDEMPOTENCY_TTL_S
 from facegate.store.reviews import DEFAULT_COOLING_OFF_S
 from facegate.store.store import StoreLimits
 from facegate.wire.peers import parse_networks
@@ -128,6 +130,8 @@ class Settings:
     review_cooling_off_s: float = DEFAULT_COOLING_OFF_S
     retention_sweep_s: float = 3600.0
     feed_retention_s: float = 86400.0
+    # How long a ClientRequestToken's response is replayed (store/idempotency.py: 8 hours).
+    idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
     gate: GateBounds = GateBounds()
     rate_limit_rps: float = 50.0
     rate_limit_burst: float = 100.0
@@ -155,6 +159,11 @@ class Settings:
             raise SettingsError(
                 f"FACEGATE_FEED_RETENTION_S must be a number of seconds above 0, "
                 f"got {self.feed_retention_s}"
+            )
+        if not (math.isfinite(self.idempotency_ttl_s) and self.idempotency_ttl_s > 0):
+            raise SettingsError(
+                f"FACEGATE_IDEMPOTENCY_TTL_S must be a number of seconds above 0, "
+                f"got {self.idempotency_ttl_s}"
             )
 
     @property
@@ -210,6 +219,7 @@ class Settings:
             ("FACEGATE_MAX_INFLIGHT", "max_inflight", int),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
             ("FACEGATE_FEED_RETENTION_S", "feed_retention_s", float),
+            ("FACEGATE_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", float),
         ):
             if key in env:
                 values[name] = _parse(env, key, kind)

@@ -42,7 +42,7 @@ from facegate.errors import (
     ThrottlingException,
     UnknownOperationException,
 )
-from facegate.ops.common import Enrolment, image_bytes
+from facegate.ops.common import Bound, Enrolment, image_bytes, token_scope
 from facegate.ops.registry import OPERATIONS, Operation, deps_for
 from facegate.ops.tags import collection_of
 from facegate.policy.model import (
@@ -55,6 +55,7 @@ from facegate.policy.model import (
 from facegate.recording import Outcome, input_hashes, request_record, summarise
 from facegate.services import Services
 from facegate.store.decisions import DecisionRecord
+from facegate.store.idempotency import TokenScope
 from facegate.store.reviews import PENDING, RELEASED, ReviewRecord
 from facegate.wire import context as governance_headers
 from facegate.wire import protocol
@@ -190,7 +191,9 @@ async def _admitted(
         )
     outcome.context = context
     # 4 policy
-    resource = await asyncio.to_thread(_resource, services, operation, params, principal)
+    resource, outcome.bound = await asyncio.to_thread(
+        _resource, services, operation, params, principal
+    )
     outcome.collection_id = resource.collection_id if resource is not None else ""
     outcome.collection_faces = resource.face_count if resource is not None else None
     decision = services.policy.decide(PolicyRequest(principal, operation.name, resource, context))
@@ -234,7 +237,8 @@ async def _work(
     outcome: Outcome,
 ) -> bytes:
     """Steps 5-6: replay a stored idempotent response, or do the work under the obligations."""
-    replay = await _recall(services, operation, params, digest)
+    scope = token_scope(principal.organisation.org_id, outcome.bound)
+    replay = await _recall(services, operation, params, digest, scope)
     if replay is not None:
         return replay
     # 5 the work, its parameters shaped by the obligations
@@ -266,6 +270,7 @@ async def _work(
         operation,
         principal.organisation.org_id,
         Enrolment(headers.context.consent_ref or None, retain_until),
+        outcome.bound,
     )
     work = operation.plan if held and operation.plan is not None else operation.handler
     result = await work(deps, params)
@@ -280,15 +285,19 @@ async def _work(
             services, operation, review_digest, decision, principal, wire, now, outcome, crop
         )
     body = protocol.encode_body(wire)
-    await _remember(services, operation, params, digest, body)
+    await _remember(services, operation, params, digest, body, scope)
     return body
 
 
 def _resource(
     services: Services, operation: Operation, params: dict[str, Any], principal: Principal
-) -> CollectionRef | None:
-    """The collection a request is about, with its owner (a collection that does not exist yet,
-    e.g. for CreateCollection, belongs to the caller's organisation)."""
+) -> tuple[CollectionRef | None, Bound | None]:
+    """The collection a request is about, resolved once, in the caller's organisation: for the
+    policy, with its owner and size (one that does not exist, e.g. for CreateCollection, belongs
+    to the caller's organisation); for the work, the binding to that very collection (its
+    identity), so the work never acts on a collection created later under the same id.
+    Collection ids are per organisation: another organisation's collection of the same id is
+    not consulted, so it looks and costs exactly like one that does not exist."""
     own = principal.organisation.org_id
     collection_id: str | None = None
     if operation.spec.collection_param is not None:
@@ -297,14 +306,14 @@ def _resource(
         try:
             collection_id = collection_of(services.deps, params["resource_arn"])
         except ResourceNotFoundException:
-            return CollectionRef(str(params["resource_arn"]), own)
+            return CollectionRef(str(params["resource_arn"]), own), None
     if collection_id is None:
-        return None
-    try:
-        record = services.store.get_collection(collection_id)
-    except ResourceNotFoundException:
-        return CollectionRef(collection_id, own)
-    return CollectionRef(collection_id, record.org_id, services.store.face_count(collection_id))
+        return None, None
+    record = services.store.find_collection(own, collection_id)
+    if record is None:
+        return CollectionRef(collection_id, own), Bound(collection_id, None)
+    faces = services.store.face_count(record)
+    return CollectionRef(collection_id, record.org_id, faces), Bound(collection_id, record)
 
 
 def _store_decision(
@@ -428,6 +437,7 @@ async def _collect(
                 operation,
                 principal.organisation.org_id,
                 Enrolment(headers.context.consent_ref or None),
+                outcome.bound,
             )
             held = to_wire(await operation.apply_held(deps, params, held))
             outcome.result = summarise(held)
@@ -505,28 +515,41 @@ def _review_digest(params_digest: str, context: RequestContext) -> str:
 
 
 async def _recall(
-    services: Services, operation: Operation, params: dict[str, Any], digest: str
+    services: Services,
+    operation: Operation,
+    params: dict[str, Any],
+    digest: str,
+    scope: TokenScope,
 ) -> bytes | None:
+    """The stored response to the same ClientRequestToken in the same scope (organisation and
+    collection identity), within its validity window."""
     token = params.get("client_request_token")
     if not operation.spec.idempotent_token or token is None:
         return None
     stored = await asyncio.to_thread(
-        services.deps.idempotency.recall, operation.name, token, digest
+        services.deps.idempotency.recall, scope, operation.name, token, digest, services.clock()
     )
     return None if stored is None else stored.encode("utf-8")
 
 
 async def _remember(
-    services: Services, operation: Operation, params: dict[str, Any], digest: str, body: bytes
+    services: Services,
+    operation: Operation,
+    params: dict[str, Any],
+    digest: str,
+    body: bytes,
+    scope: TokenScope,
 ) -> None:
     token = params.get("client_request_token")
     if operation.spec.idempotent_token and token is not None:
         await asyncio.to_thread(
             services.deps.idempotency.remember,
+            scope,
             operation.name,
             token,
             digest,
             body.decode("utf-8"),
+            services.clock(),
         )
 
 

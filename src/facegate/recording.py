@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from facegate.audit.record import RequestRecord, ResultSummary
+from facegate.ops.common import Bound
 from facegate.policy.model import Decision, Principal, RequestContext
 
 IMAGE_PARAMS = ("image", "source_image", "target_image")
@@ -88,6 +89,8 @@ class Outcome:
     collection_faces: int | None = None
     expected_false_candidates: float | None = None
     client_address: str = ""
+    # The collection the decision was about, bound at the policy step; the work acts on it.
+    bound: Bound | None = None
     started: float = field(default_factory=time.perf_counter)
 
 

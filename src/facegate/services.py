@@ -143,7 +143,7 @@ class Services:
         deps = OpDeps(
             engine=engine,
             store=store,
-            idempotency=IdempotencyRepository(db),
+            idempotency=IdempotencyRepository(db, settings.idempotency_ttl_s),
             matcher=settings.engine.matcher,
             pages=PageTokens(_derive(master, "pagination")),
             region=settings.region,

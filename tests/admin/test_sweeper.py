@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import replace
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
@@ -15,7 +15,8 @@ from starlette.testclient import TestClient
 from facegate.admin import sweeper
 from facegate.app import create_app
 from facegate.services import Services
-from facegate.store.records import NewFace
+from facegate.store.idempotency import TokenScope
+from facegate.store.records import CollectionRecord, NewFace
 from tests.admin.conftest import MakeReview
 from tests.store.factory import new_face
 
@@ -24,14 +25,18 @@ def _face(collection_id: str, i: int, retain_until: float | None) -> NewFace:
     return new_face(collection_id, i, consent_ref="consent-1", retain_until=retain_until)
 
 
+def _staff(services: Services) -> CollectionRecord:
+    return services.store.get_collection("acme", "staff")
+
+
 def _enrol(services: Services, past: int, future: int = 0, forever: int = 0) -> list[str]:
     """Faces in collection "staff" of organisation "acme"; returns the ids of the overdue."""
-    services.store.create_collection("staff", "arn:staff", "dlib-resnet-v1", org_id="acme")
+    staff = services.store.create_collection("staff", "arn:staff", "dlib-resnet-v1", org_id="acme")
     now = time.time()
     faces = [_face("staff", i, now - 60) for i in range(past)]
     faces += [_face("staff", 100 + i, now + 86400) for i in range(future)]
     faces += [_face("staff", 200 + i, None) for i in range(forever)]
-    services.store.add_faces("staff", faces)
+    services.store.add_faces(staff, faces)
     return [f.record.face_id for f in faces[:past]]
 
 
@@ -44,7 +49,7 @@ def test_sweep_deletes_overdue_faces_and_logs_ids_only(
     with caplog.at_level(logging.INFO, logger="facegate.retention"):
         result = sweeper.sweep_once(services.store, services.reviews, time.time(), services.metrics)
     assert result == sweeper.SweepResult(deleted_faces=2, expired_reviews=1)
-    assert services.store.face_count("staff") == 2
+    assert services.store.face_count(_staff(services)) == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "facegate.retention"]
     for face_id in overdue:
         assert any(
@@ -64,7 +69,7 @@ def test_sweep_works_through_batches(services: Services, monkeypatch: pytest.Mon
     monkeypatch.setattr(sweeper, "BATCH", 2)
     result = sweeper.sweep_once(services.store, services.reviews, time.time())
     assert result.deleted_faces == 5
-    assert services.store.face_count("staff") == 0
+    assert services.store.face_count(_staff(services)) == 0
 
 
 def test_one_sweep_is_bounded(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,16 +77,16 @@ def test_one_sweep_is_bounded(services: Services, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sweeper, "BATCH", 1)
     monkeypatch.setattr(sweeper, "MAX_BATCHES", 2)
     assert sweeper.sweep_once(services.store, services.reviews, time.time()).deleted_faces == 2
-    assert services.store.face_count("staff") == 3  # the rest waits for the next sweep
+    assert services.store.face_count(_staff(services)) == 3  # the rest waits for the next sweep
 
 
 def test_the_app_sweeps_at_start_and_stops_cleanly(services: Services) -> None:
     _enrol(services, past=1, future=1)
     with TestClient(create_app(services)) as client:
         deadline = time.monotonic() + 10
-        while services.store.face_count("staff") != 1 and time.monotonic() < deadline:
+        while services.store.face_count(_staff(services)) != 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert services.store.face_count("staff") == 1
+        assert services.store.face_count(_staff(services)) == 1
         assert client.get("/healthz").status_code == 200
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 5  # not the hour until the next sweep
@@ -178,4 +183,49 @@ def test_sweep_prunes_the_face_change_feed_older_than_the_window(services: Servi
     assert result == sweeper.SweepResult(0, 0, 0, pruned_changes=2)
     with services.db.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM face_changes").fetchone()[0] == 1
-    assert services.store.face_count("staff") == 3
+    assert services.store.face_count(_staff(services)) == 3
+
+
+def test_the_sweeper_prunes_expired_client_request_tokens(services: Services) -> None:
+    repo = services.deps.idempotency
+    now = time.time()
+    scope = TokenScope("acme", "col-1")
+    repo.remember(scope, "CreateUser", "old", "d", "{}", now - repo.ttl_s - 1)
+    repo.remember(scope, "CreateUser", "new", "d", "{}", now - 60)
+    assert sweeper.prune_tokens(repo, now) == 1
+    assert repo.recall(scope, "CreateUser", "new", "d", now) == "{}"
+
+    fast = replace(services.settings, retention_sweep_s=0.01)
+
+    async def run() -> None:  # the running sweeper does it too, every interval
+        repo.remember(scope, "CreateUser", "older", "d", "{}", now - repo.ttl_s - 1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sweeper.run_sweeper(_with_settings(services, fast), stop))
+        deadline = time.monotonic() + 10
+        while _tokens(services) != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert _tokens(services) == 1
+
+
+def _tokens(services: Services) -> int:
+    with services.db.read() as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0])
+
+
+def _with_settings(services: Services, settings: Any) -> Services:
+    return cast(
+        Services,
+        SimpleNamespace(
+            settings=settings,
+            store=services.store,
+            reviews=services.reviews,
+            clock=time.time,
+            metrics=services.metrics,
+            record=services.record,
+            deps=services.deps,
+        ),
+    )

@@ -14,7 +14,7 @@ from facegate.engine.matching import Matcher, raw_matcher
 from facegate.engine.similarity import CalibratedSimilarity
 from facegate.ops.common import OpDeps
 from facegate.ops.search import scored_hits
-from facegate.store.records import FaceRecord
+from facegate.store.records import CollectionRecord, FaceRecord
 from facegate.store.vectors import Hit
 
 DIM = 128
@@ -30,7 +30,7 @@ class BruteForceStore:
         self.records_read: list[str] = []
 
     def nearest(
-        self, collection_id: str, query: np.ndarray, k: int, max_distance: float
+        self, collection: CollectionRecord, query: np.ndarray, k: int, max_distance: float
     ) -> list[Hit]:
         self.searches.append((k, max_distance))
         hits = sorted(
@@ -39,14 +39,17 @@ class BruteForceStore:
         return [Hit(f, d) for d, f in hits if d <= max_distance][:k]
 
     def indexed_vectors(
-        self, collection_id: str, face_ids: list[str]
+        self, collection: CollectionRecord, face_ids: list[str]
     ) -> tuple[list[str], np.ndarray]:
         present = [f for f in face_ids if f in self.vectors]
         return present, np.array([self.vectors[f] for f in present]).reshape(-1, DIM)
 
-    def get_faces(self, collection_id: str, face_ids: list[str]) -> dict[str, FaceRecord]:
+    def get_faces(self, collection: CollectionRecord, face_ids: list[str]) -> dict[str, FaceRecord]:
         self.records_read.extend(face_ids)
         return {f: _record(f) for f in face_ids if f in self.vectors}
+
+
+C = CollectionRecord("c", "arn", "dlib-resnet-v1", "exact", 0.0, "acme", "col-c")
 
 
 def _record(face_id: str) -> FaceRecord:
@@ -81,11 +84,11 @@ def test_max_faces_one_returns_the_best_normalised_face(
     probe = _axis(0, 1.0) * 0.5 + _axis(2, 0.1)
     store = BruteForceStore(faces)
     raw_order = sorted(faces, key=lambda f: np.linalg.norm(faces[f] - probe))
-    everything = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, 0.0, 10))
+    everything = asyncio.run(scored_hits(_deps(store, matcher), C, probe, 0.0, 10))
     best = everything[0][0].face_id
     assert raw_order[0] != best  # normalisation reorders these two
     store.searches.clear()
-    one = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, 0.0, 1))
+    one = asyncio.run(scored_hits(_deps(store, matcher), C, probe, 0.0, 1))
     assert [r.face_id for r, _ in one] == [best]
     assert len(store.searches) == 2  # the first search was full, so it was widened
     assert one[0][1] == pytest.approx(everything[0][1])
@@ -97,11 +100,11 @@ def test_no_face_below_the_threshold_and_best_first(
     matcher, faces = planted
     probe = _axis(2, 0.45)
     store = BruteForceStore(faces)
-    hits = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, 0.0, 10))
+    hits = asyncio.run(scored_hits(_deps(store, matcher), C, probe, 0.0, 10))
     sims = [s for _, s in hits]
     assert sims == sorted(sims, reverse=True)
     threshold = (sims[0] + sims[1]) / 2
-    above = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, threshold, 10))
+    above = asyncio.run(scored_hits(_deps(store, matcher), C, probe, threshold, 10))
     assert [r.face_id for r, _ in above] == [hits[0][0].face_id]
 
 
@@ -109,7 +112,7 @@ def test_the_raw_matcher_searches_once_within_the_calibrated_distance() -> None:
     faces = {f"f{i}": _axis(1, 0.1 * i) for i in range(10)}
     store = BruteForceStore(faces)
     matcher = raw_matcher()
-    hits = asyncio.run(scored_hits(_deps(store, matcher), "c", np.zeros(DIM, np.float32), 80.0, 3))
+    hits = asyncio.run(scored_hits(_deps(store, matcher), C, np.zeros(DIM, np.float32), 80.0, 3))
     assert [r.face_id for r, _ in hits] == ["f0", "f1", "f2"]
     assert store.searches == [(3, matcher.similarity.distance_for(80.0))]
 
@@ -121,18 +124,20 @@ def test_faces_deleted_between_index_and_lookup_are_dropped(
 
     class Vanishing(BruteForceStore):
         def indexed_vectors(
-            self, collection_id: str, face_ids: list[str]
+            self, collection: CollectionRecord, face_ids: list[str]
         ) -> tuple[list[str], np.ndarray]:
             return [], np.zeros((0, DIM))  # every hit was deleted after the index answered
 
-    hits = asyncio.run(scored_hits(_deps(Vanishing(faces), matcher), "c", _axis(2, 0.45), 0.0, 10))
+    hits = asyncio.run(scored_hits(_deps(Vanishing(faces), matcher), C, _axis(2, 0.45), 0.0, 10))
     assert hits == []
 
     class Unrecorded(BruteForceStore):
-        def get_faces(self, collection_id: str, face_ids: list[str]) -> dict[str, FaceRecord]:
+        def get_faces(
+            self, collection: CollectionRecord, face_ids: list[str]
+        ) -> dict[str, FaceRecord]:
             return {f: _record(f) for f in face_ids if f != "lonely"}  # deleted after scoring
 
-    hits = asyncio.run(scored_hits(_deps(Unrecorded(faces), matcher), "c", _axis(2, 0.45), 0.0, 10))
+    hits = asyncio.run(scored_hits(_deps(Unrecorded(faces), matcher), C, _axis(2, 0.45), 0.0, 10))
     assert [r.face_id for r, _ in hits] == ["crowded"]
 
 
@@ -143,12 +148,12 @@ def test_only_the_faces_kept_are_read_from_the_database(
     many = {**faces, **{f"far{i}": _axis(3, 5.0 + i) for i in range(50)}}
     store = BruteForceStore(many)
     probe = _axis(2, 0.45)
-    everything = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, 0.0, 100))
+    everything = asyncio.run(scored_hits(_deps(store, matcher), C, probe, 0.0, 100))
     assert len(everything) == len(many)
     best_two = [r.face_id for r, _ in everything[:2]]
     assert sorted(best_two) == ["crowded", "lonely"]
     store.records_read.clear()
     threshold = everything[1][1]
-    hits = asyncio.run(scored_hits(_deps(store, matcher), "c", probe, threshold, 100))
+    hits = asyncio.run(scored_hits(_deps(store, matcher), C, probe, threshold, 100))
     assert [r.face_id for r, _ in hits] == best_two
     assert sorted(store.records_read) == sorted(best_two)  # not the 50 others

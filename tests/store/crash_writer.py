@@ -35,14 +35,14 @@ MODEL_VERSION = "dlib-resnet-v1"
 MAX_FACES = 600  # beyond this the writer favours deletions, so the store stays small
 
 
-def new_face(rng: random.Random, collection_id: str, image_id: str, sha256: str) -> NewFace:
+def new_face(rng: random.Random, collection_uid: str, image_id: str, sha256: str) -> NewFace:
     """A face with random metadata and a random float32 descriptor."""
     left, top = rng.random() * 0.5, rng.random() * 0.5
     nprng = np.random.default_rng(rng.getrandbits(64))
     return NewFace(
         record=FaceRecord(
             face_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            collection_id=collection_id,
+            collection_uid=collection_uid,
             image_id=image_id,
             image_sha256=sha256,
             external_image_id=rng.choice([None, f"img-{rng.getrandbits(32):08x}"]),
@@ -76,13 +76,13 @@ class Writer:
 
     def __init__(self, store: FaceStore, collection_id: str, rng: random.Random) -> None:
         self.store = store
-        self.cid = collection_id
+        self.cid = store.get_collection("", collection_id)
         self.rng = rng
         # Start from what the (recovered) store holds: this process may follow an earlier kill.
         self.faces: dict[str, str | None] = {
-            r.face_id: r.user_id for _, r in store.list_faces(collection_id, 0, 1_000_000)
+            r.face_id: r.user_id for _, r in store.list_faces(self.cid, 0, 1_000_000)
         }
-        self.users: set[str] = {u.user_id for _, u in store.list_users(collection_id, 0, 10_000)}
+        self.users: set[str] = {u.user_id for _, u in store.list_users(self.cid, 0, 10_000)}
 
     def step(self) -> None:
         """Announce, perform and acknowledge one random write."""
@@ -105,7 +105,7 @@ class Writer:
     def _index(self) -> None:
         count = self.rng.choice([1, 1, 2, 3, 5, 8, 20, 40, 150])
         image_id, sha = str(uuid.uuid4()), f"{self.rng.getrandbits(256):064x}"
-        faces = [new_face(self.rng, self.cid, image_id, sha) for _ in range(count)]
+        faces = [new_face(self.rng, self.cid.uid, image_id, sha) for _ in range(count)]
         announce("begin", {"kind": "index", "faces": [encode_face(f) for f in faces]})
         self.store.add_faces(self.cid, faces)
         announce("ack", {"kind": "index"})

@@ -16,18 +16,19 @@ def face_id(i: int) -> str:
 
 
 def new_face(
-    collection_id: str,
+    collection_uid: str,
     i: int,
     *,
     user: str | None = None,
     consent_ref: str | None = None,
     retain_until: float | None = None,
 ) -> NewFace:
-    """Face number ``i``: ids, hash and descriptor all derived from ``i`` (seeded)."""
+    """Face number ``i``: ids, hash and descriptor all derived from ``i`` (seeded). The store
+    files it under the collection given to ``add_faces``, whatever ``collection_uid`` says."""
     return NewFace(
         record=FaceRecord(
             face_id=face_id(i),
-            collection_id=collection_id,
+            collection_uid=collection_uid,
             image_id=str(uuid.UUID(int=10_000 + i)),
             image_sha256=f"{i:064x}",
             external_image_id=f"img-{i}",

@@ -127,12 +127,13 @@ def replay(start: State, output: bytes) -> Replay:
 
 def snapshot(store: FaceStore) -> State:
     """Everything the store holds for the collection, read through its public methods."""
-    records = {r.face_id: r for _, r in store.list_faces(COLLECTION, 0, 10_000_000)}
+    collection = store.get_collection("", COLLECTION)
+    records = {r.face_id: r for _, r in store.list_faces(collection, 0, 10_000_000)}
     blobs = {
         face_id: vector.tobytes()
-        for face_id, vector in store.descriptors(COLLECTION, list(records)).items()
+        for face_id, vector in store.descriptors(collection, list(records)).items()
     }
-    users = {u.user_id for _, u in store.list_users(COLLECTION, 0, 10_000_000)}
+    users = {u.user_id for _, u in store.list_users(collection, 0, 10_000_000)}
     return State(records, blobs, users)
 
 
@@ -154,23 +155,24 @@ def describe_difference(observed: State, expected: State) -> str:
 
 def check_consistent(db: Database, store: FaceStore, state: State) -> None:
     """Invariants of a reopened store whose content equals ``state``."""
+    collection = store.get_collection("", COLLECTION)
     with db.read() as conn:
         assert [tuple(r) for r in conn.execute("PRAGMA integrity_check")] == [("ok",)]
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         rows = conn.execute(
-            "SELECT COUNT(*) FROM faces WHERE collection_id = ?", (COLLECTION,)
+            "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
         ).fetchone()[0]
         dangling = conn.execute(
             "SELECT COUNT(*) FROM faces f WHERE user_id IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM users u WHERE u.collection_id = f.collection_id "
+            "(SELECT 1 FROM users u WHERE u.collection_uid = f.collection_uid "
             "AND u.user_id = f.user_id)"
         ).fetchone()[0]
     assert dangling == 0, "a face is associated to a user that does not exist"
     assert (
-        store.counts(COLLECTION) == (rows, len(state.users)) == (len(state.faces), len(state.users))
+        store.counts(collection) == (rows, len(state.users)) == (len(state.faces), len(state.users))
     )
     # The index rebuilt at start-up holds exactly the stored faces, each with its own vector.
-    index = store.index(COLLECTION)
+    index = store.index(collection)
     assert len(index) == len(state.faces)
     everything = index.search(np.zeros(DIM, dtype=np.float32), len(state.faces) + 10, math.inf)
     assert {h.face_id for h in everything} == state.faces.keys()
@@ -276,10 +278,13 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(tmp_path: Path) -> Non
                 assert observed in candidates, describe_difference(observed, result.acked)
                 check_consistent(db, store, observed)
                 # A new write after recovery: one face added, one unassociated face deleted.
-                face = new_face(random.Random(round_no), COLLECTION, str(uuid.uuid4()), "0" * 64)
-                store.add_faces(COLLECTION, [face])
+                collection = store.get_collection("", COLLECTION)
+                face = new_face(
+                    random.Random(round_no), collection.uid, str(uuid.uuid4()), "0" * 64
+                )
+                store.add_faces(collection, [face])
                 free = [f for f, r in observed.faces.items() if r.user_id is None][:1]
-                assert store.delete_faces(COLLECTION, free) == free
+                assert store.delete_faces(collection, free) == free
                 model = snapshot(store)
                 assert face.record.face_id in model.faces
                 assert model.faces.keys() == (observed.faces.keys() | {face.record.face_id}) - set(

@@ -12,6 +12,7 @@ import pytest
 from facegate.errors import ResourceNotFoundException
 from facegate.store.db import MIGRATIONS, Database, StoreDatabase, _statements
 from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor
+from facegate.store.records import CollectionRecord
 from facegate.store.store import FaceStore
 from facegate.store.vectors import VectorIndex
 from tests.conftest import DbFactory
@@ -39,16 +40,16 @@ def _held(index: VectorIndex) -> set[str]:
     return held
 
 
-def _ids(store: FaceStore, collection_id: str) -> set[str]:
-    return {face.face_id for _, face in store.list_faces(collection_id, 0, 1000)}
+def _ids(store: FaceStore, collection: CollectionRecord) -> set[str]:
+    return {face.face_id for _, face in store.list_faces(collection, 0, 1000)}
 
 
 def test_pruning_deletes_only_rows_older_than_the_window(database: StoreDatabase) -> None:
     store = FaceStore(database)
-    store.create_collection("c", "arn", "m")
-    store.add_faces("c", [new_face("c", i) for i in range(3)])
-    store.delete_faces("c", [face_id(0)])
-    store.add_faces("c", [new_face("c", i) for i in range(3, 5)])
+    c = store.create_collection("c", "arn", "m")
+    store.add_faces(c, [new_face("c", i) for i in range(3)])
+    store.delete_faces(c, [face_id(0)])
+    store.add_faces(c, [new_face("c", i) for i in range(3, 5)])
     feed = _feed(database)
     assert len(feed) == 6
     with database.read() as conn:
@@ -58,7 +59,7 @@ def test_pruning_deletes_only_rows_older_than_the_window(database: StoreDatabase
         )
     old = feed[3][0]  # the first three adds and the delete are a week old
     _backdate(database, old, time.time() - 7 * 86400)
-    held = store.index("c")
+    held = store.index(c)
 
     pruned = store.prune_feed(time.time() - 86400)
 
@@ -69,20 +70,20 @@ def test_pruning_deletes_only_rows_older_than_the_window(database: StoreDatabase
         assert feed_head(conn) == feed[-1][0]
     assert store.prune_feed(time.time() - 86400) == FeedPrune(0, old)  # nothing else is old
     assert store.catch_up() == 0
-    assert store.index("c") is held  # the pruning store caught up first: nothing to reload
+    assert store.index(c) is held  # the pruning store caught up first: nothing to reload
     assert _feed(database) == feed[4:]
 
 
 def test_pruning_in_batches_raises_the_floor_each_time(database: StoreDatabase) -> None:
     store = FaceStore(database)
-    store.create_collection("c", "arn", "m")
-    store.add_faces("c", [new_face("c", i) for i in range(5)])
+    c = store.create_collection("c", "arn", "m")
+    store.add_faces(c, [new_face("c", i) for i in range(5)])
     last = _feed(database)[-1][0]
     assert prune_changes(database, FUTURE, batch=2) == FeedPrune(deleted=5, floor=last)
     assert _feed(database) == []
     with database.read() as conn:
         assert feed_head(conn) == last  # the head survives an empty feed
-    store.add_faces("c", [new_face("c", 5)])
+    store.add_faces(c, [new_face("c", 5)])
     assert [r[0] > last for r in _feed(database)] == [True]  # seq is never reused
     with pytest.raises(ValueError, match="batch"):
         prune_changes(database, FUTURE, batch=0)
@@ -90,40 +91,40 @@ def test_pruning_in_batches_raises_the_floor_each_time(database: StoreDatabase) 
 
 def test_a_store_that_kept_up_keeps_working_after_pruning(db_factory: DbFactory) -> None:
     a, b = FaceStore(db_factory()), FaceStore(db_factory())
-    a.create_collection("c", "arn", "m")
-    a.add_faces("c", [new_face("c", i) for i in range(4)])
-    assert b.face_count("c") == 4
-    held = b.index("c")
+    c = a.create_collection("c", "arn", "m")
+    a.add_faces(c, [new_face("c", i) for i in range(4)])
+    assert b.face_count(c) == 4
+    held = b.index(c)
     assert a.prune_feed(FUTURE).deleted == 5 - 1  # the collection's creation is not a change
     assert b.catch_up() == 0
-    assert b.index("c") is held  # not dropped: b had seen everything pruned
-    a.add_faces("c", [new_face("c", 4)])
-    a.delete_faces("c", [face_id(1)])
+    assert b.index(c) is held  # not dropped: b had seen everything pruned
+    a.add_faces(c, [new_face("c", 4)])
+    a.delete_faces(c, [face_id(1)])
     assert b.catch_up() == 2
-    assert b.index("c") is held
-    assert _held(held) == _ids(a, "c") == {face_id(i) for i in (0, 2, 3, 4)}
+    assert b.index(c) is held
+    assert _held(held) == _ids(a, c) == {face_id(i) for i in (0, 2, 3, 4)}
 
 
 def test_a_store_behind_the_floor_reloads_and_sees_exactly_the_right_faces(
     db_factory: DbFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = FaceStore(db_factory()), FaceStore(db_factory())
-    a.create_collection("c", "arn", "m")
-    a.create_collection("gone", "arn", "m")
-    a.add_faces("c", [new_face("c", i) for i in range(4)])
-    a.add_faces("gone", [new_face("gone", 10)])
-    assert (b.face_count("c"), b.face_count("gone")) == (4, 1)
-    stale = b.index("c")
+    c = a.create_collection("c", "arn", "m")
+    gone = a.create_collection("gone", "arn", "m")
+    a.add_faces(c, [new_face("c", i) for i in range(4)])
+    a.add_faces(gone, [new_face("gone", 10)])
+    assert (b.face_count(c), b.face_count(gone)) == (4, 1)
+    stale = b.index(c)
     # b stalls; meanwhile a adds and deletes faces, creates and drops collections ...
-    a.add_faces("c", [new_face("c", i) for i in range(4, 7)])
-    a.delete_faces("c", [face_id(0), face_id(5)])
-    a.create_collection("new", "arn", "m")
-    a.add_faces("new", [new_face("new", 20), new_face("new", 21)])
-    a.delete_faces("new", [face_id(21)])
-    a.delete_collection("gone")
+    a.add_faces(c, [new_face("c", i) for i in range(4, 7)])
+    a.delete_faces(c, [face_id(0), face_id(5)])
+    new = a.create_collection("new", "arn", "m")
+    a.add_faces(new, [new_face("new", 20), new_face("new", 21)])
+    a.delete_faces(new, [face_id(21)])
+    a.delete_collection(gone)
     # ... and the feed is pruned past b's position.
     floor = a.prune_feed(FUTURE).floor
-    a.add_faces("c", [new_face("c", 7)])  # one change after the floor
+    a.add_faces(c, [new_face("c", 7)])  # one change after the floor
     assert floor > 0
 
     with caplog.at_level(logging.INFO, logger="facegate.store"):
@@ -133,35 +134,35 @@ def test_a_store_behind_the_floor_reloads_and_sees_exactly_the_right_faces(
     assert "pruned past this server's position" in lines[0]
 
     expected_c = {face_id(i) for i in (1, 2, 3, 4, 6, 7)}
-    assert b.index("c") is not stale
-    assert _held(b.index("c")) == expected_c == _ids(a, "c")
-    assert b.face_count("c") == 6
-    assert _held(b.index("new")) == {face_id(20)}
-    assert b.face_count("gone") == 0
+    assert b.index(c) is not stale
+    assert _held(b.index(c)) == expected_c == _ids(a, c)
+    assert b.face_count(c) == 6
+    assert _held(b.index(new)) == {face_id(20)}
+    assert b.face_count(gone) == 0
     with pytest.raises(ResourceNotFoundException):
-        b.index("gone")
-    hits = b.search("c", new_face("c", 5).descriptor, 1, 0.01)
+        b.index(gone)
+    hits = b.search(c, new_face("c", 5).descriptor, 1, 0.01)
     assert hits == []  # deleted while b was stalled
-    hits = b.search("c", new_face("c", 6).descriptor, 1, 0.01)
+    hits = b.search(c, new_face("c", 6).descriptor, 1, 0.01)
     assert [face.face_id for face, _ in hits] == [face_id(6)]
     # Back on the feed: later changes arrive as usual, with no second reload.
     caplog.clear()
-    a.delete_faces("c", [face_id(7)])
+    a.delete_faces(c, [face_id(7)])
     with caplog.at_level(logging.INFO, logger="facegate.store"):
         assert b.catch_up() == 1
-    assert face_id(7) not in b.index("c")
+    assert face_id(7) not in b.index(c)
     assert not [r for r in caplog.records if r.name == "facegate.store"]
 
 
 def test_a_new_store_on_a_fully_pruned_feed_does_not_reload(database: StoreDatabase) -> None:
     a = FaceStore(database)
-    a.create_collection("c", "arn", "m")
-    a.add_faces("c", [new_face("c", 1)])
+    c = a.create_collection("c", "arn", "m")
+    a.add_faces(c, [new_face("c", 1)])
     a.prune_feed(FUTURE)
     b = FaceStore(database)  # starts at the head, which is the floor
-    held = b.index("c")
+    held = b.index(c)
     assert b.catch_up() == 0
-    assert b.index("c") is held
+    assert b.index(c) is held
 
 
 def test_migration_9_stamps_existing_feed_rows(tmp_path: Path) -> None:

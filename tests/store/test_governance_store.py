@@ -180,25 +180,24 @@ def _new_face(cid: str, i: int, retain_until: float | None, user: str | None = N
 def test_retention_sweep_deletes_due_faces_and_records_them(database: StoreDatabase) -> None:
     db = database
     store = FaceStore(db)
-    store.create_collection("c", "arn", "m", org_id="acme")
-    store.add_faces(
-        "c", [_new_face("c", 0, 50.0), _new_face("c", 1, 500.0), _new_face("c", 2, None)]
-    )
-    store.create_user("c", "u1")
-    store.set_user_of_faces("c", "u1", [str(uuid.UUID(int=1))])
+    c = store.create_collection("c", "arn", "m", org_id="acme")
+    store.add_faces(c, [_new_face("c", 0, 50.0), _new_face("c", 1, 500.0), _new_face("c", 2, None)])
+    store.create_user(c, "u1")
+    store.set_user_of_faces(c, "u1", [str(uuid.UUID(int=1))])
     assert store.sweep_retention(10.0) == []
     swept = store.sweep_retention(100.0)
-    assert [f.face_id for f in swept] == [str(uuid.UUID(int=1))]
-    assert swept[0].consent_ref == "consent-7"
-    assert store.face_count("c") == 2
-    remaining = {f.face_id for _, f in store.list_faces("c", 0, 10)}
+    assert [s.face.face_id for s in swept] == [str(uuid.UUID(int=1))]
+    assert (swept[0].collection_id, swept[0].org_id) == ("c", "acme")
+    assert swept[0].face.consent_ref == "consent-7"
+    assert store.face_count(c) == 2
+    remaining = {f.face_id for _, f in store.list_faces(c, 0, 10)}
     assert remaining == {str(uuid.UUID(int=2)), str(uuid.UUID(int=3))}
     with db.read() as conn:
         rows = conn.execute(
             "SELECT face_id, org_id, deleted_at FROM retention_deletions"
         ).fetchall()
     assert [tuple(r) for r in rows] == [(str(uuid.UUID(int=1)), "acme", 100.0)]
-    assert FaceStore(db).face_count("c") == 2  # rebuilt from disk: the deletion stuck
+    assert FaceStore(db).face_count(c) == 2  # rebuilt from disk: the deletion stuck
 
 
 def test_listing_by_status_finds_old_pending_reviews(database: StoreDatabase) -> None:
@@ -215,7 +214,7 @@ def test_listing_by_status_finds_old_pending_reviews(database: StoreDatabase) ->
     assert len(repo.list(None, 100, now=10.0)) == 12
 
 
-def test_operators_from_before_migration_10_are_controlled_by_nobody(tmp_path: Path) -> None:
+def test_operators_from_before_migration_11_are_controlled_by_nobody(tmp_path: Path) -> None:
     """Accounts made before creators were recorded have created_by '' (not known): no rule
     can name their creator, so they count as independent (docs/governance.md says so)."""
     from facegate.store.db import MIGRATIONS as ALL

@@ -9,8 +9,9 @@
       "use_case": "access_control",              the key's use case (default: the org's only one)
       "action": "SearchFacesByImage",            a Rekognition operation name
       "collection": "staff",                     needed by actions on a collection: an id
-                                                 (owner and size looked up when the server
-                                                 knows it, else the principal's org and 0),
+                                                 of the principal's organisation (its size
+                                                 looked up when the server knows it, else 0;
+                                                 ids are per organisation),
                                                  or {"collection_id", "organisation_id",
                                                  "face_count"}
       "context": {"now": "2026-09-01T08:00:00Z", "purpose": "access_control", "case_ref": "",
@@ -56,7 +57,7 @@ def request_from_body(
     body: Mapping[str, Any],
     *,
     orgs: OrganisationRepository,
-    collections: Callable[[str], CollectionRef | None] | None,
+    collections: Callable[[str, str], CollectionRef | None] | None,
     now: datetime,
 ) -> PolicyRequest:
     """The policy request ``body`` describes (see the module docstring)."""
@@ -103,14 +104,14 @@ def _organisation(top: Fields, orgs: OrganisationRepository) -> Organisation:
 
 
 def _collection(
-    top: Fields, own: str, collections: Callable[[str], CollectionRef | None] | None
+    top: Fields, own: str, collections: Callable[[str, str], CollectionRef | None] | None
 ) -> CollectionRef | None:
     value = top.doc.get("collection")
     if value is None:
         return None
     if isinstance(value, str):
         collection_id = top.text("collection", max_len=255)
-        known = collections(collection_id) if collections is not None else None
+        known = collections(own, collection_id) if collections is not None else None
         return known if known is not None else CollectionRef(collection_id, own)
     given = Fields(value, COLLECTION, "collection")
     return CollectionRef(

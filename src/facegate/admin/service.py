@@ -98,8 +98,9 @@ MAX_NOTE = 1000
 MAX_EXPIRY_DAYS = 3650
 MAX_LIST = 1000
 
-CollectionLookup = Callable[[str], CollectionRef | None]
-"""A collection id -> its owner and face count (None: no such collection)."""
+CollectionLookup = Callable[[str, str], CollectionRef | None]
+"""(organisation, collection id) -> the organisation's collection of that id, with its face
+count (None: the organisation holds none; ids are per organisation)."""
 
 
 @dataclass(frozen=True)
@@ -774,12 +775,11 @@ def over_services(services: Services) -> AdminService:
     collection lookups against its store."""
     store = services.store
 
-    def collection(collection_id: str) -> CollectionRef | None:
-        try:
-            record = store.get_collection(collection_id)
-        except ResourceNotFoundException:
+    def collection(org_id: str, collection_id: str) -> CollectionRef | None:
+        record = store.find_collection(org_id, collection_id)
+        if record is None:
             return None
-        return CollectionRef(collection_id, record.org_id, store.face_count(collection_id))
+        return CollectionRef(collection_id, record.org_id, store.face_count(record))
 
     return AdminService(
         registry=services.registry,

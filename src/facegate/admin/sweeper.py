@@ -12,7 +12,10 @@ the server was down are enforced at once) :func:`sweep_once` runs in a worker th
 * as a safety net, any probe face crop whose review is no longer open is deleted
   (``ReviewRepository.purge_crops``; closing a review deletes its crop already);
 * rows of the face change feed older than ``settings.feed_retention_s`` are pruned
-  (``FaceStore.prune_feed``; a server that fell behind them reloads its indexes).
+  (``FaceStore.prune_feed``; a server that fell behind them reloads its indexes);
+* ClientRequestToken records past their validity window (``settings.idempotency_ttl_s``) are
+  deleted (:func:`prune_tokens`; expired records are ignored anyway, pruning keeps the table
+  small). A step of its own: its failure does not cost the retention sweep, nor the reverse.
 
 Each deletion is logged on ``facegate.retention`` with the face id, collection and organisation
 (ids only, nothing biometric), and counted in ``facegate_retention_deletions_total``; expired
@@ -33,9 +36,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from facegate.audit.record import EventRecord, EventSink
-from facegate.errors import ResourceNotFoundException
 from facegate.metrics import Metrics
 from facegate.services import Services
+from facegate.store.idempotency import IdempotencyRepository
 from facegate.store.reviews import ReviewRepository
 from facegate.store.store import FaceStore
 
@@ -64,12 +67,10 @@ def sweep_once(
     each deletion (and the number of expired reviews) is an audit event given to ``record``.
     With ``feed_retention_s``, also prune the face change feed rows older than that."""
     deleted = 0
-    owners: dict[str, str] = {}
     for _ in range(MAX_BATCHES):
-        faces = store.sweep_retention(now, BATCH)
-        for face in faces:
-            if face.collection_id not in owners:
-                owners[face.collection_id] = _owner(store, face.collection_id)
+        swept = store.sweep_retention(now, BATCH)
+        for item in swept:
+            face, owner = item.face, item.org_id or "-"
             deadline = datetime.fromtimestamp(face.retain_until or now, UTC)
             if record is not None:
                 record(
@@ -79,21 +80,21 @@ def sweep_once(
                         action="face.delete",
                         actor="sweeper",
                         subject=face.face_id,
-                        org_id=owners[face.collection_id],
+                        org_id=owner,
                         details={
-                            "collection_id": face.collection_id,
+                            "collection_id": item.collection_id,
                             "retain_until": face.retain_until,
                             "consent_ref": face.consent_ref or "",
                         },
                     )
                 )
             log.info(
-                f"retention deletion: face {face.face_id} of collection {face.collection_id} "
-                f"(organisation {owners[face.collection_id]}), retention deadline "
+                f"retention deletion: face {face.face_id} of collection {item.collection_id} "
+                f"(organisation {owner}), retention deadline "
                 f"{deadline:%Y-%m-%dT%H:%M:%SZ}"
             )
-        deleted += len(faces)
-        if len(faces) < BATCH:
+        deleted += len(swept)
+        if len(swept) < BATCH:
             break
     expired = reviews.expire(now)
     if expired and record is not None:
@@ -132,15 +133,17 @@ def sweep_once(
     return SweepResult(deleted, len(expired), purged, pruned)
 
 
-def _owner(store: FaceStore, collection_id: str) -> str:
-    try:
-        return store.get_collection(collection_id).org_id or "-"
-    except ResourceNotFoundException:
-        return "-"
+def prune_tokens(idempotency: IdempotencyRepository, now: float) -> int:
+    """Delete the ClientRequestToken records expired at ``now``; returns how many."""
+    pruned = idempotency.prune(now)
+    if pruned:
+        log.info(f"deleted {pruned} expired ClientRequestToken record(s)")
+    return pruned
 
 
 async def run_sweeper(services: Services, stop: asyncio.Event) -> None:
-    """Sweep now and then every ``retention_sweep_s`` seconds until ``stop`` is set."""
+    """Sweep (and prune expired ClientRequestToken records) now and then every
+    ``retention_sweep_s`` seconds until ``stop`` is set."""
     interval = services.settings.retention_sweep_s
     if interval <= 0:
         log.warning("retention sweeper disabled (retention_sweep_s <= 0)")
@@ -158,6 +161,12 @@ async def run_sweeper(services: Services, stop: asyncio.Event) -> None:
             )
         except Exception:
             log.exception("retention sweep failed; retrying at the next interval")
+        try:
+            await asyncio.to_thread(prune_tokens, services.deps.idempotency, services.clock())
+        except Exception:
+            log.exception(
+                "pruning ClientRequestToken records failed; retrying at the next interval"
+            )
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 

@@ -1,4 +1,9 @@
-"""CreateCollection, DescribeCollection, ListCollections, DeleteCollection."""
+"""CreateCollection, DescribeCollection, ListCollections, DeleteCollection.
+
+Collection ids are per organisation (as Rekognition's are per account): an organisation sees,
+names and creates only its own, and another organisation's collection of the same id is, to it,
+a collection that does not exist (ResourceNotFoundException; CreateCollection succeeds).
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ async def create_collection(deps: OpDeps, p: dict[str, Any]) -> CreateCollection
         deps.engine.model_version,
         kind,
         tags,
-        deps.org_id or "",
+        deps.namespace,
     )
     return CreateCollectionResponse(200, arn, deps.engine.model_version)
 
@@ -50,8 +55,8 @@ class DescribeCollectionResponse:
 
 
 async def describe_collection(deps: OpDeps, p: dict[str, Any]) -> DescribeCollectionResponse:
-    record = await run_sync(deps.store.get_collection, p["collection_id"])
-    faces, users = await run_sync(deps.store.counts, record.collection_id)
+    record = await run_sync(deps.collection, p["collection_id"])
+    faces, users = await run_sync(deps.store.counts, record)
     return DescribeCollectionResponse(
         face_count=faces,
         face_model_version=record.face_model_version,
@@ -71,10 +76,11 @@ class ListCollectionsResponse:
 async def list_collections(deps: OpDeps, p: dict[str, Any]) -> ListCollectionsResponse:
     limit = p.get("max_results")
     limit = DEFAULT_LIST_COLLECTIONS if limit is None else int(limit)
-    after = deps.pages.cursor("ListCollections", p.get("next_token"))
-    rows = await run_sync(deps.store.list_collections, after, limit + 1, deps.org_id)
+    scope = f"ListCollections\0{deps.namespace}"
+    after = deps.pages.cursor(scope, p.get("next_token"))
+    rows = await run_sync(deps.store.list_collections, after, limit + 1, deps.namespace)
     page, more = rows[:limit], len(rows) > limit
-    token = deps.pages.issue("ListCollections", page[-1][0]) if more and page else None
+    token = deps.pages.issue(scope, page[-1][0]) if more and page else None
     return ListCollectionsResponse(
         collection_ids=tuple(r.collection_id for _, r in page),
         next_token=token,
@@ -88,5 +94,6 @@ class DeleteCollectionResponse:
 
 
 async def delete_collection(deps: OpDeps, p: dict[str, Any]) -> DeleteCollectionResponse:
-    await run_sync(deps.store.delete_collection, p["collection_id"])
+    record = await run_sync(deps.collection, p["collection_id"])
+    await run_sync(deps.store.delete_collection, record)
     return DeleteCollectionResponse(200)

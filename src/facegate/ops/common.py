@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn, Protocol, TypeVar, cast
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facegate.engine.matching import Matcher
 from facegate.engine.types import Analysis
@@ -17,8 +20,9 @@ from facegate.errors import (
     InvalidParameterException,
     InvalidS3ObjectException,
 )
-from facegate.store.idempotency import IdempotencyRepository
-from facegate.store.store import FaceStore
+from facegate.store.idempotency import IdempotencyRepository, TokenScope
+from facegate.store.records import CollectionRecord
+from facegate.store.store import FaceStore, collection_not_found
 
 T = TypeVar("T")
 
@@ -35,34 +39,44 @@ class AsyncEngine(Protocol):
 
 
 class PageTokens:
-    """Opaque, tamper-evident pagination tokens: ``<cursor>.<mac>``, bound to the listing.
+    """Opaque, tamper-evident pagination tokens, bound to the listing and the caller.
 
-    The MAC (HMAC-SHA256, truncated to 16 bytes) covers the operation, the collection and any
-    filter, so a token from one listing cannot be replayed on another; a changed or foreign token
-    raises InvalidPaginationTokenException. Tokens stay well under Rekognition's 255 characters.
+    A token is the cursor (a position the store gives, e.g. a row number among all of the
+    server's collections) encrypted with AES-256-GCM under a key derived from the master key,
+    with a random nonce and the listing's scope as associated data: the caller learns nothing
+    from it (not the cursor, not how many rows other organisations made; two tokens for the
+    same position differ), and a token changed, or issued for another scope, raises
+    InvalidPaginationTokenException. The scope names the operation, the organisation, the
+    collection's identity and any filter, so a token cannot be replayed by another
+    organisation, on another listing, or on a collection created again under the same id.
+    Tokens are 48 characters, well under Rekognition's 255.
     """
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    _NONCE = 12
 
-    def _mac(self, scope: str, cursor: int) -> str:
-        digest = hmac.new(self._key, f"{scope}\0{cursor}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:16]).decode("ascii").rstrip("=")
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(hashlib.sha256(b"facegate page tokens\0" + key).digest())
 
     def issue(self, scope: str, cursor: int) -> str:
-        return f"{cursor}.{self._mac(scope, cursor)}"
+        if not 0 <= cursor < 2**63:
+            raise ValueError("cursor out of range")
+        nonce = secrets.token_bytes(self._NONCE)
+        sealed = self._aead.encrypt(nonce, cursor.to_bytes(8, "big"), scope.encode())
+        return base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
 
     def cursor(self, scope: str, token: str | None) -> int:
         """The cursor a token carries (0 for no token)."""
         if token is None:
             return 0
-        head, _, mac = token.partition(".")
-        if not head.isdigit() or len(head) > 19:
-            raise InvalidPaginationTokenException("Invalid pagination token.")
-        cursor = int(head)
-        if not hmac.compare_digest(mac, self._mac(scope, cursor)):
-            raise InvalidPaginationTokenException("Invalid pagination token.")
-        return cursor
+        invalid = InvalidPaginationTokenException("Invalid pagination token.")
+        if len(token) != 48 or not token.isascii():
+            raise invalid
+        try:
+            raw = base64.urlsafe_b64decode(token)
+            plain = self._aead.decrypt(raw[: self._NONCE], raw[self._NONCE :], scope.encode())
+        except (ValueError, InvalidTag):
+            raise invalid from None
+        return int.from_bytes(plain, "big")
 
 
 @dataclass(frozen=True)
@@ -75,9 +89,21 @@ class Enrolment:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """The collection a request's policy decision was about, resolved once at the policy step
+    in the caller's organisation: ``record`` None means it held no collection of that id then.
+    Operations act on exactly this collection (:meth:`OpDeps.collection`), never on whatever
+    holds the id when the work gets to it."""
+
+    collection_id: str
+    record: CollectionRecord | None
+
+
+@dataclass(frozen=True)
 class OpDeps:
     """Everything operations use; built once by ``facegate.services``, then narrowed per request
-    with :meth:`for_caller` (the caller's organisation and enrolment terms)."""
+    with :meth:`for_caller` (the caller's organisation, enrolment terms and the collection the
+    decision was about)."""
 
     engine: AsyncEngine
     store: FaceStore
@@ -88,22 +114,52 @@ class OpDeps:
     account_id: str
     org_id: str | None = None
     enrolment: Enrolment = Enrolment()
+    bound: Bound | None = None
 
-    def for_caller(self, org_id: str, enrolment: Enrolment, *, compares_faces: bool) -> OpDeps:
+    def for_caller(
+        self,
+        org_id: str,
+        enrolment: Enrolment,
+        bound: Bound | None = None,
+        *,
+        compares_faces: bool,
+    ) -> OpDeps:
         """These dependencies for one request of ``org_id`` (collections it creates are its own;
-        ListCollections shows only its own). Unless the operation ``compares_faces`` (its row in
-        :mod:`facegate.operations`), the matcher and the store's similarity searches refuse
-        every use (:class:`UndeclaredComparison`), so an operation cannot compare faces outside
-        the rules that govern face comparison."""
+        it sees and names only its own) about the collection ``bound``. Unless the operation
+        ``compares_faces`` (its row in :mod:`facegate.operations`), the matcher and the store's
+        similarity searches refuse every use (:class:`UndeclaredComparison`), so an operation
+        cannot compare faces outside the rules that govern face comparison."""
         if compares_faces:
-            return replace(self, org_id=org_id, enrolment=enrolment)
+            return replace(self, org_id=org_id, enrolment=enrolment, bound=bound)
         return replace(
             self,
             org_id=org_id,
             enrolment=enrolment,
+            bound=bound,
             matcher=cast(Matcher, _Refusing("the matcher")),
             store=cast(FaceStore, _StoreWithoutSearch(self.store)),
         )
+
+    @property
+    def namespace(self) -> str:
+        """The organisation whose collections this request names ("" when not narrowed to a
+        caller: the namespace of collections created without an owner, e.g. in tests)."""
+        return self.org_id or ""
+
+    def collection(self, collection_id: str) -> CollectionRecord:
+        """The caller's collection ``collection_id`` (blocking: call with :func:`run_sync`).
+
+        For the collection the request was decided on (:attr:`bound`), that very collection,
+        read again by its identity: ResourceNotFoundException if it did not exist at the
+        decision or was deleted since, even if the id names a new collection now. Otherwise the
+        collection the caller's organisation holds under that id now. Another organisation's
+        collection of the same id is never found: it is not in the caller's namespace."""
+        bound = self.bound
+        if bound is not None and bound.collection_id == collection_id:
+            if bound.record is None:
+                raise collection_not_found(collection_id)
+            return self.store.refresh(bound.record)
+        return self.store.get_collection(self.namespace, collection_id)
 
     def collection_arn(self, collection_id: str) -> str:
         """Rekognition's form: ``aws:rekognition:<region>:<account>:collection/<id>``."""
@@ -147,6 +203,13 @@ class _StoreWithoutSearch:
                 "(facegate/operations.py)"
             )
         return getattr(self._store, name)
+
+
+def token_scope(org_id: str, bound: Bound | None) -> TokenScope:
+    """Where a ClientRequestToken of ``org_id`` about the collection ``bound`` means something:
+    the organisation and the collection's identity (none: "")."""
+    record = bound.record if bound is not None else None
+    return TokenScope(org_id, record.uid if record is not None else "")
 
 
 async def run_sync(fn: Callable[..., T], *args: Any) -> T:

@@ -3,6 +3,12 @@
 IndexFaces stores descriptors and face metadata, never the image (as Rekognition). Indexing the
 same image bytes again into the same collection with the same ExternalImageId returns the faces
 already stored instead of duplicating them.
+
+Each operation resolves its collection once (``OpDeps.collection``: the one the policy decision
+was about) and hands that record, with its identity, to the store, which checks inside each
+write's transaction that it still exists: a collection deleted while IndexFaces analyses the
+image answers ResourceNotFoundException and stores nothing, also when its id names a new
+collection by then.
 """
 
 from __future__ import annotations
@@ -64,16 +70,13 @@ def _select(
 
 
 async def index_faces(deps: OpDeps, p: dict[str, Any]) -> IndexFacesResponse:
-    collection_id: str = p["collection_id"]
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     external_id: str | None = p.get("external_image_id")
     level = p.get("quality_filter") or "AUTO"
     max_faces = min(int(p.get("max_faces") or MAX_INDEX_FACES), MAX_INDEX_FACES)
     analysis = await deps.engine.analyze_async(image_bytes(p["image"]))
     keep, unindexed = _select(analysis.faces, level, max_faces)
-    existing = await run_sync(
-        deps.store.faces_of_image, collection_id, analysis.sha256, external_id
-    )
+    existing = await run_sync(deps.store.faces_of_image, collection, analysis.sha256, external_id)
     if existing:
         records = existing  # same image, same ExternalImageId: no duplicate metadata
     else:
@@ -82,7 +85,7 @@ async def index_faces(deps: OpDeps, p: dict[str, Any]) -> IndexFacesResponse:
             NewFace(
                 record=FaceRecord(
                     face_id=str(uuid.uuid4()),
-                    collection_id=collection_id,
+                    collection_uid=collection.uid,
                     image_id=image_id,
                     image_sha256=analysis.sha256,
                     external_image_id=external_id,
@@ -101,7 +104,7 @@ async def index_faces(deps: OpDeps, p: dict[str, Any]) -> IndexFacesResponse:
             )
             for f in keep
         ]
-        await run_sync(deps.store.add_faces, collection_id, new)
+        await run_sync(deps.store.add_faces, collection, new)
         records = [n.record for n in new]
     # Same bytes give the same detections (the engine is deterministic), so a stored face is
     # paired with its detection by its exact box, also for faces stored by an earlier call.
@@ -130,15 +133,14 @@ class ListFacesResponse:
 
 
 async def list_faces(deps: OpDeps, p: dict[str, Any]) -> ListFacesResponse:
-    collection_id: str = p["collection_id"]
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     limit = p.get("max_results")
     limit = DEFAULT_LIST_FACES if limit is None else int(limit)
     user_id: str | None = p.get("user_id")
     face_ids: list[str] | None = p.get("face_ids")
-    scope = f"ListFaces\0{collection_id}\0{user_id}\0{','.join(face_ids or [])}"
+    scope = f"ListFaces\0{collection.uid}\0{user_id}\0{','.join(face_ids or [])}"
     after = deps.pages.cursor(scope, p.get("next_token"))
-    rows = await run_sync(deps.store.list_faces, collection_id, after, limit + 1, user_id, face_ids)
+    rows = await run_sync(deps.store.list_faces, collection, after, limit + 1, user_id, face_ids)
     page, more = rows[:limit], len(rows) > limit
     token = deps.pages.issue(scope, page[-1][0]) if more and page else None
     return ListFacesResponse(
@@ -163,11 +165,10 @@ class DeleteFacesResponse:
 
 async def delete_faces(deps: OpDeps, p: dict[str, Any]) -> DeleteFacesResponse:
     """Delete faces; faces associated with a user are refused (disassociate them first)."""
-    collection_id: str = p["collection_id"]
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
-    await run_sync(deps.store.get_collection, collection_id)
-    known = await run_sync(deps.store.get_faces, collection_id, face_ids)
-    deleted = set(await run_sync(deps.store.delete_faces, collection_id, face_ids))
+    collection = await run_sync(deps.collection, p["collection_id"])
+    known = await run_sync(deps.store.get_faces, collection, face_ids)
+    deleted = set(await run_sync(deps.store.delete_faces, collection, face_ids))
     failures = []
     for face_id in face_ids:
         if face_id in deleted:

@@ -21,7 +21,7 @@ from typing import Any
 from facegate.operations import OPERATIONS as SPECS
 from facegate.operations import OperationSpec
 from facegate.ops import collections, detect, faces, search, tags, users
-from facegate.ops.common import Enrolment, OpDeps
+from facegate.ops.common import Bound, Enrolment, OpDeps
 
 Handler = Callable[[OpDeps, dict[str, Any]], Awaitable[Any]]
 ApplyHeld = Callable[[OpDeps, dict[str, Any], dict[str, Any]], Awaitable[Any]]
@@ -93,7 +93,14 @@ OPERATIONS: Mapping[str, Operation] = _operations()
 """Operation name -> its row and handlers. An operation not listed is refused (fail closed)."""
 
 
-def deps_for(deps: OpDeps, operation: Operation, org_id: str, enrolment: Enrolment) -> OpDeps:
-    """``deps`` for one request of ``org_id`` to ``operation``: its organisation and enrolment
-    terms, and the matcher only if the operation's row says it compares faces."""
-    return deps.for_caller(org_id, enrolment, compares_faces=operation.spec.compares_faces)
+def deps_for(
+    deps: OpDeps,
+    operation: Operation,
+    org_id: str,
+    enrolment: Enrolment,
+    bound: Bound | None = None,
+) -> OpDeps:
+    """``deps`` for one request of ``org_id`` to ``operation`` about the collection ``bound``:
+    its organisation and enrolment terms, and the matcher only if the operation's row says it
+    compares faces."""
+    return deps.for_caller(org_id, enrolment, bound, compares_faces=operation.spec.compares_faces)

@@ -28,7 +28,7 @@ from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
-from facegate.store.records import FaceRecord
+from facegate.store.records import CollectionRecord, FaceRecord
 from facegate.store.store import FaceStore
 
 DEFAULT_FACE_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
@@ -38,7 +38,7 @@ WIDEN_EXTRA = 4096
 
 
 async def scored_hits(
-    deps: OpDeps, collection_id: str, probe: Vector, threshold_pct: float, k: int
+    deps: OpDeps, collection: CollectionRecord, probe: Vector, threshold_pct: float, k: int
 ) -> list[tuple[FaceRecord, float]]:
     """Up to ``k`` stored faces reaching ``threshold_pct``: (record, Similarity), best first.
 
@@ -47,27 +47,27 @@ async def scored_hits(
     than will match); their descriptors come from the in-memory index, they are scored, and
     only the faces kept are read from the database. A face deleted meanwhile is dropped. All of
     it runs in one worker thread (one hop from the event loop)."""
-    return await run_sync(_scored, deps.store, deps.matcher, collection_id, probe, threshold_pct, k)
+    return await run_sync(_scored, deps.store, deps.matcher, collection, probe, threshold_pct, k)
 
 
 def _scored(
     store: FaceStore,
     matcher: Matcher,
-    collection_id: str,
+    collection: CollectionRecord,
     probe: Vector,
     threshold_pct: float,
     k: int,
 ) -> list[tuple[FaceRecord, float]]:
     probe_stat = float(matcher.stats(probe)[0])
     bound = matcher.distance_bound(threshold_pct, probe_stat)
-    hits = store.nearest(collection_id, probe, k, bound)
+    hits = store.nearest(collection, probe, k, bound)
     if not hits:
         return []
     if matcher.normalised and len(hits) >= k:
         reach = min(bound, hits[-1].distance + 2.0 * matcher.scorer.max_shift)
-        hits = store.nearest(collection_id, probe, k + WIDEN_EXTRA, reach)
+        hits = store.nearest(collection, probe, k + WIDEN_EXTRA, reach)
     if matcher.normalised:
-        present, vectors = store.indexed_vectors(collection_id, [h.face_id for h in hits])
+        present, vectors = store.indexed_vectors(collection, [h.face_id for h in hits])
         if len(present) < len(hits):  # deleted since the index search
             alive = set(present)
             hits = [h for h in hits if h.face_id in alive]
@@ -85,13 +85,13 @@ def _scored(
     ]
     scored.sort(key=lambda fs: -fs[1])  # stable: equal Similarity keeps distance order
     kept = scored[:k]
-    records = store.get_faces(collection_id, [f for f, _ in kept])
+    records = store.get_faces(collection, [f for f, _ in kept])
     return [(records[f], s) for f, s in kept if f in records]
 
 
 async def search_vector(
     deps: OpDeps,
-    collection_id: str,
+    collection: CollectionRecord,
     probe: Vector,
     threshold_pct: float,
     max_faces: int,
@@ -99,7 +99,7 @@ async def search_vector(
 ) -> tuple[FaceMatch, ...]:
     """Faces within the threshold, most similar first, at most ``max_faces``."""
     k = max_faces + (1 if exclude else 0)
-    hits = await scored_hits(deps, collection_id, probe, threshold_pct, k)
+    hits = await scored_hits(deps, collection, probe, threshold_pct, k)
     matches = [FaceMatch(s, stored_face(r)) for r, s in hits if r.face_id != exclude]
     return tuple(matches[:max_faces])
 
@@ -114,15 +114,15 @@ class SearchFacesResponse:
 async def search_faces(deps: OpDeps, p: dict[str, Any]) -> SearchFacesResponse:
     collection_id: str = p["collection_id"]
     face_id: str = p["face_id"]
-    collection = await run_sync(deps.store.get_collection, collection_id)
-    probe = await run_sync(deps.store.descriptor, collection_id, face_id)
+    collection = await run_sync(deps.collection, collection_id)
+    probe = await run_sync(deps.store.descriptor, collection, face_id)
     if probe is None:
         raise ResourceNotFoundException(
             f"The face id {face_id} does not exist in collection {collection_id}."
         )
     matches = await search_vector(
         deps,
-        collection_id,
+        collection,
         probe,
         pct(p.get("face_match_threshold"), DEFAULT_FACE_MATCH_THRESHOLD),
         int(p.get("max_faces") or DEFAULT_MAX_FACES),
@@ -141,8 +141,7 @@ class SearchFacesByImageResponse:
 
 async def search_faces_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchFacesByImageResponse:
     """Search with the largest face in the image (Rekognition's rule)."""
-    collection_id: str = p["collection_id"]
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     analysis = await deps.engine.analyze_async(image_bytes(p["image"]), max_faces=1)
     if not analysis.faces:
         raise InvalidParameterException("There are no faces in the image. Should be at least 1.")
@@ -153,7 +152,7 @@ async def search_faces_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchFacesB
         )
     matches = await search_vector(
         deps,
-        collection_id,
+        collection,
         descriptor_of(face),
         pct(p.get("face_match_threshold"), DEFAULT_FACE_MATCH_THRESHOLD),
         int(p.get("max_faces") or DEFAULT_MAX_FACES),

@@ -1,7 +1,10 @@
 """TagResource, UntagResource, ListTagsForResource on collection ARNs.
 
 Both ARN forms are accepted: ``arn:aws:rekognition:<region>:<account>:collection/<id>`` (what
-the AWS CLI and IAM use) and ``aws:rekognition:...`` (what CreateCollection returns).
+the AWS CLI and IAM use) and ``aws:rekognition:...`` (what CreateCollection returns). An ARN
+names a collection in the caller's organisation, like a CollectionId: the ARN of another
+organisation's collection of the same id is, to the caller, its own collection of that id (or
+none).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from facegate.errors import ResourceNotFoundException
 from facegate.ops.common import OpDeps, run_sync
 from facegate.ops.users import Empty
+from facegate.store.records import CollectionRecord
 
 
 def collection_of(deps: OpDeps, arn: str) -> str:
@@ -23,17 +27,20 @@ def collection_of(deps: OpDeps, arn: str) -> str:
     return stored_form[len(prefix) :]
 
 
+async def _collection(deps: OpDeps, arn: str) -> CollectionRecord:
+    """The caller's collection an ARN names (ResourceNotFoundException if none)."""
+    return await run_sync(deps.collection, collection_of(deps, arn))
+
+
 async def tag_resource(deps: OpDeps, p: dict[str, Any]) -> Empty:
-    collection_id = collection_of(deps, p["resource_arn"])
-    await run_sync(deps.store.get_collection, collection_id)
-    await run_sync(deps.store.tag, collection_id, dict(p["tags"]))
+    collection = await _collection(deps, p["resource_arn"])
+    await run_sync(deps.store.tag, collection, dict(p["tags"]))
     return Empty()
 
 
 async def untag_resource(deps: OpDeps, p: dict[str, Any]) -> Empty:
-    collection_id = collection_of(deps, p["resource_arn"])
-    await run_sync(deps.store.get_collection, collection_id)
-    await run_sync(deps.store.untag, collection_id, list(p["tag_keys"]))
+    collection = await _collection(deps, p["resource_arn"])
+    await run_sync(deps.store.untag, collection, list(p["tag_keys"]))
     return Empty()
 
 
@@ -43,6 +50,5 @@ class ListTagsResponse:
 
 
 async def list_tags_for_resource(deps: OpDeps, p: dict[str, Any]) -> ListTagsResponse:
-    collection_id = collection_of(deps, p["resource_arn"])
-    await run_sync(deps.store.get_collection, collection_id)
-    return ListTagsResponse(await run_sync(deps.store.tags, collection_id))
+    collection = await _collection(deps, p["resource_arn"])
+    return ListTagsResponse(await run_sync(deps.store.tags, collection))

@@ -22,6 +22,7 @@ from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.search import scored_hits
 from facegate.ops.types import FaceDetail, face_detail
+from facegate.store.records import CollectionRecord
 
 DEFAULT_ASSOCIATE_THRESHOLD = DEFAULT_ASSOCIATE_THRESHOLD_PCT
 DEFAULT_USER_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
@@ -35,27 +36,28 @@ class Empty:
     """Operations whose response has no members (CreateUser, DeleteUser, tags)."""
 
 
-async def _require_user(deps: OpDeps, collection_id: str, user_id: str) -> None:
-    if await run_sync(deps.store.get_user, collection_id, user_id) is None:
+async def _require_user(deps: OpDeps, collection: CollectionRecord, user_id: str) -> None:
+    if await run_sync(deps.store.get_user, collection, user_id) is None:
         raise ResourceNotFoundException(
-            f"The user {user_id} does not exist in collection {collection_id}."
+            f"The user {user_id} does not exist in collection {collection.collection_id}."
         )
 
 
 async def create_user(deps: OpDeps, p: dict[str, Any]) -> Empty:
-    collection_id, user_id = p["collection_id"], p["user_id"]
-    created = await run_sync(deps.store.create_user, collection_id, user_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
+    user_id = p["user_id"]
+    created = await run_sync(deps.store.create_user, collection, user_id)
     if created is None:
         raise ConflictException(f"A user with the id {user_id} already exists.")
     return Empty()
 
 
 async def delete_user(deps: OpDeps, p: dict[str, Any]) -> Empty:
-    collection_id, user_id = p["collection_id"], p["user_id"]
-    await run_sync(deps.store.get_collection, collection_id)
-    if not await run_sync(deps.store.delete_user, collection_id, user_id):
+    collection = await run_sync(deps.collection, p["collection_id"])
+    user_id = p["user_id"]
+    if not await run_sync(deps.store.delete_user, collection, user_id):
         raise ResourceNotFoundException(
-            f"The user {user_id} does not exist in collection {collection_id}."
+            f"The user {user_id} does not exist in collection {collection.collection_id}."
         )
     return Empty()
 
@@ -73,12 +75,11 @@ class ListUsersResponse:
 
 
 async def list_users(deps: OpDeps, p: dict[str, Any]) -> ListUsersResponse:
-    collection_id: str = p["collection_id"]
-    await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     limit = int(p.get("max_results") or DEFAULT_LIST_USERS)
-    scope = f"ListUsers\0{collection_id}"
+    scope = f"ListUsers\0{collection.uid}"
     after = deps.pages.cursor(scope, p.get("next_token"))
-    rows = await run_sync(deps.store.list_users, collection_id, after, limit + 1)
+    rows = await run_sync(deps.store.list_users, collection, after, limit + 1)
     page, more = rows[:limit], len(rows) > limit
     token = deps.pages.issue(scope, page[-1][0]) if more and page else None
     return ListUsersResponse(tuple(UserOut(u.user_id, u.status) for _, u in page), token)
@@ -109,18 +110,18 @@ async def plan_associations(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesRe
     resemble the user's existing faces (or, for a user without faces, the first face associated
     in this call) at ``UserMatchThreshold``. The answer lists the planned associations and the
     faces refused with their match confidence."""
-    collection_id, user_id = p["collection_id"], p["user_id"]
+    user_id = p["user_id"]
     threshold = pct(p.get("user_match_threshold"), DEFAULT_ASSOCIATE_THRESHOLD)
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
-    await run_sync(deps.store.get_collection, collection_id)
-    await _require_user(deps, collection_id, user_id)
-    records = await run_sync(deps.store.get_faces, collection_id, face_ids)
+    collection = await run_sync(deps.collection, p["collection_id"])
+    await _require_user(deps, collection, user_id)
+    records = await run_sync(deps.store.get_faces, collection, face_ids)
     reference = await run_sync(
         deps.store.descriptors,
-        collection_id,
-        await run_sync(deps.store.user_face_ids, collection_id, user_id),
+        collection,
+        await run_sync(deps.store.user_face_ids, collection, user_id),
     )
-    candidates = await run_sync(deps.store.descriptors, collection_id, list(records))
+    candidates = await run_sync(deps.store.descriptors, collection, list(records))
     refs: list[Vector] = list(reference.values())
     accepted: list[str] = []
     failed: list[UnsuccessfulAssociation] = []
@@ -159,10 +160,11 @@ async def apply_associations(
     already the user's stays associated (so applying twice writes once), one deleted since is
     FACE_NOT_FOUND, one taken by another user since is ASSOCIATED_TO_A_DIFFERENT_USER; the
     rest are associated in one transaction."""
-    collection_id, user_id = p["collection_id"], p["user_id"]
-    await _require_user(deps, collection_id, user_id)
+    user_id = p["user_id"]
+    collection = await run_sync(deps.collection, p["collection_id"])
+    await _require_user(deps, collection, user_id)
     planned_ids = [f.face_id for f in planned.associated_faces]
-    records = await run_sync(deps.store.get_faces, collection_id, planned_ids)
+    records = await run_sync(deps.store.get_faces, collection, planned_ids)
     accepted: list[str] = []
     failed = list(planned.unsuccessful_face_associations)
     fresh: list[str] = []
@@ -180,7 +182,7 @@ async def apply_associations(
             accepted.append(face_id)
             if record.user_id is None:
                 fresh.append(face_id)
-    await run_sync(deps.store.set_user_of_faces, collection_id, user_id, fresh)
+    await run_sync(deps.store.set_user_of_faces, collection, user_id, fresh)
     return AssociateFacesResponse(tuple(FaceIdOut(f) for f in accepted), tuple(failed), "ACTIVE")
 
 
@@ -228,11 +230,11 @@ class DisassociateFacesResponse:
 
 
 async def disassociate_faces(deps: OpDeps, p: dict[str, Any]) -> DisassociateFacesResponse:
-    collection_id, user_id = p["collection_id"], p["user_id"]
+    user_id = p["user_id"]
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
-    await run_sync(deps.store.get_collection, collection_id)
-    await _require_user(deps, collection_id, user_id)
-    records = await run_sync(deps.store.get_faces, collection_id, face_ids)
+    collection = await run_sync(deps.collection, p["collection_id"])
+    await _require_user(deps, collection, user_id)
+    records = await run_sync(deps.store.get_faces, collection, face_ids)
     done: list[str] = []
     failed: list[UnsuccessfulDisassociation] = []
     for face_id in face_ids:
@@ -247,7 +249,7 @@ async def disassociate_faces(deps: OpDeps, p: dict[str, Any]) -> DisassociateFac
             )
         else:
             done.append(face_id)
-    await run_sync(deps.store.set_user_of_faces, collection_id, None, done)
+    await run_sync(deps.store.set_user_of_faces, collection, None, done)
     return DisassociateFacesResponse(tuple(FaceIdOut(f) for f in done), tuple(failed), "ACTIVE")
 
 
@@ -265,7 +267,7 @@ class UserMatch:
 
 async def match_users(
     deps: OpDeps,
-    collection_id: str,
+    collection: CollectionRecord,
     probes: list[Vector],
     threshold_pct: float,
     max_users: int,
@@ -274,7 +276,7 @@ async def match_users(
     """Users whose best face reaches the threshold for any probe, most similar first."""
     best: dict[str, float] = {}
     for probe in probes:
-        hits = await scored_hits(deps, collection_id, probe, threshold_pct, SEARCH_DEPTH)
+        hits = await scored_hits(deps, collection, probe, threshold_pct, SEARCH_DEPTH)
         for record, similarity in hits:
             if record.user_id is None or record.user_id == exclude_user:
                 continue
@@ -306,9 +308,9 @@ async def search_users(deps: OpDeps, p: dict[str, Any]) -> SearchUsersResponse:
     user_id, face_id = p.get("user_id"), p.get("face_id")
     if (user_id is None) == (face_id is None):
         raise InvalidParameterException("Specify exactly one of UserId and FaceId.")
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, collection_id)
     if face_id is not None:
-        probe = await run_sync(deps.store.descriptor, collection_id, face_id)
+        probe = await run_sync(deps.store.descriptor, collection, face_id)
         if probe is None:
             raise ResourceNotFoundException(
                 f"The face id {face_id} does not exist in collection {collection_id}."
@@ -316,12 +318,12 @@ async def search_users(deps: OpDeps, p: dict[str, Any]) -> SearchUsersResponse:
         probes = [probe]
     else:
         assert user_id is not None  # exactly one of the two, checked above
-        await _require_user(deps, collection_id, user_id)
-        ids = await run_sync(deps.store.user_face_ids, collection_id, user_id)
-        probes = list((await run_sync(deps.store.descriptors, collection_id, ids)).values())
+        await _require_user(deps, collection, user_id)
+        ids = await run_sync(deps.store.user_face_ids, collection, user_id)
+        probes = list((await run_sync(deps.store.descriptors, collection, ids)).values())
     matches = await match_users(
         deps,
-        collection_id,
+        collection,
         probes,
         pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
         int(p.get("max_users") or DEFAULT_MAX_USERS),
@@ -356,8 +358,7 @@ class SearchUsersByImageResponse:
 
 async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersByImageResponse:
     """The largest face searched against users; no usable face gives no matches, not an error."""
-    collection_id: str = p["collection_id"]
-    collection = await run_sync(deps.store.get_collection, collection_id)
+    collection = await run_sync(deps.collection, p["collection_id"])
     analysis = await deps.engine.analyze_async(image_bytes(p["image"]))
     level = p.get("quality_filter") or "NONE"
     unsearched = [
@@ -374,7 +375,7 @@ async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersB
         )
     matches = await match_users(
         deps,
-        collection_id,
+        collection,
         [descriptor_of(largest)],
         pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
         int(p.get("max_users") or DEFAULT_MAX_USERS),

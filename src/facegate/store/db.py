@@ -332,7 +332,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO feed_floor (singleton, pruned_through) VALUES (1, 0);
     """,
-    # 10: who controls an operator account (human review by distinct people). Each operator
+    # 10: tenancy. A collection's id is the name its organisation gave it, unique within that
+    # organisation only (Rekognition scopes collection ids per account): two organisations may
+    # both hold "staff", and neither can learn that the other does. Each collection has an
+    # internal, immutable identity, `uid` (never reused: a collection deleted and created again
+    # under the same id gets a new one), and faces, users, tags and feed rows belong to that
+    # identity, never to the name: a write resolved before a collection was deleted cannot land
+    # in a collection created afterwards under the same id (store/store.py checks the identity
+    # and owner inside each write transaction). Existing collections keep their id as their
+    # uid (ids were unique across the server until now, so these are unique too); new uids are
+    # random ("col-" + 32 hex digits). retention_deletions keeps the collection's id (what
+    # operators read) and gains its uid. ClientRequestToken records are scoped by organisation
+    # and collection identity and expire (store/idempotency.py); the old global records cannot
+    # be scoped and are dropped.
+    """
+    ALTER TABLE collections RENAME COLUMN collection_id TO uid;
+    ALTER TABLE collections ADD COLUMN collection_id TEXT NOT NULL DEFAULT '';
+    UPDATE collections SET collection_id = uid;
+    CREATE UNIQUE INDEX collections_by_org_and_id ON collections(org_id, collection_id);
+    ALTER TABLE faces RENAME COLUMN collection_id TO collection_uid;
+    ALTER TABLE users RENAME COLUMN collection_id TO collection_uid;
+    ALTER TABLE tags RENAME COLUMN collection_id TO collection_uid;
+    ALTER TABLE face_changes RENAME COLUMN collection_id TO collection_uid;
+    ALTER TABLE retention_deletions ADD COLUMN collection_uid TEXT NOT NULL DEFAULT '';
+    UPDATE retention_deletions SET collection_uid = collection_id;
+    DROP TABLE idempotency;
+    CREATE TABLE idempotency (
+        org_id             TEXT NOT NULL,
+        collection_uid     TEXT NOT NULL,
+        operation          TEXT NOT NULL,
+        token              TEXT NOT NULL,
+        params_sha256      TEXT NOT NULL,
+        response_json      TEXT NOT NULL,
+        created_at         REAL NOT NULL,
+        PRIMARY KEY (org_id, collection_uid, operation, token)
+    );
+    CREATE INDEX idempotency_by_time ON idempotency(created_at);
+    """,
+    # 11: who controls an operator account (human review by distinct people). Each operator
     # records who created it and who set the token and the console password it holds now
     # ('' for accounts made before this migration: not known); operator_credentials keeps every
     # creation and credential change (who, when), so a reviewer created or reset by another

@@ -10,7 +10,17 @@ import numpy.typing as npt
 
 @dataclass(frozen=True)
 class CollectionRecord:
-    """A collection: its id, ARN, the model that made its vectors, index kind, creation time."""
+    """A collection: its id, ARN, the model that made its vectors, index kind, creation time,
+    owner and identity.
+
+    ``collection_id`` is the name the owner gave it, unique only within ``org_id`` (two
+    organisations may each hold a collection "staff"); ``uid`` is its internal identity,
+    immutable and never reused (a collection deleted and created again under the same id has a
+    new one). Faces, users and tags belong to the ``uid``; the store's methods take the record
+    and check, inside each write transaction, that the collection with this ``uid`` and owner
+    still exists, so a write resolved before a deletion never lands in a successor. The uid is
+    internal: it never appears in a response or an error message.
+    """
 
     collection_id: str
     arn: str
@@ -18,6 +28,7 @@ class CollectionRecord:
     index_kind: str
     created_at: float
     org_id: str = ""
+    uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,7 @@ class FaceRecord:
     """A stored face. ``box_*_ratio`` are Rekognition BoundingBox values of the source image."""
 
     face_id: str
-    collection_id: str
+    collection_uid: str  # the collection's identity (CollectionRecord.uid), not its id
     image_id: str
     image_sha256: str
     external_image_id: str | None
@@ -53,7 +64,16 @@ class NewFace:
 class UserRecord:
     """A user of a collection: an identity that aggregates up to 100 faces."""
 
-    collection_id: str
+    collection_uid: str  # the collection's identity (CollectionRecord.uid)
     user_id: str
     status: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class SweptFace:
+    """A face deleted by the retention sweep, with the id and owner its collection had then."""
+
+    face: FaceRecord
+    collection_id: str
+    org_id: str

@@ -4,7 +4,15 @@ vectors in memory.
 Contract:
 * every mutating method is one transaction; the in-memory index is updated only after the
   transaction committed, so a crash between the two is healed by the rebuild at start-up;
-* reads of a missing collection raise ``ResourceNotFoundException``;
+* collections are named per organisation: :meth:`FaceStore.get_collection` resolves an
+  organisation's id to a :class:`CollectionRecord` carrying the collection's identity
+  (``uid``); every other method takes that record, and every write checks, inside its own
+  transaction, that a collection with that identity and owner still exists (else
+  ``ResourceNotFoundException`` and nothing written). Identities are never reused, so a write
+  resolved before a collection was deleted can never land in a collection created afterwards
+  under the same id, by the same organisation or another;
+* reads of a missing collection raise ``ResourceNotFoundException``, whose message names the id
+  the caller gave (never the internal uid, never another organisation);
 * limits raise ``ServiceQuotaExceededException`` before anything is written.
 
 Several servers on one store (PostgreSQL): each face insert and delete, and each collection
@@ -15,6 +23,7 @@ indexes; a collection another server created is loaded on first use. The feed ha
 fill later: writers are serialised (SQLite's single writer, the PostgreSQL backend's writer lock),
 so rows become visible in ``seq`` order. Applying a change twice is harmless (index adds skip
 present ids, removes ignore absent ones), which is what makes catching up after a rebuild safe.
+Indexes and feed rows are keyed by the collection's uid.
 
 The feed is pruned (:meth:`FaceStore.prune_feed`, run by the server's sweeper): rows older than a
 retention window are deleted and the highest deleted ``seq`` (the floor) is stored with them. A
@@ -26,6 +35,7 @@ reload from the ``faces`` table on next use, and continues from the feed's head.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -40,7 +50,13 @@ from facegate.errors import (
 )
 from facegate.store.db import Connection, IntegrityError, Row, StoreDatabase
 from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor
-from facegate.store.records import CollectionRecord, FaceRecord, NewFace, UserRecord
+from facegate.store.records import (
+    CollectionRecord,
+    FaceRecord,
+    NewFace,
+    SweptFace,
+    UserRecord,
+)
 from facegate.store.vectors import DIM, Hit, Matrix, VectorIndex, make_index
 
 REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
@@ -67,10 +83,11 @@ class CollectionStats:
 
 
 _FACE_COLUMNS = (
-    "face_id, collection_id, image_id, image_sha256, external_image_id, box_left, box_top, "
+    "face_id, collection_uid, image_id, image_sha256, external_image_id, box_left, box_top, "
     "box_width, box_height, confidence, model_version, user_id, indexed_at, consent_ref, "
     "retain_until"
 )
+_COLLECTION_COLUMNS = "uid, collection_id, arn, face_model_version, index_kind, created_at, org_id"
 
 
 @dataclass(frozen=True)
@@ -82,10 +99,15 @@ class StoreLimits:
     max_tags: int = REKOGNITION_MAX_TAGS
 
 
+def new_uid() -> str:
+    """A new collection identity: 128 random bits, so never one used before."""
+    return "col-" + secrets.token_hex(16)
+
+
 def _face(row: Row) -> FaceRecord:
     return FaceRecord(
         face_id=row["face_id"],
-        collection_id=row["collection_id"],
+        collection_uid=row["collection_uid"],
         image_id=row["image_id"],
         image_sha256=row["image_sha256"],
         external_image_id=row["external_image_id"],
@@ -103,7 +125,7 @@ def _face(row: Row) -> FaceRecord:
 
 
 def _user(row: Row) -> UserRecord:
-    return UserRecord(row["collection_id"], row["user_id"], row["status"], row["created_at"])
+    return UserRecord(row["collection_uid"], row["user_id"], row["status"], row["created_at"])
 
 
 def _collection(row: Row) -> CollectionRecord:
@@ -114,7 +136,19 @@ def _collection(row: Row) -> CollectionRecord:
         index_kind=row["index_kind"],
         created_at=row["created_at"],
         org_id=row["org_id"],
+        uid=row["uid"],
     )
+
+
+def _require(conn: Connection, collection: CollectionRecord) -> None:
+    """Inside a write transaction: the collection with this identity and owner still exists
+    (else ResourceNotFoundException, and the caller's transaction writes nothing)."""
+    row = conn.execute(
+        "SELECT 1 FROM collections WHERE uid = ? AND org_id = ?",
+        (collection.uid, collection.org_id),
+    ).fetchone()
+    if row is None:
+        raise collection_not_found(collection.collection_id)
 
 
 class FaceStore:
@@ -123,7 +157,7 @@ class FaceStore:
     def __init__(self, db: StoreDatabase, limits: StoreLimits = StoreLimits()) -> None:
         self.db = db
         self.limits = limits
-        self._indexes: dict[str, VectorIndex] = {}
+        self._indexes: dict[str, VectorIndex] = {}  # by collection uid
         self._index_lock = threading.Lock()
         self._feed_lock = threading.Lock()
         self._seen = 0  # the last face_changes.seq applied to the indexes
@@ -137,8 +171,10 @@ class FaceStore:
         read first: changes committed while loading are applied again by the next catch-up."""
         with self.db.read() as conn:
             self._seen = feed_head(conn)
-        for _, collection in self.list_collections(0, 10_000_000):
-            self._indexes[collection.collection_id] = self._load_index(collection)
+            rows = conn.execute(f"SELECT {_COLLECTION_COLUMNS} FROM collections").fetchall()
+        for row in rows:
+            collection = _collection(row)
+            self._indexes[collection.uid] = self._load_index(collection)
 
     def _load_index(self, collection: CollectionRecord) -> VectorIndex:
         """A collection's index, built from its stored descriptors."""
@@ -147,9 +183,9 @@ class FaceStore:
         while True:
             with self.db.read() as conn:
                 rows = conn.execute(
-                    "SELECT seq, face_id, descriptor FROM faces WHERE collection_id = ? "
+                    "SELECT seq, face_id, descriptor FROM faces WHERE collection_uid = ? "
                     "AND seq > ? ORDER BY seq LIMIT 50000",
-                    (collection.collection_id, after),
+                    (collection.uid, after),
                 ).fetchall()
             if not rows:
                 return index
@@ -157,29 +193,34 @@ class FaceStore:
             index.add([r["face_id"] for r in rows], vectors.reshape(-1, DIM))
             after = rows[-1]["seq"]
 
-    def index(self, collection_id: str) -> VectorIndex:
-        """The vector index of a collection (ResourceNotFoundException if none). A collection
-        created by another server sharing the store is loaded on first use. A load that overlaps
-        :meth:`catch_up` dropping the indexes is discarded and done again (it may predate changes
-        the dropped position no longer covers)."""
+    def index(self, collection: CollectionRecord) -> VectorIndex:
+        """The vector index of a collection (ResourceNotFoundException if it no longer
+        exists). A collection created by another server sharing the store is loaded on first
+        use."""
+        return self._index(collection.uid, collection.collection_id)
+
+    def _index(self, uid: str, collection_id: str) -> VectorIndex:
+        """The index of the collection ``uid`` (named ``collection_id`` in errors). A load that
+        overlaps :meth:`catch_up` dropping the indexes is discarded and done again (it may
+        predate changes the dropped position no longer covers)."""
         while True:
             with self._index_lock:
-                index = self._indexes.get(collection_id)
+                index = self._indexes.get(uid)
                 generation = self._generation
             if index is not None:
                 return index
-            loaded = self._load_index(self.get_collection(collection_id))
+            loaded = self._load_index(self._by_uid(uid, collection_id))
             with self._index_lock:
                 if generation == self._generation:
-                    return self._indexes.setdefault(collection_id, loaded)
+                    return self._indexes.setdefault(uid, loaded)
 
-    def face_count(self, collection_id: str) -> int:
-        """The number of faces in a collection's in-memory index (0 if the collection does not
-        exist), after catching up with other servers' changes (one indexed query). An index not
+    def face_count(self, collection: CollectionRecord) -> int:
+        """The number of faces in a collection's in-memory index (0 if the collection no longer
+        exists), after catching up with other servers' changes (one indexed query). An index not
         in memory (created by another server, or dropped by :meth:`catch_up`) is loaded first:
         policy reads this count, so it must never be 0 merely because nothing was loaded yet."""
         self.catch_up()
-        index = self._index_or_none(collection_id)
+        index = self._index_or_none(collection.uid)
         return 0 if index is None else len(index)
 
     def catch_up(self) -> int:
@@ -196,8 +237,8 @@ class FaceStore:
                 seen = self._seen
                 with self.db.read() as conn:
                     rows = conn.execute(
-                        "SELECT seq, collection_id, face_id, op FROM face_changes WHERE seq > ? "
-                        "ORDER BY seq LIMIT ?",
+                        "SELECT seq, collection_uid, face_id, op FROM face_changes "
+                        "WHERE seq > ? ORDER BY seq LIMIT ?",
                         (seen, _FEED_PAGE),
                     ).fetchall()
                     floor = read_floor(conn)
@@ -205,7 +246,9 @@ class FaceStore:
                     self._drop_indexes(seen, floor)
                     continue
                 if rows:
-                    self._apply_changes([(r["collection_id"], r["face_id"], r["op"]) for r in rows])
+                    self._apply_changes(
+                        [(r["collection_uid"], r["face_id"], r["op"]) for r in rows]
+                    )
                     self._seen = int(rows[-1]["seq"])
                     read += len(rows)
                 if len(rows) < _FEED_PAGE:
@@ -237,42 +280,43 @@ class FaceStore:
         return prune_changes(self.db, before)
 
     def _apply_changes(self, changes: list[tuple[str, str, str]]) -> None:
-        """Apply feed rows in order; descriptors are read only for faces not yet indexed."""
+        """Apply feed rows (collection uid, face id, op) in order; descriptors are read only for
+        faces not yet indexed."""
         with self._index_lock:
             known = dict(self._indexes)
         wanted: dict[str, list[str]] = {}
-        for collection_id, face_id, op in changes:
-            index = known.get(collection_id)
+        for uid, face_id, op in changes:
+            index = known.get(uid)
             if op == "add" and (index is None or face_id not in index):
-                wanted.setdefault(collection_id, []).append(face_id)
-        vectors = {cid: self.descriptors(cid, ids) for cid, ids in wanted.items()}
+                wanted.setdefault(uid, []).append(face_id)
+        vectors = {uid: self._descriptors(uid, ids) for uid, ids in wanted.items()}
         pending: dict[str, list[str]] = {}  # adds not applied yet, by collection, in order
 
-        def flush(collection_id: str) -> None:
-            ids = pending.pop(collection_id, [])
+        def flush(uid: str) -> None:
+            ids = pending.pop(uid, [])
             if ids:
-                index = self._index_or_none(collection_id)
+                index = self._index_or_none(uid)
                 if index is not None:
-                    index.add(ids, np.stack([vectors[collection_id][i] for i in ids]))
+                    index.add(ids, np.stack([vectors[uid][i] for i in ids]))
 
-        for collection_id, face_id, op in changes:
+        for uid, face_id, op in changes:
             if op == "add":
-                if face_id in vectors.get(collection_id, {}):  # else indexed already, or gone
-                    pending.setdefault(collection_id, []).append(face_id)
+                if face_id in vectors.get(uid, {}):  # else indexed already, or gone
+                    pending.setdefault(uid, []).append(face_id)
                 continue
-            flush(collection_id)
+            flush(uid)
             if op == "drop":
                 with self._index_lock:
-                    self._indexes.pop(collection_id, None)
-            elif op == "remove" and (index := self._index_or_none(collection_id)) is not None:
+                    self._indexes.pop(uid, None)
+            elif op == "remove" and (index := self._index_or_none(uid)) is not None:
                 index.remove([face_id])
-        for collection_id in list(pending):
-            flush(collection_id)
+        for uid in list(pending):
+            flush(uid)
 
-    def _index_or_none(self, collection_id: str) -> VectorIndex | None:
-        """:meth:`index`, or None for a collection that no longer exists."""
+    def _index_or_none(self, uid: str) -> VectorIndex | None:
+        """The index of the collection ``uid``, or None if it no longer exists."""
         try:
-            return self.index(collection_id)
+            return self._index(uid, uid)
         except ResourceNotFoundException:
             return None
 
@@ -287,9 +331,17 @@ class FaceStore:
         tags: dict[str, str] | None = None,
         org_id: str = "",
     ) -> CollectionRecord:
-        """A new collection owned by ``org_id``; ids are unique across the server."""
+        """A new collection owned by ``org_id``, with a new identity; ids are unique within an
+        organisation (ResourceAlreadyExistsException if ``org_id`` holds one already, whatever
+        other organisations hold)."""
         record = CollectionRecord(
-            collection_id, arn, face_model_version, index_kind, time.time(), org_id
+            collection_id,
+            arn,
+            face_model_version,
+            index_kind,
+            time.time(),
+            org_id,
+            new_uid(),
         )
         tags = tags or {}
         if len(tags) > self.limits.max_tags:
@@ -298,112 +350,150 @@ class FaceStore:
         try:
             with self.db.transaction() as conn:
                 conn.execute(
-                    "INSERT INTO collections (collection_id, arn, face_model_version, index_kind, "
-                    "created_at, org_id) VALUES (?, ?, ?, ?, ?, ?)",
-                    (collection_id, arn, face_model_version, index_kind, record.created_at, org_id),
+                    "INSERT INTO collections (uid, collection_id, arn, face_model_version, "
+                    "index_kind, created_at, org_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.uid,
+                        collection_id,
+                        arn,
+                        face_model_version,
+                        index_kind,
+                        record.created_at,
+                        org_id,
+                    ),
                 )
                 conn.executemany(
-                    "INSERT INTO tags (collection_id, tag_key, tag_value) VALUES (?, ?, ?)",
-                    [(collection_id, k, v) for k, v in tags.items()],
+                    "INSERT INTO tags (collection_uid, tag_key, tag_value) VALUES (?, ?, ?)",
+                    [(record.uid, k, v) for k, v in tags.items()],
                 )
         except IntegrityError as exc:
             raise ResourceAlreadyExistsException(
                 f"The collection id: {collection_id} already exists"
             ) from exc
         with self._index_lock:
-            self._indexes[collection_id] = index
+            self._indexes[record.uid] = index
         return record
 
-    def get_collection(self, collection_id: str) -> CollectionRecord:
+    def find_collection(self, org_id: str, collection_id: str) -> CollectionRecord | None:
+        """The collection ``org_id`` holds under ``collection_id`` now, or None. Another
+        organisation's collection of the same id is not consulted at all (the same query, the
+        same work, whether one exists or not)."""
         with self.db.read() as conn:
             row = conn.execute(
-                "SELECT * FROM collections WHERE collection_id = ?", (collection_id,)
+                f"SELECT {_COLLECTION_COLUMNS} FROM collections "
+                "WHERE org_id = ? AND collection_id = ?",
+                (org_id, collection_id),
+            ).fetchone()
+        return None if row is None else _collection(row)
+
+    def get_collection(self, org_id: str, collection_id: str) -> CollectionRecord:
+        """:meth:`find_collection`, or ResourceNotFoundException."""
+        record = self.find_collection(org_id, collection_id)
+        if record is None:
+            raise collection_not_found(collection_id)
+        return record
+
+    def refresh(self, collection: CollectionRecord) -> CollectionRecord:
+        """The collection again, by its identity and owner: ResourceNotFoundException if it was
+        deleted since it was resolved (even if its id now names another collection)."""
+        record = self._by_uid(collection.uid, collection.collection_id)
+        if record.org_id != collection.org_id:
+            raise collection_not_found(collection.collection_id)
+        return record
+
+    def _by_uid(self, uid: str, collection_id: str) -> CollectionRecord:
+        with self.db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE uid = ?", (uid,)
             ).fetchone()
         if row is None:
-            raise _not_found(collection_id)
-        return _collection(row)
-
-    def collection_by_arn(self, arn: str) -> CollectionRecord:
-        with self.db.read() as conn:
-            row = conn.execute("SELECT * FROM collections WHERE arn = ?", (arn,)).fetchone()
-        if row is None:
-            raise ResourceNotFoundException(f"The resource {arn} does not exist.")
+            raise collection_not_found(collection_id)
         return _collection(row)
 
     def list_collections(
         self, after: int, limit: int, org_id: str | None = None
     ) -> list[tuple[int, CollectionRecord]]:
         """(cursor, collection) in creation order with cursor > ``after``, at most ``limit``;
-        only ``org_id``'s collections unless it is None."""
+        only ``org_id``'s collections unless it is None (operators). The cursor is a position
+        among all collections of the server: callers outside the store must not see it in the
+        clear (ops.common.PageTokens encrypts it)."""
         with self.db.read() as conn:
             if org_id is None:
                 rows = conn.execute(
-                    "SELECT rowid AS cursor, * FROM collections WHERE rowid > ? "
-                    "ORDER BY rowid LIMIT ?",
+                    f"SELECT rowid AS cursor, {_COLLECTION_COLUMNS} FROM collections "
+                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
                     (after, limit),
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT rowid AS cursor, * FROM collections WHERE rowid > ? AND org_id = ? "
-                    "ORDER BY rowid LIMIT ?",
+                    f"SELECT rowid AS cursor, {_COLLECTION_COLUMNS} FROM collections "
+                    "WHERE rowid > ? AND org_id = ? ORDER BY rowid LIMIT ?",
                     (after, org_id, limit),
                 ).fetchall()
         return [(int(r["cursor"]), _collection(r)) for r in rows]
 
-    def delete_collection(self, collection_id: str) -> None:
+    def delete_collection(self, collection: CollectionRecord) -> None:
+        """Delete the collection with this identity and owner, its faces, users and tags
+        (ResourceNotFoundException if it is gone already)."""
         with self.db.transaction() as conn:
-            cur = conn.execute("DELETE FROM collections WHERE collection_id = ?", (collection_id,))
+            cur = conn.execute(
+                "DELETE FROM collections WHERE uid = ? AND org_id = ?",
+                (collection.uid, collection.org_id),
+            )
             if cur.rowcount == 0:
-                raise _not_found(collection_id)
+                raise collection_not_found(collection.collection_id)
             conn.execute(
-                "INSERT INTO face_changes (collection_id, face_id, op, created_at) "
+                "INSERT INTO face_changes (collection_uid, face_id, op, created_at) "
                 "VALUES (?, '', 'drop', ?)",
-                (collection_id, time.time()),
+                (collection.uid, time.time()),
             )
         with self._index_lock:
-            self._indexes.pop(collection_id, None)
+            self._indexes.pop(collection.uid, None)
 
-    def counts(self, collection_id: str) -> tuple[int, int]:
+    def counts(self, collection: CollectionRecord) -> tuple[int, int]:
         """(faces, users) in a collection."""
         with self.db.read() as conn:
             faces = conn.execute(
-                "SELECT COUNT(*) FROM faces WHERE collection_id = ?", (collection_id,)
+                "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
             ).fetchone()[0]
             users = conn.execute(
-                "SELECT COUNT(*) FROM users WHERE collection_id = ?", (collection_id,)
+                "SELECT COUNT(*) FROM users WHERE collection_uid = ?", (collection.uid,)
             ).fetchone()[0]
         return int(faces), int(users)
 
     # --- faces --------------------------------------------------------------------------------
 
-    def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> None:
-        """Store faces atomically, then add their vectors to the index."""
-        index = self.index(collection_id)
+    def add_faces(self, collection: CollectionRecord, faces: Sequence[NewFace]) -> None:
+        """Store faces atomically in this collection (whatever collection their records name),
+        then add their vectors to the index. ResourceNotFoundException, and nothing stored, if
+        the collection was deleted meanwhile."""
+        index = self.index(collection)
         if not faces:
             return
         with self.db.transaction() as conn:
+            _require(conn, collection)
             present = conn.execute(
-                "SELECT COUNT(*) FROM faces WHERE collection_id = ?", (collection_id,)
+                "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
             ).fetchone()[0]
             if present + len(faces) > self.limits.max_faces_per_collection:
                 raise ServiceQuotaExceededException(
-                    f"The collection {collection_id} would exceed "
+                    f"The collection {collection.collection_id} would exceed "
                     f"{self.limits.max_faces_per_collection} faces."
                 )
             conn.executemany(
                 f"INSERT INTO faces ({_FACE_COLUMNS}, descriptor) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_face_params(f) for f in faces],
+                [_face_params(collection.uid, f) for f in faces],
             )
-            _record_changes(conn, collection_id, [f.record.face_id for f in faces], "add")
+            _record_changes(conn, collection.uid, [f.record.face_id for f in faces], "add")
         index.add([f.record.face_id for f in faces], np.stack([f.descriptor for f in faces]))
 
     def faces_of_image(
-        self, collection_id: str, image_sha256: str, external_image_id: str | None
+        self, collection: CollectionRecord, image_sha256: str, external_image_id: str | None
     ) -> list[FaceRecord]:
         """Faces already indexed from the same image bytes with the same ExternalImageId."""
-        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND image_sha256 = ? "
-        args: list[object] = [collection_id, image_sha256]
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_uid = ? AND image_sha256 = ? "
+        args: list[object] = [collection.uid, image_sha256]
         if external_image_id is None:  # "IS ?" is SQLite's; PostgreSQL has no such operator
             sql += "AND external_image_id IS NULL ORDER BY seq"
         else:
@@ -415,15 +505,16 @@ class FaceStore:
 
     def list_faces(
         self,
-        collection_id: str,
+        collection: CollectionRecord,
         after: int,
         limit: int,
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> list[tuple[int, FaceRecord]]:
-        """(cursor, face) in indexing order with cursor > ``after``, optionally filtered."""
-        sql = f"SELECT seq, {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND seq > ?"
-        args: list[object] = [collection_id, after]
+        """(cursor, face) in indexing order with cursor > ``after``, optionally filtered. The
+        cursor is a position among all faces of the server: see :meth:`list_collections`."""
+        sql = f"SELECT seq, {_FACE_COLUMNS} FROM faces WHERE collection_uid = ? AND seq > ?"
+        args: list[object] = [collection.uid, after]
         if user_id is not None:
             sql += " AND user_id = ?"
             args.append(user_id)
@@ -436,64 +527,71 @@ class FaceStore:
             rows = conn.execute(sql, args).fetchall()
         return [(int(r["seq"]), _face(r)) for r in rows]
 
-    def _rows_by_face_id(
-        self, collection_id: str, face_ids: Sequence[str], columns: str
-    ) -> list[Row]:
+    def _rows_by_face_id(self, uid: str, face_ids: Sequence[str], columns: str) -> list[Row]:
         """Rows of the faces among ``face_ids`` (queried 500 ids at a time)."""
         rows: list[Row] = []
         for start in range(0, len(face_ids), 500):
             chunk = list(face_ids[start : start + 500])
             with self.db.read() as conn:
                 rows += conn.execute(
-                    f"SELECT {columns} FROM faces WHERE collection_id = ? "
+                    f"SELECT {columns} FROM faces WHERE collection_uid = ? "
                     f"AND face_id IN ({','.join('?' * len(chunk))})",
-                    [collection_id, *chunk],
+                    [uid, *chunk],
                 ).fetchall()
         return rows
 
-    def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+    def get_faces(
+        self, collection: CollectionRecord, face_ids: Sequence[str]
+    ) -> dict[str, FaceRecord]:
         """The faces among ``face_ids`` that exist in the collection."""
-        rows = self._rows_by_face_id(collection_id, face_ids, _FACE_COLUMNS)
+        rows = self._rows_by_face_id(collection.uid, face_ids, _FACE_COLUMNS)
         return {r["face_id"]: _face(r) for r in rows}
 
-    def descriptor(self, collection_id: str, face_id: str) -> Matrix | None:
+    def descriptor(self, collection: CollectionRecord, face_id: str) -> Matrix | None:
         with self.db.read() as conn:
             row = conn.execute(
-                "SELECT descriptor FROM faces WHERE collection_id = ? AND face_id = ?",
-                (collection_id, face_id),
+                "SELECT descriptor FROM faces WHERE collection_uid = ? AND face_id = ?",
+                (collection.uid, face_id),
             ).fetchone()
         if row is None:
             return None
         return np.frombuffer(row["descriptor"], dtype=np.float32).copy()
 
-    def descriptors(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, Matrix]:
+    def descriptors(
+        self, collection: CollectionRecord, face_ids: Sequence[str]
+    ) -> dict[str, Matrix]:
         """Descriptors of the faces among ``face_ids`` that exist, by face id."""
-        rows = self._rows_by_face_id(collection_id, face_ids, "face_id, descriptor")
+        return self._descriptors(collection.uid, face_ids)
+
+    def _descriptors(self, uid: str, face_ids: Sequence[str]) -> dict[str, Matrix]:
+        rows = self._rows_by_face_id(uid, face_ids, "face_id, descriptor")
         return {r["face_id"]: np.frombuffer(r["descriptor"], dtype=np.float32).copy() for r in rows}
 
-    def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
-        """Delete the given faces (those that exist and have no user); returns the deleted ids."""
-        self.index(collection_id)
+    def delete_faces(self, collection: CollectionRecord, face_ids: Sequence[str]) -> list[str]:
+        """Delete the given faces (those that exist and have no user); returns the deleted ids.
+        ResourceNotFoundException, and nothing deleted, if the collection is gone."""
+        index = self.index(collection)
         deleted: list[str] = []
         with self.db.transaction() as conn:
+            _require(conn, collection)
             for start in range(0, len(face_ids), 500):
                 chunk = list(face_ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT face_id FROM faces WHERE collection_id = ? AND user_id IS NULL "
+                    f"SELECT face_id FROM faces WHERE collection_uid = ? AND user_id IS NULL "
                     f"AND face_id IN ({marks})",
-                    [collection_id, *chunk],
+                    [collection.uid, *chunk],
                 ).fetchall()
                 ids = [r["face_id"] for r in rows]
                 if ids:
                     conn.execute(
-                        f"DELETE FROM faces WHERE collection_id = ? AND face_id IN "
+                        f"DELETE FROM faces WHERE collection_uid = ? AND face_id IN "
                         f"({','.join('?' * len(ids))})",
-                        [collection_id, *ids],
+                        [collection.uid, *ids],
                     )
-                    _record_changes(conn, collection_id, ids, "remove")
+                    _record_changes(conn, collection.uid, ids, "remove")
                 deleted.extend(ids)
-        self.index(collection_id).remove(deleted)
+        index.remove(deleted)
         return deleted
 
     def collection_stats(self, limit: int = 1000) -> list[CollectionStats]:
@@ -503,16 +601,16 @@ class FaceStore:
         with self.db.read() as conn:
             rows = conn.execute(
                 "SELECT c.collection_id, c.org_id, c.face_model_version, c.created_at, "
-                "(SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.collection_id) AS faces, "
-                "(SELECT COUNT(*) FROM users u WHERE u.collection_id = c.collection_id) AS users, "
-                "(SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.collection_id "
+                "(SELECT COUNT(*) FROM faces f WHERE f.collection_uid = c.uid) AS faces, "
+                "(SELECT COUNT(*) FROM users u WHERE u.collection_uid = c.uid) AS users, "
+                "(SELECT COUNT(*) FROM faces f WHERE f.collection_uid = c.uid "
                 "AND f.consent_ref IS NOT NULL) AS with_consent, "
-                "(SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.collection_id "
+                "(SELECT COUNT(*) FROM faces f WHERE f.collection_uid = c.uid "
                 "AND f.retain_until IS NOT NULL) AS with_deadline, "
-                "(SELECT MIN(retain_until) FROM faces f WHERE f.collection_id = c.collection_id) "
+                "(SELECT MIN(retain_until) FROM faces f WHERE f.collection_uid = c.uid) "
                 "AS next_deadline, "
                 "(SELECT COUNT(*) FROM retention_deletions d "
-                "WHERE d.collection_id = c.collection_id) AS deleted "
+                "WHERE d.collection_uid = c.uid) AS deleted "
                 "FROM collections c ORDER BY c.rowid LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -532,165 +630,191 @@ class FaceStore:
             for r in rows
         ]
 
-    def sweep_retention(self, now: float, limit: int = 1000) -> list[FaceRecord]:
+    def sweep_retention(self, now: float, limit: int = 1000) -> list[SweptFace]:
         """Delete up to ``limit`` faces whose retention deadline has passed (``retain_until <=
         now``), users or not: a legal deadline outranks a user association. Each deletion is
-        recorded in ``retention_deletions`` in the same transaction; returns the deleted faces."""
+        recorded in ``retention_deletions`` in the same transaction; returns the deleted faces
+        with their collection's id and owner."""
+        swept: list[SweptFace] = []
         with self.db.transaction() as conn:
             rows = conn.execute(
                 f"SELECT {_FACE_COLUMNS} FROM faces WHERE retain_until IS NOT NULL "
                 "AND retain_until <= ? ORDER BY retain_until LIMIT ?",
                 (now, limit),
             ).fetchall()
-            faces = [_face(r) for r in rows]
-            for face in faces:
+            for face in (_face(r) for r in rows):
                 owner = conn.execute(
-                    "SELECT org_id FROM collections WHERE collection_id = ?", (face.collection_id,)
+                    "SELECT collection_id, org_id FROM collections WHERE uid = ?",
+                    (face.collection_uid,),
                 ).fetchone()
+                collection_id, org_id = (owner[0], owner[1]) if owner else ("", "")
                 conn.execute("DELETE FROM faces WHERE face_id = ?", (face.face_id,))
-                _record_changes(conn, face.collection_id, [face.face_id], "remove")
+                _record_changes(conn, face.collection_uid, [face.face_id], "remove")
                 conn.execute(
-                    "INSERT INTO retention_deletions (face_id, collection_id, org_id, "
-                    "retain_until, deleted_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO retention_deletions (face_id, collection_id, collection_uid, "
+                    "org_id, retain_until, deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         face.face_id,
-                        face.collection_id,
-                        owner[0] if owner else "",
+                        collection_id,
+                        face.collection_uid,
+                        org_id,
                         face.retain_until,
                         now,
                     ),
                 )
+                swept.append(SweptFace(face, collection_id, org_id))
         by_collection: dict[str, list[str]] = {}
-        for face in faces:
-            by_collection.setdefault(face.collection_id, []).append(face.face_id)
+        for item in swept:
+            by_collection.setdefault(item.face.collection_uid, []).append(item.face.face_id)
         with self._index_lock:
-            for collection_id, ids in by_collection.items():
-                index = self._indexes.get(collection_id)
+            for uid, ids in by_collection.items():
+                index = self._indexes.get(uid)
                 if index is not None:
                     index.remove(ids)
-        return faces
+        return swept
 
-    def nearest(self, collection_id: str, query: Matrix, k: int, max_distance: float) -> list[Hit]:
+    def nearest(
+        self, collection: CollectionRecord, query: Matrix, k: int, max_distance: float
+    ) -> list[Hit]:
         """The index's nearest faces (ids and distances) within ``max_distance``, after catching
         up with other servers' changes; no database read beyond the catch-up."""
         self.catch_up()
-        hits: list[Hit] = self.index(collection_id).search(query, k, max_distance)
+        hits: list[Hit] = self.index(collection).search(query, k, max_distance)
         return hits
 
     def indexed_vectors(
-        self, collection_id: str, face_ids: Sequence[str]
+        self, collection: CollectionRecord, face_ids: Sequence[str]
     ) -> tuple[list[str], Matrix]:
         """The faces among ``face_ids`` in the collection's in-memory index, in order, and their
         descriptors (the stored ones, without a database read), one row each; a face deleted
         meanwhile is absent."""
-        return self.index(collection_id).vectors(face_ids)
+        return self.index(collection).vectors(face_ids)
 
     def search(
-        self, collection_id: str, query: Matrix, k: int, max_distance: float
+        self, collection: CollectionRecord, query: Matrix, k: int, max_distance: float
     ) -> list[tuple[FaceRecord, float]]:
         """Nearest stored faces (records and distances) within ``max_distance``, after catching
         up with other servers' changes."""
-        hits = self.nearest(collection_id, query, k, max_distance)
-        records = self.get_faces(collection_id, [h.face_id for h in hits])
+        hits = self.nearest(collection, query, k, max_distance)
+        records = self.get_faces(collection, [h.face_id for h in hits])
         # A face deleted between the index search and the lookup is simply skipped.
         return [(records[h.face_id], h.distance) for h in hits if h.face_id in records]
 
     # --- users --------------------------------------------------------------------------------
 
-    def create_user(self, collection_id: str, user_id: str) -> UserRecord | None:
-        """Create a user; ``None`` if it already exists."""
-        self.get_collection(collection_id)
-        record = UserRecord(collection_id, user_id, "ACTIVE", time.time())
+    def create_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None:
+        """Create a user; ``None`` if it already exists; ResourceNotFoundException, and nothing
+        created, if the collection is gone."""
+        record = UserRecord(collection.uid, user_id, "ACTIVE", time.time())
         try:
             with self.db.transaction() as conn:
+                _require(conn, collection)
                 conn.execute(
-                    "INSERT INTO users (collection_id, user_id, status, created_at) "
+                    "INSERT INTO users (collection_uid, user_id, status, created_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (collection_id, user_id, record.status, record.created_at),
+                    (collection.uid, user_id, record.status, record.created_at),
                 )
         except IntegrityError:
             return None
         return record
 
-    def get_user(self, collection_id: str, user_id: str) -> UserRecord | None:
+    def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None:
         with self.db.read() as conn:
             row = conn.execute(
-                "SELECT * FROM users WHERE collection_id = ? AND user_id = ?",
-                (collection_id, user_id),
+                "SELECT * FROM users WHERE collection_uid = ? AND user_id = ?",
+                (collection.uid, user_id),
             ).fetchone()
         return None if row is None else _user(row)
 
-    def delete_user(self, collection_id: str, user_id: str) -> bool:
-        """Disassociate the user's faces and delete the user; False if it did not exist."""
+    def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
+        """Disassociate the user's faces and delete the user; False if it did not exist;
+        ResourceNotFoundException, and nothing changed, if the collection is gone."""
         with self.db.transaction() as conn:
+            _require(conn, collection)
             conn.execute(
-                "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?",
-                (collection_id, user_id),
+                "UPDATE faces SET user_id = NULL WHERE collection_uid = ? AND user_id = ?",
+                (collection.uid, user_id),
             )
             cur = conn.execute(
-                "DELETE FROM users WHERE collection_id = ? AND user_id = ?",
-                (collection_id, user_id),
+                "DELETE FROM users WHERE collection_uid = ? AND user_id = ?",
+                (collection.uid, user_id),
             )
             return cur.rowcount > 0
 
     def list_users(
-        self, collection_id: str, after: int, limit: int
+        self, collection: CollectionRecord, after: int, limit: int
     ) -> list[tuple[int, UserRecord]]:
-        """(cursor, user) in creation order with cursor > ``after``."""
+        """(cursor, user) in creation order with cursor > ``after``. The cursor is a position
+        among all users of the server: see :meth:`list_collections`."""
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT rowid AS cursor, * FROM users WHERE collection_id = ? AND rowid > ? "
+                "SELECT rowid AS cursor, * FROM users WHERE collection_uid = ? AND rowid > ? "
                 "ORDER BY rowid LIMIT ?",
-                (collection_id, after, limit),
+                (collection.uid, after, limit),
             ).fetchall()
         return [(int(r["cursor"]), _user(r)) for r in rows]
 
-    def user_face_ids(self, collection_id: str, user_id: str) -> list[str]:
+    def user_face_ids(self, collection: CollectionRecord, user_id: str) -> list[str]:
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT face_id FROM faces WHERE collection_id = ? AND user_id = ? ORDER BY seq",
-                (collection_id, user_id),
+                "SELECT face_id FROM faces WHERE collection_uid = ? AND user_id = ? ORDER BY seq",
+                (collection.uid, user_id),
             ).fetchall()
         return [r["face_id"] for r in rows]
 
     def set_user_of_faces(
-        self, collection_id: str, user_id: str | None, face_ids: Sequence[str]
+        self, collection: CollectionRecord, user_id: str | None, face_ids: Sequence[str]
     ) -> None:
-        """Associate (``user_id``) or disassociate (``None``) faces in one transaction."""
+        """Associate (``user_id``) or disassociate (``None``) faces in one transaction.
+        ResourceNotFoundException, and nothing changed, if the collection is gone (or, when
+        associating, if the user is)."""
         if not face_ids:
             return
         with self.db.transaction() as conn:
+            _require(conn, collection)
             if user_id is not None:
+                user = conn.execute(
+                    "SELECT 1 FROM users WHERE collection_uid = ? AND user_id = ?",
+                    (collection.uid, user_id),
+                ).fetchone()
+                if user is None:
+                    raise ResourceNotFoundException(
+                        f"The user {user_id} does not exist in collection "
+                        f"{collection.collection_id}."
+                    )
                 present = conn.execute(
-                    "SELECT COUNT(*) FROM faces WHERE collection_id = ? AND user_id = ?",
-                    (collection_id, user_id),
+                    "SELECT COUNT(*) FROM faces WHERE collection_uid = ? AND user_id = ?",
+                    (collection.uid, user_id),
                 ).fetchone()[0]
                 if present + len(face_ids) > self.limits.max_faces_per_user:
                     raise ServiceQuotaExceededException(
                         f"A user can have at most {self.limits.max_faces_per_user} faces."
                     )
             conn.execute(
-                f"UPDATE faces SET user_id = ? WHERE collection_id = ? AND face_id IN "
+                f"UPDATE faces SET user_id = ? WHERE collection_uid = ? AND face_id IN "
                 f"({','.join('?' * len(face_ids))})",
-                [user_id, collection_id, *face_ids],
+                [user_id, collection.uid, *face_ids],
             )
 
     # --- tags ---------------------------------------------------------------------------------
 
-    def tags(self, collection_id: str) -> dict[str, str]:
+    def tags(self, collection: CollectionRecord) -> dict[str, str]:
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT tag_key, tag_value FROM tags WHERE collection_id = ? ORDER BY tag_key",
-                (collection_id,),
+                "SELECT tag_key, tag_value FROM tags WHERE collection_uid = ? ORDER BY tag_key",
+                (collection.uid,),
             ).fetchall()
         return {r["tag_key"]: r["tag_value"] for r in rows}
 
-    def tag(self, collection_id: str, tags: dict[str, str]) -> None:
+    def tag(self, collection: CollectionRecord, tags: dict[str, str]) -> None:
+        """Add or replace tags (ResourceNotFoundException, and nothing written, if the
+        collection is gone)."""
         with self.db.transaction() as conn:
+            _require(conn, collection)
             existing = {
                 r[0]
                 for r in conn.execute(
-                    "SELECT tag_key FROM tags WHERE collection_id = ?", (collection_id,)
+                    "SELECT tag_key FROM tags WHERE collection_uid = ?", (collection.uid,)
                 )
             }
             if len(existing | set(tags)) > self.limits.max_tags:
@@ -698,34 +822,37 @@ class FaceStore:
                     f"A resource can have at most {self.limits.max_tags} tags."
                 )
             conn.executemany(
-                "INSERT INTO tags (collection_id, tag_key, tag_value) VALUES (?, ?, ?) "
-                "ON CONFLICT (collection_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
-                [(collection_id, k, v) for k, v in tags.items()],
+                "INSERT INTO tags (collection_uid, tag_key, tag_value) VALUES (?, ?, ?) "
+                "ON CONFLICT (collection_uid, tag_key) DO UPDATE "
+                "SET tag_value = excluded.tag_value",
+                [(collection.uid, k, v) for k, v in tags.items()],
             )
 
-    def untag(self, collection_id: str, keys: Sequence[str]) -> None:
+    def untag(self, collection: CollectionRecord, keys: Sequence[str]) -> None:
+        """Remove tags (ResourceNotFoundException if the collection is gone)."""
         with self.db.transaction() as conn:
+            _require(conn, collection)
             conn.executemany(
-                "DELETE FROM tags WHERE collection_id = ? AND tag_key = ?",
-                [(collection_id, k) for k in keys],
+                "DELETE FROM tags WHERE collection_uid = ? AND tag_key = ?",
+                [(collection.uid, k) for k in keys],
             )
 
 
-def _record_changes(conn: Connection, collection_id: str, face_ids: Sequence[str], op: str) -> None:
+def _record_changes(conn: Connection, uid: str, face_ids: Sequence[str], op: str) -> None:
     """Append feed rows (inside the transaction that made the change), stamped with the time."""
     now = time.time()
     conn.executemany(
-        "INSERT INTO face_changes (collection_id, face_id, op, created_at) VALUES (?, ?, ?, ?)",
-        [(collection_id, face_id, op, now) for face_id in face_ids],
+        "INSERT INTO face_changes (collection_uid, face_id, op, created_at) VALUES (?, ?, ?, ?)",
+        [(uid, face_id, op, now) for face_id in face_ids],
     )
 
 
-def _face_params(face: NewFace) -> tuple[object, ...]:
+def _face_params(uid: str, face: NewFace) -> tuple[object, ...]:
     r = face.record
     blob = np.ascontiguousarray(face.descriptor, dtype=np.float32).reshape(DIM).tobytes()
     return (
         r.face_id,
-        r.collection_id,
+        uid,
         r.image_id,
         r.image_sha256,
         r.external_image_id,
@@ -743,5 +870,7 @@ def _face_params(face: NewFace) -> tuple[object, ...]:
     )
 
 
-def _not_found(collection_id: str) -> ResourceNotFoundException:
+def collection_not_found(collection_id: str) -> ResourceNotFoundException:
+    """The one answer for a collection the caller does not hold (missing, deleted, or another
+    organisation's: all alike), naming only the id the caller gave."""
     return ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
