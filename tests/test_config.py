@@ -99,3 +99,20 @@ def test_feed_retention_from_the_environment_and_its_bounds() -> None:
             Settings.from_env({"FACEGATE_FEED_RETENTION_S": bad})
     with pytest.raises(SettingsError, match="FACEGATE_FEED_RETENTION_S must be a number, got 'a'"):
         Settings.from_env({"FACEGATE_FEED_RETENTION_S": "a"})
+
+
+def test_body_bounds_from_the_environment() -> None:
+    default = Settings.from_env({})
+    assert (default.header_timeout_s, default.body_timeout_s) == (10.0, 30.0)
+    assert (default.body_budget_bytes, default.body_client_bytes) == (128 << 20, 32 << 20)
+    settings = Settings.from_env(
+        {
+            "FACEGATE_HEADER_TIMEOUT_S": "1.5",
+            "FACEGATE_BODY_TIMEOUT_S": "2",
+            "FACEGATE_MAX_BODY_BYTES": "1000",
+            "FACEGATE_BODY_BUDGET_BYTES": "3000",
+            "FACEGATE_BODY_CLIENT_BYTES": "0",
+        }
+    )
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (1.5, 2.0)
+    assert (settings.body_budget_bytes, settings.body_client_bytes) == (3000, 0)

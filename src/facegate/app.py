@@ -6,7 +6,9 @@ force; JSON, or HTML for ``?format=html`` or a browser's ``Accept``), and the ad
 review sweeper (:mod:`facegate.admin.sweeper`).
 
 Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
-read, and a body streamed without one is cut off at the limit.
+read, and a body streamed without one is cut off at the limit. Every route's body also has a
+deadline and a share of the server's budget of bodies being read at once
+(:class:`facegate.bodies.BodyGuard`, around the whole app).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -26,8 +29,10 @@ from facegate import __version__
 from facegate.admin.routes import admin_not_found, admin_routes
 from facegate.admin.sweeper import sweeping
 from facegate.audit.record import EventRecord
+from facegate.bodies import BodyGuard
 from facegate.console.routes import console_routes
-from facegate.errors import RequestEntityTooLargeException
+from facegate.errors import FacegateError, RequestEntityTooLargeException
+from facegate.limits import BodyBudget
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
 from facegate.transparency import render_html, transparency_document
@@ -79,7 +84,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
     async def rekognition(request: Request) -> Response:
         try:
             body = await _read_bounded(request, services.settings.max_body_bytes)
-        except RequestEntityTooLargeException as exc:
+        except FacegateError as exc:  # too large, too slow (BodyGuard), over the body budget
             return Response(
                 protocol.error_body(exc),
                 status_code=exc.http_status,
@@ -143,7 +148,17 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
         return PlainTextResponse("Not Found", status_code=404)
 
+    settings = services.settings
+    budget = BodyBudget(settings.body_budget_bytes, settings.body_client_bytes)
+    services.metrics.body_bytes_reading.set_function(lambda: budget.held_bytes)
+    guard = Middleware(
+        BodyGuard,
+        budget=budget,
+        timeout_s=settings.body_timeout_s,
+        refused=lambda reason: services.metrics.body_refusals.labels(reason).inc(),
+    )
     return Starlette(
+        middleware=[guard],
         routes=[
             Route("/", rekognition, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

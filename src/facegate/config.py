@@ -28,6 +28,10 @@
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
+| FACEGATE_HEADER_TIMEOUT_S | 10 | a request head must arrive within this (else closed) |
+| FACEGATE_BODY_TIMEOUT_S | 30 | a whole request body must arrive within this (else 408) |
+| FACEGATE_BODY_BUDGET_BYTES | 128 MiB | bodies being read at once, server-wide (else 503) |
+| FACEGATE_BODY_CLIENT_BYTES | 32 MiB | the same for one client address (0: no share) |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
@@ -44,6 +48,12 @@ FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy
 next free one, which then takes up to this many of them in one task and describes all their faces
 in one descriptor call (``engine.pool``). A lone request is sent at once, never held for a batch,
 and results are the same bits either way; 1 sends every image alone.
+
+Resource bounds (``facegate.bodies``). Before a request is authenticated it is only its body on
+its way in: FACEGATE_HEADER_TIMEOUT_S and FACEGATE_BODY_TIMEOUT_S bound how long a connection may
+take to send it, FACEGATE_BODY_BUDGET_BYTES and FACEGATE_BODY_CLIENT_BYTES how much memory bodies
+being read may hold at once (both at least FACEGATE_MAX_BODY_BYTES, the client share at most the
+budget).
 
 The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
 ``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
@@ -74,6 +84,10 @@ DEFAULT_PORT = 8750
 # A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
 # own request limit is the same order. Bodies are refused from Content-Length before reading.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+# Bodies being read at once (facegate.bodies): sixteen bodies of the largest size server-wide,
+# four from one client address (enough for a 16 MiB bias audit report to the admin API).
+DEFAULT_BODY_BUDGET_BYTES = 128 * 1024 * 1024
+DEFAULT_BODY_CLIENT_BYTES = 32 * 1024 * 1024
 
 
 T = TypeVar("T")
@@ -116,10 +130,16 @@ class Settings:
     rate_limit_rps: float = 50.0
     rate_limit_burst: float = 100.0
     max_inflight: int = 64
+    # resource bounds (facegate.bodies)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    body_budget_bytes: int = DEFAULT_BODY_BUDGET_BYTES
+    body_client_bytes: int = DEFAULT_BODY_CLIENT_BYTES
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._check_resource_bounds()
         if not 1 <= self.engine_max_batch <= MAX_BATCH_LIMIT:
             raise SettingsError(
                 f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and {MAX_BATCH_LIMIT}, "
@@ -129,6 +149,27 @@ class Settings:
             raise SettingsError(
                 f"FACEGATE_FEED_RETENTION_S must be a number of seconds above 0, "
                 f"got {self.feed_retention_s}"
+            )
+
+    def _check_resource_bounds(self) -> None:
+        for key, seconds in (
+            ("FACEGATE_HEADER_TIMEOUT_S", self.header_timeout_s),
+            ("FACEGATE_BODY_TIMEOUT_S", self.body_timeout_s),
+        ):
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise SettingsError(f"{key} must be a number of seconds above 0, got {seconds}")
+        if self.body_budget_bytes < self.max_body_bytes:
+            raise SettingsError(
+                f"FACEGATE_BODY_BUDGET_BYTES must be at least FACEGATE_MAX_BODY_BYTES "
+                f"({self.max_body_bytes}), got {self.body_budget_bytes}"
+            )
+        if self.body_client_bytes != 0 and not (
+            self.max_body_bytes <= self.body_client_bytes <= self.body_budget_bytes
+        ):
+            raise SettingsError(
+                f"FACEGATE_BODY_CLIENT_BYTES must be 0 or between FACEGATE_MAX_BODY_BYTES "
+                f"({self.max_body_bytes}) and FACEGATE_BODY_BUDGET_BYTES "
+                f"({self.body_budget_bytes}), got {self.body_client_bytes}"
             )
 
     @property
@@ -183,6 +224,10 @@ class Settings:
             ("FACEGATE_MAX_INFLIGHT", "max_inflight", int),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
             ("FACEGATE_FEED_RETENTION_S", "feed_retention_s", float),
+            ("FACEGATE_HEADER_TIMEOUT_S", "header_timeout_s", float),
+            ("FACEGATE_BODY_TIMEOUT_S", "body_timeout_s", float),
+            ("FACEGATE_BODY_BUDGET_BYTES", "body_budget_bytes", int),
+            ("FACEGATE_BODY_CLIENT_BYTES", "body_client_bytes", int),
         ):
             if key in env:
                 values[name] = _parse(env, key, kind)

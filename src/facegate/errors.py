@@ -162,6 +162,20 @@ class RequestEntityTooLargeException(FacegateError):
     http_status = 413
 
 
+class RequestTimeoutException(FacegateError):
+    """The request body did not arrive within the server's deadline (botocore retries this
+    code as a transient error)."""
+
+    http_status = 408
+
+
+class ServerBusyError(ThrottlingException):
+    """The server holds as many request bodies being read as its budget allows (wire code
+    ThrottlingException, HTTP 503: retry later)."""
+
+    http_status = 503
+
+
 # --- image decoding: finer-grained errors with Rekognition's wire codes -------------------------
 
 

@@ -90,6 +90,7 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
     import uvicorn
 
     from facegate.app import create_app
+    from facegate.bodies import head_deadline_protocol
     from facegate.logs import configure_logging
 
     configure_logging()
@@ -110,6 +111,8 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,
+            # a deadline for each request's head; the body's is BodyGuard's (facegate.bodies)
+            http=head_deadline_protocol(settings.header_timeout_s),
         )
         uvicorn.Server(config).run()
     finally:
