@@ -176,6 +176,11 @@ class ServerBusyError(ThrottlingException):
     http_status = 503
 
 
+class EngineBusyError(ThrottlingException):
+    """The caller's organisation already has as many images waiting for or in the engine as it
+    may (wire code ThrottlingException: retry later)."""
+
+
 # --- image decoding: finer-grained errors with Rekognition's wire codes -------------------------
 
 
@@ -201,6 +206,10 @@ class ImageBytesTooLargeError(ImageTooLargeException):
 
 class ImagePixelsTooLargeError(ImageTooLargeException):
     """More pixels than the decompression-bomb cap."""
+
+
+class ImageDecodedBytesTooLargeError(ImageTooLargeException):
+    """The image would decode to more bytes than the decoder's budget (from its header)."""
 
 
 class EngineUnavailableError(InternalServerError):
