@@ -33,6 +33,10 @@ class AsyncEngine(Protocol):
         self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None
     ) -> Analysis: ...
 
+    def for_tenant(self, tenant: str) -> AsyncEngine:
+        """This engine for one organisation's requests (the pool shares workers fairly)."""
+        ...
+
 
 class PageTokens:
     """Opaque, tamper-evident pagination tokens: ``<cursor>.<mac>``, bound to the listing.
@@ -91,8 +95,10 @@ class OpDeps:
 
     def for_caller(self, org_id: str, enrolment: Enrolment) -> OpDeps:
         """These dependencies for one request of ``org_id`` (collections it creates are its own;
-        ListCollections shows only its own)."""
-        return replace(self, org_id=org_id, enrolment=enrolment)
+        ListCollections shows only its own; its images queue as its own in the engine)."""
+        return replace(
+            self, org_id=org_id, enrolment=enrolment, engine=self.engine.for_tenant(org_id)
+        )
 
     def collection_arn(self, collection_id: str) -> str:
         """Rekognition's form: ``aws:rekognition:<region>:<account>:collection/<id>``."""
