@@ -120,7 +120,7 @@ def test_body_bounds_from_the_environment() -> None:
 
 def test_engine_resource_bounds_from_the_environment() -> None:
     default = Settings.from_env({"FACEGATE_ENGINE_WORKERS": "2"})
-    assert (default.engine_tenant_max_jobs, default.engine_tenant_workers) == (16, 0)
+    assert (default.engine_tenant_max_jobs, default.engine_tenant_workers) == (16, None)
     assert default.engine.limits.max_decoded_bytes == 160_000_000
     assert default.engine.limits.work_pixels == 2048 * 2048
     settings = Settings.from_env(

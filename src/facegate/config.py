@@ -35,7 +35,7 @@
 | FACEGATE_IMAGE_MAX_DECODED_BYTES | 160 MB | bytes to decode one image, from its header |
 | FACEGATE_IMAGE_WORK_PIXELS | 4194304 | larger images are decoded reduced to this |
 | FACEGATE_ENGINE_TENANT_MAX_JOBS | 16 | images of one organisation in the engine (0: any) |
-| FACEGATE_ENGINE_TENANT_WORKERS | 0 | workers one organisation may occupy (0: all) |
+| FACEGATE_ENGINE_TENANT_WORKERS | workers-1 | most one organisation occupies while others wait |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
@@ -62,9 +62,10 @@ bounds one image's decoded size (width x height x bytes per pixel of its mode, f
 FACEGATE_IMAGE_WORK_PIXELS is the size above which an image is decoded reduced (JPEG draft,
 PNG box filter) so the engine never works on more pixels. The engine serves organisations in
 turn (round robin, one organisation's images per worker task); FACEGATE_ENGINE_TENANT_MAX_JOBS
-refuses an organisation's image beyond that many with ThrottlingException, and
-FACEGATE_ENGINE_TENANT_WORKERS (at most FACEGATE_ENGINE_WORKERS) keeps workers free for the
-others (say workers - 1) at the cost of one organisation's peak throughput.
+refuses an organisation's image beyond that many with ThrottlingException, and while another
+organisation uses the engine (or did in the last 10 s) one organisation occupies at most
+FACEGATE_ENGINE_TENANT_WORKERS workers (default all but one, at least one; 0: all; at most
+FACEGATE_ENGINE_WORKERS), so the others find a worker free. Alone, it may use all of them.
 
 The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
 ``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
@@ -148,7 +149,7 @@ class Settings:
     body_budget_bytes: int = DEFAULT_BODY_BUDGET_BYTES
     body_client_bytes: int = DEFAULT_BODY_CLIENT_BYTES
     engine_tenant_max_jobs: int = 16
-    engine_tenant_workers: int = 0
+    engine_tenant_workers: int | None = None  # None: engine_workers - 1 (at least 1)
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
@@ -200,7 +201,8 @@ class Settings:
                 f"FACEGATE_ENGINE_TENANT_MAX_JOBS must be 0 (no cap) or more, "
                 f"got {self.engine_tenant_max_jobs}"
             )
-        if not 0 <= self.engine_tenant_workers <= self.engine_workers:
+        tenant_workers = self.engine_tenant_workers
+        if tenant_workers is not None and not 0 <= tenant_workers <= self.engine_workers:
             raise SettingsError(
                 f"FACEGATE_ENGINE_TENANT_WORKERS must be between 0 (all) and "
                 f"FACEGATE_ENGINE_WORKERS ({self.engine_workers}), "

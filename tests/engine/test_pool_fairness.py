@@ -72,9 +72,21 @@ def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GatedEngine, Thread
 
 
 def _pool(
-    threads: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch, workers: int, **kwargs: int
+    threads: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    *,
+    max_batch: int = 8,
+    tenant_max_jobs: int = 0,
+    tenant_workers: int = 0,
 ) -> EnginePool:
-    pool = EnginePool(EngineConfig(), workers=workers, **kwargs)
+    pool = EnginePool(
+        EngineConfig(),
+        workers=workers,
+        max_batch=max_batch,
+        tenant_max_jobs=tenant_max_jobs,
+        tenant_workers=tenant_workers,
+    )
     monkeypatch.setattr(pool, "_get_executor", lambda: threads)
     return pool
 
@@ -156,19 +168,55 @@ def test_a_cancelled_waiting_image_frees_its_place_under_the_cap(
     assert (_sha(running), _sha(again)) == ("a0", "a2")
 
 
-def test_tenant_workers_keeps_a_worker_for_the_others(
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_while_another_tenant_uses_the_engine_a_worker_stays_free_for_it(
     gated: tuple[GatedEngine, ThreadPoolExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, threads = gated
+    clock = Clock()
     pool = _pool(threads, monkeypatch, workers=2, tenant_workers=1)
+    monkeypatch.setattr(pool, "_clock", clock)
+    # Alone, a tenant may use both workers.
+    alone = [pool.submit(f"x{i}".encode(), tenant="x") for i in range(2)]
+    assert sorted(engine.started(2)) == [["x0"], ["x1"]]  # two tasks at once (either order)
+    engine.finish_one()
+    engine.finish_one()
+    assert [_sha(f) for f in alone] == ["x0", "x1"]
+    # b used the engine a moment ago: a now gets one worker, the other stays free for b ...
+    clock.now += 100.0  # x is long gone
+    first_b = pool.submit(b"b0", tenant="b")
+    engine.started(3)
+    engine.finish_one()
+    assert _sha(first_b) == "b0"
+    clock.now += 5.0  # within share_window_s (10 s) of b's last image
     a = [pool.submit(f"a{i}".encode(), tenant="a") for i in range(3)]
-    assert engine.started(1) == [["a0"]]  # a may use one of the two workers ...
-    b = pool.submit(b"b0", tenant="b")
-    assert engine.started(2) == [["a0"], ["b0"]]  # ... so b starts at once on the other
+    assert engine.started(4)[3:] == [["a0"]]
+    b = pool.submit(b"b1", tenant="b")
+    assert engine.started(5)[4:] == [["b1"]]  # at once: no wait behind a's images
     for _ in range(4):
         engine.finish_one()
-    assert [_sha(f) for f in (*a, b)] == ["a0", "a1", "a2", "b0"]
-    assert engine.peak["a"] == 1  # never two of a's tasks at once
+    assert _sha(b) == "b1"
+    assert [_sha(f) for f in a] == ["a0", "a1", "a2"]
+    assert engine.peak["a"] == 1  # never two of a's tasks at once while b was about
+    clock.now += 60.0  # b has been idle for longer than the window: a may take both again
+    later = [pool.submit(f"a{i}".encode(), tenant="a") for i in (3, 4)]
+    assert sorted(engine.started(9)[7:]) == [["a3"], ["a4"]]
+    engine.finish_one()
+    engine.finish_one()
+    assert [_sha(f) for f in later] == ["a3", "a4"]
+    assert engine.peak["a"] == 2
+
+
+def test_the_servers_default_keeps_one_worker_of_several() -> None:
+    assert EnginePool(EngineConfig(), workers=4, tenant_workers=None).tenant_workers == 3
+    assert EnginePool(EngineConfig(), workers=1, tenant_workers=None).tenant_workers == 1
 
 
 def test_one_tenant_alone_is_served_as_before(

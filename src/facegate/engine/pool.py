@@ -29,17 +29,28 @@ detection (30-80 ms an image), not the descriptor, is most of an image's time; a
 was not delayed. ``max_batch=1`` turns batching off.
 
 Fair shares between tenants (the server's organisations, :meth:`EnginePool.for_tenant`): the
-queue is one FIFO per tenant, and a worker that finishes takes its next task from the tenants in
-turn (round robin: the tenant served goes to the back), one tenant's images per task. One
-organisation with many images in flight therefore delays another's next image by at most the
-tasks already running, instead of by its whole backlog (before, one queue in arrival order: four
-16-bit 40 MP PNGs of one organisation took another's DetectFaces from 0.14 s to 20.8 s;
-``bench/engine_fairness.py``). Two optional bounds per tenant: ``tenant_max_jobs``, the most images
-one tenant may have waiting or running (one more is refused at once with
-:class:`~facegate.errors.EngineBusyError`, ``ThrottlingException`` on the wire), and
-``tenant_workers``, the most worker tasks one tenant may run at once (``workers - 1`` keeps a
-worker free for the others, at the price of one tenant's peak throughput: a queued image may then
-wait while a worker idles). With one tenant (the default ``""``), scheduling is as before.
+queue is one FIFO per tenant, and a worker that finishes takes its next task from the tenant
+with the fewest tasks running, then the one served longest ago (round robin), one tenant's images
+per task. Two bounds per tenant:
+
+* ``tenant_workers``: while another tenant uses the engine (has images waiting or running, or
+  had one within ``share_window_s``, 10 s), one tenant occupies at most this many workers, so
+  the others find a worker free instead of waiting behind its images. Alone, a tenant may use
+  every worker (no throughput lost to an idle reservation when there is no one to share with).
+  The server keeps one worker for the others (``workers - 1``, FACEGATE_ENGINE_TENANT_WORKERS;
+  nothing to keep with one worker). The first image of a tenant that was idle may still wait
+  for one task of the others: running work is never interrupted.
+* ``tenant_max_jobs``: the most images one tenant may have waiting or running; one more is
+  refused at once with :class:`~facegate.errors.EngineBusyError` (``ThrottlingException`` on
+  the wire), so one organisation cannot fill the queue (nor, through it, the server's
+  requests in flight).
+
+Measured (``bench/engine_fairness.py``, 2 workers on a shared 2-core machine, organisation A
+keeping four 6324x6324 16-bit PNGs in flight, B's DetectFaces of a 640x480 photo, medians of 12):
+before, one queue in arrival order, B's latency went from 0.04 s to 12.5 s (p90 33.9 s); with
+turns alone, 2.7 s (B waits for one of A's running images); with a worker kept for the others
+(the server's default), 0.07 s, B alone 0.09 s. With one tenant (the default ``""``),
+scheduling is as before.
 
 The queue has no bound of its own beyond ``tenant_max_jobs``: in the server,
 ``limits.Admission`` (FACEGATE_MAX_INFLIGHT, 64 by default) bounds the requests in flight, and
@@ -58,7 +69,7 @@ import os
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -118,6 +129,10 @@ DEFAULT_MAX_BATCH = 8
 """Requests per worker task when requests queue (``EnginePool.max_batch``, set by
 FACEGATE_ENGINE_MAX_BATCH). 8 already takes most of the ONNX batch gain (4.9 -> 4.3 ms a face)
 while one slow image holds back at most 7 others; 1 turns batching off."""
+
+SHARE_WINDOW_S = 10.0
+"""How long after its last image a tenant still counts as using the engine, for
+``tenant_workers`` (so a worker stays free between one organisation's requests)."""
 
 MAX_BATCH_LIMIT = 64
 """The largest ``max_batch`` accepted: a batch's decoded images are in one worker's memory at
@@ -238,8 +253,9 @@ class EnginePool:
     ``max_batch`` (1-64, default :data:`DEFAULT_MAX_BATCH`): the most queued requests one worker
     task takes (see the module docstring); 1 sends every request alone (no batching). Larger
     batches amortise more per-call overhead but make the first image of a batch wait for the
-    last one's detection. ``tenant_max_jobs`` and ``tenant_workers`` (0: no bound) bound each
-    tenant's share (module docstring). :attr:`stats` counts what was sent.
+    last one's detection. ``tenant_max_jobs`` and ``tenant_workers`` (0: no bound; for
+    ``tenant_workers`` None: ``workers - 1``, at least 1) bound each tenant's share (module
+    docstring). :attr:`stats` counts what was sent.
     """
 
     def __init__(
@@ -249,17 +265,22 @@ class EnginePool:
         max_batch: int = DEFAULT_MAX_BATCH,
         *,
         tenant_max_jobs: int = 0,
-        tenant_workers: int = 0,
+        tenant_workers: int | None = 0,
+        share_window_s: float = SHARE_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= max_batch <= MAX_BATCH_LIMIT:
             raise ValueError(f"max_batch must be between 1 and {MAX_BATCH_LIMIT}, got {max_batch}.")
-        if tenant_max_jobs < 0 or tenant_workers < 0:
+        if tenant_max_jobs < 0 or (tenant_workers is not None and tenant_workers < 0):
             raise ValueError("tenant_max_jobs and tenant_workers must be 0 (no bound) or more.")
         self.config = config
         self.workers = workers or default_workers()
         self.max_batch = max_batch
         self.tenant_max_jobs = tenant_max_jobs
-        self.tenant_workers = tenant_workers
+        # None: all workers but one for the others (at least one)
+        self.tenant_workers = max(1, self.workers - 1) if tenant_workers is None else tenant_workers
+        self.share_window_s = share_window_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         # Guarded by _lock: worker tasks sent and not yet finished, requests waiting for one,
@@ -271,6 +292,8 @@ class EnginePool:
         # When each tenant with work in the pool last started a task (a counter, not a clock).
         self._served: dict[str, int] = {}
         self._turn = 0
+        # When each tenant last submitted or finished an image (for share_window_s).
+        self._seen: dict[str, float] = {}
         self._stats = PoolStats()
 
     def _get_executor(self) -> ProcessPoolExecutor:
@@ -333,6 +356,7 @@ class EnginePool:
                     "in the engine; retry later."
                 )
             self._jobs[tenant] += 1
+            self._seen[tenant] = self._clock()
             if self._busy >= self.workers or not self._may_run(tenant):
                 self._pending.append(job)
                 self._stats = replace(self._stats, queued=self._stats.queued + 1)
@@ -347,8 +371,23 @@ class EnginePool:
         return job.future
 
     def _may_run(self, tenant: str) -> bool:
-        """Whether ``tenant`` may start one more worker task (under ``_lock``)."""
-        return not self.tenant_workers or self._running[tenant] < self.tenant_workers
+        """Whether ``tenant`` may start one more worker task (under ``_lock``): below its
+        ``tenant_workers``, or while no other tenant uses the engine."""
+        if not self.tenant_workers or self._running[tenant] < self.tenant_workers:
+            return True
+        return not self._others_active(tenant)
+
+    def _others_active(self, tenant: str) -> bool:
+        """Whether a tenant other than ``tenant`` has images here or had one within
+        ``share_window_s`` (under ``_lock``; forgets tenants idle for longer)."""
+        now = self._clock()
+        active = False
+        for other, seen in list(self._seen.items()):
+            if self._jobs[other] > 0 or now - seen < self.share_window_s:
+                active = active or other != tenant
+            else:
+                del self._seen[other]
+        return active
 
     def _done(self, job: _Job, future: Future[Analysis]) -> None:
         """Every job's done callback: a job cancelled while it waits leaves the queue at once,
@@ -360,6 +399,7 @@ class EnginePool:
             self._jobs[job.tenant] -= 1
             if self._jobs[job.tenant] <= 0:
                 del self._jobs[job.tenant]
+            self._seen[job.tenant] = self._clock()
 
     def _started(self, tenant: str) -> None:
         """``tenant`` starts a worker task (under ``_lock``)."""
