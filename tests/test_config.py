@@ -99,3 +99,69 @@ def test_feed_retention_from_the_environment_and_its_bounds() -> None:
             Settings.from_env({"FACEGATE_FEED_RETENTION_S": bad})
     with pytest.raises(SettingsError, match="FACEGATE_FEED_RETENTION_S must be a number, got 'a'"):
         Settings.from_env({"FACEGATE_FEED_RETENTION_S": "a"})
+
+
+def test_body_bounds_from_the_environment() -> None:
+    default = Settings.from_env({})
+    assert (default.header_timeout_s, default.body_timeout_s) == (10.0, 30.0)
+    assert (default.body_budget_bytes, default.body_client_bytes) == (128 << 20, 32 << 20)
+    settings = Settings.from_env(
+        {
+            "FACEGATE_HEADER_TIMEOUT_S": "1.5",
+            "FACEGATE_BODY_TIMEOUT_S": "2",
+            "FACEGATE_MAX_BODY_BYTES": "1000",
+            "FACEGATE_BODY_BUDGET_BYTES": "3000",
+            "FACEGATE_BODY_CLIENT_BYTES": "0",
+        }
+    )
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (1.5, 2.0)
+    assert (settings.body_budget_bytes, settings.body_client_bytes) == (3000, 0)
+
+
+def test_engine_resource_bounds_from_the_environment() -> None:
+    default = Settings.from_env({"FACEGATE_ENGINE_WORKERS": "2"})
+    assert (default.engine_tenant_max_jobs, default.engine_tenant_workers) == (16, None)
+    assert default.engine.limits.max_decoded_bytes == 160_000_000
+    assert default.engine.limits.work_pixels == 2048 * 2048
+    settings = Settings.from_env(
+        {
+            "FACEGATE_ENGINE_WORKERS": "2",
+            "FACEGATE_ENGINE_TENANT_MAX_JOBS": "0",
+            "FACEGATE_ENGINE_TENANT_WORKERS": "1",
+            "FACEGATE_IMAGE_MAX_DECODED_BYTES": "1000000",
+            "FACEGATE_IMAGE_WORK_PIXELS": "500000",
+        }
+    )
+    assert (settings.engine_tenant_max_jobs, settings.engine_tenant_workers) == (0, 1)
+    assert settings.engine.limits.max_decoded_bytes == 1_000_000
+    assert settings.engine.limits.work_pixels == 500_000
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FACEGATE_BODY_TIMEOUT_S": "0"}, "FACEGATE_BODY_TIMEOUT_S must be a number of seconds"),
+        ({"FACEGATE_HEADER_TIMEOUT_S": "inf"}, "FACEGATE_HEADER_TIMEOUT_S must be a number of"),
+        ({"FACEGATE_BODY_TIMEOUT_S": "soon"}, "FACEGATE_BODY_TIMEOUT_S must be a number, got"),
+        (
+            {"FACEGATE_BODY_BUDGET_BYTES": "1000"},
+            "FACEGATE_BODY_BUDGET_BYTES must be at least FACEGATE_MAX_BODY_BYTES",
+        ),
+        (
+            {"FACEGATE_BODY_CLIENT_BYTES": "1000"},
+            "FACEGATE_BODY_CLIENT_BYTES must be 0 or between FACEGATE_MAX_BODY_BYTES",
+        ),
+        (
+            {"FACEGATE_BODY_CLIENT_BYTES": str(256 << 20)},
+            "FACEGATE_BODY_CLIENT_BYTES must be 0 or between",
+        ),
+        ({"FACEGATE_ENGINE_TENANT_MAX_JOBS": "-1"}, "FACEGATE_ENGINE_TENANT_MAX_JOBS must be 0"),
+        ({"FACEGATE_ENGINE_TENANT_WORKERS": "3"}, "FACEGATE_ENGINE_TENANT_WORKERS must be between"),
+        ({"FACEGATE_IMAGE_MAX_DECODED_BYTES": "0"}, "FACEGATE_IMAGE_MAX_DECODED_BYTES must be"),
+        ({"FACEGATE_IMAGE_WORK_PIXELS": "100"}, "FACEGATE_IMAGE_WORK_PIXELS must be at least 6400"),
+        ({"FACEGATE_IMAGE_WORK_PIXELS": "many"}, "FACEGATE_IMAGE_WORK_PIXELS must be an integer"),
+    ],
+)
+def test_unusable_resource_bounds_name_their_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"FACEGATE_ENGINE_WORKERS": "2", **env})

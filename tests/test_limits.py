@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facegate.limits import Admission, RateLimiter
+from facegate.limits import Admission, BodyBudget, RateLimiter
 
 
 class Clock:
@@ -61,3 +61,20 @@ def test_admission_ceiling() -> None:
         gate.leave()
     unlimited = Admission(0)
     assert all(unlimited.try_enter() for _ in range(1000))
+
+
+def test_the_body_budget_takes_all_or_nothing_per_client_and_server_wide() -> None:
+    budget = BodyBudget(total_bytes=100, per_client_bytes=60)
+    assert budget.reserve("a", 50) is None
+    assert budget.reserve("a", 20) == BodyBudget.CLIENT  # 70 > a's 60: nothing taken
+    assert budget.reserve("b", 45) is None
+    assert budget.reserve("c", 10) == BodyBudget.GLOBAL  # 105 > 100
+    assert (budget.held_bytes, budget.held_by("a"), budget.held_by("c")) == (95, 50, 0)
+    budget.release("a", 50)
+    assert budget.reserve("c", 10) is None
+    assert budget.largest_bytes == 60
+    assert budget.fits_ever(60)
+    assert not budget.fits_ever(61)
+    with pytest.raises(RuntimeError):
+        budget.release("b", 46)
+    assert BodyBudget(100).largest_bytes == 100  # no per-client share

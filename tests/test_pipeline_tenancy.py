@@ -111,6 +111,9 @@ class PausedEngine:
     def model_version(self) -> str:
         return self.engine.model_version
 
+    def for_tenant(self, tenant: str) -> PausedEngine:
+        return self
+
     async def analyze_async(
         self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None
     ) -> Analysis:

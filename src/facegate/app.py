@@ -9,7 +9,9 @@ Every request's client address (``request.client``) is the TCP peer, or, from a 
 ``FACEGATE_TRUSTED_PROXIES``, the address it forwarded (:mod:`facegate.wire.peers`).
 
 Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
-read, and a body streamed without one is cut off at the limit.
+read, and a body streamed without one is cut off at the limit. Every route's body also has a
+deadline and a share of the server's budget of bodies being read at once
+(:class:`facegate.bodies.BodyGuard`, around the whole app).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from facegate import __version__
 from facegate.admin.routes import admin_not_found, admin_routes
 from facegate.admin.sweeper import sweeping
 from facegate.audit.record import EventRecord
+from facegate.bodies import BodyGuard
 from facegate.console.routes import console_routes
-from facegate.errors import RequestEntityTooLargeException
+from facegate.errors import FacegateError, RequestEntityTooLargeException
+from facegate.limits import BodyBudget
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
 from facegate.transparency import render_html, transparency_document
@@ -86,7 +90,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
     async def rekognition(request: Request) -> Response:
         try:
             body = await _read_bounded(request, services.settings.max_body_bytes)
-        except RequestEntityTooLargeException as exc:
+        except FacegateError as exc:  # too large, too slow (BodyGuard), over the body budget
             return Response(
                 protocol.error_body(exc),
                 status_code=exc.http_status,
@@ -151,7 +155,19 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
         return PlainTextResponse("Not Found", status_code=404)
 
+    settings = services.settings
+    budget = BodyBudget(settings.body_budget_bytes, settings.body_client_bytes)
+    services.metrics.body_bytes_reading.set_function(lambda: budget.held_bytes)
+    guard = Middleware(
+        BodyGuard,
+        budget=budget,
+        timeout_s=settings.body_timeout_s,
+        refused=lambda reason: services.metrics.body_refusals.labels(reason).inc(),
+    )
     return Starlette(
+        # outermost first: the client address every route sees (the TCP peer, or what a trusted
+        # proxy says), then the body guard, whose per-address budget uses that address
+        middleware=[Middleware(TrustedProxyMiddleware, trusted=trusted), guard],
         routes=[
             Route("/", rekognition, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -161,8 +177,6 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
             Mount("/console", routes=console_routes(services)),
         ],
         lifespan=lifespan,
-        # the client address every route sees: the TCP peer, or what a trusted proxy says
-        middleware=[Middleware(TrustedProxyMiddleware, trusted=trusted)],
         # Starlette's path patterns do not match a newline, so a path like /admin/orgs/a%0A/x
         # misses every route, the admin mount's catch-all included: answer it as that would.
         exception_handlers={404: not_found},

@@ -31,6 +31,14 @@
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
 | FACEGATE_TRUSTED_PROXIES | (none) | proxies (IPs, CIDRs) whose X-Forwarded-For is believed |
+| FACEGATE_HEADER_TIMEOUT_S | 10 | a request head must arrive within this (else closed) |
+| FACEGATE_BODY_TIMEOUT_S | 30 | a whole request body must arrive within this (else 408) |
+| FACEGATE_BODY_BUDGET_BYTES | 128 MiB | bodies being read at once, server-wide (else 503) |
+| FACEGATE_BODY_CLIENT_BYTES | 32 MiB | the same for one client address (0: no share) |
+| FACEGATE_IMAGE_MAX_DECODED_BYTES | 160 MB | bytes to decode one image, from its header |
+| FACEGATE_IMAGE_WORK_PIXELS | 4194304 | larger images are decoded reduced to this |
+| FACEGATE_ENGINE_TENANT_MAX_JOBS | 16 | images of one organisation in the engine (0: any) |
+| FACEGATE_ENGINE_TENANT_WORKERS | workers-1 | most one organisation occupies while others wait |
 
 FACEGATE_DATABASE_URL (``postgresql://user:password@host:5432/facegate``, or libpq key=value
 pairs) stores organisations, keys, collections, faces, decisions and reviews in PostgreSQL
@@ -59,6 +67,20 @@ next free one, which then takes up to this many of them in one task and describe
 in one descriptor call (``engine.pool``). A lone request is sent at once, never held for a batch,
 and results are the same bits either way; 1 sends every image alone.
 
+Resource bounds (docs: ``facegate.bodies``, ``engine.image``, ``engine.pool``). Before a
+request is authenticated it is only its body on its way in: FACEGATE_HEADER_TIMEOUT_S and
+FACEGATE_BODY_TIMEOUT_S bound how long a connection may take to send it, FACEGATE_BODY_BUDGET_BYTES
+and FACEGATE_BODY_CLIENT_BYTES how much memory bodies being read may hold at once (both at least
+FACEGATE_MAX_BODY_BYTES, the client share at most the budget). FACEGATE_IMAGE_MAX_DECODED_BYTES
+bounds one image's decoded size (width x height x bytes per pixel of its mode, from the header);
+FACEGATE_IMAGE_WORK_PIXELS is the size above which an image is decoded reduced (JPEG draft,
+PNG box filter) so the engine never works on more pixels. The engine serves organisations in
+turn (round robin, one organisation's images per worker task); FACEGATE_ENGINE_TENANT_MAX_JOBS
+refuses an organisation's image beyond that many with ThrottlingException, and while another
+organisation uses the engine (or did in the last 10 s) one organisation occupies at most
+FACEGATE_ENGINE_TENANT_WORKERS workers (default all but one, at least one; 0: all; at most
+FACEGATE_ENGINE_WORKERS), so the others find a worker free. Alone, it may use all of them.
+
 The deployment gate's bounds (:class:`facegate.model_audit.GateBounds`) only matter when the
 ``deployment-gate`` pack (or ``wa-rcw-43-386``) is active. There is no agreed pass mark: NIST FRVT
 Part 8 (draft NISTIR 8429) found FMR Max/GeoMean from about 6 to over 300 across algorithms
@@ -77,6 +99,7 @@ from typing import TypeVar
 
 from facegate.engine.core import EngineConfig
 from facegate.engine.detect import detector_named
+from facegate.engine.image import ImageLimits
 from facegate.engine.matching import matcher_named
 from facegate.engine.pool import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, default_workers
 from facegate.engine.runtime import runtime_named
@@ -91,6 +114,10 @@ DEFAULT_PORT = 8750
 # A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
 # own request limit is the same order. Bodies are refused from Content-Length before reading.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+# Bodies being read at once (facegate.bodies): sixteen bodies of the largest size server-wide,
+# four from one client address (enough for a 16 MiB bias audit report to the admin API).
+DEFAULT_BODY_BUDGET_BYTES = 128 * 1024 * 1024
+DEFAULT_BODY_CLIENT_BYTES = 32 * 1024 * 1024
 
 
 T = TypeVar("T")
@@ -137,10 +164,18 @@ class Settings:
     rate_limit_burst: float = 100.0
     max_inflight: int = 64
     trusted_proxies: tuple[str, ...] = ()
+    # resource bounds (facegate.bodies, engine.image via engine.limits, engine.pool)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    body_budget_bytes: int = DEFAULT_BODY_BUDGET_BYTES
+    body_client_bytes: int = DEFAULT_BODY_CLIENT_BYTES
+    engine_tenant_max_jobs: int = 16
+    engine_tenant_workers: int | None = None  # None: engine_workers - 1 (at least 1)
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._check_resource_bounds()
         if not 1 <= self.engine_max_batch <= MAX_BATCH_LIMIT:
             raise SettingsError(
                 f"FACEGATE_ENGINE_MAX_BATCH must be between 1 and {MAX_BATCH_LIMIT}, "
@@ -164,6 +199,49 @@ class Settings:
             raise SettingsError(
                 f"FACEGATE_IDEMPOTENCY_TTL_S must be a number of seconds above 0, "
                 f"got {self.idempotency_ttl_s}"
+            )
+
+    def _check_resource_bounds(self) -> None:
+        for key, seconds in (
+            ("FACEGATE_HEADER_TIMEOUT_S", self.header_timeout_s),
+            ("FACEGATE_BODY_TIMEOUT_S", self.body_timeout_s),
+        ):
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise SettingsError(f"{key} must be a number of seconds above 0, got {seconds}")
+        if self.body_budget_bytes < self.max_body_bytes:
+            raise SettingsError(
+                f"FACEGATE_BODY_BUDGET_BYTES must be at least FACEGATE_MAX_BODY_BYTES "
+                f"({self.max_body_bytes}), got {self.body_budget_bytes}"
+            )
+        if self.body_client_bytes != 0 and not (
+            self.max_body_bytes <= self.body_client_bytes <= self.body_budget_bytes
+        ):
+            raise SettingsError(
+                f"FACEGATE_BODY_CLIENT_BYTES must be 0 or between FACEGATE_MAX_BODY_BYTES "
+                f"({self.max_body_bytes}) and FACEGATE_BODY_BUDGET_BYTES "
+                f"({self.body_budget_bytes}), got {self.body_client_bytes}"
+            )
+        limits = self.engine.limits
+        if limits.max_decoded_bytes < 1:
+            raise SettingsError(
+                f"FACEGATE_IMAGE_MAX_DECODED_BYTES must be above 0, got {limits.max_decoded_bytes}"
+            )
+        if limits.work_pixels < limits.min_side_px**2:
+            raise SettingsError(
+                f"FACEGATE_IMAGE_WORK_PIXELS must be at least {limits.min_side_px**2} "
+                f"(the smallest image), got {limits.work_pixels}"
+            )
+        if self.engine_tenant_max_jobs < 0:
+            raise SettingsError(
+                f"FACEGATE_ENGINE_TENANT_MAX_JOBS must be 0 (no cap) or more, "
+                f"got {self.engine_tenant_max_jobs}"
+            )
+        tenant_workers = self.engine_tenant_workers
+        if tenant_workers is not None and not 0 <= tenant_workers <= self.engine_workers:
+            raise SettingsError(
+                f"FACEGATE_ENGINE_TENANT_WORKERS must be between 0 (all) and "
+                f"FACEGATE_ENGINE_WORKERS ({self.engine_workers}), "
+                f"got {self.engine_tenant_workers}"
             )
 
     @property
@@ -220,6 +298,12 @@ class Settings:
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
             ("FACEGATE_FEED_RETENTION_S", "feed_retention_s", float),
             ("FACEGATE_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", float),
+            ("FACEGATE_HEADER_TIMEOUT_S", "header_timeout_s", float),
+            ("FACEGATE_BODY_TIMEOUT_S", "body_timeout_s", float),
+            ("FACEGATE_BODY_BUDGET_BYTES", "body_budget_bytes", int),
+            ("FACEGATE_BODY_CLIENT_BYTES", "body_client_bytes", int),
+            ("FACEGATE_ENGINE_TENANT_MAX_JOBS", "engine_tenant_max_jobs", int),
+            ("FACEGATE_ENGINE_TENANT_WORKERS", "engine_tenant_workers", int),
         ):
             if key in env:
                 values[name] = _parse(env, key, kind)
@@ -255,6 +339,16 @@ class Settings:
             engine["descriptor_runtime"] = runtime_named(env["FACEGATE_DESCRIPTOR_RUNTIME"])
         if "FACEGATE_DETECTOR" in env:
             engine["detector"] = detector_named(env["FACEGATE_DETECTOR"])
+        limits = {
+            name: _parse(env, key, int)
+            for key, name in (
+                ("FACEGATE_IMAGE_MAX_DECODED_BYTES", "max_decoded_bytes"),
+                ("FACEGATE_IMAGE_WORK_PIXELS", "work_pixels"),
+            )
+            if key in env
+        }
+        if limits:
+            engine["limits"] = replace(ImageLimits(), **limits)
         if engine:
             values["engine"] = replace(EngineConfig(), **engine)  # type: ignore[arg-type]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -162,6 +162,25 @@ class RequestEntityTooLargeException(FacegateError):
     http_status = 413
 
 
+class RequestTimeoutException(FacegateError):
+    """The request body did not arrive within the server's deadline (botocore retries this
+    code as a transient error)."""
+
+    http_status = 408
+
+
+class ServerBusyError(ThrottlingException):
+    """The server holds as many request bodies being read as its budget allows (wire code
+    ThrottlingException, HTTP 503: retry later)."""
+
+    http_status = 503
+
+
+class EngineBusyError(ThrottlingException):
+    """The caller's organisation already has as many images waiting for or in the engine as it
+    may (wire code ThrottlingException: retry later)."""
+
+
 # --- image decoding: finer-grained errors with Rekognition's wire codes -------------------------
 
 
@@ -187,6 +206,10 @@ class ImageBytesTooLargeError(ImageTooLargeException):
 
 class ImagePixelsTooLargeError(ImageTooLargeException):
     """More pixels than the decompression-bomb cap."""
+
+
+class ImageDecodedBytesTooLargeError(ImageTooLargeException):
+    """The image would decode to more bytes than the decoder's budget (from its header)."""
 
 
 class EngineUnavailableError(InternalServerError):

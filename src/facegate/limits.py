@@ -15,13 +15,19 @@ facegate answers promptly instead, with Rekognition's own errors:
 
 Both are safe to use from the event loop thread (no awaits inside; the pipeline checks them
 before its first await after authentication). A limit of 0 switches the check off.
+
+Before authentication, a request is only its body on its way in. :class:`BodyBudget` bounds the
+bytes of bodies being read at once, server-wide and per client address, so connections that
+declare large bodies and send them slowly (or never) cannot make the server hold more than the
+budget: :mod:`facegate.bodies` reserves a body's declared length when the application starts
+reading it, and gives it back when the body is complete or the request ends.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,3 +107,73 @@ class Admission:
     @property
     def inflight(self) -> int:
         return self._inflight
+
+
+class BodyBudget:
+    """Bytes of request bodies being read at once: at most ``total_bytes`` server-wide and at
+    most ``per_client_bytes`` for one client address (0: no per-client share).
+
+    :meth:`reserve` either takes the bytes or takes nothing (never a part); each reservation
+    is given back with :meth:`release` of the same client and size. Thread-safe; used from the
+    event loop (no awaits inside).
+    """
+
+    GLOBAL = "server"
+    CLIENT = "client"
+
+    def __init__(self, total_bytes: int, per_client_bytes: int = 0) -> None:
+        if total_bytes < 1:
+            raise ValueError(f"total_bytes must be at least 1, got {total_bytes}")
+        if per_client_bytes < 0:
+            raise ValueError(f"per_client_bytes must be 0 or more, got {per_client_bytes}")
+        self.total_bytes = total_bytes
+        self.per_client_bytes = per_client_bytes
+        self._held = 0
+        self._by_client: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @property
+    def largest_bytes(self) -> int:
+        """The largest reservation an idle server could grant one client."""
+        return min(self.total_bytes, self.per_client_bytes or self.total_bytes)
+
+    def fits_ever(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` could be reserved for one client on an idle server."""
+        return nbytes <= self.largest_bytes
+
+    def reserve(self, client: str, nbytes: int) -> str | None:
+        """Take ``nbytes`` for ``client``; None when taken, else which bound refused it
+        (:attr:`CLIENT` or :attr:`GLOBAL`; nothing is taken then)."""
+        with self._lock:
+            mine = self._by_client[client]
+            if self.per_client_bytes and mine + nbytes > self.per_client_bytes:
+                if mine == 0:
+                    del self._by_client[client]
+                return self.CLIENT
+            if self._held + nbytes > self.total_bytes:
+                if mine == 0:
+                    del self._by_client[client]
+                return self.GLOBAL
+            self._held += nbytes
+            self._by_client[client] = mine + nbytes
+            return None
+
+    def release(self, client: str, nbytes: int) -> None:
+        """Give back ``nbytes`` reserved for ``client``."""
+        with self._lock:
+            mine = self._by_client[client]
+            if nbytes > mine or nbytes > self._held:
+                raise RuntimeError("release() of more than was reserved")
+            self._held -= nbytes
+            if mine == nbytes:
+                del self._by_client[client]
+            else:
+                self._by_client[client] = mine - nbytes
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held
+
+    def held_by(self, client: str) -> int:
+        with self._lock:
+            return self._by_client.get(client, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -17,6 +17,8 @@ class Metrics:
     faces_indexed: Counter
     retention_deletions: Counter
     reviews_expired: Counter
+    body_refusals: Counter
+    body_bytes_reading: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -47,6 +49,18 @@ class Metrics:
             reviews_expired=Counter(
                 "facegate_reviews_expired",
                 "Reviews that expired pending; their held results were discarded",
+                registry=registry,
+            ),
+            body_refusals=Counter(
+                "facegate_body_refusals",
+                "Request bodies refused while arriving: timeout, server or client (the body "
+                "budget), size",
+                ["reason"],
+                registry=registry,
+            ),
+            body_bytes_reading=Gauge(
+                "facegate_body_bytes_reading",
+                "Bytes of request bodies being read now, as reserved in the body budget",
                 registry=registry,
             ),
         )

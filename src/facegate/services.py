@@ -136,7 +136,11 @@ class Services:
         keys = KeyService(KeyRepository(db), master)
         store = FaceStore(db, settings.limits)
         engine = EnginePool(
-            settings.engine, workers=settings.engine_workers, max_batch=settings.engine_max_batch
+            settings.engine,
+            workers=settings.engine_workers,
+            max_batch=settings.engine_max_batch,
+            tenant_max_jobs=settings.engine_tenant_max_jobs,
+            tenant_workers=settings.engine_tenant_workers,
         )
         if start_engine:
             engine.warm_up()

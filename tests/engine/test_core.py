@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.similarity import LOGISTIC_V0, euclidean
 from facegate.engine.types import Face, Vector
 from facegate.errors import TruncatedImageError
+from tests.imaging import iou, open_rgb, to_jpeg
 
 OBAMAS = ("obama.jpg", "obama2.jpg", "obama3.jpg")
 
@@ -120,3 +123,50 @@ def test_bad_bytes_raise_typed_errors(
 ) -> None:
     with pytest.raises(TruncatedImageError):
         engine.analyze(sample_bytes("obama.jpg")[:5000])
+
+
+def test_a_large_photo_is_analysed_reduced_and_reported_in_its_own_pixels(
+    engine: FaceEngine, samples: Path
+) -> None:
+    """Above work_pixels the engine works on the reduced image (engine.image); boxes and points
+    come back in the image's own pixels, ratios and descriptors as at the photo's own size."""
+    photo = samples / "two_people.jpg"  # 1126 x 661
+    big = open_rgb(photo).resize((3378, 1983), Image.Resampling.LANCZOS)  # x3: 6.7 MP
+    data = to_jpeg(big)
+    image = engine.decode(data)
+    assert image.reduced
+    assert image.width_px * image.height_px <= EngineConfig().limits.work_pixels
+    large = engine.analyze(data)
+    small = engine.analyze(photo.read_bytes())
+    assert (large.width_px, large.height_px) == (3378, 1983)
+    assert len(large.faces) == len(small.faces) == 2
+    for face in small.faces:
+        b = face.detected.box_ratio
+        twin = max(
+            large.faces,
+            key=lambda f: iou(
+                (f.detected.box_ratio.left, f.detected.box_ratio.top, f.detected.box_ratio.width,
+                 f.detected.box_ratio.height),
+                (b.left, b.top, b.width, b.height),
+            ),
+        )  # fmt: skip
+        got, want = twin.detected, face.detected
+        ratios = [
+            (got.box_ratio.left, want.box_ratio.left),
+            (got.box_ratio.top, want.box_ratio.top),
+            (got.box_ratio.width, want.box_ratio.width),
+            *((p.x_ratio, q.x_ratio) for p, q in zip(got.landmarks, want.landmarks, strict=True)),
+            *((p.y_ratio, q.y_ratio) for p, q in zip(got.landmarks, want.landmarks, strict=True)),
+        ]
+        assert max(abs(a - b) for a, b in ratios) < 0.02
+        # pixels of the 3x image: three times those of the photo (detector jitter aside)
+        assert got.box_px.width == pytest.approx(3 * want.box_px.width, rel=0.1)
+        assert got.box_px.left == pytest.approx(3 * want.box_px.left, abs=0.03 * 3378)
+        for (x, y), (u, v) in zip(got.points5_px, want.points5_px, strict=True):
+            assert (x, y) == pytest.approx((3 * u, 3 * v), abs=0.01 * 3378)
+        assert euclidean(_vector(twin), _vector(face)) < 0.15  # measured 0.04-0.05
+    # detect + describe (the public steps) give what analyze gives, bit for bit
+    faces = engine.detect(image)
+    assert faces == tuple(f.detected for f in large.faces)
+    for mine, theirs in zip(engine.describe(image, faces), large.faces, strict=True):
+        assert np.array_equal(_vector(mine), _vector(theirs))

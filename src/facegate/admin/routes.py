@@ -10,6 +10,7 @@ checked field by field (:mod:`facegate.admin.fields`).
 Errors are ``{"error": "<one line>", "code": "<FacegateError code>"}`` with the status of
 :func:`http_status`: 400 bad field / JSON, 401 missing or unknown token, 403 wrong role,
 404 unknown id or path, 405 method, 409 already exists or conflicting state, 413 body too large,
+408 body too slow, 503 server busy (``facegate.bodies``),
 500 anything unexpected (details in the log only). Every response carries
 ``Cache-Control: no-store`` (some carry a secret shown once).
 
@@ -72,6 +73,8 @@ def http_status(exc: FacegateError) -> int:
         return 409
     if isinstance(exc, RequestEntityTooLargeException):
         return 413
+    if exc.http_status in (408, 503):  # a body too slow, or over the body budget (bodies.py)
+        return exc.http_status
     if isinstance(exc, InternalServerError):
         return 500
     return 400 if 400 <= exc.http_status < 500 else 500

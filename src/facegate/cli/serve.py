@@ -90,6 +90,7 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
     import uvicorn
 
     from facegate.app import create_app
+    from facegate.bodies import head_deadline_protocol
     from facegate.logs import configure_logging
 
     configure_logging()
@@ -115,6 +116,8 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
             # FACEGATE_TRUSTED_PROXIES (facegate.wire.peers)
             proxy_headers=False,
             forwarded_allow_ips=[],
+            # a deadline for each request's head; the body's is BodyGuard's (facegate.bodies)
+            http=head_deadline_protocol(settings.header_timeout_s),
         )
         uvicorn.Server(config).run()
     finally:

@@ -40,7 +40,7 @@ from facegate.engine.pose import estimate_pose
 from facegate.engine.quality import face_quality
 from facegate.engine.runtime import DescriptorRuntime as DescriptorRuntime
 from facegate.engine.runtime import choose_embedder
-from facegate.engine.types import Analysis, DetectedFace, DetectorKind, Face
+from facegate.engine.types import Analysis, BoxPx, DetectedFace, DetectorKind, Face
 
 log = logging.getLogger("facegate.engine")
 
@@ -162,7 +162,17 @@ class FaceEngine:
         ``detector``: that detector alone. By default the configured one, then each of
         ``DetectorConfig.fallback`` in turn while none has found a face (only a face-less image
         pays for the fallbacks); :attr:`last_found_by` names the one that found the faces.
+
+        Boxes and points are in the image's own pixels, also when ``image`` was decoded reduced
+        (``engine.image``): the work ran on the reduced pixels and its boxes and points are
+        scaled back; ratios (box, landmarks) are the same at either size.
         """
+        return tuple(_in_source(image, f) for f in self._detect_in_pixels(image, detector))
+
+    def _detect_in_pixels(
+        self, image: DecodedImage, detector: DetectorKind | None
+    ) -> tuple[DetectedFace, ...]:
+        """:meth:`detect` in the coordinates of ``image.pixels``."""
         t0 = time.perf_counter()
         chain = (detector,) if detector else self.detector_chain
         raw: list[RawDetection] = []
@@ -195,9 +205,13 @@ class FaceEngine:
         )
 
     def describe(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> tuple[Face, ...]:
-        """Attach a descriptor to each face (one batched call to the embedder)."""
-        (described,) = self._describe_all([(image, faces)])
-        return described
+        """Attach a descriptor to each face of :meth:`detect` (one batched call to the
+        embedder)."""
+        work = [_in_pixels(image, f) for f in faces]
+        (described,) = self._describe_all([(image, work)])
+        return tuple(
+            Face(detected=f, descriptor=d.descriptor) for f, d in zip(faces, described, strict=True)
+        )
 
     def _describe_all(
         self, images: Sequence[tuple[DecodedImage, Sequence[DetectedFace]]]
@@ -259,7 +273,8 @@ class FaceEngine:
         for index, item in enumerate(items):
             try:
                 image = self.decode(item.data)
-                detected = self.detect(image, detector=item.detector)
+                # in the coordinates of image.pixels until _analysis maps them to the image's own
+                detected = self._detect_in_pixels(image, item.detector)
                 found_by = str(self.last_found_by)
                 if item.max_faces is not None:
                     detected = detected[: item.max_faces]
@@ -283,12 +298,51 @@ class FaceEngine:
 
 
 def _analysis(image: DecodedImage, faces: tuple[Face, ...], found_by: str) -> Analysis:
-    """The analysis of ``image``; ``found_by`` is kept only when there are faces."""
+    """The analysis of ``image`` (``faces`` in the coordinates of its pixels, reported in the
+    image's own); ``found_by`` is kept only when there are faces."""
     return Analysis(
-        width_px=image.width_px,
-        height_px=image.height_px,
+        width_px=image.full_width_px,
+        height_px=image.full_height_px,
         image_format=image.image_format,
         sha256=image.sha256,
-        faces=faces,
+        faces=tuple(replace(f, detected=_in_source(image, f.detected)) for f in faces),
         found_by=found_by if faces else "",
+    )
+
+
+def _in_source(image: DecodedImage, face: DetectedFace) -> DetectedFace:
+    """A face found in ``image.pixels`` with its box and points in the image's own pixels
+    (the same face when the image was not reduced). Ratios, pose and quality stay."""
+    if not image.reduced:
+        return face
+    sx, sy = image.scale_x, image.scale_y
+    box = face.box_px
+    return replace(
+        face,
+        box_px=BoxPx(
+            left=round(box.left * sx),
+            top=round(box.top * sy),
+            width=round(box.width * sx),
+            height=round(box.height * sy),
+        ),
+        points5_px=tuple((x * sx, y * sy) for x, y in face.points5_px),
+    )
+
+
+def _in_pixels(image: DecodedImage, face: DetectedFace) -> DetectedFace:
+    """The inverse of :func:`_in_source` (dlib's integer points come back exactly; the box to
+    within a pixel, and the face chip uses the points)."""
+    if not image.reduced:
+        return face
+    sx, sy = image.scale_x, image.scale_y
+    box = face.box_px
+    return replace(
+        face,
+        box_px=BoxPx(
+            left=round(box.left / sx),
+            top=round(box.top / sy),
+            width=round(box.width / sx),
+            height=round(box.height / sy),
+        ),
+        points5_px=tuple((x / sx, y / sy) for x, y in face.points5_px),
     )

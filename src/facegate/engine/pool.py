@@ -28,12 +28,37 @@ throughput nor latency moved beyond noise (0.98x and 1.08x images/s, p50 1.00x a
 detection (30-80 ms an image), not the descriptor, is most of an image's time; a lone request
 was not delayed. ``max_batch=1`` turns batching off.
 
-The queue has no bound of its own: in the server, ``limits.Admission`` (FACEGATE_MAX_INFLIGHT,
-64 by default) bounds the requests in flight, and each request awaits at most one engine call at
-a time (CompareFaces awaits its two images one after the other), so at most that many requests
-wait here (a request cancelled while it waits, say by a client that went away, leaves the queue
-at once). With FACEGATE_MAX_INFLIGHT=0 (no ceiling) nothing bounds it. Direct users of
-``submit`` bound their own submissions (``map_analyze`` keeps a window).
+Fair shares between tenants (the server's organisations, :meth:`EnginePool.for_tenant`): the
+queue is one FIFO per tenant, and a worker that finishes takes its next task from the tenant
+with the fewest tasks running, then the one served longest ago (round robin), one tenant's images
+per task. Two bounds per tenant:
+
+* ``tenant_workers``: while another tenant uses the engine (has images waiting or running, or
+  had one within ``share_window_s``, 10 s), one tenant occupies at most this many workers, so
+  the others find a worker free instead of waiting behind its images. Alone, a tenant may use
+  every worker (no throughput lost to an idle reservation when there is no one to share with).
+  The server keeps one worker for the others (``workers - 1``, FACEGATE_ENGINE_TENANT_WORKERS;
+  nothing to keep with one worker). The first image of a tenant that was idle may still wait
+  for one task of the others: running work is never interrupted.
+* ``tenant_max_jobs``: the most images one tenant may have waiting or running; one more is
+  refused at once with :class:`~facegate.errors.EngineBusyError` (``ThrottlingException`` on
+  the wire), so one organisation cannot fill the queue (nor, through it, the server's
+  requests in flight).
+
+Measured (``bench/engine_fairness.py``, 2 workers on a shared 2-core machine, organisation A
+keeping four 6324x6324 16-bit PNGs in flight, B's DetectFaces of a 640x480 photo, medians of 12):
+before, one queue in arrival order, B's latency went from 0.04 s to 12.5 s (p90 33.9 s); with
+turns alone, 2.7 s (B waits for one of A's running images); with a worker kept for the others
+(the server's default), 0.07 s, B alone 0.09 s. With one tenant (the default ``""``),
+scheduling is as before.
+
+The queue has no bound of its own beyond ``tenant_max_jobs``: in the server,
+``limits.Admission`` (FACEGATE_MAX_INFLIGHT, 64 by default) bounds the requests in flight, and
+each request awaits at most one engine call at a time (CompareFaces awaits its two images one
+after the other), so at most that many requests wait here (a request cancelled while it waits,
+say by a client that went away, leaves the queue at once). With FACEGATE_MAX_INFLIGHT=0 (no
+ceiling) only the tenant bound does. Direct users of ``submit`` bound their own submissions
+(``map_analyze`` keeps a window).
 """
 
 from __future__ import annotations
@@ -43,8 +68,8 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -53,7 +78,7 @@ from functools import partial
 from facegate.engine.core import AnalyzeItem, EngineConfig, FaceEngine
 from facegate.engine.embed import dlib_model_version
 from facegate.engine.types import Analysis, DetectorKind
-from facegate.errors import EngineUnavailableError
+from facegate.errors import EngineBusyError, EngineUnavailableError
 
 # Per-process state of a worker: the one engine that process serves with. It is set once by the
 # initializer in each child process and never in the parent (the documented exception to "no
@@ -105,6 +130,10 @@ DEFAULT_MAX_BATCH = 8
 FACEGATE_ENGINE_MAX_BATCH). 8 already takes most of the ONNX batch gain (4.9 -> 4.3 ms a face)
 while one slow image holds back at most 7 others; 1 turns batching off."""
 
+SHARE_WINDOW_S = 10.0
+"""How long after its last image a tenant still counts as using the engine, for
+``tenant_workers`` (so a worker stays free between one organisation's requests)."""
+
 MAX_BATCH_LIMIT = 64
 """The largest ``max_batch`` accepted: a batch's decoded images are in one worker's memory at
 once (up to 64 x the decoder's pixel limit)."""
@@ -128,6 +157,94 @@ class PoolStats:
 class _Job:
     item: AnalyzeItem
     future: Future[Analysis]
+    tenant: str = ""
+
+
+class _TenantQueues:
+    """Waiting jobs: one FIFO per tenant, tenants in the order their queues appeared. Not
+    thread-safe (the pool's lock guards it)."""
+
+    def __init__(self) -> None:
+        self._queues: OrderedDict[str, deque[_Job]] = OrderedDict()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def tenants(self) -> list[str]:
+        """The tenants with waiting jobs, oldest queue first."""
+        return list(self._queues)
+
+    def waiting(self, tenant: str) -> int:
+        queue = self._queues.get(tenant)
+        return len(queue) if queue is not None else 0
+
+    def append(self, job: _Job) -> None:
+        """Queue ``job`` behind its tenant's others."""
+        self._queues.setdefault(job.tenant, deque()).append(job)
+        self._count += 1
+
+    def remove(self, job: _Job) -> None:
+        """Take ``job`` out if it is still waiting."""
+        queue = self._queues.get(job.tenant)
+        if queue is not None and job in queue:
+            queue.remove(job)
+            self._count -= 1
+            if not queue:
+                del self._queues[job.tenant]
+
+    def take(self, tenant: str, count: int) -> list[_Job]:
+        """Up to ``count`` of ``tenant``'s jobs, oldest first, marked running; jobs cancelled
+        while waiting are dropped here (the result may be empty)."""
+        queue = self._queues.get(tenant)
+        batch: list[_Job] = []
+        while queue and len(batch) < count:
+            job = queue.popleft()
+            self._count -= 1
+            if job.future.set_running_or_notify_cancel():
+                batch.append(job)
+        if queue is not None and not queue:
+            del self._queues[tenant]
+        return batch
+
+    def clear(self) -> list[_Job]:
+        """Every waiting job, taken out."""
+        jobs = [job for queue in self._queues.values() for job in queue]
+        self._queues.clear()
+        self._count = 0
+        return jobs
+
+
+@dataclass(frozen=True)
+class TenantEngine:
+    """The pool as one tenant's requests see it (``ops.common.AsyncEngine``): each image is
+    queued as ``tenant``'s (:meth:`EnginePool.for_tenant`)."""
+
+    pool: EnginePool
+    tenant: str
+
+    @property
+    def model_version(self) -> str:
+        return self.pool.model_version
+
+    def for_tenant(self, tenant: str) -> TenantEngine:
+        return TenantEngine(self.pool, tenant)
+
+    async def analyze_async(
+        self,
+        data: bytes,
+        *,
+        descriptors: bool = True,
+        detector: DetectorKind | None = None,
+        max_faces: int | None = None,
+    ) -> Analysis:
+        return await self.pool.analyze_async(
+            data,
+            descriptors=descriptors,
+            detector=detector,
+            max_faces=max_faces,
+            tenant=self.tenant,
+        )
 
 
 class EnginePool:
@@ -136,7 +253,9 @@ class EnginePool:
     ``max_batch`` (1-64, default :data:`DEFAULT_MAX_BATCH`): the most queued requests one worker
     task takes (see the module docstring); 1 sends every request alone (no batching). Larger
     batches amortise more per-call overhead but make the first image of a batch wait for the
-    last one's detection. :attr:`stats` counts what was sent.
+    last one's detection. ``tenant_max_jobs`` and ``tenant_workers`` (0: no bound; for
+    ``tenant_workers`` None: ``workers - 1``, at least 1) bound each tenant's share (module
+    docstring). :attr:`stats` counts what was sent.
     """
 
     def __init__(
@@ -144,17 +263,37 @@ class EnginePool:
         config: EngineConfig = EngineConfig(),
         workers: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
+        *,
+        tenant_max_jobs: int = 0,
+        tenant_workers: int | None = 0,
+        share_window_s: float = SHARE_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= max_batch <= MAX_BATCH_LIMIT:
             raise ValueError(f"max_batch must be between 1 and {MAX_BATCH_LIMIT}, got {max_batch}.")
+        if tenant_max_jobs < 0 or (tenant_workers is not None and tenant_workers < 0):
+            raise ValueError("tenant_max_jobs and tenant_workers must be 0 (no bound) or more.")
         self.config = config
         self.workers = workers or default_workers()
         self.max_batch = max_batch
+        self.tenant_max_jobs = tenant_max_jobs
+        # None: all workers but one for the others (at least one)
+        self.tenant_workers = max(1, self.workers - 1) if tenant_workers is None else tenant_workers
+        self.share_window_s = share_window_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
-        # Guarded by _lock: worker tasks sent and not yet finished, requests waiting for one.
+        # Guarded by _lock: worker tasks sent and not yet finished, requests waiting for one,
+        # and per tenant its worker tasks running and its jobs waiting or running.
         self._busy = 0
-        self._pending: deque[_Job] = deque()
+        self._pending = _TenantQueues()
+        self._running: Counter[str] = Counter()
+        self._jobs: Counter[str] = Counter()
+        # When each tenant with work in the pool last started a task (a counter, not a clock).
+        self._served: dict[str, int] = {}
+        self._turn = 0
+        # When each tenant last submitted or finished an image (for share_window_s).
+        self._seen: dict[str, float] = {}
         self._stats = PoolStats()
 
     def _get_executor(self) -> ProcessPoolExecutor:
@@ -189,6 +328,10 @@ class EnginePool:
             futures = [executor.submit(_ping, 0.2) for _ in range(self.workers)]
             pids.update(f.result(timeout=max(1.0, deadline - time.monotonic())) for f in futures)
 
+    def for_tenant(self, tenant: str) -> TenantEngine:
+        """This pool for one tenant's requests (the server: one per organisation)."""
+        return TenantEngine(self, tenant)
+
     def submit(
         self,
         data: bytes,
@@ -196,58 +339,105 @@ class EnginePool:
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        tenant: str = "",
     ) -> Future[Analysis]:
-        """Queue one image; the future raises the engine's typed errors (a dead worker:
-        :class:`EngineUnavailableError`). Never waits for engine work: the image goes to a
-        worker at once while one is free, else it waits in the pool's queue for the next free
-        one (module docstring). Cancelling the future while it waits there drops the image."""
-        job = _Job(AnalyzeItem(data, descriptors, detector, max_faces), Future())
+        """Queue one image of ``tenant``; the future raises the engine's typed errors (a dead
+        worker: :class:`EngineUnavailableError`). Never waits for engine work: the image goes to
+        a worker at once while one is free (and ``tenant`` is within ``tenant_workers``), else it
+        waits in its tenant's queue (module docstring). Cancelling the future while it waits
+        there drops the image. Raises :class:`EngineBusyError` at once when ``tenant`` already
+        has ``tenant_max_jobs`` images waiting or running."""
+        job = _Job(AnalyzeItem(data, descriptors, detector, max_faces), Future(), tenant)
         batch: list[_Job] | None = None
         with self._lock:
-            if self._busy >= self.workers:
+            if 0 < self.tenant_max_jobs <= self._jobs[tenant]:
+                raise EngineBusyError(
+                    f"The organisation already has {self.tenant_max_jobs} images waiting for or "
+                    "in the engine; retry later."
+                )
+            self._jobs[tenant] += 1
+            self._seen[tenant] = self._clock()
+            if self._busy >= self.workers or not self._may_run(tenant):
                 self._pending.append(job)
                 self._stats = replace(self._stats, queued=self._stats.queued + 1)
             else:
                 self._busy += 1
+                self._started(tenant)
                 job.future.set_running_or_notify_cancel()  # not returned yet: not cancelled
                 batch = [job]
-        if batch is None:
-            job.future.add_done_callback(partial(self._forget, job))
-            return job.future
-        self._run(batch)
+        job.future.add_done_callback(partial(self._done, job))
+        if batch is not None:
+            self._run(batch)
         return job.future
 
-    def _forget(self, job: _Job, future: Future[Analysis]) -> None:
-        """A waiting job's done callback: a cancelled one leaves the queue at once, so the queue
-        never holds more than the requests still waiting (see the module docstring)."""
-        if future.cancelled():
-            with self._lock:
-                if job in self._pending:
-                    self._pending.remove(job)
+    def _may_run(self, tenant: str) -> bool:
+        """Whether ``tenant`` may start one more worker task (under ``_lock``): below its
+        ``tenant_workers``, or while no other tenant uses the engine."""
+        if not self.tenant_workers or self._running[tenant] < self.tenant_workers:
+            return True
+        return not self._others_active(tenant)
 
-    def _next_batch(self) -> list[_Job] | None:
-        """After a worker task finished: the queued jobs for the next task (which keeps the
-        finished one's slot, counted in ``_busy``), or None (the slot is given back): its share
-        of the queue, ``ceil(queued / workers)`` jobs, at most ``max_batch``. Jobs whose caller
+    def _others_active(self, tenant: str) -> bool:
+        """Whether a tenant other than ``tenant`` has images here or had one within
+        ``share_window_s`` (under ``_lock``; forgets tenants idle for longer)."""
+        now = self._clock()
+        active = False
+        for other, seen in list(self._seen.items()):
+            if self._jobs[other] > 0 or now - seen < self.share_window_s:
+                active = active or other != tenant
+            else:
+                del self._seen[other]
+        return active
+
+    def _done(self, job: _Job, future: Future[Analysis]) -> None:
+        """Every job's done callback: a job cancelled while it waits leaves the queue at once,
+        so the queue never holds more than the requests still waiting (see the module
+        docstring), and its tenant's count goes down."""
+        with self._lock:
+            if future.cancelled():
+                self._pending.remove(job)
+            self._jobs[job.tenant] -= 1
+            if self._jobs[job.tenant] <= 0:
+                del self._jobs[job.tenant]
+            self._seen[job.tenant] = self._clock()
+
+    def _started(self, tenant: str) -> None:
+        """``tenant`` starts a worker task (under ``_lock``)."""
+        self._running[tenant] += 1
+        self._turn += 1
+        self._served[tenant] = self._turn
+
+    def _next_batch(self, finished: str) -> list[_Job] | None:
+        """After a worker task of tenant ``finished`` ended: the jobs of the next task (which
+        keeps the finished one's slot, counted in ``_busy``), or None (the slot is given back).
+
+        The tenants take turns: of those with waiting jobs that may run, the one with the fewest
+        tasks running, then the one served longest ago (a tenant new to the pool first), gets
+        the task: its share of its own queue (``ceil(waiting / workers)``, at most
+        ``max_batch``; the other workers take theirs as they finish). Jobs whose caller
         cancelled them are dropped here."""
         with self._lock:
-            # A fair share: the other workers are busy too (else nothing would wait) and each
-            # takes its own share when it finishes, so no worker idles while one works through
-            # a batch that holds every waiting request.
-            share = min(self.max_batch, -(-len(self._pending) // self.workers))
-            batch: list[_Job] = []
-            while self._pending and len(batch) < share:
-                job = self._pending.popleft()
-                if job.future.set_running_or_notify_cancel():
-                    batch.append(job)
-            if not batch:
-                self._busy -= 1
-                return None
-            return batch
+            self._running[finished] -= 1
+            if self._running[finished] <= 0:
+                del self._running[finished]
+                if not self._pending.waiting(finished):
+                    self._served.pop(finished, None)  # no work left here: forget its turn
+            while True:
+                ready = [t for t in self._pending.tenants() if self._may_run(t)]
+                if not ready:
+                    self._busy -= 1
+                    return None
+                tenant = min(ready, key=lambda t: (self._running[t], self._served.get(t, 0)))
+                share = min(self.max_batch, -(-self._pending.waiting(tenant) // self.workers))
+                batch = self._pending.take(tenant, share)
+                if batch:
+                    self._started(tenant)
+                    return batch
 
     def _run(self, batch: list[_Job] | None) -> None:
-        """Send ``batch`` (running futures, one slot) as one worker task. Called without
-        ``_lock``: a future that is already done runs its callbacks in the calling thread."""
+        """Send ``batch`` (running futures of one tenant, one slot) as one worker task. Called
+        without ``_lock``: a future that is already done runs its callbacks in the calling
+        thread."""
         while batch is not None:
             with self._lock:
                 self._stats = replace(
@@ -265,7 +455,7 @@ class EnginePool:
                 if isinstance(exc, BrokenProcessPool) and executor is not None:
                     self._reset(executor)
                 _settle(batch, _failures(exc, len(batch)))
-                batch = self._next_batch()
+                batch = self._next_batch(batch[0].tenant)
                 continue
             task.add_done_callback(partial(self._finished, executor, batch))
             return
@@ -286,7 +476,7 @@ class EnginePool:
         except BaseException as exc:  # cancelled by close(), or the task itself failed
             outcomes = _failures(exc, len(batch))
         _settle(batch, outcomes)
-        self._run(self._next_batch())
+        self._run(self._next_batch(batch[0].tenant))
 
     def analyze(
         self,
@@ -309,9 +499,12 @@ class EnginePool:
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        tenant: str = "",
     ) -> Analysis:
         """``analyze`` for an event loop: the loop waits on the worker without blocking."""
-        future = self.submit(data, descriptors=descriptors, detector=detector, max_faces=max_faces)
+        future = self.submit(
+            data, descriptors=descriptors, detector=detector, max_faces=max_faces, tenant=tenant
+        )
         return await asyncio.wrap_future(future)
 
     @property
@@ -349,8 +542,7 @@ class EnginePool:
         workers."""
         with self._lock:
             executor, self._executor = self._executor, None
-            queued = list(self._pending)
-            self._pending.clear()
+            queued = self._pending.clear()
         for job in queued:
             job.future.cancel()
         if executor is not None:

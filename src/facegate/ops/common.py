@@ -37,6 +37,10 @@ class AsyncEngine(Protocol):
         self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None
     ) -> Analysis: ...
 
+    def for_tenant(self, tenant: str) -> AsyncEngine:
+        """This engine for one organisation's requests (the pool shares workers fairly)."""
+        ...
+
 
 class PageTokens:
     """Opaque, tamper-evident pagination tokens, bound to the listing and the caller.
@@ -125,17 +129,20 @@ class OpDeps:
         compares_faces: bool,
     ) -> OpDeps:
         """These dependencies for one request of ``org_id`` (collections it creates are its own;
-        it sees and names only its own) about the collection ``bound``. Unless the operation
-        ``compares_faces`` (its row in :mod:`facegate.operations`), the matcher and the store's
-        similarity searches refuse every use (:class:`UndeclaredComparison`), so an operation
-        cannot compare faces outside the rules that govern face comparison."""
+        it sees and names only its own; its images queue as its own in the engine) about the
+        collection ``bound``. Unless the operation ``compares_faces`` (its row in
+        :mod:`facegate.operations`), the matcher and the store's similarity searches refuse
+        every use (:class:`UndeclaredComparison`), so an operation cannot compare faces outside
+        the rules that govern face comparison."""
+        engine = self.engine.for_tenant(org_id)
         if compares_faces:
-            return replace(self, org_id=org_id, enrolment=enrolment, bound=bound)
+            return replace(self, org_id=org_id, enrolment=enrolment, bound=bound, engine=engine)
         return replace(
             self,
             org_id=org_id,
             enrolment=enrolment,
             bound=bound,
+            engine=engine,
             matcher=cast(Matcher, _Refusing("the matcher")),
             store=cast(FaceStore, _StoreWithoutSearch(self.store)),
         )
