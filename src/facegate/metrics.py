@@ -17,6 +17,7 @@ class Metrics:
     faces_indexed: Counter
     retention_deletions: Counter
     reviews_expired: Counter
+    auth_refusals: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -47,6 +48,13 @@ class Metrics:
             reviews_expired=Counter(
                 "facegate_reviews_expired",
                 "Reviews that expired pending; their held results were discarded",
+                registry=registry,
+            ),
+            auth_refusals=Counter(
+                "facegate_auth_refusals",
+                "Requests refused at authentication (or before it, for an address over its "
+                "failure rate), by reason; counted in aggregate audit records",
+                ["reason"],
                 registry=registry,
             ),
         )

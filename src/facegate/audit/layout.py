@@ -9,6 +9,9 @@
 * ``LOCK``: held (``flock``) by the one process that has the log open for writing.
 * ``torn-segment-NNNNNN-OFFSET.bin``: bytes of an incomplete last line moved aside by recovery.
 
+Every file is created with mode 0600 and the directory with 0700 (:data:`FILE_MODE`,
+:data:`DIR_MODE`), whatever the process umask: the log names organisations, cases and FaceIds.
+
 The signing key itself lives outside this directory (``<data_dir>/audit-signing.key``), so the
 directory can be copied or published without it.
 """
@@ -16,6 +19,8 @@ directory can be copied or published without it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
 import secrets
@@ -26,6 +31,11 @@ HEAD_NAME = "HEAD.json"
 PUBLIC_KEY_NAME = "public.key"
 LOCK_NAME = "LOCK"
 SIGNING_KEY_NAME = "audit-signing.key"
+FILE_MODE = 0o600
+"""The mode of every file facegate creates under its data directory (the umask can only
+narrow it)."""
+DIR_MODE = 0o700
+"""The mode of every directory facegate creates under (and as) its data directory."""
 
 _SEGMENT = re.compile(r"segment-(\d{6,})\.jsonl")
 
@@ -72,7 +82,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a mix,
     even across a crash: write a temporary file, fsync it, rename it over ``path``, fsync the
     directory."""
@@ -89,3 +99,18 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def writer_active(audit_dir: Path) -> bool:
+    """Whether a process holds the log open for writing (its last line may be in flight)."""
+    try:
+        fd = os.open(audit_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
+    return False
