@@ -25,12 +25,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from facegate.app import create_app
 from facegate.audit.keys import read_public_key
 from facegate.audit.log import iter_entries
 from facegate.audit.report import build_report
 from facegate.audit.verify import verify
 from facegate.config import Settings
-from facegate.app import create_app
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
 from facegate.wire.keys import NewKey
