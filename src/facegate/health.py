@@ -7,7 +7,10 @@
   balancer should send them elsewhere;
 * the store does not answer a trivial read within ``store_timeout_s`` (down, or stuck behind a
   lock). One probe at a time: while a probe hangs, later checks report it without starting
-  another thread.
+  another thread;
+* the data directory's file system has less than ``min_free_bytes`` free (1 MiB): the
+  SQLite store and the audit log are about to fail writes (the log keeps a reserve for the
+  outcomes of writes in progress, and then refuses new writes).
 
 200 otherwise; ``status: "degraded"`` with ``warnings`` when the server continues an audit log
 whose tail failed verification at start because the operator said so
@@ -18,6 +21,7 @@ whose tail failed verification at start because the operator said so
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from typing import Any
 
@@ -28,10 +32,27 @@ from facegate.services import Services
 class HealthCheck:
     """The health document of one service graph (one per app)."""
 
-    def __init__(self, services: Services, *, store_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        store_timeout_s: float = 2.0,
+        min_free_bytes: int = 1024 * 1024,
+    ) -> None:
         self._services = services
         self._timeout_s = store_timeout_s
+        self._min_free = min_free_bytes
         self._probing = threading.Lock()
+
+    def _disk(self) -> dict[str, Any]:
+        try:
+            free = shutil.disk_usage(self._services.settings.data_dir).free
+        except OSError as exc:
+            return {"ok": False, "reason": f"cannot read: {exc.strerror or exc}"}
+        doc: dict[str, Any] = {"ok": free >= self._min_free, "free_bytes": free}
+        if free < self._min_free:
+            doc["reason"] = f"{free} bytes free (less than {self._min_free})"
+        return doc
 
     def _ping(self) -> None:
         try:
@@ -56,11 +77,14 @@ class HealthCheck:
         services = self._services
         audit = services.audit.health()
         store = await self._store()
+        disk = self._disk()
         reasons = []
         if not audit["ok"]:
             reasons.append(f"the audit log refuses appends: {audit.get('reason')}")
         if not store["ok"]:
             reasons.append(f"the store does not answer: {store['reason']}")
+        if not disk["ok"]:
+            reasons.append(f"the data directory's file system is full: {disk['reason']}")
         warnings = []
         if audit.get("tamper_suspected"):
             problem = audit["tamper_suspected"]
@@ -77,6 +101,7 @@ class HealthCheck:
             "engine_workers": services.engine.workers,
             "audit": audit,
             "store": store,
+            "disk": disk,
         }
         if reasons:
             doc["reasons"] = reasons

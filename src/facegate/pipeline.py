@@ -93,7 +93,8 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
     whose record cannot be written answers InternalServerError)."""
     outcome = Outcome(request_id=str(uuid.uuid4()), received_at=services.clock())
     write_intent = intent.WriteIntent(
-        services.audit.append, lambda: intent_record(outcome, services.clock())
+        lambda record: services.audit.append(record, reserve=True),
+        lambda: intent_record(outcome, services.clock()),
     )
     try:
         with intent.recording(write_intent):

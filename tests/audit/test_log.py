@@ -363,9 +363,11 @@ def test_a_line_whose_fsync_failed_is_moved_aside_on_repair(
     assert verify(audit_dir, key.public_key()).ok
 
 
-def test_a_failed_rotation_recovers(
+def test_a_segment_that_cannot_be_created_is_a_soft_limit(
     open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No room for a new segment file: records go on in the current segment (still sealed
+    before the rotation that follows), while an intent is refused with the log usable."""
     log = open_log(retry_s=0, segment_max_bytes=2500)
     for i in range(3):
         log.append(request_record(i))  # the third fills and seals segment 1
@@ -379,16 +381,23 @@ def test_a_failed_rotation_recovers(
 
     monkeypatch.setattr(os, "open", no_new_files)
     with pytest.raises(AuditWriteError, match="new audit segment"):
-        log.append(request_record(3))
+        log.append(event_record(0), reserve=True)
+    log.append(request_record(3))  # written on in segment 1
+    assert log.health()["ok"] is True
+    assert not (audit_dir / "segment-000002.jsonl").exists()
     full = False
-    log.append(request_record(4))
+    log.append(request_record(4))  # seals segment 1 again, then starts segment 2
     log.close()
     assert sorted(p.name for p in audit_dir.glob("segment-*")) == [
         "segment-000001.jsonl", "segment-000002.jsonl",
     ]  # fmt: skip
     result = verify(audit_dir, key.public_key())
     assert result.ok, result.problem
-    assert result.kinds["recovery"] == 1
+    assert [e.record["kind"] for e in iter_entries(audit_dir)][-4:] == [
+        "request", "checkpoint", "request", "checkpoint",
+    ]  # fmt: skip
+    reopened = open_log()  # the tail check finds segment 1 sealed
+    reopened.close()
 
 
 def test_a_segment_cut_under_a_failed_log_keeps_it_refused(
@@ -453,17 +462,29 @@ def test_fsync_failure_fails_closed(
     assert verify(audit_dir, key.public_key()).ok
 
 
-def test_head_write_failure_fails_closed(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+def test_a_head_write_failure_leaves_head_behind_and_the_log_usable(
+    open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A full disk cannot hold a new HEAD.json, but the checkpoint line is durable: HEAD lags
+    (as after a crash between the two) and the next checkpoint catches up."""
     log = open_log(checkpoint_every=2)
     log.append(request_record(0))
+    log.append(request_record(1))  # checkpoint seq 3, in HEAD
     monkeypatch.setattr(os, "replace", _enospc)
-    with pytest.raises(AuditWriteError, match=r"HEAD\.json"):
-        log.append(request_record(1))
+    log.append(request_record(2))
+    log.append(request_record(3))  # its checkpoint (seq 6) cannot update HEAD
+    assert log.health()["ok"] is True
+    assert "ENOSPC" in log.health()["head_stale"]
+    assert not list(audit_dir.glob(".*.tmp"))
+    assert Head.parse((audit_dir / "HEAD.json").read_bytes()).seq == 3
+    assert verify(audit_dir, key.public_key()).ok  # HEAD older than the log is fine
     monkeypatch.undo()
-    with pytest.raises(AuditWriteError, match="refuses"):
-        log.append(request_record(2))
+    log.append(request_record(4))
+    log.append(request_record(5))  # checkpoint seq 9 writes HEAD again
+    assert "head_stale" not in log.health()
+    log.close()
+    assert Head.parse((audit_dir / "HEAD.json").read_bytes()).seq == 9
+    assert verify(audit_dir, key.public_key()).ok
 
 
 def test_a_read_only_directory_is_refused_at_open(tmp_path: Path, key: Any) -> None:

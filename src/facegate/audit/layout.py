@@ -19,11 +19,14 @@ directory can be copied or published without it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
+import functools
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 AUDIT_DIRNAME = "audit"
@@ -114,3 +117,35 @@ def writer_active(audit_dir: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+@functools.cache
+def _libc_fallocate() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``fallocate(2)`` (the os module only has ``posix_fallocate``, which changes
+    the file's size); None where the C library has none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = getattr(libc, "fallocate64", None) or libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    function.restype = ctypes.c_int
+    return function
+
+
+def allocate(fd: int, offset: int, length: int, *, release: bool = False) -> None:
+    """Allocate ``length`` bytes of disk from ``offset`` without changing the file's size
+    (``FALLOC_FL_KEEP_SIZE``), so later writes there cannot fail for want of space; or, with
+    ``release``, give such an allocation back (``FALLOC_FL_PUNCH_HOLE``). Raises ``OSError``
+    (``EOPNOTSUPP`` where the system or file system cannot do it)."""
+    function = _libc_fallocate()
+    if function is None:
+        raise OSError(errno.EOPNOTSUPP, "fallocate is not available here")
+    mode = FALLOC_FL_KEEP_SIZE | (FALLOC_FL_PUNCH_HOLE if release else 0)
+    if function(fd, mode, offset, length) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))

@@ -4,7 +4,10 @@ Durability (the fsync policy). :meth:`AuditLog.append` writes the whole line wit
 on a file opened ``O_APPEND`` and calls ``os.fsync`` before it returns, so a record is on disk
 before the caller answers the request it describes. New segment files and ``HEAD.json`` are
 made durable with an fsync of the directory too. A checkpoint's line is fsynced before
-``HEAD.json`` names it, so HEAD is never ahead of the durable log.
+``HEAD.json`` names it, so HEAD is never ahead of the durable log. If ``HEAD.json`` cannot be
+replaced (a full disk: a new file needs space), the checkpoint stands and HEAD lags behind, as
+after a crash between the two; the next checkpoint retries (``health()`` shows
+``head_stale``).
 
 Fail closed, then recover. If a write or fsync fails (disk full, I/O error, read-only file
 system) the call raises :class:`~facegate.audit.errors.AuditWriteError` and the log refuses
@@ -22,6 +25,20 @@ still full) leaves the log refused. A record whose write failed is never in the 
 caller's request failed. A record that cannot be serialised (NaN, non-string keys, objects
 JSON cannot hold) or uses a reserved kind raises ``AuditWriteError`` too, but leaves the log
 usable: nothing was written.
+
+Room for outcomes. The request path appends an *intent* before an allowed request first
+changes the store and the request's record after the work (:mod:`facegate.intent`); if the
+disk filled in between, the change would stand with its outcome unrecorded. So the log keeps
+``reserve_bytes`` (default 1 MiB) of disk allocated past the end of the current segment
+(``fallocate`` with ``FALLOC_FL_KEEP_SIZE``: the file's size does not change, so readers and
+recovery see nothing of it) and writes into it. ``append(record, reserve=True)`` (intents)
+first tops the allocation up when less than a quarter of it is left, and is refused
+(``AuditWriteError``, nothing written; :meth:`AuditLog.health` reports it) if that fails: a
+write is admitted only while the outcomes of writes in progress (at most ``max_inflight``
+records, about 1 KB each) are sure to fit. Other appends top it up when they can and
+otherwise write on into what is left. Where ``fallocate`` is not supported (not Linux, or a
+file system without it) there is no reserve; copy-on-write file systems (btrfs, ZFS) may not
+honour it fully. The reserve of a sealed segment is given back.
 
 Checkpoints (signed, see :mod:`facegate.audit.checkpoint`) are written:
 
@@ -51,7 +68,10 @@ them as an unsigned tail). A checkpoint costs one Ed25519 signature and three fs
 Rotation: when an append brings the current segment to ``segment_max_bytes`` or more, the log
 seals it with a checkpoint (checkpoints never start a segment); the next entry starts the next
 segment (created, and the directory fsynced, before that entry is written). The chain runs on
-across segments, and every segment but the last ends with a checkpoint.
+across segments, and every segment but the last ends with a checkpoint (a rotation seals the
+segment first if needed). ``segment_max_bytes`` is a soft limit: if the next file cannot be
+created, the log writes on in the current one and retries at the next append (an intent is
+refused instead, see "Room for outcomes").
 
 Verification on open: before it continues a chain, ``open`` checks its tail
 (:func:`facegate.audit.verify.verify_tail`: ``HEAD.json`` and its entry, the segment
@@ -112,6 +132,7 @@ from facegate.audit.layout import (
     HEAD_NAME,
     LOCK_NAME,
     PUBLIC_KEY_NAME,
+    allocate,
     fsync_dir,
     segment_name,
     segments,
@@ -152,6 +173,7 @@ class AuditLog:
         on_checkpoint: CheckpointCallback | None = None,
         callback_wait_s: float = 30.0,
         retry_s: float = 1.0,
+        reserve_bytes: int = 1024 * 1024,
     ) -> None:
         self._dir = audit_dir
         self._key = signing_key
@@ -181,6 +203,10 @@ class AuditLog:
         self._retry_mono = 0.0
         self._rotate_next = False
         self._repair_error = ""
+        self._reserve_bytes = reserve_bytes
+        self._reserved_end = 0  # the segment's disk is allocated up to this offset
+        self._reserve_error: str | None = None
+        self._head_error: str | None = None
         self._tamper: dict[str, Any] | None = None
         self._closed = False
         self._on_checkpoint = on_checkpoint
@@ -206,6 +232,7 @@ class AuditLog:
         retry_s: float = 1.0,
         pins: tuple[Pin, ...] = (),
         accept_damage: bool = False,
+        reserve_bytes: int = 1024 * 1024,
     ) -> AuditLog:
         """Open (creating if needed) the log in ``audit_dir`` for appending.
 
@@ -214,13 +241,14 @@ class AuditLog:
         checkpoint timer (see the module docstring). ``on_checkpoint`` is called with every
         checkpoint written from now on, including one written by ``open`` itself. ``retry_s``:
         how often a log refused after a write failure tries to repair itself.
-        ``accept_damage``: continue a tail that fails verification, recording it (see the
-        module docstring). Raises :class:`AuditWriteError` or :class:`AuditKeyError` if the log
+        ``accept_damage``: continue a tail that fails verification, recording it;
+        ``reserve_bytes``: disk kept allocated for records to come (0: none; see the module
+        docstring). Raises :class:`AuditWriteError` or :class:`AuditKeyError` if the log
         cannot be opened safely."""
         if checkpoint_every < 1 or not checkpoint_s > 0 or segment_max_bytes < 1:
             raise ValueError("checkpoint_every, checkpoint_s and segment_max_bytes must be > 0")
-        if retry_s < 0:
-            raise ValueError("retry_s must not be negative")
+        if retry_s < 0 or reserve_bytes < 0:
+            raise ValueError("retry_s and reserve_bytes must not be negative")
         try:
             created = not audit_dir.is_dir()
             audit_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -239,6 +267,7 @@ class AuditLog:
             on_checkpoint=on_checkpoint,
             callback_wait_s=callback_wait_s,
             retry_s=retry_s,
+            reserve_bytes=reserve_bytes,
         )
         try:
             log._start(pins, accept_damage)
@@ -382,10 +411,12 @@ class AuditLog:
                 raise
             self._lines = 0
         if self._fd >= 0:
+            self._release_reserve()
             os.close(self._fd)
         self._fd = fd
         self._segment = path.name
         self._size = os.fstat(fd).st_size
+        self._reserved_end = self._size
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -409,23 +440,36 @@ class AuditLog:
         return self._tamper
 
     def health(self) -> dict[str, Any]:
-        """The log's state for health checks: ``ok`` (appends are accepted) and, when not,
-        why, since when and how many appends were refused; a tail accepted with damage."""
+        """The log's state for health checks: ``ok`` (appends, intents included, are
+        accepted) and, when not, why (and since when, and how many appends were refused); a
+        tail accepted with damage."""
         with self._lock:
             failed = self._failed if not self._closed else "the audit log is closed"
-            doc: dict[str, Any] = {"ok": failed is None, "last_seq": self._seq}
+            doc: dict[str, Any] = {
+                "ok": failed is None and self._reserve_error is None,
+                "last_seq": self._seq,
+            }
             if failed is not None:
                 doc.update(reason=failed, since=self._failed_at, refused=self._refused)
+            elif self._reserve_error is not None:
+                doc["reason"] = (
+                    f"no disk space can be reserved for the outcomes of writes "
+                    f"({self._reserve_error}): writes are refused"
+                )
+            if self._head_error is not None:
+                doc["head_stale"] = self._head_error
             if self._tamper is not None:
                 doc["tamper_suspected"] = self._tamper
             return doc
 
-    def append(self, record: Mapping[str, Any]) -> Entry:
+    def append(self, record: Mapping[str, Any], *, reserve: bool = False) -> Entry:
         """Append ``record`` (a JSON-ready mapping with a string ``kind``), durably.
 
         Returns the entry once its line is written and fsynced. May also write a checkpoint or
-        rotate the segment before returning. Raises :class:`AuditWriteError` (see the module
-        docstring for when the log stays refused afterwards)."""
+        rotate the segment before returning. ``reserve``: refuse unless disk space for the
+        records to come is allocated (intents; see the module docstring). Raises
+        :class:`AuditWriteError` (see the module docstring for when the log stays refused
+        afterwards)."""
         kind = record.get("kind")
         if not isinstance(kind, str) or not kind:
             raise AuditWriteError("an audit record needs a non-empty string 'kind'")
@@ -433,7 +477,7 @@ class AuditLog:
             raise AuditWriteError(f"records of kind {kind!r} are written by the log itself")
         record_json = _serialise(record)
         with self._lock:
-            entry = self._append_json_locked(record_json)
+            entry = self._append_json_locked(record_json, reserve=reserve)
             self._since_checkpoint += 1
             due = time.monotonic() - self._last_checkpoint_mono >= self._interval_s
             full = self._size >= self._max_bytes  # seal the segment; the next entry rotates
@@ -515,6 +559,7 @@ class AuditLog:
                 "cut short by someone else"
             )
         torn = size - self._size
+        self._reserved_end = self._size  # truncating, below, frees any allocation beyond
         if torn:
             move_torn_bytes(path, Tail(size, self._size, self._seq, self._hash, "", self._lines))
         os.fsync(self._fd)
@@ -528,11 +573,45 @@ class AuditLog:
     def _append_locked(self, record: Mapping[str, Any], *, rotate: bool = True) -> Entry:
         return self._append_json_locked(_serialise(record), rotate=rotate)
 
-    def _append_json_locked(self, record_json: bytes, *, rotate: bool = True) -> Entry:
+    def _top_up_locked(self, *, required: bool) -> None:
+        """Keep ``reserve_bytes`` allocated past the end (when under a quarter of it is left).
+        With ``required``, raise :class:`AuditWriteError` when that fails."""
+        if not self._reserve_bytes or self._reserved_end - self._size >= self._reserve_bytes // 4:
+            return
+        try:
+            allocate(self._fd, self._size, self._reserve_bytes)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                _logger.info("audit log: no disk reserve on this file system (%s)", _why(exc))
+                self._reserve_bytes = 0
+                return
+            if self._reserve_error is None:
+                _logger.error("audit log: cannot reserve disk space: %s", _why(exc))
+            self._reserve_error = f"{self._segment}: {_why(exc)}"
+            self._wake.set()  # the checkpoint thread retries, so health recovers when idle
+            if required:
+                raise AuditWriteError(
+                    f"cannot reserve disk space for the audit records of a write "
+                    f"({_why(exc)}); the write is refused before anything is stored"
+                ) from exc
+            return
+        self._reserved_end = self._size + self._reserve_bytes
+        self._reserve_error = None
+
+    def _release_reserve(self) -> None:
+        """Give back the allocation past the end of the current segment (best effort)."""
+        if self._reserved_end > self._size:
+            with contextlib.suppress(OSError):
+                allocate(self._fd, self._size, self._reserved_end - self._size, release=True)
+        self._reserved_end = self._size
+
+    def _append_json_locked(
+        self, record_json: bytes, *, rotate: bool = True, reserve: bool = False
+    ) -> Entry:
         self._usable()
         if rotate and (self._size >= self._max_bytes or (self._rotate_next and self._lines)):
-            self._next_segment_locked()
-            self._rotate_next = False
+            self._rotate_locked(required=reserve)
+        self._top_up_locked(required=reserve)
         seq = self._seq + 1
         body = body_bytes(seq, self._hash, record_json)
         digest = hashlib.sha256(body).hexdigest()
@@ -566,6 +645,7 @@ class AuditLog:
         if truncate:  # best effort: take back a partly written line
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
+            self._reserved_end = self._size  # a truncation frees what lay beyond
         raise AuditWriteError(f"cannot write the audit record: {reason}") from exc
 
     def _checkpoint_locked(self) -> Entry:
@@ -575,23 +655,54 @@ class AuditLog:
         head = Head(entry.seq, entry.hash, entry.segment, entry.record)
         try:
             write_atomic(self._dir / HEAD_NAME, head.to_bytes())
+            self._head_error = None
         except OSError as exc:
-            self._set_failed(f"{HEAD_NAME}: {_why(exc)}")
-            raise AuditWriteError(f"cannot write {HEAD_NAME}: {_why(exc)}") from exc
+            # The checkpoint line is durable; HEAD.json only lags behind it, as after a crash
+            # between the two (verify accepts a HEAD older than the log). A new file needs disk
+            # the reserve does not cover, so the log goes on; the next checkpoint retries.
+            if self._head_error is None:
+                _logger.warning(
+                    "audit checkpoint seq %d is durable but %s could not be updated (%s); "
+                    "retried at the next checkpoint",
+                    entry.seq,
+                    HEAD_NAME,
+                    _why(exc),
+                )
+            self._head_error = f"{HEAD_NAME}: {_why(exc)}"
+            for stale in self._dir.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
         self._since_checkpoint = 0
         self._last_checkpoint_mono = time.monotonic()
         if self._notifier is not None:
             self._written.put(entry)  # delivered by the notifier thread, outside this lock
         return entry
 
-    def _next_segment_locked(self) -> None:
+    def _rotate_locked(self, *, required: bool) -> None:
+        """Start the next segment, sealing the current one first if its last entry is not a
+        checkpoint. ``segment_max_bytes`` is a soft limit: if the new file cannot be created
+        (the disk is full), the log writes on in the current segment and tries again at the
+        next append; with ``required`` (an intent) it raises :class:`AuditWriteError`
+        instead, leaving the log usable."""
+        if self._last_kind != CHECKPOINT:
+            self._checkpoint_locked()  # every segment but the last ends with a checkpoint
         self._segment_no += 1
         try:
             self._open_segment(create=True)
         except OSError as exc:
-            self._set_failed(f"{segment_name(self._segment_no)}: {_why(exc)}")
             self._segment_no -= 1  # the current segment stays the one the fd writes to
-            raise AuditWriteError(f"cannot start a new audit segment: {_why(exc)}") from exc
+            name = segment_name(self._segment_no + 1)
+            with contextlib.suppress(OSError):  # an empty file left behind is reused later
+                if (self._dir / name).stat().st_size == 0:
+                    (self._dir / name).unlink()
+            _logger.warning("audit log: cannot start %s (%s)", name, _why(exc))
+            if required:
+                raise AuditWriteError(
+                    f"cannot start a new audit segment ({_why(exc)}); the write is refused "
+                    "before anything is stored"
+                ) from exc
+            return
+        self._rotate_next = False
 
     # --- the timer and closing -----------------------------------------------------------------
 
@@ -600,6 +711,8 @@ class AuditLog:
             with self._lock:
                 if self._failed is not None:
                     wait = self._retry_mono - time.monotonic()
+                elif self._reserve_error is not None:
+                    wait = self._retry_s
                 else:
                     wait = self._interval_s - (time.monotonic() - self._last_checkpoint_mono)
             self._wake.wait(max(wait, 0.01))
@@ -613,6 +726,8 @@ class AuditLog:
                     if time.monotonic() >= self._retry_mono:
                         self._repair_locked()  # a quiet server recovers too
                     continue
+                if self._reserve_error is not None:
+                    self._top_up_locked(required=False)
                 elapsed = time.monotonic() - self._last_checkpoint_mono
                 if elapsed < self._interval_s:
                     continue
@@ -676,6 +791,8 @@ class AuditLog:
             self._release()
 
     def _release(self) -> None:
+        if self._fd >= 0:
+            self._release_reserve()
         for fd in (self._fd, self._lock_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
