@@ -37,8 +37,9 @@ from facegate.limits import RateLimiter
 
 THROTTLED = "address_throttled"
 """The reason counted for a request refused because its address failed too often."""
-MAX_FIELD = 128
-"""Addresses and claimed keys are cut to this many characters in records."""
+MAX_FIELD = 64
+"""Addresses and claimed keys are cut to this many characters in records (an access key id
+has 20, an IPv6 address at most 45)."""
 
 
 @dataclass
@@ -70,7 +71,7 @@ class RefusalCounter:
         *,
         flush_s: float = 60.0,
         settle_s: float = 1.0,
-        max_rows: int = 256,
+        max_rows: int = 64,
         rate_per_s: float = 5.0,
         burst: float = 20.0,
         on_count: Callable[[str], None] | None = None,
