@@ -155,16 +155,20 @@ class Services:
         policy = policy or load_policy(settings)
         fixed = permissions_fixed + secure_data_dir(settings.data_dir)
         db = open_database(settings.database_path, settings.database_url)
-        signing_key = load_signing_key(settings.data_dir, settings.audit_key)
-        server_key_id = key_id(signing_key.public_key())
-        anchors = AnchorRepository(db, anchor_hash)
-        audit = AuditLog.open(
-            settings.audit_dir,
-            signing_key,
-            on_checkpoint=anchor_checkpoints(anchors, server_key_id),
-            pins=anchored_head(anchors, server_key_id),
-            accept_damage=settings.audit_accept_damage,
-        )
+        try:  # a refused audit log (damaged, rolled back) stops the start: close the store
+            signing_key = load_signing_key(settings.data_dir, settings.audit_key)
+            server_key_id = key_id(signing_key.public_key())
+            anchors = AnchorRepository(db, anchor_hash)
+            audit = AuditLog.open(
+                settings.audit_dir,
+                signing_key,
+                on_checkpoint=anchor_checkpoints(anchors, server_key_id),
+                pins=anchored_head(anchors, server_key_id),
+                accept_damage=settings.audit_accept_damage,
+            )
+        except BaseException:
+            db.close()
+            raise
         if fixed:
             audit.append(
                 EventRecord(
