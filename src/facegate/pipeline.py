@@ -140,8 +140,8 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
 
 
 async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> bytes:
-    # 1 authenticate; the key's registration (a refused request is recorded with the key it
-    # claimed, so attempts on a key show in the audit trail)
+    # 1 authenticate; the key's registration (a refused request is counted with the key it
+    # claimed, so attempts on a key show in the audit trail: facegate.refusals)
     outcome.access_key_id = _claimed_key(request.headers.get("authorization", ""))
     if not services.refusals.admit(request.client_address):
         outcome.unauthenticated = True
