@@ -305,3 +305,44 @@ def test_an_address_that_keeps_failing_is_refused_before_any_key_lookup(
         if e.record["kind"] == "refusals"
     )
     assert totals == 300
+
+
+def test_console_sign_in_floods_are_counted_too(services: Services) -> None:
+    """The console's sign-in page is reachable without credentials as well: refused form
+    tokens and throttled attempts are counted like API refusals; failed sign-ins, bounded by
+    the throttle, keep their own records."""
+    import re
+
+    import httpx
+
+    from facegate.app import create_app
+
+    async def flood() -> None:
+        transport = httpx.ASGITransport(app=create_app(services), client=("192.0.2.50", 4711))
+        async with httpx.AsyncClient(transport=transport, base_url="http://facegate") as client:
+            for _ in range(50):  # no form token at all
+                response = await client.post("/console/login", data={"operator_id": "root"})
+                assert response.status_code == 403
+            page = await client.get("/console/login")
+            for _ in range(30):  # 5 failures for the account, then the throttle
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+                assert token is not None
+                page = await client.post(
+                    "/console/login",
+                    data={"csrf_token": token[1], "operator_id": "root", "password": "guess"},
+                )
+
+    before = len(list(iter_entries(services.settings.audit_dir)))
+    asyncio.run(flood())
+    services.refusals.flush()
+    added = [e.record for e in iter_entries(services.settings.audit_dir)][before:]
+    assert [r["action"] for r in added if r["kind"] == "console"] == ["console.sign_in_failed"] * 5
+    (counted,) = [r for r in added if r["kind"] == "refusals"]
+    assert counted["total"] == 75
+    assert {(r["client_address"], r["reason"], r["count"]) for r in counted["rows"]} == {
+        ("192.0.2.50", "console.csrf_refused", 50),
+        ("192.0.2.50", "console.sign_in_throttled", 25),
+    }
+    report = build_report(e.record for e in iter_entries(services.settings.audit_dir))
+    assert report.integrity.refusals_counted == 75
+    assert report.totals.refused == 0  # not API requests

@@ -225,7 +225,8 @@ class ReportAccumulator:
     def _refusals(self, record: Mapping[str, Any], at: float | None) -> None:
         """A ``refusals`` record: each of its rows is ``count`` requests refused before a
         decision (at authentication), counted like single ``none`` records (no latency, no
-        organisation, the claimed key not counted as a key in use)."""
+        organisation, the claimed key not counted as a key in use). Rows of console sign-ins
+        (reason ``console.*``) are counted as refusals, not as API requests."""
         rows = record.get("rows")
         other = section(record.get("other"))
         for row in [*(rows if isinstance(rows, list) else ()), {**other, "reason": "(other)"}]:
@@ -234,7 +235,8 @@ class ReportAccumulator:
             if isinstance(count, int) and not isinstance(count, bool) and count > 0:
                 reason = _label(row.get("reason"), "(other)")
                 self.refusals_counted += count
-                self._request({"decision": "none", "error_code": reason}, at, weight=count)
+                if not reason.startswith("console."):
+                    self._request({"decision": "none", "error_code": reason}, at, weight=count)
 
     def _request(self, record: Mapping[str, Any], at: float | None, weight: int = 1) -> None:
         decision = _label(record.get("decision"), "none")
