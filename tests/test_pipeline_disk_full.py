@@ -206,7 +206,7 @@ def test_an_outcome_that_cannot_be_recorded_leaves_its_intent(
     response = call(services, key, "CreateCollection", {"CollectionId": "half"})
     monkeypatch.undo()
     assert response.status == 500
-    intents = [r for r in records(services) if r["kind"] == "intent"]
+    intents = [r["request"] for r in records(services) if r["kind"] == "intent"]
     assert len(intents) == 1
     assert intents[0]["operation"] == "CreateCollection"
     assert intents[0]["collection_id"] == "half"

@@ -93,7 +93,7 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
     whose record cannot be written answers InternalServerError)."""
     outcome = Outcome(request_id=str(uuid.uuid4()), received_at=services.clock())
     write_intent = intent.WriteIntent(
-        lambda record: services.audit.append(record, reserve=True),
+        lambda record: services.audit.append(record),  # an intent needs the log's reserve
         lambda: intent_record(outcome, services.clock()),
     )
     try:

@@ -95,18 +95,22 @@ class Outcome:
 
 def intent_record(outcome: Outcome, at: float) -> dict[str, Any]:
     """The ``intent`` record of a request about to change the store (:mod:`facegate.intent`):
-    who, what and why, as far as known before the work; its ``request`` record follows."""
+    who, what and why, as far as known before the work; its ``request`` record follows. The
+    request's fields are nested under ``request``, so a search of the log by key, organisation,
+    operation, decision or request id finds each request's own record, not its intent."""
     decision = outcome.decision
     return {
         "kind": "intent",
         "at": at,
-        "request_id": outcome.request_id,
-        "operation": outcome.operation,
-        "org_id": outcome.org_id or "",
-        "access_key_id": outcome.access_key_id or "",
-        "collection_id": outcome.collection_id,
-        "decision_id": decision.decision_id if decision else "",
-        "input_sha256": list(outcome.inputs),
+        "request": {
+            "request_id": outcome.request_id,
+            "operation": outcome.operation,
+            "org_id": outcome.org_id or "",
+            "access_key_id": outcome.access_key_id or "",
+            "collection_id": outcome.collection_id,
+            "decision_id": decision.decision_id if decision else "",
+            "input_sha256": list(outcome.inputs),
+        },
     }
 
 

@@ -31,10 +31,10 @@ changes the store and the request's record after the work (:mod:`facegate.intent
 disk filled in between, the change would stand with its outcome unrecorded. So the log keeps
 ``reserve_bytes`` (default 1 MiB) of disk allocated past the end of the current segment
 (``fallocate`` with ``FALLOC_FL_KEEP_SIZE``: the file's size does not change, so readers and
-recovery see nothing of it) and writes into it. ``append(record, reserve=True)`` (intents)
-first tops the allocation up when less than a quarter of it is left, and is refused
-(``AuditWriteError``, nothing written; :meth:`AuditLog.health` reports it) if that fails: a
-write is admitted only while the outcomes of writes in progress (at most ``max_inflight``
+recovery see nothing of it) and writes into it. An ``intent`` record (or any append with
+``reserve=True``) first tops the allocation up when less than a quarter of it is left, and is
+refused (``AuditWriteError``, nothing written; :meth:`AuditLog.health` reports it) if that
+fails: a write is admitted only while the outcomes of writes in progress (at most ``max_inflight``
 records, about 1 KB each) are sure to fit. Other appends top it up when they can and
 otherwise write on into what is left. Where ``fallocate`` is not supported (not Linux, or a
 file system without it) there is no reserve; copy-on-write file systems (btrfs, ZFS) may not
@@ -140,7 +140,7 @@ from facegate.audit.layout import (
     write_atomic,
     writer_active,
 )
-from facegate.audit.record import INTEGRITY
+from facegate.audit.record import INTEGRITY, INTENT
 from facegate.audit.tail import Tail, move_torn_bytes, scan_tail
 from facegate.audit.verify import Pin, Problem, verify_tail
 
@@ -467,7 +467,8 @@ class AuditLog:
 
         Returns the entry once its line is written and fsynced. May also write a checkpoint or
         rotate the segment before returning. ``reserve``: refuse unless disk space for the
-        records to come is allocated (intents; see the module docstring). Raises
+        records to come is allocated (always for ``intent`` records; see the module
+        docstring). Raises
         :class:`AuditWriteError` (see the module docstring for when the log stays refused
         afterwards)."""
         kind = record.get("kind")
@@ -476,6 +477,7 @@ class AuditLog:
         if kind in RESERVED_KINDS:
             raise AuditWriteError(f"records of kind {kind!r} are written by the log itself")
         record_json = _serialise(record)
+        reserve = reserve or kind == INTENT
         with self._lock:
             entry = self._append_json_locked(record_json, reserve=reserve)
             self._since_checkpoint += 1

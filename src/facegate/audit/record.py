@@ -18,7 +18,8 @@ Kinds:
 * ``console``: the operator console: sign-ins (failed and throttled ones too), sign-outs,
   refused CSRF tokens and pages a role may not open, simulations, verifications, reports.
 * ``intent``: written (and fsynced) before an allowed request first changes the store, with the
-  request's id, operation, organisation, key, collection, decision and input hashes; the
+  request's id, operation, organisation, key, collection, decision and input hashes nested
+  under ``request`` (so searches by those fields find the request record, not the intent); the
   request's own ``request`` record follows when it ends. An intent without its request record
   is a change that may have happened without its outcome recorded (a crash, or the log refusing
   the second append): ``audit verify`` and the report count them.

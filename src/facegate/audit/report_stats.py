@@ -192,7 +192,8 @@ class ReportAccumulator:
         elif kind == "review" and at is not None:
             self._note_review(record, at)
         if kind == "intent":
-            self.intents[text(record.get("request_id"))] = self.period.in_period(record)
+            request_id = text(section(record.get("request")).get("request_id"))
+            self.intents[request_id] = self.period.in_period(record)
         elif kind == "request" and self.intents:
             self.intents.pop(text(record.get("request_id")), None)
         if not self.period.in_period(record):

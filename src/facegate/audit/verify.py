@@ -371,7 +371,8 @@ class _Walk:
         """Intents waiting for their request record; refusals counted in aggregates."""
         kind = record["kind"]
         if kind == INTENT:
-            request_id = record.get("request_id")
+            request = record.get("request")
+            request_id = request.get("request_id") if isinstance(request, dict) else None
             if isinstance(request_id, str):
                 self.intents[request_id] = self.seq + 1
         elif kind == "request":
