@@ -85,9 +85,9 @@ class DiskFull:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import facegate.audit.log as log_module
+        from facegate.audit.layout import write_all as real
 
         self.full = True
-        real = log_module.write_all
 
         def write_all(fd: int, data: bytes) -> None:
             if self.full:
