@@ -405,7 +405,7 @@ def test_a_segment_cut_under_a_failed_log_keeps_it_refused(
 ) -> None:
     """The repair only takes back what this log wrote after its last durable line; a file
     shorter than that was changed by someone else: refused until reopened (and verified)."""
-    log = open_log(retry_s=0)
+    log = open_log(retry_s=3600)  # no repair by itself: the test says when
     log.append(request_record(0))
     log.append(request_record(1))
     disk = _DiskFull(monkeypatch, calls=("write",))
@@ -414,8 +414,13 @@ def test_a_segment_cut_under_a_failed_log_keeps_it_refused(
     disk.full = False
     segment = audit_dir / "segment-000001.jsonl"
     segment.write_bytes(b"".join(segment.read_bytes().splitlines(keepends=True)[:-1]))
+    assert log.repair() is False
     with pytest.raises(AuditWriteError, match="cut short by someone else"):
         log.append(request_record(3))
+    for _ in range(3):  # no more repairs, the reason stays as it was
+        with pytest.raises(AuditWriteError, match="reopen the log") as info:
+            log.append(request_record(3))
+    assert str(info.value).count("cut short") == 1
     assert log.health()["ok"] is False
 
 

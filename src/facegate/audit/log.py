@@ -203,6 +203,7 @@ class AuditLog:
         self._retry_mono = 0.0
         self._rotate_next = False
         self._repair_error = ""
+        self._stuck = False  # refused until reopened: the segment is not what this log wrote
         self._reserve_bytes = reserve_bytes
         self._reserved_end = 0  # the segment's disk is allocated up to this offset
         self._reserve_error: str | None = None
@@ -487,6 +488,14 @@ class AuditLog:
                 self._checkpoint_locked()
         return entry
 
+    def repair(self) -> bool:
+        """Try now to leave the refused state after a write failure (the log also tries by
+        itself every ``retry_s``). Returns whether appends are accepted."""
+        with self._lock:
+            if self._failed is not None and not self._stuck and not self._closed:
+                self._repair_locked()
+            return self._failed is None and not self._closed
+
     def checkpoint(self) -> Entry:
         """Write a signed checkpoint now (even if the last entry is one) and update HEAD."""
         with self._lock:
@@ -495,7 +504,7 @@ class AuditLog:
     def _usable(self) -> None:
         if self._closed:
             raise AuditWriteError("the audit log is closed")
-        if self._failed is not None and time.monotonic() >= self._retry_mono:
+        if self._failed is not None and not self._stuck and time.monotonic() >= self._retry_mono:
             self._repair_locked()
         if self._failed is not None:
             self._refused += 1
@@ -516,8 +525,9 @@ class AuditLog:
             if why != self._repair_error:
                 _logger.warning("audit log still refused: repair failed (%s)", why)
                 self._repair_error = why
-            if isinstance(exc, ValueError):
+            if isinstance(exc, ValueError):  # not ours to repair: refused until reopened
                 self._failed = f"{reason}; {exc}; reopen the log (restart the server)"
+                self._stuck = True
             return
         self._failed = None
         try:
@@ -712,7 +722,7 @@ class AuditLog:
         while True:
             with self._lock:
                 if self._failed is not None:
-                    wait = self._retry_mono - time.monotonic()
+                    wait = self._retry_s if self._stuck else self._retry_mono - time.monotonic()
                 elif self._reserve_error is not None:
                     wait = self._retry_s
                 else:
@@ -725,7 +735,7 @@ class AuditLog:
                 if self._closed:
                     return
                 if self._failed is not None:
-                    if time.monotonic() >= self._retry_mono:
+                    if time.monotonic() >= self._retry_mono and not self._stuck:
                         self._repair_locked()  # a quiet server recovers too
                     continue
                 if self._reserve_error is not None:
@@ -781,7 +791,7 @@ class AuditLog:
             self._timer.join()
         try:
             with self._lock:
-                if self._failed is not None and not self._closed:
+                if self._failed is not None and not self._closed and not self._stuck:
                     self._repair_locked()  # records the failure if the disk allows it now
                 unsigned = self._seq and self._last_kind != CHECKPOINT
                 if unsigned and not self._closed and self._failed is None:
