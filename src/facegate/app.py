@@ -35,6 +35,7 @@ from facegate.audit.record import EventRecord
 from facegate.bodies import BodyGuard
 from facegate.console.routes import console_routes
 from facegate.errors import FacegateError, RequestEntityTooLargeException
+from facegate.health import HealthCheck
 from facegate.limits import BodyBudget
 from facegate.pipeline import RawRequest, RawResponse, handle
 from facegate.services import Services
@@ -108,16 +109,11 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
         result: RawResponse = await handle(services, raw)
         return Response(result.body, status_code=result.status, headers=result.headers)
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "version": __version__,
-                "face_model_version": services.engine.model_version,
-                "similarity_model": services.deps.matcher.version,
-                "engine_workers": services.engine.workers,
-            }
-        )
+    health = HealthCheck(services)
+
+    async def healthz(_: Request) -> Response:  # 503 while requests would fail (health.py)
+        status, doc = await health.check()
+        return JSONResponse(doc, status_code=status)
 
     async def transparency(request: Request) -> Response:
         doc = await asyncio.to_thread(transparency_document, services)

@@ -27,6 +27,10 @@
 | FACEGATE_RATE_LIMIT_RPS | 50 | requests per second per access key (0: no limit) |
 | FACEGATE_RATE_LIMIT_BURST | 100 | requests a key may send at once after being idle |
 | FACEGATE_MAX_INFLIGHT | 64 | requests in progress at once; more are refused at once (0: none) |
+| FACEGATE_AUTH_FAILURE_RPS | 5 | failed authentications a second per client address (0: no limit) |
+| FACEGATE_AUTH_FAILURE_BURST | 20 | failed authentications an address may make at once |
+| FACEGATE_REFUSAL_FLUSH_S | 60 | at most one audit record of counted refusals per this many s |
+| FACEGATE_AUDIT_ACCEPT_DAMAGE | 0 | 1: continue an audit log whose tail fails verification |
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
@@ -171,6 +175,10 @@ class Settings:
     body_client_bytes: int = DEFAULT_BODY_CLIENT_BYTES
     engine_tenant_max_jobs: int = 16
     engine_tenant_workers: int | None = None  # None: engine_workers - 1 (at least 1)
+    auth_failure_rps: float = 5.0
+    auth_failure_burst: float = 20.0
+    refusal_flush_s: float = 60.0
+    audit_accept_damage: bool = False
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
@@ -295,6 +303,9 @@ class Settings:
             ("FACEGATE_RATE_LIMIT_RPS", "rate_limit_rps", float),
             ("FACEGATE_RATE_LIMIT_BURST", "rate_limit_burst", float),
             ("FACEGATE_MAX_INFLIGHT", "max_inflight", int),
+            ("FACEGATE_AUTH_FAILURE_RPS", "auth_failure_rps", float),
+            ("FACEGATE_AUTH_FAILURE_BURST", "auth_failure_burst", float),
+            ("FACEGATE_REFUSAL_FLUSH_S", "refusal_flush_s", float),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
             ("FACEGATE_FEED_RETENTION_S", "feed_retention_s", float),
             ("FACEGATE_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", float),
@@ -332,6 +343,8 @@ class Settings:
             values["gate"] = GateBounds(**gate)
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
+        if env.get("FACEGATE_AUDIT_ACCEPT_DAMAGE") == "1":
+            values["audit_accept_damage"] = True
         engine: dict[str, object] = {}
         if "FACEGATE_SCORE_NORMALISATION" in env:
             engine["matcher"] = matcher_named(env["FACEGATE_SCORE_NORMALISATION"])

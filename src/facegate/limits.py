@@ -77,6 +77,19 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return True
 
+    def available(self, key: str) -> bool:
+        """Whether ``key``'s bucket holds a token now (nothing is taken: a bucket charged only
+        by failures, e.g. :mod:`facegate.refusals`, asks this before the work and takes a
+        token with :meth:`allow` when it fails)."""
+        if self.rate_per_s <= 0:
+            return True
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return True
+            elapsed = self._clock() - bucket.at
+            return min(self.burst, bucket.tokens + elapsed * self.rate_per_s) >= 1.0
+
     def __len__(self) -> int:
         return len(self._buckets)
 

@@ -19,6 +19,7 @@ class Metrics:
     reviews_expired: Counter
     body_refusals: Counter
     body_bytes_reading: Gauge
+    auth_refusals: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -61,6 +62,13 @@ class Metrics:
             body_bytes_reading=Gauge(
                 "facegate_body_bytes_reading",
                 "Bytes of request bodies being read now, as reserved in the body budget",
+                registry=registry,
+            ),
+            auth_refusals=Counter(
+                "facegate_auth_refusals",
+                "Requests refused at authentication (or before it, for an address over its "
+                "failure rate), by reason; counted in aggregate audit records",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -11,7 +11,10 @@
                   obligations that shape parameters (threshold raised, candidates capped)
 6 enforce         obligations on the response: cap, redact, hold for human review
 7 wire/protocol   encode the response or the modelled error
-8 audit           (the audit issue; decisions are already stored in step 4)
+8 audit           the request's record, appended and fsynced (decisions are already stored in
+                  step 4); an allowed request's intent record precedes its first store write
+                  (facegate.intent), and refusals at authentication are counted, not recorded
+                  one by one (facegate.refusals)
 
 Every failure becomes a ``FacegateError`` with Rekognition's code; anything unexpected becomes an
 ``InternalServerError`` whose details go to the log, never to the caller.
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from facegate import crops, enforce
+from facegate import crops, enforce, intent
 from facegate.errors import (
     AccessDeniedException,
     FacegateError,
@@ -52,7 +55,8 @@ from facegate.policy.model import (
     Principal,
     RequestContext,
 )
-from facegate.recording import Outcome, input_hashes, request_record, summarise
+from facegate.recording import Outcome, input_hashes, intent_record, request_record, summarise
+from facegate.refusals import THROTTLED
 from facegate.services import Services
 from facegate.store.decisions import DecisionRecord
 from facegate.store.idempotency import TokenScope
@@ -94,8 +98,13 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
         received_at=services.clock(),
         client_address=request.client_address,
     )
+    write_intent = intent.WriteIntent(
+        lambda record: services.audit.append(record),  # an intent needs the log's reserve
+        lambda: intent_record(outcome, services.clock()),
+    )
     try:
-        body = await _serve(services, request, outcome)
+        with intent.recording(write_intent):
+            body = await _serve(services, request, outcome)
         response = RawResponse(200, body)
     except FacegateError as exc:
         outcome.code = exc.code
@@ -116,6 +125,11 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
     if outcome.review_id is not None:
         response.headers["x-facegate-review-id"] = outcome.review_id
         response.headers["x-facegate-review-status"] = outcome.review_status or PENDING
+    if outcome.unauthenticated:  # counted; on record with the next aggregate (refusals.py)
+        reason = THROTTLED if outcome.code == ThrottlingException.code else outcome.code
+        services.refusals.count(request.client_address, outcome.access_key_id or "", reason)
+        _record(services, outcome)
+        return response
     try:
         await asyncio.to_thread(services.audit.append, request_record(outcome).to_json())
     except Exception:
@@ -132,10 +146,17 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
 
 
 async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> bytes:
-    # 1 authenticate; the key's registration (a refused request is recorded with the key it
-    # claimed, so attempts on a key show in the audit trail)
+    # 1 authenticate; the key's registration (a refused request is counted with the key it
+    # claimed, so attempts on a key show in the audit trail: facegate.refusals)
     outcome.access_key_id = _claimed_key(request.headers.get("authorization", ""))
-    caller = await _authenticate(services, request)
+    if not services.refusals.admit(request.client_address):
+        outcome.unauthenticated = True
+        raise ThrottlingException("Too many failed authentications from this address; retry later.")
+    try:
+        caller = await _authenticate(services, request)
+    except FacegateError:
+        outcome.unauthenticated = True
+        raise
     outcome.access_key_id = caller.access_key_id
     # overload: the key's rate, then the server's requests in flight (facegate.limits); both
     # refuse at once rather than queue
@@ -207,6 +228,7 @@ async def _admitted(
             f"Access denied by policy (decision {decision.decision_id})."
             + (f" {told}" if told else "")
         )
+    intent.arm()  # from here on, the first store write puts the intent on record first
     digest = _params_digest(operation, params)
     if headers.review_id is not None:
         return await _collect(

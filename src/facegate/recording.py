@@ -92,6 +92,30 @@ class Outcome:
     # The collection the decision was about, bound at the policy step; the work acts on it.
     bound: Bound | None = None
     started: float = field(default_factory=time.perf_counter)
+    # refused at authentication (or before it, for an address over its rate): counted in an
+    # aggregate record (facegate.refusals), not recorded one by one
+    unauthenticated: bool = False
+
+
+def intent_record(outcome: Outcome, at: float) -> dict[str, Any]:
+    """The ``intent`` record of a request about to change the store (:mod:`facegate.intent`):
+    who, what and why, as far as known before the work; its ``request`` record follows. The
+    request's fields are nested under ``request``, so a search of the log by key, organisation,
+    operation, decision or request id finds each request's own record, not its intent."""
+    decision = outcome.decision
+    return {
+        "kind": "intent",
+        "at": at,
+        "request": {
+            "request_id": outcome.request_id,
+            "operation": outcome.operation,
+            "org_id": outcome.org_id or "",
+            "access_key_id": outcome.access_key_id or "",
+            "collection_id": outcome.collection_id,
+            "decision_id": decision.decision_id if decision else "",
+            "input_sha256": list(outcome.inputs),
+        },
+    }
 
 
 def request_record(outcome: Outcome) -> RequestRecord:

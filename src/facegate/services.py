@@ -1,7 +1,11 @@
 """The object graph, built once from Settings and passed in; no globals.
 
-``Services.open`` creates the data directory, opens (and migrates) the database, loads the master
-key, rebuilds the vector indexes, and starts the engine's worker processes; ``close`` stops them.
+``Services.open`` creates the data directory (private: :mod:`facegate.datadir`), opens (and
+migrates) the database, opens the audit log (verifying its tail, and that it still holds the
+newest checkpoint the store's anchors know of for this signing key: a log rolled back since is
+refused, see :mod:`facegate.audit.log`), loads the master key, rebuilds the vector indexes, and
+starts the engine's worker processes and the writer of counted refusals
+(:mod:`facegate.refusals`); ``close`` stops them.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from dataclasses import dataclass, field
 from facegate.audit.anchors import anchor_hash
 from facegate.audit.chain import Entry
 from facegate.audit.keys import key_id, load_signing_key
-from facegate.audit.log import AuditLog, CheckpointCallback
-from facegate.audit.record import EventRecord
+from facegate.audit.log import AuditLog, CheckpointCallback, Pin
+from facegate.audit.record import INTEGRITY, EventRecord
 from facegate.config import Settings
+from facegate.datadir import secure_data_dir
 from facegate.engine.pool import EnginePool
 from facegate.governance import Registry
 from facegate.limits import Admission, RateLimiter
@@ -28,6 +33,7 @@ from facegate.metrics import Metrics
 from facegate.model_audit import AuditSummary, GateStatus, evaluate
 from facegate.ops.common import OpDeps, PageTokens
 from facegate.policy.engine import PolicyEngine
+from facegate.refusals import RefusalCounter
 from facegate.store.anchors import AnchorRepository
 from facegate.store.db import StoreDatabase, open_database
 from facegate.store.decisions import DecisionRepository
@@ -92,6 +98,22 @@ def anchor_checkpoints(anchors: AnchorRepository, server_key_id: str) -> Checkpo
     return anchor
 
 
+def anchored_head(anchors: AnchorRepository, server_key_id: str) -> tuple[Pin, ...]:
+    """The newest checkpoint of this server's chain that the store anchored, as a pin the log
+    must still hold when it opens (none if the chain has no anchor yet)."""
+    row = anchors.latest_of(server_key_id)
+    if row is None:
+        return ()
+    return (
+        Pin(
+            int(row["checkpoint_seq"]),
+            str(row["checkpoint_hash"]),
+            str(row["segment"]),
+            f"the store's anchor {row['anchor_seq']}",
+        ),
+    )
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -113,25 +135,51 @@ class Services:
     model_audits: ModelAuditRepository
     limiter: RateLimiter
     admission: Admission
+    refusals: RefusalCounter
     token_locks: KeyedLocks = field(default_factory=KeyedLocks)
     _closed: bool = False
 
     @classmethod
     def open(
-        cls, settings: Settings, *, start_engine: bool = True, policy: PolicyEngine | None = None
+        cls,
+        settings: Settings,
+        *,
+        start_engine: bool = True,
+        policy: PolicyEngine | None = None,
+        permissions_fixed: tuple[str, ...] = (),
     ) -> Services:
         """Everything the server needs. Loads the policy packs first (unless ``policy`` is
-        given): an invalid pack raises ``PolicyLoadError`` before anything else starts."""
+        given): an invalid pack raises ``PolicyLoadError`` before anything else starts.
+        ``permissions_fixed``: data directory paths a caller already made private (``serve``
+        checks before it bootstraps), recorded with the ones fixed here."""
         policy = policy or load_policy(settings)
+        fixed = permissions_fixed + secure_data_dir(settings.data_dir)
         db = open_database(settings.database_path, settings.database_url)
-        signing_key = load_signing_key(settings.data_dir, settings.audit_key)
-        audit = AuditLog.open(
-            settings.audit_dir,
-            signing_key,
-            on_checkpoint=anchor_checkpoints(
-                AnchorRepository(db, anchor_hash), key_id(signing_key.public_key())
-            ),
-        )
+        try:  # a refused audit log (damaged, rolled back) stops the start: close the store
+            signing_key = load_signing_key(settings.data_dir, settings.audit_key)
+            server_key_id = key_id(signing_key.public_key())
+            anchors = AnchorRepository(db, anchor_hash)
+            audit = AuditLog.open(
+                settings.audit_dir,
+                signing_key,
+                on_checkpoint=anchor_checkpoints(anchors, server_key_id),
+                pins=anchored_head(anchors, server_key_id),
+                accept_damage=settings.audit_accept_damage,
+            )
+        except BaseException:
+            db.close()
+            raise
+        if fixed:
+            audit.append(
+                EventRecord(
+                    at=time.time(),
+                    kind=INTEGRITY,
+                    action="datadir.permissions_fixed",
+                    actor="server",
+                    subject=str(settings.data_dir),
+                    details={"count": len(fixed), "paths": list(fixed[:100])},
+                ).to_json()
+            )
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)
         store = FaceStore(db, settings.limits)
@@ -153,6 +201,14 @@ class Services:
             region=settings.region,
             account_id=settings.account_id,
         )
+        metrics = Metrics.create()
+        refusals = RefusalCounter(
+            audit.append,
+            flush_s=settings.refusal_flush_s,
+            rate_per_s=settings.auth_failure_rps,
+            burst=settings.auth_failure_burst,
+            on_count=lambda reason: metrics.auth_refusals.labels(reason).inc(),
+        ).start()
         return cls(
             settings=settings,
             db=db,
@@ -161,7 +217,7 @@ class Services:
             engine=engine,
             model=ServiceModel.load(),
             deps=deps,
-            metrics=Metrics.create(),
+            metrics=metrics,
             clock=time.time,
             policy=policy,
             registry=Registry(OrganisationRepository(db), keys),
@@ -173,6 +229,7 @@ class Services:
             model_audits=ModelAuditRepository(db),
             limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
             admission=Admission(settings.max_inflight),
+            refusals=refusals,
         )
 
     @property
@@ -211,5 +268,6 @@ class Services:
         self.engine.close()
         if not self._closed:
             self._closed = True
+            self.refusals.close()  # the last counts, before the final checkpoint
             self.audit.close()
         self.db.close()

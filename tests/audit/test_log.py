@@ -253,30 +253,175 @@ def _enospc(*args: Any) -> int:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_disk_full_fails_closed_until_reopened(
+class _DiskFull:
+    """``os.write``/``os.fsync`` raising ENOSPC while ``full`` (the disk of issue 18 item 10:
+    full for a while, then space again)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, calls: tuple[str, ...]) -> None:
+        self.full = True
+        for name in calls:
+            real = getattr(os, name)
+
+            def patched(*args: Any, _real: Any = real) -> Any:
+                if self.full:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return _real(*args)
+
+            monkeypatch.setattr(os, name, patched)
+
+
+def test_disk_full_refuses_while_full_then_recovers_and_records_it(
     open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = open_log()
+    log = open_log(retry_s=0)
     log.append(request_record(0))
     size = (audit_dir / "segment-000001.jsonl").stat().st_size
-    monkeypatch.setattr(os, "write", _enospc)
-    with pytest.raises(AuditWriteError, match="No space left on device") as info:
-        log.append(request_record(1))
-    assert info.value.code == "InternalServerError"
-    monkeypatch.undo()  # the disk has space again: the log still refuses
-    with pytest.raises(AuditWriteError, match="refuses appends after a write failure"):
-        log.append(request_record(2))
-    with pytest.raises(AuditWriteError):
-        log.checkpoint()
-    assert log.failed is not None
-    assert "ENOSPC" in log.failed
-    assert (audit_dir / "segment-000001.jsonl").stat().st_size == size
-    log.close()  # no final checkpoint on a failed log, but the files are released
-    log = open_log()
-    assert log.append(request_record(3)).seq == 3  # seq 2: the checkpoint written on open
+    disk = _DiskFull(monkeypatch, calls=("write",))
+    for i in (1, 2, 3):  # refused while full, every retry finds the disk still full
+        with pytest.raises(AuditWriteError, match="No space left on device") as info:
+            log.append(request_record(i))
+        assert info.value.code == "InternalServerError"
+        assert log.failed is not None
+        assert "ENOSPC" in log.failed
+        assert log.health()["ok"] is False
+    assert (audit_dir / "segment-000001.jsonl").stat().st_size == size  # nothing half-written
+    disk.full = False  # space again: the log repairs itself, records it, and goes on
+    entry = log.append(request_record(4))
+    assert log.failed is None
+    assert log.health()["ok"] is True
     log.close()
+    records = [e.record for e in iter_entries(audit_dir)]
+    assert [r["kind"] for r in records] == [
+        "request", "recovery", "checkpoint", "request", "checkpoint",
+    ]  # fmt: skip
+    recovery = records[1]
+    assert recovery["cause"] == "write_failed"
+    assert "ENOSPC" in recovery["error"]
+    assert recovery["refused_appends"] == 2  # the two appends after the first failure
+    assert recovery["torn_bytes"] == 0
+    assert entry.seq == 4
+    assert [r["request_id"] for r in records if r["kind"] == "request"] == [
+        "req-000000", "req-000004",
+    ]  # fmt: skip
     result = verify(audit_dir, key.public_key())
     assert result.ok, result.problem
+
+
+def test_refusal_lasts_at_least_retry_s(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = open_log(retry_s=60)
+    disk = _DiskFull(monkeypatch, calls=("write",))
+    with pytest.raises(AuditWriteError):
+        log.append(request_record(0))
+    disk.full = False
+    with pytest.raises(AuditWriteError, match="refuses appends after a write failure"):
+        log.append(request_record(1))  # not retried yet: no I/O per refused request
+
+
+def test_a_quiet_log_recovers_by_itself(
+    open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No append needed: the checkpoint thread retries, so health turns ok without traffic."""
+    log = open_log(retry_s=0.05)
+    log.append(request_record(0))
+    disk = _DiskFull(monkeypatch, calls=("write", "fsync"))
+    with pytest.raises(AuditWriteError):
+        log.append(request_record(1))
+    time.sleep(0.2)
+    assert log.failed is not None  # still full
+    disk.full = False
+    deadline = time.monotonic() + 10
+    while log.failed is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log.failed is None
+    log.close()
+    assert verify(audit_dir, key.public_key()).ok
+
+
+def test_a_line_whose_fsync_failed_is_moved_aside_on_repair(
+    open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed fsync the page cache says nothing about the disk: the line is taken
+    back (kept in a torn file), never trusted."""
+    log = open_log(retry_s=0)
+    log.append(request_record(0))
+    size = (audit_dir / "segment-000001.jsonl").stat().st_size
+    disk = _DiskFull(monkeypatch, calls=("fsync",))
+    with pytest.raises(AuditWriteError):
+        log.append(request_record(1))
+    assert (audit_dir / "segment-000001.jsonl").stat().st_size > size  # the line is there
+    disk.full = False
+    log.append(request_record(2))
+    log.close()
+    records = [e.record for e in iter_entries(audit_dir)]
+    assert [r.get("request_id") for r in records if r["kind"] == "request"] == [
+        "req-000000", "req-000002",
+    ]  # fmt: skip
+    recovery = next(r for r in records if r["kind"] == "recovery")
+    assert recovery["torn_bytes"] > 0
+    torn = audit_dir / f"torn-segment-000001-{size}.bin"
+    assert b"req-000001" in torn.read_bytes()
+    assert verify(audit_dir, key.public_key()).ok
+
+
+def test_a_segment_that_cannot_be_created_is_a_soft_limit(
+    open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for a new segment file: records go on in the current segment (still sealed
+    before the rotation that follows), while an intent is refused with the log usable."""
+    log = open_log(retry_s=0, segment_max_bytes=2500)
+    for i in range(3):
+        log.append(request_record(i))  # the third fills and seals segment 1
+    real_open = os.open
+    full = True
+
+    def no_new_files(path: Any, flags: int, *args: Any) -> int:
+        if full and flags & os.O_CREAT and "segment-000002" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_new_files)
+    with pytest.raises(AuditWriteError, match="new audit segment"):
+        log.append(event_record(0), reserve=True)
+    log.append(request_record(3))  # written on in segment 1
+    assert log.health()["ok"] is True
+    assert not (audit_dir / "segment-000002.jsonl").exists()
+    full = False
+    log.append(request_record(4))  # seals segment 1 again, then starts segment 2
+    log.close()
+    assert sorted(p.name for p in audit_dir.glob("segment-*")) == [
+        "segment-000001.jsonl", "segment-000002.jsonl",
+    ]  # fmt: skip
+    result = verify(audit_dir, key.public_key())
+    assert result.ok, result.problem
+    assert [e.record["kind"] for e in iter_entries(audit_dir)][-4:] == [
+        "request", "checkpoint", "request", "checkpoint",
+    ]  # fmt: skip
+    reopened = open_log()  # the tail check finds segment 1 sealed
+    reopened.close()
+
+
+def test_a_segment_cut_under_a_failed_log_keeps_it_refused(
+    open_log: OpenLog, audit_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repair only takes back what this log wrote after its last durable line; a file
+    shorter than that was changed by someone else: refused until reopened (and verified)."""
+    log = open_log(retry_s=3600)  # no repair by itself: the test says when
+    log.append(request_record(0))
+    log.append(request_record(1))
+    disk = _DiskFull(monkeypatch, calls=("write",))
+    with pytest.raises(AuditWriteError):
+        log.append(request_record(2))
+    disk.full = False
+    segment = audit_dir / "segment-000001.jsonl"
+    segment.write_bytes(b"".join(segment.read_bytes().splitlines(keepends=True)[:-1]))
+    assert log.repair() is False
+    with pytest.raises(AuditWriteError, match="cut short by someone else"):
+        log.append(request_record(3))
+    for _ in range(3):  # no more repairs, the reason stays as it was
+        with pytest.raises(AuditWriteError, match="reopen the log") as info:
+            log.append(request_record(3))
+    assert str(info.value).count("cut short") == 1
+    assert log.health()["ok"] is False
 
 
 def test_a_partly_written_line_is_taken_back(
@@ -322,17 +467,29 @@ def test_fsync_failure_fails_closed(
     assert verify(audit_dir, key.public_key()).ok
 
 
-def test_head_write_failure_fails_closed(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+def test_a_head_write_failure_leaves_head_behind_and_the_log_usable(
+    open_log: OpenLog, audit_dir: Path, key: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A full disk cannot hold a new HEAD.json, but the checkpoint line is durable: HEAD lags
+    (as after a crash between the two) and the next checkpoint catches up."""
     log = open_log(checkpoint_every=2)
     log.append(request_record(0))
+    log.append(request_record(1))  # checkpoint seq 3, in HEAD
     monkeypatch.setattr(os, "replace", _enospc)
-    with pytest.raises(AuditWriteError, match=r"HEAD\.json"):
-        log.append(request_record(1))
+    log.append(request_record(2))
+    log.append(request_record(3))  # its checkpoint (seq 6) cannot update HEAD
+    assert log.health()["ok"] is True
+    assert "ENOSPC" in log.health()["head_stale"]
+    assert not list(audit_dir.glob(".*.tmp"))
+    assert Head.parse((audit_dir / "HEAD.json").read_bytes()).seq == 3
+    assert verify(audit_dir, key.public_key()).ok  # HEAD older than the log is fine
     monkeypatch.undo()
-    with pytest.raises(AuditWriteError, match="refuses"):
-        log.append(request_record(2))
+    log.append(request_record(4))
+    log.append(request_record(5))  # checkpoint seq 9 writes HEAD again
+    assert "head_stale" not in log.health()
+    log.close()
+    assert Head.parse((audit_dir / "HEAD.json").read_bytes()).seq == 9
+    assert verify(audit_dir, key.public_key()).ok
 
 
 def test_a_read_only_directory_is_refused_at_open(tmp_path: Path, key: Any) -> None:

@@ -369,3 +369,39 @@ def test_your_account_shows_who_controls_it_and_changes_your_password(
     assert page.get_by_test_id("password-set-by").inner_text() == "mal"
     ctx.close()
     sign_in(browser.new_context(), console, "mal", PASSWORD + " of my own").context.close()
+
+
+def test_audit_verify_says_what_it_cannot_establish(console: Console, browser: Any) -> None:
+    """Issue 18 item 16: the verify button says, as the CLI does, that a rollback cannot be
+    detected without a trusted head, and checks one pasted into the form."""
+    import base64
+
+    from facegate.audit.checkpoint import signed_message
+    from facegate.audit.head import HeadStatement
+    from facegate.audit.keys import key_id, load_signing_key
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = sign_in(ctx, console, "aud")
+    page.goto(console.url + "/audit")
+    page.get_by_role("button", name="Verify the chain now").click()
+    assert page.get_by_test_id("verify-result").inner_text().startswith("Verified: ")
+    limit = page.get_by_test_id("verify-limit").inner_text()
+    assert "rolled back to an earlier signed state" in limit
+    assert "facegate audit verify --trusted-head FILE" in limit
+    # a head the log does not reach (as kept before someone cut the log back): FAILED
+    key = load_signing_key(console.server.data_dir, None)
+    seq = 10**6
+    digest = "ab" * 32
+    future = HeadStatement(
+        seq, digest, seq + 1, "cd" * 32, 0.0, key_id(key.public_key()),
+        base64.b64encode(key.sign(signed_message(seq, digest))).decode(),
+    )  # fmt: skip
+    page.get_by_label("Trusted head (optional: a statement kept elsewhere)").fill(
+        future.to_bytes().decode()
+    )
+    page.get_by_role("button", name="Verify the chain now").click()
+    result = page.get_by_test_id("verify-result").inner_text()
+    assert result.startswith("FAILED: rollback"), result
+    page.get_by_label("Trusted head (optional: a statement kept elsewhere)").fill("{not json")
+    page.get_by_role("button", name="Verify the chain now").click()
+    assert "not a head statement" in page.get_by_role("alert").inner_text()

@@ -13,8 +13,9 @@ from facegate.errors import InternalServerError
 class AuditWriteError(InternalServerError):
     """An audit record could not be made durable, or the log refuses appends (fail closed).
 
-    Raised by :meth:`facegate.audit.log.AuditLog.append` and ``checkpoint``. After an I/O
-    failure the log stays refused until it is reopened (see ``AuditLog``)."""
+    Raised by :meth:`facegate.audit.log.AuditLog.append` and ``checkpoint``, and by ``open``
+    for a log whose tail fails verification. After an I/O failure the log stays refused until
+    it has repaired itself (see :mod:`facegate.audit.log`)."""
 
 
 class AuditKeyError(InternalServerError):

@@ -17,6 +17,20 @@ Kinds:
 * ``checkpoint``: written by the chain itself (signed); not built by callers.
 * ``console``: the operator console: sign-ins (failed and throttled ones too), sign-outs,
   refused CSRF tokens and pages a role may not open, simulations, verifications, reports.
+* ``intent``: written (and fsynced) before an allowed request first changes the store, with the
+  request's id, operation, organisation, key, collection, decision and input hashes nested
+  under ``request`` (so searches by those fields find the request record, not the intent); the
+  request's own ``request`` record follows when it ends. An intent without its request record
+  is a change that may have happened without its outcome recorded (a crash, or the log refusing
+  the second append): ``audit verify`` and the report count them.
+* ``refusals``: requests refused at authentication (no or bad signature, unknown key, stale
+  date, or an address over its unauthenticated-refusal rate) are counted, not recorded one by
+  one: one record per flush gives, per (client address, key claimed, reason), the count and the
+  first and last time; ``total`` is the exact number of refusals it covers (rows beyond the
+  table's bound are summed in ``other``).
+* ``integrity``: the server's findings about its own files: ``audit.tamper_suspected`` (the
+  log's tail failed verification at start and the operator told the server to continue),
+  ``datadir.permissions_fixed`` (files of the data directory were readable by group or others).
 """
 
 from __future__ import annotations
@@ -27,7 +41,11 @@ from typing import Any
 
 KINDS = (
     "request", "review", "registry", "retention", "startup", "shutdown", "checkpoint", "console",
+    "intent", "refusals", "integrity",
 )  # fmt: skip
+INTENT = "intent"
+REFUSALS = "refusals"
+INTEGRITY = "integrity"
 DECISIONS = ("allow", "deny", "error", "none")
 """``none``: refused before any policy decision (authentication, validation)."""
 

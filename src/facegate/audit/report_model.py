@@ -99,8 +99,9 @@ class Period:
 class Totals:
     """Records in the period. ``failed``: allowed but the operation failed (decision
     ``error``); ``refused``: stopped before any policy decision (authentication, validation,
-    unknown operation: decision ``none``); ``events``: governance events (review, registry,
-    retention, startup, shutdown)."""
+    unknown operation: decision ``none``), including the refusals at authentication that
+    ``refusals`` records count in aggregate (in ``requests`` too); ``events``: governance
+    events (review, registry, retention, startup, shutdown)."""
 
     records: int
     requests: int
@@ -194,8 +195,14 @@ class RegistryChanges:
 class Integrity:
     """The log as read (whole log, not only the period): records, sequence numbers when the
     caller passed log entries, checkpoints, recovery records (a torn tail repaired after a
-    crash), records of unknown kinds; start-ups and shutdowns in the period; and what the
-    verification run elsewhere found (``verified`` ``None``: not verified)."""
+    crash, or the log recovering after a write failure: ``write_failures``), records of unknown
+    kinds; start-ups and shutdowns in the period; what the verification run elsewhere found
+    (``verified`` ``None``: not verified); in the period: ``writes_without_outcome`` (intents
+    without their request record: the store may have changed without the outcome on record),
+    ``refusals_counted`` (requests refused at authentication, counted in aggregate records and
+    included in the request totals) and ``tamper_suspected`` (starts that continued a log
+    whose tail failed verification). Fields with defaults were added later; reports written
+    before them read as 0."""
 
     records_read: int
     first_seq: int | None
@@ -207,6 +214,10 @@ class Integrity:
     shutdowns: int
     verified: bool | None
     verify_summary: str
+    writes_without_outcome: int = 0
+    refusals_counted: int = 0
+    tamper_suspected: int = 0
+    write_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -394,6 +405,8 @@ def _build(kind: Any, value: Any, where: str) -> Any:
         hints = typing.get_type_hints(kind)
         args = {}
         for f in dataclasses.fields(kind):
+            if f.name not in value and f.default is not dataclasses.MISSING:
+                continue  # a field added later: an older report reads as its default
             if f.name not in value:
                 raise ValueError(f"{where}.{f.name}: missing")
             args[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")

@@ -170,6 +170,12 @@ class ReportAccumulator:
     reviewers: set[str] = field(default_factory=set)
     anonymous: Counter[str] = field(default_factory=Counter)
     votes: int = 0
+    # completeness: intents waiting for their request record (whole log; the value says
+    # whether the intent lies in the period), integrity events in the period
+    intents: dict[str, bool] = field(default_factory=dict)
+    integrity: Counter[str] = field(default_factory=Counter)
+    refusals_counted: int = 0
+    write_failures: int = 0
 
     def add(self, record: Mapping[str, Any], seq: int | None) -> None:
         self.read += 1
@@ -177,11 +183,18 @@ class ReportAccumulator:
             self.seqs.append(seq)
         kind = text(record.get("kind"))
         self.log_kinds[kind if kind in KNOWN_KINDS else "other"] += 1
+        if kind == "recovery" and record.get("cause") == "write_failed":
+            self.write_failures += 1
         at = record_time(record)
         if kind == "request" and at is not None:
             self._note_hold(record, at)
         elif kind == "review" and at is not None:
             self._note_review(record, at)
+        if kind == "intent":
+            request_id = text(section(record.get("request")).get("request_id"))
+            self.intents[request_id] = self.period.in_period(record)
+        elif kind == "request" and self.intents:
+            self.intents.pop(text(record.get("request_id")), None)
         if not self.period.in_period(record):
             return
         self.in_period[kind] += 1
@@ -194,6 +207,10 @@ class ReportAccumulator:
             self._retention(record)
         elif kind == "registry":
             self.by["registry"][_label(record.get("action"), NO_OPERATION)] += 1
+        elif kind == "refusals":
+            self._refusals(record, at)
+        elif kind == "integrity":
+            self.integrity[text(record.get("action"))] += 1
         elif kind == "review":
             action = text(record.get("action"))
             if action in _VOTES:
@@ -205,15 +222,31 @@ class ReportAccumulator:
 
     # --- requests --------------------------------------------------------------------------------
 
-    def _request(self, record: Mapping[str, Any], at: float | None) -> None:
+    def _refusals(self, record: Mapping[str, Any], at: float | None) -> None:
+        """A ``refusals`` record: each of its rows is ``count`` requests refused before a
+        decision (at authentication), counted like single ``none`` records (no latency, no
+        organisation, the claimed key not counted as a key in use). Rows of console sign-ins
+        (reason ``console.*``) are counted as refusals, not as API requests."""
+        rows = record.get("rows")
+        other = section(record.get("other"))
+        for row in [*(rows if isinstance(rows, list) else ()), {**other, "reason": "(other)"}]:
+            row = section(row)
+            count = row.get("count")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                reason = _label(row.get("reason"), "(other)")
+                self.refusals_counted += count
+                if not reason.startswith("console."):
+                    self._request({"decision": "none", "error_code": reason}, at, weight=count)
+
+    def _request(self, record: Mapping[str, Any], at: float | None, weight: int = 1) -> None:
         decision = _label(record.get("decision"), "none")
         operation = _label(record.get("operation"), NO_OPERATION)
         org = text(record.get("org_id"))
-        self.by["decision"][decision] += 1
-        self.by["operation"][operation] += 1
-        self.by["sector"][_label(record.get("sector"), NO_SECTOR)] += 1
-        self.by["purpose"][_label(record.get("purpose"), NO_PURPOSE)] += 1
-        self.by["organisation"][org or NO_ORG] += 1
+        self.by["decision"][decision] += weight
+        self.by["operation"][operation] += weight
+        self.by["sector"][_label(record.get("sector"), NO_SECTOR)] += weight
+        self.by["purpose"][_label(record.get("purpose"), NO_PURPOSE)] += weight
+        self.by["organisation"][org or NO_ORG] += weight
         if org:
             self.orgs.add(org)
         if key := text(record.get("access_key_id")):
@@ -223,9 +256,9 @@ class ReportAccumulator:
             self.latencies[operation].append(latency)
         error = text(record.get("error_code"))
         if error and decision != "deny":
-            self.by["error"][error] += 1
+            self.by["error"][error] += weight
         day = self.days[_day(at)] if at is not None else Counter[str]()
-        day["requests"] += 1
+        day["requests"] += weight
         if decision == "deny":
             day["denials"] += 1
             for policy in text_list(record.get("policy_ids")) or (DEFAULT_DENY,):
@@ -340,7 +373,7 @@ class ReportAccumulator:
             ),
             totals=Totals(
                 records=sum(self.in_period.values()),
-                requests=self.in_period["request"],
+                requests=self.in_period["request"] + self.refusals_counted,
                 allowed=decisions["allow"],
                 denied=decisions["deny"],
                 failed=decisions["error"],
@@ -387,6 +420,10 @@ class ReportAccumulator:
                 shutdowns=self.in_period["shutdown"],
                 verified=verified,
                 verify_summary=verify_summary,
+                writes_without_outcome=sum(self.intents.values()),
+                refusals_counted=self.refusals_counted,
+                tamper_suspected=self.integrity["audit.tamper_suspected"],
+                write_failures=self.write_failures,
             ),
         )
 

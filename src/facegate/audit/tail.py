@@ -126,3 +126,18 @@ def move_torn_bytes(path: Path, tail: Tail) -> str:
         os.close(fd)
     fsync_dir(path.parent)
     return name
+
+
+def last_line(path: Path, end: int | None = None) -> bytes | None:
+    """The last newline-terminated line of ``path`` that ends at or before ``end`` (default:
+    the file's size), newline included; None if there is none."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stop = os.fstat(fd).st_size if end is None else end
+        last_nl = _rfind_newline(fd, stop)
+        if last_nl < 0:
+            return None
+        start = _rfind_newline(fd, last_nl) + 1
+        return os.pread(fd, last_nl + 1 - start, start)
+    finally:
+        os.close(fd)

@@ -181,9 +181,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from dataclasses import replace
+
     from facegate.cli.serve import run_server
 
-    return run_server(_settings(args), out)
+    settings = _settings(args)
+    if args.accept_audit_damage:
+        settings = replace(settings, audit_accept_damage=True)
+    return run_server(settings, out)
 
 
 def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
@@ -261,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=_positive_int, default=None, help="port (default 8750)")
     serve.add_argument("--workers", type=_positive_int, default=None, help="engine processes")
+    serve.add_argument(
+        "--accept-audit-damage",
+        action="store_true",
+        help="continue an audit log whose tail fails verification, recording it as "
+        "audit.tamper_suspected (FACEGATE_AUDIT_ACCEPT_DAMAGE=1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage access keys")

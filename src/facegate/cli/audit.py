@@ -14,6 +14,14 @@
   :mod:`facegate.cli.audit_anchors`). Same output formats and exit codes.
 * ``audit pubkey [--data-dir D]`` prints the signing key's public half as one base64 line (the
   ``public.key`` format) on stdout and its key id on stderr; it never creates a key.
+* ``audit head [--data-dir D] [--public-key FILE] [--export [FILE]]`` verifies the log and
+  prints its head: the last checkpoint as a signed head statement
+  (:mod:`facegate.audit.head`). ``--export FILE`` writes the statement to FILE (``-`` or no
+  FILE: stdout, the statement alone). Keep it where whoever holds the data directory cannot
+  change it; ``audit verify --trusted-head FILE`` (repeatable) then fails (exit 1,
+  ``rollback`` or ``trusted head mismatch``) unless the log still holds it. Without a
+  trusted head, exit 0 means the log is consistent up to its last seq, NOT that it was not
+  rolled back to an earlier signed state: the verdict line says so.
 
 The data directory is ``--data-dir``, else ``FACEGATE_DATA_DIR``, else ``./var``; the log is in
 its ``audit/`` folder; the signing key comes from ``FACEGATE_AUDIT_KEY`` or
@@ -35,6 +43,7 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate.audit.errors import AuditKeyError, AuditReadError
+from facegate.audit.head import HeadStatement
 from facegate.audit.keys import key_id, public_key_text, read_public_key, read_signing_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
 from facegate.audit.verify import VerifyResult, verify
@@ -80,8 +89,35 @@ def register(
         action="store_true",
         help="also check the store's anchor chain across the servers' audit chains",
     )
+    check.add_argument(
+        "--trusted-head",
+        type=Path,
+        action="append",
+        dest="trusted_heads",
+        default=None,
+        metavar="FILE",
+        help="a head statement kept elsewhere (facegate audit head --export): the log must "
+        "still hold it, or it was cut short or rolled back; repeatable",
+    )
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.set_defaults(func=cmd_audit_verify)
+
+    head = actions.add_parser(
+        "head", help="verify the log and print its head, to pin it outside the machine"
+    )
+    data_dir_option(head)
+    head.add_argument(
+        "--public-key", type=Path, default=None, metavar="FILE", help="a trusted public key"
+    )
+    head.add_argument(
+        "--export",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="write the signed head statement to FILE (no FILE or '-': stdout)",
+    )
+    head.set_defaults(func=cmd_audit_head)
 
     pubkey = actions.add_parser("pubkey", help="print the public key checkpoints are signed with")
     data_dir_option(pubkey)
@@ -131,8 +167,9 @@ def cmd_audit_verify(args: argparse.Namespace, out: TextIO) -> int:
     if not trusted and not key_path.exists():
         return bad_input(f"{key_path}: no public key (pass --public-key FILE)")
     try:
+        heads = tuple(read_head_statement(path) for path in args.trusted_heads or ())
         public_key = read_public_key(key_path)
-        result = verify(directory, public_key)
+        result = verify(directory, public_key, heads)
     except (AuditKeyError, AuditReadError) as exc:
         return bad_input(str(exc))
     source = {"path": str(key_path), "trusted_copy": trusted, "key_id": key_id(public_key)}
@@ -142,6 +179,55 @@ def cmd_audit_verify(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(verify_table(result, key_path, trusted))
     return EXIT_OK if result.ok else EXIT_BROKEN
+
+
+def read_head_statement(path: Path) -> HeadStatement:
+    """A head statement file (raises :class:`AuditReadError` naming the file)."""
+    try:
+        return HeadStatement.parse(path.read_bytes())
+    except OSError as exc:
+        raise AuditReadError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise AuditReadError(f"{path}: not a head statement: {exc}") from exc
+
+
+def cmd_audit_head(args: argparse.Namespace, out: TextIO) -> int:
+    directory = audit_dir(args)
+    key_path: Path = args.public_key or directory / PUBLIC_KEY_NAME
+    if not directory.is_dir():
+        return bad_input(f"{directory}: no audit log here (use --data-dir)")
+    try:
+        result = verify(directory, read_public_key(key_path))
+    except (AuditKeyError, AuditReadError) as exc:
+        return bad_input(str(exc))
+    if not result.ok:
+        print(f"facegate: the log does not verify: {result.problem}", file=sys.stderr)
+        return EXIT_BROKEN
+    statement = result.head_statement()
+    if statement is None:
+        return bad_input(f"{directory}: no checkpoint yet (the server writes one within 60 s)")
+    if args.export is not None and args.export != "-":
+        Path(args.export).write_bytes(statement.to_bytes())
+    if args.export == "-":
+        out.write(statement.to_bytes().decode("ascii"))
+    else:
+        out.write(
+            f"head         seq {statement.seq}, hash {statement.hash}\n"
+            f"checkpoint   seq {statement.checkpoint_seq} at {_time(statement.at)}, key id "
+            f"{statement.key_id}\n"
+            + (f"written to   {args.export}\n" if args.export is not None else "")
+            + "keep it      where whoever holds this data directory cannot change it (it "
+            "holds the signing key); later: facegate audit verify --trusted-head FILE\n"
+        )
+        if args.export is None:
+            out.write(statement.to_bytes().decode("ascii"))
+    if result.unsigned_tail:
+        print(
+            f"facegate: {result.unsigned_tail} entries after this checkpoint are not signed "
+            "yet; export again after the next checkpoint to pin them",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _time(at: float | None) -> str:
@@ -160,6 +246,7 @@ def verify_table(result: VerifyResult, key_path: Path, trusted: bool) -> str:
     )
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(result.kinds.items()))
     head = "none" if result.head_seq is None else f"seq {result.head_seq}"
+    pinned = ", ".join(h.describe() for h in result.trusted_heads)
     lines = [
         f"audit log    {result.audit_dir}: {result.segments} segment(s), {result.entries} "
         f"entries" + (f" (seq 1..{result.last_seq})" if result.last_seq else ""),
@@ -168,16 +255,24 @@ def verify_table(result: VerifyResult, key_path: Path, trusted: bool) -> str:
         f"time         {_time(result.first_at)} .. {_time(result.last_at)}",
         f"checkpoints  {result.checkpoints} verified, signed up to seq {result.signed_seq}; "
         f"HEAD.json {head}",
+        "trusted head "
+        + (pinned or "none given: a rollback to an earlier signed state cannot be detected"),
     ]
+    if result.refusals or result.open_intents:
+        lines.append(
+            f"requests     {result.refusals} refusals at authentication counted in aggregate "
+            f"records; {result.open_intents} write intent(s) without outcome"
+        )
     lines += [f"warning      {w}" for w in result.warnings]
     lines.append(
         f"speed        {result.entries} entries in {result.elapsed_s:.3f} s "
         f"({result.entries_per_s:,.0f} entries/s)"
     )
     if result.problem is None:
+        tail = result.summary().removeprefix("OK ")
         lines.append(
             f"OK           {result.entries} entries: hashes, links, {result.checkpoints} "
-            "signatures and HEAD.json verify"
+            f"signatures and HEAD.json verify, {tail}"
         )
     else:
         lines.append(f"BROKEN       {result.problem}")

@@ -96,7 +96,8 @@ def cmd_audit_report(args: argparse.Namespace, out: TextIO) -> int:
     try:
         result = verify(directory, read_public_key(key_path))
         summary = (
-            f"{result.entries} entries verified, signed up to seq {result.signed_seq}"
+            f"{result.entries} entries verified, signed up to seq {result.signed_seq}; "
+            + result.summary()  # says what a report without a trusted head cannot rule out
             if result.ok
             else f"verification failed: {result.problem}"
         )

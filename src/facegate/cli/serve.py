@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate.config import Settings
+from facegate.datadir import secure_data_dir
 from facegate.governance import LOCAL_ORG
 from facegate.services import Services, load_policy
 from facegate.wire.keys import NewKey
@@ -95,10 +96,11 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
 
     configure_logging()
     policy = load_policy(settings)  # an invalid pack stops start-up before anything is created
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # whatever this process and its workers create is private (docs/audit.md)
+    fixed = secure_data_dir(settings.data_dir)  # before anything in it is opened
     credentials = bootstrap_key(settings)
     started = time.perf_counter()
-    services = Services.open(settings, policy=policy)
+    services = Services.open(settings, policy=policy, permissions_fixed=fixed)
     logging.getLogger("facegate").info(
         "started", extra={"startup_s": round(time.perf_counter() - started, 2)}
     )

@@ -20,6 +20,7 @@ from facegate.admin import views
 from facegate.admin.auth import ADMIN_ONLY, READERS, REVIEWERS
 from facegate.admin.service import REVIEW_STATUSES
 from facegate.audit.charts import column_chart, day_chart, hbar_chart
+from facegate.audit.head import HeadStatement
 from facegate.audit.keys import read_public_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
 from facegate.audit.log import iter_entries
@@ -57,7 +58,8 @@ def _report(console: Console, since: Any, until: Any, verified: VerifyResult | N
     summary = ""
     if verified is not None:
         summary = (
-            f"{verified.entries} entries verified, signed up to seq {verified.signed_seq}"
+            f"{verified.entries} entries verified, signed up to seq {verified.signed_seq}; "
+            + verified.summary()
             if verified.ok
             else f"verification failed: {verified.problem}"
         )
@@ -349,16 +351,33 @@ async def audit(console: Console, ctx: Ctx) -> Response:
     return await _audit_page(console, ctx)
 
 
-def _verify(console: Console) -> VerifyResult:
+def _verify(console: Console, trusted: tuple[HeadStatement, ...] = ()) -> VerifyResult:
     directory = console.services.settings.audit_dir
-    return verify(directory, read_public_key(directory / PUBLIC_KEY_NAME))
+    return verify(directory, read_public_key(directory / PUBLIC_KEY_NAME), trusted)
 
 
 async def audit_verify(console: Console, ctx: Ctx) -> Response:
-    result = await console.run(_verify, console)
+    """Verify the chain, against a trusted head pasted into the form if one was: without one,
+    the page says (as ``audit verify`` does) that a rollback cannot be detected, and shows the
+    current head statement to keep elsewhere."""
+    pasted = ctx.form.get("trusted_head", "").strip()
+    trusted: tuple[HeadStatement, ...] = ()
+    if pasted:
+        try:
+            trusted = (HeadStatement.parse(pasted.encode("utf-8")),)
+        except ValueError as exc:
+            return await _audit_page(
+                console, ctx, 400, verify_error=f"The trusted head is not a head statement: {exc}"
+            )
+    result = await console.run(_verify, console, trusted)
     await console.event(ctx.operator.operator_id, "console.audit_verify", ok=result.ok,
-                        entries=result.entries)  # fmt: skip
-    return await _audit_page(console, ctx, verification=result.to_json())
+                        entries=result.entries,
+                        rollback_checked=result.rollback_checked)  # fmt: skip
+    statement = result.head_statement() if result.ok else None
+    return await _audit_page(
+        console, ctx, verification=result.to_json(),
+        head_statement=statement.to_bytes().decode("ascii").strip() if statement else "",
+    )  # fmt: skip
 
 
 async def audit_report(console: Console, ctx: Ctx) -> Response:

@@ -7,9 +7,11 @@ the decision simulator (nothing is stored), verify the audit chain and download 
 POST must carry the session's CSRF token. Responses are ``Cache-Control: no-store`` with a strict
 Content-Security-Policy (no inline scripts; the pages need no JavaScript).
 
-Sign-ins, failed and throttled sign-ins, sign-outs, refused CSRF tokens and console actions are
-recorded in the audit trail (kind ``console``; the operator id and client address, never a
-password or a session id). Changes made through the console are recorded by
+Sign-ins, failed sign-ins, sign-outs, refused CSRF tokens and console actions are recorded in
+the audit trail (kind ``console``: the operator id and client address, never a password or a
+session id). Sign-in attempts refused for a bad form token or by the throttle, which anyone can
+send without limit, are counted per address, operator id and reason in ``refusals`` records
+instead (:mod:`facegate.refusals`). Changes made through the console are recorded by
 :class:`~facegate.admin.service.AdminService` with the operator as the actor.
 """
 
@@ -313,7 +315,8 @@ class Console:
             return await self.login_form(request, 413, "The form is too large.")
         client = client_address(request.scope)  # the peer, or what a trusted proxy says
         if not same_secret(form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)):
-            await self.event("-", "console.csrf_refused", "/console/login", client=client)
+            # unauthenticated and unbounded: counted, not one record each (facegate.refusals)
+            self.services.refusals.count(client, "", "console.csrf_refused")
             return await self.login_form(
                 request, 403, "The sign-in form expired (CSRF check): try again."
             )
@@ -322,7 +325,9 @@ class Console:
         try:
             operator = await self.checked_password(operator_id, password, client)
         except SignInRefused as refused:
-            await self.event(operator_id or "-", refused.action, operator_id, client=client)
+            # refused before any password was checked: a flood of these is counted, not
+            # recorded one by one (facegate.refusals)
+            self.services.refusals.count(client, operator_id, refused.action)
             response = await self.login_form(request, refused.status, refused.message)
             if refused.status == 503:
                 response.headers["retry-after"] = "1"

@@ -101,6 +101,18 @@ class AnchorRepository:
         """Every anchor in ``anchor_seq`` order (see :meth:`iter_all`)."""
         return list(self.iter_all())
 
+    def latest_of(self, key_id: str) -> dict[str, Any] | None:
+        """The last anchor of the chain signed by ``key_id`` (None: none): the newest
+        checkpoint of that chain the store knows of, which a server checks its own log still
+        holds when it starts (a rolled-back log does not)."""
+        with self.db.read() as conn:
+            r = conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM audit_anchors WHERE key_id = ? "
+                "ORDER BY anchor_seq DESC LIMIT 1",
+                (key_id,),
+            ).fetchone()
+        return None if r is None else {c: r[c] for c in COLUMNS}
+
     def latest(self) -> dict[str, Any] | None:
         """The last anchor (the chain's head), or None if there is none."""
         with self.db.read() as conn:

@@ -9,6 +9,16 @@ Concurrency: one connection, guarded by a lock (SQLite serialises writers anyway
 the store from a thread pool, so the event loop never waits on disk). Readers take the same lock;
 each call is short (indexed lookups), bulk reads are paged.
 
+Write hook: :data:`before_write` is called before every write transaction begins, in the context
+(thread or task, see :mod:`contextvars`) that starts it. The request path sets it so that an
+allowed request's intent record is in the audit chain before the store first changes
+(:mod:`facegate.intent`); if the hook raises, the transaction never begins. Outside a request
+(the CLI, the sweeper, the console) it is unset.
+
+Files: the SQLite file is created with mode 0600 before SQLite opens it (SQLite gives its -wal
+and -shm files the database file's mode), and its directory, if created here, with 0700,
+whatever the process umask.
+
 Backends: :class:`Database` (SQLite, the default) and :class:`facegate.store.pg.PostgresDatabase`
 (several servers sharing one store) both satisfy :class:`StoreDatabase`; :func:`open_database`
 picks one. Repositories write SQL that both engines accept (``?`` placeholders, ``ON CONFLICT``,
@@ -18,13 +28,33 @@ raises :data:`IntegrityError` on either backend.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
+
+DB_FILE_MODE = 0o600
+DB_DIR_MODE = 0o700
+
+before_write: ContextVar[Callable[[], None] | None] = ContextVar(
+    "facegate_store_before_write", default=None
+)
+"""Called before each write transaction begins (see the module docstring)."""
+
+
+def run_before_write() -> None:
+    """Call the :data:`before_write` hook of the current context, if any (raises what it
+    raises: the write must not begin)."""
+    hook = before_write.get()
+    if hook is not None:
+        hook()
+
 
 # The error a constraint violation (duplicate key, foreign key) raises on either backend: SQLite's
 # own class; the PostgreSQL adapter raises a subclass of it, so repositories catch one name.
@@ -397,7 +427,8 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=DB_DIR_MODE, parents=True, exist_ok=True)
+            _create_private(self.path)
         self._conn = sqlite3.connect(
             str(path), check_same_thread=False, isolation_level=None, timeout=30.0
         )
@@ -445,6 +476,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back on any exception."""
+        run_before_write()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -463,6 +495,13 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite would create it 0644 less
+    the umask, and its -wal and -shm files with the same mode)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:

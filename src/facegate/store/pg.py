@@ -46,7 +46,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from facegate.store.db import MIGRATIONS, IntegrityError, _statements
+from facegate.store.db import MIGRATIONS, IntegrityError, _statements, run_before_write
 
 # One advisory-lock key for the whole store ("facegate" in ASCII, as a signed 64-bit integer):
 # held by every write transaction and by the migration.
@@ -314,7 +314,9 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[PgConnection]:
-        """A write transaction holding the store's writer lock; rolled back on any exception."""
+        """A write transaction holding the store's writer lock; rolled back on any exception.
+        The :data:`facegate.store.db.before_write` hook runs first."""
+        run_before_write()
         with self._lock:
             conn = self._connection()
             with conn.transaction():
