@@ -28,6 +28,7 @@ def test_collection_lifecycle(rek: Any) -> None:
     created = rek.create_collection(CollectionId=cid, Tags={"team": "qa"})
     assert created["StatusCode"] == 200
     assert created["CollectionArn"].endswith(f":collection/{cid}")
+    assert created["CollectionArn"].startswith("arn:aws:rekognition:")  # Rekognition's form
     assert created["FaceModelVersion"] == "dlib-resnet-v1"
     described = rek.describe_collection(CollectionId=cid)
     assert described["FaceCount"] == 0

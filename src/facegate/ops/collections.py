@@ -60,7 +60,9 @@ async def describe_collection(deps: OpDeps, p: dict[str, Any]) -> DescribeCollec
     return DescribeCollectionResponse(
         face_count=faces,
         face_model_version=record.face_model_version,
-        collection_arn_upper=record.arn,
+        # derived, not stored: collections created before facegate used Rekognition's form
+        # stored their ARN without "arn:"
+        collection_arn_upper=deps.collection_arn(record.collection_id),
         creation_timestamp=record.created_at,
         user_count=users,
     )

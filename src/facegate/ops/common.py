@@ -169,8 +169,8 @@ class OpDeps:
         return self.store.get_collection(self.namespace, collection_id)
 
     def collection_arn(self, collection_id: str) -> str:
-        """Rekognition's form: ``aws:rekognition:<region>:<account>:collection/<id>``."""
-        return f"aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
+        """Rekognition's form: ``arn:aws:rekognition:<region>:<account>:collection/<id>``."""
+        return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
 
 
 class UndeclaredComparison(RuntimeError):

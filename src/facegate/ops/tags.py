@@ -1,7 +1,8 @@
 """TagResource, UntagResource, ListTagsForResource on collection ARNs.
 
-Both ARN forms are accepted: ``arn:aws:rekognition:<region>:<account>:collection/<id>`` (what
-the AWS CLI and IAM use) and ``aws:rekognition:...`` (what CreateCollection returns). An ARN
+Both ARN forms are accepted: ``arn:aws:rekognition:<region>:<account>:collection/<id>``
+(Rekognition's, which CreateCollection and DescribeCollection return) and, for compatibility with
+what facegate returned before, the same without ``arn:``. An ARN
 names a collection in the caller's organisation, like a CollectionId: the ARN of another
 organisation's collection of the same id is, to the caller, its own collection of that id (or
 none).
@@ -21,7 +22,7 @@ from facegate.store.records import CollectionRecord
 def collection_of(deps: OpDeps, arn: str) -> str:
     """The collection id named by an ARN of this server's region and account."""
     stored_form = arn.removeprefix("arn:")
-    prefix = deps.collection_arn("")
+    prefix = deps.collection_arn("").removeprefix("arn:")
     if not stored_form.startswith(prefix) or len(stored_form) == len(prefix):
         raise ResourceNotFoundException(f"The resource {arn} does not exist.")
     return stored_form[len(prefix) :]
