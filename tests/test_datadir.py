@@ -10,7 +10,6 @@ that cannot be fixed, stops the start with a clear message.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import stat
 from collections.abc import Iterator
@@ -18,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from facegate.audit.log import iter_entries
 from facegate.config import Settings
@@ -28,6 +24,7 @@ from facegate.datadir import DataDirError, secure_data_dir
 from facegate.pipeline import RawRequest, handle
 from facegate.services import Services
 from tests.conftest import BACKENDS
+from tests.signed import local_key, signed_request
 
 
 @pytest.fixture
@@ -62,29 +59,7 @@ def assert_private(data_dir: Path) -> dict[str, int]:
 
 
 def signed(services: Services, operation: str, body: dict[str, Any]) -> RawRequest:
-    services.registry.ensure_local_org()
-    key = services.registry.create_key("local", "research")
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8750/",
-        data=json.dumps(body).encode(),
-        headers={
-            "Host": "127.0.0.1:8750",
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"RekognitionService.{operation}",
-        },
-    )
-    SigV4Auth(
-        Credentials(key.access_key_id, key.secret_access_key), "rekognition", "us-east-1"
-    ).add_auth(request)
-    prepared = request.prepare()
-    return RawRequest(
-        method="POST",
-        path="/",
-        query="",
-        headers={k.lower(): v for k, v in prepared.headers.items()},
-        body=prepared.body if isinstance(prepared.body, bytes) else b"",
-    )
+    return signed_request(local_key(services), operation, body)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

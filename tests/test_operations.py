@@ -15,17 +15,15 @@ from typing import Any
 
 import botocore.session
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from facegate.config import Settings
 from facegate.operations import OPERATIONS as SPECS
 from facegate.operations import Comparison
 from facegate.ops.common import COMPARING_STORE_METHODS, Enrolment, UndeclaredComparison
 from facegate.ops.registry import OPERATIONS, deps_for
-from facegate.pipeline import RawRequest, handle
+from facegate.pipeline import handle
 from facegate.services import Services
+from tests.signed import local_key, signed_request
 from tests.store.factory import face_id, new_face
 
 MODEL = botocore.session.get_session().get_service_model("rekognition")
@@ -117,32 +115,11 @@ class Caller:
     """Signed requests of one key of the local organisation, through the pipeline in process."""
 
     def __init__(self, services: Services) -> None:
-        services.registry.ensure_local_org()
         self.services = services
-        self.key = services.registry.create_key("local", "research")
+        self.key = local_key(services)
 
     def call(self, operation: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = AWSRequest(
-            method="POST",
-            url="http://127.0.0.1:8750/",
-            data=json.dumps(body).encode(),
-            headers={
-                "Host": "127.0.0.1:8750",
-                "Content-Type": "application/x-amz-json-1.1",
-                "X-Amz-Target": f"RekognitionService.{operation}",
-            },
-        )
-        credentials = Credentials(self.key.access_key_id, self.key.secret_access_key)
-        SigV4Auth(credentials, "rekognition", "us-east-1").add_auth(request)
-        prepared = request.prepare()
-        raw = RawRequest(
-            method="POST",
-            path="/",
-            query="",
-            headers={k.lower(): v for k, v in prepared.headers.items()},
-            body=prepared.body if isinstance(prepared.body, bytes) else b"",
-        )
-        response = asyncio.run(handle(self.services, raw))
+        response = asyncio.run(handle(self.services, signed_request(self.key, operation, body)))
         return response.status, json.loads(response.body)
 
 

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from facegate.audit.errors import AuditWriteError
 from facegate.audit.log import iter_entries
 from facegate.config import Settings
 from facegate.pipeline import RawRequest, handle
 from facegate.services import Services
+from tests.signed import local_key, signed_request
 
 
 @pytest.fixture
@@ -32,29 +30,7 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 
 def _request(services: Services, operation: str, body: dict[str, Any]) -> RawRequest:
-    services.registry.ensure_local_org()
-    key = services.registry.create_key("local", "research")
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8750/",
-        data=json.dumps(body).encode(),
-        headers={
-            "Host": "127.0.0.1:8750",
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"RekognitionService.{operation}",
-        },
-    )
-    SigV4Auth(
-        Credentials(key.access_key_id, key.secret_access_key), "rekognition", "us-east-1"
-    ).add_auth(request)
-    prepared = request.prepare()
-    return RawRequest(
-        method="POST",
-        path="/",
-        query="",
-        headers={k.lower(): v for k, v in prepared.headers.items()},
-        body=prepared.body if isinstance(prepared.body, bytes) else b"",
-    )
+    return signed_request(local_key(services), operation, body)
 
 
 def test_one_record_per_request(services: Services) -> None:

@@ -21,9 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from facegate.app import create_app
 from facegate.audit.keys import read_public_key
@@ -31,10 +28,11 @@ from facegate.audit.log import iter_entries
 from facegate.audit.report import build_report
 from facegate.audit.verify import verify
 from facegate.config import Settings
-from facegate.pipeline import RawRequest, RawResponse, handle
+from facegate.pipeline import RawResponse, handle
 from facegate.services import Services
 from facegate.wire.keys import NewKey
 from tests.conftest import BACKENDS
+from tests.signed import signed_request
 
 
 @pytest.fixture(params=BACKENDS)
@@ -55,28 +53,7 @@ def key(services: Services) -> NewKey:
 
 
 def call(services: Services, key: NewKey, operation: str, body: dict[str, Any]) -> RawResponse:
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8750/",
-        data=json.dumps(body).encode(),
-        headers={
-            "Host": "127.0.0.1:8750",
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"RekognitionService.{operation}",
-        },
-    )
-    SigV4Auth(
-        Credentials(key.access_key_id, key.secret_access_key), "rekognition", "us-east-1"
-    ).add_auth(request)
-    prepared = request.prepare()
-    raw = RawRequest(
-        method="POST",
-        path="/",
-        query="",
-        headers={k.lower(): v for k, v in prepared.headers.items()},
-        body=prepared.body if isinstance(prepared.body, bytes) else b"",
-        client_address="127.0.0.1",
-    )
+    raw = signed_request(key, operation, body, client_address="127.0.0.1")
     return asyncio.run(handle(services, raw))
 
 

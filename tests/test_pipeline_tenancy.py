@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from facegate.config import Settings
 from facegate.engine.core import FaceEngine
@@ -32,6 +29,7 @@ from facegate.services import Services
 from facegate.store.idempotency import IdempotencyRepository
 from facegate.wire.keys import NewKey
 from tests.conftest import BACKENDS
+from tests.signed import signed_request
 
 Answer = tuple[int, dict[str, Any]]
 TOKEN_WINDOW_S = 8 * 3600.0  # how long a ClientRequestToken is remembered (store/idempotency.py)
@@ -57,27 +55,7 @@ def _org(services: Services, org_id: str) -> NewKey:
 
 
 def _signed(key: NewKey, operation: str, body: dict[str, Any]) -> RawRequest:
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8750/",
-        data=json.dumps(body).encode(),
-        headers={
-            "Host": "127.0.0.1:8750",
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"RekognitionService.{operation}",
-        },
-    )
-    SigV4Auth(
-        Credentials(key.access_key_id, key.secret_access_key), "rekognition", "us-east-1"
-    ).add_auth(request)
-    prepared = request.prepare()
-    return RawRequest(
-        method="POST",
-        path="/",
-        query="",
-        headers={k.lower(): v for k, v in prepared.headers.items()},
-        body=prepared.body if isinstance(prepared.body, bytes) else b"",
-    )
+    return signed_request(key, operation, body)
 
 
 async def _call(services: Services, key: NewKey, operation: str, **body: Any) -> Answer:

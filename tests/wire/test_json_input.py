@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +26,7 @@ from facegate.pipeline import RawRequest, handle
 from facegate.services import Services
 from facegate.wire import jsonin
 from facegate.wire.protocol import decode_body
+from tests.signed import local_key, signed_request
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -164,29 +162,7 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 def _signed(services: Services, operation: str, body: bytes) -> RawRequest:
     """A request signed with a fresh key of the local organisation over exactly ``body``."""
-    services.registry.ensure_local_org()
-    key = services.registry.create_key("local", "research")
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8750/",
-        data=body,
-        headers={
-            "Host": "127.0.0.1:8750",
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"RekognitionService.{operation}",
-        },
-    )
-    SigV4Auth(
-        Credentials(key.access_key_id, key.secret_access_key), "rekognition", "us-east-1"
-    ).add_auth(request)
-    prepared = request.prepare()
-    return RawRequest(
-        method="POST",
-        path="/",
-        query="",
-        headers={k.lower(): v for k, v in prepared.headers.items()},
-        body=prepared.body if isinstance(prepared.body, bytes) else b"",
-    )
+    return signed_request(local_key(services), operation, body)
 
 
 @pytest.mark.parametrize(
