@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -313,36 +313,30 @@ def _analysis(image: DecodedImage, faces: tuple[Face, ...], found_by: str) -> An
 def _in_source(image: DecodedImage, face: DetectedFace) -> DetectedFace:
     """A face found in ``image.pixels`` with its box and points in the image's own pixels
     (the same face when the image was not reduced). Ratios, pose and quality stay."""
-    if not image.reduced:
-        return face
-    sx, sy = image.scale_x, image.scale_y
-    box = face.box_px
-    return replace(
-        face,
-        box_px=BoxPx(
-            left=round(box.left * sx),
-            top=round(box.top * sy),
-            width=round(box.width * sx),
-            height=round(box.height * sy),
-        ),
-        points5_px=tuple((x * sx, y * sy) for x, y in face.points5_px),
-    )
+    return _scaled(face, lambda x: x * image.scale_x, lambda y: y * image.scale_y, image.reduced)
 
 
 def _in_pixels(image: DecodedImage, face: DetectedFace) -> DetectedFace:
     """The inverse of :func:`_in_source` (dlib's integer points come back exactly; the box to
     within a pixel, and the face chip uses the points)."""
-    if not image.reduced:
+    return _scaled(face, lambda x: x / image.scale_x, lambda y: y / image.scale_y, image.reduced)
+
+
+def _scaled(
+    face: DetectedFace, fx: Callable[[float], float], fy: Callable[[float], float], reduced: bool
+) -> DetectedFace:
+    """``face`` with its pixel box and five points mapped by ``fx``, ``fy`` (unchanged when the
+    image was not ``reduced``)."""
+    if not reduced:
         return face
-    sx, sy = image.scale_x, image.scale_y
     box = face.box_px
     return replace(
         face,
         box_px=BoxPx(
-            left=round(box.left / sx),
-            top=round(box.top / sy),
-            width=round(box.width / sx),
-            height=round(box.height / sy),
+            left=round(fx(box.left)),
+            top=round(fy(box.top)),
+            width=round(fx(box.width)),
+            height=round(fy(box.height)),
         ),
-        points5_px=tuple((x / sx, y / sy) for x, y in face.points5_px),
+        points5_px=tuple((fx(x), fy(y)) for x, y in face.points5_px),
     )
