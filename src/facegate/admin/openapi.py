@@ -43,6 +43,7 @@ def _schemas() -> Doc:
             "redact_fields": _STRS,
             "retention_days": {"type": ["integer", "null"]},
             "max_expected_false_candidates": {"type": ["number", "null"]},
+            "drop_attributes": _STRS,
         }
     )
     policy_ref = _obj(
