@@ -55,6 +55,11 @@ _PURPOSES = (
     Purpose("duplicate_detection", "find duplicate or blocked users"),
     Purpose("media_archive", "search media or entertainment archives"),
     Purpose("research", "accuracy and bias evaluation"),
+    Purpose(
+        "accessibility",
+        "describe faces to blind or low-vision people (Microsoft's exception for its retired "
+        "facial attributes, e.g. Seeing AI)",
+    ),
     Purpose("medical", "medical or therapeutic use (the exception of EU AI Act Art. 5(1)(f))"),
     Purpose(
         "safety",
