@@ -69,7 +69,8 @@ def test_context_has_every_attribute() -> None:
         "attributes_named",
     }
     assert ctx["setting"] == ""
-    assert ctx["attributes"] == [] and ctx["attributes_named"] == []
+    assert ctx["attributes"] == []
+    assert ctx["attributes_named"] == []
 
 
 def test_service_actions_use_the_service() -> None:

@@ -38,6 +38,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from facegate.engine.attributes.types import Attribute, FaceInput, Flag, Points68
 
@@ -158,7 +159,11 @@ def geometric(attribute: Attribute) -> GeometricEstimator:
 
 
 def fit_logistic(
-    x: Sequence[Sequence[float]], y: Sequence[bool], *, l2: float = 1e-3, steps: int = 50
+    x: Sequence[Sequence[float]] | npt.NDArray[np.floating[Any]],
+    y: Sequence[bool] | npt.NDArray[np.bool_],
+    *,
+    l2: float = 1e-3,
+    steps: int = 50,
 ) -> tuple[tuple[float, ...], float]:
     """Weights and bias of a logistic regression by Newton's method (a small L2 penalty keeps
     separable data finite). Features are standardised for the fit and the weights mapped back,
