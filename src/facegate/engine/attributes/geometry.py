@@ -33,7 +33,7 @@ import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -136,6 +136,8 @@ class GeometricEstimator:
     attribute: Attribute
     rule: LogisticRule
     calibration_version: str
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    """The held-out measurements of the fit (``bench/attributes_geometry.py``)."""
 
     @property
     def version(self) -> str:
@@ -155,7 +157,9 @@ def geometric(attribute: Attribute) -> GeometricEstimator:
     rule = doc["rules"].get(attribute.value)
     if rule is None:
         raise ValueError(f"{CALIBRATION_FILE} has no rule for {attribute}")
-    return GeometricEstimator(attribute, LogisticRule.from_json(rule), doc["version"])
+    return GeometricEstimator(
+        attribute, LogisticRule.from_json(rule), doc["version"], dict(rule.get("measured", {}))
+    )
 
 
 def fit_logistic(

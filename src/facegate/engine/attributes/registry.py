@@ -17,10 +17,11 @@ a made-up value: an attribute without a measured estimator is not in this list.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -67,11 +68,14 @@ version)."""
 
 @dataclass(frozen=True)
 class AvailableAttribute:
-    """An attribute this engine estimates: its estimator's version and method."""
+    """An attribute this engine estimates: its estimator's version and method, and what its
+    estimator says was measured about it (an estimator may carry a ``measured`` mapping: data,
+    accuracy, command; empty when it does not)."""
 
     attribute: Attribute
     version: str
     method: str
+    measured: Mapping[str, Any] = field(default_factory=dict)
 
 
 class AttributeRegistry:
@@ -88,8 +92,12 @@ class AttributeRegistry:
             if estimator.attribute is not spec.attribute:
                 raise ValueError(f"{spec.attribute}'s estimator estimates {estimator.attribute}")
             self._estimators[spec.attribute] = estimator
+            measured = getattr(estimator, "measured", None)
             self._available[spec.attribute] = AvailableAttribute(
-                spec.attribute, estimator.version, spec.method
+                spec.attribute,
+                estimator.version,
+                spec.method,
+                MappingProxyType(dict(measured)) if isinstance(measured, Mapping) else {},
             )
 
     @property
@@ -175,3 +183,11 @@ def build_registry(
                 "attribute %s is unavailable (%s: %s)", spec.attribute, type(exc).__name__, exc
             )
     return AttributeRegistry(made)
+
+
+@functools.cache
+def catalogue(enabled: frozenset[str] | None = None) -> tuple[AvailableAttribute, ...]:
+    """The attributes an engine configured with ``enabled`` estimates (for the transparency
+    page, in the server's own process): every estimator is made once in the calling process
+    and kept for its life, so this costs what one engine's estimators cost, once."""
+    return tuple(build_registry(enabled=enabled).available.values())
