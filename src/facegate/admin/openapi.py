@@ -251,6 +251,9 @@ def _schemas() -> Doc:
                         "consent_ref": _STR,
                         "model_audit_registered": _BOOL,
                         "model_audit_within_bounds": _BOOL,
+                        "setting": {"enum": ["", "workplace", "education", "public", "other"]},
+                        "attributes": _STRS,
+                        "attributes_named": _STRS,
                     }
                 ),
             },
