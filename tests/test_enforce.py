@@ -152,3 +152,36 @@ def test_an_uncalibrated_mapping_cannot_honour_the_bound() -> None:
     )
     assert params["face_match_threshold"] == 100.0  # fail closed
     assert applied.expected_false_candidates is None
+
+
+def test_dropped_attributes_never_reach_the_engine() -> None:
+    drop = Obligations(drop_attributes=frozenset({"EMOTIONS", "GENDER"}))
+    everything: dict[str, Any] = {"attributes": ["ALL"]}
+    applied = enforce.before(OPS["DetectFaces"], everything, drop)
+    assert applied.attributes_dropped == {"EMOTIONS", "GENDER"}
+    assert len(applied.attributes_requested) == 12
+    assert "ALL" not in everything["attributes"]
+    assert not {"EMOTIONS", "GENDER"} & set(everything["attributes"])
+    assert len(everything["attributes"]) == 10
+    only: dict[str, Any] = {"detection_attributes": ["DEFAULT", "EMOTIONS"]}
+    applied = enforce.before(OPS["IndexFaces"], only, drop)
+    assert only["detection_attributes"] == ["DEFAULT"]
+    assert applied.attributes_dropped == {"EMOTIONS"}
+    untouched: dict[str, Any] = {"attributes": ["SMILE"]}
+    applied = enforce.before(OPS["DetectFaces"], untouched, drop)
+    assert untouched == {"attributes": ["SMILE"]}
+    assert applied.attributes_requested == {"SMILE"}
+    assert applied.attributes_dropped == frozenset()
+    # operations that infer no attribute are not touched
+    search: dict[str, Any] = {"collection_id": "c"}
+    assert enforce.before(OPS["SearchFacesByImage"], search, drop).attributes_requested == set()
+
+
+def test_dropped_attribute_members_are_removed_from_the_answer() -> None:
+    drop = Obligations(drop_attributes=frozenset({"SMILE", "EMOTIONS"}))
+    detail = {"BoundingBox": {}, "Smile": {"Value": True}, "EyesOpen": {"Value": True}}
+    out = enforce.after(OPS["DetectFaces"], {"FaceDetails": [detail]}, drop)
+    assert out["FaceDetails"] == [{"BoundingBox": {}, "EyesOpen": {"Value": True}}]
+    indexed = {"FaceRecords": [{"Face": {}, "FaceDetail": dict(detail)}]}
+    out = enforce.after(OPS["IndexFaces"], indexed, drop)
+    assert "Smile" not in out["FaceRecords"][0]["FaceDetail"]

@@ -93,12 +93,21 @@ class PausedEngine:
         return self
 
     async def analyze_async(
-        self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None
+        self,
+        data: bytes,
+        *,
+        descriptors: bool = True,
+        max_faces: int | None = None,
+        attributes: frozenset[str] = frozenset(),
     ) -> Analysis:
         self.entered.set()
         await self.gate.wait()
         return await asyncio.to_thread(
-            self.engine.analyze, data, descriptors=descriptors, max_faces=max_faces
+            self.engine.analyze,
+            data,
+            descriptors=descriptors,
+            max_faces=max_faces,
+            attributes=attributes,
         )
 
 

@@ -22,11 +22,19 @@ N x f at the threshold finally used (the scale's rate at 70 below Similarity 70,
 None with an uncalibrated mapping). The pipeline puts it in the audit record and the
 ``x-facegate-expected-false-candidates`` response header.
 
+* ``drop_attributes`` (operations whose row has an ``attributes_param``: DetectFaces,
+  IndexFaces): the dropped facial attributes are taken out of the request's ``Attributes`` /
+  ``DetectionAttributes`` (with ``ALL`` expanded to every attribute first), so the engine never
+  infers them; what the request asked for and what was dropped are reported for the audit
+  record.
+
 After the work, on the response in wire form (PascalCase):
 
 * candidate lists (the row's ``candidate_fields``: FaceMatches, UserMatches) are cut to
   ``max_candidates`` (CompareFaces has no MaxFaces parameter);
-* ``redact_fields`` are removed wherever they appear;
+* ``redact_fields`` are removed wherever they appear, and so are the members of dropped
+  attributes (``Emotions``, ``Gender``...: defence in depth, the engine was not asked for
+  them);
 * ``reviewers_required`` holds the whole answer of an operation that compares faces, whatever its
   result (:func:`must_hold`); the caller sees it without the row's ``held_fields`` (anything
   that tells who matched, or did not) until enough distinct reviewers confirm.
@@ -55,6 +63,8 @@ class Applied:
     candidates_capped_to: int | None = None
     threshold_pct: float | None = None
     expected_false_candidates: float | None = None
+    attributes_requested: frozenset[str] = frozenset()
+    attributes_dropped: frozenset[str] = frozenset()
 
 
 def _size_aware(bound: float, faces: int, similarity: SimilarityModel | None) -> float:
@@ -106,14 +116,36 @@ def before(
     if searching and collection_faces is not None and similarity and threshold is not None:
         fmr = similarity.fmr_at(threshold)
         expected = None if fmr is None else collection_faces * fmr
-    return Applied(raised, capped, threshold, expected)
+    requested, dropped = _drop_attributes(operation, params, obligations.drop_attributes)
+    return Applied(raised, capped, threshold, expected, requested, dropped)
+
+
+def _drop_attributes(
+    operation: OperationSpec, params: dict[str, Any], drop: frozenset[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(asked for, dropped): the facial attributes of the request, and those taken out of its
+    parameter in place (the parameter then lists the others, or ``DEFAULT`` when none is
+    left, so nothing dropped reaches the engine whatever form the request had)."""
+    name = operation.attributes_param
+    if name is None:
+        return frozenset(), frozenset()
+    requested = operations.requested_attributes(params.get(name))
+    dropped = requested & drop
+    if dropped:
+        kept = [a for a in operations.FACE_ATTRIBUTES if a in requested - dropped]
+        params[name] = kept or ["DEFAULT"]
+    return requested, dropped
 
 
 def after(
     operation: OperationSpec, response: dict[str, Any], obligations: Obligations
 ) -> dict[str, Any]:
-    """The response with candidate lists capped and redacted fields removed (a new dict)."""
-    out: dict[str, Any] = _redact(response, obligations.redact_fields)
+    """The response with candidate lists capped, redacted fields and the members of dropped
+    attributes removed (a new dict)."""
+    members = frozenset(operations.ATTRIBUTE_MEMBERS[a] for a in obligations.drop_attributes)
+    if operation.attributes_param is None:
+        members = frozenset()
+    out: dict[str, Any] = _redact(response, obligations.redact_fields | members)
     cap = obligations.max_candidates
     if cap is not None:
         for name in operation.candidate_fields:

@@ -20,6 +20,7 @@ class Metrics:
     body_refusals: Counter
     body_bytes_reading: Gauge
     auth_refusals: Counter
+    attributes: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -69,6 +70,15 @@ class Metrics:
                 "Requests refused at authentication (or before it, for an address over its "
                 "failure rate), by reason; counted in aggregate audit records",
                 ["reason"],
+                registry=registry,
+            ),
+            attributes=Counter(
+                "facegate_face_attributes",
+                "Facial attributes asked for by DetectFaces/IndexFaces, by what became of them: "
+                "inferred (returned), dropped (by a policy obligation, before inference), "
+                "not_estimated (asked for, faces found, but no estimate: not available in this "
+                "server, or no face allowed one)",
+                ["attribute", "outcome"],
                 registry=registry,
             ),
         )

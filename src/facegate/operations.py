@@ -43,6 +43,68 @@ DEFAULT_ASSOCIATE_THRESHOLD_PCT = 75.0
 """Rekognition's default UserMatchThreshold of AssociateFaces (botocore's documentation)."""
 
 
+FACE_ATTRIBUTES: tuple[str, ...] = (
+    "AGE_RANGE",
+    "BEARD",
+    "EMOTIONS",
+    "EYE_DIRECTION",
+    "EYEGLASSES",
+    "EYES_OPEN",
+    "GENDER",
+    "MOUTH_OPEN",
+    "MUSTACHE",
+    "FACE_OCCLUDED",
+    "SMILE",
+    "SUNGLASSES",
+)
+"""Rekognition's facial attributes beyond the default ones (botocore's ``Attribute`` enum less
+``DEFAULT`` and ``ALL``; a test checks it against the service model). The vocabulary is closed:
+a policy, an obligation or the engine can name no other, and none of these is a race,
+ethnicity, religion, political opinion, trade-union membership, sex life or sexual orientation
+(EU AI Act Art. 5(1)(g); docs/attributes.md)."""
+
+ATTRIBUTE_MEMBERS: Mapping[str, str] = MappingProxyType(
+    {
+        "AGE_RANGE": "AgeRange",
+        "BEARD": "Beard",
+        "EMOTIONS": "Emotions",
+        "EYE_DIRECTION": "EyeDirection",
+        "EYEGLASSES": "Eyeglasses",
+        "EYES_OPEN": "EyesOpen",
+        "GENDER": "Gender",
+        "MOUTH_OPEN": "MouthOpen",
+        "MUSTACHE": "Mustache",
+        "FACE_OCCLUDED": "FaceOccluded",
+        "SMILE": "Smile",
+        "SUNGLASSES": "Sunglasses",
+    }
+)
+"""Each attribute's member of Rekognition's ``FaceDetail`` (wire name)."""
+
+
+def requested_attributes(values: object) -> frozenset[str]:
+    """The attributes a request's ``Attributes`` / ``DetectionAttributes`` asks for, by
+    Rekognition's rules (botocore's documentation of both): ``DEFAULT`` (or nothing) asks for
+    none of :data:`FACE_ATTRIBUTES` (the default members are always returned), ``ALL`` for every
+    one, a name for itself; a list is the union (``["ALL", "DEFAULT"]``: all;
+    ``["DEFAULT", "SMILE"]``: SMILE). Unknown names are ignored here (the service model has
+    refused them before)."""
+    if not isinstance(values, list | tuple):
+        return frozenset()
+    names = {str(v) for v in values}
+    if "ALL" in names:
+        return frozenset(FACE_ATTRIBUTES)
+    return frozenset(names & set(FACE_ATTRIBUTES))
+
+
+def named_attributes(values: object) -> frozenset[str]:
+    """The attributes a request names one by one (``ALL`` names none): a policy may refuse a
+    request that names an attribute and only drop it from one that asks for ``ALL``."""
+    if not isinstance(values, list | tuple):
+        return frozenset()
+    return frozenset({str(v) for v in values} & set(FACE_ATTRIBUTES))
+
+
 class Comparison(Enum):
     """Whether, and against what, an operation compares faces."""
 
@@ -69,7 +131,8 @@ class OperationSpec:
     ``threshold_param`` / ``cap_param`` are snake_case parameter names (None: it has none);
     ``candidate_fields`` are the wire members that list candidates (counted, capped by
     ``max_candidates``); ``held_fields`` are the wire members withheld while a review is
-    pending (everything that tells the caller who matched, or did not)."""
+    pending (everything that tells the caller who matched, or did not); ``attributes_param``
+    asks for facial attributes (None: the operation infers none)."""
 
     name: str
     resource: Resource
@@ -84,6 +147,7 @@ class OperationSpec:
     cap_param: str | None = None
     candidate_fields: tuple[str, ...] = ()
     held_fields: tuple[str, ...] = ()
+    attributes_param: str | None = None
 
     @property
     def cedar_action(self) -> str:
@@ -138,7 +202,9 @@ def _table(*specs: OperationSpec) -> Mapping[str, OperationSpec]:
 
 
 OPERATIONS: Mapping[str, OperationSpec] = _table(
-    OperationSpec("DetectFaces", _S, uses_engine=True, collection_param=None),
+    OperationSpec(
+        "DetectFaces", _S, uses_engine=True, collection_param=None, attributes_param="attributes",
+    ),
     OperationSpec(
         "CompareFaces", _S, _VER, uses_engine=True, collection_param=None,
         threshold_param="similarity_threshold", default_threshold_pct=DEFAULT_THRESHOLD_PCT,
@@ -148,7 +214,10 @@ OPERATIONS: Mapping[str, OperationSpec] = _table(
     OperationSpec("DescribeCollection", _C),
     OperationSpec("ListCollections", _S, collection_param=None),
     OperationSpec("DeleteCollection", _C, writes=True),
-    OperationSpec("IndexFaces", _C, enrols=True, writes=True, uses_engine=True),
+    OperationSpec(
+        "IndexFaces", _C, enrols=True, writes=True, uses_engine=True,
+        attributes_param="detection_attributes",
+    ),
     OperationSpec("ListFaces", _C),
     OperationSpec("DeleteFaces", _C, writes=True),
     OperationSpec(

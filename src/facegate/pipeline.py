@@ -45,6 +45,7 @@ from facegate.errors import (
     ThrottlingException,
     UnknownOperationException,
 )
+from facegate.operations import named_attributes, requested_attributes
 from facegate.ops.common import Bound, Enrolment, image_bytes, token_scope
 from facegate.ops.registry import OPERATIONS, Operation, deps_for
 from facegate.ops.tags import collection_of
@@ -55,7 +56,15 @@ from facegate.policy.model import (
     Principal,
     RequestContext,
 )
-from facegate.recording import Outcome, input_hashes, intent_record, request_record, summarise
+from facegate.recording import (
+    Outcome,
+    attributes_in,
+    face_details,
+    input_hashes,
+    intent_record,
+    request_record,
+    summarise,
+)
 from facegate.refusals import THROTTLED
 from facegate.services import Services
 from facegate.store.decisions import DecisionRecord
@@ -200,6 +209,15 @@ async def _admitted(
         signed=caller.signed_headers,
     )
     context = headers.context
+    attributes_param = operation.spec.attributes_param
+    if attributes_param is not None:
+        # the facial attributes asked for are a capability policies decide (context.attributes)
+        context = replace(
+            context,
+            attributes=requested_attributes(params.get(attributes_param)),
+            attributes_named=named_attributes(params.get(attributes_param)),
+        )
+        outcome.attributes_requested = context.attributes
     if operation.spec.identification:
         # the deployment gate: the active model's registered bias audit, read per request so a
         # registration by the CLI applies at once (other actions keep false/false: only the
@@ -282,6 +300,7 @@ async def _work(
         similarity=services.deps.matcher.similarity,
     )
     outcome.expected_false_candidates = applied.expected_false_candidates
+    outcome.attributes_dropped = applied.attributes_dropped
     retain_until = (
         now + obligations.retention_days * 86400.0
         if obligations.retention_days is not None
@@ -300,6 +319,8 @@ async def _work(
     full = to_wire(result)
     wire = enforce.after(spec, full, obligations)
     outcome.result = summarise(wire, held=held)
+    if outcome.attributes_requested:
+        _count_attributes(services, outcome, wire)
     if held:
         crop = await _probe_crop(services, operation, params, full)
         review_digest = _review_digest(digest, headers.context)
@@ -309,6 +330,33 @@ async def _work(
     body = protocol.encode_body(wire)
     await _remember(services, operation, params, digest, body, scope)
     return body
+
+
+def _count_attributes(services: Services, outcome: Outcome, wire: dict[str, Any]) -> None:
+    """Count what became of each facial attribute asked for (metric
+    ``facegate_face_attributes``), and log those asked for but estimated for no face although
+    faces were found: not available in this server (docs/attributes.md lists what it
+    estimates), or no face allowed an estimate. Rekognition's answer has no member for that,
+    so the caller sees the attribute omitted."""
+    inferred = set(attributes_in(wire))
+    faces = len(face_details(wire))
+    missing = []
+    for attribute in sorted(outcome.attributes_requested):
+        if attribute in outcome.attributes_dropped:
+            state = "dropped"
+        elif attribute in inferred:
+            state = "inferred"
+        elif faces:
+            state = "not_estimated"
+            missing.append(attribute)
+        else:
+            continue
+        services.metrics.attributes.labels(attribute, state).inc()
+    if missing:
+        log.info(
+            "attributes not estimated",
+            extra={"request_id": outcome.request_id, "attributes": missing},
+        )
 
 
 def _resource(

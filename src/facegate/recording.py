@@ -1,9 +1,10 @@
 """What the audit record of a request says about its input and its result, without biometrics.
 
 ``input_hashes`` gives the SHA-256 of each image a request carried (never the bytes);
-``summarise`` reads a response in wire form (PascalCase) and keeps counts, the top similarity and
-the FaceIds returned (at most ``MAX_FACE_IDS``; the count is always exact), never boxes of
-unknown people, landmarks or vectors (responses carry no vectors anyway).
+``summarise`` reads a response in wire form (PascalCase) and keeps counts, the top similarity,
+the FaceIds returned (at most ``MAX_FACE_IDS``; the count is always exact) and the names of the
+facial attributes the answer carries, never boxes of unknown people, landmarks, attribute values
+or vectors (responses carry no vectors anyway).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from facegate.audit.record import RequestRecord, ResultSummary
+from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.ops.common import Bound
 from facegate.policy.model import Decision, Principal, RequestContext
 
@@ -30,6 +32,27 @@ def input_hashes(params: Mapping[str, Any]) -> tuple[str, ...]:
         if isinstance(image, Mapping) and isinstance(image.get("bytes"), bytes):
             out.append(hashlib.sha256(image["bytes"]).hexdigest())
     return tuple(out)
+
+
+def face_details(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every ``FaceDetail`` of a DetectFaces or IndexFaces answer (wire form)."""
+    details: list[Mapping[str, Any]] = []
+    for detail in response.get("FaceDetails") or ():
+        if isinstance(detail, Mapping):
+            details.append(detail)
+    for name in ("FaceRecords", "UnindexedFaces"):
+        for item in response.get(name) or ():
+            detail = item.get("FaceDetail") if isinstance(item, Mapping) else None
+            if isinstance(detail, Mapping):
+                details.append(detail)
+    return details
+
+
+def attributes_in(response: Mapping[str, Any]) -> tuple[str, ...]:
+    """The facial attributes (names, in Rekognition's order) that at least one face of the
+    answer carries."""
+    details = face_details(response)
+    return tuple(a for a in FACE_ATTRIBUTES if any(ATTRIBUTE_MEMBERS[a] in d for d in details))
 
 
 def summarise(response: Mapping[str, Any], *, held: bool = False) -> ResultSummary:
@@ -64,6 +87,7 @@ def summarise(response: Mapping[str, Any], *, held: bool = False) -> ResultSumma
         top_similarity_pct=max(similarities) if similarities else None,
         face_ids=tuple(face_ids[:MAX_FACE_IDS]),
         held_for_review=held,
+        attributes_inferred=attributes_in(response),
     )
 
 
@@ -89,6 +113,9 @@ class Outcome:
     collection_faces: int | None = None
     expected_false_candidates: float | None = None
     client_address: str = ""
+    # DetectFaces / IndexFaces: the facial attributes asked for and those dropped by policy
+    attributes_requested: frozenset[str] = frozenset()
+    attributes_dropped: frozenset[str] = frozenset()
     # The collection the decision was about, bound at the policy step; the work acts on it.
     bound: Bound | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -152,8 +179,14 @@ def request_record(outcome: Outcome) -> RequestRecord:
         error_code="" if outcome.code == "OK" else outcome.code,
         input_sha256=outcome.inputs,
         client_address=outcome.client_address,
+        attributes_requested=_ordered(outcome.attributes_requested),
+        attributes_dropped=_ordered(outcome.attributes_dropped),
         result=replace(
             outcome.result or ResultSummary(),
             expected_false_candidates=outcome.expected_false_candidates,
         ),
     )
+
+
+def _ordered(attributes: frozenset[str]) -> tuple[str, ...]:
+    return tuple(a for a in FACE_ATTRIBUTES if a in attributes)

@@ -8,7 +8,10 @@ Public and read-only: it holds no secret and nothing about any person. The docum
   data, with Wilson 95% intervals) from the shipped calibration document;
 * ``deployment_gate``: whether a gate policy is active, the operator's bounds, the registered
   audit of the active model (id, date, data set, report SHA-256) and whether it is within bounds;
-* ``policy``: the active packs and each policy's id, effect, reason and cited source.
+* ``policy``: the active packs and each policy's id, effect, reason and cited source;
+* ``attributes``: the facial attributes this server estimates when asked (DetectFaces'
+  ``Attributes``, IndexFaces' ``DetectionAttributes``), each with its estimator's version,
+  method and held-out measurements, and those it never returns (docs/attributes.md).
 
 :func:`render_html` turns the document into one self-contained page (no scripts, no external
 resources, every text escaped).
@@ -22,7 +25,9 @@ from typing import Any
 
 from facegate import __version__
 from facegate.admin.views import iso
+from facegate.engine.attributes.registry import catalogue
 from facegate.engine.similarity import CalibratedSimilarity, calibration_document
+from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.services import Services
 
 GATE_PACKS = ("deployment-gate", "wa-rcw-43-386")
@@ -54,6 +59,27 @@ def _calibration(services: Services) -> dict[str, Any]:
         if doc.get("cohort_fit"):
             out["score"]["cohort"] = doc["cohort_fit"]
     return out
+
+
+def _attributes(services: Services) -> dict[str, Any]:
+    available = catalogue(services.settings.engine.attributes)
+    estimated = {a.attribute.value for a in available}
+    return {
+        "estimated": [
+            {
+                "attribute": a.attribute.value,
+                "member": ATTRIBUTE_MEMBERS[a.attribute.value],
+                "version": a.version,
+                "method": a.method,
+                "measured": dict(a.measured),
+            }
+            for a in available
+        ],
+        "not_estimated": [a for a in FACE_ATTRIBUTES if a not in estimated],
+        "note": "Attributes are computed per request, only when asked for, and never stored; "
+        "what is not estimated is left out of the answer. Policies may refuse or drop "
+        "attributes (the policies below).",
+    }
 
 
 def transparency_document(services: Services) -> dict[str, Any]:
@@ -94,6 +120,7 @@ def transparency_document(services: Services) -> dict[str, Any]:
                 for p in services.policy.policies()
             ],
         },
+        "attributes": _attributes(services),
     }
 
 
@@ -245,5 +272,33 @@ def render_html(doc: Mapping[str, Any]) -> str:
             ],
         )
     )
+    parts.extend(_attributes_section(doc.get("attributes")))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _held_out(entry: Mapping[str, Any]) -> str:
+    measured = entry.get("measured") or {}
+    random = measured.get("held_out_random") or {}
+    if not random.get("faces"):
+        return "not published"
+    return (
+        f"{random['accuracy']:.1%} on {random['faces']} held-out random faces "
+        f"(always the commoner answer: {random['majority_baseline']:.1%}; AUC {random['auc']:.2f})"
+    )
+
+
+def _attributes_section(attributes: Mapping[str, Any] | None) -> list[str]:
+    if not attributes:
+        return []
+    rows = [
+        [_e(a["member"]), _e(a["method"]), _e(_held_out(a)), f"<code>{_e(a['version'])}</code>"]
+        for a in attributes["estimated"]
+    ]
+    missing = ", ".join(attributes["not_estimated"]) or "none"
+    return [
+        "<h2>Facial attributes</h2>",
+        f"<p>{_e(attributes['note'])}</p>",
+        _table("Estimated", ["attribute", "method", "measured", "version"], rows),
+        f"<p>Never returned (no estimator in this server): {_e(missing)}.</p>",
+    ]

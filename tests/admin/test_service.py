@@ -159,6 +159,27 @@ def test_policies_and_explain(admin: AdminService) -> None:
     assert any("unknown action" in e for e in unknown.decision.errors)
 
 
+def test_explain_facial_attributes(admin: AdminService) -> None:
+    """The simulator takes the setting and the attributes (EU employer: Art. 5(1)(f))."""
+    body: dict[str, Any] = {
+        "organisation": {"sector": "commercial", "country": "DE", "use_cases": ["access_control"]},
+        "action": "DetectFaces",
+        "context": {"now": "2026-03-01T00:00:00Z", "setting": "workplace"},
+    }
+    body["context"]["attributes"] = ["EMOTIONS", "SMILE"]
+    dropped = admin.explain(body)
+    assert dropped.decision.allowed
+    assert dropped.decision.obligations.drop_attributes == {"EMOTIONS"}
+    body["context"]["attributes_named"] = ["EMOTIONS"]
+    refused = admin.explain(body)
+    assert refused.decision.policy_ids == (
+        "eu-ai-act-art5.forbid-emotion-inference-workplace-education",
+    )
+    body["context"]["attributes"] = ["RACE"]
+    body["context"]["attributes_named"] = []
+    assert any("unknown facial attributes" in e for e in admin.explain(body).decision.errors)
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -163,7 +163,7 @@ def test_list() -> None:
     assert "  forbid base.forbid-cross-organisation\n" in text
     assert "           obliges: retain at most 1095 days\n" in text
     assert "           source: EU-14-5 [E2]" in text
-    assert text.rstrip().endswith("8 packs, 21 policies")
+    assert text.rstrip().endswith("8 packs, 27 policies")
     assert "| " not in text
 
 

@@ -57,3 +57,16 @@ def test_aws_cli_error_is_reported(server: LiveServer) -> None:
     result = aws(server, "describe-collection", "--collection-id", new_id("absent"))
     assert result.returncode != 0
     assert "ResourceNotFoundException" in result.stderr
+
+
+def test_aws_cli_detect_faces_attributes_all(server: LiveServer, samples: Path) -> None:
+    result = aws(
+        server, "detect-faces", "--image-bytes", f"fileb://{samples / 'obama.jpg'}",
+        "--attributes", "ALL",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    face = json.loads(result.stdout)["FaceDetails"][0]
+    assert face["EyesOpen"]["Value"] is True
+    assert face["Smile"]["Value"] is True
+    assert {"MouthOpen", "BoundingBox", "Landmarks"} <= set(face)
+    assert "Gender" not in face  # not estimated: omitted

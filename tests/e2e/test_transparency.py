@@ -30,6 +30,12 @@ def test_json_document(server: LiveServer) -> None:
     assert doc["policy"]["packs"][0] == "base"
     ids = {p["id"] for p in doc["policy"]["policies"]}
     assert any(i.startswith("amazon-2020-police-moratorium.") for i in ids)
+    attributes = doc["attributes"]
+    estimated = {a["attribute"]: a for a in attributes["estimated"]}
+    assert set(estimated) == {"EYES_OPEN", "MOUTH_OPEN", "SMILE"}
+    assert estimated["SMILE"]["member"] == "Smile"
+    assert estimated["SMILE"]["measured"]["held_out_random"]["faces"] > 50
+    assert "EMOTIONS" in attributes["not_estimated"]
 
 
 def test_html_page_for_a_browser(server: LiveServer) -> None:
@@ -40,6 +46,8 @@ def test_html_page_for_a_browser(server: LiveServer) -> None:
     assert "What a Similarity means" in page
     assert "normalised without demographic labels" in page
     assert default_matcher().version in page
+    assert "Facial attributes" in page
+    assert "EyesOpen" in page
     assert "<script" not in page
     assert "http://" not in page
     assert "https://" not in page

@@ -64,7 +64,13 @@ def test_context_has_every_attribute() -> None:
         "realtime",
         "exigent",
         "model_audit",
+        "setting",
+        "attributes",
+        "attributes_named",
     }
+    assert ctx["setting"] == ""
+    assert ctx["attributes"] == []
+    assert ctx["attributes_named"] == []
 
 
 def test_service_actions_use_the_service() -> None:

@@ -101,3 +101,21 @@ def test_describe() -> None:
 
 def test_redactable_fields_keep_what_a_caller_needs() -> None:
     assert {"FaceId", "BoundingBox", "Similarity"}.isdisjoint(REDACTABLE_FIELDS)
+
+
+def test_drop_attributes() -> None:
+    parsed = parse_obligations({"drop_attributes": "EMOTIONS, GENDER"})
+    assert parsed.drop_attributes == {"EMOTIONS", "GENDER"}
+    assert "drop attributes EMOTIONS,GENDER" in describe(parsed)
+    assert parsed.to_json()["drop_attributes"] == ["EMOTIONS", "GENDER"]
+    with pytest.raises(ValueError, match="unknown attribute RACE"):
+        parse_obligations({"drop_attributes": "EMOTIONS,RACE"})
+    with pytest.raises(ValueError, match="empty attribute"):
+        parse_obligations({"drop_attributes": "EMOTIONS,"})
+    both = combine(
+        [
+            Obligations(drop_attributes=frozenset({"EMOTIONS"})),
+            Obligations(drop_attributes=frozenset({"GENDER", "SMILE"})),
+        ]
+    )
+    assert both.drop_attributes == {"EMOTIONS", "GENDER", "SMILE"}

@@ -136,7 +136,15 @@ def _context(ctx: Fields | None, use_case: str, now: datetime) -> RequestContext
         consent_ref=ctx.text("consent_ref", default="", max_len=128),
         model_audit_registered=ctx.flag("model_audit_registered"),
         model_audit_within_bounds=ctx.flag("model_audit_within_bounds"),
+        setting=ctx.text("setting", default="", max_len=16),
+        attributes=_names(ctx, "attributes"),
+        attributes_named=_names(ctx, "attributes_named"),
     )
+
+
+def _names(ctx: Fields, key: str) -> frozenset[str]:
+    """An optional list of facial attribute names (checked by the policy engine's vocabulary)."""
+    return frozenset(ctx.texts(key, max_items=20)) if ctx.doc.get(key) else frozenset()
 
 
 def _time(ctx: Fields, default: datetime) -> datetime:

@@ -43,6 +43,7 @@ def _schemas() -> Doc:
             "redact_fields": _STRS,
             "retention_days": {"type": ["integer", "null"]},
             "max_expected_false_candidates": {"type": ["number", "null"]},
+            "drop_attributes": _STRS,
         }
     )
     policy_ref = _obj(
@@ -250,6 +251,9 @@ def _schemas() -> Doc:
                         "consent_ref": _STR,
                         "model_audit_registered": _BOOL,
                         "model_audit_within_bounds": _BOOL,
+                        "setting": {"enum": ["", "workplace", "education", "public", "other"]},
+                        "attributes": _STRS,
+                        "attributes_named": _STRS,
                     }
                 ),
             },

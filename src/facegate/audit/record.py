@@ -62,6 +62,9 @@ class ResultSummary:
     held_for_review: bool = False
     # 1:N searches: the collection's size x the per-pair false match rate at the threshold used
     expected_false_candidates: float | None = None
+    # DetectFaces / IndexFaces: the facial attributes the answer carries for at least one face
+    # (names such as "SMILE", never their values)
+    attributes_inferred: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ class RequestRecord:
     input_sha256: tuple[str, ...] = ()
     result: ResultSummary = field(default_factory=ResultSummary)
     client_address: str = ""
+    # DetectFaces / IndexFaces: the facial attributes asked for (ALL expanded) and those a
+    # policy obligation dropped before inference (names only; what was inferred is in result)
+    attributes_requested: tuple[str, ...] = ()
+    attributes_dropped: tuple[str, ...] = ()
 
     kind = "request"
 

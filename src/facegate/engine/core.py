@@ -22,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facegate.engine.align import face_chip
+from facegate.engine.attributes.registry import AttributeRegistry, build_registry
+from facegate.engine.attributes.types import FaceInput
 from facegate.engine.detect import (
     Detector,
     DetectorConfig,
@@ -63,6 +65,9 @@ class EngineConfig:
     model_files: ModelFiles | None = None
     descriptor_runtime: DescriptorRuntime = DescriptorRuntime.AUTO
     descriptor_threads: int = 1
+    attributes: frozenset[str] | None = None
+    """The facial attributes this engine may estimate (Rekognition names); None: every one
+    whose estimator can start (``engine.attributes.registry``)."""
 
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
         """The same configuration with another detector."""
@@ -77,6 +82,7 @@ class AnalyzeItem:
     descriptors: bool = True
     detector: DetectorKind | None = None
     max_faces: int | None = None
+    attributes: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -86,6 +92,7 @@ class StageTimes:
     decode_s: float = 0.0
     detect_s: float = 0.0
     landmarks_s: float = 0.0
+    attributes_s: float = 0.0
     descriptor_s: float = 0.0
     faces: int = 0
     extra: dict[str, float] = field(default_factory=dict)
@@ -108,6 +115,8 @@ class FaceEngine:
             threads=config.descriptor_threads,
             flip_tta=config.flip_tta,
         )
+        # the attribute estimators, made once per engine (so once per worker process)
+        self.attributes: AttributeRegistry = build_registry(enabled=config.attributes)
         self.times = StageTimes()
         # The detector that found the faces of the last ``detect`` (None: no face found).
         self.last_found_by: DetectorKind | None = None
@@ -155,7 +164,11 @@ class FaceEngine:
         return image
 
     def detect(
-        self, image: DecodedImage, *, detector: DetectorKind | None = None
+        self,
+        image: DecodedImage,
+        *,
+        detector: DetectorKind | None = None,
+        attributes: frozenset[str] = frozenset(),
     ) -> tuple[DetectedFace, ...]:
         """Every face (largest first, at most ``max_faces``) with landmarks, pose and quality.
 
@@ -166,11 +179,18 @@ class FaceEngine:
         Boxes and points are in the image's own pixels, also when ``image`` was decoded reduced
         (``engine.image``): the work ran on the reduced pixels and its boxes and points are
         scaled back; ratios (box, landmarks) are the same at either size.
+
+        ``attributes``: the facial attributes to estimate for each face (Rekognition names);
+        those this engine does not estimate are left out (``DetectedFace.attributes``).
         """
-        return tuple(_in_source(image, f) for f in self._detect_in_pixels(image, detector))
+        found = self._detect_in_pixels(image, detector, attributes)
+        return tuple(_in_source(image, f) for f in found)
 
     def _detect_in_pixels(
-        self, image: DecodedImage, detector: DetectorKind | None
+        self,
+        image: DecodedImage,
+        detector: DetectorKind | None,
+        attributes: frozenset[str] = frozenset(),
     ) -> tuple[DetectedFace, ...]:
         """:meth:`detect` in the coordinates of ``image.pixels``."""
         t0 = time.perf_counter()
@@ -183,26 +203,40 @@ class FaceEngine:
                 break
         raw = largest_first(raw, self.config.detector.max_faces, image.width_px, image.height_px)
         t1 = time.perf_counter()
-        faces = tuple(self._describe_geometry(image, r) for r in raw)
+        faces = tuple(self._describe_geometry(image, r, attributes) for r in raw)
         t2 = time.perf_counter()
         self.times.detect_s += t1 - t0
         self.times.landmarks_s += t2 - t1
         return faces
 
-    def _describe_geometry(self, image: DecodedImage, raw: RawDetection) -> DetectedFace:
+    def _describe_geometry(
+        self, image: DecodedImage, raw: RawDetection, attributes: frozenset[str]
+    ) -> DetectedFace:
         pixels, width, height = image.pixels, image.width_px, image.height_px
         _, pts68 = shape_points(self.models.shape_68, pixels, raw.box_px)
         _, pts5 = shape_points(self.models.shape_5, pixels, raw.box_px)
+        pose = estimate_pose(pts68)
+        estimated = None
+        if attributes:
+            t0 = time.perf_counter()
+            face = FaceInput(pixels=pixels, box_px=raw.box_px, points68_px=pts68, pose=pose)
+            estimated = self.attributes.estimate(face, attributes)
+            self.times.attributes_s += time.perf_counter() - t0
         return DetectedFace(
             box_px=raw.box_px,
             box_ratio=raw.box_px.to_ratio(width, height),
             confidence_pct=detector_confidence(raw.score),
             detector_score=raw.score,
             landmarks=named_landmarks(pts68, width, height),
-            pose=estimate_pose(pts68),
+            pose=pose,
             quality=face_quality(pixels, raw.box_px),
             points5_px=tuple((float(x), float(y)) for x, y in pts5),
+            attributes=estimated,
         )
+
+    def unavailable(self, attributes: frozenset[str]) -> frozenset[str]:
+        """The attributes of ``attributes`` this engine does not estimate."""
+        return attributes - {a.value for a in self.attributes.available}
 
     def describe(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> tuple[Face, ...]:
         """Attach a descriptor to each face of :meth:`detect` (one batched call to the
@@ -244,14 +278,17 @@ class FaceEngine:
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        attributes: frozenset[str] = frozenset(),
     ) -> Analysis:
         """Decode, detect and (optionally) describe every face, largest first.
 
         ``max_faces`` describes only the largest N faces (all are still detected); use 1 for a
-        search probe, which Rekognition takes from the largest face only. Raises the engine's
+        search probe, which Rekognition takes from the largest face only. ``attributes``: the
+        facial attributes to estimate for each face (:meth:`detect`). Raises the engine's
         typed errors (:meth:`analyze_many` of this one image, its error raised).
         """
-        (outcome,) = self.analyze_many([AnalyzeItem(data, descriptors, detector, max_faces)])
+        item = AnalyzeItem(data, descriptors, detector, max_faces, attributes)
+        (outcome,) = self.analyze_many([item])
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -274,14 +311,15 @@ class FaceEngine:
             try:
                 image = self.decode(item.data)
                 # in the coordinates of image.pixels until _analysis maps them to the image's own
-                detected = self._detect_in_pixels(image, item.detector)
+                detected = self._detect_in_pixels(image, item.detector, item.attributes)
                 found_by = str(self.last_found_by)
                 if item.max_faces is not None:
                     detected = detected[: item.max_faces]
                 if item.descriptors and detected:
                     staged.append((index, image, detected, found_by))
                 faces = tuple(Face(detected=f, descriptor=None) for f in detected)
-                outcomes.append(_analysis(image, faces, found_by))
+                unavailable = self.unavailable(item.attributes)
+                outcomes.append(_analysis(image, faces, found_by, unavailable))
             except Exception as exc:  # this image's typed error, returned in its place
                 outcomes.append(exc)
         if not staged:
@@ -293,11 +331,17 @@ class FaceEngine:
                 outcomes[index] = exc
             return outcomes
         for (index, image, _, found_by), faces in zip(staged, described, strict=True):
-            outcomes[index] = _analysis(image, faces, found_by)
+            unavailable = self.unavailable(items[index].attributes)
+            outcomes[index] = _analysis(image, faces, found_by, unavailable)
         return outcomes
 
 
-def _analysis(image: DecodedImage, faces: tuple[Face, ...], found_by: str) -> Analysis:
+def _analysis(
+    image: DecodedImage,
+    faces: tuple[Face, ...],
+    found_by: str,
+    unavailable: frozenset[str] = frozenset(),
+) -> Analysis:
     """The analysis of ``image`` (``faces`` in the coordinates of its pixels, reported in the
     image's own); ``found_by`` is kept only when there are faces."""
     return Analysis(
@@ -307,6 +351,7 @@ def _analysis(image: DecodedImage, faces: tuple[Face, ...], found_by: str) -> An
         sha256=image.sha256,
         faces=tuple(replace(f, detected=_in_source(image, f.detected)) for f in faces),
         found_by=found_by if faces else "",
+        attributes_unavailable=unavailable,
     )
 
 

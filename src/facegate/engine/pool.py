@@ -237,12 +237,14 @@ class TenantEngine:
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        attributes: frozenset[str] = frozenset(),
     ) -> Analysis:
         return await self.pool.analyze_async(
             data,
             descriptors=descriptors,
             detector=detector,
             max_faces=max_faces,
+            attributes=attributes,
             tenant=self.tenant,
         )
 
@@ -340,14 +342,18 @@ class EnginePool:
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
         tenant: str = "",
+        attributes: frozenset[str] = frozenset(),
     ) -> Future[Analysis]:
-        """Queue one image of ``tenant``; the future raises the engine's typed errors (a dead
-        worker: :class:`EngineUnavailableError`). Never waits for engine work: the image goes to
-        a worker at once while one is free (and ``tenant`` is within ``tenant_workers``), else it
+        """Queue one image of ``tenant`` (``attributes``: the facial attributes to estimate for
+        each face, by the worker's own estimators, loaded once per worker); the future raises
+        the engine's typed errors (a dead worker: :class:`EngineUnavailableError`). Never waits
+        for engine work: the image goes to a worker at once while one is free (and ``tenant``
+        is within ``tenant_workers``), else it
         waits in its tenant's queue (module docstring). Cancelling the future while it waits
         there drops the image. Raises :class:`EngineBusyError` at once when ``tenant`` already
         has ``tenant_max_jobs`` images waiting or running."""
-        job = _Job(AnalyzeItem(data, descriptors, detector, max_faces), Future(), tenant)
+        item = AnalyzeItem(data, descriptors, detector, max_faces, frozenset(attributes))
+        job = _Job(item, Future(), tenant)
         batch: list[_Job] | None = None
         with self._lock:
             if 0 < self.tenant_max_jobs <= self._jobs[tenant]:
@@ -485,11 +491,16 @@ class EnginePool:
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        attributes: frozenset[str] = frozenset(),
     ) -> Analysis:
         """Analyse one image in a worker (blocking). Same contract as ``FaceEngine.analyze``;
         a worker that died raises :class:`EngineUnavailableError` (the pool then starts anew)."""
         return self.submit(
-            data, descriptors=descriptors, detector=detector, max_faces=max_faces
+            data,
+            descriptors=descriptors,
+            detector=detector,
+            max_faces=max_faces,
+            attributes=attributes,
         ).result()
 
     async def analyze_async(
@@ -500,10 +511,16 @@ class EnginePool:
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
         tenant: str = "",
+        attributes: frozenset[str] = frozenset(),
     ) -> Analysis:
         """``analyze`` for an event loop: the loop waits on the worker without blocking."""
         future = self.submit(
-            data, descriptors=descriptors, detector=detector, max_faces=max_faces, tenant=tenant
+            data,
+            descriptors=descriptors,
+            detector=detector,
+            max_faces=max_faces,
+            tenant=tenant,
+            attributes=attributes,
         )
         return await asyncio.wrap_future(future)
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # engine.attributes.types imports this module
+    from facegate.engine.attributes.types import FaceAttributes
 
 Vector = npt.NDArray[np.float32]
 """A face descriptor: shape (128,), float32, Euclidean geometry (dlib's metric)."""
@@ -102,7 +106,9 @@ class DetectedFace:
 
     ``confidence_pct`` is the detector's score mapped to 0-100 (see ``engine.detect``);
     ``landmarks`` has Rekognition's 30 named points; ``points5_px`` are dlib's 5 alignment points
-    (pixels), kept so the descriptor can be computed without detecting again.
+    (pixels), kept so the descriptor can be computed without detecting again. ``attributes``:
+    the facial attributes the request asked for and the engine estimates
+    (``engine.attributes``; None when none were asked for), computed for this request only.
     """
 
     box_px: BoxPx
@@ -113,6 +119,7 @@ class DetectedFace:
     pose: Pose
     quality: Quality
     points5_px: tuple[tuple[float, float], ...]
+    attributes: FaceAttributes | None = None
 
 
 @dataclass(frozen=True)
@@ -134,3 +141,6 @@ class Analysis:
     faces: tuple[Face, ...]
     found_by: str = ""
     """The detector that found the faces (``hog``, ``mtcnn`` ...); empty when there are none."""
+    attributes_unavailable: frozenset[str] = frozenset()
+    """Attributes the request asked for that this engine does not estimate (left out of every
+    face)."""

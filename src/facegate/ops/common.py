@@ -34,7 +34,12 @@ class AsyncEngine(Protocol):
     def model_version(self) -> str: ...
 
     async def analyze_async(
-        self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None
+        self,
+        data: bytes,
+        *,
+        descriptors: bool = True,
+        max_faces: int | None = None,
+        attributes: frozenset[str] = frozenset(),
     ) -> Analysis: ...
 
     def for_tenant(self, tenant: str) -> AsyncEngine:

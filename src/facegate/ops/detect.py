@@ -7,7 +7,7 @@ from typing import Any
 
 from facegate.engine.types import Face, Vector
 from facegate.errors import EngineUnavailableError, InvalidParameterException
-from facegate.operations import DEFAULT_THRESHOLD_PCT
+from facegate.operations import DEFAULT_THRESHOLD_PCT, requested_attributes
 from facegate.ops.common import OpDeps, image_bytes, pct
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import (
@@ -28,10 +28,15 @@ class DetectFacesResponse:
 
 
 async def detect_faces(deps: OpDeps, p: dict[str, Any]) -> DetectFacesResponse:
-    """All faces (at most 100, largest first). ``Attributes`` DEFAULT and ALL give the same
-    fields: facegate estimates no age, gender, emotion or other attributes and leaves them out
-    rather than invent them."""
-    analysis = await deps.engine.analyze_async(image_bytes(p["image"]), descriptors=False)
+    """All faces (at most 100, largest first), each with the facial attributes ``Attributes``
+    asks for (``operations.requested_attributes``: DEFAULT none, ALL every one) that the engine
+    estimates; the others are left out, never invented (docs/attributes.md). The obligations
+    have already removed any attribute a policy drops from ``Attributes``."""
+    analysis = await deps.engine.analyze_async(
+        image_bytes(p["image"]),
+        descriptors=False,
+        attributes=requested_attributes(p.get("attributes")),
+    )
     return DetectFacesResponse(tuple(face_detail(f.detected) for f in analysis.faces))
 
 

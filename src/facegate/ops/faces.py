@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facegate.engine.types import BoxRatio, Face
+from facegate.operations import requested_attributes
 from facegate.ops.common import OpDeps, image_bytes, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons, quality_score
@@ -74,7 +75,9 @@ async def index_faces(deps: OpDeps, p: dict[str, Any]) -> IndexFacesResponse:
     external_id: str | None = p.get("external_image_id")
     level = p.get("quality_filter") or "AUTO"
     max_faces = min(int(p.get("max_faces") or MAX_INDEX_FACES), MAX_INDEX_FACES)
-    analysis = await deps.engine.analyze_async(image_bytes(p["image"]))
+    analysis = await deps.engine.analyze_async(
+        image_bytes(p["image"]), attributes=requested_attributes(p.get("detection_attributes"))
+    )
     keep, unindexed = _select(analysis.faces, level, max_faces)
     existing = await run_sync(deps.store.faces_of_image, collection, analysis.sha256, external_id)
     if existing:

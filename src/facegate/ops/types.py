@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from facegate.engine.attributes.types import (
+    AgeRange,
+    Emotion,
+    EyeDirection,
+    FaceAttributes,
+    Flag,
+    Gender,
+)
 from facegate.engine.types import DetectedFace
 from facegate.store.records import FaceRecord
 
@@ -42,13 +50,27 @@ class QualityOut:
 
 @dataclass(frozen=True)
 class FaceDetail:
-    """Rekognition ``FaceDetail`` with the attributes facegate estimates (others are omitted)."""
+    """Rekognition ``FaceDetail``: the default members, and the facial attributes the request
+    asked for that the engine estimates (None, hence omitted on the wire, otherwise: never a
+    made-up value). Members in botocore's order."""
 
     box_ratio: BoundingBox
-    landmarks: tuple[Landmark, ...]
-    pose: PoseOut
-    quality: QualityOut
-    confidence_pct: float
+    age_range: AgeRange | None = None
+    smile: Flag | None = None
+    eyeglasses: Flag | None = None
+    sunglasses: Flag | None = None
+    gender: Gender | None = None
+    beard: Flag | None = None
+    mustache: Flag | None = None
+    eyes_open: Flag | None = None
+    mouth_open: Flag | None = None
+    emotions: tuple[Emotion, ...] | None = None
+    landmarks: tuple[Landmark, ...] = ()
+    pose: PoseOut | None = None
+    quality: QualityOut | None = None
+    confidence_pct: float | None = None
+    face_occluded: Flag | None = None
+    eye_direction: EyeDirection | None = None
 
 
 @dataclass(frozen=True)
@@ -89,18 +111,38 @@ def bounding_box(face: DetectedFace) -> BoundingBox:
 
 
 def face_detail(face: DetectedFace) -> FaceDetail:
+    """The face's ``FaceDetail``, with the attributes the engine estimated for it."""
+    a = face.attributes or FaceAttributes()
     return FaceDetail(
         box_ratio=bounding_box(face),
+        age_range=a.age_range,
+        smile=a.smile,
+        eyeglasses=a.eyeglasses,
+        sunglasses=a.sunglasses,
+        gender=a.gender,
+        beard=a.beard,
+        mustache=a.mustache,
+        eyes_open=a.eyes_open,
+        mouth_open=a.mouth_open,
+        emotions=a.emotions,
         landmarks=tuple(Landmark(m.name, m.x_ratio, m.y_ratio) for m in face.landmarks),
         pose=PoseOut(face.pose.roll_deg, face.pose.yaw_deg, face.pose.pitch_deg),
         quality=QualityOut(face.quality.brightness_pct, face.quality.sharpness_pct),
         confidence_pct=face.confidence_pct,
+        face_occluded=a.face_occluded,
+        eye_direction=a.eye_direction,
     )
 
 
 def compared_face(face: DetectedFace) -> ComparedFace:
-    d = face_detail(face)
-    return ComparedFace(d.box_ratio, d.confidence_pct, d.landmarks, d.pose, d.quality)
+    b = face
+    return ComparedFace(
+        bounding_box(b),
+        b.confidence_pct,
+        tuple(Landmark(m.name, m.x_ratio, m.y_ratio) for m in b.landmarks),
+        PoseOut(b.pose.roll_deg, b.pose.yaw_deg, b.pose.pitch_deg),
+        QualityOut(b.quality.brightness_pct, b.quality.sharpness_pct),
+    )
 
 
 def stored_face(record: FaceRecord) -> StoredFace:

@@ -30,6 +30,7 @@ from types import MappingProxyType
 
 import cedarpy
 
+from facegate.operations import FACE_ATTRIBUTES
 from facegate.policy.actions import ACTION_GROUPS
 from facegate.policy.entities import to_cedar
 from facegate.policy.errors import PolicyLoadError
@@ -47,7 +48,7 @@ from facegate.policy.loader import (
 )
 from facegate.policy.model import Decision, PolicyRef, PolicyRequest
 from facegate.policy.obligations import combine
-from facegate.policy.vocabulary import CAMERAS, PURPOSES, SECTORS
+from facegate.policy.vocabulary import CAMERAS, PURPOSES, SECTORS, SETTINGS
 
 DEFAULT_PACKS: tuple[str, ...] = ("amazon-2020-police-moratorium",)
 """Packs active unless the operator chooses otherwise (``base`` is always active)."""
@@ -69,6 +70,13 @@ def vocabulary_errors(request: PolicyRequest) -> tuple[str, ...]:
         problems.append(f"unknown sector {sector!r}: not in the sector vocabulary")
     if ctx.camera not in CAMERAS:
         problems.append(f"unknown camera {ctx.camera!r}: expected one of {sorted(CAMERAS)}")
+    if ctx.setting not in SETTINGS:
+        problems.append(f"unknown setting {ctx.setting!r}: expected one of {sorted(SETTINGS)}")
+    unknown = sorted((ctx.attributes | ctx.attributes_named) - set(FACE_ATTRIBUTES))
+    if unknown:
+        problems.append(f"unknown facial attributes {unknown}: not Rekognition attributes")
+    if not ctx.attributes_named <= ctx.attributes:
+        problems.append("attributes_named must be among the attributes asked for")
     if request.action not in ACTION_GROUPS:
         problems.append(f"unknown action {request.action!r}: not a facegate operation")
     if ctx.now.tzinfo is None or ctx.now.utcoffset() is None:

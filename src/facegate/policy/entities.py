@@ -122,6 +122,9 @@ def to_cedar(request: PolicyRequest) -> CedarQuery:
             "registered": ctx.model_audit_registered,
             "within_bounds": ctx.model_audit_within_bounds,
         },
+        "setting": ctx.setting,
+        "attributes": sorted(ctx.attributes),
+        "attributes_named": sorted(ctx.attributes_named),
     }
     cedar_request = {
         "principal": uid("Key", principal.key_id),

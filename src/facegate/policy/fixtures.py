@@ -25,7 +25,11 @@ format (also read by ``facegate policy explain --request FILE``, which ignores `
         "purpose": "missing_persons",
         "case_ref": "", "authorization_ref": "", "authorization_issuer": "",
         "realtime": false, "exigent": false, "camera": "", "consent_ref": "",   (optional)
-        "model_audit_registered": false, "model_audit_within_bounds": false     (optional)
+        "model_audit_registered": false, "model_audit_within_bounds": false,    (optional)
+        "setting": "",                                         (optional: vocabulary.SETTINGS)
+        "attributes": ["EMOTIONS"], "attributes_named": ["EMOTIONS"]   (optional: the facial
+                                                                 attributes asked for, ALL
+                                                                 expanded, and those named)
       },
       "expect": {                                              (optional)
         "obligations": {"min_similarity_pct": 99, "reviewers_required": 1}   (ALLOW)
@@ -152,6 +156,7 @@ _OBLIGATIONS = frozenset(
         "redact_fields",
         "retention_days",
         "max_expected_false_candidates",
+        "drop_attributes",
     }
 )
 
@@ -204,6 +209,9 @@ def request_from_json(doc: object, where: str) -> PolicyRequest:
         consent_ref=ctx.text("consent_ref", ""),
         model_audit_registered=ctx.flag("model_audit_registered"),
         model_audit_within_bounds=ctx.flag("model_audit_within_bounds"),
+        setting=ctx.text("setting", ""),
+        attributes=frozenset(ctx.texts("attributes", ())),
+        attributes_named=frozenset(ctx.texts("attributes_named", ())),
     )
     return PolicyRequest(
         principal=Principal(
@@ -237,6 +245,7 @@ def _obligations(reader: _Reader) -> Obligations:
         redact_fields=frozenset(reader.texts("redact_fields", ())),
         retention_days=None if retention is None else reader.integer("retention_days", 0),
         max_expected_false_candidates=None if expected is None else float(expected),
+        drop_attributes=frozenset(reader.texts("drop_attributes", ())),
     )
 
 
@@ -328,4 +337,6 @@ def obligations_json(obligations: Obligations) -> Mapping[str, Any]:
         doc["retention_days"] = obligations.retention_days
     if obligations.max_expected_false_candidates is not None:
         doc["max_expected_false_candidates"] = obligations.max_expected_false_candidates
+    if obligations.drop_attributes:
+        doc["drop_attributes"] = sorted(obligations.drop_attributes)
     return doc

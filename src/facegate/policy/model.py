@@ -65,6 +65,13 @@ class RequestContext:
     # only (false for other actions, which no policy but the gate reads); never from a header.
     model_audit_registered: bool = False
     model_audit_within_bounds: bool = False
+    # Where the people in the images are (vocabulary.SETTINGS), from X-Facegate-Setting.
+    setting: str = ""
+    # The facial attributes the request asks the engine to infer (operations.FACE_ATTRIBUTES:
+    # ALL expanded), and those it names one by one; empty for operations that infer none. Set
+    # by the pipeline from the request's parameters (operations.requested_attributes).
+    attributes: frozenset[str] = frozenset()
+    attributes_named: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class Obligations:
 
     Combination is always the strictest: the highest minimum similarity, the smallest candidate
     cap, the largest number of reviewers, the union of redacted fields, the shortest retention,
-    the smallest number of expected false candidates.
+    the smallest number of expected false candidates, the union of dropped attributes.
     """
 
     min_similarity_pct: float | None = None
@@ -93,6 +100,7 @@ class Obligations:
     redact_fields: frozenset[str] = frozenset()
     retention_days: int | None = None
     max_expected_false_candidates: float | None = None
+    drop_attributes: frozenset[str] = frozenset()
 
     @property
     def empty(self) -> bool:
@@ -107,6 +115,7 @@ class Obligations:
             "redact_fields": sorted(self.redact_fields),
             "retention_days": self.retention_days,
             "max_expected_false_candidates": self.max_expected_false_candidates,
+            "drop_attributes": sorted(self.drop_attributes),
         }
 
 

@@ -14,6 +14,13 @@
   candidates: the collection's size times the per-pair false match rate at the threshold used.
   The threshold is raised until it holds (never lowered); 0.000001-1000
   (``max_expected_false_candidates``; see :mod:`facegate.enforce`).
+* ``@drop_attributes("EMOTIONS,GENDER")``: these facial attributes (Rekognition's names,
+  :data:`facegate.operations.FACE_ATTRIBUTES`) are removed from the request before any
+  inference, so the engine never computes them, and from the answer as well; the caller gets
+  the other attributes it asked for (``drop_attributes``; see :mod:`facegate.enforce`). Use
+  it where an attribute may not be inferred but the request may otherwise be served (a
+  request for ``ALL``); use a forbid on ``context.attributes_named`` to refuse a request that
+  names the attribute.
 
 Values are checked when a pack loads (:func:`parse_obligations` raises ``ValueError`` with the
 reason; the loader turns it into a ``PolicyLoadError`` naming the pack and policy), so a typo
@@ -21,8 +28,8 @@ never reaches a request. Obligations are allowed only on permits: a forbid has n
 
 Combination (:func:`combine`) is over every permit that was satisfied on an Allow and is always
 the strictest: the highest minimum similarity, the smallest candidate cap, the most reviewers,
-the union of redacted fields, the shortest retention, the fewest expected false candidates. A
-permit therefore never weakens what
+the union of redacted fields, the shortest retention, the fewest expected false candidates, the
+union of dropped attributes. A permit therefore never weakens what
 another permit demands, whatever order packs are loaded in.
 """
 
@@ -33,6 +40,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
+from facegate.operations import FACE_ATTRIBUTES
 from facegate.policy.model import Obligations
 
 MIN_SIMILARITY = "min_similarity"
@@ -41,9 +49,18 @@ HUMAN_REVIEW = "human_review"
 REDACT = "redact"
 RETENTION_DAYS = "retention_days"
 MAX_EXPECTED_FALSE = "max_expected_false_candidates"
+DROP_ATTRIBUTES = "drop_attributes"
 
 OBLIGATION_ANNOTATIONS: frozenset[str] = frozenset(
-    {MIN_SIMILARITY, MAX_CANDIDATES, HUMAN_REVIEW, REDACT, RETENTION_DAYS, MAX_EXPECTED_FALSE}
+    {
+        MIN_SIMILARITY,
+        MAX_CANDIDATES,
+        HUMAN_REVIEW,
+        REDACT,
+        RETENTION_DAYS,
+        MAX_EXPECTED_FALSE,
+        DROP_ATTRIBUTES,
+    }
 )
 
 REDACTABLE_FIELDS: frozenset[str] = frozenset(
@@ -100,6 +117,19 @@ def _redact(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _attributes(text: str) -> frozenset[str]:
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise ValueError(f"@{DROP_ATTRIBUTES}({text!r}) has an empty attribute name")
+    unknown = sorted(set(names) - set(FACE_ATTRIBUTES))
+    if unknown:
+        allowed = ", ".join(sorted(FACE_ATTRIBUTES))
+        raise ValueError(
+            f"@{DROP_ATTRIBUTES}: unknown attribute {', '.join(unknown)} (allowed: {allowed})"
+        )
+    return frozenset(names)
+
+
 def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
     """The obligations a permit's annotations demand (other annotations are ignored).
 
@@ -120,6 +150,9 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
         retention = _int(RETENTION_DAYS, annotations[RETENTION_DAYS], 1, 36500)
     if MAX_EXPECTED_FALSE in annotations:
         expected = _expected(annotations[MAX_EXPECTED_FALSE])
+    dropped: frozenset[str] = frozenset()
+    if DROP_ATTRIBUTES in annotations:
+        dropped = _attributes(annotations[DROP_ATTRIBUTES])
     return Obligations(
         min_similarity_pct=min_similarity,
         max_candidates=max_candidates,
@@ -127,6 +160,7 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
         redact_fields=redact,
         retention_days=retention,
         max_expected_false_candidates=expected,
+        drop_attributes=dropped,
     )
 
 
@@ -149,6 +183,7 @@ def combine(parts: Iterable[Obligations]) -> Obligations:
         redact_fields=frozenset().union(*(o.redact_fields for o in items)),
         retention_days=_lowest(o.retention_days for o in items),
         max_expected_false_candidates=_lowest(o.max_expected_false_candidates for o in items),
+        drop_attributes=frozenset().union(*(o.drop_attributes for o in items)),
     )
 
 
@@ -169,4 +204,6 @@ def describe(obligations: Obligations) -> str:
     if obligations.max_expected_false_candidates is not None:
         bound = obligations.max_expected_false_candidates
         parts.append(f"at most {bound:g} expected false candidates")
+    if obligations.drop_attributes:
+        parts.append(f"drop attributes {','.join(sorted(obligations.drop_attributes))}")
     return ", ".join(parts) if parts else "none"

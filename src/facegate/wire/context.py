@@ -8,8 +8,12 @@
 | X-Facegate-Realtime | ``true`` / ``false`` | false |
 | X-Facegate-Exigent | ``true`` / ``false`` (exigent circumstances) | false |
 | X-Facegate-Camera | ``fixed`` / ``mobile`` / ``upload`` | not given |
+| X-Facegate-Setting | ``workplace`` / ``education`` / ``public`` / ``other`` | not given |
 | X-Facegate-Consent | consent record reference (enrolment), up to 128 characters | none |
 | X-Facegate-Review | a review id, to collect results held for human review | none |
+
+The setting says where the people in the images are (policies on emotion inference in workplaces
+and education depend on it).
 
 Every ``X-Facegate-*`` header a request carries must be covered by its SigV4 signature (boto3
 signs headers added in a ``before-sign`` event hook), so nobody between the client and the server
@@ -26,12 +30,21 @@ from datetime import datetime
 
 from facegate.errors import AccessDeniedException, InvalidParameterException
 from facegate.policy.model import RequestContext
-from facegate.policy.vocabulary import CAMERAS
+from facegate.policy.vocabulary import CAMERAS, SETTINGS
 
 PREFIX = "x-facegate-"
 KNOWN = frozenset(
     PREFIX + name
-    for name in ("purpose", "case", "authorization", "realtime", "exigent", "camera", "consent")
+    for name in (
+        "purpose",
+        "case",
+        "authorization",
+        "realtime",
+        "exigent",
+        "camera",
+        "consent",
+        "setting",
+    )
 ) | {PREFIX + "review"}
 _TEXT = re.compile(r"[A-Za-z0-9 ._:/#()+,'-]{1,128}")
 _WORD = re.compile(r"[a-z_]{1,64}")
@@ -69,6 +82,11 @@ def parse(
         raise InvalidParameterException(
             f"Invalid X-Facegate-Camera {camera!r}; one of fixed, mobile, upload."
         )
+    setting = given.get(PREFIX + "setting", "")
+    if setting not in SETTINGS:
+        raise InvalidParameterException(
+            f"Invalid X-Facegate-Setting {setting!r}; one of workplace, education, public, other."
+        )
     review = given.get(PREFIX + "review")
     if review is not None and not _REVIEW.fullmatch(review):
         raise InvalidParameterException(f"Invalid X-Facegate-Review {review!r}.")
@@ -83,6 +101,7 @@ def parse(
             exigent=_flag(given, "exigent"),
             camera=camera,
             consent_ref=_text(given, "consent"),
+            setting=setting,
         ),
         review_id=review,
     )

@@ -41,6 +41,8 @@ RESPONSE_NAMES: Mapping[str, str] = {
     "source_image_face": "SourceImageFace",
     "face_model_version": "FaceModelVersion",
     "index_faces_model_version": "IndexFacesModelVersion",
+    "low_years": "Low",
+    "high_years": "High",
 }
 
 

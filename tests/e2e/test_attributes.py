@@ -1,0 +1,244 @@
+"""Facial attributes end to end with boto3 (issue 21): DetectFaces' ``Attributes`` and
+IndexFaces' ``DetectionAttributes`` with DEFAULT, ALL and single attributes, on real photos;
+the shapes checked against botocore's service model; the access pattern of AWS's own examples
+(``FaceDetails[0]['EyesOpen']['Value']``); the policies that refuse or drop attributes
+(eu-ai-act-art5, microsoft-limited-access) and the audit record, which names the attributes
+asked for, dropped and inferred, never their values."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError
+
+from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
+from tests.e2e.conftest import StoreEnv
+from tests.e2e.governance import register, send_headers
+from tests.e2e.server import Credentials, LiveServer, audit_record
+
+Image = Callable[[str], dict[str, bytes]]
+
+ESTIMATED = ("EyesOpen", "MouthOpen", "Smile")
+"""The FaceDetail members this version estimates (docs/attributes.md)."""
+NOT_ESTIMATED = tuple(m for m in ATTRIBUTE_MEMBERS.values() if m not in ESTIMATED)
+
+
+@pytest.fixture(scope="module")
+def face_detail_shape() -> Any:
+    model = botocore.session.get_session().get_service_model("rekognition")
+    return model.shape_for("FaceDetail")
+
+
+def _check_shape(detail: dict[str, Any], shape: Any) -> None:
+    """Every member of ``detail`` is a FaceDetail member with the model's types and ranges."""
+    assert set(detail) <= set(shape.members), set(detail) - set(shape.members)
+    for name in ESTIMATED:
+        if name not in detail:
+            continue
+        member = shape.members[name]
+        assert set(detail[name]) == set(member.members) == {"Value", "Confidence"}
+        assert isinstance(detail[name]["Value"], bool)
+        confidence = detail[name]["Confidence"]
+        assert isinstance(confidence, float)
+        assert member.members["Confidence"].metadata["min"] <= confidence
+        assert confidence <= member.members["Confidence"].metadata["max"]
+
+
+def _attributes(detail: dict[str, Any]) -> set[str]:
+    return set(detail) & set(ATTRIBUTE_MEMBERS.values())
+
+
+def test_all_returns_the_estimated_attributes(
+    rek: Any, image: Image, face_detail_shape: Any
+) -> None:
+    reply = rek.detect_faces(Image=image("obama.jpg"), Attributes=["ALL"])
+    # the access pattern of AWS's examples works for the attributes facegate estimates
+    face = reply["FaceDetails"][0]
+    assert face["EyesOpen"]["Value"] is True
+    assert face["Smile"]["Value"] is True
+    assert face["MouthOpen"]["Value"] is True
+    assert face["Smile"]["Confidence"] > 90
+    _check_shape(face, face_detail_shape)
+    assert _attributes(face) == set(ESTIMATED)
+    # what is not estimated is omitted, never invented
+    assert not set(NOT_ESTIMATED) & set(face)
+    assert set(face) >= {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
+
+
+@pytest.mark.parametrize("attributes", [None, ["DEFAULT"]])
+def test_default_returns_no_attribute(rek: Any, image: Image, attributes: Any) -> None:
+    kwargs = {} if attributes is None else {"Attributes": attributes}
+    (face,) = rek.detect_faces(Image=image("obama.jpg"), **kwargs)["FaceDetails"]
+    assert _attributes(face) == set()
+    assert set(face) == {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "members"),
+    [
+        (["SMILE"], {"Smile"}),
+        (["DEFAULT", "EYES_OPEN"], {"EyesOpen"}),
+        (["MOUTH_OPEN", "EYES_OPEN"], {"MouthOpen", "EyesOpen"}),
+        (["ALL", "DEFAULT"], set(ESTIMATED)),
+        (["GENDER", "AGE_RANGE", "EMOTIONS"], set()),  # not estimated here: omitted
+    ],
+)
+def test_single_attributes(
+    rek: Any, image: Image, attributes: list[str], members: set[str]
+) -> None:
+    (face,) = rek.detect_faces(Image=image("obama2.jpg"), Attributes=attributes)["FaceDetails"]
+    assert _attributes(face) == members
+
+
+def test_sensible_values_on_real_photos(rek: Any, image: Image) -> None:
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png"):
+        (face,) = rek.detect_faces(Image=image(name), Attributes=["ALL"])["FaceDetails"]
+        assert face["EyesOpen"]["Value"] is True, name
+    (astronaut,) = rek.detect_faces(Image=image("astronaut.png"), Attributes=["SMILE"])[
+        "FaceDetails"
+    ]
+    assert astronaut["Smile"] == {"Value": True, "Confidence": pytest.approx(96.8, abs=2)}
+    faces = rek.detect_faces(Image=image("two_people.jpg"), Attributes=["ALL"])["FaceDetails"]
+    assert len(faces) == 2
+    assert all(_attributes(f) == set(ESTIMATED) for f in faces)
+
+
+def test_index_faces_detection_attributes(rek: Any, image: Image, face_detail_shape: Any) -> None:
+    collection = "attrs-" + secrets.token_hex(4)
+    rek.create_collection(CollectionId=collection)
+    plain = rek.index_faces(CollectionId=collection, Image=image("obama.jpg"))
+    assert _attributes(plain["FaceRecords"][0]["FaceDetail"]) == set()
+    rich = rek.index_faces(
+        CollectionId=collection,
+        Image=image("obama2.jpg"),
+        DetectionAttributes=["ALL"],
+        ExternalImageId="obama2",
+    )
+    detail = rich["FaceRecords"][0]["FaceDetail"]
+    assert detail["EyesOpen"]["Value"] is True
+    _check_shape(detail, face_detail_shape)
+    assert _attributes(detail) == set(ESTIMATED)
+    # attributes are answered, never stored: the stored face has none of them
+    (stored,) = [
+        f for f in rek.list_faces(CollectionId=collection)["Faces"]
+        if f.get("ExternalImageId") == "obama2"
+    ]  # fmt: skip
+    assert _attributes(stored) == set()
+
+
+def test_audit_record_names_the_attributes_never_their_values(
+    server: LiveServer, rek: Any, image: Image
+) -> None:
+    reply = rek.detect_faces(Image=image("obama.jpg"), Attributes=["ALL"])
+    decision = reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
+    record = audit_record(server, decision)
+    assert record["attributes_requested"] == list(FACE_ATTRIBUTES)
+    assert record["attributes_dropped"] == []
+    assert record["result"]["attributes_inferred"] == ["EYES_OPEN", "MOUTH_OPEN", "SMILE"]
+    text = json.dumps(record)
+    assert "Confidence" not in text
+    assert "Value" not in text
+    plain = rek.detect_faces(Image=image("obama.jpg"))
+    record = audit_record(
+        server, plain["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
+    )
+    assert record["attributes_requested"] == []
+    assert record["result"]["attributes_inferred"] == []
+
+
+# --- policies over inference --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def governed(tmp_path_factory: pytest.TempPathFactory, store_env: StoreEnv) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("attributes-policy")
+    live = LiveServer(
+        root / "data",
+        workers=1,
+        env={
+            **store_env(),
+            "FACEGATE_POLICY_PACKS": (
+                "amazon-2020-police-moratorium,eu-ai-act-art5,microsoft-limited-access"
+            ),
+        },
+    )
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def employer(governed: LiveServer) -> dict[str, Credentials]:
+    return register(governed, "attrs-employer", "commercial", ["access_control"], country="DE")
+
+
+def _denied(call: Callable[[], Any]) -> str:
+    with pytest.raises(ClientError) as info:
+        call()
+    error = info.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    return str(error["Message"])
+
+
+def test_all_is_served_without_the_attributes_policies_drop(
+    governed: LiveServer, employer: dict[str, Credentials], image: Image
+) -> None:
+    client = send_headers(
+        governed.client(employer["access_control"]), {"X-Facegate-Setting": "workplace"}
+    )
+    reply = client.detect_faces(Image=image("obama.jpg"), Attributes=["ALL"])
+    (face,) = reply["FaceDetails"]
+    # Microsoft retired smile inference with age, gender, emotion and facial hair: dropped
+    # before inference; eyes and mouth are not retired
+    assert _attributes(face) == {"EyesOpen", "MouthOpen"}
+    record = audit_record(
+        governed, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
+    )
+    assert record["attributes_dropped"] == [
+        "AGE_RANGE", "BEARD", "EMOTIONS", "GENDER", "MUSTACHE", "SMILE"
+    ]  # fmt: skip
+    assert record["obligations"]["drop_attributes"] == record["attributes_dropped"]
+    assert record["result"]["attributes_inferred"] == ["EYES_OPEN", "MOUTH_OPEN"]
+    assert "microsoft-limited-access.permit-without-limited-attributes" in record["policy_ids"]
+    assert "eu-ai-act-art5.permit-without-emotions-workplace-education" in record["policy_ids"]
+
+
+def test_naming_a_prohibited_attribute_is_refused_with_the_reason(
+    governed: LiveServer, employer: dict[str, Credentials], image: Image
+) -> None:
+    client = send_headers(
+        governed.client(employer["access_control"]), {"X-Facegate-Setting": "workplace"}
+    )
+    message = _denied(
+        lambda: client.detect_faces(Image=image("obama.jpg"), Attributes=["EMOTIONS"])
+    )
+    assert "Art. 5(1)(f)" in message
+    message = _denied(lambda: client.detect_faces(Image=image("obama.jpg"), Attributes=["SMILE"]))
+    assert "SMILE" in message
+    collection = "attrs-" + secrets.token_hex(4)
+    client.create_collection(CollectionId=collection)
+    _denied(
+        lambda: client.index_faces(
+            CollectionId=collection, Image=image("obama.jpg"), DetectionAttributes=["GENDER"]
+        )
+    )
+    assert client.list_faces(CollectionId=collection)["Faces"] == []  # refused before any write
+    (face,) = client.detect_faces(Image=image("obama.jpg"), Attributes=["EYES_OPEN"])["FaceDetails"]
+    assert face["EyesOpen"]["Value"] is True
+
+
+def test_an_unknown_setting_is_refused(
+    governed: LiveServer, employer: dict[str, Credentials], image: Image
+) -> None:
+    client = send_headers(
+        governed.client(employer["access_control"]), {"X-Facegate-Setting": "office"}
+    )
+    with pytest.raises(ClientError) as info:
+        client.detect_faces(Image=image("obama.jpg"))
+    assert info.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "X-Facegate-Setting" in info.value.response["Error"]["Message"]
