@@ -104,13 +104,15 @@ def convert_tfjs(
     model: TfjsModel,
     *,
     outputs: Mapping[str, str] | None = None,
+    input_name: str | None = None,
     graph_name: str = "tfjs",
     doc_string: str = "",
     metadata: Mapping[str, str] | None = None,
 ) -> Conversion:
     """Convert ``model``; ``outputs`` maps ONNX output names to TensorFlow tensors (default:
     :func:`default_outputs`). Placeholders become inputs named after their signature key (or
-    node name), with their declared dtype and shape (unknown dimensions dynamic).
+    node name), or ``input_name`` if given and the graph has one placeholder, with their
+    declared dtype and shape (unknown dimensions dynamic).
 
     Raises UnsupportedOpError naming the first op it cannot translate, TfjsFormatError for a
     malformed graph.
@@ -123,6 +125,13 @@ def convert_tfjs(
     for out_name in wanted:
         b.reserve(out_name)  # before any node can take the name
     input_keys = {tensor_node(v): k for k, v in model.signature_inputs.items()}
+    placeholders = [n for n in order if n.op == "Placeholder"]
+    if input_name is not None:
+        if len(placeholders) != 1:
+            raise TfjsFormatError(
+                f"cannot name the input {input_name!r}: the graph has {len(placeholders)} inputs."
+            )
+        input_keys = {placeholders[0].name: input_name}
     values: dict[tuple[str, int], Value] = {}
     graph_inputs: list[onnx.ValueInfoProto] = []
     input_map: dict[str, str] = {}
