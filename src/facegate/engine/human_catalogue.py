@@ -142,7 +142,7 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "gender.json": "630b7041bc424803fb1bbc1a88c7d20368a36a77f33cb38e7823091aafa0ca7c",
             "gender.bin": "c4fc03f3f6dd2d5aecb23b0e17259741718ad891f35ac6a75338f52f8305d05d",
         },
-        onnx_sha256="dae09982054cb8c02485d53182e498f7a59f184339f85786c0b6401ab4412510",
+        onnx_sha256="827dd1f8c512011c34be6577c3dafad046e21a9f6584d33f297831e6b11e5877",
     ),
     ModelSpec(
         name="gender-ssrnet-imdb",
@@ -204,7 +204,7 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "emotion.json": "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
             "emotion.bin": "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987",
         },
-        onnx_sha256="91828247c8d39ce68b154ca0ef4f9f5201c391c0a7f8f573a1110db16a6737ca",
+        onnx_sha256="2eaeb644dfe5f5ba4ed6ec6447d0567b61798e118e9293aab3e42ca0b063924c",
     ),
     ModelSpec(
         name="gear",
@@ -272,7 +272,7 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "iris.json": "49038ac9dcc09aa05474d91d98e9db5b47af4830929bcf102ed5a56bfbabb465",
             "iris.bin": "d7f296d184274213d4642681ae186112cbbec77fd2ab066257d3c56a1940bc71",
         },
-        onnx_sha256="29ba96722512157494ccea89ca5d00be033a4f58932000f56101dbecb8d24a17",
+        onnx_sha256="40e37c702db9386becf1a55e12afdf1aee6cffad927cc8583332eabe127366cf",
     ),
     ModelSpec(
         name="faceres",
@@ -316,7 +316,7 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "faceres.json": "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
             "faceres.bin": "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b",
         },
-        onnx_sha256="9750e76cff2cbc2ce95ea51a636de0f7fa7efec807fcab82cdc840b7015b31db",
+        onnx_sha256="87f6a7dcd46e78076f2b684486edaa1cf25541d4f65dad9c9cdcf5dcdc5ddbe8",
     ),
     ModelSpec(
         name="facemesh",
@@ -335,7 +335,7 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "facemesh.json": "b60ca26f404724f43bd2b1575761d8265180e1f053cc0731caa68462927309e7",
             "facemesh.bin": "3826da640b0a3021161605369ee6af293f75d518040355b960ec71a3390c1c0b",
         },
-        onnx_sha256="0a5f1aa58e3e6114065b8e5af403be1415cf4d8453233358fbf99646b538426a",
+        onnx_sha256="2fb01dfeebc2f75a3eaaa815f4cd5ee81f7d5d7b9ac66d8d78585e9bb4c58036",
     ),
     ModelSpec(
         name="antispoof",
@@ -376,7 +376,7 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "liveness.json": "9e51c8acf83b80abbf329b2735309ab5c90611c66905ade8b1bd130d473df9c8",
             "liveness.bin": "fc6a6b6b3b9721bdb8bff67a457a15b7cbfd81715cfb27f3e65b757e81dd663e",
         },
-        onnx_sha256="30b23afda2d67373387fe6b4693dd348ab02a454b246b414d41edfe6aeab2829",
+        onnx_sha256="11a2f3425f6599bef1ef3a7d1dfed7f8ebee18cd1823a37773cf67eb263c8686",
     ),
 )
 

@@ -11,10 +11,11 @@ environment, where ``tools/dev.py`` puts them).
 
 For the code that uses them::
 
-    model = load_onnx_model("emotion", models_dir)      # None if not available
+    model = load_onnx_model("emotion", models_dir)       # None if not available
     if model is not None:
-        batch = prepare_batch(model.spec.input, [crop])   # crop: RGB uint8 (H, W, 3)
-        probabilities = model.run(batch)["probabilities"] # (1, 7)
+        crop = face_square(face.box_px).crop(image.pixels)  # RGB uint8 (H, W, 3)
+        batch = prepare_batch(model.spec.input, [crop])
+        probabilities = model.run(batch)["probabilities"]  # (1, 7)
 
 ``model.spec`` (:class:`~facegate.engine.human_catalogue.ModelSpec`) documents the crop, the
 colour and normalisation the input wants and what each output means. :func:`model_status`
@@ -49,6 +50,7 @@ from facegate.engine.human_catalogue import (
     ModelSpec,
     model_spec,
 )
+from facegate.engine.types import BoxPx
 
 log = logging.getLogger("facegate.engine")
 
@@ -218,3 +220,57 @@ def prepare_batch(spec: InputSpec, crops: Sequence[npt.NDArray[np.uint8]]) -> Fl
             pixels = (pixels @ np.asarray(GRAY_WEIGHTS))[:, :, None]
         out[i] = pixels * spec.scale + spec.offset
     return out
+
+
+@dataclass(frozen=True)
+class Square:
+    """A square region of an image, in pixels (it may reach outside the image)."""
+
+    centre_x_px: float
+    centre_y_px: float
+    side_px: float
+
+    def crop(self, pixels: npt.NDArray[np.uint8], *, mirror: bool = False) -> npt.NDArray[np.uint8]:
+        """The region as RGB uint8, black where it lies outside the image (as TensorFlow's
+        ``cropAndResize`` extrapolates with 0); ``mirror`` flips it left to right."""
+        side = max(1, round(self.side_px))
+        left = round(self.centre_x_px - self.side_px / 2)
+        top = round(self.centre_y_px - self.side_px / 2)
+        out = np.zeros((side, side, 3), dtype=np.uint8)
+        height, width = pixels.shape[:2]
+        x0, y0 = max(left, 0), max(top, 0)
+        x1, y1 = min(left + side, width), min(top + side, height)
+        if x1 > x0 and y1 > y0:
+            out[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0:y1, x0:x1, :3]
+        return out[:, ::-1] if mirror else out
+
+
+def face_square(box: BoxPx, enlarge: float = 1.4) -> Square:
+    """human's face crop: the box enlarged ``enlarge`` times about its centre, made square by
+    its longer side (``facemeshutil.ts`` ``enlargeBox`` then ``squarifyBox``)."""
+    side = max(box.width, box.height) * enlarge
+    return Square(box.left + box.width / 2, box.top + box.height / 2, side)
+
+
+def eye_square(
+    corner_a: tuple[float, float], corner_b: tuple[float, float], enlarge: float = 2.3
+) -> Square:
+    """human's eye crop for ``iris``: the box spanning the eye's two corners (pixels), enlarged
+    ``enlarge`` times and made square (``iris.ts`` ``getEyeBox``). Mirror the crop of the eye on
+    the image's right (the subject's left eye, Rekognition's ``rightEye*``) as human does."""
+    width = abs(corner_a[0] - corner_b[0]) * enlarge
+    height = abs(corner_a[1] - corner_b[1]) * enlarge
+    return Square(
+        (corner_a[0] + corner_b[0]) / 2, (corner_a[1] + corner_b[1]) / 2, max(width, height)
+    )
+
+
+def fraction_crop(
+    crop: npt.NDArray[np.uint8], top: float, left: float, bottom: float, right: float
+) -> npt.NDArray[np.uint8]:
+    """Part of a crop given as fractions of its height and width (``gear`` wants
+    ``fraction_crop(face, 0.0, 0.1, 0.9, 0.9)`` of the face crop, human's empirical box)."""
+    height, width = crop.shape[:2]
+    return crop[
+        round(top * height) : round(bottom * height), round(left * width) : round(right * width)
+    ]

@@ -7,8 +7,9 @@ handler says how it bridges the gap:
 
 * Convolutions: TF filters are ``[kh, kw, in, out]`` (depthwise ``[kh, kw, in, multiplier]``,
   output channel ``c * multiplier + m``); ONNX's are ``[out, in/group, kh, kw]``. ``SAME``
-  padding puts the odd pixel at the end, which is ONNX's ``auto_pad=SAME_UPPER``; ``EXPLICIT``
-  reads ``explicit_paddings``. TF's average pooling never counts padding (ONNX
+  padding puts the odd pixel at the end, which is ONNX's ``auto_pad=SAME_UPPER`` (written as
+  explicit pads at stride 1, where they do not depend on the input size, so dilations work);
+  ``EXPLICIT`` reads ``explicit_paddings``. TF's average pooling never counts padding (ONNX
   ``count_include_pad=0``, the default).
 * Fused ops (grappler's ``_FusedConv2D``, ``FusedDepthwiseConv2dNative``, ``_FusedMatMul``):
   ``fused_ops`` is ``[BiasAdd]``, ``[BiasAdd, activation]`` or ``[activation]`` with the bias and
@@ -171,13 +172,27 @@ def _nhwc_pairs(node: TfNode, key: str) -> tuple[int, int]:
     return values[1], values[2]
 
 
-def _padding(node: TfNode) -> dict[str, Any]:
+def _padding(
+    node: TfNode,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int] = (1, 1),
+) -> dict[str, Any]:
     if node.attr_str("data_format", "NHWC") != "NHWC":
         raise _unsupported(node, f"data_format {node.attr_str('data_format')}")
     padding = node.attr_str("padding")
     if padding == "VALID":
         return {"pads": [0, 0, 0, 0]}
     if padding == "SAME":
+        if strides == (1, 1):
+            # At stride 1 TF pads (k - 1) * d in all, the odd pixel at the end, whatever the
+            # input size; explicit pads also serve dilations, which ORT's SAME_UPPER refuses
+            # (TF allows dilations only at stride 1).
+            total = [(k - 1) * d for k, d in zip(kernel, dilations, strict=True)]
+            return {"pads": [total[0] // 2, total[1] // 2, total[0] - total[0] // 2,
+                             total[1] - total[1] // 2]}  # fmt: skip
+        if dilations != (1, 1):
+            raise _unsupported(node, "SAME padding with both strides and dilations")
         return {"auto_pad": "SAME_UPPER"}  # TF's SAME: the odd pixel goes to the end
     if padding == "EXPLICIT":
         p = node.attr_ints("explicit_paddings")
@@ -256,6 +271,7 @@ def _activation(
 def _conv(depthwise: bool, fused: bool) -> Handler:
     def handle(b: GraphBuilder, node: TfNode, args: list[Value]) -> list[Value]:
         _args(node, args, 3 if fused else 2)
+        bias, activation, alpha = _fused_parts(node, args, 2) if fused else (None, None, None)
         x, filt = args[0], args[1]
         if x.rank != 4:
             raise node.error(f"convolves a rank-{x.rank} input")
@@ -270,14 +286,15 @@ def _conv(depthwise: bool, fused: bool) -> Handler:
         else:
             weights = w.transpose(3, 2, 0, 1)
             group = 1
+        strides = _nhwc_pairs(node, "strides")
+        dilations = _nhwc_pairs(node, "dilations")
         attrs: dict[str, Any] = {
             "kernel_shape": [kh, kw],
-            "strides": list(_nhwc_pairs(node, "strides")),
-            "dilations": list(_nhwc_pairs(node, "dilations")),
+            "strides": list(strides),
+            "dilations": list(dilations),
             "group": group,
-            **_padding(node),
+            **_padding(node, (kh, kw), strides, dilations),
         }
-        bias, activation, alpha = _fused_parts(node, args, 2) if fused else (None, None, None)
         inputs = [b.cf(x, f"{node.name}/x"), b.initializer(weights, f"{node.name}/W")]
         if bias is not None:
             inputs.append(
@@ -297,10 +314,12 @@ def _pool(onnx_op: str) -> Handler:
         _args(node, args, 1)
         if args[0].rank != 4:
             raise node.error(f"pools a rank-{args[0].rank} input")
+        kernel = _nhwc_pairs(node, "ksize")
+        strides = _nhwc_pairs(node, "strides")
         attrs = {
-            "kernel_shape": list(_nhwc_pairs(node, "ksize")),
-            "strides": list(_nhwc_pairs(node, "strides")),
-            **_padding(node),
+            "kernel_shape": list(kernel),
+            "strides": list(strides),
+            **_padding(node, kernel, strides),
         }
         y = b.op(onnx_op, [b.cf(args[0], f"{node.name}/x")], f"{node.name}/nchw", **attrs)
         return [Value(4, cf=y)]
