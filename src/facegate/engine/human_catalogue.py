@@ -36,6 +36,8 @@ PACKAGE_JSON_SHA256 = "a595f018dc979dd2bad685bfb019142466168d3c056adf9e226e6a4d9
 
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 """R, G, B weights of human's grayscale conversion (MATLAB's rgb2gray)."""
+IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
+"""Keras' ``preprocess_input`` ("caffe" mode) means, B, G, R, on the 0-255 scale."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class InputSpec:
     """What a model's one input wants.
 
     The value fed for a pixel channel ``p`` (0-255) is ``p / 255 * scale + offset``, after the
-    grayscale conversion (``GRAY_WEIGHTS``) when ``channels`` is 1.
+    grayscale conversion (``GRAY_WEIGHTS``) when ``channels`` is 1; then, for three channels,
+    the channels are put in ``channel_order`` and ``channel_means`` (in that order) subtracted.
     """
 
     name: str
@@ -55,6 +58,8 @@ class InputSpec:
     offset: float
     crop: str
     """The face crop the model expects, as human makes it."""
+    channel_order: str = "RGB"
+    channel_means: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -135,9 +140,8 @@ CATALOGUE: tuple[ModelSpec, ...] = (
         upstream="https://github.com/oarriaga/face_classification (MIT code and weights)",
         training_data="IMDB (IMDB-WIKI faces; labels from IMDb profiles)",
         on_by_default=False,
-        default_reason="binary labels inferred from appearance; IMDB's celebrity skew; "
-        "Rekognition's Gender is also binary, so the wire field exists, but accuracy per group "
-        "is unmeasured",
+        default_reason="binary labels inferred from appearance; IMDB's celebrity skew; 61% "
+        "accurate on 400 FairFace crops (bench/attribute_inputs.py)",
         source_sha256={
             "gender.json": "630b7041bc424803fb1bbc1a88c7d20368a36a77f33cb38e7823091aafa0ca7c",
             "gender.bin": "c4fc03f3f6dd2d5aecb23b0e17259741718ad891f35ac6a75338f52f8305d05d",
@@ -233,7 +237,8 @@ CATALOGUE: tuple[ModelSpec, ...] = (
         "author is not recorded)",
         training_data="UTKFace (non-commercial research use only)",
         on_by_default=False,
-        default_reason="UTKFace's non-commercial terms; provenance of the weights unknown",
+        default_reason="UTKFace's non-commercial terms; provenance of the weights unknown; "
+        "70% gender accuracy on 400 FairFace crops",
         source_sha256={
             "gear.json": "d364960439f8ff5d73e5a38e16ffc695a586330f5e03e40b6e0e7a3ec77ff03f",
             "gear.bin": "53ef6bad582dd0a4617908489404866d96593ad11f29dec8f084dacaaf7f9ff6",
@@ -282,11 +287,14 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             224,
             224,
             3,
-            "RGB 0-255 as human feeds it (HSE's own code feeds BGR minus the ImageNet means "
-            "103.939, 116.779, 123.68: which one these weights expect is not recorded)",
+            "BGR 0-255 minus the ImageNet means, as HSE's own code feeds it (human feeds RGB "
+            "0-255; on 400 FairFace faces HSE's way gives 83% gender accuracy against 79%, and "
+            "smaller age errors: bench/attribute_inputs.py)",
             255.0,
             0.0,
             FACE_CROP,
+            channel_order="BGR",
+            channel_means=IMAGENET_BGR_MEANS,
         ),
         outputs=(
             OutputSpec(

@@ -204,9 +204,10 @@ def prepare_batch(spec: InputSpec, crops: Sequence[npt.NDArray[np.uint8]]) -> Fl
 
     Each crop is resized to the input size with Pillow's bilinear filter (antialiased when
     shrinking; human uses TensorFlow's non-antialiased bilinear resize of a 192x192 crop),
-    converted to grayscale with :data:`GRAY_WEIGHTS` if the model takes one channel, and mapped
-    ``p / 255 * scale + offset``. The crop itself (margins, alignment) is the caller's: see
-    ``spec.crop``.
+    converted to grayscale with :data:`GRAY_WEIGHTS` if the model takes one channel, mapped
+    ``p / 255 * scale + offset``, and for three channels put in ``spec.channel_order`` with
+    ``spec.channel_means`` subtracted. The crop itself (margins, alignment) is the caller's:
+    see ``spec.crop``.
     """
     out = np.empty((len(crops), *spec.shape), dtype=np.float32)
     for i, crop in enumerate(crops):
@@ -218,7 +219,12 @@ def prepare_batch(spec: InputSpec, crops: Sequence[npt.NDArray[np.uint8]]) -> Fl
         pixels = np.asarray(resized, dtype=np.float64) / 255.0
         if spec.channels == 1:
             pixels = (pixels @ np.asarray(GRAY_WEIGHTS))[:, :, None]
-        out[i] = pixels * spec.scale + spec.offset
+        values = pixels * spec.scale + spec.offset
+        if spec.channels == 3:
+            if spec.channel_order == "BGR":
+                values = values[:, :, ::-1]
+            values = values - np.asarray(spec.channel_means)
+        out[i] = values
     return out
 
 
