@@ -241,3 +241,25 @@ def test_prepare_batch_normalisation() -> None:
     assert rgb[0, 10, 10].tolist() == [255.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="RGB uint8"):
         prepare_batch(model_spec("age").input, [np.zeros((4, 4), np.uint8)])
+
+
+def test_settings_name_the_models_folder() -> None:
+    from facegate.config import Settings
+
+    settings = Settings.from_env(
+        {"FACEGATE_MODELS_DIR": "/srv/models", "FACEGATE_MODELS_ALLOW_UNPINNED": "1"}
+    )
+    assert settings.models_dir == Path("/srv/models")
+    assert settings.models_allow_unpinned is True
+    assert Settings.from_env({}).models_dir is None
+
+
+def test_catalogue_is_consistent() -> None:
+    names = [spec.name for spec in CATALOGUE]
+    assert len(set(names)) == len(names)
+    for spec in CATALOGUE:
+        assert sorted(spec.source_sha256) == [f"{spec.name}.bin", f"{spec.name}.json"]
+        assert len(spec.onnx_sha256) == 64
+        assert spec.input.channels in (1, 3)
+        assert spec.input.channel_order in ("RGB", "BGR")
+    assert {s.name for s in CATALOGUE if s.on_by_default} == {"iris", "facemesh"}

@@ -121,3 +121,17 @@ def test_converted_model_matches_tfjs(
         scale = float(np.abs(want).max())
         error = float(np.abs(got[out.name] - want).max())
         assert error <= RTOL * max(scale, 1e-6), f"{out.name}: {error:.3g} (scale {scale:.3g})"
+
+
+def test_gear_has_no_race_head(package_files: dict[str, bytes]) -> None:
+    """gear's graph also classifies race; facegate converts it without that head."""
+    import onnx
+
+    from facegate.engine.human_catalogue import model_spec
+
+    data, ops = convert_model(model_spec("gear"), lambda rel: package_files[f"models/{rel}"])
+    model = onnx.load_from_string(data)
+    assert [o.name for o in model.graph.output] == ["age_bins", "gender"]
+    names = [n.name for n in model.graph.node] + [i.name for i in model.graph.initializer]
+    assert not [n for n in names if "race" in n]
+    assert ops["Softmax"] == 2  # age and gender; the original has three
