@@ -82,8 +82,6 @@ class GraphBuilder:
     def initializer(self, value: Array, hint: str) -> str:
         name = self.fresh(hint)
         array = np.ascontiguousarray(value)
-        if array.dtype == np.int32:
-            array = array.astype(np.int32)
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 

@@ -109,10 +109,10 @@ def convert_tfjs(
     doc_string: str = "",
     metadata: Mapping[str, str] | None = None,
 ) -> Conversion:
-    """Convert ``model``; ``outputs`` maps ONNX output names to TensorFlow tensors (default:
-    :func:`default_outputs`). Placeholders become inputs named after their signature key (or
-    node name), or ``input_name`` if given and the graph has one placeholder, with their
-    declared dtype and shape (unknown dimensions dynamic).
+    """Convert ``model``; ``outputs`` maps ONNX output names to float32 TensorFlow tensors
+    (default: :func:`default_outputs`). Placeholders become inputs named after their signature
+    key (or node name), or ``input_name`` if given and the graph has one placeholder, with
+    their declared dtype and shape (unknown dimensions dynamic).
 
     Raises UnsupportedOpError naming the first op it cannot translate, TfjsFormatError for a
     malformed graph.
@@ -187,7 +187,10 @@ def convert_tfjs(
     )
     helper.set_model_props(onnx_model, dict(metadata or {}))
     _set_output_shapes(onnx_model)
-    onnx.checker.check_model(onnx_model, full_check=True)
+    try:
+        onnx.checker.check_model(onnx_model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise TfjsFormatError(f"the converted graph is not valid ONNX: {exc}") from exc
     return Conversion(
         model=onnx_model,
         inputs=input_map,
