@@ -416,13 +416,27 @@ def fit_models(
     ``<Name>/<Name>_NNNN.jpg``), and measure each on its held-out people.
 
     ``fit_only``: images never held out (extra positives found by a targeted search, which would
-    bias the held-out sample). ``groups``: per-group labels by image (``{"gender": {image: "F"}}``)
-    for the per-group rows. ``uses``: the feature groups of each attribute."""
+    bias the held-out sample); such an image of a person with held-out images is not used.
+    ``groups``: per-group labels by image (``{"gender": {image: "F"}}``) for the per-group rows.
+    ``uses``: the feature groups of each attribute."""
     found = [i for i, ok in enumerate(faces.found) if ok]
+    # A fitting-only row of a person with held-out rows is dropped: fitting on it would put
+    # that person on both sides of the split.
+    people = [lfw_identity(faces.paths[i]) for i in found]
+    tested = {
+        person
+        for i, person, held in zip(found, people, identity_split(people), strict=True)
+        if held and faces.paths[i] not in fit_only
+    }
+    kept = [
+        i
+        for i, person in zip(found, people, strict=True)
+        if not (person in tested and faces.paths[i] in fit_only)
+    ]
     x = np.stack(
-        [feature_vector(faces.chips[i], faces.descriptors[i], faces.points68[i]) for i in found]
+        [feature_vector(faces.chips[i], faces.descriptors[i], faces.points68[i]) for i in kept]
     )
-    paths = [faces.paths[i] for i in found]
+    paths = [faces.paths[i] for i in kept]
     identities = [lfw_identity(p) for p in paths]
     held_out = identity_split(identities) & np.array([p not in fit_only for p in paths])
     group_rows = {
@@ -459,6 +473,7 @@ def fit_models(
         shipped[name] = ShippedAttribute(weights, fitted.bias, uses[name], fitted.l2)
     provenance = {
         "faces": len(found),
+        "fit_only_rows_dropped": len(found) - len(kept),
         "held_out_people": len({i for i, h in zip(identities, held_out, strict=True) if h}),
         "components": components,
         "held_out": {name: r.test.as_json() for name, r in reports.items()},
