@@ -4,10 +4,12 @@
     .venv/bin/python bench/attribute_fit.py --write-model      # ... and write the shipped weights
     .venv/bin/python bench/attribute_fit.py --limit 300        # smoke run on the first 300 images
 
-Data (``../shared/data``, see ``lfw_attributes/README.md`` there): LFW images; labels in
-``lfw_attributes/*.csv`` (``image`` column plus 1/0/empty per attribute; a ``use`` column with
-``fit`` marks rows that are only ever fitted on, never held out); gender from ``lfw/gender.csv``
-and race from ``lfw/race_by_identity.json`` for the per-group rows.
+Data: LFW images from ``../shared/data/lfw``; the project's own labels in
+``bench/labels/lfw_attributes/*.csv`` (see the README there: ``image`` column plus 1/0/empty per
+attribute; a ``use`` column with ``fit`` marks rows that are only ever fitted on, never held
+out) and, when present, the third-party smile labels ``../shared/data/lfw_attributes/
+smile_morishita.csv``; gender from ``lfw/gender.csv`` and race from ``lfw/race_by_identity.json``
+for the per-group rows.
 
 For each labelled image the engine (default detector chain, one process) finds the face nearest
 the image centre and computes its aligned chip, descriptor and 68 landmarks (cached in
@@ -49,6 +51,9 @@ from facegate.engine.attribute_classifiers import ATTRIBUTES, DEFAULT_MODEL_FILE
 from facegate.engine.core import EngineConfig, FaceEngine
 
 DATA = ROOT.parent / "shared" / "data"
+LABELS = ROOT / "bench" / "labels" / "lfw_attributes"
+"""The labels made for this project (README.md there)."""
+OWN = frozenset(p.name for p in LABELS.glob("*.csv"))
 MODEL_PATH = ROOT / "src" / "facegate" / "engine" / "calibration" / DEFAULT_MODEL_FILE
 VERSION = "attributes-v1"
 COMMAND = "python bench/attribute_fit.py --write-model"
@@ -103,7 +108,10 @@ def faces_for(images: list[str], root: Path, cache_dir: Path) -> FaceSet:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    label_files = sorted((args.data / "lfw_attributes").glob("*.csv"))
+    # the project's own labels (bench/labels), and the third-party smile labels when present
+    label_files = sorted(LABELS.glob("*.csv")) + sorted(
+        p for p in (args.data / "lfw_attributes").glob("*.csv") if p.name not in OWN
+    )
     if args.labels:
         label_files = [Path(p) for p in args.labels]
     labels: LabelTable = merge_labels([read_labels(p, ATTRIBUTES) for p in label_files])
@@ -171,7 +179,11 @@ def print_table(reports: dict[str, AttributeReport], min_group: int = 20) -> Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="shared data folder")
-    parser.add_argument("--labels", nargs="*", help="label CSVs (default: lfw_attributes/*.csv)")
+    parser.add_argument(
+        "--labels",
+        nargs="*",
+        help="label CSVs (default: bench/labels/lfw_attributes/*.csv and the shared smile labels)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="only the first N labelled images")
     parser.add_argument("--components", type=int, default=DEFAULT_COMPONENTS)
     parser.add_argument(

@@ -1,7 +1,7 @@
 """The shipped attribute classifiers load and give the labelled answer on real faces.
 
 The LFW faces below are of people held out of the fit (``identity_split``), labelled in
-``../shared/data/lfw_attributes/manual_2026.csv`` and chosen for unambiguous labels: this is a
+``bench/labels/lfw_attributes/manual_2026.csv`` and chosen for unambiguous labels: this is a
 regression test of the shipped weights and the feature code, not a measurement (the measurement
 is bench/attribute_fit.py; see docs/attribute_classifiers.md).
 """

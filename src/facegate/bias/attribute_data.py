@@ -8,7 +8,7 @@ computes. Images where no face is found are counted, not silently dropped.
 
 Labels come from CSV files with an ``image`` column (path relative to the data folder) and one
 column per attribute holding ``1``, ``0`` or empty (not labelled); see
-``../shared/data/lfw_attributes/README.md`` for the files this project uses and their sources.
+``bench/labels/lfw_attributes/README.md`` for the files this project uses and their sources.
 """
 
 from __future__ import annotations
