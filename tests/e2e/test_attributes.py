@@ -23,7 +23,10 @@ from tests.e2e.server import Credentials, LiveServer, audit_record
 
 Image = Callable[[str], dict[str, bytes]]
 
-ESTIMATED = ("EyesOpen", "MouthOpen", "Smile")
+ESTIMATED = (
+    "EyesOpen", "MouthOpen", "Smile", "Eyeglasses", "Sunglasses", "Beard", "Mustache",
+    "FaceOccluded",
+)  # fmt: skip
 """The FaceDetail members this version estimates (docs/attributes.md)."""
 NOT_ESTIMATED = tuple(m for m in ATTRIBUTE_MEMBERS.values() if m not in ESTIMATED)
 
@@ -102,7 +105,14 @@ def test_sensible_values_on_real_photos(rek: Any, image: Image) -> None:
     (astronaut,) = rek.detect_faces(Image=image("astronaut.png"), Attributes=["SMILE"])[
         "FaceDetails"
     ]
-    assert astronaut["Smile"] == {"Value": True, "Confidence": pytest.approx(96.8, abs=2)}
+    assert astronaut["Smile"]["Value"] is True
+    assert astronaut["Smile"]["Confidence"] > 90
+    # nobody in these photos wears glasses or a beard, or has the face covered
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"):
+        (face,) = rek.detect_faces(Image=image(name), Attributes=["ALL"])["FaceDetails"]
+        for member in ("Eyeglasses", "Sunglasses", "Beard", "FaceOccluded"):
+            assert face[member]["Value"] is False, (name, member)
+            assert face[member]["Confidence"] > 85, (name, member)
     faces = rek.detect_faces(Image=image("two_people.jpg"), Attributes=["ALL"])["FaceDetails"]
     assert len(faces) == 2
     assert all(_attributes(f) == set(ESTIMATED) for f in faces)
@@ -139,7 +149,9 @@ def test_audit_record_names_the_attributes_never_their_values(
     record = audit_record(server, decision)
     assert record["attributes_requested"] == list(FACE_ATTRIBUTES)
     assert record["attributes_dropped"] == []
-    assert record["result"]["attributes_inferred"] == ["EYES_OPEN", "MOUTH_OPEN", "SMILE"]
+    assert set(record["result"]["attributes_inferred"]) == {
+        a for a, member in ATTRIBUTE_MEMBERS.items() if member in ESTIMATED
+    }
     text = json.dumps(record)
     assert "Confidence" not in text
     assert "Value" not in text
@@ -195,7 +207,13 @@ def test_all_is_served_without_the_attributes_policies_drop(
     (face,) = reply["FaceDetails"]
     # Microsoft retired smile inference with age, gender, emotion and facial hair: dropped
     # before inference; eyes and mouth are not retired
-    assert _attributes(face) == {"EyesOpen", "MouthOpen"}
+    assert _attributes(face) == {
+        "EyesOpen",
+        "MouthOpen",
+        "Eyeglasses",
+        "Sunglasses",
+        "FaceOccluded",
+    }
     record = audit_record(
         governed, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
     )
@@ -203,7 +221,9 @@ def test_all_is_served_without_the_attributes_policies_drop(
         "AGE_RANGE", "BEARD", "EMOTIONS", "GENDER", "MUSTACHE", "SMILE"
     ]  # fmt: skip
     assert record["obligations"]["drop_attributes"] == record["attributes_dropped"]
-    assert record["result"]["attributes_inferred"] == ["EYES_OPEN", "MOUTH_OPEN"]
+    assert set(record["result"]["attributes_inferred"]) == {
+        "EYEGLASSES", "EYES_OPEN", "FACE_OCCLUDED", "MOUTH_OPEN", "SUNGLASSES"
+    }  # fmt: skip
     assert "microsoft-limited-access.permit-without-limited-attributes" in record["policy_ids"]
     assert "eu-ai-act-art5.permit-without-emotions-workplace-education" in record["policy_ids"]
 

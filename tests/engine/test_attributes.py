@@ -41,7 +41,10 @@ from facegate.engine.types import BoxPx, Pose
 from facegate.operations import FACE_ATTRIBUTES
 
 ALL = frozenset(FACE_ATTRIBUTES)
-ESTIMATED = frozenset({"EYES_OPEN", "MOUTH_OPEN", "SMILE"})
+ESTIMATED = frozenset(
+    {"EYES_OPEN", "MOUTH_OPEN", "SMILE", "EYEGLASSES", "SUNGLASSES", "BEARD", "MUSTACHE",
+     "FACE_OCCLUDED"}
+)  # fmt: skip
 
 
 def _face(eye_open: float = 0.3, lip_gap: float = 0.0, corner_lift: float = 0.0) -> np.ndarray:
@@ -118,7 +121,9 @@ def test_no_features_when_the_eyes_coincide() -> None:
 
 def test_shipped_rules_on_schematic_faces() -> None:
     doc = calibration_document()
-    assert set(doc["rules"]) == ESTIMATED
+    # the geometry rules: EyesOpen is served from them; MouthOpen and Smile from the
+    # classifiers, which measured better (bench/attributes_compare.py)
+    assert set(doc["rules"]) == {"EYES_OPEN", "MOUTH_OPEN", "SMILE"}
     assert doc["command"].startswith("python bench/attributes_geometry.py fit")
     eyes = GeometricEstimator(
         Attribute.EYES_OPEN, LogisticRule.from_json(doc["rules"]["EYES_OPEN"]), doc["version"]

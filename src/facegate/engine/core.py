@@ -13,6 +13,7 @@ for all their faces (the pool's batches); each image's result is the same as ``a
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -216,10 +217,19 @@ class FaceEngine:
         _, pts68 = shape_points(self.models.shape_68, pixels, raw.box_px)
         _, pts5 = shape_points(self.models.shape_5, pixels, raw.box_px)
         pose = estimate_pose(pts68)
+        points5 = tuple((float(x), float(y)) for x, y in pts5)
         estimated = None
         if attributes:
             t0 = time.perf_counter()
-            face = FaceInput(pixels=pixels, box_px=raw.box_px, points68_px=pts68, pose=pose)
+            chip = functools.cache(lambda: face_chip(pixels, raw.box_px, points5))
+            face = FaceInput(
+                pixels=pixels,
+                box_px=raw.box_px,
+                points68_px=pts68,
+                pose=pose,
+                chip=chip,
+                descriptor=functools.cache(lambda: self.embedder.embed([chip()])[0]),
+            )
             estimated = self.attributes.estimate(face, attributes)
             self.times.attributes_s += time.perf_counter() - t0
         return DetectedFace(
@@ -230,7 +240,7 @@ class FaceEngine:
             landmarks=named_landmarks(pts68, width, height),
             pose=pose,
             quality=face_quality(pixels, raw.box_px),
-            points5_px=tuple((float(x), float(y)) for x, y in pts5),
+            points5_px=points5,
             attributes=estimated,
         )
 

@@ -7,15 +7,15 @@ degrees (-180..180). ``ops/types.py`` turns them into ``FaceDetail`` members.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from facegate.engine.image import RGBImage
-from facegate.engine.types import BoxPx, Pose
+from facegate.engine.types import BoxPx, Pose, Vector
 
 
 class Attribute(StrEnum):
@@ -124,6 +124,13 @@ class FaceInput:
     box_px: BoxPx
     points68_px: Points68
     pose: Pose
+    chip: Callable[[], RGBImage] | None = None
+    """The face's aligned 150x150 chip (``engine.align``: the one the descriptor network sees),
+    computed on first call; None where the caller cannot align the face."""
+    descriptor: Callable[[], Vector] | None = None
+    """The face's descriptor, computed on first call (None: not available)."""
+    memo: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Per-face results estimators share (e.g. one feature vector for several attributes)."""
 
 
 class AttributeEstimator(Protocol):
