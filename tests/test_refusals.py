@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -337,11 +338,17 @@ def test_console_sign_in_floods_are_counted_too(services: Services) -> None:
     services.refusals.flush()
     added = [e.record for e in iter_entries(services.settings.audit_dir)][before:]
     assert [r["action"] for r in added if r["kind"] == "console"] == ["console.sign_in_failed"] * 5
-    (counted,) = [r for r in added if r["kind"] == "refusals"]
-    assert counted["total"] == 75
-    assert {(r["client_address"], r["reason"], r["count"]) for r in counted["rows"]} == {
-        ("192.0.2.50", "console.csrf_refused", 50),
-        ("192.0.2.50", "console.sign_in_throttled", 25),
+    # one aggregate record, or a few when the flood outlasted a flush interval (a slow machine)
+    counted = [r for r in added if r["kind"] == "refusals"]
+    assert 1 <= len(counted) <= 3
+    assert sum(r["total"] for r in counted) == 75
+    rows: Counter[tuple[str, str]] = Counter()
+    for record in counted:
+        for row in record["rows"]:
+            rows[(row["client_address"], row["reason"])] += row["count"]
+    assert rows == {
+        ("192.0.2.50", "console.csrf_refused"): 50,
+        ("192.0.2.50", "console.sign_in_throttled"): 25,
     }
     report = build_report(e.record for e in iter_entries(services.settings.audit_dir))
     assert report.integrity.refusals_counted == 75
