@@ -77,6 +77,10 @@ def header(report: dict[str, Any], title: str, rendered_at: str | None) -> list[
     if report.get("kind") != "classifier":  # a classifier audit involves no facegate model
         rows.append(("Model version", esc(report.get("model_version", "-"))))
         rows.append(("Similarity mapping", esc(report.get("similarity_version", "-"))))
+    estimator = report.get("estimator")
+    if isinstance(estimator, dict):  # facegate's own attribute estimator (--estimate)
+        rows.append(("Estimator", esc(f"{estimator.get('attribute')} {estimator.get('version')}")))
+        rows.append(("Method", esc(estimator.get("method", "-"))))
     for item in report.get("inputs", []):
         rows.append(
             ("Input", esc(f"{item['path']} ({item['rows']} rows, SHA-256 {item['sha256']})"))
