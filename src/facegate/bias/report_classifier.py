@@ -49,7 +49,7 @@ def _rows(tab: dict[str, Any]) -> list[list[str]]:
 
 def _summary(tab: dict[str, Any]) -> str:
     s = tab["summary"]
-    parts = [f"{s['groups']} groups measured"]
+    parts = [f"{len(s['groups'])} groups measured"]
     if s.get("too_small"):
         parts.append(f"too small: {', '.join(s['too_small'])}")
     if s.get("max_error_rate") is not None:
