@@ -342,7 +342,8 @@ def _attributes_section(attributes: Mapping[str, Any] | None) -> list[str]:
         "<h2>Facial attributes</h2>",
         f"<p>{_e(attributes['note'])}</p>",
         _table("Estimated", ["attribute", "method", "measured", "version"], rows),
-        f"<p>Never returned (no estimator in this server): {_e(missing)}.</p>",
+        f"<p>Not returned by this server (no estimator, or its face model is not enabled):"
+        f" {_e(missing)}.</p>",
     ]
     models = attributes.get("face_models")
     if models:
