@@ -165,3 +165,36 @@ def test_engine_resource_bounds_from_the_environment() -> None:
 def test_unusable_resource_bounds_name_their_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({"FACEGATE_ENGINE_WORKERS": "2", **env})
+
+
+def test_attribute_models_are_off_by_default_and_opted_into_by_name() -> None:
+    assert Settings.from_env({}).attribute_models == frozenset()
+    assert Settings.from_env({}).engine.face_models.enabled == frozenset()
+    for off in ("", "none", " NONE "):
+        assert Settings.from_env({"FACEGATE_ATTRIBUTE_MODELS": off}).attribute_models == set()
+    on = Settings.from_env(
+        {
+            "FACEGATE_ATTRIBUTE_MODELS": " Faceres, emotion ,",
+            "FACEGATE_MODELS_DIR": "/srv/models",
+            "FACEGATE_MODELS_ALLOW_UNPINNED": "1",
+        }
+    )
+    assert on.attribute_models == {"faceres", "emotion"}
+    models = on.engine.face_models  # what each engine worker is given
+    assert (models.models_dir, models.allow_unpinned) == (Path("/srv/models"), True)
+    assert (on.models_dir, on.models_allow_unpinned) == (Path("/srv/models"), True)
+    only_age_gender = Settings.from_env({"FACEGATE_ATTRIBUTE_MODELS": "faceres"})
+    assert only_age_gender.engine.face_models.enabled == {"faceres"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("iris", "iris; .*iris backs no attribute in this version"),
+        ("faceres,gear", "gear; expected some of emotion, faceres, or none"),
+        ("none,faceres", "none; expected"),
+    ],
+)
+def test_unknown_attribute_models_are_refused(value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"FACEGATE_ATTRIBUTE_MODELS: unknown .*{message}"):
+        Settings.from_env({"FACEGATE_ATTRIBUTE_MODELS": value})

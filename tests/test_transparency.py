@@ -84,3 +84,44 @@ def test_calibrated_table_and_group_rows() -> None:
     assert "A x f" in page
     assert "too small" in page
     assert "not calibrated" not in page
+
+
+def test_attributes_section_says_which_face_models_are_enabled_and_why_off_by_default() -> None:
+    doc = _doc({"model_version": "m", "similarity_version": "v", "calibrated": False})
+    doc["attributes"] = {
+        "estimated": [
+            {
+                "attribute": "GENDER",
+                "member": "Gender",
+                "version": "faceres-87f6a7dc.gender.t0.6",
+                "method": "P(man) <b>",
+                "measured": {"summary": "FairFace: worst group <i>x</i> 20% error"},
+            }
+        ],
+        "not_estimated": ["BEARD"],
+        "note": "computed per request",
+        "face_models": {
+            "setting": "FACEGATE_ATTRIBUTE_MODELS",
+            "default": [],
+            "enabled": ["faceres"],
+            "why_off_by_default": "research terms & 34.7%",
+            "models": [
+                {
+                    "name": "faceres",
+                    "attributes": ["AGE_RANGE", "GENDER"],
+                    "enabled": True,
+                    "task": "descriptor",
+                    "upstream": "https://github.com/av-savchenko/HSE_FaceRec_tf",
+                    "training_data": "IMDB-WIKI <faces>",
+                }
+            ],
+        },
+    }
+    page = render_html(doc)
+    assert "Enabled: <strong>faceres</strong>" in page
+    assert "research terms &amp; 34.7%" in page
+    assert "FairFace: worst group &lt;i&gt;x&lt;/i&gt; 20% error" in page
+    assert "IMDB-WIKI &lt;faces&gt;" in page
+    assert "https://" not in page  # self-contained: no links out
+    doc["attributes"]["face_models"]["enabled"] = []
+    assert "Enabled: <strong>none (the default)</strong>" in render_html(doc)

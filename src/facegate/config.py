@@ -36,6 +36,7 @@
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
 | FACEGATE_MODELS_DIR | .venv/share/facegate/models | converted face models (age, emotion, iris) |
 | FACEGATE_MODELS_ALLOW_UNPINNED | 0 | 1: use converted models whose hashes facegate does not pin |
+| FACEGATE_ATTRIBUTE_MODELS | (none) | opt-in: faceres (AgeRange, Gender), emotion (Emotions) |
 | FACEGATE_TRUSTED_PROXIES | (none) | proxies (IPs, CIDRs) whose X-Forwarded-For is believed |
 | FACEGATE_HEADER_TIMEOUT_S | 10 | a request head must arrive within this (else closed) |
 | FACEGATE_BODY_TIMEOUT_S | 30 | a whole request body must arrive within this (else 408) |
@@ -67,6 +68,16 @@ FACEGATE_TRUSTED_PROXIES: the client address recorded in the audit trail and cou
 console's sign-in throttle is the connection's peer; only when the peer is one of these proxies
 is X-Forwarded-For read, from the right, skipping trusted proxies (:mod:`facegate.wire.peers`).
 Empty by default: no forwarded header is believed, not even from 127.0.0.1.
+
+FACEGATE_ATTRIBUTE_MODELS (comma-separated, empty or ``none``: off, the default): the converted
+face models whose attributes the engine estimates when a request asks for them: ``faceres``
+(AgeRange and Gender) and ``emotion`` (Emotions). They are off by default because their
+training data carry research-only terms (IMDB-WIKI, VGGFace2, FER2013) and their errors differ
+by demographic group (docs/attributes.md gives the measured error rates). An operator who names
+them accepts those terms for their deployment. Each engine worker loads each named model once;
+one that is not set up (``facegate models list``) leaves its attributes unavailable, with a
+warning. Other names are refused, as is ``iris``: no estimator runs it in this version
+(EyeDirection is not estimated).
 
 FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy wait for the
 next free one, which then takes up to this many of them in one task and describes all their faces
@@ -103,6 +114,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from facegate.engine.attributes.registry import ATTRIBUTE_MODELS
+from facegate.engine.attributes.types import FaceModels
 from facegate.engine.core import EngineConfig
 from facegate.engine.detect import detector_named
 from facegate.engine.image import ImageLimits
@@ -139,6 +152,36 @@ def _parse(env: Mapping[str, str], key: str, kind: Callable[[str], T]) -> T:
     except ValueError:
         what = "an integer" if kind is int else "a number" if kind is float else "valid"
         raise SettingsError(f"{key} must be {what}, got {env[key]!r}") from None
+
+
+def attribute_models_named(text: str) -> frozenset[str]:
+    """``FACEGATE_ATTRIBUTE_MODELS``: comma-separated face model names (case and spaces
+    ignored; empty or ``none``: none). Raises :class:`SettingsError` for a name that backs no
+    attribute estimator."""
+    names = {n.strip().lower() for n in text.split(",") if n.strip()}
+    if names == {"none"}:
+        return frozenset()
+    unknown = sorted(names - ATTRIBUTE_MODELS)
+    if unknown:
+        known = ", ".join(sorted(ATTRIBUTE_MODELS))
+        why = (
+            " (iris backs no attribute in this version: EyeDirection is not estimated)"
+            if "iris" in unknown
+            else ""
+        )
+        raise SettingsError(
+            f"FACEGATE_ATTRIBUTE_MODELS: unknown face model(s) {', '.join(unknown)}; "
+            f"expected some of {known}, or none{why}"
+        )
+    return frozenset(names)
+
+
+def _face_models(env: Mapping[str, str]) -> FaceModels:
+    return FaceModels(
+        enabled=attribute_models_named(env.get("FACEGATE_ATTRIBUTE_MODELS", "")),
+        models_dir=Path(env["FACEGATE_MODELS_DIR"]) if env.get("FACEGATE_MODELS_DIR") else None,
+        allow_unpinned=env.get("FACEGATE_MODELS_ALLOW_UNPINNED") == "1",
+    )
 
 
 @dataclass(frozen=True)
@@ -181,9 +224,6 @@ class Settings:
     auth_failure_burst: float = 20.0
     refusal_flush_s: float = 60.0
     audit_accept_damage: bool = False
-    # Converted face models (engine.human_models): None is <sys.prefix>/share/facegate/models.
-    models_dir: Path | None = None
-    models_allow_unpinned: bool = False
     # May hold a password: kept out of repr (and so out of logs); show it with database_name.
     database_url: str | None = field(default=None, repr=False)
 
@@ -258,6 +298,21 @@ class Settings:
             )
 
     @property
+    def models_dir(self) -> Path | None:
+        """The converted face models' folder (None: ``<sys.prefix>/share/facegate/models``)."""
+        return self.engine.face_models.models_dir
+
+    @property
+    def models_allow_unpinned(self) -> bool:
+        """Whether converted models facegate does not pin may be used."""
+        return self.engine.face_models.allow_unpinned
+
+    @property
+    def attribute_models(self) -> frozenset[str]:
+        """The face models attributes may run (``FACEGATE_ATTRIBUTE_MODELS``; empty: off)."""
+        return self.engine.face_models.enabled
+
+    @property
     def database_path(self) -> Path:
         """The SQLite file (used when ``database_url`` is None)."""
         return self.data_dir / "facegate.sqlite3"
@@ -325,10 +380,6 @@ class Settings:
                 values[name] = _parse(env, key, kind)
         if env.get("FACEGATE_DATABASE_URL"):
             values["database_url"] = env["FACEGATE_DATABASE_URL"]
-        if env.get("FACEGATE_MODELS_DIR"):
-            values["models_dir"] = Path(env["FACEGATE_MODELS_DIR"])
-        if env.get("FACEGATE_MODELS_ALLOW_UNPINNED") == "1":
-            values["models_allow_unpinned"] = True
         if env.get("FACEGATE_POLICY_DIR"):
             values["policy_dir"] = Path(env["FACEGATE_POLICY_DIR"])
         if "FACEGATE_POLICY_PACKS" in env:
@@ -361,6 +412,9 @@ class Settings:
             engine["descriptor_runtime"] = runtime_named(env["FACEGATE_DESCRIPTOR_RUNTIME"])
         if "FACEGATE_DETECTOR" in env:
             engine["detector"] = detector_named(env["FACEGATE_DETECTOR"])
+        face_models = _face_models(env)
+        if face_models != FaceModels():
+            engine["face_models"] = face_models
         limits = {
             name: _parse(env, key, int)
             for key, name in (

@@ -11,7 +11,9 @@ Public and read-only: it holds no secret and nothing about any person. The docum
 * ``policy``: the active packs and each policy's id, effect, reason and cited source;
 * ``attributes``: the facial attributes this server estimates when asked (DetectFaces'
   ``Attributes``, IndexFaces' ``DetectionAttributes``), each with its estimator's version,
-  method and held-out measurements, and those it never returns (docs/attributes.md).
+  method and held-out measurements, and those it never returns; which converted face models
+  the operator enabled for attributes (``FACEGATE_ATTRIBUTE_MODELS``), what each one's training
+  data are, and why they are off by default (docs/attributes.md).
 
 :func:`render_html` turns the document into one self-contained page (no scripts, no external
 resources, every text escaped).
@@ -25,7 +27,8 @@ from typing import Any
 
 from facegate import __version__
 from facegate.admin.views import iso
-from facegate.engine.attributes.registry import catalogue
+from facegate.engine.attributes.registry import ESTIMATORS, catalogue
+from facegate.engine.human_catalogue import model_spec
 from facegate.engine.similarity import CalibratedSimilarity, calibration_document
 from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.services import Services
@@ -61,8 +64,44 @@ def _calibration(services: Services) -> dict[str, Any]:
     return out
 
 
+MODELS_OFF_BY_DEFAULT = (
+    "Attributes from converted face models are off unless the operator names the models in "
+    "FACEGATE_ATTRIBUTE_MODELS. Their training data carry research or non-commercial terms "
+    "(IMDB-WIKI, VGGFace2, FER2013): an operator who enables them accepts those terms. Their "
+    "error rates differ by demographic group, as Gender Shades found for commercial gender "
+    "classifiers (up to 34.7% error for darker-skinned women in 2018): the measured rates per "
+    "group are published with each attribute (docs/attributes.md)."
+)
+
+
+def _face_models(services: Services) -> dict[str, Any]:
+    enabled = services.settings.engine.face_models.enabled
+    backs: dict[str, list[str]] = {}
+    for spec in ESTIMATORS:
+        if spec.model:
+            backs.setdefault(spec.model, []).append(spec.attribute.value)
+    return {
+        "setting": "FACEGATE_ATTRIBUTE_MODELS",
+        "default": [],
+        "enabled": sorted(enabled),
+        "why_off_by_default": MODELS_OFF_BY_DEFAULT,
+        "models": [
+            {
+                "name": name,
+                "attributes": attributes,
+                "enabled": name in enabled,
+                "task": model_spec(name).task,
+                "upstream": model_spec(name).upstream,
+                "training_data": model_spec(name).training_data,
+            }
+            for name, attributes in sorted(backs.items())
+        ],
+    }
+
+
 def _attributes(services: Services) -> dict[str, Any]:
-    available = catalogue(services.settings.engine.attributes)
+    engine = services.settings.engine
+    available = catalogue(engine.attributes, engine.face_models)
     estimated = {a.attribute.value for a in available}
     return {
         "estimated": [
@@ -79,6 +118,7 @@ def _attributes(services: Services) -> dict[str, Any]:
         "note": "Attributes are computed per request, only when asked for, and never stored; "
         "what is not estimated is left out of the answer. Policies may refuse or drop "
         "attributes (the policies below).",
+        "face_models": _face_models(services),
     }
 
 
@@ -279,6 +319,8 @@ def render_html(doc: Mapping[str, Any]) -> str:
 
 def _held_out(entry: Mapping[str, Any]) -> str:
     measured = entry.get("measured") or {}
+    if measured.get("summary"):
+        return str(measured["summary"])
     random = measured.get("held_out_random") or {}
     if not random.get("faces"):
         return "not published"
@@ -296,9 +338,32 @@ def _attributes_section(attributes: Mapping[str, Any] | None) -> list[str]:
         for a in attributes["estimated"]
     ]
     missing = ", ".join(attributes["not_estimated"]) or "none"
-    return [
+    parts = [
         "<h2>Facial attributes</h2>",
         f"<p>{_e(attributes['note'])}</p>",
         _table("Estimated", ["attribute", "method", "measured", "version"], rows),
-        f"<p>Never returned (no estimator in this server): {_e(missing)}.</p>",
+        f"<p>Not returned by this server (no estimator, or its face model is not enabled):"
+        f" {_e(missing)}.</p>",
     ]
+    models = attributes.get("face_models")
+    if models:
+        enabled = ", ".join(models["enabled"]) or "none (the default)"
+        parts += [
+            f"<h3>Face models for attributes ({_e(models['setting'])})</h3>",
+            f"<p>Enabled: <strong>{_e(enabled)}</strong>. {_e(models['why_off_by_default'])}</p>",
+            _table(
+                "Face models that back attributes",
+                ["model", "attributes", "enabled", "task", "training data"],
+                [
+                    [
+                        _e(m["name"]),
+                        _e(", ".join(m["attributes"])),
+                        _e("yes" if m["enabled"] else "no"),
+                        _e(m["task"]),
+                        _e(m["training_data"]),
+                    ]
+                    for m in models["models"]
+                ],
+            ),
+        ]
+    return parts

@@ -1,9 +1,11 @@
 """Facial attributes end to end with boto3 (issue 21): DetectFaces' ``Attributes`` and
 IndexFaces' ``DetectionAttributes`` with DEFAULT, ALL and single attributes, on real photos;
 the shapes checked against botocore's service model; the access pattern of AWS's own examples
-(``FaceDetails[0]['EyesOpen']['Value']``); the policies that refuse or drop attributes
-(eu-ai-act-art5, microsoft-limited-access) and the audit record, which names the attributes
-asked for, dropped and inferred, never their values."""
+(``FaceDetails[0]['EyesOpen']['Value']``, ``['AgeRange']['Low']``, ``['Gender']['Value']``);
+the model-backed attributes off by default and on with ``FACEGATE_ATTRIBUTE_MODELS``; the
+policies that refuse or drop attributes (eu-ai-act-art5, microsoft-limited-access), with the
+models on so that a dropped attribute would otherwise be answered; and the audit record, which
+names the attributes asked for, dropped and inferred, never their values."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.session
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from facegate.engine.human_models import model_status
 from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from tests.e2e.conftest import StoreEnv
 from tests.e2e.governance import register, send_headers
@@ -27,8 +31,16 @@ ESTIMATED = (
     "EyesOpen", "MouthOpen", "Smile", "Eyeglasses", "Sunglasses", "Beard", "Mustache",
     "FaceOccluded",
 )  # fmt: skip
-"""The FaceDetail members this version estimates (docs/attributes.md)."""
+"""The FaceDetail members this version estimates by default (docs/attributes.md)."""
 NOT_ESTIMATED = tuple(m for m in ATTRIBUTE_MEMBERS.values() if m not in ESTIMATED)
+MODEL_MEMBERS = ("AgeRange", "Gender", "Emotions")
+"""The members estimated with FACEGATE_ATTRIBUTE_MODELS=faceres,emotion."""
+MODELS_ON = {"FACEGATE_ATTRIBUTE_MODELS": "faceres,emotion"}
+MODELS_READY = all(model_status(m).available for m in ("faceres", "emotion"))
+needs_models = pytest.mark.skipif(
+    not MODELS_READY,
+    reason="the converted face models are not set up (python3 tools/dev.py; docs/models.md)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -168,12 +180,15 @@ def test_audit_record_names_the_attributes_never_their_values(
 
 @pytest.fixture(scope="module")
 def governed(tmp_path_factory: pytest.TempPathFactory, store_env: StoreEnv) -> Iterator[LiveServer]:
+    """The packs that govern attributes, with the attribute models on (when set up): what a
+    policy drops would otherwise be answered."""
     root = tmp_path_factory.mktemp("attributes-policy")
     live = LiveServer(
         root / "data",
         workers=1,
         env={
             **store_env(),
+            **(MODELS_ON if MODELS_READY else {}),
             "FACEGATE_POLICY_PACKS": (
                 "amazon-2020-police-moratorium,eu-ai-act-art5,microsoft-limited-access"
             ),
@@ -262,3 +277,140 @@ def test_an_unknown_setting_is_refused(
         client.detect_faces(Image=image("obama.jpg"))
     assert info.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "X-Facegate-Setting" in info.value.response["Error"]["Message"]
+
+
+def test_accessibility_gets_age_but_never_gender_or_emotions(
+    governed: LiveServer, image: Image
+) -> None:
+    keys = register(governed, "attrs-assist", "commercial", ["accessibility"], country="DE")
+    client = send_headers(
+        governed.client(keys["accessibility"]),
+        {"X-Facegate-Setting": "public", "X-Facegate-Purpose": "accessibility"},
+    )
+    reply = client.detect_faces(Image=image("obama.jpg"), Attributes=["ALL"])
+    (face,) = reply["FaceDetails"]
+    # Microsoft limits age, smile and facial hair to accessibility: kept; gender and emotion
+    # are retired for every use: dropped before inference
+    expected = set(ESTIMATED) | ({"AgeRange"} if MODELS_READY else set())
+    assert _attributes(face) == expected
+    record = audit_record(
+        governed, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
+    )
+    assert record["attributes_dropped"] == ["EMOTIONS", "GENDER"]
+    message = _denied(lambda: client.detect_faces(Image=image("obama.jpg"), Attributes=["GENDER"]))
+    assert "GENDER" in message
+    if MODELS_READY:
+        (aged,) = client.detect_faces(Image=image("biden.jpg"), Attributes=["AGE_RANGE"])[
+            "FaceDetails"
+        ]
+        assert _attributes(aged) == {"AgeRange"}
+
+
+# --- the model-backed attributes (FACEGATE_ATTRIBUTE_MODELS) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def modeled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    if not MODELS_READY:
+        pytest.skip("the converted face models are not set up (python3 tools/dev.py)")
+    live = LiveServer(tmp_path_factory.mktemp("attributes-models") / "data", workers=1,
+                      env=MODELS_ON)  # fmt: skip
+    live.start()
+    yield live
+    live.stop()
+
+
+def _check_model_shapes(detail: dict[str, Any], shape: Any) -> None:
+    """AgeRange, Gender and Emotions have botocore's members, types, enums and ranges."""
+    members = shape.members
+    age = detail["AgeRange"]
+    assert set(age) == set(members["AgeRange"].members) == {"Low", "High"}
+    assert all(isinstance(age[k], int) for k in ("Low", "High"))
+    assert 0 <= age["Low"] <= age["High"] <= 150
+    gender = detail["Gender"]
+    assert set(gender) == set(members["Gender"].members) == {"Value", "Confidence"}
+    assert gender["Value"] in members["Gender"].members["Value"].enum
+    assert 50.0 <= gender["Confidence"] <= 100.0
+    emotion_shape = members["Emotions"].member
+    types = [e["Type"] for e in detail["Emotions"]]
+    assert set(types) <= set(emotion_shape.members["Type"].enum)
+    assert len(types) == len(set(types)) == 7
+    assert "CONFUSED" not in types  # no source for it: left out, not a made-up 0
+    confidences = [e["Confidence"] for e in detail["Emotions"]]
+    assert confidences == sorted(confidences, reverse=True)  # Emotions[0] is the top one
+    assert all(0.0 <= c <= 100.0 for c in confidences)
+    assert sum(confidences) == pytest.approx(100.0, abs=0.01)
+
+
+@needs_models
+def test_models_on_aws_example_access_pattern(
+    modeled: LiveServer, image: Image, face_detail_shape: Any
+) -> None:
+    rek = modeled.client()
+    response = rek.detect_faces(Image=image("obama.jpg"), Attributes=["ALL"])
+    # as in AWS's DetectFaces examples
+    for face_detail in response["FaceDetails"]:
+        low, high = face_detail["AgeRange"]["Low"], face_detail["AgeRange"]["High"]
+        assert (low, high) == (37, 51)  # Obama was 47-51 when photographed
+        assert face_detail["Gender"]["Value"] == "Male"
+        assert face_detail["Emotions"][0]["Type"] == "HAPPY"
+        assert face_detail["Smile"]["Value"] is True
+        _check_shape(face_detail, face_detail_shape)
+        _check_model_shapes(face_detail, face_detail_shape)
+        assert _attributes(face_detail) == set(ESTIMATED) | set(MODEL_MEMBERS)
+        # still never invented: no estimator for it
+        assert "EyeDirection" not in face_detail
+    (biden,) = rek.detect_faces(Image=image("biden.jpg"), Attributes=["AGE_RANGE", "GENDER"])[
+        "FaceDetails"
+    ]
+    assert _attributes(biden) == {"AgeRange", "Gender"}
+    assert biden["AgeRange"]["Low"] <= 70
+    assert biden["AgeRange"]["High"] >= 66
+    (astronaut,) = rek.detect_faces(Image=image("astronaut.png"), Attributes=["GENDER"])[
+        "FaceDetails"
+    ]
+    assert astronaut["Gender"]["Value"] == "Female"
+    (plain,) = rek.detect_faces(Image=image("obama.jpg"))["FaceDetails"]
+    assert _attributes(plain) == set()  # DEFAULT: nothing inferred
+
+
+@needs_models
+def test_models_on_index_faces_answers_and_stores_nothing(
+    modeled: LiveServer, image: Image
+) -> None:
+    rek = modeled.client()
+    collection = "attrs-" + secrets.token_hex(4)
+    rek.create_collection(CollectionId=collection)
+    reply = rek.index_faces(
+        CollectionId=collection, Image=image("biden.jpg"), DetectionAttributes=["ALL"]
+    )
+    detail = reply["FaceRecords"][0]["FaceDetail"]
+    assert detail["Gender"]["Value"] == "Male"
+    assert _attributes(detail) >= set(MODEL_MEMBERS)
+    (stored,) = rek.list_faces(CollectionId=collection)["Faces"]
+    assert _attributes(stored) == set()
+    record = audit_record(
+        modeled, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
+    )
+    assert {"AGE_RANGE", "GENDER", "EMOTIONS"} <= set(record["result"]["attributes_inferred"])
+    assert "Male" not in json.dumps(record)  # names, never values
+
+
+@needs_models
+def test_models_on_transparency_says_which_and_why(modeled: LiveServer) -> None:
+    doc = httpx.get(modeled.endpoint + "/transparency?format=json").json()["attributes"]
+    estimated = {a["attribute"]: a for a in doc["estimated"]}
+    assert {"AGE_RANGE", "GENDER", "EMOTIONS"} <= set(estimated)
+    assert estimated["GENDER"]["version"].startswith("faceres-")
+    models = doc["face_models"]
+    assert models["enabled"] == ["emotion", "faceres"]
+    assert "terms" in models["why_off_by_default"]
+    assert {m["name"]: m["attributes"] for m in models["models"]} == {
+        "emotion": ["EMOTIONS"], "faceres": ["AGE_RANGE", "GENDER"]
+    }  # fmt: skip
+
+
+def test_models_off_by_default_on_the_transparency_page(server: LiveServer) -> None:
+    doc = httpx.get(server.endpoint + "/transparency?format=json").json()["attributes"]
+    assert doc["face_models"]["enabled"] == []
+    assert {"AGE_RANGE", "GENDER", "EMOTIONS"} <= set(doc["not_estimated"])

@@ -138,8 +138,10 @@ def count_predictions(
     *,
     keep_errors: int = 0,
     source: str = "<memory>",
+    images: Sequence[str] | None = None,
 ) -> PredictionCounts:
-    """Aggregate in-memory ``(truth, predicted, group values)`` rows (line = position + 1).
+    """Aggregate in-memory ``(truth, predicted, group values)`` rows (line = position + 1);
+    ``images``, when given, names each row (in the list of errors).
 
     Labels must be non-empty (``ValueError`` otherwise); an empty group value is unlabelled.
     """
@@ -149,7 +151,7 @@ def count_predictions(
             raise ValueError(f"row {i}: {len(values)} group values for {len(acc.group_by)} names")
         if not truth.strip() or not predicted.strip():
             raise ValueError(f"row {i}: empty label")
-        acc.add(truth, predicted, values, i, None)
+        acc.add(truth, predicted, values, i, None if images is None else images[i - 1])
     return acc.result(source, None)
 
 

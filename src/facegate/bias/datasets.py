@@ -14,6 +14,8 @@ Loaders (each validates that every referenced image exists and raises :class:`Da
 naming the file and line otherwise):
 
 * :func:`load_lfw` - LFW View 2 (``pairs.txt``), with its 6,000 pairs and their folds;
+* :func:`load_lfw_images` - every LFW image of ``gender.csv``, or of a per-image label file
+  (e.g. smile labels), with gender and race;
 * :func:`load_fairface` - the FairFace validation split (no identities);
 * :func:`load_congress` - the Congress portraits (bioguide id as subject);
 * :func:`load_csv` - an operator's own data in the documented CSV format (see its docstring).
@@ -25,7 +27,7 @@ import csv
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -248,6 +250,85 @@ def load_lfw(root: Path, pairs_file: str = "pairs.txt") -> tuple[Manifest, list[
 
     pairs = [Pair(sample_index(p.left), sample_index(p.right), p.mated, p.fold) for p in lfw_pairs]
     return Manifest("lfw", tuple(samples)), pairs
+
+
+def _lfw_label_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """A per-image label CSV of LFW: lines starting ``#`` are comments; ``image`` is required."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        numbered = [(n, line) for n, line in enumerate(fh, 1) if not line.startswith("#")]
+    reader = csv.DictReader(line for _, line in numbered)
+    header = list(reader.fieldnames or [])
+    if "image" not in header:
+        raise DatasetError(f"{path}: missing column image (header: {','.join(header)})")
+    rows = []
+    for i, row in enumerate(reader, 1):
+        if None in row or any(v is None for v in row.values()):
+            raise DatasetError(f"{path} line {numbered[i][0]}: expected {len(header)} fields")
+        rows.append((numbered[i][0], row))
+    return rows
+
+
+def load_lfw_images(root: Path, labels: Path | None = None) -> Manifest:
+    """LFW images one by one (not pairs), for attribute audits.
+
+    Without ``labels``: every image listed in ``gender.csv`` (8,117). With ``labels``: every
+    image of that CSV (a column ``image``, relative to ``images/``, a leading ``images/``
+    allowed; lines starting ``#`` are comments), each of its other columns an attribute (e.g.
+    ``smile``: ``1``/``0``; empty: unknown); labelled images absent from ``images/`` are left
+    out, and the provenance says how many. Every sample also has ``gender`` (``gender.csv``)
+    and ``race`` (USC-SAIL), as :func:`load_lfw` gives them; subject id: the LFW name.
+    """
+    root = Path(root)
+    gender = load_lfw_gender(root / "gender.csv")
+    race_path = root / "race_by_identity.json"
+    if not race_path.is_file():
+        raise DatasetError(f"{race_path}: file not found")
+    races: dict[str, str] = json.loads(race_path.read_text(encoding="utf-8"))
+    if labels is None:
+        source = root / "gender.csv"
+        rows = [(line, {"image": r["image"]}) for line, r in _read_csv(source, ("image",))]
+        provenance = LFW_PROVENANCE.replace("LFW View 2", "LFW images of gender.csv")
+    else:
+        source = Path(labels)
+        rows = _lfw_label_rows(source)
+        provenance = f"LFW images labelled in {source.name}; {LFW_PROVENANCE}"
+    samples = []
+    seen: set[str] = set()
+    absent = 0
+    for line, row in rows:
+        name = row["image"].strip().removeprefix("images/")
+        if name in seen:
+            raise DatasetError(f"{source} line {line}: image listed twice: {name}")
+        seen.add(name)
+        if labels is not None and not (root / "images" / name).is_file():
+            absent += 1  # a label file may cover more of LFW than this copy holds
+            continue
+        path = _require_image(root / "images" / name, f"{source} line {line}")
+        subject = name.split("/", 1)[0]
+        attrs = {k: v for k, v in row.items() if k != "image"}
+        attrs.update(gender=gender.get(name, UNKNOWN), race=lfw_race(races.get(subject)))
+        samples.append(Sample(path, subject, _attributes(attrs), provenance))
+    if absent:
+        note = f" ({absent} labelled images not in {root / 'images'}, left out)"
+        samples = [replace(s, provenance=s.provenance + note) for s in samples]
+    return Manifest("lfw_images" if labels is None else f"lfw:{source.stem}", tuple(samples))
+
+
+def one_per_subject(manifest: Manifest) -> Manifest:
+    """The first sample of each subject (in manifest order); samples without a subject id are
+    all kept. For audits whose intervals assume independent rows: many images of one person
+    are not independent evidence."""
+    seen: set[str] = set()
+    kept = []
+    for sample in manifest.samples:
+        if sample.subject_id is not None:
+            if sample.subject_id in seen:
+                continue
+            seen.add(sample.subject_id)
+        kept.append(sample)
+    return Manifest(f"{manifest.name} (one image per subject)", tuple(kept))
 
 
 # --- FairFace and Congress ---------------------------------------------------------------------

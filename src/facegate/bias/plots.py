@@ -237,7 +237,12 @@ def _frame(
     x_format: Format,
     y_format: Format,
     x_ticks: Sequence[tuple[float, str]] | None = None,
+    *,
+    height: int = HEIGHT,
+    rotate_ticks: bool = False,
 ) -> str:
+    """Grid, ticks, frame and axis labels. ``height`` above :data:`HEIGHT` leaves room under
+    the plot (same size) for ``rotate_ticks``: x tick labels slanted, for many long ones."""
     left, right = LEFT, WIDTH - RIGHT
     top, bottom = TOP, HEIGHT - BOTTOM
     parts = []
@@ -251,15 +256,20 @@ def _frame(
     ticks = x_ticks if x_ticks is not None else [(t, x_format(t)) for t in xa.ticks()]
     for t, text in ticks:
         x = xa.px(t)
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{GRID}"/>'
-            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" fill="{INK}">'
+        label = (
+            f'<text transform="translate({x + 4:.1f} {bottom + 12}) rotate(-35)" '
+            f'text-anchor="end" fill="{INK}">{_e(text)}</text>'
+            if rotate_ticks
+            else f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" fill="{INK}">'
             f"{_e(text)}</text>"
+        )
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{GRID}"/>' + label
         )
     parts.append(
         f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" '
         f'fill="none" stroke="{INK}"/>'
-        f'<text x="{(left + right) / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle" '
+        f'<text x="{(left + right) / 2:.1f}" y="{height - 12}" text-anchor="middle" '
         f'fill="{INK}">{_e(x_label)}</text>'
         f'<text transform="translate(16 {(top + bottom) / 2:.1f}) rotate(-90)" '
         f'text-anchor="middle" fill="{INK}">{_e(y_label)}</text>'
@@ -371,9 +381,16 @@ def errorbar_chart(
     n = len(categories)
     xa = _Axis([-0.5, n - 0.5], LEFT, WIDTH - RIGHT, log=False)
     ya = _Axis(values, HEIGHT - BOTTOM, TOP, log=log_y)
-    ticks = [(float(i), c) for i, c in enumerate(categories)]
-    parts = [_open(chart_id, title, desc)]
-    parts.append(_frame(xa, ya, x_label, y_label, fmt_g, y_format, x_ticks=ticks))
+    ticks = [(float(i), _short(c)) for i, c in enumerate(categories)]
+    # labels wider than their slot (about 6.5 px a character) are slanted, below the same plot
+    longest = max(len(text) for _, text in ticks)
+    rotate = longest * 6.5 > (WIDTH - RIGHT - LEFT) / n
+    height = HEIGHT + (round(longest * 6.5 * 0.6) if rotate else 0)
+    parts = [_open(chart_id, title, desc, height)]
+    parts.append(
+        _frame(xa, ya, x_label, y_label, fmt_g, y_format, x_ticks=ticks, height=height,
+               rotate_ticks=rotate)
+    )  # fmt: skip
     slot = (xa.px(1.0) - xa.px(0.0)) * 0.7
     k = max(1, len(series))
     for i, s in enumerate(series):

@@ -3,7 +3,9 @@
 Made from the JSON report only (:func:`facegate.bias.classifier` builds it): the intersectional
 table and one table per attribute, each with a chart of the error rate per group and its 95%
 Wilson interval, the summary (gap, ratio, Max/GeoMean, Fisher's exact test of the worst against
-the best group), and the listed errors.
+the best group), and the listed errors. A report of facegate's own estimator (``--estimate``)
+adds the images with no face per group, the published reference figures (gender) and the
+AgeRange tables and chart (age).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from facegate.bias.plots import ErrorSeries, Estimate, errorbar_chart, fmt_pct
-from facegate.bias.report_page import ci, esc, figure, footer, header, pct, small, table
+from facegate.bias.report_page import ci, esc, figure, footer, header, num, pct, small, table
 
 HOW = (
     "A row's error is a prediction that differs from its true label. Each group's error rate "
@@ -47,7 +49,7 @@ def _rows(tab: dict[str, Any]) -> list[list[str]]:
 
 def _summary(tab: dict[str, Any]) -> str:
     s = tab["summary"]
-    parts = [f"{s['groups']} groups measured"]
+    parts = [f"{len(s['groups'])} groups measured"]
     if s.get("too_small"):
         parts.append(f"too small: {', '.join(s['too_small'])}")
     if s.get("max_error_rate") is not None:
@@ -92,6 +94,92 @@ def _section(tab: dict[str, Any], chart_id: str) -> str:
     )
 
 
+def _no_face(report: dict[str, Any]) -> str:
+    images = report.get("images")
+    if not isinstance(images, dict):
+        return ""
+    per, missed = images.get("per_group", {}), images.get("no_face", {})
+    rows = [
+        [esc(g), esc(per[g]), esc(missed.get(g, 0)), esc(pct(missed.get(g, 0) / per[g]))]
+        for g in sorted(per, key=lambda g: (g == "overall", g))
+        if per[g]
+    ]
+    return (
+        "<h2>Images with no face found</h2><p>Not counted as errors of the estimator and not in"
+        " the tables above; the server would answer them with no face. Images without a truth"
+        f" label: {esc(images.get('no_label', 0))}; faces without an estimate:"
+        f" {esc(images.get('no_estimate', 0))}; images the engine refused:"
+        f" {esc(images.get('refused', 0))}.</p>"
+        + table(["group", "labelled images", "no face", "share"], rows)
+    )
+
+
+def _references(report: dict[str, Any]) -> str:
+    refs = report.get("references")
+    if not refs:
+        return ""
+    s = report["intersectional"]["summary"]
+    rows = [
+        [esc("this report: " + ", ".join(s.get("worst", []))), esc("facegate"),
+         esc(pct(s.get("max_error_rate"))), esc("above")]
+    ] + [
+        [esc(r["group"]), esc(f"{r['study']}: {r['system']}"), esc(pct(r["error_rate"])),
+         esc(r["source"])]
+        for r in refs
+    ]  # fmt: skip
+    return (
+        "<h2>Beside the published figures</h2><p>The worst group of this report next to the"
+        " worst (and best) groups Gender Shades and its follow-up measured on PPB. Not the same"
+        " data: PPB's groups are Fitzpatrick skin types of adult parliamentarians in official"
+        " portraits; the groups here are the data set's own labels. Compare orders of"
+        " magnitude, not decimals.</p>"
+        + table(["group", "system", "error rate", "source"], rows, left=2)
+    )
+
+
+def _age_section(tab: dict[str, Any], chart_id: str) -> str:
+    name = " x ".join(tab["attributes"])
+    groups = [g for g in tab["groups"] if g["group"] != "overall"]
+    measured = [g for g in groups if not g["too_small"] and g["n"]]
+    chart = errorbar_chart(
+        chart_id,
+        f"AgeRange against the labelled bin by {name}",
+        f"Share of faces whose AgeRange middle is in the labelled bin, and whose AgeRange "
+        f"overlaps it, with 95% intervals, by {name}.",
+        [g["group"] for g in measured],
+        [
+            ErrorSeries(
+                "middle in bin",
+                [Estimate(g["middle_inside_rate"], *g["middle_inside_ci"]) for g in measured],
+            ),
+            ErrorSeries(
+                "range overlaps bin",
+                [Estimate(g["overlap_rate"], *g["overlap_ci"]) for g in measured],
+            ),
+        ],
+        x_label=name,
+        y_label="share of faces",
+        y_format=fmt_pct,
+    )
+    rows = []
+    for g in tab["groups"]:
+        rows.append(
+            [esc(g["group"]), esc(g["n"]),
+             small(g["n"], "faces") if g["too_small"] else esc(pct(g["middle_inside_rate"])),
+             esc(ci(g["middle_inside_ci"])), esc(pct(g["overlap_rate"])),
+             esc(ci(g["overlap_ci"])), esc(num(g["years_outside_median"], 1)),
+             esc(num(g["years_outside_mean"], 1)), esc(num(g["width_median"], 1))]
+        )  # fmt: skip
+    head = ["group", "faces", "middle in bin", "95% interval", "range overlaps bin",
+            "95% interval", "years outside (median)", "years outside (mean)",
+            "range width (median)"]  # fmt: skip
+    return (
+        f"<h2>AgeRange by {esc(name)}</h2>"
+        + figure(chart, f"AgeRange against the labelled age bin by {name}.")
+        + table(head, rows)
+    )
+
+
 def render_classifier(report: dict[str, Any], rendered_at: str | None) -> str:
     """The page of one ``kind: classifier`` report."""
     out = header(report, "Classifier audit: error rates by group", rendered_at)
@@ -100,6 +188,10 @@ def render_classifier(report: dict[str, Any], rendered_at: str | None) -> str:
     out.append(_section(report["intersectional"], "classifier-intersectional"))
     for i, tab in enumerate(report.get("marginals", [])):
         out.append(_section(tab, f"classifier-marginal-{i}"))
+    out.append(_references(report))
+    for i, tab in enumerate(report.get("age", [])):
+        out.append(_age_section(tab, f"classifier-age-{i}"))
+    out.append(_no_face(report))
     listed = report.get("listed_errors", [])
     if listed:
         rows = [

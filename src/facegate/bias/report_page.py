@@ -77,6 +77,10 @@ def header(report: dict[str, Any], title: str, rendered_at: str | None) -> list[
     if report.get("kind") != "classifier":  # a classifier audit involves no facegate model
         rows.append(("Model version", esc(report.get("model_version", "-"))))
         rows.append(("Similarity mapping", esc(report.get("similarity_version", "-"))))
+    estimator = report.get("estimator")
+    if isinstance(estimator, dict):  # facegate's own attribute estimator (--estimate)
+        rows.append(("Estimator", esc(f"{estimator.get('attribute')} {estimator.get('version')}")))
+        rows.append(("Method", esc(estimator.get("method", "-"))))
     for item in report.get("inputs", []):
         rows.append(
             ("Input", esc(f"{item['path']} ({item['rows']} rows, SHA-256 {item['sha256']})"))
@@ -104,11 +108,16 @@ def header(report: dict[str, Any], title: str, rendered_at: str | None) -> list[
     ]
     out += [f'<tr><th class="l">{esc(k)}</th><td class="l">{v}</td></tr>' for k, v in rows]
     out.append("</table>")
+    thresholds = (
+        "Thresholds are Similarity percentages, converted to descriptor distances by the "
+        "similarity mapping named above; a pair matches when its distance is at or below the "
+        "threshold's distance. "
+        if report.get("kind") != "classifier"
+        else ""
+    )
     out.append(
-        '<p class="note">Thresholds are Similarity percentages, converted to descriptor '
-        "distances by the similarity mapping named above; a pair matches when its distance is "
-        "at or below the threshold's distance. This page was generated from the JSON report "
-        "alone; the JSON holds every number shown here.</p>"
+        f'<p class="note">{thresholds}This page was generated from the JSON report alone; the '
+        "JSON holds every number shown here.</p>"
     )
     return out
 

@@ -1,12 +1,19 @@
-"""``facegate bias classifier PREDICTIONS.csv``: audit another system's attribute classifier.
+"""``facegate bias classifier``: the Gender Shades table of an attribute classifier.
 
-facegate does not infer gender or skin type. This command audits a classifier that does, from
-a CSV of its predictions plus ground truth and group attributes (format: the docstring of
-:mod:`facegate.bias.classifier`), and prints the Gender Shades table: per intersectional group
-and per single attribute, n, errors, error rate, 95% Wilson interval and the confusion counts;
-then max - min, max / min, Max/GeoMean and Fisher's exact test of the worst group against the
-best. ``--json OUT`` writes the same as JSON (``"kind": "classifier"``). Unusable input exits 3
-with one line on stderr starting ``facegate: ``.
+Two sources of predictions, one table:
+
+* ``facegate bias classifier PREDICTIONS.csv``: another system's predictions, with ground truth
+  and group attributes (format: the docstring of :mod:`facegate.bias.classifier`).
+* ``facegate bias classifier --estimate gender|age|happy|smile --dataset ...``: facegate's own
+  attribute estimators, run on a labelled data set as the server runs them
+  (:mod:`facegate.cli.bias_attributes`; the model-backed ones need
+  ``FACEGATE_ATTRIBUTE_MODELS``' models set up).
+
+The table, per intersectional group and per single attribute: n, errors, error rate, 95%
+Wilson interval and the confusion counts; then max - min, max / min, Max/GeoMean and Fisher's
+exact test of the worst group against the best. ``--json OUT`` writes the same as JSON
+(``"kind": "classifier"``), ``--html OUT`` a self-contained page with the plots. Unusable input
+exits 3 with one line on stderr starting ``facegate: ``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import argparse
 import json
 import shlex
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +39,11 @@ from facegate.bias.datasets import DatasetError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
+
+ESTIMATE_KINDS = ("gender", "age", "happy", "smile")
+"""What ``--estimate`` audits (``facegate.bias.attribute_audit.ESTIMATES``)."""
+ESTIMATE_DATASETS = ("fairface", "lfw", "csv")
+DEFAULT_TRUTH = {"gender": "gender", "age": "age_band", "happy": "smile", "smile": "smile"}
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -52,6 +65,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _where(text: str) -> tuple[str, tuple[str, ...]]:
+    name, sep, values = text.partition("=")
+    kept = tuple(v.strip() for v in values.split("|") if v.strip())
+    if not sep or not name.strip() or not kept:
+        raise argparse.ArgumentTypeError(f"expected ATTR=VALUE[|VALUE...], got {text!r}")
+    return name.strip(), kept
+
+
 def _positive(text: str) -> int:
     value = _count(text)
     if value < 1:
@@ -62,9 +83,60 @@ def _positive(text: str) -> int:
 def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``classifier`` to the ``bias`` subparsers ``bias_sub``."""
     p = bias_sub.add_parser(
-        "classifier", help="error table of another system's attribute classifier (Gender Shades)"
+        "classifier",
+        help="error table of an attribute classifier, another system's or facegate's own "
+        "(Gender Shades)",
     )
-    p.add_argument("predictions", type=Path, metavar="PREDICTIONS.csv", help="predictions CSV")
+    p.add_argument(
+        "predictions",
+        type=Path,
+        nargs="?",
+        default=None,
+        metavar="PREDICTIONS.csv",
+        help="another system's predictions (or --estimate: facegate's own)",
+    )
+    p.add_argument(
+        "--estimate",
+        choices=ESTIMATE_KINDS,
+        default=None,
+        help="audit facegate's own estimator instead of a predictions CSV: gender (Gender), "
+        "age (AgeRange), happy (HAPPY as the top of Emotions, against smile labels), smile "
+        "(Smile)",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=ESTIMATE_DATASETS,
+        default="fairface",
+        help="with --estimate: fairface (gender, race, race4, age_band), lfw (every image of "
+        "gender.csv, or of --labels), csv (a manifest, --data FILE) (default: fairface)",
+    )
+    p.add_argument(
+        "--data", type=Path, default=None, help="with --estimate: the data folder, or the CSV"
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="with --dataset lfw: per-image labels (image,<attributes>), e.g. smile labels",
+    )
+    p.add_argument(
+        "--where",
+        type=_where,
+        action="append",
+        default=None,
+        metavar="ATTR=V1|V2",
+        help="with --estimate: only images whose ATTR is one of the values (repeatable), "
+        "e.g. 'age_band=20-29|30-39'",
+    )
+    p.add_argument(
+        "--one-per-subject",
+        action="store_true",
+        help="with --estimate: the first image of each subject only (independent rows)",
+    )
+    p.add_argument("--cache", type=Path, default=None, help="with --estimate: attribute cache")
+    p.add_argument("--workers", type=_positive, default=2, help="with --estimate: engines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--group-by",
         type=_names,
@@ -72,7 +144,12 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="COLUMNS",
         help="comma-separated group columns, intersectional (default: gender)",
     )
-    p.add_argument("--truth-column", default="truth", help="true label column (default: truth)")
+    p.add_argument(
+        "--truth-column",
+        default=None,
+        help="true label column (default: truth; with --estimate the data set's attribute: "
+        "gender, age_band or smile)",
+    )
     p.add_argument(
         "--predicted-column",
         default="predicted",
@@ -89,23 +166,46 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--list-errors", type=_count, default=20, metavar="N", help="misclassified rows to list"
     )
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write a JSON report")
+    p.add_argument(
+        "--html", type=Path, default=None, metavar="OUT", help="write a self-contained HTML page"
+    )
     p.set_defaults(func=cmd_classifier, parser=p)
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The effective command line (defaults included), to reproduce the run."""
-    words = [
-        "facegate", "bias", "classifier", str(args.predictions),
-        "--group-by", ",".join(args.group_by),
-        "--truth-column", args.truth_column,
-        "--predicted-column", args.predicted_column,
-        "--image-column", args.image_column,
-        "--min-n", str(args.min_n),
-        "--list-errors", str(args.list_errors),
-    ]  # fmt: skip
-    if args.json is not None:
-        words += ["--json", str(args.json)]
+    """The effective command line (defaults included), to reproduce the run (the cache,
+    workers and progress bar change no result and are left out)."""
+    if getattr(args, "estimate", None):
+        words = ["facegate", "bias", "classifier", "--estimate", args.estimate,
+                 "--dataset", args.dataset]  # fmt: skip
+        for flag, value in (("--data", args.data), ("--labels", args.labels)):
+            if value is not None:
+                words += [flag, str(value)]
+        for name, values in args.where or ():
+            words += ["--where", f"{name}={'|'.join(values)}"]
+        if args.one_per_subject:
+            words.append("--one-per-subject")
+        words += ["--truth-column", _truth_column(args), "--group-by", ",".join(args.group_by)]
+    else:
+        words = [
+            "facegate", "bias", "classifier", str(args.predictions),
+            "--group-by", ",".join(args.group_by),
+            "--truth-column", _truth_column(args),
+            "--predicted-column", args.predicted_column,
+            "--image-column", args.image_column,
+        ]  # fmt: skip
+    words += ["--min-n", str(args.min_n), "--list-errors", str(args.list_errors)]
+    for flag, value in (("--json", args.json), ("--html", getattr(args, "html", None))):
+        if value is not None:
+            words += [flag, str(value)]
     return shlex.join(words)
+
+
+def _truth_column(args: argparse.Namespace) -> str:
+    if args.truth_column:
+        return str(args.truth_column)
+    estimate = getattr(args, "estimate", None)
+    return DEFAULT_TRUTH[estimate] if estimate else "truth"
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -213,13 +313,30 @@ def report_json(result: ClassifierAudit, command: str) -> dict[str, Any]:
 # --- command -------------------------------------------------------------------------------------
 
 
+def write_reports(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """``--json`` and ``--html`` of one report (the page is made from the JSON alone)."""
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if getattr(args, "html", None) is not None:
+        from facegate.bias.report_html import render_html
+
+        args.html.write_text(render_html(report), encoding="utf-8")
+
+
 def cmd_classifier(args: argparse.Namespace, out: TextIO) -> int:
-    """Read the predictions, print the tables, optionally write the JSON report."""
+    """Read the predictions (or make them: ``--estimate``), print the tables, optionally write
+    the JSON report and the HTML page."""
+    if getattr(args, "estimate", None):
+        from facegate.cli.bias_attributes import cmd_estimate
+
+        return cmd_estimate(args, out)
     try:
+        if args.predictions is None:
+            raise DatasetError("give a predictions CSV, or --estimate to audit facegate's own")
         counts = read_predictions(
             args.predictions,
             args.group_by,
-            truth_column=args.truth_column,
+            truth_column=_truth_column(args),
             predicted_column=args.predicted_column,
             image_column=args.image_column,
             keep_errors=args.list_errors,
@@ -227,9 +344,9 @@ def cmd_classifier(args: argparse.Namespace, out: TextIO) -> int:
         result = audit(counts, args.min_n)
         command = command_line(args)
         print("\n".join(render(result, command)), file=out)
-        if args.json is not None:
-            text = json.dumps(report_json(result, command), indent=2) + "\n"
-            args.json.write_text(text, encoding="utf-8")
+        report = report_json(result, command)
+        report["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+        write_reports(args, report)
     except (DatasetError, OSError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

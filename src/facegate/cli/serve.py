@@ -101,9 +101,15 @@ def run_server(settings: Settings, out: TextIO = sys.stdout) -> int:
     credentials = bootstrap_key(settings)
     started = time.perf_counter()
     services = Services.open(settings, policy=policy, permissions_fixed=fixed)
-    logging.getLogger("facegate").info(
-        "started", extra={"startup_s": round(time.perf_counter() - started, 2)}
-    )
+    log = logging.getLogger("facegate")
+    log.info("started", extra={"startup_s": round(time.perf_counter() - started, 2)})
+    if settings.attribute_models:
+        # the operator's opt-in (FACEGATE_ATTRIBUTE_MODELS), recorded where it is read
+        log.info(
+            "face attribute models enabled (%s): their training data's research-only terms "
+            "apply to this deployment (docs/attributes.md)",
+            ", ".join(sorted(settings.attribute_models)),
+        )
     try:
         usage_banner(settings, credentials, out)
         config = uvicorn.Config(

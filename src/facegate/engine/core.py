@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from facegate.engine.align import face_chip
 from facegate.engine.attributes.registry import AttributeRegistry, build_registry
-from facegate.engine.attributes.types import FaceInput
+from facegate.engine.attributes.types import FaceInput, FaceModels
 from facegate.engine.detect import (
     Detector,
     DetectorConfig,
@@ -69,6 +69,9 @@ class EngineConfig:
     attributes: frozenset[str] | None = None
     """The facial attributes this engine may estimate (Rekognition names); None: every one
     whose estimator can start (``engine.attributes.registry``)."""
+    face_models: FaceModels = FaceModels()
+    """The converted face models attribute estimators may run (none by default:
+    ``FACEGATE_ATTRIBUTE_MODELS``), loaded once per engine."""
 
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
         """The same configuration with another detector."""
@@ -117,7 +120,9 @@ class FaceEngine:
             flip_tta=config.flip_tta,
         )
         # the attribute estimators, made once per engine (so once per worker process)
-        self.attributes: AttributeRegistry = build_registry(enabled=config.attributes)
+        self.attributes: AttributeRegistry = build_registry(
+            enabled=config.attributes, models=config.face_models
+        )
         self.times = StageTimes()
         # The detector that found the faces of the last ``detect`` (None: no face found).
         self.last_found_by: DetectorKind | None = None

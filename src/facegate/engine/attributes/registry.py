@@ -1,13 +1,18 @@
 """The attribute estimators an engine can run, and running those a request asks for.
 
-:data:`ESTIMATORS` is the one list of estimators: an estimator backed by a model (age, gender,
-emotions, eye direction, eyeglasses, sunglasses, beard, mustache, occlusion) is added there as
-an :class:`~facegate.engine.attributes.types.EstimatorSpec` whose ``make`` loads its model (for
-ONNX models converted elsewhere, ``load_onnx_model(name)``) and returns an object with the
+:data:`ESTIMATORS` is the one list of estimators: an estimator is added there as an
+:class:`~facegate.engine.attributes.types.EstimatorSpec` whose ``make`` loads what it needs (a
+converted face model through the :class:`~facegate.engine.attributes.types.ModelSource` it is
+given: ``models.load("faceres")``) and returns an object with the
 :class:`~facegate.engine.attributes.types.AttributeEstimator` Protocol. Nothing else changes: the
 engine builds the registry once per process (:func:`build_registry`, in each worker's
 ``FaceEngine``), the service answers the attributes that are available, and the transparency page
 lists them with their versions.
+
+An estimator that runs a converted face model (its spec names the ``model``) is made only when
+the operator enabled that model (``FaceModels.enabled``, ``FACEGATE_ATTRIBUTE_MODELS``; off by
+default: their training data carry research-only terms and their errors differ by group,
+docs/attributes.md). Each model is loaded once per engine, however many attributes read it.
 
 An attribute is **available** when its estimator's ``make`` succeeded in this engine; one that
 is not (no model, no calibration) is left out of every answer, as Rekognition leaves out members
@@ -26,6 +31,14 @@ from types import MappingProxyType
 from typing import Any
 
 from facegate.engine.attributes.classifiers import classifier
+from facegate.engine.attributes.face_models import (
+    EMOTION,
+    FACERES,
+    ModelLoader,
+    make_age_range,
+    make_emotions,
+    make_gender,
+)
 from facegate.engine.attributes.geometry import geometric
 from facegate.engine.attributes.types import (
     AgeRange,
@@ -37,24 +50,32 @@ from facegate.engine.attributes.types import (
     EyeDirection,
     FaceAttributes,
     FaceInput,
+    FaceModels,
     Flag,
     Gender,
+    ModelSource,
 )
 
 log = logging.getLogger("facegate.engine.attributes")
+
+
+def _classifier(attribute: Attribute, _: ModelSource) -> AttributeEstimator:
+    """The trained classifier of ``attribute`` (it runs no converted face model)."""
+    return classifier(attribute)
+
 
 ESTIMATORS: tuple[EstimatorSpec, ...] = (
     EstimatorSpec(
         Attribute.EYES_OPEN,
         "eye aspect ratio of the 68 landmarks, logistic threshold fitted on labelled faces",
-        lambda: geometric(Attribute.EYES_OPEN),
+        lambda _: geometric(Attribute.EYES_OPEN),
     ),
     *(
         EstimatorSpec(
             attribute,
             "logistic classifier over the aligned face chip, the descriptor and the landmarks, "
             "fitted on labelled LFW faces",
-            functools.partial(classifier, attribute),
+            functools.partial(_classifier, attribute),
         )
         for attribute in (
             Attribute.MOUTH_OPEN,
@@ -66,12 +87,40 @@ ESTIMATORS: tuple[EstimatorSpec, ...] = (
             Attribute.FACE_OCCLUDED,
         )
     ),
+    EstimatorSpec(
+        Attribute.AGE_RANGE,
+        "the quartiles of the age distribution of HSE FaceRes (faceres; age head trained on "
+        "IMDB-WIKI), on the face square; opt-in",
+        make_age_range,
+        model=FACERES,
+    ),
+    EstimatorSpec(
+        Attribute.GENDER,
+        "P(man) of HSE FaceRes (faceres; gender head trained on IMDB-WIKI) against HSE's "
+        "threshold 0.6, on the face square; opt-in",
+        make_gender,
+        model=FACERES,
+    ),
+    EstimatorSpec(
+        Attribute.EMOTIONS,
+        "the 7 expressions of oarriaga's mini-Xception (emotion; trained on FER2013) on "
+        "Rekognition's types, neutral as CALM, no CONFUSED; opt-in",
+        make_emotions,
+        model=EMOTION,
+    ),
 )
 """Every estimator facegate knows, at most one per attribute (the hook for new ones: module
 docstring). EyesOpen from the landmark geometry; MouthOpen and Smile, which have both methods,
 from the classifiers, which measured better on the same held-out people
-(``bench/attributes_compare.py``). Not listed, hence never returned: AGE_RANGE, EMOTIONS,
-EYE_DIRECTION, GENDER (their models are not in this version)."""
+(``bench/attributes_compare.py``); AgeRange, Gender and Emotions from converted face models,
+opt-in (``FACEGATE_ATTRIBUTE_MODELS``). Not listed, hence never returned: EYE_DIRECTION (no
+measured estimator in this version)."""
+
+NO_FACE_MODELS = FaceModels()
+"""No converted face model enabled: the default (model-backed attributes are opt-in)."""
+
+ATTRIBUTE_MODELS: frozenset[str] = frozenset(s.model for s in ESTIMATORS if s.model)
+"""The face models that back an estimator: what ``FACEGATE_ATTRIBUTE_MODELS`` may name."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +133,8 @@ class AvailableAttribute:
     version: str
     method: str
     measured: Mapping[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    """The converted face model it runs (None: the landmarks only)."""
 
 
 class AttributeRegistry:
@@ -106,6 +157,7 @@ class AttributeRegistry:
                 estimator.version,
                 spec.method,
                 MappingProxyType(dict(measured)) if isinstance(measured, Mapping) else {},
+                spec.model,
             )
 
     @property
@@ -176,16 +228,22 @@ def valid(attribute: Attribute, value: AttributeValue) -> bool:
 
 
 def build_registry(
-    specs: Sequence[EstimatorSpec] = ESTIMATORS, enabled: frozenset[str] | None = None
+    specs: Sequence[EstimatorSpec] = ESTIMATORS,
+    enabled: frozenset[str] | None = None,
+    models: FaceModels = NO_FACE_MODELS,
 ) -> AttributeRegistry:
-    """Make every estimator of ``specs`` (those in ``enabled`` only, when given); one that
-    cannot be made is left out with one warning (module docstring)."""
+    """Make every estimator of ``specs`` (those in ``enabled`` only, when given; those that run
+    a face model only when ``models`` enables it); one that cannot be made is left out with one
+    warning (module docstring)."""
     made: list[tuple[EstimatorSpec, AttributeEstimator]] = []
+    loader = ModelLoader(models)
     for spec in specs:
         if enabled is not None and spec.attribute.value not in enabled:
             continue
+        if spec.model is not None and spec.model not in models.enabled:
+            continue  # opt-in (FACEGATE_ATTRIBUTE_MODELS): off is the default, not a fault
         try:
-            made.append((spec, spec.make()))
+            made.append((spec, spec.make(loader)))
         except (OSError, ImportError, ValueError, KeyError) as exc:
             log.warning(
                 "attribute %s is unavailable (%s: %s)", spec.attribute, type(exc).__name__, exc
@@ -194,8 +252,11 @@ def build_registry(
 
 
 @functools.cache
-def catalogue(enabled: frozenset[str] | None = None) -> tuple[AvailableAttribute, ...]:
-    """The attributes an engine configured with ``enabled`` estimates (for the transparency
-    page, in the server's own process): every estimator is made once in the calling process
-    and kept for its life, so this costs what one engine's estimators cost, once."""
-    return tuple(build_registry(enabled=enabled).available.values())
+def catalogue(
+    enabled: frozenset[str] | None = None, models: FaceModels = NO_FACE_MODELS
+) -> tuple[AvailableAttribute, ...]:
+    """The attributes an engine configured with ``enabled`` and ``models`` estimates (for the
+    transparency page, in the server's own process): every estimator is made once in the
+    calling process and kept for its life, so this costs what one engine's estimators cost
+    (the enabled face models' sessions included), once."""
+    return tuple(build_registry(enabled=enabled, models=models).available.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -129,8 +130,11 @@ class FaceInput:
     computed on first call; None where the caller cannot align the face."""
     descriptor: Callable[[], Vector] | None = None
     """The face's descriptor, computed on first call (None: not available)."""
-    memo: dict[str, Any] = field(default_factory=dict, compare=False)
-    """Per-face results estimators share (e.g. one feature vector for several attributes)."""
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Scratch space of this face's estimators, for this request only: results several
+    estimators share (a model whose outputs serve two attributes, ``faceres`` for AgeRange and
+    Gender, runs once per face; one classifier feature vector for several attributes).
+    Dropped with the FaceInput."""
 
 
 class AttributeEstimator(Protocol):
@@ -152,12 +156,42 @@ class AttributeEstimator(Protocol):
 
 
 @dataclass(frozen=True)
+class FaceModels:
+    """Which converted face models (``engine.human_models``) attribute estimators may run, and
+    where they are. Picklable (part of ``EngineConfig``, sent to worker processes).
+
+    ``enabled`` is the operator's opt-in (``FACEGATE_ATTRIBUTE_MODELS``): empty by default, so
+    no model-backed attribute is estimated unless an operator names its model, accepting its
+    training data's terms (docs/attributes.md). ``models_dir`` None is
+    ``<sys.prefix>/share/facegate/models``; ``allow_unpinned`` accepts conversions whose hashes
+    facegate does not pin (``FACEGATE_MODELS_ALLOW_UNPINNED``)."""
+
+    enabled: frozenset[str] = frozenset()
+    models_dir: Path | None = None
+    allow_unpinned: bool = False
+
+
+class ModelSource(Protocol):
+    """What ``EstimatorSpec.make`` is given to load a model: ``load(name)`` returns a verified
+    session (``engine.human_models.LoadedModel``), the same one for every estimator of one
+    engine that asks for the same model, or raises ``OSError`` when the model is not enabled or
+    not available (the attribute is then unavailable)."""
+
+    def load(self, name: str) -> Any: ...
+
+
+@dataclass(frozen=True)
 class EstimatorSpec:
     """An estimator the engine may run: its attribute, a one-line description of the method
-    (for the transparency page), and how to make it. ``make`` loads whatever it needs (model
-    files, calibration) and raises ``OSError``, ``ImportError`` or ``ValueError`` when it cannot:
-    the attribute is then unavailable in that engine (logged once), not an error."""
+    (for the transparency page), how to make it and the converted face model it runs, if any.
+
+    ``make`` loads whatever it needs (model files through its :class:`ModelSource`,
+    calibration) and raises ``OSError``, ``ImportError`` or ``ValueError`` when it cannot: the
+    attribute is then unavailable in that engine (logged once), not an error. ``model``: the
+    face model (``faceres``, ``emotion``) the estimator runs; such an estimator is made only
+    when that model is in :attr:`FaceModels.enabled` (off by default), never otherwise."""
 
     attribute: Attribute
     method: str
-    make: Callable[[], AttributeEstimator]
+    make: Callable[[ModelSource], AttributeEstimator]
+    model: str | None = None
