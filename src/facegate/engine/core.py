@@ -29,6 +29,7 @@ from facegate.engine.detect import (
     Detector,
     DetectorConfig,
     RawDetection,
+    detect_faces,
     largest_first,
     make_detector,
 )
@@ -197,17 +198,23 @@ class FaceEngine:
         image: DecodedImage,
         detector: DetectorKind | None,
         attributes: frozenset[str] = frozenset(),
+        max_faces: int | None = None,
     ) -> tuple[DetectedFace, ...]:
-        """:meth:`detect` in the coordinates of ``image.pixels``."""
+        """:meth:`detect` in the coordinates of ``image.pixels``. ``max_faces``: only the
+        largest N faces are kept, so only those get landmarks; for 1, detection looks for the
+        largest face only (``detect.detect_faces``)."""
         t0 = time.perf_counter()
         chain = (detector,) if detector else self.detector_chain
         raw: list[RawDetection] = []
         for kind in chain:
-            raw = self._detector(kind).detect(image.pixels)
+            raw = detect_faces(self._detector(kind), image.pixels, largest_only=max_faces == 1)
             self.last_found_by = kind if raw else None
             if raw:
                 break
-        raw = largest_first(raw, self.config.detector.max_faces, image.width_px, image.height_px)
+        limit = self.config.detector.max_faces
+        if max_faces is not None and max_faces > 0:
+            limit = min(limit, max_faces)
+        raw = largest_first(raw, limit, image.width_px, image.height_px)
         t1 = time.perf_counter()
         faces = tuple(self._describe_geometry(image, r, attributes) for r in raw)
         t2 = time.perf_counter()
@@ -297,8 +304,11 @@ class FaceEngine:
     ) -> Analysis:
         """Decode, detect and (optionally) describe every face, largest first.
 
-        ``max_faces`` describes only the largest N faces (all are still detected); use 1 for a
-        search probe, which Rekognition takes from the largest face only. ``attributes``: the
+        ``max_faces`` keeps and describes only the largest N faces (landmarks too are found for
+        those only); use 1 for a search probe, which Rekognition takes from the largest face
+        only: detection then looks for large faces first (MTCNN's coarse pyramid levels, then
+        every level if none is found; ``engine.mtcnn``), so a face smaller than about 80 px is
+        looked for only in an image without a larger one. ``attributes``: the
         facial attributes to estimate for each face (:meth:`detect`). Raises the engine's
         typed errors (:meth:`analyze_many` of this one image, its error raised).
         """
@@ -326,7 +336,9 @@ class FaceEngine:
             try:
                 image = self.decode(item.data)
                 # in the coordinates of image.pixels until _analysis maps them to the image's own
-                detected = self._detect_in_pixels(image, item.detector, item.attributes)
+                detected = self._detect_in_pixels(
+                    image, item.detector, item.attributes, max_faces=item.max_faces
+                )
                 found_by = str(self.last_found_by)
                 if item.max_faces is not None:
                     detected = detected[: item.max_faces]
