@@ -8,8 +8,10 @@ Three views of the same request (the 640x480 one-face probe of bench/search_thro
 against a collection of four faces):
 
 1. **Engine stages, in process** (one ``FaceEngine``, one thread, as a worker runs it): decode,
-   MTCNN's P-Net pyramid, R-Net and O-Net, the other detectors of the chain, landmarks (68 and 5
-   points), pose and quality, the face chip and the descriptor; medians of ``--requests`` calls.
+   MTCNN's P-Net pyramid, R-Net and O-Net (on the full pyramid, and on the coarse levels a search
+   probe starts with), detection as the engine runs it (every face; the largest face only),
+   landmarks (68 and 5 points), pose and quality, the face chip and the descriptor, and
+   ``analyze`` whole; medians of ``--requests`` calls.
 2. **Request path, in process** (``pipeline.handle`` on the service graph ``facegate serve``
    builds, engine in 2 worker processes, one request at a time, SigV4-signed as boto3 signs):
    wall time of each step, found by wrapping the functions the pipeline calls: SigV4 (key
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from benchlib import ROOT, SAMPLES, machine_info, machine_line, write_results
 
@@ -80,6 +83,7 @@ def median_ms(values: list[float]) -> float:
 def engine_stages(data: bytes, n: int) -> dict[str, float]:
     engine = FaceEngine(EngineConfig())
     det: Any = engine._detector(engine.detector_chain[0])
+    skip = det.config.coarse_skip
     times: Timings = defaultdict(list)
 
     def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -88,18 +92,23 @@ def engine_stages(data: bytes, n: int) -> dict[str, float]:
         times[name].append(time.perf_counter() - t0)
         return out
 
+    def pyramid(px: Any, first: int) -> Any:
+        image = Image.fromarray(px)
+        scales = det.scales(px.shape[1], px.shape[0])
+        return det._candidates([det._level(image, s) for s in scales[first:]])
+
     for i in range(n + 5):
         if i == 5:
             times.clear()
         image = timed("decode", engine.decode, data)
         px = image.pixels
-        has_stages = hasattr(det, "_stage1")
-        if has_stages:
-            rows = timed("MTCNN P-Net pyramid (+ NMS)", det._stage1, px)
-            rows = timed("MTCNN R-Net (crops, net, NMS)", det._refine, px, rows, "rnet", 24)
+        for label, first in (("full pyramid", 0), (f"coarse levels (skip {skip})", skip)):
+            rows = timed(f"MTCNN P-Net, {label} (+ NMS)", pyramid, px, first)
+            rows = timed(f"MTCNN R-Net, {label}", det._refine, px, rows, "rnet", 24)
             rows[:, :4] = np.fix(rows[:, :4])
-            timed("MTCNN O-Net (crops, net, NMS)", det._refine, px, rows, "onet", 48)
-        raw = timed("detection as the engine runs it (MTCNN + box map)", det.detect, px)
+            timed(f"MTCNN O-Net, {label}", det._refine, px, rows, "onet", 48)
+        timed("detection, every face (MTCNN + box map)", det.detect, px)
+        raw = timed("detection, largest face (coarse first + box map)", det.detect_largest, px)
         box = raw[0].box_px
         _, p68 = timed("landmarks, 68 points", shape_points, engine.models.shape_68, px, box)
         _, p5 = timed("landmarks, 5 points", shape_points, engine.models.shape_5, px, box)
@@ -107,7 +116,8 @@ def engine_stages(data: bytes, n: int) -> dict[str, float]:
         pts5 = tuple((float(x), float(y)) for x, y in p5)
         chip = timed("face chip (alignment)", face_chip, px, box, pts5)
         timed("descriptor (ONNX)", engine.embedder.embed, [chip])
-        timed("analyze(max_faces=1), all stages", lambda: engine.analyze(data, max_faces=1))
+        timed("analyze(), every face", lambda: engine.analyze(data))
+        timed("analyze(max_faces=1), the search probe", lambda: engine.analyze(data, max_faces=1))
     return {k: median_ms(v) for k, v in times.items()}
 
 
