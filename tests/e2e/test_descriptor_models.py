@@ -33,6 +33,8 @@ from tests.e2e.conftest import StoreEnv, selected_backend
 from tests.e2e.server import LiveServer, audit_record
 
 MODEL = "faceres-ext-v1"
+FACERES = "faceres-v1"
+FUSED = "fused-dlib-faceres-v1"
 MODEL_TAG = "facegate:face-model"
 SPEC = {
     "input_size": 224,
@@ -83,6 +85,27 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert done.returncode == 0, done.stderr
     verified = facegate("models", "verify", MODEL, "--dir", str(folder))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # the built-in faceres-v1 (the pinned conversion) and the fused model, calibrated in the
+    # models folder's calibration/ (the package ships no calibration of either yet)
+    for name in ("faceres.onnx", "manifest.json"):
+        shutil.copyfile(FACERES_ONNX.parent / name, folder / name)
+    synthetic_calibration.build(root / "data-builtin", root / "cache.sqlite3", FACERES, 1024)
+    done = facegate(
+        "bias", "calibrate", "--model", FACERES, "--models-dir", str(folder), "--data",
+        str(root / "data-builtin"), "--cache", str(root / "cache.sqlite3"), "--no-mmod-fallback",
+        "--no-progress",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (folder / "calibration" / f"{FACERES}.json").is_file()
+    fused = {
+        "model_version": FUSED,
+        "version": f"{FUSED}.fmr-synthetic",
+        "note": "hand-made knots for tests, not a measurement",
+        "distance": "euclidean:128+cosine:1024",
+        "fusion": {"weights": [1.0, 1.0]},
+        "knots": [[0, 100], [0.2, 99.9], [0.35, 99], [0.5, 90], [0.7, 80], [0.9, 70], [2.5, 0]],
+    }
+    (folder / "calibration" / f"{FUSED}.json").write_text(json.dumps(fused))
     return folder
 
 
@@ -118,8 +141,8 @@ def test_an_uncalibrated_model_cannot_be_a_collections_model(
 ) -> None:
     rek = live.client()
     for version, why in (
-        ("faceres-v1", "has no calibration of its Similarity"),
         ("no-such-model", "this server has no face model no-such-model"),
+        ("dlib-resnet-v1+flip", "this server has no face model dlib-resnet-v1+flip"),
     ):
         with pytest.raises(ClientError) as info:
             rek.create_collection(CollectionId=_id("x"), Tags={MODEL_TAG: version})
@@ -175,6 +198,34 @@ def test_a_dlib_and_a_faceres_collection_side_by_side(live: LiveServer, image: A
     # CompareFaces uses the server's default model (dlib here)
     compared = rek.compare_faces(SourceImage=image("obama.jpg"), TargetImage=image("obama2.jpg"))
     assert compared["FaceMatches"][0]["Similarity"] > 80
+
+
+@pytest.mark.parametrize("model", [FACERES, FUSED])
+def test_built_in_faceres_and_fused_collections(live: LiveServer, image: Any, model: str) -> None:
+    """faceres-v1 through its pinned conversion; the fused model stores both descriptors of a
+    face and scores their weighted distances (its calibration's weights)."""
+    rek = live.client()
+    cid = _id("builtin")
+    assert (
+        rek.create_collection(CollectionId=cid, Tags={MODEL_TAG: model})["FaceModelVersion"]
+        == model
+    )
+    faces = {}
+    for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
+        indexed = rek.index_faces(CollectionId=cid, Image=image(name), ExternalImageId=name)
+        assert indexed["FaceModelVersion"] == model
+        faces[name] = [r["Face"]["FaceId"] for r in indexed["FaceRecords"]]
+    found = rek.search_faces_by_image(CollectionId=cid, Image=image("obama2.jpg"))
+    assert found["FaceModelVersion"] == model
+    matched = {m["Face"]["ExternalImageId"] for m in found["FaceMatches"]}
+    assert matched == {"obama.jpg", "two_people.jpg"}  # Obama, alone and beside Biden
+    assert faces["biden.jpg"][0] not in {m["Face"]["FaceId"] for m in found["FaceMatches"]}
+    if model == FUSED:
+        with pytest.raises(ClientError) as info:
+            rek.create_collection(
+                CollectionId=_id("h"), Tags={MODEL_TAG: FUSED, "facegate:index": "hnsw"}
+            )
+        assert "several descriptors per face" in _error(info)[1]
 
 
 def test_a_search_whose_model_lost_its_calibration_is_refused(

@@ -124,7 +124,7 @@ def test_adding_a_model_records_its_hash_and_refuses_clashes(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="is a built-in model"):
         add_operator_model(folder, DLIB_RESNET_V1, onnx, SPEC)
     (folder / "descriptors" / "mine" / "mine.json").write_text("{}")  # a calibration
-    add_operator_model(folder, "mine", onnx, SPEC, replace=True)
+    add_operator_model(folder, "mine", onnx, SPEC, again=True)
     assert not (folder / "descriptors" / "mine" / "mine.json").exists()  # the old one is gone
     (folder / "descriptors" / "broken").mkdir()
     (folder / "descriptors" / "broken" / "spec.json").write_text("{]")

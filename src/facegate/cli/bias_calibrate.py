@@ -10,8 +10,9 @@ cohort itself, see :mod:`facegate.engine.cohort`).
 
 ``--model NAME`` calibrates another descriptor model (``engine.descriptors``: ``faceres-v1``, an
 operator's model added with ``facegate models add``): its descriptors, its distance (cosine
-for faceres), its cohort; an operator's model's document is written into its own folder unless
-``--out`` says otherwise, and from then on it can serve searches.
+for faceres), its cohort. Unless ``--out`` says otherwise, an operator's model's document is
+written into its own folder, and a built-in model's the package does not calibrate into the
+models folder's ``calibration/``; from then on (after a restart) it can serve searches.
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_BAD_INPUT
     print("\n".join(render(doc)), file=out)
     if args.out is None and model is not None and model.calibration_dir is not None:
-        # an operator's model: its calibration lives beside its weights
+        # an operator's model (its calibration lives beside its weights), or a built-in one the
+        # package does not calibrate (the models folder's calibration/)
+        model.calibration_dir.mkdir(parents=True, exist_ok=True)
         args.out = model.calibration_dir / model.calibration_file(
             "cohort" if args.normalise else ""
         )

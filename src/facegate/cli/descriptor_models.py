@@ -197,7 +197,7 @@ def add_model(args: argparse.Namespace, folder: Path, out: TextIO) -> int:
             raise ValueError(f"{args.spec} is not a JSON object")
         if not args.onnx.is_file():
             raise ValueError(f"{args.onnx}: file not found")
-        model = add_operator_model(folder, args.name, args.onnx, spec, replace=args.replace)
+        model = add_operator_model(folder, args.name, args.onnx, spec, again=args.replace)
     except (OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

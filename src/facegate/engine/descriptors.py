@@ -40,7 +40,7 @@ import json
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,9 @@ ALIGNMENTS = (DLIB_CHIP, FIVE_POINT)
 
 OPERATOR_DIR = "descriptors"
 """Operators' models live in ``<models dir>/descriptors/<name>/``."""
+LOCAL_CALIBRATION_DIR = "calibration"
+"""A built-in model the package ships no calibration for is calibrated in
+``<models dir>/calibration/`` (``facegate bias calibrate --model faceres-v1`` writes there)."""
 SPEC_FILE = "spec.json"
 ONNX_FILE = "model.onnx"
 SPEC_FORMAT = "facegate-descriptor/1"
@@ -317,18 +320,21 @@ class DescriptorRegistry:
         cls, models_dir: Path, *, flip_tta: bool = False, default: str | None = None
     ) -> DescriptorRegistry:
         """The built-in models and the operator's models under ``models_dir``. An operator
-        model whose spec cannot be read is left out (``operator_model_problems`` says why)."""
+        model whose spec cannot be read is left out (``operator_models`` says why). A built-in
+        model other than dlib's whose calibration the package does not ship is calibrated in
+        ``<models_dir>/calibration/`` (:data:`LOCAL_CALIBRATION_DIR`)."""
         dlib = dlib_model(flip_tta)
         faceres = faceres_model(models_dir)
+        fused = fused_model(
+            FUSED_DLIB_FACERES_V1,
+            (dlib_model(False), faceres),
+            "dlib-resnet-v1 and faceres-v1 stored side by side; the distance is the "
+            "weighted sum of the two (weights in its calibration)",
+        )
+        local = models_dir / LOCAL_CALIBRATION_DIR
         found = [
             dlib,
-            faceres,
-            fused_model(
-                FUSED_DLIB_FACERES_V1,
-                (dlib_model(False), faceres),
-                "dlib-resnet-v1 and faceres-v1 stored side by side; the distance is the "
-                "weighted sum of the two (weights in its calibration)",
-            ),
+            *(m if _packaged(m) else replace(m, calibration_dir=local) for m in (faceres, fused)),
         ]
         found += [m for m in operator_models(models_dir)[0] if m.version not in _names(found)]
         return cls(tuple(found), default or dlib.version)
@@ -351,6 +357,11 @@ class DescriptorRegistry:
 
     def versions(self) -> tuple[str, ...]:
         return tuple(m.version for m in self.models)
+
+
+def _packaged(model: DescriptorModel) -> bool:
+    """Whether the package ships a calibration of ``model`` (either variant)."""
+    return model.calibrated("") or model.calibrated("cohort")
 
 
 def _names(models: list[DescriptorModel]) -> set[str]:
@@ -388,20 +399,20 @@ def file_digest(path: Path) -> str:
 
 
 def add_operator_model(
-    models_dir: Path, name: str, onnx_file: Path, spec: Mapping[str, Any], *, replace: bool = False
+    models_dir: Path, name: str, onnx_file: Path, spec: Mapping[str, Any], *, again: bool = False
 ) -> DescriptorModel:
     """Copy ``onnx_file`` and ``spec`` into ``<models_dir>/descriptors/<name>/`` with the file's
     SHA-256 recorded, and return the model (uncalibrated until ``facegate bias calibrate
     --model NAME`` writes its calibration there). ``ValueError`` for a bad name or spec, a
-    built-in name, or a name already added (unless ``replace``: its calibration files are then
-    removed, since they describe the old weights)."""
+    built-in name, or a name already added (unless ``again``: it is replaced, and its
+    calibration files removed, since they describe the old weights)."""
     if name in BUILTIN_NAMES:
         raise ValueError(f"{name} is a built-in model")
     doc = {k: v for k, v in spec.items() if k not in ("format", "onnx_sha256")}
     folder = models_dir / OPERATOR_DIR / name
     model_from_spec(name, doc, folder)  # validates before anything is written
     if folder.exists():
-        if not replace:
+        if not again:
             raise ValueError(f"a model {name} was already added ({folder}); --replace replaces it")
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
