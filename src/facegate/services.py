@@ -79,6 +79,17 @@ class KeyedLocks:
         return len(self._locks)
 
 
+def served_models(matchers: MatcherSet | None) -> tuple[tuple[str, str], ...]:
+    """(model, Similarity version) of each model of ``matchers`` that has a calibration."""
+    if matchers is None:
+        return ()
+    out = []
+    for model in matchers.registry.models:
+        if matchers.servable(model.version) is None:
+            out.append((model.version, matchers.for_model(model.version).version))
+    return tuple(out)
+
+
 def load_policy(settings: Settings) -> PolicyEngine:
     """The configured policy packs, parsed and validated (raises ``PolicyLoadError``)."""
     return PolicyEngine.load(settings.policy_packs, operator_dir=settings.policy_dir)
@@ -270,6 +281,11 @@ class Services:
             return version, self.deps.matchers.for_model(version).version
         except (KeyError, ValueError):
             return version, ""
+
+    def served_models(self) -> tuple[tuple[str, str], ...]:
+        """(model, Similarity version) of every descriptor model that can serve collections
+        here (calibrated), for registering their bias audits."""
+        return served_models(self.deps.matchers)
 
     def active_audit(self, face_model_version: str | None = None) -> ModelAuditRecord | None:
         """The registered, unrevoked bias audit of a model (None: none; default: the default
