@@ -3,6 +3,12 @@
 Collection ids are per organisation (as Rekognition's are per account): an organisation sees,
 names and creates only its own, and another organisation's collection of the same id is, to it,
 a collection that does not exist (ResourceNotFoundException; CreateCollection succeeds).
+
+A collection keeps the descriptor model it is created with (``FaceModelVersion``) until it is
+deleted: the server's default (``FACEGATE_FACE_MODEL``), or the one the tag
+``facegate:face-model`` names at CreateCollection, if it is installed and calibrated
+(``ops.common.CollectionModels``). The tag stays among the collection's tags as a record of the
+choice; changing or removing it later changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from facegate.vectorspace import DLIB_SPACE
 
 INDEX_TAG = "facegate:index"
 """Tag chosen at CreateCollection to select the vector index: "exact" (default) or "hnsw"."""
-__all__ = ["INDEX_TAG", "MODEL_TAG"]
 
 DEFAULT_LIST_COLLECTIONS = 1000
 
