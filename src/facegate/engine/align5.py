@@ -81,7 +81,17 @@ def aligned_face(pixels: RGBImage, points: npt.ArrayLike, size_px: int) -> npt.N
     a = forward[:, :2]
     inverse = np.linalg.inv(a)
     shift = -inverse @ forward[:, 2]
-    offset = shift - inverse @ np.array([0.5, 0.5]) + 0.5
+    # only the part of the image the output reads is handed to Pillow (a margin of 2 pixels
+    # for the bilinear filter): the same pixels, without copying the whole image per face
+    corners = np.array([[0, 0], [size_px, 0], [0, size_px], [size_px, size_px]], dtype=float)
+    reach = corners @ inverse.T + shift
+    height, width = pixels.shape[:2]
+    x0, y0 = (max(0, int(np.floor(v)) - 2) for v in reach.min(axis=0))
+    x1 = min(width, int(np.ceil(reach[:, 0].max())) + 3)
+    y1 = min(height, int(np.ceil(reach[:, 1].max())) + 3)
+    if x1 <= x0 or y1 <= y0:  # the face lies outside the image
+        return np.zeros((size_px, size_px, 3), dtype=np.uint8)
+    offset = shift - inverse @ np.array([0.5, 0.5]) + 0.5 - np.array([x0, y0])
     data = (
         inverse[0, 0],
         inverse[0, 1],
@@ -90,7 +100,7 @@ def aligned_face(pixels: RGBImage, points: npt.ArrayLike, size_px: int) -> npt.N
         inverse[1, 1],
         offset[1],
     )
-    image = Image.fromarray(np.ascontiguousarray(pixels[:, :, :3], dtype=np.uint8))
+    image = Image.fromarray(np.ascontiguousarray(pixels[y0:y1, x0:x1, :3], dtype=np.uint8))
     warped = image.transform(
         (size_px, size_px), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR
     )
