@@ -32,6 +32,7 @@
 | FACEGATE_REFUSAL_FLUSH_S | 60 | at most one audit record of counted refusals per this many s |
 | FACEGATE_AUDIT_ACCEPT_DAMAGE | 0 | 1: continue an audit log whose tail fails verification |
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
+| FACEGATE_FACE_MODEL | dlib-resnet-v1 | model of new collections and CompareFaces (models list) |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
 | FACEGATE_SEARCH_COARSE_FIRST | 1 | search probes: MTCNN's coarse levels first (0: full pyramid) |
@@ -199,6 +200,10 @@ class Settings:
     max_skew_s: float = 300.0
     master_key: str | None = None
     engine: EngineConfig = EngineConfig()
+    face_model: str = ""
+    """The descriptor model of new collections (unless CreateCollection's tag
+    ``facegate:face-model`` names another) and of CompareFaces (``FACEGATE_FACE_MODEL``);
+    ``""``: the engine's dlib model. It must be calibrated (checked when the server starts)."""
     limits: StoreLimits = StoreLimits()
     policy_packs: tuple[str, ...] = DEFAULT_PACKS
     policy_dir: Path | None = None
@@ -402,6 +407,8 @@ class Settings:
             )
         if gate:
             values["gate"] = GateBounds(**gate)
+        if env.get("FACEGATE_FACE_MODEL", "").strip():
+            values["face_model"] = env["FACEGATE_FACE_MODEL"].strip()
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
         if env.get("FACEGATE_AUDIT_ACCEPT_DAMAGE") == "1":

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from facegate import crops, enforce, intent
+from facegate.engine.similarity import SimilarityModel
 from facegate.errors import (
     AccessDeniedException,
     FacegateError,
@@ -222,7 +223,7 @@ async def _admitted(
             attributes_named=named_attributes(params.get(attributes_param)),
         )
         outcome.attributes_requested = context.attributes
-    # 4 policy: the gate, the collection, the decision and its stored row, in one worker
+    # 4 policy: the collection, the gate, the decision and its stored row, in one worker
     # thread (one hop from the event loop instead of three)
     decision = await asyncio.to_thread(
         _decide, services, operation, params, principal, context, now, outcome
@@ -284,7 +285,11 @@ async def _work(
         params,
         obligations,
         collection_faces=outcome.collection_faces,
-        similarity=services.deps.matcher.similarity,
+        similarity=(
+            _similarity(services, outcome)
+            if spec.compares_faces
+            else services.deps.matcher.similarity
+        ),
     )
     outcome.expected_false_candidates = applied.expected_false_candidates
     outcome.attributes_dropped = applied.attributes_dropped
@@ -355,27 +360,49 @@ def _decide(
     now: float,
     outcome: Outcome,
 ) -> Decision:
-    """Step 4, blocking (run in a worker thread): the deployment gate for identification, the
-    collection resolved and bound, the Cedar decision, and the decision stored. ``outcome``
-    records each as it is known, so a failure part-way is audited with what was known."""
+    """Step 4, blocking (run in a worker thread): the collection resolved and bound, the
+    deployment gate for identification (on the collection's own model), the Cedar decision, and
+    the decision stored. ``outcome`` records each as it is known, so a failure part-way is
+    audited with what was known."""
+    resource, outcome.bound = _resource(services, operation, params, principal)
+    bound_record = outcome.bound.record if outcome.bound is not None else None
+    outcome.face_model_version = (
+        bound_record.face_model_version if bound_record is not None else None
+    )
     if operation.spec.identification:
-        # the deployment gate: the active model's registered bias audit, read per request so a
-        # registration by the CLI applies at once (other actions keep false/false: only the
-        # gate reads these, and only for identification)
-        gate = services.gate_status()
+        # the deployment gate: the registered bias audit of the collection's own model (and
+        # Similarity), read per request so a registration by the CLI applies at once (other
+        # actions keep false/false: only the gate reads these, and only for identification)
+        gate = services.gate_status(outcome.face_model_version)
         context = replace(
             context,
             model_audit_registered=gate.registered,
             model_audit_within_bounds=gate.within_bounds,
         )
     outcome.context = context
-    resource, outcome.bound = _resource(services, operation, params, principal)
     outcome.collection_id = resource.collection_id if resource is not None else ""
     outcome.collection_faces = resource.face_count if resource is not None else None
     decision = services.policy.decide(PolicyRequest(principal, operation.name, resource, context))
     outcome.decision = decision
     _store_decision(services, decision, principal, operation, resource, context, now)
     return decision
+
+
+def _similarity(services: Services, outcome: Outcome) -> SimilarityModel | None:
+    """The Similarity the request's numbers are on: its collection's model's (None: that model
+    cannot be scored here, so the size-aware bound closes; the search itself is refused), or
+    the default model's. Names both versions in the audit record."""
+    version = outcome.face_model_version
+    matcher = services.deps.matcher
+    if version is not None and services.deps.matchers is not None:
+        try:
+            matcher = services.deps.matchers.for_model(version)
+        except (KeyError, ValueError):
+            outcome.similarity_version = ""
+            return None
+    outcome.face_model_version = version or services.active_model[0]
+    outcome.similarity_version = matcher.version
+    return matcher.similarity
 
 
 def _resource(

@@ -36,6 +36,7 @@ from facegate.bias.groups import group_key
 from facegate.engine.cohort import CohortNormaliser
 from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import LOGISTIC_V0
+from facegate.vectorspace import DLIB_SPACE, VectorSpace
 
 GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "lfw": {"gender": ("gender",), "race": ("race",)},
@@ -64,14 +65,18 @@ def calibration_source(manifest: Manifest, desc: DescriptorSet) -> Source:
 
 
 def _tails(
-    sources: Sequence[Source], cap: float, progress: bool, scorer: PairScorer | None = None
+    sources: Sequence[Source],
+    cap: float,
+    progress: bool,
+    scorer: PairScorer | None = None,
+    space: VectorSpace = DLIB_SPACE,
 ) -> list[PairTail]:
     out = []
     for source in sources:
         with tqdm(
             total=len(source.vectors), desc=f"pairs {source.name}", unit="row", disable=not progress
         ) as bar:
-            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer))
+            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer, space=space))
     return out
 
 
@@ -83,6 +88,7 @@ COHORT_SALT = "facegate-cohort-v1"
 
 def _cohort_split(
     halves: list[tuple[Source, Source]],
+    metric: str = "euclidean",
 ) -> tuple[CohortNormaliser, list[tuple[Source, Source]], dict[str, Any]]:
     """Split the cohort source's fit half into cohort faces and calibration faces; fit the
     cohort (constants from every data set's calibration faces). The held-out halves stay
@@ -97,7 +103,7 @@ def _cohort_split(
     out = list(halves)
     out[i] = (calibration, held)
     reference = np.vstack([f.vectors for f, _ in out])
-    scorer = fit_cohort(cohort.vectors, reference)
+    scorer = fit_cohort(cohort.vectors, reference, metric=metric)
     note = {
         "source": COHORT_SOURCE,
         "faces": len(cohort.vectors),
@@ -178,22 +184,28 @@ def calibrate(
     command: str,
     progress: bool,
     normalise: bool = False,
+    space: VectorSpace = DLIB_SPACE,
 ) -> dict[str, Any]:
     """The calibration document (fit on one half of each data set, measured on the other).
 
     ``normalise``: calibrate the cohort-normalised score instead of the raw distance; the
     cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`) and shipped in the
-    document (``cohort``), the knots and the table are then in score units.
+    document (``cohort``), the knots and the table are then in score units. ``space``: the
+    descriptor model's (``facegate.vectorspace``; one part: a fused model's weights are the
+    measurement's to fit); any other than dlib's is named in the document (``"distance"``), so
+    the engine refuses it for a model of another space.
     """
+    if not space.simple:
+        raise ValueError(f"calibrate fits models of one part, not {space}")
     model_version = descs[0].model_version
     sources = [calibration_source(m, d) for m, d in zip(manifests, descs, strict=True)]
     halves = [split_source(s) for s in sources]
     scorer: CohortNormaliser | None = None
     cohort_note: dict[str, Any] | None = None
     if normalise:
-        scorer, halves, cohort_note = _cohort_split(halves)
-    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer)
-    held_tails = _tails([h[1] for h in halves], cap, progress, scorer)
+        scorer, halves, cohort_note = _cohort_split(halves, space.parts[0].metric)
+    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer, space)
+    held_tails = _tails([h[1] for h in halves], cap, progress, scorer, space)
     fitted = fit(fit_tails, "unnamed")
     # the version names the knots (and the cohort): a refit that moves any is a new version
     digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
@@ -203,7 +215,8 @@ def calibrate(
     for row in rows:  # the fit half's pooled FMR at the same distance, for the held-out check
         row["fit_pooled_fmr"] = pooled_fmr(fit_tails, mapping.distance_for(row["similarity_pct"]))
     legacy = []
-    for s in () if normalise else (80.0, 99.0):  # v0 maps raw distances, not scores
+    # v0 maps raw dlib distances, not scores nor another model's distances
+    for s in () if normalise or space != DLIB_SPACE else (80.0, 99.0):
         d = LOGISTIC_V0.distance_for(s)
         legacy.append(
             {
@@ -235,9 +248,9 @@ def calibrate(
                 "mated_pairs": len(held_t.mated),
             },
         }
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {} if space == DLIB_SPACE else {"distance": str(space)}
     if scorer is not None:
-        extra = {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
+        extra |= {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
     return {
         "model_version": model_version,
         "version": mapping.version,

@@ -77,20 +77,27 @@ def fit_cohort(
     nearest: int = DEFAULT_NEAREST,
     target_size: int = DEFAULT_TARGET_SIZE,
     seed: int = 0,
+    metric: str = "euclidean",
 ) -> CohortNormaliser:
     """A cohort from ``cohort`` descriptors, its constants from ``reference`` descriptors.
+
+    ``metric``: the descriptor model's (``cosine``: the descriptors are scaled to unit length
+    first, and the statistic is the expected cosine distance, :class:`CohortNormaliser`).
 
     The result is exactly what its JSON form reloads to (centroids rounded to float32), so the
     fitted object and the shipped file score identically.
     """
     x = np.asarray(cohort, dtype=np.float64)
+    if metric == "cosine":
+        lengths = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(lengths > 0, lengths, 1.0)
     centroids, labels = kmeans(x, len(x) // target_size, seed=seed)
     sizes = np.bincount(labels, minlength=len(centroids))
     spread = np.array(
         [np.mean(np.sum((x[labels == c] - centroids[c]) ** 2, axis=1)) for c in range(len(sizes))]
     )
     unclipped = CohortNormaliser(
-        centroids, spread, tuple(int(n) for n in sizes), nearest, 0.0, -np.inf, np.inf
+        centroids, spread, tuple(int(n) for n in sizes), nearest, 0.0, -np.inf, np.inf, metric
     )
     stats = unclipped.stats(reference)
     low, high = np.percentile(stats, CLIP_PERCENTILES)
@@ -102,5 +109,6 @@ def fit_cohort(
         float(np.median(stats)),
         float(low),
         float(high),
+        metric,
     )
     return CohortNormaliser.from_json(fitted.to_json())

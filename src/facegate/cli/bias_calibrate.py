@@ -7,6 +7,12 @@ mapping on one half of each data set and measures FMR and FNMR on the other half
 document the engine ships (``src/facegate/engine/calibration/<model>.json`` in a checkout;
 with ``--normalise``, ``<model>.cohort.json``: the cohort-normalised score's calibration and the
 cohort itself, see :mod:`facegate.engine.cohort`).
+
+``--model NAME`` calibrates another descriptor model (``engine.descriptors``: ``faceres-v1``, an
+operator's model added with ``facegate models add``): its descriptors, its distance (cosine
+for faceres), its cohort. Unless ``--out`` says otherwise, an operator's model's document is
+written into its own folder, and a built-in model's the package does not calibrate into the
+models folder's ``calibration/``; from then on (after a restart) it can serve searches.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -27,7 +35,11 @@ from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, comp
 from facegate.bias.normalisation import LfwPairs, compare
 from facegate.bias.normalisation import render as render_comparison
 from facegate.bias.report_html import render_html
+from facegate.engine.core import EngineConfig
+from facegate.engine.descriptors import DescriptorModel, DescriptorRegistry
+from facegate.engine.human_models import default_models_dir
 from facegate.engine.matching import default_matcher, raw_matcher
+from facegate.vectorspace import DLIB_SPACE
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 3
 
@@ -47,6 +59,17 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="calibrate the cohort-normalised score (fits and ships the cohort too)",
     )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="the descriptor model to calibrate (facegate models list; default dlib's)",
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="the models folder (default FACEGATE_MODELS_DIR, else the environment's)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=cmd_calibrate, parser=p, bias_command="calibrate")
     q = bias_sub.add_parser(
@@ -64,18 +87,38 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.set_defaults(func=cmd_normalisation, parser=q, bias_command="normalisation")
 
 
-def _descriptors(args: argparse.Namespace, manifests: list[Manifest]) -> list[DescriptorSet]:
+def _descriptors(
+    args: argparse.Namespace, manifests: list[Manifest], model: DescriptorModel | None = None
+) -> list[DescriptorSet]:
     cache = DescriptorCache(args.cache)
+    config = EngineConfig()
+    extra: dict[str, Any] = {}
+    if model is not None:
+        config = replace(config, descriptors=_registry(args))
+        extra = {"model": model.version}
     return [
         compute_descriptors(
             m,
             cache=cache,
+            config=config,
             workers=args.workers,
             mmod_fallback=not getattr(args, "no_mmod_fallback", False),
             progress=not args.no_progress,
+            **extra,
         )
         for m in manifests
     ]
+
+
+def _registry(args: argparse.Namespace) -> DescriptorRegistry:
+    folder = getattr(args, "models_dir", None) or env_models_dir()
+    return DescriptorRegistry.discover(folder)
+
+
+def env_models_dir() -> Path:
+    """``FACEGATE_MODELS_DIR``, else the environment's models folder."""
+    value = os.environ.get("FACEGATE_MODELS_DIR")
+    return Path(value) if value else default_models_dir()
 
 
 def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
@@ -119,13 +162,17 @@ def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
     """Fit, measure, print, and optionally write the calibration document."""
+    model: DescriptorModel | None = None
     try:
+        if args.model is not None:
+            model = _registry(args).get(args.model)
         lfw, _ = load_lfw(args.data / "lfw")
         fairface = load_fairface(args.data / "fairface_val")
-        descs = _descriptors(args, [lfw, fairface])
+        descs = _descriptors(args, [lfw, fairface], model)
         command = (
             "facegate bias calibrate --data "
             + str(args.data)
+            + (f" --model {model.version}" if model is not None else "")
             + (" --no-mmod-fallback" if args.no_mmod_fallback else "")
             + f" --cap {args.cap:g} --min-pairs {args.min_pairs}"
             + (" --normalise" if args.normalise else "")
@@ -138,11 +185,24 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
             command,
             not args.no_progress,
             normalise=args.normalise,
+            space=DLIB_SPACE if model is None else model.space,
         )
+    except KeyError as exc:
+        print(
+            f"facegate: no descriptor model {exc.args[0]} (facegate models list)", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
     except (DatasetError, OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print("\n".join(render(doc)), file=out)
+    if args.out is None and model is not None and model.calibration_dir is not None:
+        # an operator's model (its calibration lives beside its weights), or a built-in one the
+        # package does not calibrate (the models folder's calibration/)
+        model.calibration_dir.mkdir(parents=True, exist_ok=True)
+        args.out = model.calibration_dir / model.calibration_file(
+            "cohort" if args.normalise else ""
+        )
     if args.out is not None:
         args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=out)
