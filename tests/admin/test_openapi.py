@@ -9,12 +9,17 @@ from typing import Any
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from facegate.admin import explain
+from facegate.admin import explain, openapi
 from facegate.admin.handlers import KEY_FIELDS, MODEL_AUDIT_FIELDS, OPERATOR_FIELDS, ORG_FIELDS
-from facegate.admin.openapi import document
 from facegate.admin.routes import admin_endpoints, described
 from facegate.app import create_app
 from facegate.services import Services
+from facegate.store.operators import ROLES
+
+
+def document() -> dict[str, Any]:
+    """The document the app serves."""
+    return openapi.document(admin_endpoints())
 
 
 def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -48,7 +53,7 @@ def test_parameters_and_security_match_the_endpoints() -> None:
         assert path_params == {
             part[1:-1] for part in endpoint.path.split("/") if part.startswith("{")
         }, endpoint.path
-        assert {p["name"] for p in params if p["in"] == "query"} == set(endpoint.query)
+        assert {p["name"] for p in params if p["in"] == "query"} == set(endpoint.query_names)
         if endpoint.roles is None:
             assert op["security"] == []
         else:
@@ -118,8 +123,31 @@ def _shape(node: Any) -> Any:
     return node
 
 
+ANSWERS_WITHOUT_REQUIRED = (
+    "Candidate", "Decision", "Explanation", "Key", "ModelAudit", "ModelGate", "NewKey",
+    "NewOperator", "Obligations", "Operator", "Organisation", "OrganisationDetail", "Policy",
+    "PolicyRef", "Review", "ReviewDetail", "Vote",
+)  # fmt: skip
+"""Answers whose every field the views always write, but the snapshot required none of (or,
+for NewOperator, only ``token``)."""
+
+
 def _corrected(before: dict[str, Any]) -> dict[str, Any]:
-    """The snapshot with the corrections of what it said wrongly (none yet)."""
+    """The snapshot with the corrections of what it said wrongly:
+
+    1. an answer's object lists every field as required (the views always write each one, as
+       their total ``TypedDict`` says; clients may rely on them);
+    2. ``Explanation`` is closed (``additionalProperties: false``) like every other answer;
+    3. ``NewOperatorRequest.role`` admits ``auditor``: the API creates auditors (the service
+       accepts every role of ``store.operators.ROLES``).
+    """
+    schemas = before["components"]["schemas"]
+    for name in ANSWERS_WITHOUT_REQUIRED:
+        schemas[name]["required"] = list(schemas[name]["properties"])
+    bounds = schemas["ModelGate"]["properties"]["bounds"]
+    bounds["required"] = list(bounds["properties"])
+    schemas["Explanation"]["additionalProperties"] = False
+    schemas["NewOperatorRequest"]["properties"]["role"]["enum"] = list(ROLES)
     return before
 
 
