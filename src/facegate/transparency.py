@@ -239,18 +239,12 @@ def _held_out(entry: Mapping[str, Any]) -> str:
     )
 
 
+_HELPERS = {f.__name__[1:]: f for f in (_held_out, _ratio, _at99, _by_dataset, _thresholds)}
+"""The text helpers the template calls (held_out, ratio, at99, by_dataset, thresholds)."""
+
+
 def render_html(doc: Mapping[str, Any]) -> str:
     """One self-contained HTML page of :func:`transparency_document`'s output
     (``templates/transparency.html``: every value escaped)."""
-    return (
-        environment("facegate")
-        .get_template("transparency.html")
-        .render(
-            doc=doc,
-            held_out=_held_out,
-            ratio=_ratio,
-            at99=_at99,
-            by_dataset=_by_dataset,
-            thresholds=_thresholds,
-        )
-    )
+    template = environment("facegate").get_template("transparency.html")
+    return template.render(doc=doc, **_HELPERS)

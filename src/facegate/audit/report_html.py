@@ -83,21 +83,16 @@ def _duration(seconds: float | None) -> str | None:
     return f"{hours} h {rest} min" if hours < 48 else f"{hours / 24:.1f} days"
 
 
+_HELPERS = {f.__name__[1:]: f for f in (_chart, _numeric, _header, _shown, _duration)}
+"""What the template calls: chart(table) (inline SVG markup), numeric(table), header(column),
+shown(value), duration(seconds)."""
+
+
 def render_html(report: TransparencyReport) -> str:
     """The whole page as a string (UTF-8 when written)."""
-    return (
-        environment("facegate.audit")
-        .get_template("report.html")
-        .render(
-            report=report,
-            by_name={t.name: t for t in tables(report)},
-            chart=_chart,
-            numeric=_numeric,
-            header=_header,
-            shown=_shown,
-            duration=_duration,
-        )
-    )
+    template = environment("facegate.audit").get_template("report.html")
+    by_name = {t.name: t for t in tables(report)}
+    return template.render(report=report, by_name=by_name, **_HELPERS)
 
 
 def write_html(report: TransparencyReport, path: Path) -> Path:
