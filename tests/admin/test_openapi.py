@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
@@ -161,3 +162,17 @@ def test_the_document_keeps_the_snapshots_paths_parameters_and_schemas() -> None
     for name, schema in before["components"]["schemas"].items():
         assert _shape(now["components"]["schemas"][name]) == _shape(schema), name
     assert _shape(now) == _shape(before)
+
+
+def test_every_schema_is_valid_json_schema_2020_12_and_its_references_resolve() -> None:
+    """OpenAPI 3.1's schemas are JSON Schema 2020-12 (schemathesis then validates real answers
+    against them, tests/admin/test_schemathesis.py)."""
+    doc = document()
+    for name, schema in doc["components"]["schemas"].items():
+        jsonschema_rs.meta.validate(schema)
+        rooted = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+        jsonschema_rs.Draft202012Validator(rooted)
+    error = {"$ref": "#/components/schemas/Error", "components": doc["components"]}
+    assert jsonschema_rs.is_valid(error, {"error": "x", "code": "Y"})
+    assert not jsonschema_rs.is_valid(error, {"error": "x"})
+    assert not jsonschema_rs.is_valid(error, {"error": "x", "code": "Y", "more": 1})
