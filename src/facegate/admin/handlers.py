@@ -31,8 +31,6 @@ from facegate.admin.typeschema import Choice, keywords
 from facegate.model_audit import MAX_REPORT_BYTES
 from facegate.store.operators import ROLES, OperatorRecord
 
-__all__ = ["ENDPOINTS", "Call", "Endpoint", "Handler", "Reply"]
-
 ORG_FIELDS = fields_of(NewOrganisation)
 KEY_FIELDS = fields_of(NewKeyRequest)
 OPERATOR_FIELDS = fields_of(NewOperatorRequest)

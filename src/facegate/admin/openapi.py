@@ -14,15 +14,12 @@ it against the snapshot of the hand-written document it replaced and against the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from facegate import __version__
 from facegate.admin import inputs, views
-from facegate.admin.endpoint import response_type
+from facegate.admin.endpoint import Endpoint, response_type
 from facegate.admin.typeschema import Schemas, ref
-
-if TYPE_CHECKING:
-    from facegate.admin.endpoint import Endpoint
 
 Doc = dict[str, Any]
 

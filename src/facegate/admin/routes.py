@@ -31,7 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from facegate.admin.auth import authenticate, bearer_token, require_role
-from facegate.admin.handlers import ENDPOINTS, Call, Endpoint, Reply
+from facegate.admin.endpoint import Call, Endpoint, Reply
+from facegate.admin.handlers import ENDPOINTS
 from facegate.admin.service import AdminService, over_services
 from facegate.errors import (
     AccessDeniedException,
