@@ -16,8 +16,8 @@ in three steps, each stated here and measured in docs/attributes.md.
 3. **Eyeball model** (constants from anatomy, fixed before any measurement):
 
    * the seen (entrance) pupil turns on a circle of radius :data:`PUPIL_RADIUS_MM` 10.5 mm about
-     the eye's centre of rotation (the centre about 13.5 mm behind the cornea's apex, the
-     entrance pupil about 3 mm behind it: Gullstrand's schematic eye);
+     the eye's centre of rotation (the centre about 13.5 mm behind the cornea's apex, a
+     textbook value; the entrance pupil about 3 mm behind it, Gullstrand's schematic eye);
    * the eye is :data:`EYE_WIDTH_MM` 30 mm from corner to corner (adults' palpebral fissure; it
      varies by person, so angles carry that person's ratio as a scale error);
    * the corners' midpoint lies :data:`CORNER_DEPTH_MM` 4 mm in front of the centre of rotation;
