@@ -13,9 +13,12 @@ errors below include them, so they bound the estimator's error from above, a lit
    the iris model on both eyes (``engine.attributes.eye_direction``), each eye's offset (u, v)
    and the head pose cached in bench/results/cache/eye_direction_congress.json.
 2. Split by a salted hash of the bioguide id (``split_keys``, salt ``facegate-eye-direction-v1``).
-   The rest offsets ``u0``, ``v0`` (where the iris sits with the eyes straight out of the head)
-   are fitted on the fit half (the median offset that makes each portrait's expected eye
-   rotation exact); everything else is fixed anatomy (module docstring of eye_direction.py).
+   Fitted on the fit half: the corners' depth ``D``, separately for yaw and pitch (a grid of
+   0-8 mm by 0.5 mm, the value with the smallest mean absolute error), and for each ``D`` the
+   rest offsets ``u0``, ``v0`` (where the iris sits with the eyes straight out of the head: the
+   median offset that makes each portrait's expected eye rotation exact). The radius and the
+   eye's width are fixed anatomy (module docstring of eye_direction.py). Also measured: the
+   model with nothing fitted (``D`` 4 mm, an anatomical guess, and rest offsets 0).
 3. On the held-out half: mean absolute error of yaw and pitch against (-Pose yaw, -Pose pitch),
    their Pearson correlation with it, the same for the baseline "eyes straight in the head"
    (0, 0), and the correlation of the camera-frame direction with the head pose (should be 0:
@@ -36,6 +39,7 @@ import io
 import json
 import math
 import sys
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -67,7 +71,7 @@ CONGRESS = ROOT.parent / "shared" / "data" / "congress_2015"
 CACHE = RESULTS / "cache" / "eye_direction_congress.json"
 SHIPPED = ROOT / "src" / "facegate" / "engine" / "calibration" / CALIBRATION_FILE
 SALT = "facegate-eye-direction-v1"
-VERSION = "congress-half-v1"
+VERSION = "congress-half-v2"
 
 
 class Recorder:
@@ -148,6 +152,32 @@ def direction(rec: dict[str, Any], model: EyeballModel) -> EyeDirection:
     return combine(angles)
 
 
+ANATOMY = EyeballModel(corner_depth_yaw_mm=4.0, corner_depth_pitch_mm=4.0)
+"""Nothing fitted: the corners 4 mm in front of the centre of rotation, rest offsets 0."""
+DEPTHS_MM = tuple(0.5 * i for i in range(17))
+
+
+def fit(recs: list[dict[str, Any]]) -> EyeballModel:
+    """The corners' depth for yaw and for pitch with the smallest mean absolute error on
+    ``recs``, each with its rest offsets (:func:`fit_rest`)."""
+    best: dict[str, tuple[float, float, float]] = {}
+    for depth in DEPTHS_MM:
+        trial = EyeballModel(corner_depth_yaw_mm=depth, corner_depth_pitch_mm=depth)
+        rest_u, rest_v = fit_rest(recs, trial)
+        trial = replace(trial, rest_u=rest_u, rest_v=rest_v)
+        m = measure(recs, trial)
+        for axis, rest in (("yaw", rest_u), ("pitch", rest_v)):
+            error = m[f"{axis}_mae_deg"]
+            if axis not in best or error < best[axis][0]:
+                best[axis] = (error, depth, rest)
+    return EyeballModel(
+        corner_depth_yaw_mm=best["yaw"][1],
+        corner_depth_pitch_mm=best["pitch"][1],
+        rest_u=best["yaw"][2],
+        rest_v=best["pitch"][2],
+    )
+
+
 def fit_rest(recs: list[dict[str, Any]], model: EyeballModel) -> tuple[float, float]:
     """The rest offsets that make the expected eye rotation (-head) exact, median over faces:
     the offset the model predicts for eyes turned by -head, subtracted from the one seen."""
@@ -156,8 +186,8 @@ def fit_rest(recs: list[dict[str, Any]], model: EyeballModel) -> tuple[float, fl
         h, p = math.radians(rec["yaw"]), math.radians(rec["pitch"])
         cos_h = math.cos(h)
         # eye rotation -head: sin(y + H) = 0, so the seen offset should be -D sin H / (W cos H)
-        expect_u = -model.corner_depth_mm * math.sin(h) / (model.eye_width_mm * cos_h)
-        expect_v = -model.corner_depth_mm * math.sin(p) / (model.eye_width_mm * cos_h)
+        expect_u = -model.corner_depth_yaw_mm * math.sin(h) / (model.eye_width_mm * cos_h)
+        expect_v = -model.corner_depth_pitch_mm * math.sin(p) / (model.eye_width_mm * cos_h)
         for u, v in rec["offsets"]:
             du.append(u - expect_u)
             dv.append(v - expect_v)
@@ -267,10 +297,10 @@ def main() -> None:
         i for i in ids if data[i] and data[i]["offsets"] and i not in turned and i not in closed
     ]
     fit_mask = split_keys(usable, SALT)
-    fit = [data[i] for i, m in zip(usable, fit_mask, strict=True) if m]
+    fit_recs = [data[i] for i, m in zip(usable, fit_mask, strict=True) if m]
     held = [data[i] for i, m in zip(usable, fit_mask, strict=True) if not m]
-    rest_u, rest_v = fit_rest(fit, EyeballModel())
-    fitted = EyeballModel(rest_u=rest_u, rest_v=rest_v)
+    fitted = fit(fit_recs)
+    rest_u, rest_v = fitted.rest_u, fitted.rest_v
     held_ids = [i for i, m in zip(usable, fit_mask, strict=True) if not m]
     results: dict[str, Any] = {
         "data": "US Congress official portraits (congress_2015, 879), subjects looking into the "
@@ -280,22 +310,29 @@ def main() -> None:
             "yaw_over_45": len(turned),
             "eyes_closed": len(closed),
         },
-        "split": {"salt": SALT, "fit": len(fit), "held_out": len(held)},
+        "split": {"salt": SALT, "fit": len(fit_recs), "held_out": len(held)},
         "rest": {"u": rest_u, "v": rest_v},
+        "corner_depth_mm": {
+            "yaw": fitted.corner_depth_yaw_mm,
+            "pitch": fitted.corner_depth_pitch_mm,
+        },
         "held_out": measure(held, fitted),
-        "held_out_unfitted_rest_0": measure(held, EyeballModel()),
-        "fit_half": measure(fit, fitted),
+        "held_out_nothing_fitted": measure(held, ANATOMY),
+        "fit_half": measure(fit_recs, fitted),
         "mirror": mirror_check(held_ids, data, fitted),
         "samples": samples(fitted),
         "machine": machine_info(),
     }
     print(
         f"Congress portraits: {len(ids)}; no face {len(no_face)}, turned >45 deg "
-        f"{len(turned)}, eyes closed {len(closed)}; fit {len(fit)}, held out {len(held)}"
+        f"{len(turned)}, eyes closed {len(closed)}; fit {len(fit_recs)}, held out {len(held)}"
     )
-    print(f"rest offsets fitted on the fit half: u0 = {rest_u:+.4f}, v0 = {rest_v:+.4f}")
+    print(
+        f"fitted on the fit half: u0 = {rest_u:+.4f}, v0 = {rest_v:+.4f}, corner depth "
+        f"{fitted.corner_depth_yaw_mm} mm (yaw), {fitted.corner_depth_pitch_mm} mm (pitch)"
+    )
     header = f"{'':34} {'yaw':>8} {'pitch':>8}"
-    for name in ("held_out", "held_out_unfitted_rest_0", "fit_half"):
+    for name in ("held_out", "held_out_nothing_fitted", "fit_half"):
         m = results[name]
         print(f"\n{name} ({m['faces']} faces)\n{header}")
         print(f"{'MAE vs -head (deg)':34} {m['yaw_mae_deg']:8.2f} {m['pitch_mae_deg']:8.2f}")
@@ -350,10 +387,10 @@ def main() -> None:
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": "PYTHONPATH=src .venv/bin/python bench/attribute_eye_direction.py --write",
             "rest": {"u": rest_u, "v": rest_v},
+            "corner_depth_mm": results["corner_depth_mm"],
             "eyeball": {
                 "pupil_radius_mm": fitted.pupil_radius_mm,
                 "eye_width_mm": fitted.eye_width_mm,
-                "corner_depth_mm": fitted.corner_depth_mm,
             },
             "measured": {
                 "data": results["data"],

@@ -47,7 +47,7 @@ def _forward(yaw_deg: float, head_deg: float, model: EyeballModel) -> float:
     """The offset the eyeball model predicts for an eye turned ``yaw_deg`` in a head turned
     ``head_deg`` (the module docstring's projection), rest offset included."""
     y, h = math.radians(yaw_deg), math.radians(head_deg)
-    seen_mm = model.pupil_radius_mm * math.sin(y + h) - model.corner_depth_mm * math.sin(h)
+    seen_mm = model.pupil_radius_mm * math.sin(y + h) - model.corner_depth_yaw_mm * math.sin(h)
     return model.rest_u + seen_mm / (model.eye_width_mm * math.cos(h))
 
 
@@ -71,7 +71,7 @@ def test_offset_is_in_the_eyes_frame_whatever_its_roll_and_size() -> None:
 
 
 def test_the_eyeball_model_is_inverted_exactly() -> None:
-    model = EyeballModel(rest_u=0.03, rest_v=0.06)
+    model = EyeballModel(corner_depth_yaw_mm=3.0, rest_u=0.03, rest_v=0.06)
     for head in (-40.0, -10.0, 0.0, 25.0):
         for eye in (-30.0, -5.0, 0.0, 12.0, 30.0):
             u = _forward(eye, head, model)
@@ -80,7 +80,7 @@ def test_the_eyeball_model_is_inverted_exactly() -> None:
 
 
 def test_signs_follow_pose() -> None:
-    model = EyeballModel()
+    model = EyeballModel(corner_depth_yaw_mm=4.0, corner_depth_pitch_mm=4.0)
     right, up = eye_angles(EyeOffset(0.1, 0.1), 0.0, 0.0, model)
     assert right > 0  # iris towards the image's right
     assert up > 0  # and top
@@ -106,6 +106,8 @@ def test_the_shipped_calibration_says_how_it_was_measured() -> None:
     doc = calibration_document()
     assert abs(doc["rest"]["u"]) < 0.2
     assert abs(doc["rest"]["v"]) < 0.2
+    assert 0.0 <= doc["corner_depth_mm"]["yaw"] <= 8.0  # millimetres, as anatomy allows
+    assert 0.0 <= doc["corner_depth_mm"]["pitch"] <= 8.0
     held_out = doc["measured"]["held_out"]
     assert held_out["faces"] >= 300
     assert doc["measured"]["split"]["fit"] + held_out["faces"] <= 879

@@ -20,17 +20,18 @@ in three steps, each stated here and measured in docs/attributes.md.
      textbook value; the entrance pupil about 3 mm behind it, Gullstrand's schematic eye);
    * the eye is :data:`EYE_WIDTH_MM` 30 mm from corner to corner (adults' palpebral fissure; it
      varies by person, so angles carry that person's ratio as a scale error);
-   * the corners' midpoint lies :data:`CORNER_DEPTH_MM` 4 mm in front of the centre of rotation;
+   * the corners' midpoint lies ``D`` in front of the centre of rotation;
    * the head is seen in scaled orthographic projection, its yaw ``H`` and pitch ``P`` from
      ``engine.pose``; the corner distance in the image is the eye width times ``cos H``.
 
    For an eye rotated by yaw ``y`` in the head, the iris centre projects ``R sin(y + H) - D sin H``
-   from the corners' midpoint (``R``, ``D``: radius and corner depth), so
-   ``sin(y + H) = ((u - u0) W cos H + D sin H) / R`` and likewise for the pitch with ``v`` and
-   ``P``. ``u0`` and ``v0`` are where the iris sits with the eyes looking straight out of the
-   head, the only fitted numbers (``engine/calibration/attributes-eye-direction.json``; fitted
-   on one half of the Congress portraits, measured on the other). The two eyes' angles are
-   averaged.
+   from the corners' midpoint (``R``: the radius), so
+   ``sin(y + H) = ((u - u0) W cos H + D sin H) / R`` and likewise for the pitch with ``v``,
+   ``P`` and ``v0``. Fitted (``engine/calibration/attributes-eye-direction.json``, on one half of
+   the Congress portraits, measured on the other): ``u0`` and ``v0``, where the iris sits with
+   the eyes looking straight out of the head, and ``D``, separately for yaw and pitch (anatomy
+   puts it at a few millimetres; for pitch the fit also absorbs the head pitch's own error,
+   which ``D sin P`` would otherwise pass on). The two eyes' angles are averaged.
 
 ``Confidence`` is how well the two eyes agree: 100 when both give the same direction, falling
 linearly to 0 at :data:`DISAGREEMENT_ZERO_DEG` between them (two eyes looking at anything but
@@ -75,8 +76,6 @@ PUPIL_RADIUS_MM = 10.5
 """Distance of the seen pupil centre from the eye's centre of rotation (module docstring)."""
 EYE_WIDTH_MM = 30.0
 """Corner-to-corner width of an adult's eye (module docstring)."""
-CORNER_DEPTH_MM = 4.0
-"""How far in front of the centre of rotation the corners' midpoint lies (module docstring)."""
 MAX_YAW_DEG = 45.0
 """Beyond this head yaw no EyeDirection is estimated."""
 DISAGREEMENT_ZERO_DEG = 30.0
@@ -93,11 +92,13 @@ CALIBRATION_FILE = "attributes-eye-direction.json"
 
 @dataclass(frozen=True)
 class EyeballModel:
-    """The constants of step 3 (module docstring) and the fitted rest offsets ``u0``, ``v0``."""
+    """The constants of step 3 (module docstring) and the fitted numbers: the rest offsets
+    ``u0``, ``v0`` and the corners' depth for yaw and for pitch."""
 
     pupil_radius_mm: float = PUPIL_RADIUS_MM
     eye_width_mm: float = EYE_WIDTH_MM
-    corner_depth_mm: float = CORNER_DEPTH_MM
+    corner_depth_yaw_mm: float = 0.0
+    corner_depth_pitch_mm: float = 0.0
     rest_u: float = 0.0
     rest_v: float = 0.0
 
@@ -156,11 +157,13 @@ def eye_offset(
     return EyeOffset(float(d @ along) / width, float(d @ up) / width)
 
 
-def _angle(offset: float, head_deg: float, scale_cos_deg: float, model: EyeballModel) -> float:
+def _angle(
+    offset: float, head_deg: float, scale_cos_deg: float, depth_mm: float, model: EyeballModel
+) -> float:
     head = math.radians(head_deg)
     s = (
         offset * model.eye_width_mm * math.cos(math.radians(scale_cos_deg))
-        + model.corner_depth_mm * math.sin(head)
+        + depth_mm * math.sin(head)
     ) / model.pupil_radius_mm
     return math.degrees(math.asin(max(-1.0, min(1.0, s)))) - head_deg
 
@@ -169,8 +172,12 @@ def eye_angles(
     offset: EyeOffset, head_yaw_deg: float, head_pitch_deg: float, model: EyeballModel
 ) -> tuple[float, float]:
     """Step 3 for one eye: its (yaw, pitch) in the head, degrees."""
-    yaw = _angle(offset.u - model.rest_u, head_yaw_deg, head_yaw_deg, model)
-    pitch = _angle(offset.v - model.rest_v, head_pitch_deg, head_yaw_deg, model)
+    yaw = _angle(
+        offset.u - model.rest_u, head_yaw_deg, head_yaw_deg, model.corner_depth_yaw_mm, model
+    )
+    pitch = _angle(
+        offset.v - model.rest_v, head_pitch_deg, head_yaw_deg, model.corner_depth_pitch_mm, model
+    )
     return yaw, pitch
 
 
@@ -195,16 +202,27 @@ def calibration_document() -> Mapping[str, Any]:
     path = resources.files("facegate.engine").joinpath(f"calibration/{CALIBRATION_FILE}")
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     rest = doc.get("rest") if isinstance(doc, dict) else None
-    if not isinstance(rest, dict) or not isinstance(doc.get("version"), str):
+    depth = doc.get("corner_depth_mm") if isinstance(doc, dict) else None
+    if (
+        not isinstance(rest, dict)
+        or not isinstance(depth, dict)
+        or not isinstance(doc.get("version"), str)
+    ):
         raise ValueError(f"{CALIBRATION_FILE} is not an eye direction calibration")
     return doc
 
 
 def shipped_model() -> tuple[EyeballModel, str, Mapping[str, Any]]:
-    """The eyeball model with the shipped rest offsets, the calibration's version and its
+    """The eyeball model with the shipped fitted numbers, the calibration's version and its
     measurement."""
     doc = calibration_document()
-    model = EyeballModel(rest_u=float(doc["rest"]["u"]), rest_v=float(doc["rest"]["v"]))
+    depth = doc["corner_depth_mm"]
+    model = EyeballModel(
+        corner_depth_yaw_mm=float(depth["yaw"]),
+        corner_depth_pitch_mm=float(depth["pitch"]),
+        rest_u=float(doc["rest"]["u"]),
+        rest_v=float(doc["rest"]["v"]),
+    )
     return model, str(doc["version"]), dict(doc.get("measured", {}))
 
 
@@ -226,7 +244,7 @@ class EyeDirectionEstimator:
 
     @property
     def version(self) -> str:
-        return f"{_short(self.model)}.eyeball-r10.5-w30-d4.{self.calibration_version}"
+        return f"{_short(self.model)}.eyeball-r10.5-w30.{self.calibration_version}"
 
     def offsets(self, face: FaceInput) -> list[EyeOffset] | None:
         """Both eyes' offsets (step 2), or None when the face allows no estimate."""
