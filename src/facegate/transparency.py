@@ -111,7 +111,9 @@ MODELS_OFF_BY_DEFAULT = (
     "(IMDB-WIKI, VGGFace2, FER2013): an operator who enables them accepts those terms. Their "
     "error rates differ by demographic group, as Gender Shades found for commercial gender "
     "classifiers (up to 34.7% error for darker-skinned women in 2018): the measured rates per "
-    "group are published with each attribute (docs/attributes.md)."
+    "group are published with each attribute (docs/attributes.md). MediaPipe Iris "
+    "(EyeDirection) is Apache-2.0 and off for another reason: EyeDirection was checked only "
+    "against portraits looking into the camera, with no gaze-labelled data."
 )
 
 
