@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.bias.stats import wilson_interval
+from facegate.engine.fusion import PairMetric
 from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import (
     LOWEST_CALIBRATED_PCT,
@@ -175,12 +176,14 @@ def pair_tail(
     block: int = 1024,
     progress: Callable[[int], None] | None = None,
     scorer: PairScorer | None = None,
+    metric: PairMetric | None = None,
 ) -> PairTail:
     """Every pair ``i < j`` of ``source``'s faces (see the module docstring).
 
     ``scorer``: score pairs with it (e.g. the cohort normalisation) instead of the raw distance;
-    the tail and mated values are then scores. ``progress`` is called with the number of rows
-    done after each block.
+    the tail and mated values are then scores. ``metric``: the model's distance between
+    descriptor rows (default Euclidean; the fused model's, :mod:`facegate.engine.fusion`).
+    ``progress`` is called with the number of rows done after each block.
     """
     x = source.vectors.astype(np.float64)
     n = len(x)
@@ -197,8 +200,11 @@ def pair_tail(
     impostors = 0
     for start in range(0, n, block):
         stop = min(n, start + block)
-        d2 = norms[start:stop, None] + norms[None, :] - 2.0 * (x[start:stop] @ x.T)
-        dist = np.sqrt(np.maximum(d2, 0.0))
+        if metric is None:
+            d2 = norms[start:stop, None] + norms[None, :] - 2.0 * (x[start:stop] @ x.T)
+            dist = np.sqrt(np.maximum(d2, 0.0))
+        else:
+            dist = metric.pairwise(x[start:stop], x)
         rows, cols = np.nonzero(np.arange(n)[None, :] > np.arange(start, stop)[:, None])
         rows_abs = rows + start
         values = dist[rows, cols]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -33,7 +33,7 @@ from facegate.bias.cohort_fit import fit_cohort
 from facegate.bias.datasets import Manifest
 from facegate.bias.descriptors import FACE, DescriptorSet
 from facegate.bias.groups import group_key
-from facegate.engine.cohort import CohortNormaliser
+from facegate.engine.fusion import PairMetric
 from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import LOGISTIC_V0
 
@@ -64,15 +64,32 @@ def calibration_source(manifest: Manifest, desc: DescriptorSet) -> Source:
 
 
 def _tails(
-    sources: Sequence[Source], cap: float, progress: bool, scorer: PairScorer | None = None
+    sources: Sequence[Source],
+    cap: float,
+    progress: bool,
+    scorer: PairScorer | None = None,
+    metric: PairMetric | None = None,
 ) -> list[PairTail]:
     out = []
     for source in sources:
         with tqdm(
             total=len(source.vectors), desc=f"pairs {source.name}", unit="row", disable=not progress
         ) as bar:
-            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer))
+            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer, metric=metric))
     return out
+
+
+class FittedCohort(PairScorer, Protocol):
+    """A cohort as :func:`calibrate` ships it: a scorer with a JSON form and its cluster sizes."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+CohortFitter = Callable[[Any, Any], FittedCohort]
+"""``(cohort descriptors, reference descriptors) -> cohort`` (default :func:`fit_cohort`)."""
 
 
 COHORT_SOURCE = "fairface_val"
@@ -83,7 +100,8 @@ COHORT_SALT = "facegate-cohort-v1"
 
 def _cohort_split(
     halves: list[tuple[Source, Source]],
-) -> tuple[CohortNormaliser, list[tuple[Source, Source]], dict[str, Any]]:
+    fitter: CohortFitter = fit_cohort,
+) -> tuple[FittedCohort, list[tuple[Source, Source]], dict[str, Any]]:
     """Split the cohort source's fit half into cohort faces and calibration faces; fit the
     cohort (constants from every data set's calibration faces). The held-out halves stay
     untouched, so the cohort, the calibration fit and the measurement are three disjoint sets."""
@@ -97,7 +115,7 @@ def _cohort_split(
     out = list(halves)
     out[i] = (calibration, held)
     reference = np.vstack([f.vectors for f, _ in out])
-    scorer = fit_cohort(cohort.vectors, reference)
+    scorer = fitter(cohort.vectors, reference)
     note = {
         "source": COHORT_SOURCE,
         "faces": len(cohort.vectors),
@@ -178,22 +196,31 @@ def calibrate(
     command: str,
     progress: bool,
     normalise: bool = False,
+    *,
+    metric: PairMetric | None = None,
+    cohort_fitter: CohortFitter = fit_cohort,
+    extra: dict[str, Any] | None = None,
+    legacy_v0: bool = True,
 ) -> dict[str, Any]:
     """The calibration document (fit on one half of each data set, measured on the other).
 
     ``normalise``: calibrate the cohort-normalised score instead of the raw distance; the
-    cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`) and shipped in the
-    document (``cohort``), the knots and the table are then in score units.
+    cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`, with
+    ``cohort_fitter``) and shipped in the document (``cohort``), the knots and the table are
+    then in score units. ``metric``: the model's distance between descriptor rows (default
+    Euclidean; the fused model's: :class:`facegate.engine.fusion.Fusion`). ``extra``: more
+    top-level fields for the document (the fused model's constants). ``legacy_v0``: also
+    measure dlib's provisional mapping on the raw distances (dlib only).
     """
     model_version = descs[0].model_version
     sources = [calibration_source(m, d) for m, d in zip(manifests, descs, strict=True)]
     halves = [split_source(s) for s in sources]
-    scorer: CohortNormaliser | None = None
+    scorer: FittedCohort | None = None
     cohort_note: dict[str, Any] | None = None
     if normalise:
-        scorer, halves, cohort_note = _cohort_split(halves)
-    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer)
-    held_tails = _tails([h[1] for h in halves], cap, progress, scorer)
+        scorer, halves, cohort_note = _cohort_split(halves, cohort_fitter)
+    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer, metric)
+    held_tails = _tails([h[1] for h in halves], cap, progress, scorer, metric)
     fitted = fit(fit_tails, "unnamed")
     # the version names the knots (and the cohort): a refit that moves any is a new version
     digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
@@ -203,7 +230,8 @@ def calibrate(
     for row in rows:  # the fit half's pooled FMR at the same distance, for the held-out check
         row["fit_pooled_fmr"] = pooled_fmr(fit_tails, mapping.distance_for(row["similarity_pct"]))
     legacy = []
-    for s in () if normalise else (80.0, 99.0):  # v0 maps raw distances, not scores
+    legacy_ok = legacy_v0 and not normalise and metric is None
+    for s in (80.0, 99.0) if legacy_ok else ():  # v0 maps dlib's raw distances only
         d = LOGISTIC_V0.distance_for(s)
         legacy.append(
             {
@@ -235,13 +263,13 @@ def calibrate(
                 "mated_pairs": len(held_t.mated),
             },
         }
-    extra: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(extra or {})
     if scorer is not None:
-        extra = {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
+        fields |= {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
     return {
         "model_version": model_version,
         "version": mapping.version,
-        **extra,
+        **fields,
         "scale": {
             "formula": SCALE_TEXT,
             "weighting": "each data set weighs equally in the pooled FMR",

@@ -24,6 +24,7 @@ from facegate.engine.cohort import (
     FloatArray,
     squared_distances,
 )
+from facegate.engine.fusion import FusedCohort, Fusion, split
 
 DEFAULT_NEAREST = 2
 DEFAULT_TARGET_SIZE = 40
@@ -104,3 +105,53 @@ def fit_cohort(
         float(high),
     )
     return CohortNormaliser.from_json(fitted.to_json())
+
+
+def fit_fused_cohort(
+    cohort: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    fusion: Fusion,
+    *,
+    nearest: int = DEFAULT_NEAREST,
+    target_size: int = DEFAULT_TARGET_SIZE,
+    seed: int = 0,
+) -> FusedCohort:
+    """The fused model's cohort (:class:`facegate.engine.fusion.FusedCohort`) from *joint*
+    descriptors (``[dlib | faceres]`` rows, :func:`facegate.engine.fusion.joint`).
+
+    The clusters are shared: k-means runs on the joint rows with each part scaled by the square
+    root of its fusion weight over its impostor mean (dlib's distance, faceres's cosine
+    distance), so both models count alike in which faces cluster together; each cluster then
+    keeps both models' centroids and spreads. Constants as :func:`fit_cohort`, on the fused
+    statistic of the reference faces.
+    """
+    x1, x2 = split(cohort)
+    w1, w2 = fusion.weights
+    # squared Euclidean distance in this space ~ w1 d^2 / dlib_mean + w2 c / faceres_mean
+    scaled = np.hstack(
+        [x1 * np.sqrt(w1 / fusion.dlib_mean), x2 * np.sqrt(w2 / (2.0 * fusion.faceres_mean))]
+    )
+    _, labels = kmeans(scaled, len(scaled) // target_size, seed=seed)
+    sizes = np.bincount(labels)
+    keep = np.flatnonzero(sizes)
+    labels = np.searchsorted(keep, labels)
+
+    def part(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        centroids = np.array([x[labels == c].mean(axis=0) for c in range(len(keep))])
+        spread = np.array(
+            [
+                np.mean(np.sum((x[labels == c] - centroids[c]) ** 2, axis=1))
+                for c in range(len(keep))
+            ]
+        )
+        return centroids, spread
+
+    (c1, s1), (c2, s2) = part(x1), part(x2)
+    sizes_t = tuple(int(n) for n in np.bincount(labels, minlength=len(keep)))
+    unclipped = FusedCohort(fusion, c1, s1, c2, s2, sizes_t, nearest, 0.0, -np.inf, np.inf)
+    stats = unclipped.stats(reference)
+    low, high = np.percentile(stats, CLIP_PERCENTILES)
+    fitted = FusedCohort(
+        fusion, c1, s1, c2, s2, sizes_t, nearest, float(np.median(stats)), float(low), float(high)
+    )
+    return FusedCohort.from_json(fitted.to_json())

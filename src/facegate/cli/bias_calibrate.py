@@ -7,12 +7,20 @@ mapping on one half of each data set and measures FMR and FNMR on the other half
 document the engine ships (``src/facegate/engine/calibration/<model>.json`` in a checkout;
 with ``--normalise``, ``<model>.cohort.json``: the cohort-normalised score's calibration and the
 cohort itself, see :mod:`facegate.engine.cohort`).
+
+``--model`` picks the descriptor model: ``dlib`` (``dlib-resnet-v1``, the default), ``faceres``
+(``faceres-v1``: HSE FaceRes on the ArcFace-aligned 224x224 crop of the same face,
+:mod:`facegate.bias.model_descriptors`; ``--crop hse-box`` measures HSE's own loose crop
+instead) or ``fused`` (``fused-dlib-faceres-v1``: both, :mod:`facegate.engine.fusion`; its
+constants are fitted on LFW's fit half first and shipped in the document, and with
+``--normalise`` the fused cohort, :func:`facegate.bias.cohort_fit.fit_fused_cohort`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import sys
 from pathlib import Path
@@ -22,14 +30,24 @@ import numpy as np
 
 from facegate.bias.calibration import DEFAULT_CAP, split_source
 from facegate.bias.calibration_run import calibrate, calibration_source, render
+from facegate.bias.cohort_fit import fit_fused_cohort
 from facegate.bias.datasets import DatasetError, Manifest, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.fusion_fit import fit_fusion, joint_set
+from facegate.bias.model_descriptors import (
+    FaceresDescriber,
+    compute_model_descriptors,
+    detect_faces,
+)
 from facegate.bias.normalisation import LfwPairs, compare
 from facegate.bias.normalisation import render as render_comparison
 from facegate.bias.report_html import render_html
+from facegate.engine.align5 import ALIGNMENTS, ARCFACE_224
 from facegate.engine.matching import default_matcher, raw_matcher
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 3
+MODEL_CAPS = {"dlib": DEFAULT_CAP, "faceres": 1.35, "fused": 0.9}
+"""The default ``--cap`` per model: past the distance (score) of FMR 10% on every data set."""
 
 
 def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +55,29 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = bias_sub.add_parser("calibrate", help="fit the distance -> Similarity mapping on data")
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
     p.add_argument("--out", type=Path, default=None, help="write the calibration document here")
-    p.add_argument("--cap", type=float, default=DEFAULT_CAP, help="largest impostor distance kept")
+    p.add_argument(
+        "--model",
+        choices=tuple(MODEL_CAPS),
+        default="dlib",
+        help="descriptor model: dlib (default), faceres, or fused (dlib + faceres)",
+    )
+    p.add_argument(
+        "--crop",
+        choices=ALIGNMENTS,
+        default=ARCFACE_224,
+        help="faceres's crop: arcface224 (5-point similarity alignment, default) or hse-box",
+    )
+    p.add_argument(
+        "--models-dir", type=Path, default=None, help="converted face models (faceres) folder"
+    )
+    p.add_argument(
+        "--cap",
+        type=float,
+        default=None,
+        help="largest impostor distance kept (default per model: "
+        + ", ".join(f"{k} {v:g}" for k, v in MODEL_CAPS.items())
+        + ")",
+    )
     p.add_argument("--min-pairs", type=int, default=100, help="fewest pairs to measure a group")
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
@@ -117,28 +157,75 @@ def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def model_descriptors(
+    args: argparse.Namespace, manifests: list[Manifest]
+) -> tuple[list[DescriptorSet], list[DescriptorSet]]:
+    """(dlib's, faceres's) descriptors of the same faces, from the cache or computed."""
+    cache = DescriptorCache(args.cache)
+    describer = FaceresDescriber(args.crop, args.models_dir)
+    fallback = not getattr(args, "no_mmod_fallback", False)
+    dlib, faceres = [], []
+    for m in manifests:
+        dlib.append(
+            detect_faces(
+                m,
+                cache=cache,
+                workers=args.workers,
+                mmod_fallback=fallback,
+                progress=not args.no_progress,
+            )[0]
+        )
+        faceres.append(
+            compute_model_descriptors(
+                m,
+                describer,
+                cache=cache,
+                workers=args.workers,
+                mmod_fallback=fallback,
+                progress=not args.no_progress,
+            )
+        )
+    return dlib, faceres
+
+
 def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
     """Fit, measure, print, and optionally write the calibration document."""
+    cap = args.cap if args.cap is not None else MODEL_CAPS[args.model]
     try:
         lfw, _ = load_lfw(args.data / "lfw")
         fairface = load_fairface(args.data / "fairface_val")
-        descs = _descriptors(args, [lfw, fairface])
         command = (
             "facegate bias calibrate --data "
             + str(args.data)
+            + ("" if args.model == "dlib" else f" --model {args.model}")
+            + (f" --crop {args.crop}" if args.model != "dlib" and args.crop != ARCFACE_224 else "")
             + (" --no-mmod-fallback" if args.no_mmod_fallback else "")
-            + f" --cap {args.cap:g} --min-pairs {args.min_pairs}"
+            + f" --cap {cap:g} --min-pairs {args.min_pairs}"
             + (" --normalise" if args.normalise else "")
         )
-        doc = calibrate(
+        fit = functools.partial(
+            calibrate,
             [lfw, fairface],
-            descs,
-            args.cap,
-            args.min_pairs,
-            command,
-            not args.no_progress,
+            cap=cap,
+            min_pairs=args.min_pairs,
+            command=command,
+            progress=not args.no_progress,
             normalise=args.normalise,
         )
+        if args.model == "dlib":
+            doc = fit(descs=_descriptors(args, [lfw, fairface]))
+        else:
+            dlib, faceres = model_descriptors(args, [lfw, fairface])
+            if args.model == "faceres":
+                doc = fit(descs=faceres, legacy_v0=False)
+            else:
+                fusion, note = fit_fusion(lfw, dlib[0], faceres[0])
+                doc = fit(
+                    descs=[joint_set(a, b) for a, b in zip(dlib, faceres, strict=True)],
+                    metric=fusion,
+                    cohort_fitter=functools.partial(fit_fused_cohort, fusion=fusion),
+                    extra={"fusion": fusion.to_json(), "fusion_fit": note},
+                )
     except (DatasetError, OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
