@@ -198,3 +198,10 @@ def test_attribute_models_are_off_by_default_and_opted_into_by_name() -> None:
 def test_unknown_attribute_models_are_refused(value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=f"FACEGATE_ATTRIBUTE_MODELS: unknown .*{message}"):
         Settings.from_env({"FACEGATE_ATTRIBUTE_MODELS": value})
+
+
+def test_search_coarse_first_can_be_turned_off() -> None:
+    assert Settings.from_env({}).engine.detector.mtcnn_coarse_skip == 2
+    off = Settings.from_env({"FACEGATE_SEARCH_COARSE_FIRST": "0", "FACEGATE_DETECTOR": "hog"})
+    assert off.engine.detector.mtcnn_coarse_skip == 0
+    assert off.engine.detector.kind is DetectorKind.HOG  # the chain chosen is kept

@@ -99,6 +99,7 @@ class PausedEngine:
         descriptors: bool = True,
         max_faces: int | None = None,
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Analysis:
         self.entered.set()
         await self.gate.wait()
@@ -108,6 +109,7 @@ class PausedEngine:
             descriptors=descriptors,
             max_faces=max_faces,
             attributes=attributes,
+            model=model,
         )
 
 

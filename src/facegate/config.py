@@ -32,8 +32,10 @@
 | FACEGATE_REFUSAL_FLUSH_S | 60 | at most one audit record of counted refusals per this many s |
 | FACEGATE_AUDIT_ACCEPT_DAMAGE | 0 | 1: continue an audit log whose tail fails verification |
 | FACEGATE_SCORE_NORMALISATION | cohort | cohort: label-free normalisation; none: raw distance |
+| FACEGATE_FACE_MODEL | dlib-resnet-v1 | model of new collections and CompareFaces (models list) |
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
+| FACEGATE_SEARCH_COARSE_FIRST | 1 | search probes: MTCNN's coarse levels first (0: full pyramid) |
 | FACEGATE_MODELS_DIR | .venv/share/facegate/models | converted face models (age, emotion, iris) |
 | FACEGATE_MODELS_ALLOW_UNPINNED | 0 | 1: use converted models whose hashes facegate does not pin |
 | FACEGATE_ATTRIBUTE_MODELS | (none) | opt-in: faceres (AgeRange, Gender), emotion (Emotions) |
@@ -117,7 +119,7 @@ from typing import TypeVar
 from facegate.engine.attributes.registry import ATTRIBUTE_MODELS
 from facegate.engine.attributes.types import FaceModels
 from facegate.engine.core import EngineConfig
-from facegate.engine.detect import detector_named
+from facegate.engine.detect import DetectorConfig, detector_named
 from facegate.engine.image import ImageLimits
 from facegate.engine.matching import matcher_named
 from facegate.engine.pool import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, default_workers
@@ -198,6 +200,10 @@ class Settings:
     max_skew_s: float = 300.0
     master_key: str | None = None
     engine: EngineConfig = EngineConfig()
+    face_model: str = ""
+    """The descriptor model of new collections (unless CreateCollection's tag
+    ``facegate:face-model`` names another) and of CompareFaces (``FACEGATE_FACE_MODEL``);
+    ``""``: the engine's dlib model. It must be calibrated (checked when the server starts)."""
     limits: StoreLimits = StoreLimits()
     policy_packs: tuple[str, ...] = DEFAULT_PACKS
     policy_dir: Path | None = None
@@ -401,6 +407,8 @@ class Settings:
             )
         if gate:
             values["gate"] = GateBounds(**gate)
+        if env.get("FACEGATE_FACE_MODEL", "").strip():
+            values["face_model"] = env["FACEGATE_FACE_MODEL"].strip()
         if env.get("FACEGATE_STRICT_REGION") == "1":
             values["strict_region"] = True
         if env.get("FACEGATE_AUDIT_ACCEPT_DAMAGE") == "1":
@@ -412,6 +420,10 @@ class Settings:
             engine["descriptor_runtime"] = runtime_named(env["FACEGATE_DESCRIPTOR_RUNTIME"])
         if "FACEGATE_DETECTOR" in env:
             engine["detector"] = detector_named(env["FACEGATE_DETECTOR"])
+        if env.get("FACEGATE_SEARCH_COARSE_FIRST") == "0":  # engine.mtcnn: coarse_skip
+            detector = engine.get("detector", DetectorConfig())
+            assert isinstance(detector, DetectorConfig)
+            engine["detector"] = replace(detector, mtcnn_coarse_skip=0)
         face_models = _face_models(env)
         if face_models != FaceModels():
             engine["face_models"] = face_models

@@ -118,6 +118,10 @@ class Outcome:
     attributes_dropped: frozenset[str] = frozenset()
     # The collection the decision was about, bound at the policy step; the work acts on it.
     bound: Bound | None = None
+    # The descriptor model of the request's numbers (its collection's; the default model's
+    # for CompareFaces) and the Similarity version they are on ("" when not scored)
+    face_model_version: str | None = None
+    similarity_version: str = ""
     started: float = field(default_factory=time.perf_counter)
     # refused at authentication (or before it, for an address over its rate): counted in an
     # aggregate record (facegate.refusals), not recorded one by one
@@ -184,6 +188,8 @@ def request_record(outcome: Outcome) -> RequestRecord:
         result=replace(
             outcome.result or ResultSummary(),
             expected_false_candidates=outcome.expected_false_candidates,
+            face_model_version=outcome.face_model_version or "",
+            similarity_version=outcome.similarity_version,
         ),
     )
 

@@ -17,21 +17,23 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from facegate.audit.anchors import anchor_hash
 from facegate.audit.chain import Entry
 from facegate.audit.keys import key_id, load_signing_key
 from facegate.audit.log import AuditLog, CheckpointCallback, Pin
 from facegate.audit.record import INTEGRITY, EventRecord
-from facegate.config import Settings
+from facegate.config import Settings, SettingsError
 from facegate.datadir import secure_data_dir
+from facegate.engine.matching import MatcherSet
 from facegate.engine.pool import EnginePool
+from facegate.errors import InvalidParameterException
 from facegate.governance import Registry
 from facegate.limits import Admission, RateLimiter
 from facegate.metrics import Metrics
 from facegate.model_audit import AuditSummary, GateStatus, evaluate
-from facegate.ops.common import OpDeps, PageTokens
+from facegate.ops.common import CollectionModels, OpDeps, PageTokens
 from facegate.policy.engine import PolicyEngine
 from facegate.refusals import RefusalCounter
 from facegate.store.anchors import AnchorRepository
@@ -75,6 +77,17 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+def served_models(matchers: MatcherSet | None) -> tuple[tuple[str, str], ...]:
+    """(model, Similarity version) of each model of ``matchers`` that has a calibration."""
+    if matchers is None:
+        return ()
+    out = []
+    for model in matchers.registry.models:
+        if matchers.servable(model.version) is None:
+            out.append((model.version, matchers.for_model(model.version).version))
+    return tuple(out)
 
 
 def load_policy(settings: Settings) -> PolicyEngine:
@@ -183,8 +196,24 @@ class Services:
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)
         store = FaceStore(db, settings.limits)
+        # the descriptor models (engine.descriptors), found once; the workers get the same list
+        registry = settings.engine.registry()
+        engine_config = replace(settings.engine, descriptors=registry)
+        matchers = MatcherSet(
+            registry,
+            settings.engine.matcher,
+            "cohort" if settings.engine.matcher.normalised else "none",
+        )
+        default_model = settings.face_model or registry.default.version
+        models = CollectionModels(matchers, default_model, settings.models_allow_unpinned)
+        try:  # the default model must serve: installed and calibrated (fail closed at start)
+            models.choose(default_model)
+        except InvalidParameterException as exc:
+            db.close()
+            audit.close()
+            raise SettingsError(f"FACEGATE_FACE_MODEL={default_model}: {exc}") from None
         engine = EnginePool(
-            settings.engine,
+            engine_config,
             workers=settings.engine_workers,
             max_batch=settings.engine_max_batch,
             tenant_max_jobs=settings.engine_tenant_max_jobs,
@@ -196,10 +225,12 @@ class Services:
             engine=engine,
             store=store,
             idempotency=IdempotencyRepository(db, settings.idempotency_ttl_s),
-            matcher=settings.engine.matcher,
+            matcher=matchers.for_model(default_model),
             pages=PageTokens(_derive(master, "pagination")),
             region=settings.region,
             account_id=settings.account_id,
+            matchers=matchers,
+            models=models,
         )
         metrics = Metrics.create()
         refusals = RefusalCounter(
@@ -234,18 +265,39 @@ class Services:
 
     @property
     def active_model(self) -> tuple[str, str]:
-        """(descriptor model version, similarity mapping version) of the running engine."""
-        return self.engine.model_version, self.settings.engine.matcher.version
+        """(descriptor model version, similarity mapping version) of the server's default model
+        (``FACEGATE_FACE_MODEL``: new collections, CompareFaces)."""
+        return self.model_versions()
 
-    def active_audit(self) -> ModelAuditRecord | None:
-        """The registered, unrevoked bias audit of the active model (None: none)."""
-        return self.model_audits.active(*self.active_model)
+    def model_versions(self, face_model_version: str | None = None) -> tuple[str, str]:
+        """(descriptor model version, similarity mapping version) of ``face_model_version``
+        (a collection's model; None: the default). A model that cannot be scored here has the
+        similarity version ``""`` (no audit is registered for it, so the gate is closed)."""
+        default = self.deps.models.default_version if self.deps.models else None
+        version = face_model_version or default or self.engine.model_version
+        if version == default or self.deps.matchers is None:
+            return version, self.deps.matcher.version
+        try:
+            return version, self.deps.matchers.for_model(version).version
+        except (KeyError, ValueError):
+            return version, ""
 
-    def gate_status(self) -> GateStatus:
-        """The deployment gate now: the active model's audit against the configured bounds.
-        Read from the database on each call, so a registration made by the CLI in another
-        process applies from the next request (one indexed lookup)."""
-        record = self.active_audit()
+    def served_models(self) -> tuple[tuple[str, str], ...]:
+        """(model, Similarity version) of every descriptor model that can serve collections
+        here (calibrated), for registering their bias audits."""
+        return served_models(self.deps.matchers)
+
+    def active_audit(self, face_model_version: str | None = None) -> ModelAuditRecord | None:
+        """The registered, unrevoked bias audit of a model (None: none; default: the default
+        model)."""
+        return self.model_audits.active(*self.model_versions(face_model_version))
+
+    def gate_status(self, face_model_version: str | None = None) -> GateStatus:
+        """The deployment gate now: a model's audit (the collection's model; default: the
+        default model) against the configured bounds. Read from the database on each call, so
+        a registration made by the CLI in another process applies from the next request (one
+        indexed lookup)."""
+        record = self.active_audit(face_model_version)
         summary = None
         if record is not None:
             summary = AuditSummary.from_json(json.loads(record.summary_json))

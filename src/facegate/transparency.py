@@ -2,10 +2,14 @@
 
 Public and read-only: it holds no secret and nothing about any person. The document has
 
-* ``model``: the descriptor model and Similarity mapping versions, the score (raw distance or
+* ``model``: the default descriptor model (``FACEGATE_FACE_MODEL``: new collections and
+  CompareFaces) and Similarity mapping versions, the score (raw distance or
   cohort-normalised, with the cohort's size); for a calibrated mapping its
   scale and the measured table (FMR and FNMR, overall, per data set and per group, on held-out
   data, with Wilson 95% intervals) from the shipped calibration document;
+* ``descriptor_models``: every descriptor model a collection may be pinned to (each keeps its
+  own until it is deleted), with its source, terms, vector space, and the Similarity version
+  and measured table of its calibration (or why it serves no search);
 * ``deployment_gate``: whether a gate policy is active, the operator's bounds, the registered
   audit of the active model (id, date, data set, report SHA-256) and whether it is within bounds;
 * ``policy``: the active packs and each policy's id, effect, reason and cited source;
@@ -29,6 +33,7 @@ from facegate import __version__
 from facegate.admin.views import iso
 from facegate.engine.attributes.registry import ESTIMATORS, catalogue
 from facegate.engine.human_catalogue import model_spec
+from facegate.engine.matching import Matcher
 from facegate.engine.similarity import CalibratedSimilarity, calibration_document
 from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.services import Services
@@ -37,10 +42,15 @@ GATE_PACKS = ("deployment-gate", "wa-rcw-43-386")
 """Packs whose policies read the deployment gate."""
 
 
-def _calibration(services: Services) -> dict[str, Any]:
-    matcher = services.settings.engine.matcher
+def _calibration(services: Services, matcher: Matcher | None = None) -> dict[str, Any]:
+    """The calibration section of ``matcher`` (default: the default model's)."""
+    matcher = matcher or services.deps.matcher
     similarity = matcher.similarity
-    model_version, similarity_version = services.active_model
+    model_version, similarity_version = (
+        services.active_model if matcher is services.deps.matcher else (
+            matcher.model_version, matcher.version
+        )
+    )  # fmt: skip
     out: dict[str, Any] = {
         "model_version": model_version,
         "similarity_version": similarity_version,
@@ -51,7 +61,9 @@ def _calibration(services: Services) -> dict[str, Any]:
         "calibrated": False,
     }
     if isinstance(similarity, CalibratedSimilarity):
-        doc = calibration_document(similarity.model_version, similarity.variant)
+        doc = calibration_document(
+            similarity.model_version, similarity.variant, similarity.directory
+        )
         out.update(
             calibrated=doc["model_version"] == model_version,
             scale=doc["scale"],
@@ -61,6 +73,35 @@ def _calibration(services: Services) -> dict[str, Any]:
         )
         if doc.get("cohort_fit"):
             out["score"]["cohort"] = doc["cohort_fit"]
+    return out
+
+
+def _descriptor_models(services: Services) -> list[dict[str, Any]]:
+    """Every descriptor model with its calibration, or why it serves no search."""
+    matchers = services.deps.matchers
+    if matchers is None:
+        return []
+    out = []
+    for model in matchers.registry.models:
+        entry: dict[str, Any] = {
+            "version": model.version,
+            "kind": model.kind,
+            "source": model.source,
+            "description": model.description,
+            "terms": model.terms,
+            "space": str(model.space),
+            "parts": list(model.parts),
+            "default": services.deps.models is not None
+            and model.version == services.deps.models.default_version,
+        }
+        reason = matchers.servable(model.version)
+        if reason is None:
+            entry |= {"serves_searches": True, "calibration": _calibration(
+                services, matchers.for_model(model.version)
+            )}  # fmt: skip
+        else:
+            entry |= {"serves_searches": False, "why_not": reason}
+        out.append(entry)
     return out
 
 
@@ -134,6 +175,7 @@ def transparency_document(services: Services) -> dict[str, Any]:
             "generated_at": iso(services.clock()),
         },
         "model": _calibration(services),
+        "descriptor_models": _descriptor_models(services),
         "deployment_gate": {
             "enforced_by": [p for p in packs if p in GATE_PACKS],
             "bounds": services.settings.gate.to_json(),
@@ -264,6 +306,41 @@ def _model_section(model: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def _descriptor_models_section(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every descriptor model: a collection keeps its own, and each number is on its scale."""
+    if not models:
+        return []
+    rows = []
+    for m in models:
+        if m["serves_searches"]:
+            calibration = m["calibration"]
+            at99 = next(
+                (r for r in calibration.get("table", []) if r["similarity_pct"] == 99.0), None
+            )
+            state = f"<code>{_e(calibration['similarity_version'])}</code>"
+            if at99 is not None:
+                fmr = f"{at99['pooled_fmr']:.2e}"
+                state += f"; at Similarity 99 pooled held-out FMR {_e(fmr)}"
+        else:
+            state = f"serves no search: {_e(m['why_not'])}"
+        rows.append(
+            [
+                f"<code>{_e(m['version'])}</code>" + (" (default)" if m["default"] else ""),
+                _e(m["space"]),
+                _e(m["description"]),
+                _e(m["terms"]),
+                state,
+            ]
+        )
+    return [
+        "<h2>Descriptor models</h2>",
+        "<p>Each collection keeps the descriptor model it was created with (its"
+        " FaceModelVersion) until it is deleted; faces of different models are never compared,"
+        " and every Similarity is on the scale of its own model's calibration.</p>",
+        _table("Descriptor models", ["model", "vectors", "what", "terms", "Similarity"], rows),
+    ]
+
+
 def _ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -281,6 +358,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
         f"<h1>facegate {_e(doc['service']['version'])}: transparency</h1>",
         f"<p class=small>Generated {_e(doc['service']['generated_at'])}.</p>",
         *_model_section(doc["model"]),
+        *_descriptor_models_section(doc.get("descriptor_models") or []),
         "<h2>Deployment gate</h2>",
         f"<p>Enforced by: {_e(enforced)}. Bounds: at Similarity"
         f" {_e(gate['bounds']['threshold_pct'])}, FMR Max/GeoMean at most"

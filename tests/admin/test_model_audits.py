@@ -150,3 +150,29 @@ def test_the_api_refuses_bad_bodies_and_reviewers(client: TestClient, tokens: To
     assert denied.status_code == 403
     missing = client.post("/admin/model-audits/ma-nope/revoke", headers=auth)
     assert missing.status_code == 404
+
+
+def test_an_audit_of_another_served_model_gates_its_collections(
+    admin: AdminService, services: Services
+) -> None:
+    """A descriptor model this server serves collections with (issue 19) has audits of its
+    own: registered for its versions, read by the gate of its collections only."""
+    served = (("faceres-v1", "faceres-v1.cohort-x.fmr-y"),)
+    twin = AdminService(
+        registry=services.registry,
+        operators=services.operators,
+        reviews=services.reviews,
+        decisions=services.decisions,
+        clock=services.clock,
+        model_audits=services.model_audits,
+        active_model=services.active_model,
+        served_models=served,
+    )
+    report = verification_report(
+        model_version="faceres-v1", similarity_version="faceres-v1.cohort-x.fmr-y"
+    )
+    record = twin.register_model_audit(_bytes(report))
+    assert (record.model_version, record.similarity_version) == served[0]
+    assert services.model_audits.active(*served[0]) == record
+    assert not services.gate_status().registered  # the default model's gate: no audit
+    assert admin.model_gate().audit is None

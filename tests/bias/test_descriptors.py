@@ -51,12 +51,13 @@ class CountingPool:
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        model: str | None = None,
     ) -> Future[Analysis]:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt
         self.calls.append(detector)
         return self.pool.submit(
-            data, descriptors=descriptors, detector=detector, max_faces=max_faces
+            data, descriptors=descriptors, detector=detector, max_faces=max_faces, model=model
         )
 
 

@@ -77,6 +77,7 @@ def test_json_round_trip_keeps_the_version() -> None:
 
 def test_the_shipped_cohort_holds_only_aggregates_of_twenty_or_more() -> None:
     shipped = ShippedCohort().normaliser
+    assert isinstance(shipped, CohortNormaliser)  # dlib's is one cohort, not a fused one
     assert min(shipped.sizes) >= MIN_CENTROID_FACES
     assert shipped.dimensions == 128
     assert shipped.low < shipped.offset < shipped.high

@@ -136,3 +136,77 @@ def test_padding_finds_a_face_that_fills_the_frame(samples: Path) -> None:
     )
     assert MtcnnDetector().detect(crop) == []
     assert len(MtcnnDetector(MtcnnConfig(pad_ratio=0.25)).detect(crop)) == 1
+
+
+# --- the search probe's coarse-first cascade (MtcnnConfig.coarse_skip) -------------------------
+
+
+@pytest.fixture(scope="module")
+def coarse() -> MtcnnDetector:
+    return MtcnnDetector(MtcnnConfig(min_face_px=40, coarse_skip=2))
+
+
+def test_without_largest_only_the_coarse_setting_changes_nothing(
+    coarse: MtcnnDetector, samples: Path
+) -> None:
+    full = MtcnnDetector(MtcnnConfig(min_face_px=40))
+    for name, width in (("group_t1.jpg", 640), ("obama.jpg", None), ("two_people.jpg", 640)):
+        pixels = _pixels(samples, name, width)
+        assert np.array_equal(coarse.detect_boxes(pixels), full.detect_boxes(pixels))
+
+
+def test_a_large_face_is_found_from_the_coarse_levels(
+    coarse: MtcnnDetector, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels = _pixels(samples, "obama.jpg", 640)  # a face of about 180 px
+    levels: list[float] = []
+    real = MtcnnDetector._level
+
+    def level(self: MtcnnDetector, pyramid: Image.Image, scale: float) -> object:
+        levels.append(scale)
+        return real(self, pyramid, scale)
+
+    monkeypatch.setattr(MtcnnDetector, "_level", level)
+    found = coarse.detect_largest(pixels)
+    scales = coarse.scales(pixels.shape[1], pixels.shape[0])
+    assert levels == scales[2:]  # the two finest levels never ran
+    full = [d for d in MtcnnDetector(MtcnnConfig(min_face_px=40)).detect(pixels) if d.score > 0.9]
+    assert len(found) == len(full) == 1
+    a, b = found[0].box_px, full[0].box_px
+    assert iou((a.left, a.top, a.width, a.height), (b.left, b.top, b.width, b.height)) >= 0.9
+
+
+def test_small_faces_fall_back_to_every_level_bit_for_bit(
+    coarse: MtcnnDetector, samples: Path
+) -> None:
+    """Nothing found on the coarse levels (faces of about 30 px, or none): the cascade runs on
+    every level (the coarse ones reused) and answers exactly as without largest_only."""
+    for name, width in (("group_t1.jpg", 320), ("group_t1.jpg", 400), ("coffee.png", None)):
+        pixels = _pixels(samples, name, width)
+        assert coarse._cascade(pixels, coarse._candidates(_coarse_levels(coarse, pixels))).size == 0
+        assert np.array_equal(
+            coarse.detect_boxes(pixels, largest_only=True), coarse.detect_boxes(pixels)
+        )
+
+
+def _coarse_levels(detector: MtcnnDetector, pixels: RGBImage) -> list[np.ndarray]:
+    pyramid = Image.fromarray(pixels)
+    scales = detector.scales(pixels.shape[1], pixels.shape[0])
+    return [detector._level(pyramid, s) for s in scales[detector.config.coarse_skip :]]
+
+
+def test_the_engine_uses_it_for_the_largest_face_only(engine: FaceEngine, samples: Path) -> None:
+    """analyze(max_faces=1) (a search probe) looks for large faces first; without max_faces
+    every face is found as before. Off (coarse skip 0), the probe's face is the largest face of
+    a full analysis, bit for bit."""
+    data = (samples / "group_t1.jpg").read_bytes()
+    every = engine.analyze(data)
+    assert len(every.faces) == 6
+    one = engine.analyze(data, max_faces=1)
+    assert len(one.faces) == 1
+    off = FaceEngine(EngineConfig(detector=DetectorConfig(mtcnn_coarse_skip=0)), engine.models)
+    probe = off.analyze(data, max_faces=1)
+    assert probe.faces[0].detected == every.faces[0].detected
+    assert probe.faces[0].descriptor is not None
+    assert every.faces[0].descriptor is not None
+    assert np.array_equal(probe.faces[0].descriptor, every.faces[0].descriptor)

@@ -201,6 +201,7 @@ class AdminService:
         gate: GateBounds | None = None,
         faces: FaceStore | None = None,
         cooling_off_s: float = DEFAULT_COOLING_OFF_S,
+        served_models: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.registry = registry
         self.operators = operators
@@ -213,6 +214,8 @@ class AdminService:
         self.actor = actor
         self._model_audits = model_audits
         self._active_model = active_model
+        # (model, similarity) of every descriptor model collections may use here (issue 19)
+        self._served_models = served_models
         self.gate = gate or GateBounds()
         self._faces = faces
         self.cooling_off_s = cooling_off_s
@@ -561,8 +564,10 @@ class AdminService:
         and hashed by :func:`facegate.model_audit.summarise_bytes`) for the active model.
 
         Refused (``InvalidParameterException``) when the layout is wrong, or when the report
-        measured another model or similarity mapping than the engine's: an audit only speaks
-        for the versions it measured. Only a summary and the SHA-256 are stored."""
+        measured another model or similarity mapping than the engine's (the default model's,
+        or another descriptor model this server serves collections with: the gate of a
+        collection reads its own model's audit): an audit only speaks for the versions it
+        measured. Only a summary and the SHA-256 are stored."""
         if len(note) > MAX_NOTE or not printable(note):
             raise InvalidParameterException(
                 f"A model audit note has up to {MAX_NOTE} printable characters."
@@ -572,7 +577,8 @@ class AdminService:
         except ValueError as exc:
             raise InvalidParameterException(f"Invalid audit report: {exc}.") from None
         model_version, similarity_version = self.active_model
-        if (summary.model_version, summary.similarity_version) != self.active_model:
+        measured = (summary.model_version, summary.similarity_version)
+        if measured != self.active_model and measured not in self._served_models:
             raise InvalidParameterException(
                 f"The report measured model {summary.model_version} with similarity mapping "
                 f"{summary.similarity_version}; the active engine is model {model_version} with "
@@ -793,6 +799,7 @@ def over_services(services: Services) -> AdminService:
         actor="server",
         model_audits=services.model_audits,
         active_model=services.active_model,
+        served_models=services.served_models(),
         gate=services.settings.gate,
         faces=store,
         cooling_off_s=services.settings.review_cooling_off_s,

@@ -214,6 +214,14 @@ class AuditLog:
         self._callback_wait_s = callback_wait_s
         self._written: queue.SimpleQueue[Entry | None] = queue.SimpleQueue()
         self._notifier: threading.Thread | None = None
+        # (seq, hash, size, lines, last kind) after the last fsync: what a failure rolls back to
+        self._durable: tuple[int, str, int, int, str] = (0, GENESIS, 0, 0, "")
+        # group commit (see append): records queued, and whether a call is writing a group
+        self._group = threading.Condition(threading.Lock())
+        self._pending: list[_Pending] = []
+        self._leading = False
+        self.fsyncs = 0
+        """How many times a segment was fsynced (group commit shares one among appends)."""
         self.callback_failures = 0
         """How many ``on_checkpoint`` calls raised (for health checks and tests)."""
 
@@ -418,6 +426,7 @@ class AuditLog:
         self._segment = path.name
         self._size = os.fstat(fd).st_size
         self._reserved_end = self._size
+        self._mark_durable()  # what the file holds (a new segment: nothing yet)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -471,22 +480,104 @@ class AuditLog:
         records to come is allocated (always for ``intent`` records; see the module
         docstring). Raises
         :class:`AuditWriteError` (see the module docstring for when the log stays refused
-        afterwards)."""
+        afterwards).
+
+        Group commit: appends from several threads at once share one write and one fsync.
+        Each call queues its record, then takes the log's lock; the first to get it writes
+        every record queued by then (each line chained to the one before, as one append after
+        another would) and fsyncs once, then settles them all; a caller whose record was
+        settled meanwhile only returns its outcome. No call returns before its own line is
+        fsynced, and if that fsync (or a write) fails, every record of the group not yet
+        durable fails: the log rolls back to the last line it knows durable, exactly as for a
+        single append."""
         kind = record.get("kind")
         if not isinstance(kind, str) or not kind:
             raise AuditWriteError("an audit record needs a non-empty string 'kind'")
         if kind in RESERVED_KINDS:
             raise AuditWriteError(f"records of kind {kind!r} are written by the log itself")
-        record_json = _serialise(record)
-        reserve = reserve or kind == INTENT
-        with self._lock:
-            entry = self._append_json_locked(record_json, reserve=reserve)
+        pending = _Pending(_serialise(record), reserve or kind == INTENT)
+        with self._group:
+            self._pending.append(pending)
+            while not pending.settled:
+                if not self._leading:
+                    self._leading = True  # this call writes the group
+                    break
+                self._group.wait()  # a leader is writing: it or the next settles this one
+            else:
+                return pending.outcome()
+        batch: list[_Pending] = []
+        try:
+            with self._lock:
+                with self._group:
+                    batch.extend(self._pending)  # every record queued by now, this one too
+                    self._pending.clear()
+                self._commit_locked(batch)
+        finally:
+            for item in batch:  # not settled only if something unexpected was raised
+                if not item.settled:
+                    item.settle(error=AuditWriteError("the audit record was not written"))
+            with self._group:
+                self._leading = False
+                self._group.notify_all()
+        return pending.outcome()
+
+    def _commit_locked(self, batch: list[_Pending]) -> None:
+        """Write ``batch``'s records, fsync once, settle each (see :meth:`append`)."""
+        staged: list[tuple[_Pending, Entry]] = []
+
+        def lose(exc: AuditWriteError) -> None:
+            # A write or fsync failed and the log rolled back to its last durable line: the
+            # records of the group written after it are not in the log.
+            nonlocal staged
+            durable_seq = self._durable[0]
+            for item, entry in staged:
+                if entry.seq > durable_seq:
+                    item.settle(error=exc)
+            staged = [(item, entry) for item, entry in staged if entry.seq <= durable_seq]
+
+        for item in batch:
+            was_failed = self._failed is not None
+            try:
+                entry = self._append_json_locked(item.record_json, reserve=item.reserve, sync=False)
+            except AuditWriteError as exc:
+                item.settle(error=exc)  # refused (nothing written), or its write failed
+                if not was_failed and self._failed is not None:
+                    lose(exc)
+                continue  # each later record is refused, or written after a repair
             self._since_checkpoint += 1
+            staged.append((item, entry))
+        if self._failed is None and self._seq != self._durable[0]:
+            try:
+                self._sync_locked()
+            except AuditWriteError as exc:
+                lose(exc)
+        sealed: AuditWriteError | None = None
+        if staged and self._failed is None:
             due = time.monotonic() - self._last_checkpoint_mono >= self._interval_s
             full = self._size >= self._max_bytes  # seal the segment; the next entry rotates
             if self._since_checkpoint >= self._every or due or full:
-                self._checkpoint_locked()
-        return entry
+                try:
+                    self._checkpoint_locked()
+                except AuditWriteError as exc:  # the records are durable, but a single append
+                    sealed = exc  # raises this too, and so does every one of the group
+        for item, entry in staged:
+            if sealed is not None:
+                item.settle(error=sealed)
+            else:
+                item.settle(entry=entry)
+
+    def _sync_locked(self) -> None:
+        """fsync the segment: every line written so far becomes durable (or, on failure, the
+        log rolls back to the last durable line and refuses, see :meth:`_fail`)."""
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc, truncate=False)
+        self.fsyncs += 1
+        self._mark_durable()
+
+    def _mark_durable(self) -> None:
+        self._durable = (self._seq, self._hash, self._size, self._lines, self._last_kind)
 
     def repair(self) -> bool:
         """Try now to leave the refused state after a write failure (the log also tries by
@@ -618,8 +709,10 @@ class AuditLog:
         self._reserved_end = self._size
 
     def _append_json_locked(
-        self, record_json: bytes, *, rotate: bool = True, reserve: bool = False
+        self, record_json: bytes, *, rotate: bool = True, reserve: bool = False, sync: bool = True
     ) -> Entry:
+        """Write one entry, chained to the last one written. ``sync``: fsync it before returning
+        (else the caller fsyncs, :meth:`_sync_locked`, before anyone relies on it)."""
         self._usable()
         if rotate and (self._size >= self._max_bytes or (self._rotate_next and self._lines)):
             self._rotate_locked(required=reserve)
@@ -632,15 +725,19 @@ class AuditLog:
             write_all(self._fd, line)
         except OSError as exc:
             self._fail(exc, truncate=True)
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            self._fail(exc, truncate=False)
+        if sync:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._fail(exc, truncate=False)
+            self.fsyncs += 1
         record: dict[str, Any] = json.loads(record_json)
         entry = Entry(seq, self._hash, digest, record, self._segment, self._lines + 1)
         self._seq, self._hash, self._last_kind = seq, digest, str(record["kind"])
         self._size += len(line)
         self._lines += 1
+        if sync:
+            self._mark_durable()
         return entry
 
     def _set_failed(self, reason: str) -> None:
@@ -652,6 +749,10 @@ class AuditLog:
         self._wake.set()  # the checkpoint thread now retries every retry_s
 
     def _fail(self, exc: OSError, *, truncate: bool) -> NoReturn:
+        # Whatever was written since the last fsync is not known durable (a group commit may
+        # have written several lines): back to the last durable line; the repair moves the
+        # rest of the file aside (a line whose fsync failed is never trusted).
+        self._seq, self._hash, self._size, self._lines, self._last_kind = self._durable
         reason = f"{self._segment}: {_why(exc)}"
         self._set_failed(reason)
         if truncate:  # best effort: take back a partly written line
@@ -821,6 +922,28 @@ class AuditLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Pending:
+    """One queued append of the group commit: its record, then its outcome."""
+
+    __slots__ = ("entry", "error", "record_json", "reserve", "settled")
+
+    def __init__(self, record_json: bytes, reserve: bool) -> None:
+        self.record_json = record_json
+        self.reserve = reserve
+        self.entry: Entry | None = None
+        self.error: AuditWriteError | None = None
+        self.settled = False
+
+    def settle(self, *, entry: Entry | None = None, error: AuditWriteError | None = None) -> None:
+        self.entry, self.error, self.settled = entry, error, True
+
+    def outcome(self) -> Entry:
+        if self.error is not None:
+            raise self.error
+        assert self.entry is not None
+        return self.entry
 
 
 def _serialise(record: Mapping[str, Any]) -> bytes:

@@ -65,6 +65,10 @@ class ResultSummary:
     # DetectFaces / IndexFaces: the facial attributes the answer carries for at least one face
     # (names such as "SMILE", never their values)
     attributes_inferred: tuple[str, ...] = ()
+    # the descriptor model whose vectors the request used (the collection's FaceModelVersion;
+    # the server's default for CompareFaces) and the Similarity version of its numbers
+    face_model_version: str = ""
+    similarity_version: str = ""
 
 
 @dataclass(frozen=True)

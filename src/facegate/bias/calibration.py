@@ -45,13 +45,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.bias.stats import wilson_interval
-from facegate.engine.fusion import PairMetric
 from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import (
     LOWEST_CALIBRATED_PCT,
     PiecewiseSimilarity,
     scale_fmr,
 )
+from facegate.vectorspace import COSINE, DLIB_SPACE, VectorSpace
 
 LOWEST_CALIBRATED = LOWEST_CALIBRATED_PCT
 """Below this Similarity (FMR 10%) the scale is a plain ramp, not a false match rate."""
@@ -170,24 +170,58 @@ def _codes(labels: Sequence[str]) -> tuple[tuple[str, ...], NDArray[np.int32]]:
     return names, np.array([index[x] for x in labels], dtype=np.int32)
 
 
+def _space_blocks(
+    x: NDArray[np.float64], space: VectorSpace, weights: Sequence[float] | None
+) -> Callable[[int, int], NDArray[np.float64]]:
+    """Rows ``start:stop`` against all of ``x``: the space's distances (each part by its
+    metric, weighted), by the same expansions as the Euclidean path."""
+    w = space.weights_or_ones(weights)
+    prepared = []
+    for part, cut in zip(space.parts, space.slices(), strict=True):
+        v = x[:, cut]
+        if part.metric == COSINE:
+            lengths = np.linalg.norm(v, axis=1, keepdims=True)
+            v = v / np.where(lengths > 0, lengths, 1.0)
+        prepared.append((part.metric, v, np.einsum("ij,ij->i", v, v)))
+
+    def block(start: int, stop: int) -> NDArray[np.float64]:
+        total = np.zeros((stop - start, len(x)), dtype=np.float64)
+        for (metric, v, sq), weight in zip(prepared, w, strict=True):
+            dots = v[start:stop] @ v.T
+            if metric == COSINE:
+                total += weight * np.maximum(1.0 - dots, 0.0)
+            else:
+                total += weight * np.sqrt(
+                    np.maximum(sq[start:stop, None] + sq[None, :] - 2 * dots, 0)
+                )
+        return total
+
+    return block
+
+
 def pair_tail(
     source: Source,
     cap: float = DEFAULT_CAP,
     block: int = 1024,
     progress: Callable[[int], None] | None = None,
     scorer: PairScorer | None = None,
-    metric: PairMetric | None = None,
+    space: VectorSpace = DLIB_SPACE,
+    weights: Sequence[float] | None = None,
 ) -> PairTail:
     """Every pair ``i < j`` of ``source``'s faces (see the module docstring).
 
     ``scorer``: score pairs with it (e.g. the cohort normalisation) instead of the raw distance;
-    the tail and mated values are then scores. ``metric``: the model's distance between
-    descriptor rows (default Euclidean; the fused model's, :mod:`facegate.engine.fusion`).
-    ``progress`` is called with the number of rows done after each block.
+    the tail and mated values are then scores. ``space``: the descriptor model's space
+    (``facegate.vectorspace``; dlib's Euclidean by default): its distance, parts weighted by
+    ``weights``, is what the pairs are measured with. ``progress`` is called with the number of
+    rows done after each block.
     """
     x = source.vectors.astype(np.float64)
     n = len(x)
     norms = np.einsum("ij,ij->i", x, x)
+    block_distances = (
+        None if space.euclidean and weights is None else _space_blocks(x, space, weights)
+    )
     stats = scorer.stats(x) if scorer is not None else None
     subj = None
     if source.subjects is not None:
@@ -200,11 +234,11 @@ def pair_tail(
     impostors = 0
     for start in range(0, n, block):
         stop = min(n, start + block)
-        if metric is None:
+        if block_distances is None:
             d2 = norms[start:stop, None] + norms[None, :] - 2.0 * (x[start:stop] @ x.T)
             dist = np.sqrt(np.maximum(d2, 0.0))
         else:
-            dist = metric.pairwise(x[start:stop], x)
+            dist = block_distances(start, stop)
         rows, cols = np.nonzero(np.arange(n)[None, :] > np.arange(start, stop)[:, None])
         rows_abs = rows + start
         values = dist[rows, cols]

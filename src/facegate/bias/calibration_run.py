@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -33,9 +33,10 @@ from facegate.bias.cohort_fit import fit_cohort
 from facegate.bias.datasets import Manifest
 from facegate.bias.descriptors import FACE, DescriptorSet
 from facegate.bias.groups import group_key
-from facegate.engine.fusion import PairMetric
+from facegate.engine.cohort import CohortNormaliser
 from facegate.engine.matching import PairScorer
 from facegate.engine.similarity import LOGISTIC_V0
+from facegate.vectorspace import DLIB_SPACE, VectorSpace
 
 GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "lfw": {"gender": ("gender",), "race": ("race",)},
@@ -68,28 +69,15 @@ def _tails(
     cap: float,
     progress: bool,
     scorer: PairScorer | None = None,
-    metric: PairMetric | None = None,
+    space: VectorSpace = DLIB_SPACE,
 ) -> list[PairTail]:
     out = []
     for source in sources:
         with tqdm(
             total=len(source.vectors), desc=f"pairs {source.name}", unit="row", disable=not progress
         ) as bar:
-            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer, metric=metric))
+            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer, space=space))
     return out
-
-
-class FittedCohort(PairScorer, Protocol):
-    """A cohort as :func:`calibrate` ships it: a scorer with a JSON form and its cluster sizes."""
-
-    @property
-    def sizes(self) -> tuple[int, ...]: ...
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
-CohortFitter = Callable[[Any, Any], FittedCohort]
-"""``(cohort descriptors, reference descriptors) -> cohort`` (default :func:`fit_cohort`)."""
 
 
 COHORT_SOURCE = "fairface_val"
@@ -100,8 +88,8 @@ COHORT_SALT = "facegate-cohort-v1"
 
 def _cohort_split(
     halves: list[tuple[Source, Source]],
-    fitter: CohortFitter = fit_cohort,
-) -> tuple[FittedCohort, list[tuple[Source, Source]], dict[str, Any]]:
+    metric: str = "euclidean",
+) -> tuple[CohortNormaliser, list[tuple[Source, Source]], dict[str, Any]]:
     """Split the cohort source's fit half into cohort faces and calibration faces; fit the
     cohort (constants from every data set's calibration faces). The held-out halves stay
     untouched, so the cohort, the calibration fit and the measurement are three disjoint sets."""
@@ -115,7 +103,7 @@ def _cohort_split(
     out = list(halves)
     out[i] = (calibration, held)
     reference = np.vstack([f.vectors for f, _ in out])
-    scorer = fitter(cohort.vectors, reference)
+    scorer = fit_cohort(cohort.vectors, reference, metric=metric)
     note = {
         "source": COHORT_SOURCE,
         "faces": len(cohort.vectors),
@@ -196,31 +184,28 @@ def calibrate(
     command: str,
     progress: bool,
     normalise: bool = False,
-    *,
-    metric: PairMetric | None = None,
-    cohort_fitter: CohortFitter = fit_cohort,
-    extra: dict[str, Any] | None = None,
-    legacy_v0: bool = True,
+    space: VectorSpace = DLIB_SPACE,
 ) -> dict[str, Any]:
     """The calibration document (fit on one half of each data set, measured on the other).
 
     ``normalise``: calibrate the cohort-normalised score instead of the raw distance; the
-    cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`, with
-    ``cohort_fitter``) and shipped in the document (``cohort``), the knots and the table are
-    then in score units. ``metric``: the model's distance between descriptor rows (default
-    Euclidean; the fused model's: :class:`facegate.engine.fusion.Fusion`). ``extra``: more
-    top-level fields for the document (the fused model's constants). ``legacy_v0``: also
-    measure dlib's provisional mapping on the raw distances (dlib only).
+    cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`) and shipped in the
+    document (``cohort``), the knots and the table are then in score units. ``space``: the
+    descriptor model's (``facegate.vectorspace``; one part: a fused model's weights are the
+    measurement's to fit); any other than dlib's is named in the document (``"distance"``), so
+    the engine refuses it for a model of another space.
     """
+    if not space.simple:
+        raise ValueError(f"calibrate fits models of one part, not {space}")
     model_version = descs[0].model_version
     sources = [calibration_source(m, d) for m, d in zip(manifests, descs, strict=True)]
     halves = [split_source(s) for s in sources]
-    scorer: FittedCohort | None = None
+    scorer: CohortNormaliser | None = None
     cohort_note: dict[str, Any] | None = None
     if normalise:
-        scorer, halves, cohort_note = _cohort_split(halves, cohort_fitter)
-    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer, metric)
-    held_tails = _tails([h[1] for h in halves], cap, progress, scorer, metric)
+        scorer, halves, cohort_note = _cohort_split(halves, space.parts[0].metric)
+    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer, space)
+    held_tails = _tails([h[1] for h in halves], cap, progress, scorer, space)
     fitted = fit(fit_tails, "unnamed")
     # the version names the knots (and the cohort): a refit that moves any is a new version
     digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
@@ -230,8 +215,8 @@ def calibrate(
     for row in rows:  # the fit half's pooled FMR at the same distance, for the held-out check
         row["fit_pooled_fmr"] = pooled_fmr(fit_tails, mapping.distance_for(row["similarity_pct"]))
     legacy = []
-    legacy_ok = legacy_v0 and not normalise and metric is None
-    for s in (80.0, 99.0) if legacy_ok else ():  # v0 maps dlib's raw distances only
+    # v0 maps raw dlib distances, not scores nor another model's distances
+    for s in () if normalise or space != DLIB_SPACE else (80.0, 99.0):
         d = LOGISTIC_V0.distance_for(s)
         legacy.append(
             {
@@ -263,13 +248,13 @@ def calibrate(
                 "mated_pairs": len(held_t.mated),
             },
         }
-    fields: dict[str, Any] = dict(extra or {})
+    extra: dict[str, Any] = {} if space == DLIB_SPACE else {"distance": str(space)}
     if scorer is not None:
-        fields |= {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
+        extra |= {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
     return {
         "model_version": model_version,
         "version": mapping.version,
-        **fields,
+        **extra,
         "scale": {
             "formula": SCALE_TEXT,
             "weighting": "each data set weighs equally in the pooled FMR",

@@ -24,7 +24,6 @@ from facegate.engine.cohort import (
     FloatArray,
     squared_distances,
 )
-from facegate.engine.fusion import FusedCohort, Fusion, split
 
 DEFAULT_NEAREST = 2
 DEFAULT_TARGET_SIZE = 40
@@ -78,20 +77,27 @@ def fit_cohort(
     nearest: int = DEFAULT_NEAREST,
     target_size: int = DEFAULT_TARGET_SIZE,
     seed: int = 0,
+    metric: str = "euclidean",
 ) -> CohortNormaliser:
     """A cohort from ``cohort`` descriptors, its constants from ``reference`` descriptors.
+
+    ``metric``: the descriptor model's (``cosine``: the descriptors are scaled to unit length
+    first, and the statistic is the expected cosine distance, :class:`CohortNormaliser`).
 
     The result is exactly what its JSON form reloads to (centroids rounded to float32), so the
     fitted object and the shipped file score identically.
     """
     x = np.asarray(cohort, dtype=np.float64)
+    if metric == "cosine":
+        lengths = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(lengths > 0, lengths, 1.0)
     centroids, labels = kmeans(x, len(x) // target_size, seed=seed)
     sizes = np.bincount(labels, minlength=len(centroids))
     spread = np.array(
         [np.mean(np.sum((x[labels == c] - centroids[c]) ** 2, axis=1)) for c in range(len(sizes))]
     )
     unclipped = CohortNormaliser(
-        centroids, spread, tuple(int(n) for n in sizes), nearest, 0.0, -np.inf, np.inf
+        centroids, spread, tuple(int(n) for n in sizes), nearest, 0.0, -np.inf, np.inf, metric
     )
     stats = unclipped.stats(reference)
     low, high = np.percentile(stats, CLIP_PERCENTILES)
@@ -103,55 +109,6 @@ def fit_cohort(
         float(np.median(stats)),
         float(low),
         float(high),
+        metric,
     )
     return CohortNormaliser.from_json(fitted.to_json())
-
-
-def fit_fused_cohort(
-    cohort: npt.ArrayLike,
-    reference: npt.ArrayLike,
-    fusion: Fusion,
-    *,
-    nearest: int = DEFAULT_NEAREST,
-    target_size: int = DEFAULT_TARGET_SIZE,
-    seed: int = 0,
-) -> FusedCohort:
-    """The fused model's cohort (:class:`facegate.engine.fusion.FusedCohort`) from *joint*
-    descriptors (``[dlib | faceres]`` rows, :func:`facegate.engine.fusion.joint`).
-
-    The clusters are shared: k-means runs on the joint rows with each part scaled by the square
-    root of its fusion weight over its impostor mean (dlib's distance, faceres's cosine
-    distance), so both models count alike in which faces cluster together; each cluster then
-    keeps both models' centroids and spreads. Constants as :func:`fit_cohort`, on the fused
-    statistic of the reference faces.
-    """
-    x1, x2 = split(cohort)
-    w1, w2 = fusion.weights
-    # squared Euclidean distance in this space ~ w1 d^2 / dlib_mean + w2 c / faceres_mean
-    scaled = np.hstack(
-        [x1 * np.sqrt(w1 / fusion.dlib_mean), x2 * np.sqrt(w2 / (2.0 * fusion.faceres_mean))]
-    )
-    _, labels = kmeans(scaled, len(scaled) // target_size, seed=seed)
-    sizes = np.bincount(labels)
-    keep = np.flatnonzero(sizes)
-    labels = np.searchsorted(keep, labels)
-
-    def part(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        centroids = np.array([x[labels == c].mean(axis=0) for c in range(len(keep))])
-        spread = np.array(
-            [
-                np.mean(np.sum((x[labels == c] - centroids[c]) ** 2, axis=1))
-                for c in range(len(keep))
-            ]
-        )
-        return centroids, spread
-
-    (c1, s1), (c2, s2) = part(x1), part(x2)
-    sizes_t = tuple(int(n) for n in np.bincount(labels, minlength=len(keep)))
-    unclipped = FusedCohort(fusion, c1, s1, c2, s2, sizes_t, nearest, 0.0, -np.inf, np.inf)
-    stats = unclipped.stats(reference)
-    low, high = np.percentile(stats, CLIP_PERCENTILES)
-    fitted = FusedCohort(
-        fusion, c1, s1, c2, s2, sizes_t, nearest, float(np.median(stats)), float(low), float(high)
-    )
-    return FusedCohort.from_json(fitted.to_json())

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,7 @@ class AnalyzePool(Protocol):
         descriptors: bool = True,
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
+        model: str | None = None,
     ) -> Future[Analysis]: ...
 
 
@@ -213,13 +214,15 @@ def _analyse(
     future: Future[Analysis],
     data: bytes,
     mmod_fallback: bool,
+    model: str | None = None,
 ) -> DescriptorRecord:
     """Turn one image's analysis into a record, running the MMOD fallback when it is due."""
     kind = pool.config.detector.kind
     try:
         record = _largest(future.result(), kind)
         if record is None and mmod_fallback and kind != DetectorKind.MMOD:
-            fallback = pool.submit(data, detector=DetectorKind.MMOD, max_faces=1)
+            extra: dict[str, Any] = {"model": model} if model is not None else {}
+            fallback = pool.submit(data, detector=DetectorKind.MMOD, max_faces=1, **extra)
             record = _largest(fallback.result(), DetectorKind.MMOD)
     except EngineUnavailableError:
         raise
@@ -234,8 +237,10 @@ def _run(
     mmod_fallback: bool,
     window: int,
     progress: bool,
+    model: str | None = None,
 ) -> Iterator[tuple[str, DescriptorRecord]]:
     """(digest, record) for each image in ``todo``, in order, ``window`` images in flight."""
+    extra: dict[str, Any] = {"model": model} if model is not None else {}
     pending: deque[tuple[str, bytes, Future[Analysis]]] = deque()
     bar = tqdm(
         total=len(todo), desc="descriptors", unit="img", file=sys.stderr, disable=not progress
@@ -243,14 +248,14 @@ def _run(
     try:
         for sha, path in todo.items():
             data = path.read_bytes()
-            pending.append((sha, data, pool.submit(data, max_faces=1)))
+            pending.append((sha, data, pool.submit(data, max_faces=1, **extra)))
             if len(pending) >= window:
                 done_sha, done_data, future = pending.popleft()
-                yield done_sha, _analyse(pool, future, done_data, mmod_fallback)
+                yield done_sha, _analyse(pool, future, done_data, mmod_fallback, model)
                 bar.update()
         while pending:
             done_sha, done_data, future = pending.popleft()
-            yield done_sha, _analyse(pool, future, done_data, mmod_fallback)
+            yield done_sha, _analyse(pool, future, done_data, mmod_fallback, model)
             bar.update()
     finally:
         for _, _, future in pending:
@@ -269,8 +274,12 @@ def compute_descriptors(
     batch_size: int = 200,
     window: int | None = None,
     progress: bool = True,
+    model: str | None = None,
 ) -> DescriptorSet:
     """One descriptor per manifest image (its largest face), from the cache or computed.
+
+    ``model``: the descriptor model's version (``engine.descriptors``; None: the engine's dlib
+    model); it names the vectors and keys the cache.
 
     ``pool``: an engine pool to use (its ``config`` and ``model_version`` then define the cache
     key and ``config``/``workers`` are ignored); by default an :class:`EnginePool` of ``workers``
@@ -284,6 +293,7 @@ def compute_descriptors(
     digests = [file_sha256(s.path) for s in manifest.samples]
     engine_config = pool.config if pool is not None else config
     version = pool.model_version if pool is not None else EnginePool(config, 1).model_version
+    version = model or version
     key = config_key(engine_config, version, mmod_fallback)
     records = cache.get_many(key, digests)
     todo = {sha: s.path for sha, s in zip(digests, manifest.samples, strict=True)}
@@ -295,7 +305,7 @@ def compute_descriptors(
         window = window or 4 * workers
         batch: dict[str, DescriptorRecord] = {}
         try:
-            for sha, record in _run(active, todo, mmod_fallback, window, progress):
+            for sha, record in _run(active, todo, mmod_fallback, window, progress, model):
                 batch[sha] = record
                 records[sha] = record
                 if len(batch) >= batch_size:

@@ -30,11 +30,10 @@ from facegate.bias.datasets import Pair
 from facegate.bias.folds import cross_validate
 from facegate.bias.stats import wilson_interval
 from facegate.bias.verification import pair_distances
-from facegate.engine.fusion import Euclidean, PairMetric
+from facegate.engine.cohort import squared_distances
 from facegate.engine.matching import Matcher
 
 FNMR_TARGET = 0.05
-EUCLIDEAN = Euclidean()
 LINEUP_SIMILARITIES = (80.0, 99.0)
 FloatArray = npt.NDArray[np.float64]
 
@@ -50,20 +49,11 @@ class LfwPairs:
     folds: npt.NDArray[np.int64]
 
 
-def lfw_scores(matcher: Matcher, lfw: LfwPairs, metric: PairMetric | None = None) -> FloatArray:
-    """The scorer's score of every View 2 pair (NaN where an image has no face); ``metric``:
-    the model's distance (default Euclidean)."""
-    if metric is None:
-        rows = zip(lfw.left, lfw.right, lfw.mated, strict=True)
-        pairs = [Pair(int(a), int(b), bool(m)) for a, b, m in rows]
-        return pair_distances(lfw.vectors, pairs, matcher.scorer)
-    found: npt.NDArray[np.bool_] = np.asarray(np.isfinite(lfw.vectors).all(axis=1))
-    ok = found[lfw.left] & found[lfw.right]
-    out = np.full(len(lfw.left), np.nan)
-    a, b = lfw.vectors[lfw.left[ok]], lfw.vectors[lfw.right[ok]]
-    stats = matcher.stats(np.vstack([a, b]))
-    out[ok] = matcher.scorer.scores(metric.paired(a, b), stats[: len(a)], stats[len(a) :])
-    return out
+def lfw_scores(matcher: Matcher, lfw: LfwPairs) -> FloatArray:
+    """The scorer's score of every View 2 pair (NaN where an image has no face)."""
+    rows = zip(lfw.left, lfw.right, lfw.mated, strict=True)
+    pairs = [Pair(int(a), int(b), bool(m)) for a, b, m in rows]
+    return pair_distances(lfw.vectors, pairs, matcher.scorer)
 
 
 def _rate(errors: int, total: int) -> dict[str, Any]:
@@ -76,11 +66,9 @@ def _rate(errors: int, total: int) -> dict[str, Any]:
     }
 
 
-def _within_group_scores(
-    matcher: Matcher, vectors: FloatArray, metric: PairMetric = EUCLIDEAN
-) -> FloatArray:
+def _within_group_scores(matcher: Matcher, vectors: FloatArray) -> FloatArray:
     stats = matcher.stats(vectors)
-    d = metric.pairwise(vectors, vectors)
+    d = np.sqrt(squared_distances(vectors, vectors))
     i, j = np.triu_indices(len(vectors), 1)
     return matcher.scorer.scores(d[i, j], stats[i], stats[j])
 
@@ -92,10 +80,9 @@ def equal_fnmr(
     held: Source,
     grouping: str,
     fnmr: float = FNMR_TARGET,
-    metric: PairMetric = EUCLIDEAN,
 ) -> dict[str, Any]:
     """Section 1 for one matcher: threshold at ``fnmr`` on LFW (``scores``: :func:`lfw_scores`),
-    per-group FMR on ``held`` (pairs measured with ``metric``)."""
+    per-group FMR on ``held``."""
     # no face (NaN): a miss whatever the threshold
     mated = np.where(np.isnan(scores), np.inf, scores)[lfw.mated]
     threshold = float(np.quantile(mated, 1.0 - fnmr, method="lower"))
@@ -103,7 +90,7 @@ def equal_fnmr(
     groups: dict[str, dict[str, Any]] = {}
     for name in sorted(set(labels.tolist())):
         members = held.vectors[labels == name].astype(np.float64)
-        within = _within_group_scores(matcher, members, metric)
+        within = _within_group_scores(matcher, members)
         groups[name] = _rate(int((within <= threshold).sum()), len(within))
     rates = [g["rate"] for g in groups.values() if g["rate"] is not None]
     worst = max(groups, key=lambda g: groups[g]["rate"] or 0.0)
@@ -132,7 +119,6 @@ def lineup(
     lfw_scores: FloatArray,
     lfw: LfwPairs,
     bound: float,
-    metric: PairMetric = EUCLIDEAN,
 ) -> dict[str, Any]:
     """Section 3 for one matcher: probes with a (false) candidate at each threshold."""
     sim = matcher.similarity
@@ -144,7 +130,7 @@ def lineup(
     best = np.zeros(len(probes))
     for start in range(0, len(probes), 256):
         p = probes[start : start + 256]
-        d = metric.pairwise(p, gallery)
+        d = np.sqrt(squared_distances(p, gallery))
         s = matcher.scorer.scores(d, matcher.stats(p)[:, None], g_stats[None, :])
         best[start : start + 256] = sim.similarities_pct(s.min(axis=1))
     rows: list[dict[str, Any]] = []

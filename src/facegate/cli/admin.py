@@ -44,9 +44,11 @@ from facegate.admin.auth import REVIEWERS, authenticate, read_token_file, requir
 from facegate.admin.service import REVIEW_STATUSES, AdminService
 from facegate.audit.record import EventRecord, EventSink
 from facegate.config import Settings
+from facegate.engine.matching import MatcherSet
 from facegate.engine.pool import EnginePool
 from facegate.errors import InvalidParameterException
 from facegate.governance import Registry
+from facegate.services import served_models
 from facegate.store.db import StoreDatabase, open_database
 from facegate.store.decisions import DecisionRepository
 from facegate.store.keys import KeyRepository
@@ -186,6 +188,7 @@ def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
             actor=actor,
             model_audits=ModelAuditRepository(db),
             active_model=active_model(settings),
+            served_models=_served_models(settings),
             gate=settings.gate,
             cooling_off_s=settings.review_cooling_off_s,
         )
@@ -195,8 +198,30 @@ def admin_for(settings: Settings, actor: str = "cli") -> Iterator[AdminService]:
 
 def active_model(settings: Settings) -> tuple[str, str]:
     """The versions the server started with ``settings`` uses (as ``Services.active_model``),
-    without starting an engine: the pool names its model without loading it."""
-    return EnginePool(settings.engine, workers=1).model_version, settings.engine.matcher.version
+    without starting an engine: the pool names its model without loading it; the default
+    descriptor model is ``FACEGATE_FACE_MODEL`` when it names another."""
+    dlib = EnginePool(settings.engine, workers=1).model_version
+    if not settings.face_model or settings.face_model == dlib:
+        return dlib, settings.engine.matcher.version
+    try:
+        matcher = _matchers(settings).for_model(settings.face_model)
+    except (KeyError, ValueError):  # the server refuses to start with it: nothing to audit
+        return settings.face_model, ""
+    return settings.face_model, matcher.version
+
+
+def _matchers(settings: Settings) -> MatcherSet:
+    return MatcherSet(
+        settings.engine.registry(),
+        settings.engine.matcher,
+        "cohort" if settings.engine.matcher.normalised else "none",
+    )
+
+
+def _served_models(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The descriptor models a server with ``settings`` serves collections with (as
+    ``Services.served_models``), without starting an engine."""
+    return served_models(_matchers(settings))
 
 
 def outbox_sink(db: StoreDatabase) -> EventSink:

@@ -8,46 +8,40 @@ document the engine ships (``src/facegate/engine/calibration/<model>.json`` in a
 with ``--normalise``, ``<model>.cohort.json``: the cohort-normalised score's calibration and the
 cohort itself, see :mod:`facegate.engine.cohort`).
 
-``--model`` picks the descriptor model: ``dlib`` (``dlib-resnet-v1``, the default), ``faceres``
-(``faceres-v1``: HSE FaceRes on the ArcFace-aligned 224x224 crop of the same face,
-:mod:`facegate.bias.model_descriptors`; ``--crop hse-box`` measures HSE's own loose crop
-instead) or ``fused`` (``fused-dlib-faceres-v1``: both, :mod:`facegate.engine.fusion`; its
-constants are fitted on LFW's fit half first and shipped in the document, and with
-``--normalise`` the fused cohort, :func:`facegate.bias.cohort_fit.fit_fused_cohort`).
+``--model NAME`` calibrates another descriptor model (``engine.descriptors``: ``faceres-v1``, an
+operator's model added with ``facegate models add``): its descriptors, its distance (cosine
+for faceres), its cohort. Unless ``--out`` says otherwise, an operator's model's document is
+written into its own folder, and a built-in model's the package does not calibrate into the
+models folder's ``calibration/``; from then on (after a restart) it can serve searches.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import json
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from facegate.bias.calibration import DEFAULT_CAP, split_source
 from facegate.bias.calibration_run import calibrate, calibration_source, render
-from facegate.bias.cohort_fit import fit_fused_cohort
 from facegate.bias.datasets import DatasetError, Manifest, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
-from facegate.bias.fusion_fit import fit_fusion, joint_set
-from facegate.bias.model_descriptors import (
-    FaceresDescriber,
-    compute_model_descriptors,
-    detect_faces,
-)
 from facegate.bias.normalisation import LfwPairs, compare
 from facegate.bias.normalisation import render as render_comparison
 from facegate.bias.report_html import render_html
-from facegate.engine.align5 import ALIGNMENTS, ARCFACE_224
+from facegate.engine.core import EngineConfig
+from facegate.engine.descriptors import DescriptorModel, DescriptorRegistry
+from facegate.engine.human_models import default_models_dir
 from facegate.engine.matching import default_matcher, raw_matcher
+from facegate.vectorspace import DLIB_SPACE
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 3
-MODEL_CAPS = {"dlib": DEFAULT_CAP, "faceres": 1.35, "fused": 0.9}
-"""The default ``--cap`` per model: past the distance (score) of FMR 10% on every data set."""
 
 
 def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,29 +49,7 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = bias_sub.add_parser("calibrate", help="fit the distance -> Similarity mapping on data")
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
     p.add_argument("--out", type=Path, default=None, help="write the calibration document here")
-    p.add_argument(
-        "--model",
-        choices=tuple(MODEL_CAPS),
-        default="dlib",
-        help="descriptor model: dlib (default), faceres, or fused (dlib + faceres)",
-    )
-    p.add_argument(
-        "--crop",
-        choices=ALIGNMENTS,
-        default=ARCFACE_224,
-        help="faceres's crop: arcface224 (5-point similarity alignment, default) or hse-box",
-    )
-    p.add_argument(
-        "--models-dir", type=Path, default=None, help="converted face models (faceres) folder"
-    )
-    p.add_argument(
-        "--cap",
-        type=float,
-        default=None,
-        help="largest impostor distance kept (default per model: "
-        + ", ".join(f"{k} {v:g}" for k, v in MODEL_CAPS.items())
-        + ")",
-    )
+    p.add_argument("--cap", type=float, default=DEFAULT_CAP, help="largest impostor distance kept")
     p.add_argument("--min-pairs", type=int, default=100, help="fewest pairs to measure a group")
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
@@ -86,6 +58,17 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--normalise",
         action="store_true",
         help="calibrate the cohort-normalised score (fits and ships the cohort too)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="the descriptor model to calibrate (facegate models list; default dlib's)",
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="the models folder (default FACEGATE_MODELS_DIR, else the environment's)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=cmd_calibrate, parser=p, bias_command="calibrate")
@@ -104,18 +87,38 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.set_defaults(func=cmd_normalisation, parser=q, bias_command="normalisation")
 
 
-def _descriptors(args: argparse.Namespace, manifests: list[Manifest]) -> list[DescriptorSet]:
+def _descriptors(
+    args: argparse.Namespace, manifests: list[Manifest], model: DescriptorModel | None = None
+) -> list[DescriptorSet]:
     cache = DescriptorCache(args.cache)
+    config = EngineConfig()
+    extra: dict[str, Any] = {}
+    if model is not None:
+        config = replace(config, descriptors=_registry(args))
+        extra = {"model": model.version}
     return [
         compute_descriptors(
             m,
             cache=cache,
+            config=config,
             workers=args.workers,
             mmod_fallback=not getattr(args, "no_mmod_fallback", False),
             progress=not args.no_progress,
+            **extra,
         )
         for m in manifests
     ]
+
+
+def _registry(args: argparse.Namespace) -> DescriptorRegistry:
+    folder = getattr(args, "models_dir", None) or env_models_dir()
+    return DescriptorRegistry.discover(folder)
+
+
+def env_models_dir() -> Path:
+    """``FACEGATE_MODELS_DIR``, else the environment's models folder."""
+    value = os.environ.get("FACEGATE_MODELS_DIR")
+    return Path(value) if value else default_models_dir()
 
 
 def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
@@ -157,79 +160,49 @@ def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def model_descriptors(
-    args: argparse.Namespace, manifests: list[Manifest]
-) -> tuple[list[DescriptorSet], list[DescriptorSet]]:
-    """(dlib's, faceres's) descriptors of the same faces, from the cache or computed."""
-    cache = DescriptorCache(args.cache)
-    describer = FaceresDescriber(args.crop, args.models_dir)
-    fallback = not getattr(args, "no_mmod_fallback", False)
-    dlib, faceres = [], []
-    for m in manifests:
-        dlib.append(
-            detect_faces(
-                m,
-                cache=cache,
-                workers=args.workers,
-                mmod_fallback=fallback,
-                progress=not args.no_progress,
-            )[0]
-        )
-        faceres.append(
-            compute_model_descriptors(
-                m,
-                describer,
-                cache=cache,
-                workers=args.workers,
-                mmod_fallback=fallback,
-                progress=not args.no_progress,
-            )
-        )
-    return dlib, faceres
-
-
 def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
     """Fit, measure, print, and optionally write the calibration document."""
-    cap = args.cap if args.cap is not None else MODEL_CAPS[args.model]
+    model: DescriptorModel | None = None
     try:
+        if args.model is not None:
+            model = _registry(args).get(args.model)
         lfw, _ = load_lfw(args.data / "lfw")
         fairface = load_fairface(args.data / "fairface_val")
+        descs = _descriptors(args, [lfw, fairface], model)
         command = (
             "facegate bias calibrate --data "
             + str(args.data)
-            + ("" if args.model == "dlib" else f" --model {args.model}")
-            + (f" --crop {args.crop}" if args.model != "dlib" and args.crop != ARCFACE_224 else "")
+            + (f" --model {model.version}" if model is not None else "")
             + (" --no-mmod-fallback" if args.no_mmod_fallback else "")
-            + f" --cap {cap:g} --min-pairs {args.min_pairs}"
+            + f" --cap {args.cap:g} --min-pairs {args.min_pairs}"
             + (" --normalise" if args.normalise else "")
         )
-        fit = functools.partial(
-            calibrate,
+        doc = calibrate(
             [lfw, fairface],
-            cap=cap,
-            min_pairs=args.min_pairs,
-            command=command,
-            progress=not args.no_progress,
+            descs,
+            args.cap,
+            args.min_pairs,
+            command,
+            not args.no_progress,
             normalise=args.normalise,
+            space=DLIB_SPACE if model is None else model.space,
         )
-        if args.model == "dlib":
-            doc = fit(descs=_descriptors(args, [lfw, fairface]))
-        else:
-            dlib, faceres = model_descriptors(args, [lfw, fairface])
-            if args.model == "faceres":
-                doc = fit(descs=faceres, legacy_v0=False)
-            else:
-                fusion, note = fit_fusion(lfw, dlib[0], faceres[0])
-                doc = fit(
-                    descs=[joint_set(a, b) for a, b in zip(dlib, faceres, strict=True)],
-                    metric=fusion,
-                    cohort_fitter=functools.partial(fit_fused_cohort, fusion=fusion),
-                    extra={"fusion": fusion.to_json(), "fusion_fit": note},
-                )
+    except KeyError as exc:
+        print(
+            f"facegate: no descriptor model {exc.args[0]} (facegate models list)", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
     except (DatasetError, OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print("\n".join(render(doc)), file=out)
+    if args.out is None and model is not None and model.calibration_dir is not None:
+        # an operator's model (its calibration lives beside its weights), or a built-in one the
+        # package does not calibrate (the models folder's calibration/)
+        model.calibration_dir.mkdir(parents=True, exist_ok=True)
+        args.out = model.calibration_dir / model.calibration_file(
+            "cohort" if args.normalise else ""
+        )
     if args.out is not None:
         args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=out)

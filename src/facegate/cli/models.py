@@ -9,6 +9,19 @@
   decide whether to convert).
 * ``package [--format text|json]``: the pinned package, version and npm integrity.
 
+Descriptor models (``engine.descriptors``: the models a collection is pinned to):
+
+* ``list`` also lists them: version, kind, vector space, calibration (raw distance, cohort),
+  whether it can be a collection's model here, and the default (``FACEGATE_FACE_MODEL``).
+* ``show NAME [--format text|json]``: one model's spec, its files and its calibrations.
+* ``verify [NAME ...]``: each model's weights checked against their recorded SHA-256, loaded,
+  and run on one aligned face (the output's length and finiteness), and its calibration
+  loaded; exits 1 if any fails.
+* ``add NAME --onnx FILE --spec SPEC.json [--replace]``: bring your own model (docs/models.md):
+  the file and its spec are copied into ``DIR/descriptors/NAME/`` with the file's SHA-256 and
+  checked as ``verify`` does (nothing is kept if that fails). It serves no search until
+  ``facegate bias calibrate --model NAME`` has written its calibration there.
+
 DIR defaults to ``FACEGATE_MODELS_DIR``, else ``<sys.prefix>/share/facegate/models``. Errors
 print one line on stderr and exit 3.
 """
@@ -66,6 +79,19 @@ def register(sub: Sub) -> None:
     listing.add_argument("--format", choices=["table", "json"], default="table")
     package = actions.add_parser("package", help="the pinned npm package")
     package.add_argument("--format", choices=["text", "json"], default="text")
+    show = actions.add_parser("show", help="one descriptor model's spec and calibrations")
+    show.add_argument("name", help="the model's version (facegate models list)")
+    show.add_argument("--dir", type=Path, default=None, help="models folder")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    verify = actions.add_parser("verify", help="check descriptor models' weights and calibrations")
+    verify.add_argument("names", nargs="*", help="model versions (default: all)")
+    verify.add_argument("--dir", type=Path, default=None, help="models folder")
+    add = actions.add_parser("add", help="bring your own ONNX descriptor model")
+    add.add_argument("name", help="its version: lower-case letters, digits, '.', '+', '-'")
+    add.add_argument("--onnx", type=Path, required=True, help="the ONNX file")
+    add.add_argument("--spec", type=Path, required=True, help="its preprocessing spec (JSON)")
+    add.add_argument("--dir", type=Path, default=None, help="models folder")
+    add.add_argument("--replace", action="store_true", help="replace a model of that name")
     p.set_defaults(func=cmd_models)
 
 
@@ -91,6 +117,11 @@ def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     if args.models_command == "convert":
         return _convert(args, out)
+    if args.models_command in ("show", "verify", "add"):
+        from facegate.cli.descriptor_models import add_model, show_model, verify_models
+
+        handler = {"show": show_model, "verify": verify_models, "add": add_model}
+        return handler[args.models_command](args, _models_dir(args.dir), out)
     return _list(args, out)
 
 
@@ -142,6 +173,9 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
                 for s in statuses
             ],
         }
+        from facegate.cli.descriptor_models import descriptor_rows
+
+        doc["descriptor_models"] = descriptor_rows(folder)
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
         out.write(f"models folder: {folder}\n")
@@ -155,6 +189,9 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
             if not s.available and not shared:
                 state += f": {s.reason}"
             out.write(f"{s.name:20} {default:15} {state}\n")
+        from facegate.cli.descriptor_models import render_descriptor_rows
+
+        out.write(render_descriptor_rows(folder))
     if args.check and not all(s.available for s in statuses):
         return EXIT_UNAVAILABLE
     return EXIT_OK

@@ -73,9 +73,16 @@ class CohortNormaliser:
     offset: float
     low: float
     high: float
+    metric: str = "euclidean"
+    """``euclidean`` (dlib's): ``m(x)`` is the expected distance above. ``cosine``: the
+    cohort was fitted on unit vectors and ``m(x)`` is the expected cosine distance to a member,
+    ``mean (|x - c|^2 + s_c^2) / 2`` for ``x`` scaled to unit length (for unit vectors
+    ``1 - x.y = |x - y|^2 / 2``)."""
 
     def __post_init__(self) -> None:
         k = len(self.centroids)
+        if self.metric not in ("euclidean", "cosine"):
+            raise ValueError(f"a cohort's metric is euclidean or cosine, not {self.metric!r}")
         if self.centroids.ndim != 2 or k == 0:
             raise ValueError("a cohort needs a (clusters x dimensions) matrix of centroids")
         if self.spread_sq.shape != (k,) or len(self.sizes) != k:
@@ -116,7 +123,12 @@ class CohortNormaliser:
             raise ValueError(
                 f"descriptors of {x.shape[1]} values; the cohort has {self.dimensions}"
             )
-        expected = np.sqrt(squared_distances(x, self.centroids) + self.spread_sq[None, :])
+        if self.metric == "cosine":
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            unit = x / np.where(norms > 0, norms, 1.0)
+            expected = (squared_distances(unit, self.centroids) + self.spread_sq[None, :]) / 2.0
+        else:
+            expected = np.sqrt(squared_distances(x, self.centroids) + self.spread_sq[None, :])
         j = self.nearest
         closest = (
             np.partition(expected, j - 1, axis=1)[:, :j] if j < len(self.centroids) else expected
@@ -137,8 +149,11 @@ class CohortNormaliser:
         return score_limit - self.offset + (probe_stat + self.high) / 2.0
 
     def to_json(self) -> dict[str, Any]:
-        """The shipped form (centroids rounded to float32 precision)."""
+        """The shipped form (centroids rounded to float32 precision; ``metric`` only when it
+        is not Euclidean, so dlib's cohort and its version are as before)."""
+        extra: dict[str, Any] = {} if self.metric == "euclidean" else {"metric": self.metric}
         return {
+            **extra,
             "nearest": self.nearest,
             "offset": self.offset,
             "low": self.low,
@@ -159,4 +174,5 @@ class CohortNormaliser:
             offset=float(doc["offset"]),
             low=float(doc["low"]),
             high=float(doc["high"]),
+            metric=str(doc.get("metric", "euclidean")),
         )

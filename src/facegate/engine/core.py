@@ -25,10 +25,18 @@ import numpy.typing as npt
 from facegate.engine.align import face_chip
 from facegate.engine.attributes.registry import AttributeRegistry, build_registry
 from facegate.engine.attributes.types import FaceInput, FaceModels
+from facegate.engine.describers import (
+    ChipDescriber,
+    DescriptorModelUnavailable,
+    FaceDescriber,
+    make_describer,
+)
+from facegate.engine.descriptors import DLIB, DescriptorRegistry
 from facegate.engine.detect import (
     Detector,
     DetectorConfig,
     RawDetection,
+    detect_faces,
     largest_first,
     make_detector,
 )
@@ -72,6 +80,19 @@ class EngineConfig:
     face_models: FaceModels = FaceModels()
     """The converted face models attribute estimators may run (none by default:
     ``FACEGATE_ATTRIBUTE_MODELS``), loaded once per engine."""
+    descriptors: DescriptorRegistry | None = None
+    """The descriptor models this engine may describe faces with (``engine.descriptors``);
+    None: the built-in ones and the operator's under ``face_models.models_dir``. Each is
+    loaded on its first use, once per engine."""
+
+    def registry(self) -> DescriptorRegistry:
+        """:attr:`descriptors`, or the models discovered in the models folder."""
+        if self.descriptors is not None:
+            return self.descriptors
+        from facegate.engine.human_models import default_models_dir
+
+        folder = self.face_models.models_dir or default_models_dir()
+        return DescriptorRegistry.discover(folder, flip_tta=self.flip_tta)
 
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
         """The same configuration with another detector."""
@@ -87,6 +108,8 @@ class AnalyzeItem:
     detector: DetectorKind | None = None
     max_faces: int | None = None
     attributes: frozenset[str] = frozenset()
+    model: str | None = None
+    """The descriptor model's version (None: the engine's dlib model)."""
 
 
 @dataclass
@@ -119,6 +142,9 @@ class FaceEngine:
             threads=config.descriptor_threads,
             flip_tta=config.flip_tta,
         )
+        # descriptor models other than dlib's, each made on first use (once per worker)
+        self.descriptors = config.registry()
+        self._describers: dict[str, FaceDescriber] = {}
         # the attribute estimators, made once per engine (so once per worker process)
         self.attributes: AttributeRegistry = build_registry(
             enabled=config.attributes, models=config.face_models
@@ -131,6 +157,33 @@ class FaceEngine:
     def model_version(self) -> str:
         """Identifies the vector space: descriptor model (+ augmentation). Stored with faces."""
         return self.embedder.version
+
+    def describer(self, model: str | None = None) -> FaceDescriber:
+        """The describer of descriptor model ``model`` (None: the engine's dlib model), made
+        on first use. ``DescriptorModelUnavailable`` when its weights cannot be loaded;
+        ``UnknownModelError`` for a version not registered."""
+        version = model or self.model_version
+        found = self._describers.get(version)
+        if found is None:
+            if version == self.model_version:
+                found = ChipDescriber(self.embedder)
+            else:
+                if version not in self.descriptors:
+                    raise DescriptorModelUnavailable(f"this engine has no face model {version}")
+                spec = self.descriptors.get(version)
+                if spec.kind == DLIB:  # dlib's model of another configuration (flip)
+                    raise DescriptorModelUnavailable(
+                        f"this engine computes {self.model_version}, not {version}"
+                    )
+                found = make_describer(
+                    spec,
+                    self.descriptors,
+                    lambda: ChipDescriber(self.embedder),
+                    threads=self.config.descriptor_threads,
+                    allow_unpinned=self.config.face_models.allow_unpinned,
+                )
+            self._describers[version] = found
+        return found
 
     def _usable_chain(self, config: DetectorConfig) -> tuple[DetectorKind, ...]:
         """The configured chain (``kind``, then ``fallback``), each detector made now, without
@@ -197,17 +250,23 @@ class FaceEngine:
         image: DecodedImage,
         detector: DetectorKind | None,
         attributes: frozenset[str] = frozenset(),
+        max_faces: int | None = None,
     ) -> tuple[DetectedFace, ...]:
-        """:meth:`detect` in the coordinates of ``image.pixels``."""
+        """:meth:`detect` in the coordinates of ``image.pixels``. ``max_faces``: only the
+        largest N faces are kept, so only those get landmarks; for 1, detection looks for the
+        largest face only (``detect.detect_faces``)."""
         t0 = time.perf_counter()
         chain = (detector,) if detector else self.detector_chain
         raw: list[RawDetection] = []
         for kind in chain:
-            raw = self._detector(kind).detect(image.pixels)
+            raw = detect_faces(self._detector(kind), image.pixels, largest_only=max_faces == 1)
             self.last_found_by = kind if raw else None
             if raw:
                 break
-        raw = largest_first(raw, self.config.detector.max_faces, image.width_px, image.height_px)
+        limit = self.config.detector.max_faces
+        if max_faces is not None and max_faces > 0:
+            limit = min(limit, max_faces)
+        raw = largest_first(raw, limit, image.width_px, image.height_px)
         t1 = time.perf_counter()
         faces = tuple(self._describe_geometry(image, r, attributes) for r in raw)
         t2 = time.perf_counter()
@@ -253,27 +312,27 @@ class FaceEngine:
         """The attributes of ``attributes`` this engine does not estimate."""
         return attributes - {a.value for a in self.attributes.available}
 
-    def describe(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> tuple[Face, ...]:
-        """Attach a descriptor to each face of :meth:`detect` (one batched call to the
-        embedder)."""
+    def describe(
+        self, image: DecodedImage, faces: Sequence[DetectedFace], model: str | None = None
+    ) -> tuple[Face, ...]:
+        """Attach a descriptor of ``model`` (None: the engine's dlib model) to each face of
+        :meth:`detect` (one batched call to the embedder)."""
         work = [_in_pixels(image, f) for f in faces]
-        (described,) = self._describe_all([(image, work)])
+        (described,) = self._describe_all([(image, work)], model)
         return tuple(
             Face(detected=f, descriptor=d.descriptor) for f, d in zip(faces, described, strict=True)
         )
 
     def _describe_all(
-        self, images: Sequence[tuple[DecodedImage, Sequence[DetectedFace]]]
+        self,
+        images: Sequence[tuple[DecodedImage, Sequence[DetectedFace]]],
+        model: str | None = None,
     ) -> list[tuple[Face, ...]]:
-        """The faces of each image with their descriptors, from ONE embedder call for the faces
-        of all (aligning the chips counts as descriptor time)."""
+        """The faces of each image with their descriptors of ``model``, from ONE describer
+        call for the faces of all (aligning the chips counts as descriptor time)."""
+        describer = self.describer(model)
         t0 = time.perf_counter()
-        chips = [
-            face_chip(image.pixels, f.box_px, f.points5_px)
-            for image, faces in images
-            for f in faces
-        ]
-        vectors = self.embedder.embed(chips)
+        vectors = describer.describe([(image, f) for image, faces in images for f in faces])
         self.times.descriptor_s += time.perf_counter() - t0
         described: list[tuple[Face, ...]] = []
         start = 0
@@ -294,15 +353,20 @@ class FaceEngine:
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Analysis:
         """Decode, detect and (optionally) describe every face, largest first.
 
-        ``max_faces`` describes only the largest N faces (all are still detected); use 1 for a
-        search probe, which Rekognition takes from the largest face only. ``attributes``: the
-        facial attributes to estimate for each face (:meth:`detect`). Raises the engine's
-        typed errors (:meth:`analyze_many` of this one image, its error raised).
+        ``max_faces`` keeps and describes only the largest N faces (landmarks too are found for
+        those only); use 1 for a search probe, which Rekognition takes from the largest face
+        only: detection then looks for large faces first (MTCNN's coarse pyramid levels, then
+        every level if none is found; ``engine.mtcnn``), so a face smaller than about 80 px is
+        looked for only in an image without a larger one. ``attributes``: the facial attributes
+        to estimate for each face (:meth:`detect`). ``model``: the descriptor model's version
+        (None: the engine's dlib model; a collection's model for its faces). Raises the
+        engine's typed errors (:meth:`analyze_many` of this one image, its error raised).
         """
-        item = AnalyzeItem(data, descriptors, detector, max_faces, attributes)
+        item = AnalyzeItem(data, descriptors, detector, max_faces, attributes, model)
         (outcome,) = self.analyze_many([item])
         if isinstance(outcome, Exception):
             raise outcome
@@ -322,32 +386,39 @@ class FaceEngine:
         """
         outcomes: list[Analysis | Exception] = []
         staged: list[tuple[int, DecodedImage, tuple[DetectedFace, ...], str]] = []
+        models: dict[str | None, list[int]] = {}  # staged positions by descriptor model
         for index, item in enumerate(items):
             try:
                 image = self.decode(item.data)
                 # in the coordinates of image.pixels until _analysis maps them to the image's own
-                detected = self._detect_in_pixels(image, item.detector, item.attributes)
+                detected = self._detect_in_pixels(
+                    image, item.detector, item.attributes, max_faces=item.max_faces
+                )
                 found_by = str(self.last_found_by)
                 if item.max_faces is not None:
                     detected = detected[: item.max_faces]
                 if item.descriptors and detected:
+                    models.setdefault(item.model, []).append(len(staged))
                     staged.append((index, image, detected, found_by))
                 faces = tuple(Face(detected=f, descriptor=None) for f in detected)
                 unavailable = self.unavailable(item.attributes)
                 outcomes.append(_analysis(image, faces, found_by, unavailable))
             except Exception as exc:  # this image's typed error, returned in its place
                 outcomes.append(exc)
-        if not staged:
-            return outcomes
-        try:
-            described = self._describe_all([(image, detected) for _, image, detected, _ in staged])
-        except Exception as exc:
-            for index, *_ in staged:
-                outcomes[index] = exc
-            return outcomes
-        for (index, image, _, found_by), faces in zip(staged, described, strict=True):
-            unavailable = self.unavailable(items[index].attributes)
-            outcomes[index] = _analysis(image, faces, found_by, unavailable)
+        # one describer call per descriptor model (one in all for a batch of one model)
+        for model, positions in models.items():
+            group = [staged[p] for p in positions]
+            try:
+                described = self._describe_all(
+                    [(image, detected) for _, image, detected, _ in group], model
+                )
+            except Exception as exc:
+                for index, *_ in group:
+                    outcomes[index] = exc
+                continue
+            for (index, image, _, found_by), faces in zip(group, described, strict=True):
+                unavailable = self.unavailable(items[index].attributes)
+                outcomes[index] = _analysis(image, faces, found_by, unavailable)
         return outcomes
 
 

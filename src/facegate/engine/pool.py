@@ -238,6 +238,7 @@ class TenantEngine:
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Analysis:
         return await self.pool.analyze_async(
             data,
@@ -246,6 +247,7 @@ class TenantEngine:
             max_faces=max_faces,
             attributes=attributes,
             tenant=self.tenant,
+            model=model,
         )
 
 
@@ -343,16 +345,19 @@ class EnginePool:
         max_faces: int | None = None,
         tenant: str = "",
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Future[Analysis]:
         """Queue one image of ``tenant`` (``attributes``: the facial attributes to estimate for
-        each face, by the worker's own estimators, loaded once per worker); the future raises
+        each face, by the worker's own estimators, loaded once per worker; ``model``: the
+        descriptor model's version, None for the engine's dlib model, each model loaded once
+        per worker on first use); the future raises
         the engine's typed errors (a dead worker: :class:`EngineUnavailableError`). Never waits
         for engine work: the image goes to a worker at once while one is free (and ``tenant``
         is within ``tenant_workers``), else it
         waits in its tenant's queue (module docstring). Cancelling the future while it waits
         there drops the image. Raises :class:`EngineBusyError` at once when ``tenant`` already
         has ``tenant_max_jobs`` images waiting or running."""
-        item = AnalyzeItem(data, descriptors, detector, max_faces, frozenset(attributes))
+        item = AnalyzeItem(data, descriptors, detector, max_faces, frozenset(attributes), model)
         job = _Job(item, Future(), tenant)
         batch: list[_Job] | None = None
         with self._lock:
@@ -492,6 +497,7 @@ class EnginePool:
         detector: DetectorKind | None = None,
         max_faces: int | None = None,
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Analysis:
         """Analyse one image in a worker (blocking). Same contract as ``FaceEngine.analyze``;
         a worker that died raises :class:`EngineUnavailableError` (the pool then starts anew)."""
@@ -501,6 +507,7 @@ class EnginePool:
             detector=detector,
             max_faces=max_faces,
             attributes=attributes,
+            model=model,
         ).result()
 
     async def analyze_async(
@@ -512,6 +519,7 @@ class EnginePool:
         max_faces: int | None = None,
         tenant: str = "",
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Analysis:
         """``analyze`` for an event loop: the loop waits on the worker without blocking."""
         future = self.submit(
@@ -521,6 +529,7 @@ class EnginePool:
             max_faces=max_faces,
             tenant=tenant,
             attributes=attributes,
+            model=model,
         )
         return await asyncio.wrap_future(future)
 

@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -241,24 +242,31 @@ def calibration_file_name(model_version: str, variant: str = "") -> str:
 
 
 @functools.cache
-def calibration_document(model_version: str, variant: str = "") -> Mapping[str, Any]:
-    """The shipped calibration document of ``model_version`` (read once per process).
+def calibration_document(
+    model_version: str, variant: str = "", directory: str = ""
+) -> Mapping[str, Any]:
+    """The calibration document of ``model_version`` (read once per process).
 
     ``variant``: ``""`` for the raw distance's calibration, ``"cohort"`` for the cohort-normalised
-    score's (:mod:`facegate.engine.matching`). Raises ``FileNotFoundError`` when the package ships
-    none.
+    score's (:mod:`facegate.engine.matching`). ``directory``: where it is (an operator's model,
+    ``engine.descriptors``); ``""``: shipped in the package. Raises ``FileNotFoundError`` when
+    there is none.
     """
     name = calibration_file_name(model_version, variant)
-    path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if directory:
+        text = Path(directory, name).read_text(encoding="utf-8")
+    else:
+        path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
+        text = path.read_text(encoding="utf-8")
+    doc: dict[str, Any] = json.loads(text)
     if doc.get("model_version") != model_version:
         raise ValueError(f"calibration file for {model_version} names {doc.get('model_version')!r}")
     return doc
 
 
 @functools.cache
-def _calibrated(model_version: str, variant: str) -> PiecewiseSimilarity:
-    return PiecewiseSimilarity.from_json(calibration_document(model_version, variant))
+def _calibrated(model_version: str, variant: str, directory: str = "") -> PiecewiseSimilarity:
+    return PiecewiseSimilarity.from_json(calibration_document(model_version, variant, directory))
 
 
 @dataclass(frozen=True)
@@ -271,11 +279,13 @@ class CalibratedSimilarity:
 
     model_version: str = "dlib-resnet-v1"
     variant: str = ""
+    directory: str = ""
+    """Where the calibration file is (``""``: the package's ``engine/calibration/``)."""
 
     @property
     def mapping(self) -> PiecewiseSimilarity:
-        """The fitted knots (read from the package once per process)."""
-        return _calibrated(self.model_version, self.variant)
+        """The fitted knots (read once per process)."""
+        return _calibrated(self.model_version, self.variant, self.directory)
 
     @property
     def version(self) -> str:

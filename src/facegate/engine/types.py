@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # engine.attributes.types imports this module
     from facegate.engine.attributes.types import FaceAttributes
 
 Vector = npt.NDArray[np.float32]
-"""A face descriptor: shape (128,), float32, Euclidean geometry (dlib's metric)."""
+"""A face descriptor: float32, shape (dim,) of its descriptor model's vector space
+(``facegate.vectorspace``): (128,) Euclidean for dlib's model, (1024,) cosine for faceres."""
 
 
 class DetectorKind(StrEnum):

@@ -3,6 +3,12 @@
 Collection ids are per organisation (as Rekognition's are per account): an organisation sees,
 names and creates only its own, and another organisation's collection of the same id is, to it,
 a collection that does not exist (ResourceNotFoundException; CreateCollection succeeds).
+
+A collection keeps the descriptor model it is created with (``FaceModelVersion``) until it is
+deleted: the server's default (``FACEGATE_FACE_MODEL``), or the one the tag
+``facegate:face-model`` names at CreateCollection, if it is installed and calibrated
+(``ops.common.CollectionModels``). The tag stays among the collection's tags as a record of the
+choice; changing or removing it later changes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from facegate.errors import InvalidParameterException
-from facegate.ops.common import OpDeps, run_sync
+from facegate.ops.common import MODEL_TAG, OpDeps, run_sync
+from facegate.vectorspace import DLIB_SPACE
 
 INDEX_TAG = "facegate:index"
 """Tag chosen at CreateCollection to select the vector index: "exact" (default) or "hnsw"."""
@@ -32,17 +39,32 @@ async def create_collection(deps: OpDeps, p: dict[str, Any]) -> CreateCollection
     kind = tags.get(INDEX_TAG, "exact")
     if kind not in ("exact", "hnsw"):
         raise InvalidParameterException(f'Tag {INDEX_TAG} must be "exact" or "hnsw".')
+    # the descriptor model the collection keeps until it is deleted (Rekognition's
+    # FaceModelVersion): the server's default, or the one the tag names, if it can serve
+    if deps.models is not None:
+        model = await run_sync(deps.models.choose, tags.get(MODEL_TAG))
+        version, space = model.version, model.space
+    elif tags.get(MODEL_TAG, deps.engine.model_version) != deps.engine.model_version:
+        raise InvalidParameterException(f"Tag {MODEL_TAG}: this server has one face model.")
+    else:
+        version, space = deps.engine.model_version, DLIB_SPACE
+    if kind == "hnsw" and not space.simple:
+        raise InvalidParameterException(
+            f"Tag {INDEX_TAG}: the face model {version} stores several descriptors per face; "
+            'its collections use the "exact" index.'
+        )
     arn = deps.collection_arn(collection_id)
     await run_sync(
         deps.store.create_collection,
         collection_id,
         arn,
-        deps.engine.model_version,
+        version,
         kind,
         tags,
         deps.namespace,
+        space,
     )
-    return CreateCollectionResponse(200, arn, deps.engine.model_version)
+    return CreateCollectionResponse(200, arn, version)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any, NoReturn, Protocol, TypeVar, cast
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from facegate.engine.matching import Matcher
+from facegate.engine.descriptors import DescriptorModel
+from facegate.engine.matching import Matcher, MatcherSet
 from facegate.engine.types import Analysis
 from facegate.errors import (
     InvalidPaginationTokenException,
@@ -40,6 +41,7 @@ class AsyncEngine(Protocol):
         descriptors: bool = True,
         max_faces: int | None = None,
         attributes: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Analysis: ...
 
     def for_tenant(self, tenant: str) -> AsyncEngine:
@@ -124,6 +126,13 @@ class OpDeps:
     org_id: str | None = None
     enrolment: Enrolment = Enrolment()
     bound: Bound | None = None
+    matchers: MatcherSet | None = None
+    """One matcher per descriptor model (``engine.matching``): a collection's searches use its
+    model's (:func:`collection_matcher`); None: :attr:`matcher` for every collection (tests).
+    :attr:`matcher` is the server's default model's, which CompareFaces uses."""
+    models: CollectionModels | None = None
+    """Which models a new collection may be pinned to (CreateCollection); None: only the
+    engine's own."""
 
     def for_caller(
         self,
@@ -149,6 +158,7 @@ class OpDeps:
             bound=bound,
             engine=engine,
             matcher=cast(Matcher, _Refusing("the matcher")),
+            matchers=cast(MatcherSet, _Refusing("the matchers")),
             store=cast(FaceStore, _StoreWithoutSearch(self.store)),
         )
 
@@ -176,6 +186,73 @@ class OpDeps:
     def collection_arn(self, collection_id: str) -> str:
         """Rekognition's form: ``arn:aws:rekognition:<region>:<account>:collection/<id>``."""
         return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
+
+
+def collection_matcher(deps: OpDeps, collection: CollectionRecord) -> Matcher:
+    """The matcher of the collection's own descriptor model: faces are compared only with
+    faces of their model, by that model's distance and calibration. A model this server cannot
+    score (no calibration any more, not installed) refuses the search: nothing uncalibrated
+    serves a 1:N search."""
+    if deps.matchers is None:
+        return deps.matcher
+    try:
+        return deps.matchers.for_model(collection.face_model_version)
+    except KeyError:
+        reason = f"this server has no face model {collection.face_model_version}"
+    except ValueError as exc:
+        reason = str(exc)
+    raise InvalidParameterException(
+        f"The collection {collection.collection_id} cannot be searched: {reason}."
+    )
+
+
+def model_of(deps: OpDeps, collection: CollectionRecord) -> dict[str, Any]:
+    """The engine's ``model`` argument for a collection's faces: its descriptor model, or none
+    when that is the engine's own (dlib's), so the engine works exactly as before for it."""
+    version = collection.face_model_version
+    return {} if version == deps.engine.model_version else {"model": version}
+
+
+@dataclass(frozen=True)
+class CollectionModels:
+    """The descriptor models collections may be pinned to: the server's default
+    (``FACEGATE_FACE_MODEL``) unless CreateCollection names another with the tag
+    :data:`MODEL_TAG`, and only one that is registered, installed (its weights verified) and
+    calibrated (fail closed)."""
+
+    matchers: MatcherSet
+    default_version: str
+    allow_unpinned: bool = False
+
+    def choose(self, requested: str | None) -> DescriptorModel:
+        """The model of a new collection; InvalidParameterException naming why not."""
+        from facegate.engine.describers import DescriptorModelUnavailable, verify_model
+
+        version = requested or self.default_version
+        registry = self.matchers.registry
+        if version not in registry:
+            known = ", ".join(registry.versions())
+            raise InvalidParameterException(
+                f"Tag {MODEL_TAG}: this server has no face model {version} (it has: {known})."
+            )
+        model = registry.get(version)
+        reason = self.matchers.servable(version)
+        if reason is None:
+            try:
+                for part in [registry.get(v) for v in model.parts] or [model]:
+                    verify_model(part, allow_unpinned=self.allow_unpinned)
+            except DescriptorModelUnavailable as exc:
+                reason = str(exc)
+        if reason is not None:
+            raise InvalidParameterException(
+                f"The face model {version} cannot be a collection's model: {reason}."
+            )
+        return model
+
+
+MODEL_TAG = "facegate:face-model"
+"""Tag chosen at CreateCollection to pin the collection to a descriptor model other than the
+server's default (``facegate models list``); it is kept with the collection's tags."""
 
 
 class UndeclaredComparison(RuntimeError):

@@ -66,13 +66,19 @@ def descriptor_of(face: Face) -> Vector:
 
 
 async def compare_faces(deps: OpDeps, p: dict[str, Any]) -> CompareFacesResponse:
-    """The largest source face against each of the target's (up to 100) faces."""
+    """The largest source face against each of the target's (up to 100) faces, both described
+    by the server's default face model (``FACEGATE_FACE_MODEL``; no collection names another)
+    and scored by its matcher (``deps.matcher``)."""
     threshold = pct(p.get("similarity_threshold"), DEFAULT_SIMILARITY_THRESHOLD)
     level = p.get("quality_filter") or "NONE"
-    source = await deps.engine.analyze_async(
-        image_bytes(p["source_image"], "SourceImage"), max_faces=1
+    default = deps.models.default_version if deps.models is not None else None
+    model: dict[str, Any] = (
+        {} if default in (None, deps.engine.model_version) else {"model": default}
     )
-    target = await deps.engine.analyze_async(image_bytes(p["target_image"], "TargetImage"))
+    source = await deps.engine.analyze_async(
+        image_bytes(p["source_image"], "SourceImage"), max_faces=1, **model
+    )
+    target = await deps.engine.analyze_async(image_bytes(p["target_image"], "TargetImage"), **model)
     if not source.faces or quality_reasons(source.faces[0].detected, level):
         raise InvalidParameterException("There are no faces in the source image.")
     if not target.faces:

@@ -20,7 +20,7 @@ from typing import Any
 
 from facegate.engine.types import BoxRatio, Face
 from facegate.operations import requested_attributes
-from facegate.ops.common import OpDeps, image_bytes, run_sync
+from facegate.ops.common import OpDeps, image_bytes, model_of, run_sync
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons, quality_score
 from facegate.ops.types import FaceDetail, StoredFace, face_detail, stored_face
@@ -75,8 +75,11 @@ async def index_faces(deps: OpDeps, p: dict[str, Any]) -> IndexFacesResponse:
     external_id: str | None = p.get("external_image_id")
     level = p.get("quality_filter") or "AUTO"
     max_faces = min(int(p.get("max_faces") or MAX_INDEX_FACES), MAX_INDEX_FACES)
+    # the faces are described by the collection's own model (its FaceModelVersion)
     analysis = await deps.engine.analyze_async(
-        image_bytes(p["image"]), attributes=requested_attributes(p.get("detection_attributes"))
+        image_bytes(p["image"]),
+        attributes=requested_attributes(p.get("detection_attributes")),
+        **model_of(deps, collection),
     )
     keep, unindexed = _select(analysis.faces, level, max_faces)
     existing = await run_sync(deps.store.faces_of_image, collection, analysis.sha256, external_id)

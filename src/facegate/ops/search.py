@@ -24,7 +24,14 @@ from facegate.engine.matching import Matcher
 from facegate.engine.types import Vector
 from facegate.errors import InvalidParameterException, ResourceNotFoundException
 from facegate.operations import DEFAULT_THRESHOLD_PCT
-from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
+from facegate.ops.common import (
+    OpDeps,
+    collection_matcher,
+    image_bytes,
+    model_of,
+    pct,
+    run_sync,
+)
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
@@ -46,8 +53,10 @@ async def scored_hits(
     must allow for the largest shift normalisation can make, so it takes in many more faces
     than will match); their descriptors come from the in-memory index, they are scored, and
     only the faces kept are read from the database. A face deleted meanwhile is dropped. All of
-    it runs in one worker thread (one hop from the event loop)."""
-    return await run_sync(_scored, deps.store, deps.matcher, collection, probe, threshold_pct, k)
+    it runs in one worker thread (one hop from the event loop). The collection's own model's
+    matcher scores (:func:`collection_matcher`: its distance, cohort and calibration)."""
+    matcher = collection_matcher(deps, collection)
+    return await run_sync(_scored, deps.store, matcher, collection, probe, threshold_pct, k)
 
 
 def _scored(
@@ -60,12 +69,14 @@ def _scored(
 ) -> list[tuple[FaceRecord, float]]:
     probe_stat = float(matcher.stats(probe)[0])
     bound = matcher.distance_bound(threshold_pct, probe_stat)
-    hits = store.nearest(collection, probe, k, bound)
+    # the parts of a fused model's space are weighted as its calibration says
+    weighted = {} if matcher.weights is None else {"weights": matcher.weights}
+    hits = store.nearest(collection, probe, k, bound, **weighted)
     if not hits:
         return []
     if matcher.normalised and len(hits) >= k:
         reach = min(bound, hits[-1].distance + 2.0 * matcher.scorer.max_shift)
-        hits = store.nearest(collection, probe, k + WIDEN_EXTRA, reach)
+        hits = store.nearest(collection, probe, k + WIDEN_EXTRA, reach, **weighted)
     if matcher.normalised:
         present, vectors = store.indexed_vectors(collection, [h.face_id for h in hits])
         if len(present) < len(hits):  # deleted since the index search
@@ -142,7 +153,9 @@ class SearchFacesByImageResponse:
 async def search_faces_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchFacesByImageResponse:
     """Search with the largest face in the image (Rekognition's rule)."""
     collection = await run_sync(deps.collection, p["collection_id"])
-    analysis = await deps.engine.analyze_async(image_bytes(p["image"]), max_faces=1)
+    analysis = await deps.engine.analyze_async(
+        image_bytes(p["image"]), max_faces=1, **model_of(deps, collection)
+    )
     if not analysis.faces:
         raise InvalidParameterException("There are no faces in the image. Should be at least 1.")
     face = analysis.faces[0]

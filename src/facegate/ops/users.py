@@ -17,7 +17,14 @@ from facegate.errors import (
     ResourceNotFoundException,
 )
 from facegate.operations import DEFAULT_ASSOCIATE_THRESHOLD_PCT, DEFAULT_THRESHOLD_PCT
-from facegate.ops.common import OpDeps, image_bytes, pct, run_sync
+from facegate.ops.common import (
+    OpDeps,
+    collection_matcher,
+    image_bytes,
+    model_of,
+    pct,
+    run_sync,
+)
 from facegate.ops.detect import descriptor_of
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.search import scored_hits
@@ -123,6 +130,7 @@ async def plan_associations(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesRe
     )
     candidates = await run_sync(deps.store.descriptors, collection, list(records))
     refs: list[Vector] = list(reference.values())
+    matcher = collection_matcher(deps, collection)  # the collection's own model's
     accepted: list[str] = []
     failed: list[UnsuccessfulAssociation] = []
     for face_id in face_ids:
@@ -142,7 +150,7 @@ async def plan_associations(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesRe
             continue
         vector = candidates[face_id]
         if refs:
-            best = max(deps.matcher.compare(vector, r) for r in refs)
+            best = max(matcher.compare(vector, r) for r in refs)
             if best < threshold:
                 failed.append(
                     UnsuccessfulAssociation(face_id, None, best, ("LOW_MATCH_CONFIDENCE",))
@@ -359,7 +367,9 @@ class SearchUsersByImageResponse:
 async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersByImageResponse:
     """The largest face searched against users; no usable face gives no matches, not an error."""
     collection = await run_sync(deps.collection, p["collection_id"])
-    analysis = await deps.engine.analyze_async(image_bytes(p["image"]))
+    analysis = await deps.engine.analyze_async(
+        image_bytes(p["image"]), **model_of(deps, collection)
+    )
     level = p.get("quality_filter") or "NONE"
     unsearched = [
         UnsearchedFace(face_detail(f.detected), ("FACE_NOT_LARGEST",)) for f in analysis.faces[1:]

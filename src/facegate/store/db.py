@@ -416,6 +416,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX operator_credentials_by_operator ON operator_credentials(operator_id, set_at);
     """,
+    # 12: descriptor models (issue 19). A collection is pinned to its descriptor model
+    # (face_model_version, as before) and records the geometry of that model's vectors:
+    # descriptor_space, the length and metric of each part (facegate.vectorspace: dlib's
+    # 'euclidean:128', faceres 'cosine:1024', a fused model both). Every collection made before
+    # this migration holds dlib's 128-d vectors. The store writes and indexes vectors of the
+    # collection's space only; faces of different models are never compared.
+    """
+    ALTER TABLE collections ADD COLUMN descriptor_space TEXT NOT NULL DEFAULT 'euclidean:128';
+    """,
 )
 
 

@@ -20,6 +20,10 @@ class CollectionRecord:
     and check, inside each write transaction, that the collection with this ``uid`` and owner
     still exists, so a write resolved before a deletion never lands in a successor. The uid is
     internal: it never appears in a response or an error message.
+
+    ``descriptor_space`` is the geometry of its vectors (``facegate.vectorspace``: length and
+    metric, ``euclidean:128`` for dlib's model), fixed with its model at creation (migration
+    12); the store checks every vector written against it.
     """
 
     collection_id: str
@@ -29,6 +33,7 @@ class CollectionRecord:
     created_at: float
     org_id: str = ""
     uid: str = ""
+    descriptor_space: str = "euclidean:128"
 
 
 @dataclass(frozen=True)

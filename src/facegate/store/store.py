@@ -57,7 +57,8 @@ from facegate.store.records import (
     SweptFace,
     UserRecord,
 )
-from facegate.store.vectors import DIM, Hit, Matrix, VectorIndex, make_index
+from facegate.store.vectors import Hit, Matrix, VectorIndex, make_index
+from facegate.vectorspace import DLIB_SPACE, VectorSpace, parse_space
 
 REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
 REKOGNITION_MAX_FACES_PER_USER = 100
@@ -87,7 +88,9 @@ _FACE_COLUMNS = (
     "box_width, box_height, confidence, model_version, user_id, indexed_at, consent_ref, "
     "retain_until"
 )
-_COLLECTION_COLUMNS = "uid, collection_id, arn, face_model_version, index_kind, created_at, org_id"
+_COLLECTION_COLUMNS = (
+    "uid, collection_id, arn, face_model_version, index_kind, created_at, org_id, descriptor_space"
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,12 @@ def _collection(row: Row) -> CollectionRecord:
         created_at=row["created_at"],
         org_id=row["org_id"],
         uid=row["uid"],
+        descriptor_space=row["descriptor_space"],
     )
+
+
+def _space(collection: CollectionRecord) -> VectorSpace:
+    return parse_space(collection.descriptor_space)
 
 
 def _require(conn: Connection, collection: CollectionRecord) -> None:
@@ -178,7 +186,8 @@ class FaceStore:
 
     def _load_index(self, collection: CollectionRecord) -> VectorIndex:
         """A collection's index, built from its stored descriptors."""
-        index = make_index(collection.index_kind)
+        space = _space(collection)
+        index = make_index(collection.index_kind, space)
         after = 0
         while True:
             with self.db.read() as conn:
@@ -190,7 +199,7 @@ class FaceStore:
             if not rows:
                 return index
             vectors = np.frombuffer(b"".join(r["descriptor"] for r in rows), dtype=np.float32)
-            index.add([r["face_id"] for r in rows], vectors.reshape(-1, DIM))
+            index.add([r["face_id"] for r in rows], vectors.reshape(-1, space.dim))
             after = rows[-1]["seq"]
 
     def index(self, collection: CollectionRecord) -> VectorIndex:
@@ -330,10 +339,13 @@ class FaceStore:
         index_kind: str = "exact",
         tags: dict[str, str] | None = None,
         org_id: str = "",
+        space: VectorSpace = DLIB_SPACE,
     ) -> CollectionRecord:
-        """A new collection owned by ``org_id``, with a new identity; ids are unique within an
+        """A new collection owned by ``org_id``, with a new identity, pinned to the descriptor
+        model ``face_model_version`` whose vectors lie in ``space``; ids are unique within an
         organisation (ResourceAlreadyExistsException if ``org_id`` holds one already, whatever
-        other organisations hold)."""
+        other organisations hold). ``ValueError`` for an index kind that cannot hold ``space``
+        (HNSW and a space of several parts)."""
         record = CollectionRecord(
             collection_id,
             arn,
@@ -342,16 +354,18 @@ class FaceStore:
             time.time(),
             org_id,
             new_uid(),
+            str(space),
         )
         tags = tags or {}
         if len(tags) > self.limits.max_tags:
             raise ServiceQuotaExceededException(f"At most {self.limits.max_tags} tags.")
-        index = make_index(index_kind)
+        index = make_index(index_kind, space)
         try:
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO collections (uid, collection_id, arn, face_model_version, "
-                    "index_kind, created_at, org_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "index_kind, created_at, org_id, descriptor_space) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.uid,
                         collection_id,
@@ -360,6 +374,7 @@ class FaceStore:
                         index_kind,
                         record.created_at,
                         org_id,
+                        record.descriptor_space,
                     ),
                 )
                 conn.executemany(
@@ -466,10 +481,14 @@ class FaceStore:
     def add_faces(self, collection: CollectionRecord, faces: Sequence[NewFace]) -> None:
         """Store faces atomically in this collection (whatever collection their records name),
         then add their vectors to the index. ResourceNotFoundException, and nothing stored, if
-        the collection was deleted meanwhile."""
+        the collection was deleted meanwhile. ``ValueError``, and nothing stored, for a vector
+        whose length is not the collection's space's (the operations describe every face with
+        the collection's own model, ``ops/faces.py``)."""
         index = self.index(collection)
         if not faces:
             return
+        dim = _space(collection).dim
+        params = [_face_params(collection.uid, f, dim) for f in faces]
         with self.db.transaction() as conn:
             _require(conn, collection)
             present = conn.execute(
@@ -483,7 +502,7 @@ class FaceStore:
             conn.executemany(
                 f"INSERT INTO faces ({_FACE_COLUMNS}, descriptor) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_face_params(collection.uid, f) for f in faces],
+                params,
             )
             _record_changes(conn, collection.uid, [f.record.face_id for f in faces], "add")
         index.add([f.record.face_id for f in faces], np.stack([f.descriptor for f in faces]))
@@ -674,12 +693,18 @@ class FaceStore:
         return swept
 
     def nearest(
-        self, collection: CollectionRecord, query: Matrix, k: int, max_distance: float
+        self,
+        collection: CollectionRecord,
+        query: Matrix,
+        k: int,
+        max_distance: float,
+        weights: Sequence[float] | None = None,
     ) -> list[Hit]:
-        """The index's nearest faces (ids and distances) within ``max_distance``, after catching
-        up with other servers' changes; no database read beyond the catch-up."""
+        """The index's nearest faces (ids and distances in the collection's space, its parts
+        weighted by ``weights``) within ``max_distance``, after catching up with other servers'
+        changes; no database read beyond the catch-up."""
         self.catch_up()
-        hits: list[Hit] = self.index(collection).search(query, k, max_distance)
+        hits: list[Hit] = self.index(collection).search(query, k, max_distance, weights)
         return hits
 
     def indexed_vectors(
@@ -847,9 +872,12 @@ def _record_changes(conn: Connection, uid: str, face_ids: Sequence[str], op: str
     )
 
 
-def _face_params(uid: str, face: NewFace) -> tuple[object, ...]:
+def _face_params(uid: str, face: NewFace, dim: int) -> tuple[object, ...]:
     r = face.record
-    blob = np.ascontiguousarray(face.descriptor, dtype=np.float32).reshape(DIM).tobytes()
+    vector = np.ascontiguousarray(face.descriptor, dtype=np.float32)
+    if vector.size != dim:
+        raise ValueError(f"a descriptor of {vector.size} values for a collection of {dim}")
+    blob = vector.reshape(dim).tobytes()
     return (
         r.face_id,
         uid,

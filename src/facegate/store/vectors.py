@@ -1,7 +1,10 @@
 """In-memory vector indexes behind one Protocol: exact (default) and approximate (faiss HNSW).
 
 The database is the source of truth; an index is rebuilt from it at start-up and updated after
-each committed write. Both kinds return Euclidean distances (dlib's metric), nearest first.
+each committed write. An index holds the vectors of one :class:`~facegate.vectorspace.VectorSpace`
+(its collection's descriptor model's: ``euclidean:128`` for dlib, ``cosine:1024`` for faceres,
+both parts end to end for a fused model) and returns that space's distances, nearest first; a
+search may weight the parts of a space of several (the model's calibration says how).
 
 * ``ExactIndex``: a contiguous float32 matrix with squared norms; a query is one matrix-vector
   product (``|x|^2 - 2 x.q + |q|^2``) and a partial sort. Deletion moves the last row into the
@@ -24,13 +27,16 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-DIM = 128
+from facegate.vectorspace import COSINE, DLIB_SPACE, EUCLIDEAN, VectorSpace
+
+DIM = DLIB_SPACE.dim
+"""dlib's descriptor length, the space of every collection made before models were pluggable."""
 Matrix = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: the face id and its Euclidean distance to the query."""
+    """A search result: the face id and its distance to the query (in the index's space)."""
 
     face_id: str
     distance: float
@@ -40,6 +46,7 @@ class VectorIndex(Protocol):
     """What the store needs from an index. Implementations are thread-safe."""
 
     kind: str
+    space: VectorSpace
 
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
         """Add faces; ids already present are skipped (adding is idempotent)."""
@@ -51,8 +58,15 @@ class VectorIndex(Protocol):
 
     def __contains__(self, face_id: object) -> bool: ...
 
-    def search(self, query: Matrix, k: int, max_distance: float) -> list[Hit]:
-        """At most ``k`` hits with distance <= ``max_distance``, nearest first."""
+    def search(
+        self,
+        query: Matrix,
+        k: int,
+        max_distance: float,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """At most ``k`` hits with distance <= ``max_distance``, nearest first (``weights``:
+        one per part of the space, all 1 by default)."""
         ...
 
     def vectors(self, face_ids: Sequence[str]) -> tuple[list[str], Matrix]:
@@ -63,20 +77,33 @@ class VectorIndex(Protocol):
     def __len__(self) -> int: ...
 
 
-def _as_matrix(vectors: Matrix | Sequence[Matrix]) -> Matrix:
-    m = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)).reshape(-1, DIM)
+def _as_matrix(vectors: Matrix | Sequence[Matrix], dim: int = DIM) -> Matrix:
+    flat = np.asarray(vectors, dtype=np.float32)
+    if flat.size % dim:
+        raise ValueError(f"vectors of {dim} values expected, got shape {flat.shape}")
+    m = np.ascontiguousarray(flat).reshape(-1, dim)
     return m
 
 
 class ExactIndex:
-    """Brute-force search over a growable float32 matrix."""
+    """Brute-force search over a growable float32 matrix.
+
+    In dlib's space (one Euclidean part) a query is the expansion described in the module
+    docstring, exactly as before models were pluggable. In any other space every part is
+    screened in float32 (Euclidean: the same expansion; cosine: the dot product over the two
+    norms), the weighted sum kept within the bound plus a rounding margin, and the distances of
+    the ``k`` nearest recomputed in float64 (:meth:`VectorSpace.distances`)."""
 
     kind = "exact"
 
-    def __init__(self) -> None:
+    def __init__(self, space: VectorSpace = DLIB_SPACE) -> None:
+        self.space = space
+        self._dim = space.dim
         self._lock = threading.RLock()
-        self._vectors: Matrix = np.zeros((0, DIM), dtype=np.float32)
+        self._vectors: Matrix = np.zeros((0, self._dim), dtype=np.float32)
         self._norms: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        # squared norm of each part of each row (only used outside dlib's space)
+        self._part_norms: Matrix = np.zeros((0, len(space.parts)), dtype=np.float32)
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._size = 0
@@ -93,14 +120,16 @@ class ExactIndex:
         if needed <= self._vectors.shape[0]:
             return
         capacity = max(needed, 2 * self._vectors.shape[0], 1024)
-        grown = np.zeros((capacity, DIM), dtype=np.float32)
+        grown = np.zeros((capacity, self._dim), dtype=np.float32)
         grown[: self._size] = self._vectors[: self._size]
         norms = np.zeros(capacity, dtype=np.float32)
         norms[: self._size] = self._norms[: self._size]
-        self._vectors, self._norms = grown, norms
+        parts = np.zeros((capacity, len(self.space.parts)), dtype=np.float32)
+        parts[: self._size] = self._part_norms[: self._size]
+        self._vectors, self._norms, self._part_norms = grown, norms, parts
 
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
-        matrix = _as_matrix(vectors)
+        matrix = _as_matrix(vectors, self._dim)
         if len(face_ids) != matrix.shape[0]:
             raise ValueError("face_ids and vectors differ in length")
         with self._lock:
@@ -117,6 +146,10 @@ class ExactIndex:
             block = matrix[fresh]
             self._vectors[start:stop] = block
             self._norms[start:stop] = np.einsum("ij,ij->i", block, block)
+            if not self.space.euclidean:
+                for j, cut in enumerate(self.space.slices()):
+                    part = block[:, cut]
+                    self._part_norms[start:stop, j] = np.einsum("ij,ij->i", part, part)
             for offset, i in enumerate(fresh):
                 self._ids.append(face_ids[i])
                 self._row[face_ids[i]] = start + offset
@@ -133,6 +166,7 @@ class ExactIndex:
                     moved = self._ids[last]
                     self._vectors[row] = self._vectors[last]
                     self._norms[row] = self._norms[last]
+                    self._part_norms[row] = self._part_norms[last]
                     self._ids[row] = moved
                     self._row[moved] = row
                 self._ids.pop()
@@ -144,8 +178,16 @@ class ExactIndex:
             rows = np.fromiter((self._row[f] for f in present), dtype=np.intp, count=len(present))
             return present, self._vectors[rows]  # fancy indexing copies
 
-    def search(self, query: Matrix, k: int, max_distance: float) -> list[Hit]:
-        q = _as_matrix(query)[0]
+    def search(
+        self,
+        query: Matrix,
+        k: int,
+        max_distance: float,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        if not self.space.euclidean:
+            return self._search_space(query, k, max_distance, weights)
+        q = _as_matrix(query, self._dim)[0]
         with self._lock:
             n = self._size
             if n == 0 or k <= 0:
@@ -168,6 +210,44 @@ class ExactIndex:
             Hit(face_id=ids[i], distance=float(exact[i])) for i in order if exact[i] <= max_distance
         ]
 
+    def _search_space(
+        self, query: Matrix, k: int, max_distance: float, weights: Sequence[float] | None
+    ) -> list[Hit]:
+        """:meth:`search` in a space other than dlib's (see the class docstring)."""
+        q = _as_matrix(query, self._dim)[0]
+        w = self.space.weights_or_ones(weights)
+        with self._lock:
+            n = self._size
+            if n == 0 or k <= 0:
+                return []
+            approx = np.zeros(n, dtype=np.float32)
+            for j, (part, cut) in enumerate(
+                zip(self.space.parts, self.space.slices(), strict=True)
+            ):
+                qp = q[cut]
+                dots = self._vectors[:n, cut] @ qp
+                qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
+                sq = self._part_norms[:n, j]
+                if part.metric == EUCLIDEAN:
+                    d = np.sqrt(np.maximum(sq - 2.0 * dots + np.float32(qq), 0.0))
+                else:
+                    norms = np.sqrt(sq) * np.float32(np.sqrt(qq))
+                    cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 0)
+                    d = 1.0 - cos
+                approx += np.float32(w[j]) * d.astype(np.float32)
+            if math.isfinite(max_distance):
+                rows = np.flatnonzero(approx <= max_distance + 1e-3 * sum(w))
+            else:
+                rows = np.arange(n)
+            if len(rows) > k:
+                rows = rows[np.argpartition(approx[rows], k - 1)[:k]]
+            exact = self.space.distances(q, self._vectors[rows], w)
+            ids = [self._ids[i] for i in rows]
+        order = np.argsort(exact, kind="stable")
+        return [
+            Hit(face_id=ids[i], distance=float(exact[i])) for i in order if exact[i] <= max_distance
+        ]
+
 
 _FIRST_PASS = 64
 """HNSW's first candidate list for a threshold search (widened while all are hits)."""
@@ -178,8 +258,21 @@ class HnswIndex:
 
     kind = "hnsw"
 
-    def __init__(self, m: int = 32, ef_construction: int = 80, ef_search: int = 128) -> None:
+    def __init__(
+        self,
+        m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        space: VectorSpace = DLIB_SPACE,
+    ) -> None:
+        if not space.simple:
+            raise ValueError(f"HNSW indexes a space of one part, not {space}")
         import faiss  # local: only collections that ask for HNSW load faiss
+
+        self.space = space
+        self._dim = space.dim
+        # cosine: unit vectors in an L2 graph, |a - b|^2 = 2 (1 - cos): the order is the same
+        self._cosine = space.parts[0].metric == COSINE
 
         self._faiss: Any = faiss
         self._m, self._efc = m, ef_construction
@@ -193,7 +286,7 @@ class HnswIndex:
         self._index: Any = self._new_index()
 
     def _new_index(self) -> Any:
-        index = self._faiss.IndexHNSWFlat(DIM, self._m)
+        index = self._faiss.IndexHNSWFlat(self._dim, self._m)
         index.hnsw.efConstruction = self._efc
         index.hnsw.efSearch = self.ef_search
         return index
@@ -205,8 +298,16 @@ class HnswIndex:
         with self._lock:
             return face_id in self._label
 
+    def _graph_rows(self, matrix: Matrix) -> Matrix:
+        """What the L2 graph holds for ``matrix``: the rows, or (cosine) the unit rows."""
+        if not self._cosine:
+            return matrix
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        unit: Matrix = np.ascontiguousarray(matrix / np.where(norms > 0, norms, 1), np.float32)
+        return unit
+
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
-        matrix = _as_matrix(vectors)
+        matrix = _as_matrix(vectors, self._dim)
         if len(face_ids) != matrix.shape[0]:
             raise ValueError("face_ids and vectors differ in length")
         with self._lock:
@@ -217,7 +318,7 @@ class HnswIndex:
                 self._label[face_ids[i]] = len(self._ids)
                 self._ids.append(face_ids[i])
                 self._vectors.append(matrix[i])
-            self._index.add(matrix[keep])
+            self._index.add(self._graph_rows(matrix[keep]))
 
     def remove(self, face_ids: Sequence[str]) -> None:
         with self._lock:
@@ -232,7 +333,14 @@ class HnswIndex:
         with self._lock:
             present = [f for f in face_ids if f in self._label]
             rows = [self._vectors[self._label[f]] for f in present]
-            return present, np.array(rows, dtype=np.float32).reshape(-1, DIM)
+            return present, np.array(rows, dtype=np.float32).reshape(-1, self._dim)
+
+    def _distance(self, squared_l2: np.float32) -> float:
+        """The space's distance of a graph distance (squared L2 of rows or unit rows; the
+        Euclidean one computed as before models were pluggable, in float32)."""
+        if self._cosine:
+            return max(float(squared_l2), 0.0) / 2.0
+        return float(np.sqrt(np.maximum(squared_l2, 0)))
 
     def _rebuild(self) -> None:
         alive = [i for i in range(len(self._ids)) if i not in self._dead]
@@ -244,19 +352,27 @@ class HnswIndex:
         if ids:
             self.add(ids, np.stack(vecs))
 
-    def search(self, query: Matrix, k: int, max_distance: float) -> list[Hit]:
+    def search(
+        self,
+        query: Matrix,
+        k: int,
+        max_distance: float,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
         """The (approximately) nearest ``k`` live faces within ``max_distance``, nearest first.
 
         A threshold search rarely has many hits, so it starts with a small candidate list and
         widens it (x4) only while every candidate found is still within the threshold and fewer
         than ``k`` were found: a search at MaxFaces 4096 costs what its hits cost, not 4096.
         """
-        q = _as_matrix(query)
+        q = self._graph_rows(_as_matrix(query, self._dim))
+        (weight,) = self.space.weights_or_ones(weights)
+        bound = max_distance / weight
         with self._lock:
             if not self._label or k <= 0:
                 return []
             total = len(self._ids)
-            limit = max_distance * max_distance
+            limit = 2.0 * bound if self._cosine else bound * bound
             want = min(total, min(k, _FIRST_PASS) + len(self._dead))
             while True:
                 self._index.hnsw.efSearch = max(self.ef_search, want)
@@ -271,9 +387,7 @@ class HnswIndex:
                         break
                     if int(label) in self._dead:
                         continue
-                    hits.append(
-                        Hit(face_id=self._ids[int(label)], distance=float(np.sqrt(max(d, 0))))
-                    )
+                    hits.append(Hit(self._ids[int(label)], weight * self._distance(d)))
                     if len(hits) == k:
                         break
                 if beyond or len(hits) >= k or want >= total:
@@ -281,10 +395,11 @@ class HnswIndex:
                 want = min(total, want * 4)
 
 
-def make_index(kind: str) -> VectorIndex:
-    """An empty index of ``kind`` ("exact" or "hnsw")."""
+def make_index(kind: str, space: VectorSpace = DLIB_SPACE) -> VectorIndex:
+    """An empty index of ``kind`` ("exact" or "hnsw") for vectors of ``space`` (HNSW: one part
+    only, ``ValueError`` otherwise)."""
     if kind == "hnsw":
-        return HnswIndex()
+        return HnswIndex(space=space)
     if kind == "exact":
-        return ExactIndex()
+        return ExactIndex(space)
     raise ValueError(f"unknown index kind {kind!r}")

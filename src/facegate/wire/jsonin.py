@@ -61,8 +61,10 @@ def _parse_constant(name: str) -> Any:
 
 
 def has_surrogate(text: str) -> bool:
-    """Whether ``text`` holds a surrogate code point (which no UTF-8 text can hold)."""
-    return _SURROGATE.search(text) is not None
+    """Whether ``text`` holds a surrogate code point (which no UTF-8 text can hold). An ASCII
+    string holds none, and CPython knows a string is ASCII without reading it (a request's
+    base64 image is tens of kilobytes of ASCII)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def check_tree(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:

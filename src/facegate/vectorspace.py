@@ -1,0 +1,160 @@
+"""The geometry of stored descriptors: how long they are and how two of them are compared.
+
+A descriptor model (``engine/descriptors.py``) writes vectors of one :class:`VectorSpace`; the
+store (``store/vectors.py``) keeps each collection's vectors in its model's space, and the
+matcher (``engine/matching.py``) turns distances in that space into Similarity. Both use this
+module, so the index and the matcher compute the same distance. It imports nothing of facegate.
+
+A space is one or more *parts* laid end to end in one float32 vector: ``euclidean:128`` (dlib's
+ResNet), ``cosine:1024`` (faceres), ``euclidean:128+cosine:1024`` (a fused model storing both
+descriptors of a face). The distance of a part is
+
+* ``euclidean``: ``|a - b|``;
+* ``cosine``: ``1 - a.b / (|a| |b|)`` (0 for the same direction, 2 for opposite ones; a zero
+  vector is at distance 1 from everything);
+
+and the distance of a space is the weighted sum of its parts' distances, ``sum_i w_i d_i``, with
+weights from the model's calibration (all 1 unless it says otherwise). Every distance is
+non-negative and 0 for identical vectors, so one calibration format (knots from distance 0 up)
+serves every space.
+
+The text form (``str(space)``, :func:`parse_space`) is what the store records per collection.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+EUCLIDEAN = "euclidean"
+COSINE = "cosine"
+METRICS = (EUCLIDEAN, COSINE)
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SpacePart:
+    """One part of a space: its metric and its length."""
+
+    metric: str
+    dim: int
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if not 1 <= self.dim <= 65536:
+            raise ValueError(f"a descriptor part has 1 to 65536 dimensions, got {self.dim}")
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.dim}"
+
+
+@dataclass(frozen=True)
+class VectorSpace:
+    """Parts laid end to end (see the module docstring)."""
+
+    parts: tuple[SpacePart, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("a vector space has at least one part")
+
+    @classmethod
+    def single(cls, metric: str, dim: int) -> VectorSpace:
+        return cls((SpacePart(metric, dim),))
+
+    @property
+    def dim(self) -> int:
+        """The stored vector's length (the parts' sum)."""
+        return sum(p.dim for p in self.parts)
+
+    @property
+    def simple(self) -> bool:
+        """One part only."""
+        return len(self.parts) == 1
+
+    @property
+    def euclidean(self) -> bool:
+        """One Euclidean part: the distance is the plain ``|a - b|`` (dlib's)."""
+        return self.simple and self.parts[0].metric == EUCLIDEAN
+
+    def slices(self) -> tuple[slice, ...]:
+        """Where each part lies in the stored vector."""
+        out, start = [], 0
+        for part in self.parts:
+            out.append(slice(start, start + part.dim))
+            start += part.dim
+        return tuple(out)
+
+    def weights_or_ones(self, weights: Sequence[float] | None) -> tuple[float, ...]:
+        """``weights`` checked against the parts (one positive, finite weight each), or ones."""
+        if weights is None:
+            return (1.0,) * len(self.parts)
+        out = tuple(float(w) for w in weights)
+        if len(out) != len(self.parts) or not all(math.isfinite(w) and w > 0 for w in out):
+            raise ValueError(
+                f"{self} needs {len(self.parts)} positive weights, got {list(weights)}"
+            )
+        return out
+
+    def __str__(self) -> str:
+        return "+".join(str(p) for p in self.parts)
+
+    def distances(
+        self,
+        query: npt.ArrayLike,
+        matrix: npt.ArrayLike,
+        weights: Sequence[float] | None = None,
+    ) -> Floats:
+        """The distance of ``query`` to each row of ``matrix``, in float64 (exact, not the
+        screening arithmetic of an index)."""
+        q = np.asarray(query, dtype=np.float64).reshape(-1)
+        m = np.asarray(matrix, dtype=np.float64).reshape(-1, self.dim)
+        if q.shape[0] != self.dim:
+            raise ValueError(f"a {self} query has {self.dim} values, got {q.shape[0]}")
+        total = np.zeros(len(m), dtype=np.float64)
+        for part, cut, w in zip(
+            self.parts, self.slices(), self.weights_or_ones(weights), strict=True
+        ):
+            total += w * part_distances(part.metric, q[cut], m[:, cut])
+        return total
+
+    def distance(
+        self, a: npt.ArrayLike, b: npt.ArrayLike, weights: Sequence[float] | None = None
+    ) -> float:
+        """The distance of one pair."""
+        return float(self.distances(a, np.asarray(b).reshape(1, -1), weights)[0])
+
+
+def part_distances(metric: str, query: Floats, matrix: Floats) -> Floats:
+    """One part's distances of ``query`` to the rows of ``matrix`` (float64)."""
+    if metric == EUCLIDEAN:
+        out: Floats = np.linalg.norm(matrix - query, axis=1)
+        return out
+    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
+    dots = matrix @ query
+    safe = np.where(norms > 0.0, norms, 1.0)
+    cos = np.where(norms > 0.0, dots / safe, 0.0)
+    cosine: Floats = np.maximum(1.0 - np.clip(cos, -1.0, 1.0), 0.0)
+    return cosine
+
+
+def parse_space(text: str) -> VectorSpace:
+    """The space of its text form (``euclidean:128``, ``euclidean:128+cosine:1024``);
+    ``ValueError`` for anything else."""
+    parts = []
+    for item in text.strip().split("+"):
+        metric, sep, dim = item.strip().partition(":")
+        if not sep or not dim.isdigit():
+            raise ValueError(f"not a vector space: {text!r} (e.g. euclidean:128)")
+        parts.append(SpacePart(metric, int(dim)))
+    return VectorSpace(tuple(parts))
+
+
+DLIB_SPACE = VectorSpace.single(EUCLIDEAN, 128)
+"""dlib's ResNet: 128 values, Euclidean; every collection made before models were pluggable."""
