@@ -48,7 +48,8 @@ def test_one_fused_pass_gives_each_part_on_the_same_faces(
         data = (samples / name).read_bytes()
         alone = engine.analyze(data, max_faces=1).faces[0].descriptor
         theirs = engine.analyze(data, max_faces=1, model=FACERES_V1).faces[0].descriptor
-        assert alone is not None and theirs is not None
+        assert alone is not None
+        assert theirs is not None
         assert np.array_equal(dlib.vectors[i], alone)
         assert np.array_equal(faceres.vectors[i], theirs)
     assert np.linalg.norm(faceres.vectors[0]) == pytest.approx(1.0, abs=1e-6)  # cosine: unit
