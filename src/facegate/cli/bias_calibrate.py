@@ -10,7 +10,11 @@ cohort itself, see :mod:`facegate.engine.cohort`).
 
 ``--model NAME`` calibrates another descriptor model (``engine.descriptors``: ``faceres-v1``, an
 operator's model added with ``facegate models add``): its descriptors, its distance (cosine
-for faceres), its cohort. Unless ``--out`` says otherwise, an operator's model's document is
+for faceres), its cohort. A fused model's (``fused-dlib-faceres-v1``) fusion weights are fitted
+first (:func:`facegate.bias.fusion_fit.fit_fusion`: each part's distance z-scored by the
+impostor pairs of LFW's fit half), then its calibration on the fused distance and, with
+``--normalise``, a cohort per part combined with those weights; the weights are shipped in both
+documents (``"fusion"``). Unless ``--out`` says otherwise, an operator's model's document is
 written into its own folder, and a built-in model's the package does not calibrate into the
 models folder's ``calibration/``; from then on (after a restart) it can serve searches.
 """
@@ -32,11 +36,12 @@ from facegate.bias.calibration import DEFAULT_CAP, split_source
 from facegate.bias.calibration_run import calibrate, calibration_source, render
 from facegate.bias.datasets import DatasetError, Manifest, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.fusion_fit import fit_fusion
 from facegate.bias.normalisation import LfwPairs, compare
 from facegate.bias.normalisation import render as render_comparison
 from facegate.bias.report_html import render_html
 from facegate.engine.core import EngineConfig
-from facegate.engine.descriptors import DescriptorModel, DescriptorRegistry
+from facegate.engine.descriptors import FUSED, DescriptorModel, DescriptorRegistry
 from facegate.engine.human_models import default_models_dir
 from facegate.engine.matching import default_matcher, raw_matcher
 from facegate.vectorspace import DLIB_SPACE
@@ -49,7 +54,13 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = bias_sub.add_parser("calibrate", help="fit the distance -> Similarity mapping on data")
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
     p.add_argument("--out", type=Path, default=None, help="write the calibration document here")
-    p.add_argument("--cap", type=float, default=DEFAULT_CAP, help="largest impostor distance kept")
+    p.add_argument(
+        "--cap",
+        type=float,
+        default=None,
+        help=f"largest impostor distance kept (dlib's: {DEFAULT_CAP:g}; another model's: the "
+        "fit halves' 20%% impostor quantile)",
+    )
     p.add_argument("--min-pairs", type=int, default=100, help="fewest pairs to measure a group")
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
@@ -169,23 +180,30 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
         lfw, _ = load_lfw(args.data / "lfw")
         fairface = load_fairface(args.data / "fairface_val")
         descs = _descriptors(args, [lfw, fairface], model)
+        cap = args.cap if args.cap is not None or model is not None else DEFAULT_CAP
+        weights, note = None, None
+        if model is not None and model.kind == FUSED:
+            weights, note = fit_fusion(lfw, descs[0], model.space)
         command = (
             "facegate bias calibrate --data "
             + str(args.data)
             + (f" --model {model.version}" if model is not None else "")
             + (" --no-mmod-fallback" if args.no_mmod_fallback else "")
-            + f" --cap {args.cap:g} --min-pairs {args.min_pairs}"
+            + ("" if cap is None else f" --cap {cap:g}")
+            + f" --min-pairs {args.min_pairs}"
             + (" --normalise" if args.normalise else "")
         )
         doc = calibrate(
             [lfw, fairface],
             descs,
-            args.cap,
+            cap,
             args.min_pairs,
             command,
             not args.no_progress,
             normalise=args.normalise,
             space=DLIB_SPACE if model is None else model.space,
+            weights=weights,
+            fusion_note=note,
         )
     except KeyError as exc:
         print(
