@@ -65,8 +65,8 @@ def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
     out_json = data / "lineup.json"
     code, text = run(
         "lineup",
-        "--probes-csv", str(data / "probes.csv"),
-        "--gallery-csv", str(data / "gallery.csv"),
+        "--probes", str(data / "probes.csv"),
+        "--gallery", str(data / "gallery.csv"),
         "--declare-true", str(data / "declared.csv"),
         "--json", str(out_json),
         *common(data),
@@ -101,8 +101,8 @@ def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
 def test_lineup_without_declaration_counts_a_false_match(data: Path) -> None:
     code, text = run(
         "lineup",
-        "--probes-csv", str(data / "probes.csv"),
-        "--gallery-csv", str(data / "gallery.csv"),
+        "--probes", str(data / "probes.csv"),
+        "--gallery", str(data / "gallery.csv"),
         "--threshold", "80",
         *common(data),
     )  # fmt: skip
@@ -116,7 +116,7 @@ def test_lineup_without_declaration_counts_a_false_match(data: Path) -> None:
 def test_impostors_on_a_csv_lists_top_pairs(data: Path) -> None:
     out_json = data / "impostors.json"
     code, text = run(
-        "impostors", "--dataset", "csv", "--data", str(data / "probes.csv"),
+        "impostors", "--dataset", str(data / "probes.csv"),
         "--group-by", "gender", "--pairs-per-group", "5", "--cross-group", "2",
         "--min-pairs", "1", "--n-boot", "50", "--json", str(out_json),
         *common(data),
@@ -132,7 +132,7 @@ def test_impostors_on_a_csv_lists_top_pairs(data: Path) -> None:
 def test_verification_on_a_tiny_lfw(data: Path) -> None:
     out_json = data / "verification.json"
     code, text = run(
-        "verification", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+        "verification", "--data-root", str(data), "--pairs-per-group", "0",
         "--min-pairs", "1", "--n-boot", "50", "--json", str(out_json),
         *common(data),
     )  # fmt: skip
@@ -146,12 +146,12 @@ def test_verification_on_a_tiny_lfw(data: Path) -> None:
 
 
 def test_missing_folder_and_files_exit_3(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _ = run("impostors", "--dataset", "fairface", "--data", str(data / "nope"))
+    code, _ = run("impostors", "--dataset", "fairface", "--data-root", str(data / "nope"))
     assert code == 3
     assert "data folder not found" in capsys.readouterr().err
     code, _ = run(
-        "lineup", "--probes-csv", str(data / "probes.csv"),
-        "--gallery-csv", str(data / "gallery.csv"),
+        "lineup", "--probes", str(data / "probes.csv"),
+        "--gallery", str(data / "gallery.csv"),
         "--declare-true", str(data / "missing.csv"), *common(data),
     )  # fmt: skip
     assert code == 3
@@ -170,16 +170,16 @@ def assert_self_contained(page: str) -> None:
 def test_every_report_has_a_kind_and_an_html_page(data: Path) -> None:
     runs = {
         "verification": [
-            "verification", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+            "verification", "--data-root", str(data), "--pairs-per-group", "0",
             "--min-pairs", "1", "--n-boot", "20",
         ],
         "impostors": [
-            "impostors", "--dataset", "csv", "--data", str(data / "probes.csv"),
+            "impostors", "--dataset", str(data / "probes.csv"),
             "--pairs-per-group", "5", "--min-pairs", "5", "--n-boot", "20",
         ],
         "lineup": [
-            "lineup", "--probes-csv", str(data / "probes.csv"),
-            "--gallery-csv", str(data / "gallery.csv"),
+            "lineup", "--probes", str(data / "probes.csv"),
+            "--gallery", str(data / "gallery.csv"),
         ],
     }  # fmt: skip
     for kind, argv in runs.items():
@@ -241,7 +241,7 @@ def test_html_remade_from_saved_json(data: Path, capsys: pytest.CaptureFixture[s
 def test_sweep_on_a_tiny_lfw(data: Path) -> None:
     out_json, out_html = data / "sweep.json", data / "sweep.html"
     code, text = run(
-        "sweep", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+        "sweep", "--data-root", str(data), "--pairs-per-group", "0",
         "--from", "60", "--to", "99", "--step", "13", "--min-pairs", "1",
         "--json", str(out_json), "--html", str(out_html), *common(data),
     )  # fmt: skip
@@ -274,7 +274,7 @@ def test_sweep_on_a_tiny_lfw(data: Path) -> None:
 def test_sweep_on_a_csv_without_identities_measures_fmr_only(data: Path) -> None:
     out_json = data / "sweep-csv.json"
     code, text = run(
-        "sweep", "--dataset", "csv", "--manifest", str(data / "probes.csv"),
+        "sweep", "--dataset", str(data / "probes.csv"),
         "--pairs-per-group", "5", "--min-pairs", "1", "--json", str(out_json), *common(data),
     )  # fmt: skip
     assert code == 0, text
@@ -286,15 +286,16 @@ def test_sweep_on_a_csv_without_identities_measures_fmr_only(data: Path) -> None
 
 
 def test_sweep_bad_input_exits_3(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lfw = ["--data", str(data / "lfw")]
+    lfw = ["--data-root", str(data)]
     for argv, message in (
         ([*lfw, "--from", "90", "--to", "80"], "--from 90 must be below --to 80"),
         ([*lfw, "--step", "0"], "--step must be positive"),
         ([*lfw, "--step", "0.0001"], "at most 2000"),
         ([*lfw, "--alpha", "1.5"], "--alpha must be between 0 and 1"),
-        (["--dataset", "csv"], "--dataset csv needs --manifest FILE"),
-        (["--dataset", "csv", "--manifest", str(data / "missing.csv")], "missing.csv"),
-        (["--dataset", "fairface", "--data", str(data / "nope")], "data folder not found"),
+        (["--dataset", "csv"], "--dataset csv needs the manifest: pass it as --dataset FILE.csv"),
+        (["--dataset", str(data / "missing.csv")], "missing.csv: file not found"),
+        (["--dataset", "fairface", "--data-root", str(data / "nope")], "data folder not found"),
+        (["--dataset", "congress"], "--dataset congress: this action needs lfw or fairface"),
     ):
         code, _ = run("sweep", *argv, *common(data))
         err = capsys.readouterr().err
@@ -303,3 +304,89 @@ def test_sweep_bad_input_exits_3(data: Path, capsys: pytest.CaptureFixture[str])
         assert len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         run("sweep", "--from", "120")
+
+
+def test_every_action_names_a_data_set_one_way_and_old_flags_still_work(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NAME|FILE.csv everywhere; the deprecated spellings give the same report, say they are
+    deprecated, and the recorded command is the current spelling."""
+    probes, gallery = str(data / "probes.csv"), str(data / "gallery.csv")
+    same = {
+        "impostors": (
+            ["impostors", "--dataset", probes],
+            ["impostors", "--dataset", "csv", "--data", probes],
+        ),
+        "sweep": (
+            ["sweep", "--dataset", probes, "--from", "80", "--to", "99", "--step", "19"],
+            ["sweep", "--dataset", "csv", "--manifest", probes,
+             "--from", "80", "--to", "99", "--step", "19"],
+        ),
+        "lineup": (
+            ["lineup", "--probes", probes, "--gallery", gallery],
+            ["lineup", "--probes", "csv", "--probes-csv", probes,
+             "--gallery", "csv", "--gallery-csv", gallery],
+        ),
+        "verification": (
+            ["verification", "--data-root", str(data)],
+            ["verification", "--data", str(data / "lfw")],
+        ),
+    }  # fmt: skip
+    for action, (current, old) in same.items():
+        extra = ["--pairs-per-group", "5", "--min-pairs", "1", "--n-boot", "10"]
+        if action == "lineup":
+            extra = []
+        elif action == "sweep":
+            extra = extra[:4]
+        reports = []
+        for k, argv in enumerate((current, old)):
+            out_json = data / f"same-{action}-{k}.json"
+            code, text = run(*argv, *extra, "--json", str(out_json), *common(data))
+            assert code == 0, (argv, text)
+            err = capsys.readouterr().err
+            assert ("deprecated" in err) == (k == 1), (argv, err)
+            reports.append(json.loads(out_json.read_text()))
+        new, legacy = reports
+        assert "--probes-csv" not in legacy["command"]
+        assert "--manifest" not in legacy["command"]
+        assert " --dataset csv" not in legacy["command"]
+        for report in (new, legacy):
+            del report["created"], report["command"]
+        assert new == legacy, action
+
+
+def test_verification_on_a_csv_uses_its_same_subject_pairs(data: Path) -> None:
+    out_json = data / "verification-csv.json"
+    code, text = run(
+        "verification", "--dataset", str(data / "probes.csv"), "--min-pairs", "1",
+        "--n-boot", "10", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 3  # probes.csv has one image per person: no mated pairs
+    (data / "mates.csv").write_text(
+        (data / "probes.csv").read_text() + (data / "gallery.csv").read_text().splitlines()[1]
+    )
+    code, text = run(
+        "verification", "--dataset", str(data / "mates.csv"), "--min-pairs", "1",
+        "--n-boot", "10", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    assert report["pairs"]["mated"] == 1  # obama.jpg with obama2.jpg
+    assert report["thresholds"][0]["overall"]["fnmr"] == 0.0
+
+
+def test_a_wrong_flag_prints_the_actions_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    from facegate.cli import main
+
+    for argv, usage in (
+        (["bias", "lineup", "--dataset", "x.csv"], "usage: facegate bias lineup"),
+        (["bias", "impostors", "--probes", "x.csv"], "usage: facegate bias impostors"),
+        (["bias", "lineup", "--data", "x"], "usage: facegate bias lineup"),  # no abbreviation
+        (["bias", "impostors", "--dataset", "imagenet"], "usage: facegate bias impostors"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(usage), err
+        assert "--dataset NAME|FILE.csv" in err or "--probes NAME|FILE.csv" in err

@@ -41,15 +41,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from facegate.bias.datasets import (
-    DatasetError,
-    Manifest,
-    Pair,
-    load_congress,
-    load_csv,
-    load_fairface,
-    load_lfw,
-)
+from facegate.bias.datasets import DatasetError, Manifest, Pair
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
 from facegate.bias.detection import failure_to_detect
 from facegate.bias.detection import render as render_detection
@@ -69,13 +61,19 @@ from facegate.bias.verification import (
 )
 from facegate.cli.bias_calibrate import register as register_calibrate
 from facegate.cli.bias_classifier import register as register_classifier
+from facegate.cli.bias_data import (
+    DataSource,
+    add_data_root,
+    add_dataset,
+    add_hidden,
+    resolve_side,
+    resolve_single,
+)
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
 
-DATA_ROOT = Path("../shared/data")
-FOLDERS = {"lfw": "lfw", "fairface": "fairface_val", "congress": "congress_2015"}
 DEFAULT_THRESHOLDS = (80.0, 99.0)
 SWEEP_RANGE = (50.0, 99.0, 1.0)  # from, to, step (Similarity %): 50 thresholds
 MAX_SWEEP_POINTS = 2000
@@ -124,6 +122,7 @@ def _common(p: argparse.ArgumentParser, group_by: str, *, thresholds: bool = Tru
         metavar="ATTRS",
         help=f"comma-separated attributes, intersectional (default: {group_by})",
     )
+    add_data_root(p)
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
     p.add_argument(
@@ -163,6 +162,16 @@ def _unit(args: argparse.Namespace) -> str:
     return "score" if _matcher(args).normalised else "distance"
 
 
+def _pairs_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pairs-per-group",
+        type=int,
+        default=3000,
+        metavar="N",
+        help="seeded pairs of each kind per group (default: 3000)",
+    )
+
+
 def _stats_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-pairs", type=int, default=100, help="fewest pairs for a group to be measured"
@@ -175,38 +184,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bias = sub.add_parser("bias", help="accuracy and bias audits over face descriptors")
     actions = bias.add_subparsers(dest="bias_command", required=True, metavar="ACTION")
 
-    ver = actions.add_parser("verification", help="FNMR/FMR per group on LFW View 2")
-    ver.add_argument("--dataset", choices=["lfw"], default="lfw")
-    ver.add_argument("--data", type=Path, default=None, help="data folder (../shared/data/lfw)")
-    ver.add_argument("--pairs-per-group", type=int, default=3000, help="extra impostor pairs")
+    ver = actions.add_parser(
+        "verification", help="FNMR/FMR per group (LFW View 2, or a CSV)", allow_abbrev=False
+    )
+    add_dataset(ver, "--dataset", "lfw", "faces with identities", builtins=("lfw",))
+    add_hidden(ver, "--data")
+    _pairs_options(ver)
     _common(ver, "gender")
     _stats_options(ver)
     ver.set_defaults(func=cmd_verification, parser=ver)
 
-    imp = actions.add_parser("impostors", help="FMR per group over presumed-impostor pairs")
-    imp.add_argument("--dataset", choices=[*FOLDERS, "csv"], default="fairface")
-    imp.add_argument("--data", type=Path, default=None, help="data folder, or the CSV file")
-    imp.add_argument("--pairs-per-group", type=int, default=3000)
+    imp = actions.add_parser(
+        "impostors", help="FMR per group over presumed-impostor pairs", allow_abbrev=False
+    )
+    add_dataset(imp, "--dataset", "fairface", "the faces")
+    add_hidden(imp, "--data")
+    _pairs_options(imp)
     imp.add_argument("--cross-group", type=int, default=0, help="extra pairs across groups")
     imp.add_argument("--top", type=int, default=20, help="highest-similarity pairs to list")
     _common(imp, "race,gender")
     _stats_options(imp)
     imp.set_defaults(func=cmd_impostors, parser=imp)
 
-    lin = actions.add_parser("lineup", help="search every probe against a gallery (ACLU)")
-    for side, default in (("probes", "congress"), ("gallery", "fairface")):
-        lin.add_argument(f"--{side}", choices=[*FOLDERS, "csv"], default=default)
-        lin.add_argument(f"--{side}-data", type=Path, default=None, help="data folder")
-        lin.add_argument(f"--{side}-csv", type=Path, default=None, help="a manifest CSV")
+    lin = actions.add_parser(
+        "lineup", help="search every probe against a gallery (ACLU)", allow_abbrev=False
+    )
+    add_dataset(lin, "--probes", "congress", "the faces searched")
+    add_dataset(lin, "--gallery", "fairface", "the faces searched among")
+    for side in ("probes", "gallery"):
+        add_hidden(lin, f"--{side}-data")
+        add_hidden(lin, f"--{side}-csv")
     lin.add_argument("--declare-true", type=Path, default=None, metavar="FILE.csv")
     lin.add_argument("--keep", type=int, default=10, help="matches listed per probe")
     _common(lin, "gender")
     lin.set_defaults(func=cmd_lineup, parser=lin)
 
-    swp = actions.add_parser("sweep", help="error rates per group across a Similarity range")
-    swp.add_argument("--dataset", choices=["lfw", "fairface", "csv"], default="lfw")
-    swp.add_argument("--data", type=Path, default=None, help="data folder, or the CSV file")
-    swp.add_argument("--manifest", type=Path, default=None, help="the manifest CSV (csv)")
+    swp = actions.add_parser(
+        "sweep", help="error rates per group across a Similarity range", allow_abbrev=False
+    )
+    add_dataset(swp, "--dataset", "lfw", "the faces", builtins=("lfw", "fairface"))
+    add_hidden(swp, "--data")
+    add_hidden(swp, "--manifest")
     swp.add_argument(
         "--from", dest="sim_from", type=_similarity, default=SWEEP_RANGE[0], metavar="PCT",
         help=f"lowest Similarity swept (default: {SWEEP_RANGE[0]:g})",
@@ -219,7 +237,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--step", type=float, default=SWEEP_RANGE[2], metavar="PCT",
         help=f"Similarity step (default: {SWEEP_RANGE[2]:g}); --to is always included",
     )  # fmt: skip
-    swp.add_argument("--pairs-per-group", type=int, default=3000, help="seeded pairs per group")
+    _pairs_options(swp)
     swp.add_argument(
         "--alpha", type=float, default=0.05, help="significance level of the balance test"
     )
@@ -251,8 +269,6 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, action.dest, None)
         if action.dest == "threshold":
             value = _thresholds(args)
-        if action.dest in ("probes", "gallery") and getattr(args, f"{action.dest}_csv", None):
-            continue  # the CSV replaces the named data set
         if not action.option_strings or action.dest == "help" or value in (None, False):
             continue
         flag = action.option_strings[0]
@@ -269,28 +285,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 # --- loading -------------------------------------------------------------------------------------
-
-
-def _folder(name: str, data: Path | None) -> Path:
-    root = data if data is not None else DATA_ROOT / FOLDERS[name]
-    if not root.is_dir():
-        raise DatasetError(f"data folder not found: {root} (pass --data)")
-    return root
-
-
-def load_manifest(name: str, data: Path | None, csv_path: Path | None = None) -> Manifest:
-    """A data set by name (``lfw``/``fairface``/``congress``) or a manifest CSV."""
-    if csv_path is not None or name == "csv":
-        path = csv_path or data
-        if path is None:
-            raise DatasetError("a CSV data set needs its file (--data or --*-csv)")
-        return load_csv(path)
-    if name not in FOLDERS:
-        raise DatasetError(f"unknown data set {name!r}; expected one of {', '.join(FOLDERS)}")
-    root = _folder(name, data)
-    if name == "lfw":
-        return load_lfw(root)[0]
-    return load_fairface(root) if name == "fairface" else load_congress(root)
 
 
 def _descriptors(manifest: Manifest, args: argparse.Namespace) -> DescriptorSet:
@@ -499,10 +493,12 @@ def _pair_report(
 @_guard
 def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
     """LFW View 2 pairs + seeded within-group impostors: FNMR and FMR per group."""
-    manifest, protocol = load_lfw(_folder("lfw", args.data))
-    extra = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    pairs = protocol + [p for group in extra.values() for p in group]
-    counts = {"lfw_view2": len(protocol), "extra_impostors": len(pairs) - len(protocol)}
+    manifest, pairs, counts = _pairs(args, resolve_single(args, ("lfw",)), mated=True)
+    if not any(p.mated for p in pairs):
+        raise UsageError(
+            f"{manifest.name}: no two images of one subject within a group, so no mated pairs "
+            "(FNMR needs them; for FMR alone use bias impostors)"
+        )
     lines, report, _ = _pair_report(args, out, manifest, pairs, ("fnmr", "fmr"), counts)
     print("\n".join(lines), file=out)
     _write_reports(args, report)
@@ -512,11 +508,9 @@ def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
 @_guard
 def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
     """Presumed-impostor pairs within (and optionally across) groups: FMR per group, top pairs."""
-    manifest = load_manifest(args.dataset, args.data)
-    within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    pairs = [p for group in within.values() for p in group]
+    manifest, pairs, counts = _pairs(args, resolve_single(args), mated=False)
     cross = cross_group_pairs(manifest, args.group_by, args.cross_group, args.seed)
-    counts = {"within_group": len(pairs), "cross_group": len(cross)}
+    counts["cross_group"] = len(cross)
     lines, report, scored = _pair_report(args, out, manifest, pairs + cross, ("fmr",), counts)
     top = top_pairs(manifest, scored, args.top, similarity=_matcher(args).similarity)
     lines += ["", f"Top {len(top)} highest-similarity pairs, for human review:", f"  {REVIEW_NOTE}"]
@@ -534,8 +528,8 @@ def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
 @_guard
 def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     """Every probe searched against the gallery; probes with a false match per group."""
-    probes = load_manifest(args.probes, args.probes_data, args.probes_csv)
-    gallery = load_manifest(args.gallery, args.gallery_data, args.gallery_csv)
+    probes = resolve_side(args, "probes").manifest()
+    gallery = resolve_side(args, "gallery").manifest()
     declared = load_declared(args.declare_true, probes, gallery) if args.declare_true else {}
     p_desc = _descriptors(probes, args)
     g_desc = _descriptors(gallery, args)
@@ -617,24 +611,31 @@ def _sweep_points(args: argparse.Namespace) -> list[float]:
     return points if points[-1] >= hi else [*points, hi]
 
 
-def _sweep_pairs(args: argparse.Namespace) -> tuple[Manifest, list[Pair], dict[str, int]]:
-    if args.dataset == "lfw":
-        manifest, protocol = load_lfw(_folder("lfw", args.data))
-        extra = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-        impostors = [p for group in extra.values() for p in group]
-        return manifest, protocol + impostors, {
-            "lfw_view2": len(protocol), "extra_impostors": len(impostors)
-        }  # fmt: skip
-    csv_path = args.manifest if args.dataset == "csv" else None
-    if args.dataset == "csv" and csv_path is None and args.data is None:
-        raise UsageError("--dataset csv needs --manifest FILE")
-    manifest = load_manifest(args.dataset, args.data, csv_path)
+def _pairs(
+    args: argparse.Namespace, source: DataSource, *, mated: bool
+) -> tuple[Manifest, list[Pair], dict[str, int]]:
+    """The pairs an action scores, and their counts by origin.
+
+    ``lfw``: View 2's 6,000 pairs when ``mated`` (verification, sweep), plus seeded impostor
+    pairs within each group; a manifest CSV: every same-subject pair within a group when
+    ``mated`` (a seeded sample of ``--pairs-per-group`` in a larger group) plus seeded impostor
+    pairs within each group; other built-in sets (no identities): impostor pairs only.
+    """
+    manifest, protocol = source.with_protocol()
+    if not mated:
+        protocol = []
     within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
     impostors = [p for group in within.values() for p in group]
-    mated = []
-    if args.dataset == "csv":  # FairFace has no identities: impostor pairs only
-        mated = mated_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    return manifest, mated + impostors, {"mated": len(mated), "within_group": len(impostors)}
+    if protocol:
+        counts = {"lfw_view2": len(protocol), "extra_impostors": len(impostors)}
+        return manifest, protocol + impostors, counts
+    same: list[Pair] = []
+    if mated and source.is_csv:
+        same = mated_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
+    counts = {"mated": len(same), "within_group": len(impostors)}
+    if not mated:
+        counts = {"within_group": len(impostors)}
+    return manifest, same + impostors, counts
 
 
 def _sweep_lines(report: dict[str, Any]) -> list[str]:
@@ -687,7 +688,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     if not 0.0 < args.alpha < 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
     points = _sweep_points(args)
-    manifest, pairs, counts = _sweep_pairs(args)
+    manifest, pairs, counts = _pairs(args, resolve_single(args, ("lfw", "fairface")), mated=True)
     descriptors = _descriptors(manifest, args)
     scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     unscored = scored.unscored_counts()
