@@ -390,3 +390,43 @@ def test_a_wrong_flag_prints_the_actions_usage(capsys: pytest.CaptureFixture[str
         err = capsys.readouterr().err
         assert err.startswith(usage), err
         assert "--dataset NAME|FILE.csv" in err or "--probes NAME|FILE.csv" in err
+
+
+def test_lineup_measures_the_servers_size_aware_threshold(data: Path) -> None:
+    """--max-expected-false-candidates adds the threshold enforce.before would set for a
+    collection of the gallery's searchable faces (the server's code, not a copy)."""
+    from facegate import enforce, operations
+    from facegate.policy.model import Obligations
+
+    out_json = data / "aware.json"
+    code, text = run(
+        "lineup", "--probes", str(data / "probes.csv"), "--gallery", str(data / "gallery.csv"),
+        "--threshold", "80", "--max-expected-false-candidates", "0.0005",
+        "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    at80, aware = report["thresholds"]
+    assert at80["size_aware"] is None
+    assert aware["size_aware"] == {"max_expected_false_candidates": 0.0005, "collection_faces": 1}
+    search = operations.spec("SearchFacesByImage")
+    assert search is not None
+    params: dict[str, object] = {}
+    applied = enforce.before(
+        search,
+        params,
+        Obligations(max_expected_false_candidates=0.0005),
+        collection_faces=1,
+        similarity=default_matcher().similarity,
+    )
+    assert aware["similarity_pct"] == pytest.approx(params["face_match_threshold"])
+    assert aware["expected_false_candidates"] == pytest.approx(applied.expected_false_candidates)
+    assert aware["expected_false_candidates"] <= 0.0005 + 1e-12
+    assert at80["expected_false_candidates"] == pytest.approx(
+        default_matcher().similarity.fmr_at(80)
+    )
+    assert "size-aware: the threshold @max_expected_false_candidates(0.0005)" in text
+    assert "match when score <=" in text
+    assert "--max-expected-false-candidates 0.0005" in report["command"]
+    with pytest.raises(SystemExit):
+        run("lineup", "--max-expected-false-candidates", "0")

@@ -69,6 +69,7 @@ from facegate.cli.bias_data import (
     resolve_side,
     resolve_single,
 )
+from facegate.enforce import size_aware_threshold
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
 EXIT_OK = 0
@@ -103,6 +104,16 @@ def _similarity(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 < value < 100.0:
         raise argparse.ArgumentTypeError("a Similarity threshold must be between 0 and 100")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError("must be above 0")
     return value
 
 
@@ -216,6 +227,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         add_hidden(lin, f"--{side}-csv")
     lin.add_argument("--declare-true", type=Path, default=None, metavar="FILE.csv")
     lin.add_argument("--keep", type=int, default=10, help="matches listed per probe")
+    lin.add_argument(
+        "--max-expected-false-candidates",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="also measure the threshold the server's obligation @max_expected_false_candidates"
+        "(N) sets for a collection of the gallery's size",
+    )
     _common(lin, "gender")
     lin.set_defaults(func=cmd_lineup, parser=lin)
 
@@ -315,7 +334,10 @@ def _header(
         "similarity mapping: "
         + sim.version
         + " ("
-        + ", ".join(f"Similarity {t:g} = {_unit(args)} {sim.distance_for(t):.4f}" for t in shown)
+        + ", ".join(
+            f"Similarity {t:g} = {_unit(args)} {sim.distance_for(min(t, 100 - 1e-9)):.4f}"
+            for t in shown
+        )
         + ")",
     ]
     for manifest, descriptors in sets:
@@ -533,8 +555,16 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     declared = load_declared(args.declare_true, probes, gallery) if args.declare_true else {}
     p_desc = _descriptors(probes, args)
     g_desc = _descriptors(gallery, args)
-    thresholds = _thresholds(args)
-    limits = [_matcher(args).similarity.distance_for(t) for t in thresholds]
+    sim = _matcher(args).similarity
+    faces = int(sum(s == FACE for s in g_desc.statuses))  # what IndexFaces would have stored
+    thresholds = list(_thresholds(args))
+    size_aware = None
+    if args.max_expected_false_candidates is not None:
+        # the server's own computation (facegate.enforce), for a collection of this size
+        size_aware = size_aware_threshold(args.max_expected_false_candidates, faces, sim)
+        thresholds.append(size_aware)
+    # Similarity 100 (nothing promised, or nothing strict enough): only a perfect score matches
+    limits = [sim.distance_for(min(t, 100.0 - 1e-9)) for t in thresholds]
     result = search(
         p_desc.vectors,
         g_desc.vectors,
@@ -545,17 +575,33 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
         scorer=_scorer(args),
     )
     ok = np.array([s == FACE for s in p_desc.statuses], dtype=np.bool_)
-    lines = _header(args, [(probes, p_desc), (gallery, g_desc)])
+    lines = _header(args, [(probes, p_desc), (gallery, g_desc)], thresholds)
     lines.append(
-        f"gallery searched: {int(sum(s == FACE for s in g_desc.statuses))} of {len(gallery)} "
+        f"gallery searched: {faces} of {len(gallery)} "
         f"images (the rest have no face descriptor); declared true pairs: "
         f"{sum(len(v) for v in declared.values())} for {len(declared)} probes"
     )
     per_threshold = []
     for i, (pct, limit) in enumerate(zip(thresholds, limits, strict=True)):
         groups = summarise(probes, ok, result, declared, args.group_by, i)
-        rows = match_rows(probes, gallery, result, limit, _matcher(args).similarity)
-        lines += ["", f"Similarity {pct:g} (match when distance <= {limit:.4f})"]
+        rows = match_rows(probes, gallery, result, limit, sim)
+        aware = size_aware is not None and i == len(thresholds) - 1
+        fmr = sim.fmr_at(pct)
+        promised = None if fmr is None else faces * fmr
+        searched = result.false_counts[np.isfinite(p_desc.vectors).all(axis=1), i]
+        observed = float(searched.mean()) if searched.size else None
+        lines += ["", f"Similarity {pct:g} (match when {_unit(args)} <= {limit:.4f})"]
+        if aware:
+            lines.append(
+                f"  size-aware: the threshold @max_expected_false_candidates"
+                f"({args.max_expected_false_candidates:g}) sets for a collection of {faces} faces"
+            )
+        lines.append(
+            "  false candidates per search: promised by the calibration "
+            + ("-" if promised is None else f"{promised:.4g}")
+            + ", observed (mean over searched probes, declared pairs apart) "
+            + ("-" if observed is None else f"{observed:.4g}")
+        )
         lines.append(
             f"  {'probe group':<24} {'probes':>7} {'no face':>8} {'declared':>9} {'searched':>9}"
             f" {'with false match':>17} {'share':>9} {'95% CI':>22} {'declared found':>15}"
@@ -577,6 +623,14 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
             {
                 "similarity_pct": pct,
                 "distance": round(limit, 6),
+                "size_aware": {
+                    "max_expected_false_candidates": args.max_expected_false_candidates,
+                    "collection_faces": faces,
+                }
+                if aware
+                else None,
+                "expected_false_candidates": promised,
+                "mean_false_candidates": observed,
                 "groups": [vars(g) for g in groups],
                 "matches": rows,
             }
