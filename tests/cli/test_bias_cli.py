@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from facegate.bias.impostors import REVIEW_NOTE as REVIEW
 from facegate.cli.bias import register
 from facegate.engine.matching import default_matcher
 
@@ -430,3 +431,44 @@ def test_lineup_measures_the_servers_size_aware_threshold(data: Path) -> None:
     assert "--max-expected-false-candidates 0.0005" in report["command"]
     with pytest.raises(SystemExit):
         run("lineup", "--max-expected-false-candidates", "0")
+
+
+def test_normalised_reports_speak_of_scores_not_distances(
+    data: Path, samples: Path, tmp_path: Path
+) -> None:
+    """A duplicate image listed as two people: its normalised score is below 0. The text, the
+    JSON's histogram and the HTML call it a score; --score raw calls values distances."""
+    copy = tmp_path / "copy_of_obama.jpg"
+    copy.write_bytes((samples / "obama.jpg").read_bytes())
+    manifest = tmp_path / "dup.csv"
+    manifest.write_text(
+        f"path,subject_id,gender\n{samples / 'obama.jpg'},a,male\n{copy},b,male\n"
+        f"{samples / 'biden.jpg'},c,male\n"
+    )
+    out_json, out_html = tmp_path / "dup.json", tmp_path / "dup.html"
+    code, text = run(
+        "impostors", "--dataset", str(manifest), "--group-by", "gender", "--min-pairs", "1",
+        "--n-boot", "10", "--json", str(out_json), "--html", str(out_html), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    assert report["unit"] == "score"
+    top = report["top_pairs"][0]
+    assert top["distance"] < 0  # the duplicate: a score, not a distance
+    assert report["histograms"]["groups"]["overall"]["nonmated_below"] == 1
+    assert "match when score <=" in text
+    assert "match when distance" not in text
+    header = text.splitlines()[text.splitlines().index(f"  {REVIEW}") + 1]
+    assert header.split()[:2] == ["Similarity", "score"]
+    page = out_html.read_text()
+    assert "match when score" in page
+    assert "distance" not in page.replace("descriptor distances", "")
+    code, text = run(
+        "impostors", "--dataset", str(manifest), "--group-by", "gender", "--min-pairs", "1",
+        "--n-boot", "10", "--score", "raw", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    assert "match when distance <=" in text
+    raw = json.loads(out_json.read_text())
+    assert raw["unit"] == "distance"
+    assert raw["top_pairs"][0]["distance"] == pytest.approx(0.0, abs=1e-6)

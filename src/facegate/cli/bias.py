@@ -361,6 +361,7 @@ def _start(kind: str, args: argparse.Namespace, model_version: str) -> dict[str,
         "model_version": model_version,
         "similarity_version": _matcher(args).version,
         "score": getattr(args, "score", "normalised"),
+        "unit": _unit(args),
     }
 
 
@@ -400,14 +401,15 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def render_thresholds(results: Sequence[ThresholdResult], kinds: Sequence[ErrorType]) -> list[str]:
-    """Per-threshold group tables with summaries (``kinds``: ``fnmr`` and/or ``fmr``)."""
+def render_thresholds(
+    results: Sequence[ThresholdResult], kinds: Sequence[ErrorType], unit: str = "distance"
+) -> list[str]:
+    """Per-threshold group tables with summaries (``kinds``: ``fnmr`` and/or ``fmr``; ``unit``:
+    ``score`` for the cohort-normalised score, ``distance`` for the raw distance)."""
     lines: list[str] = []
     for res in results:
         lines.append("")
-        lines.append(
-            f"Similarity {res.similarity_pct:g} (match when distance <= {res.distance:.4f})"
-        )
+        lines.append(f"Similarity {res.similarity_pct:g} (match when {unit} <= {res.distance:.4f})")
         table = res.table
         if table is None:
             lines.append("  no scored within-group pairs")
@@ -497,7 +499,7 @@ def _pair_report(
     detection = failure_to_detect(manifest, descriptors, args.group_by)
     lines += _unscored_lines(unscored)
     lines += render_detection(detection)
-    lines += render_thresholds(results, kinds)
+    lines += render_thresholds(results, kinds, _unit(args))
     kind = "verification" if "fnmr" in kinds else "impostors"
     report: dict[str, Any] = _start(kind, args, descriptors.model_version) | {
         "dataset": manifest.name,
@@ -536,9 +538,10 @@ def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
     lines, report, scored = _pair_report(args, out, manifest, pairs + cross, ("fmr",), counts)
     top = top_pairs(manifest, scored, args.top, similarity=_matcher(args).similarity)
     lines += ["", f"Top {len(top)} highest-similarity pairs, for human review:", f"  {REVIEW_NOTE}"]
+    lines.append(f"  {'Similarity':>10}  {_unit(args):>8}  {'group':<24} left  right")
     for t in top:
         lines.append(
-            f"  {t.similarity_pct:8.4f}  {t.distance:.4f}  {t.group:<24} {t.left}  {t.right}"
+            f"  {t.similarity_pct:10.4f}  {t.distance:8.4f}  {t.group:<24} {t.left}  {t.right}"
         )
     report["review_note"] = REVIEW_NOTE
     report["top_pairs"] = [vars(t) for t in top]
@@ -613,10 +616,11 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
                 f" {_ci(g.interval):>22} {g.declared_found:>15}"
             )
         lines.append(f"  matches (up to {args.keep} per probe, plus declared):")
+        lines.append(f"    {'Similarity':>10}  {_unit(args):>8}  kind")
         for r in rows:
             kind = "TRUE (declared)" if r["declared_true"] else "false"
             lines.append(
-                f"    {r['similarity_pct']:8.4f}  {r['distance']:.4f}  {kind:<15}"
+                f"    {r['similarity_pct']:10.4f}  {r['distance']:8.4f}  {kind:<15}"
                 f" {r['probe']}  {r['gallery']}"
             )
         per_threshold.append(
@@ -700,7 +704,7 @@ def _sweep_lines(report: dict[str, Any]) -> list[str]:
         pairs_key = "nonmated_pairs" if kind == "fmr" else "mated_pairs"
         if not any(g[pairs_key] for g in (points[0]["groups"] if points else [])):
             continue
-        head = f"  {'Similarity':>10} {'distance':>9}"
+        head = f"  {'Similarity':>10} {report['unit']:>9}"
         for i, name in enumerate(names):
             n = points[0]["groups"][i][pairs_key]
             head += f" {f'{name} ({n})':>22}"
