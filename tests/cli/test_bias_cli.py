@@ -472,3 +472,31 @@ def test_normalised_reports_speak_of_scores_not_distances(
     raw = json.loads(out_json.read_text())
     assert raw["unit"] == "distance"
     assert raw["top_pairs"][0]["distance"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_slow_mmod_fallback_is_opt_in_and_cached_apart(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default the server's chain only (what the server does); --mmod-fallback is another
+    cache key, so neither configuration's results are read for the other."""
+    argv = ["impostors", "--dataset", str(data / "probes.csv"), "--group-by", "gender",
+            "--min-pairs", "1", "--n-boot", "10", *common(data)]  # fmt: skip
+    reports = {}
+    for name, extra in (
+        ("default", []),
+        ("mmod", ["--mmod-fallback"]),
+        ("old", ["--no-mmod-fallback"]),
+    ):
+        out_json = data / f"fallback-{name}.json"
+        code, text = run(*argv, *extra, "--json", str(out_json))
+        assert code == 0, text
+        reports[name] = (json.loads(out_json.read_text()), text, capsys.readouterr().err)
+    default, mmod, old = reports["default"], reports["mmod"], reports["old"]
+    assert "--mmod-fallback" not in default[0]["command"]
+    assert "--mmod-fallback" in mmod[0]["command"]
+    assert "from cache 3" in default[1]  # the earlier tests' runs: same configuration
+    assert "computed 3, from cache 0" in mmod[1]  # another key: nothing shared
+    assert "mmod" not in default[0]["descriptors"]
+    assert "--no-mmod-fallback is deprecated" in old[2]
+    assert "--no-mmod-fallback" not in old[0]["command"]
+    assert "from cache 3" in old[1]

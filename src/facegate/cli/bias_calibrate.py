@@ -97,6 +97,9 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     q.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     q.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
+    q.add_argument(
+        "--mmod-fallback", action="store_true", help="MMOD where the chain finds no face (slow)"
+    )
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     q.set_defaults(func=cmd_normalisation, parser=q, bias_command="normalisation")
 
@@ -116,12 +119,20 @@ def _descriptors(
             cache=cache,
             config=config,
             workers=args.workers,
-            mmod_fallback=not getattr(args, "no_mmod_fallback", False),
+            mmod_fallback=_fallback(args),
             progress=not args.no_progress,
             **extra,
         )
         for m in manifests
     ]
+
+
+def _fallback(args: argparse.Namespace) -> bool:
+    """MMOD where the chain finds no face: ``calibrate`` unless ``--no-mmod-fallback`` (the
+    shipped calibrations were fitted so); ``normalisation`` only with ``--mmod-fallback``."""
+    if hasattr(args, "mmod_fallback"):
+        return bool(args.mmod_fallback)
+    return not getattr(args, "no_mmod_fallback", False)
 
 
 def _registry(args: argparse.Namespace) -> DescriptorRegistry:

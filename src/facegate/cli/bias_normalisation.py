@@ -77,4 +77,6 @@ def normalisation_command(args: argparse.Namespace) -> str:
     for flag in ("mated", "impostors", "probes", "group_by"):
         words += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     words += ["--bound", f"{args.bound:g}"]
+    if args.mmod_fallback:
+        words.append("--mmod-fallback")
     return shlex.join(words)
