@@ -126,6 +126,7 @@ def test_impostors_on_a_csv_lists_top_pairs(data: Path) -> None:
     assert "data bug, not a false match" in text
     report = json.loads(out_json.read_text())
     assert report["pairs"] == {"total": 3, "within_group": 1, "cross_group": 2}
+    assert report["sampling"]["mode"] == "fixed sample"
     assert report["unscored_pairs"]["(cross-group)"]["nonmated"] == 2
     assert len(report["top_pairs"]) == 1
 
@@ -373,6 +374,8 @@ def test_verification_on_a_csv_uses_its_same_subject_pairs(data: Path) -> None:
     assert code == 0, text
     report = json.loads(out_json.read_text())
     assert report["pairs"]["mated"] == 1  # obama.jpg with obama2.jpg
+    assert report["sampling"]["mode"] == "every pair"  # --pairs-per-group auto, and cheap
+    assert "sampling: every pair within each group" in text
     assert report["thresholds"][0]["overall"]["fnmr"] == 0.0
 
 
@@ -500,3 +503,33 @@ def test_the_slow_mmod_fallback_is_opt_in_and_cached_apart(
     assert "--no-mmod-fallback is deprecated" in old[2]
     assert "--no-mmod-fallback" not in old[0]["command"]
     assert "from cache 3" in old[1]
+
+
+def test_lineup_reports_nist_identification_measures_by_subject(data: Path) -> None:
+    out_json = data / "ident.json"
+    code, text = run(
+        "lineup", "--probes", str(data / "probes.csv"), "--gallery", str(data / "gallery.csv"),
+        "--mates-by-subject", "--fpir", "0.5", "--rank", "1", "--n-boot", "20",
+        "--json", str(out_json), "--html", str(data / "ident.html"), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    ident = json.loads(out_json.read_text())["identification"]
+    assert ident["mated_searches"] == 1  # obama.jpg, whose mate obama2.jpg is in the gallery
+    # biden.jpg; obama.jpg with its mate left out searches an empty gallery: no search
+    assert ident["nonmated_searches"] == 1
+    assert ident["ranks"]["male"]["rank_1"] == {
+        "count": 1, "searches": 1, "rate": 1.0, "ci": ident["ranks"]["male"]["rank_1"]["ci"]
+    }  # fmt: skip
+    at80 = ident["thresholds"][0]
+    assert at80["similarity_pct"] == 80
+    assert at80["groups"]["male"]["fnir"]["rate"] == 0.0
+    assert at80["groups"]["male"]["nonmate_with_mate"]["count"] == 0  # nothing else in the gallery
+    assert "1:N identification (NIST FRVT measures): 1 mated searches" in text
+    page = (data / "ident.html").read_text()
+    assert "1:N identification (NIST FRVT measures)" in page
+    assert "non-mate above mate" in page
+    code, text = run(
+        "lineup", "--probes", str(data / "probes.csv"), "--gallery", str(data / "gallery.csv"),
+        "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert json.loads(out_json.read_text())["identification"] is None  # no mates: no 1:N section

@@ -547,8 +547,60 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
                     left=0,
                 )
             )
+    if report.get("identification"):
+        out.append(_identification(report["identification"]))
     out.append(page.footer())
     return "\n".join(out)
+
+
+def _rate_cell(r: dict[str, Any]) -> str:
+    if r["rate"] is None:
+        return "-"
+    return f"{page.pct(r['rate'])} ({page.ci(r['ci'])}; {r['count']}/{r['searches']})"
+
+
+def _identification(doc: dict[str, Any]) -> str:
+    """NIST FRVT 1:N measures (facegate.bias.identification), as tables."""
+    k = doc["rank_k"]
+    out = [
+        "<h2>1:N identification (NIST FRVT measures)</h2>"
+        f"<p>{doc['mated_searches']} mated searches (probes with a mate in the gallery) and "
+        f"{doc['nonmated_searches']} non-mated searches (every probe with its mates left out). "
+        "FPIR: non-mated searches returning any candidate; FNIR: mated searches whose mate is "
+        "not returned; non-mate with mate: a wrong person returned beside the true one; "
+        "non-mate above mate: a wrong person returned and ranked above the true one. 95% "
+        "Wilson intervals.</p>",
+        page.table(
+            ["group", "rank-1 rate", f"rank-{k} rate"],
+            [
+                [_e(g), _e(_rate_cell(r["rank_1"])), _e(_rate_cell(r[f"rank_{k}"]))]
+                for g, r in doc["ranks"].items()
+            ],
+        ),
+    ]
+    for entry in doc["fnir_at_fpir"]:
+        if entry["score"] is None:
+            continue
+        boot = entry.get("fnir_bootstrap_ci")
+        note = "" if boot is None else f"; overall bootstrap interval {page.ci(boot)}"
+        out.append(
+            f"<h3>FNIR at FPIR {entry['fpir_target']:g} (Similarity "
+            f"{entry['similarity_pct']:g}{_e(note)})</h3>"
+            + page.table(
+                ["group", "FNIR"],
+                [[_e(g), _e(_rate_cell(r["fnir"]))] for g, r in entry["groups"].items()],
+            )
+        )
+    for t in doc["thresholds"]:
+        cols = ("fpir", "fnir", "nonmate_with_mate", "nonmate_above_mate")
+        out.append(
+            f"<h3>At Similarity {t['similarity_pct']:g}</h3>"
+            + page.table(
+                ["group", "FPIR", "FNIR", "non-mate with mate", "non-mate above mate"],
+                [[_e(g), *(_e(_rate_cell(r[c])) for c in cols)] for g, r in t["groups"].items()],
+            )
+        )
+    return "".join(out)
 
 
 # --- sweep ---------------------------------------------------------------------------------------

@@ -45,9 +45,11 @@ from facegate.bias.datasets import DatasetError, Manifest, Pair
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
 from facegate.bias.detection import failure_to_detect
 from facegate.bias.detection import render as render_detection
-from facegate.bias.groups import impostor_pairs
-from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, mated_pairs, top_pairs
-from facegate.bias.lineup import load_declared, match_rows, search, summarise
+from facegate.bias.groups import group_key
+from facegate.bias.identification import DEFAULT_FPIRS, DEFAULT_RANK, identification
+from facegate.bias.identification import render as render_identification
+from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, top_pairs
+from facegate.bias.lineup import load_declared, match_rows, mates_by_subject, search, summarise
 from facegate.bias.metrics import ErrorType
 from facegate.bias.report_html import render_html
 from facegate.bias.stats import wilson_interval
@@ -69,6 +71,7 @@ from facegate.cli.bias_data import (
     resolve_side,
     resolve_single,
 )
+from facegate.cli.bias_pairs import ChosenPairs, add_pairs_options, choose
 from facegate.enforce import size_aware_threshold
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
@@ -104,6 +107,13 @@ def _similarity(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 < value < 100.0:
         raise argparse.ArgumentTypeError("a Similarity threshold must be between 0 and 100")
+    return value
+
+
+def _rate_arg(text: str) -> float:
+    value = _positive_float(text)
+    if not value < 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
 
 
@@ -176,16 +186,6 @@ def _unit(args: argparse.Namespace) -> str:
     return "score" if _matcher(args).normalised else "distance"
 
 
-def _pairs_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--pairs-per-group",
-        type=int,
-        default=3000,
-        metavar="N",
-        help="seeded pairs of each kind per group (default: 3000)",
-    )
-
-
 def _stats_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-pairs", type=int, default=100, help="fewest pairs for a group to be measured"
@@ -203,7 +203,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_dataset(ver, "--dataset", "lfw", "faces with identities", builtins=("lfw",))
     add_hidden(ver, "--data")
-    _pairs_options(ver)
+    add_pairs_options(ver)
     _common(ver, "gender")
     _stats_options(ver)
     ver.set_defaults(func=cmd_verification, parser=ver)
@@ -213,7 +213,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_dataset(imp, "--dataset", "fairface", "the faces")
     add_hidden(imp, "--data")
-    _pairs_options(imp)
+    add_pairs_options(imp)
     imp.add_argument("--cross-group", type=int, default=0, help="extra pairs across groups")
     imp.add_argument("--top", type=int, default=20, help="highest-similarity pairs to list")
     _common(imp, "race,gender")
@@ -230,6 +230,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         add_hidden(lin, f"--{side}-csv")
     lin.add_argument("--declare-true", type=Path, default=None, metavar="FILE.csv")
     lin.add_argument("--keep", type=int, default=10, help="matches listed per probe")
+    lin.add_argument(
+        "--mates-by-subject",
+        action="store_true",
+        help="a gallery image with the probe's subject_id is its mate (manifest CSVs)",
+    )
+    lin.add_argument(
+        "--fpir",
+        type=_rate_arg,
+        action="append",
+        metavar="F",
+        help="FNIR is reported at the threshold giving this FPIR, repeatable "
+        f"(default: {', '.join(f'{f:g}' for f in DEFAULT_FPIRS)})",
+    )
+    lin.add_argument(
+        "--rank", type=int, default=DEFAULT_RANK, metavar="K", help="rank-K identification rate"
+    )
+    lin.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     lin.add_argument(
         "--max-expected-false-candidates",
         type=_positive_float,
@@ -259,7 +276,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--step", type=float, default=SWEEP_RANGE[2], metavar="PCT",
         help=f"Similarity step (default: {SWEEP_RANGE[2]:g}); --to is always included",
     )  # fmt: skip
-    _pairs_options(swp)
+    add_pairs_options(swp)
     swp.add_argument(
         "--alpha", type=float, default=0.05, help="significance level of the balance test"
     )
@@ -291,6 +308,8 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, action.dest, None)
         if action.dest == "threshold":
             value = _thresholds(args)
+        if action.dest == "pairs_per_group" and value is None:
+            value = "auto"
         if not action.option_strings or action.dest == "help" or value in (None, False):
             continue
         flag = action.option_strings[0]
@@ -483,15 +502,34 @@ def _unscored_lines(counts: dict[str, dict[str, int]]) -> list[str]:
 # --- commands ------------------------------------------------------------------------------------
 
 
+def _choose(
+    args: argparse.Namespace,
+    source: DataSource,
+    *,
+    mated: bool,
+    kinds: Sequence[str],
+    thresholds: Sequence[float],
+) -> ChosenPairs:
+    sim = _matcher(args).similarity
+    return choose(
+        args,
+        source,
+        mated=mated,
+        kinds=kinds,
+        limits=[sim.distance_for(t) for t in thresholds],
+        describe=lambda m: _descriptors(m, args),
+        scorer=_scorer(args),
+    )
+
+
 def _pair_report(
     args: argparse.Namespace,
-    out: TextIO,
-    manifest: Manifest,
+    chosen: ChosenPairs,
     pairs: list[Pair],
     kinds: Sequence[ErrorType],
     extra: dict[str, Any],
 ) -> tuple[list[str], dict[str, Any], Any]:
-    descriptors = _descriptors(manifest, args)
+    manifest, descriptors = chosen.manifest, chosen.descriptors
     scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     results = analyse(
         scored,
@@ -504,6 +542,7 @@ def _pair_report(
     unscored = scored.unscored_counts()
     lines = _header(args, [(manifest, descriptors)])
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in extra.items())})"]
+    lines.append(chosen.sampling.line())
     detection = failure_to_detect(manifest, descriptors, args.group_by)
     lines += _unscored_lines(unscored)
     lines += render_detection(detection)
@@ -514,6 +553,7 @@ def _pair_report(
         "group_by": list(args.group_by),
         "descriptors": descriptors.summary(),
         "pairs": {"total": len(pairs), **extra},
+        "sampling": chosen.sampling.json(),
         "unscored_pairs": unscored,
         "failure_to_detect": detection,
         "thresholds": [threshold_json(r) for r in results],
@@ -525,13 +565,16 @@ def _pair_report(
 @_guard
 def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
     """LFW View 2 pairs + seeded within-group impostors: FNMR and FMR per group."""
-    manifest, pairs, counts = _pairs(args, resolve_single(args, ("lfw",)), mated=True)
-    if not any(p.mated for p in pairs):
+    kinds: tuple[ErrorType, ...] = ("fnmr", "fmr")
+    source = resolve_single(args, ("lfw",))
+    chosen = _choose(args, source, mated=True, kinds=kinds, thresholds=_thresholds(args))
+    if not any(p.mated for p in chosen.pairs):
         raise UsageError(
-            f"{manifest.name}: no two images of one subject within a group, so no mated pairs "
+            f"{chosen.manifest.name}: no two images of one subject within a group, so no mated "
+            "pairs "
             "(FNMR needs them; for FMR alone use bias impostors)"
         )
-    lines, report, _ = _pair_report(args, out, manifest, pairs, ("fnmr", "fmr"), counts)
+    lines, report, _ = _pair_report(args, chosen, chosen.pairs, kinds, chosen.counts)
     print("\n".join(lines), file=out)
     _write_reports(args, report)
     return EXIT_OK
@@ -540,10 +583,12 @@ def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
 @_guard
 def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
     """Presumed-impostor pairs within (and optionally across) groups: FMR per group, top pairs."""
-    manifest, pairs, counts = _pairs(args, resolve_single(args), mated=False)
+    source = resolve_single(args)
+    chosen = _choose(args, source, mated=False, kinds=("fmr",), thresholds=_thresholds(args))
+    manifest = chosen.manifest
     cross = cross_group_pairs(manifest, args.group_by, args.cross_group, args.seed)
-    counts["cross_group"] = len(cross)
-    lines, report, scored = _pair_report(args, out, manifest, pairs + cross, ("fmr",), counts)
+    counts = chosen.counts | {"cross_group": len(cross)}
+    lines, report, scored = _pair_report(args, chosen, chosen.pairs + cross, ("fmr",), counts)
     top = top_pairs(manifest, scored, args.top, similarity=_matcher(args).similarity)
     lines += ["", f"Top {len(top)} highest-similarity pairs, for human review:", f"  {REVIEW_NOTE}"]
     lines.append(f"  {'Similarity':>10}  {_unit(args):>8}  {'group':<24} left  right")
@@ -564,6 +609,9 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     probes = resolve_side(args, "probes").manifest()
     gallery = resolve_side(args, "gallery").manifest()
     declared = load_declared(args.declare_true, probes, gallery) if args.declare_true else {}
+    if args.mates_by_subject:
+        for p, mates in mates_by_subject(probes, gallery).items():
+            declared.setdefault(p, set()).update(mates)
     p_desc = _descriptors(probes, args)
     g_desc = _descriptors(gallery, args)
     sim = _matcher(args).similarity
@@ -647,6 +695,21 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
                 "matches": rows,
             }
         )
+    ident = None
+    if declared:
+        keys = np.array([group_key(s, args.group_by) for s in probes.samples], dtype=np.str_)
+        ident = identification(
+            result,
+            ok,
+            keys,
+            list(zip(thresholds, limits, strict=True)),
+            sim.similarity_pct,
+            fpirs=args.fpir or DEFAULT_FPIRS,
+            rank=args.rank,
+            n_boot=args.n_boot,
+            seed=args.seed,
+        )
+        lines += render_identification(ident)
     print("\n".join(lines), file=out)
     _write_reports(
         args,
@@ -659,6 +722,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
                 for p, gs in sorted(declared.items())
             },
             "thresholds": per_threshold,
+            "identification": ident,
         },
     )
     return EXIT_OK
@@ -675,33 +739,6 @@ def _sweep_points(args: argparse.Namespace) -> list[float]:
         raise UsageError(f"{count} thresholds; at most {MAX_SWEEP_POINTS} (raise --step)")
     points = [round(lo + i * step, 9) for i in range(count)]
     return points if points[-1] >= hi else [*points, hi]
-
-
-def _pairs(
-    args: argparse.Namespace, source: DataSource, *, mated: bool
-) -> tuple[Manifest, list[Pair], dict[str, int]]:
-    """The pairs an action scores, and their counts by origin.
-
-    ``lfw``: View 2's 6,000 pairs when ``mated`` (verification, sweep), plus seeded impostor
-    pairs within each group; a manifest CSV: every same-subject pair within a group when
-    ``mated`` (a seeded sample of ``--pairs-per-group`` in a larger group) plus seeded impostor
-    pairs within each group; other built-in sets (no identities): impostor pairs only.
-    """
-    manifest, protocol = source.with_protocol()
-    if not mated:
-        protocol = []
-    within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    impostors = [p for group in within.values() for p in group]
-    if protocol:
-        counts = {"lfw_view2": len(protocol), "extra_impostors": len(impostors)}
-        return manifest, protocol + impostors, counts
-    same: list[Pair] = []
-    if mated and source.is_csv:
-        same = mated_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    counts = {"mated": len(same), "within_group": len(impostors)}
-    if not mated:
-        counts = {"within_group": len(impostors)}
-    return manifest, same + impostors, counts
 
 
 def _sweep_lines(report: dict[str, Any]) -> list[str]:
@@ -754,8 +791,12 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     if not 0.0 < args.alpha < 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
     points = _sweep_points(args)
-    manifest, pairs, counts = _pairs(args, resolve_single(args, ("lfw", "fairface")), mated=True)
-    descriptors = _descriptors(manifest, args)
+    source = resolve_single(args, ("lfw", "fairface"))
+    # ranked at both ends of the sweep
+    ends = [points[0], points[-1]]
+    chosen = _choose(args, source, mated=True, kinds=("fmr", "fnmr"), thresholds=ends)
+    manifest, descriptors, pairs = chosen.manifest, chosen.descriptors, chosen.pairs
+    counts = chosen.counts
     scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     unscored = scored.unscored_counts()
     report: dict[str, Any] = _start("sweep", args, descriptors.model_version) | {
@@ -763,6 +804,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
         "group_by": list(args.group_by),
         "descriptors": descriptors.summary(),
         "pairs": {"total": len(pairs), **counts},
+        "sampling": chosen.sampling.json(),
         "unscored_pairs": unscored,
     }
     report |= sweep_json(
@@ -775,6 +817,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     )
     lines = _header(args, [(manifest, descriptors)], [points[0], points[-1]])
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in counts.items())})"]
+    lines.append(chosen.sampling.line())
     lines += _unscored_lines(unscored)
     lines += _sweep_lines(report)
     print("\n".join(lines), file=out)
