@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate the measured tables of docs/bias.md (and docs/calibration.md's lineup) from the
-commands that measure them.
+"""Regenerate the measured tables of docs/bias.md (and docs/calibration.md's lineup,
+docs/normalisation.md's targets) from the commands that measure them.
 
     PYTHONPATH=src python tools/bias_doc.py run [NAME...]  # run the commands, store JSON, render
     PYTHONPATH=src python tools/bias_doc.py render         # rewrite the tables from stored JSON
@@ -41,6 +41,7 @@ DOCS: dict[Path, tuple[str, ...]] = {
         "identification", "normalisation", "classifier",
     ),
     Path("docs/calibration.md"): ("lineup_raw",),
+    Path("docs/normalisation.md"): ("normalisation_targets",),
 }  # fmt: skip
 """Each generated document -> the tables it must contain (:data:`doc_tables.TABLES`)."""
 DATA = Path("../shared/data")

@@ -8,6 +8,7 @@ the documents against the stored reports, and the reports against the commands.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import shlex
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from facegate.bias.doc_tables import TABLES, drift, regions, rewrite
+from facegate.bias.doc_tables import TABLES, drift, normalisation_targets, regions, rewrite
 
 ROOT = Path(__file__).resolve().parents[2]
 BIAS_MD = ROOT / "docs" / "bias.md"
@@ -110,3 +111,17 @@ def test_the_classifier_table_has_every_group_of_its_report(
             rate = f"{100 * g['error_rate']:.1f}%"
             assert f"| {g['group']} |" in body
             assert f"| {g['errors']:,} | {rate} (" in body
+
+
+def test_normalisation_targets_are_judged_on_the_report(
+    reports: dict[str, dict[str, object]],
+) -> None:
+    report: dict[str, Any] = copy.deepcopy(reports["normalisation"])
+    body = normalisation_targets({"normalisation": report})
+    assert "**not met**" not in body  # the shipped matcher meets every target on this data
+    norm = report["scorers"]["normalised"]
+    norm["equal_fnmr"]["max_geomean"] = 3.2
+    norm["lfw_accuracy"]["mean"] = report["scorers"]["raw"]["lfw_accuracy"]["mean"] - 0.004
+    body = normalisation_targets({"normalisation": report})
+    assert "at most 3: **not met**" in body
+    assert "within 0.3 points: -0.40, **not met**" in body

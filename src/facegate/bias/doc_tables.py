@@ -323,6 +323,70 @@ def classifier(reports: Reports, name: str = "classifier_gender") -> str:
     return "\n".join(lines)
 
 
+def normalisation_targets(reports: Reports, name: str = "normalisation") -> str:
+    """docs/normalisation.md's acceptance targets, judged on the comparison's report: the worst
+    group's FMR at equal FNMR at least 10x lower, FMR Max/GeoMean at most 3, LFW accuracy
+    within 0.3 points, and at most 1% of lineup probes with a false candidate at the
+    size-aware threshold."""
+    r = reports[name]
+    raw, norm = r["scorers"]["raw"], r["scorers"]["normalised"]
+
+    def worst(s: Mapping[str, Any]) -> tuple[str, float]:
+        e = s["equal_fnmr"]
+        return e["worst_group"], e["groups"][e["worst_group"]]["rate"]
+
+    (wr, fr), (wn, fn) = worst(raw), worst(norm)
+    factor = fr / fn if fn else float("inf")
+    gm_raw, gm_norm = raw["equal_fnmr"]["max_geomean"], norm["equal_fnmr"]["max_geomean"]
+    acc_raw, acc_norm = raw["lfw_accuracy"]["mean"], norm["lfw_accuracy"]["mean"]
+    points = 100 * (acc_norm - acc_raw)
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    groups = len(norm["equal_fnmr"]["groups"])
+    faces = _count(r["held_out_faces"])
+    lines = [
+        "| measure | raw distance | normalised score | target |",
+        "|---|---|---|---|",
+        f"| threshold at {r['data']['mated']} FNMR {r['fnmr_target']:.0%} | "
+        f"{raw['equal_fnmr']['threshold_score']:.4f} | "
+        f"{norm['equal_fnmr']['threshold_score']:.4f} | - |",
+        f"| worst group's FMR ({r['grouping']}, {r['data']['impostors']}, {faces} faces) | "
+        f"{wr} {_pct(fr)} | {wn} {_pct(fn)} | at least 10x lower: {factor:.1f}x, "
+        f"{met(factor >= 10)} |",
+        f"| FMR Max/GeoMean ({groups} groups) | {_num(gm_raw)} | {_num(gm_norm)} | at most 3: "
+        f"{met(gm_norm is not None and gm_norm <= 3)} |",
+        f"| {r['data']['mated']} 10-fold accuracy | {_pct(acc_raw)} | {_pct(acc_norm)} | "
+        f"within 0.3 points: {points:+.2f}, {met(points >= -0.3)} |",
+    ]
+    for i, row in enumerate(raw["lineup"]["rows"]):
+        cells = []
+        for s in (raw, norm):
+            x = s["lineup"]["rows"][i]
+            hit = x["probes_with_false_candidate"]
+            sim = "-" if x["similarity_pct"] is None else f"{x['similarity_pct']:.4g}"
+            cells.append(
+                f"S {sim}: {hit['errors']}/{hit['total']} ({_pct(hit['rate'])}); "
+                f"LFW FNMR {_pct(x['lfw_fnmr'], 1)}"
+            )
+        size_aware = str(row["threshold"]).startswith("size-aware")
+        share = norm["lineup"]["rows"][i]["probes_with_false_candidate"]["rate"]
+        target = f"at most 1% of probes: {met(share <= 0.01)}" if size_aware else "-"
+        lines.append(
+            f"| lineup at {row['threshold']}: probes with a false candidate | "
+            + " | ".join(cells)
+            + f" | {target} |"
+        )
+    lineup = norm["lineup"]
+    lines += [
+        "",
+        f"Lineup: {lineup['probes']} {r['data']['probes']} probes against "
+        f"{_count(lineup['gallery'])} {r['data']['impostors']} faces (nobody in common).",
+    ]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[Reports], str]] = {
     "verification": verification,
     "impostors": impostors,
@@ -334,6 +398,7 @@ TABLES: dict[str, Callable[[Reports], str]] = {
     "normalisation": normalisation,
     "classifier": classifier,
     "lineup_raw": lineup_raw,
+    "normalisation_targets": normalisation_targets,
 }
 
 
