@@ -116,6 +116,10 @@ def _trim(path: Path) -> None:
 
 
 def run(names: list[str]) -> None:
+    """Run the named commands (all of :data:`RUNS` when none is named) and store their JSON."""
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise SystemExit(f"unknown run {', '.join(unknown)}; known: {', '.join(RUNS)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     lfw_manifests()
     for name in names or list(RUNS):
