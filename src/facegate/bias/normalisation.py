@@ -202,9 +202,11 @@ def render(doc: Mapping[str, Any]) -> list[str]:
     names = list(doc["scorers"])
     cols = " | ".join(names)
     first = doc["scorers"][names[0]]["equal_fnmr"]["groups"]
+    data = {"mated": "LFW", "impostors": "FairFace held-out half", "probes": "Congress portraits"}
+    data |= doc.get("data") or {}
     lines = [
-        f"## FMR per {doc['grouping']} group at LFW FNMR {doc['fnmr_target']:.0%} "
-        f"(FairFace held-out half, {doc['held_out_faces']} faces)",
+        f"## FMR per {doc['grouping']} group at {data['mated']} FNMR {doc['fnmr_target']:.0%} "
+        f"({data['impostors']}, {doc['held_out_faces']} faces)",
         "",
         f"| group | {cols} |",
         "|---|" + "---|" * len(names),
@@ -248,8 +250,8 @@ def render(doc: Mapping[str, Any]) -> list[str]:
     first_lineup = doc["scorers"][names[0]]["lineup"]
     lines += [
         "",
-        f"## Lineup: {first_lineup['probes']} Congress portraits against "
-        f"{first_lineup['gallery']} FairFace faces (every candidate is false)",
+        f"## Lineup: {first_lineup['probes']} {data['probes']} against "
+        f"{first_lineup['gallery']} {data['impostors']} faces (every candidate is false)",
         "",
         "| threshold | "
         + " | ".join(f"{n}: probes with a candidate; LFW FNMR" for n in names)

@@ -30,16 +30,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
-from facegate.bias.calibration import DEFAULT_CAP, split_source
-from facegate.bias.calibration_run import calibrate, calibration_source, render
-from facegate.bias.datasets import DatasetError, Manifest, load_congress, load_fairface, load_lfw
-from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.calibration import DEFAULT_CAP
+from facegate.bias.calibration_run import calibrate, render
+from facegate.bias.datasets import DatasetError, Manifest, load_fairface, load_lfw
+from facegate.bias.descriptors import DescriptorCache, DescriptorSet, compute_descriptors
 from facegate.bias.fusion_fit import fit_fusion
-from facegate.bias.normalisation import LfwPairs, compare
+from facegate.bias.normalisation import compare
 from facegate.bias.normalisation import render as render_comparison
 from facegate.bias.report_html import render_html
+from facegate.cli.bias_data import DATA_ROOT, add_data_root, add_dataset
+from facegate.cli.bias_normalisation import comparison_inputs, normalisation_command
 from facegate.engine.core import EngineConfig
 from facegate.engine.descriptors import FUSED, DescriptorModel, DescriptorRegistry
 from facegate.engine.human_models import default_models_dir
@@ -52,7 +52,9 @@ EXIT_OK, EXIT_BAD_INPUT = 0, 3
 def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``calibrate`` to the ``bias`` subcommands."""
     p = bias_sub.add_parser("calibrate", help="fit the distance -> Similarity mapping on data")
-    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
+    p.add_argument(
+        "--data-root", "--data", dest="data", type=Path, default=DATA_ROOT, help="data root folder"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the calibration document here")
     p.add_argument(
         "--cap",
@@ -86,7 +88,19 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q = bias_sub.add_parser(
         "normalisation", help="raw distance vs cohort-normalised score, side by side"
     )
-    q.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
+    add_data_root(q)
+    q.add_argument(  # deprecated spelling of --data-root
+        "--data", type=Path, dest="data_root", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    add_dataset(q, "--mated", "lfw", "mated pairs that set the equal-FNMR threshold")
+    add_dataset(q, "--impostors", "fairface", "grouped faces whose within-group FMR is compared")
+    add_dataset(q, "--probes", "congress", "lineup probes, nobody in --impostors")
+    q.add_argument(
+        "--group-by",
+        default="race,gender",
+        metavar="ATTRS",
+        help="comma-separated attributes of --impostors, intersectional (default: race,gender)",
+    )
     q.add_argument("--json", type=Path, default=None, help="write the comparison here")
     q.add_argument("--html", type=Path, default=None, help="write a self-contained HTML page")
     q.add_argument(
@@ -94,6 +108,9 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     q.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     q.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
+    q.add_argument(
+        "--mmod-fallback", action="store_true", help="MMOD where the chain finds no face (slow)"
+    )
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     q.set_defaults(func=cmd_normalisation, parser=q, bias_command="normalisation")
 
@@ -113,12 +130,20 @@ def _descriptors(
             cache=cache,
             config=config,
             workers=args.workers,
-            mmod_fallback=not getattr(args, "no_mmod_fallback", False),
+            mmod_fallback=_fallback(args),
             progress=not args.no_progress,
             **extra,
         )
         for m in manifests
     ]
+
+
+def _fallback(args: argparse.Namespace) -> bool:
+    """MMOD where the chain finds no face: ``calibrate`` unless ``--no-mmod-fallback`` (the
+    shipped calibrations were fitted so); ``normalisation`` only with ``--mmod-fallback``."""
+    if hasattr(args, "mmod_fallback"):
+        return bool(args.mmod_fallback)
+    return not getattr(args, "no_mmod_fallback", False)
 
 
 def _registry(args: argparse.Namespace) -> DescriptorRegistry:
@@ -135,32 +160,22 @@ def env_models_dir() -> Path:
 def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
     """Compare the shipped raw and normalised matchers (:mod:`facegate.bias.normalisation`)."""
     try:
-        lfw, pairs = load_lfw(args.data / "lfw")
-        fairface = load_fairface(args.data / "fairface_val")
-        congress = load_congress(args.data / "congress_2015")
-        lfw_d, ff_d, congress_d = _descriptors(args, [lfw, fairface, congress])
-        view2 = LfwPairs(
-            lfw_d.vectors.astype(np.float64),
-            np.array([p.left for p in pairs]),
-            np.array([p.right for p in pairs]),
-            np.array([p.mated for p in pairs]),
-            np.array([-1 if p.fold is None else p.fold for p in pairs]),
-        )
-        _, held = split_source(calibration_source(fairface, ff_d))
-        probes = congress_d.vectors[list(congress_d.indices(FACE))].astype(np.float64)
+        inputs = comparison_inputs(args, lambda ms: _descriptors(args, ms))
         doc = compare(
             {"raw": raw_matcher(), "normalised": default_matcher()},
-            view2,
-            held,
-            probes,
+            inputs.mated,
+            inputs.held,
+            inputs.probes,
+            grouping=inputs.grouping,
             bound=args.bound,
         )
     except (DatasetError, OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    doc["command"] = f"facegate bias normalisation --data {args.data} --bound {args.bound:g}"
+    doc["data"] = inputs.names
+    doc["command"] = normalisation_command(args)
     doc["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    doc["model_version"] = lfw_d.model_version
+    doc["model_version"] = inputs.model_version
     print("\n".join(render_comparison(doc)), file=out)
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
