@@ -132,6 +132,12 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
         response.headers["x-facegate-expected-false-candidates"] = (
             f"{outcome.expected_false_candidates:.6g}"
         )
+    if outcome.threshold_raised_to is not None:
+        response.headers["x-facegate-threshold-raised-to"] = f"{outcome.threshold_raised_to:.6g}"
+        if outcome.threshold_requested_pct is not None:
+            response.headers["x-facegate-threshold-requested"] = (
+                f"{outcome.threshold_requested_pct:.6g}"
+            )
     if outcome.review_id is not None:
         response.headers["x-facegate-review-id"] = outcome.review_id
         response.headers["x-facegate-review-status"] = outcome.review_status or PENDING
@@ -292,6 +298,8 @@ async def _work(
         ),
     )
     outcome.expected_false_candidates = applied.expected_false_candidates
+    outcome.threshold_raised_to = applied.threshold_raised_to
+    outcome.threshold_requested_pct = applied.threshold_requested_pct
     outcome.attributes_dropped = applied.attributes_dropped
     retain_until = (
         now + obligations.retention_days * 86400.0

@@ -112,6 +112,9 @@ class Outcome:
     result: ResultSummary | None = None
     collection_faces: int | None = None
     expected_false_candidates: float | None = None
+    # a threshold raised by an obligation: the threshold used and the one the request asked for
+    threshold_raised_to: float | None = None
+    threshold_requested_pct: float | None = None
     client_address: str = ""
     # DetectFaces / IndexFaces: the facial attributes asked for and those dropped by policy
     attributes_requested: frozenset[str] = frozenset()
@@ -188,6 +191,8 @@ def request_record(outcome: Outcome) -> RequestRecord:
         result=replace(
             outcome.result or ResultSummary(),
             expected_false_candidates=outcome.expected_false_candidates,
+            threshold_raised_to=outcome.threshold_raised_to,
+            threshold_requested_pct=outcome.threshold_requested_pct,
             face_model_version=outcome.face_model_version or "",
             similarity_version=outcome.similarity_version,
         ),

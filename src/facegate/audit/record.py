@@ -62,6 +62,10 @@ class ResultSummary:
     held_for_review: bool = False
     # 1:N searches: the collection's size x the per-pair false match rate at the threshold used
     expected_false_candidates: float | None = None
+    # a threshold an obligation raised (e.g. the bound on expected false candidates): the
+    # threshold used, and the one the request asked for (its parameter or the default)
+    threshold_raised_to: float | None = None
+    threshold_requested_pct: float | None = None
     # DetectFaces / IndexFaces: the facial attributes the answer carries for at least one face
     # (names such as "SMILE", never their values)
     attributes_inferred: tuple[str, ...] = ()
