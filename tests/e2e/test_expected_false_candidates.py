@@ -30,6 +30,11 @@ def test_search_reports_expected_false_candidates(
         assert expected == pytest.approx(faces * per_pair)
         record = audit_record(server, headers["x-facegate-decision-id"])
         assert record["result"]["expected_false_candidates"] == pytest.approx(faces * per_pair)
+        # too few faces for the probe's own tail: the calibrated rate alone, marked so
+        assert headers["x-facegate-false-candidate-estimate"] == "calibrated"
+        assert "x-facegate-expected-false-candidates-tail" not in headers
+        assert record["result"]["false_candidate_estimate"] == "calibrated"
+        assert record["result"]["expected_false_candidates_tail"] is None
     detect = rek.detect_faces(Image=image("obama.jpg"))
     assert "x-facegate-expected-false-candidates" not in detect["ResponseMetadata"]["HTTPHeaders"]
     rek.delete_collection(CollectionId="efc")
