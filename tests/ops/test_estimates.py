@@ -24,6 +24,7 @@ class IndexStore:
     """The store calls a search makes, over a real :class:`ExactIndex`."""
 
     def __init__(self, vectors: np.ndarray) -> None:
+        self.passes = 0
         self.index = ExactIndex()
         self.ids = [f"f{i}" for i in range(len(vectors))]
         self.index.add(self.ids, vectors.astype(np.float32))
@@ -32,6 +33,7 @@ class IndexStore:
         return len(self.index)
 
     def nearest(self, collection: CollectionRecord, query: Any, k: int, bound: float) -> Any:
+        self.passes += 1
         return self.index.search(np.asarray(query, dtype=np.float32), k, bound)
 
     def indexed_vectors(self, collection: CollectionRecord, ids: list[str]) -> Any:
@@ -54,11 +56,15 @@ def _gallery(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _search(
-    faces: np.ndarray, probe: np.ndarray, threshold: float, estimate: FalseCandidates | None
+    faces: np.ndarray,
+    probe: np.ndarray,
+    threshold: float,
+    estimate: FalseCandidates | None,
+    store: IndexStore | None = None,
 ) -> list[tuple[FaceRecord, float]]:
     matcher: Matcher = raw_matcher()
     deps = OpDeps(
-        store=cast(Any, IndexStore(faces)),
+        store=cast(Any, store or IndexStore(faces)),
         matcher=matcher,
         region="r",
         account_id="a",
@@ -107,3 +113,14 @@ def test_a_small_collection_is_not_fitted() -> None:
     assert estimate.tail_expected is None
     assert estimate.raised_to_pct is None
     assert len(hits) == len(_search(faces, probe, 70.0, None))
+
+
+def test_a_search_within_the_tail_reads_the_index_once_with_the_same_answer() -> None:
+    probe, faces = _gallery(3_000)
+    plain_store, tail_store = IndexStore(faces), IndexStore(faces)
+    plain = _search(faces, probe, 99.5, None, plain_store)
+    with_tail = _search(faces, probe, 99.5, FalseCandidates(bound=None), tail_store)
+    assert plain  # a few faces within the bound, fewer than the tail's 101
+    assert [(r.face_id, s) for r, s in with_tail] == [(r.face_id, s) for r, s in plain]
+    assert plain_store.passes == 1
+    assert tail_store.passes == 1  # the tail's nearest faces served the search

@@ -16,8 +16,10 @@ The search's own estimate of its false candidates (:mod:`facegate.ops.estimates`
 request carries a :class:`~facegate.ops.estimates.FalseCandidates` and the collection holds at
 least :data:`~facegate.engine.tail.MIN_TAIL_FACES` faces, the probe's
 :data:`~facegate.engine.tail.TAIL_SIZE` + 1 nearest faces are read once more from the index (one
-more pass over the collection's vectors, bench/tail_cost.py), scored, and their tail fitted; with
-a bound, the threshold rises to where the fit expects at most that many false candidates.
+more pass over the collection's vectors, unless they reach past the search's distance bound in
+an exact index: then the search takes its hits from them and needs no pass of its own,
+bench/tail_cost.py), scored, and their tail fitted; with a bound, the threshold rises to where
+the fit expects at most that many false candidates.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
 from facegate.store.records import CollectionRecord, FaceRecord
 from facegate.store.store import FaceStore
+from facegate.store.vectors import Hit
 
 DEFAULT_FACE_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
 DEFAULT_MAX_FACES = 4096  # the API's maximum: the threshold, not a count, limits results
@@ -79,13 +82,14 @@ def _tail_threshold(
     probe_stat: float,
     threshold_pct: float,
     estimate: FalseCandidates,
-) -> float:
+) -> tuple[float, list[Hit]]:
     """The threshold after the probe's own tail (:mod:`facegate.ops.estimates`): raised where
-    the estimate's bound needs it; the fit's expectation recorded. Unchanged, and nothing
-    recorded, for a collection too small to fit."""
+    the estimate's bound needs it; the fit's expectation recorded; and the probe's nearest
+    faces it read (the search reuses them when they reach past its distance bound). Unchanged,
+    and nothing recorded or read, for a collection too small to fit."""
     faces = store.indexed_count(collection)
     if faces < MIN_TAIL_FACES:
-        return threshold_pct
+        return threshold_pct, []
     weighted = {} if matcher.weights is None else {"weights": matcher.weights}
     sample = store.nearest(collection, probe, TAIL_SIZE + 1, math.inf, **weighted)
     present, vectors = store.indexed_vectors(collection, [h.face_id for h in sample])
@@ -94,7 +98,7 @@ def _tail_threshold(
     stats = matcher.stats(vectors) if matcher.normalised else np.zeros(len(distances))
     fit = fit_tail(matcher.scorer.scores(distances, probe_stat, stats), faces)
     if fit is None:  # faces deleted meanwhile: too few left to fit
-        return threshold_pct
+        return threshold_pct, sample
     similarity = matcher.similarity
     raised = None
     if estimate.bound is not None:
@@ -104,7 +108,7 @@ def _tail_threshold(
             raised = threshold_pct = wanted
     used = 0.0 if threshold_pct >= 100.0 else similarity.distance_for(threshold_pct)
     estimate.note(faces, fit.expected_at(used), raised)
-    return threshold_pct
+    return threshold_pct, sample
 
 
 def _scored(
@@ -117,14 +121,24 @@ def _scored(
     estimate: FalseCandidates | None = None,
 ) -> list[tuple[FaceRecord, float]]:
     probe_stat = float(matcher.stats(probe)[0])
+    sample: list[Hit] = []
     if estimate is not None:
-        threshold_pct = _tail_threshold(
+        threshold_pct, sample = _tail_threshold(
             store, matcher, collection, probe, probe_stat, threshold_pct, estimate
         )
     bound = matcher.distance_bound(threshold_pct, probe_stat)
     # the parts of a fused model's space are weighted as its calibration says
     weighted = {} if matcher.weights is None else {"weights": matcher.weights}
-    hits = store.nearest(collection, probe, k, bound, **weighted)
+    if (
+        collection.index_kind == "exact"
+        and len(sample) == TAIL_SIZE + 1
+        and sample[-1].distance > bound
+    ):
+        # the tail's nearest faces reach past the bound: every face within it is among them
+        # (exact index only: an approximate one explores more for a larger k)
+        hits = [h for h in sample if h.distance <= bound][:k]
+    else:
+        hits = store.nearest(collection, probe, k, bound, **weighted)
     if not hits:
         return []
     if matcher.normalised and len(hits) >= k:
