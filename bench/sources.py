@@ -22,8 +22,8 @@ from facegate.bias.descriptors import (
     DescriptorSet,
     _assemble,
     compute_descriptors,
-    file_sha256,
 )
+from facegate.engine.models import file_sha256
 
 DATA = ROOT.parent / "shared" / "data"
 MODEL = "dlib-resnet-v1"

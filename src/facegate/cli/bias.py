@@ -69,6 +69,7 @@ from facegate.bias.verification import (
 )
 from facegate.cli.bias_calibrate import register as register_calibrate
 from facegate.cli.bias_classifier import register as register_classifier
+from facegate.cli.bias_holdout import register as register_holdout
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
 EXIT_OK = 0
@@ -241,6 +242,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     register_calibrate(actions)
     register_classifier(actions)
+    register_holdout(actions)
 
 
 def command_line(args: argparse.Namespace) -> str:
