@@ -34,7 +34,11 @@ from facegate.admin.views import iso
 from facegate.engine.attributes.registry import ESTIMATORS, catalogue
 from facegate.engine.human_catalogue import model_spec
 from facegate.engine.matching import Matcher
-from facegate.engine.similarity import CalibratedSimilarity, calibration_document
+from facegate.engine.similarity import (
+    CalibratedSimilarity,
+    calibration_document,
+    holdout_summary,
+)
 from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.services import Services
 
@@ -73,6 +77,12 @@ def _calibration(services: Services, matcher: Matcher | None = None) -> dict[str
         )
         if doc.get("cohort_fit"):
             out["score"]["cohort"] = doc["cohort_fit"]
+        held_out = holdout_summary(
+            similarity.model_version, similarity.variant, similarity.directory
+        )
+        # published only for the mapping it checked: a recalibration makes it stale
+        if held_out is not None and held_out.get("similarity_version") == similarity_version:
+            out["held_out"] = held_out
     return out
 
 
@@ -303,6 +313,59 @@ def _model_section(model: Mapping[str, Any]) -> list[str]:
                     ]
                 )
                 parts.append(_table(f"{d}: {kind.upper()} by {grouping}", head, group_rows))
+    if model.get("held_out"):
+        parts += _held_out_section(model["held_out"])
+    return parts
+
+
+def _held_out_section(held: Mapping[str, Any]) -> list[str]:
+    """The leave-one-population-out check of this mapping (facegate.bias.holdout.summary)."""
+    limit = held["ratio_limit"]
+
+    def rows(worst: Mapping[str, Any]) -> list[list[str]]:
+        return [
+            [
+                _e(level),
+                _e(f"{w['ratio']:.2f}x [{w['ci95_ratio'][0]:.2f}, {w['ci95_ratio'][1]:.2f}]"),
+                _e(f"{w['population']} ({w['pairs']:,} pairs)"),
+                "yes" if w["within_limit"] else "<strong>no</strong>",
+            ]
+            for level, w in worst.items()
+        ]
+
+    head = ["Similarity", "worst measured / promised FMR", "population", f"within {limit:g}x"]
+    kept = all(w["within_limit"] for w in held["worst_held_out"].values())
+    parts = [
+        "<h3>Checked where it was not fitted</h3>",
+        f"<p>The mapping's method was refitted with each of {len(held['populations'])}"
+        " populations (data sets and race x gender groups) left out in turn, and the false"
+        " match rate measured on the population left out"
+        f" (<code>{_e(held['command'])}</code>, {_e(held['checked'])}). The worst ratio of"
+        " measured to promised rate at each Similarity, with its 95% Wilson interval:</p>",
+        _table("Leave one population out", head, rows(held["worst_held_out"])),
+    ]
+    if not kept:
+        parts.append(
+            "<p><strong>The promise is not kept within"
+            f" {limit:g}x for every population</strong>: for people unlike the data it was"
+            " fitted on, expect up to the worst ratio above times the promised false match"
+            " rate. A 1:N search also estimates its false candidates from the collection's"
+            " own scores.</p>"
+        )
+    remedy = held.get("worst_population_fit") or {}
+    fnmr, pooled = remedy.get("lfw_fnmr"), remedy.get("pooled_lfw_fnmr")
+    if fnmr and pooled and remedy.get("worst_held_out"):
+        cost = ", ".join(
+            f"Similarity {level}: {pooled[level]:.1%} -> {fnmr[level]:.1%}" for level in fnmr
+        )
+        parts.append(
+            "<p>A mapping fitted to the worst population instead (not shipped) gives"
+            " worst ratios "
+            + _e(", ".join(f"{w['ratio']:.2f}x" for w in remedy["worst_held_out"].values()))
+            + ", at this cost in false non-matches on LFW's"
+            f" {remedy['lfw_mated_pairs']:,} mated pairs (pooled fit -> worst-population fit):"
+            f" {_e(cost)}.</p>"
+        )
     return parts
 
 

@@ -37,6 +37,7 @@ from facegate.bias.holdout import (
     leave_one_out,
     measure,
     render,
+    summary,
     worst_ratios,
 )
 from facegate.engine.matching import RawScorer, default_matcher
@@ -142,6 +143,17 @@ def test_the_document_and_its_text() -> None:
         assert f"\n{name} fit\n" in text
     assert f"S80 {crowded['ratio']:.2f}x (fairface crowded)" in text
     assert "within 2x: S80 no" in text
+    published = summary(doc, "test-model", "2026-12-07")
+    worst80 = published["worst_held_out"]["80"]
+    assert worst80["population"] == "fairface crowded"
+    assert worst80["ratio"] == pytest.approx(crowded["ratio"])
+    assert worst80["within_limit"] is False
+    lo, hi = worst80["ci95_ratio"]
+    assert lo <= worst80["ratio"] <= hi
+    assert published["similarity_version"] == "test-shipped"
+    assert published["worst_population_fit"]["shipped"] is False
+    with pytest.raises(ValueError, match="no pooled"):
+        summary({**doc, "left_out": {}}, "test-model", "2026-12-07")
 
 
 def test_too_few_pairs_are_not_judged() -> None:

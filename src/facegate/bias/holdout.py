@@ -324,3 +324,53 @@ def render(doc: Mapping[str, Any]) -> list[str]:
     for name, cells in doc["lfw_fnmr"].items():
         lines.append(f"  {name:<15} " + "  ".join(f"S{k} {v:.2%}" for k, v in cells.items()))
     return lines
+
+
+SUMMARY_KIND = "facegate.holdout-summary/1"
+
+
+def summary(doc: Mapping[str, Any], model_version: str, checked: str) -> dict[str, Any]:
+    """What the transparency page publishes beside the shipped calibration
+    (:func:`facegate.engine.similarity.holdout_summary`): for the shipped method (the pooled
+    fit) the worst held-out ratio at each level, its population, pairs, Wilson 95% interval (in
+    ratio units) and whether it is within the limit; and the worst-population fit's (resolved)
+    worst ratios and LFW FNMR beside the pooled fit's. ``checked``: the date of the run.
+
+    Raises ``ValueError`` for a document without the pooled rows."""
+    rows = doc["left_out"].get("pooled")
+    if not rows:
+        raise ValueError("the document has no pooled fit rows")
+
+    def worst(fit_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for level, w in worst_ratios(fit_rows).items():
+            row = next(r for r in fit_rows if r["population"] == w["population"])
+            cell = row[level]
+            out[level] = {
+                "ratio": cell["ratio"],
+                "ci95_ratio": [x / cell["promised"] for x in cell["ci95"]],
+                "population": row["population"],
+                "pairs": row["pairs"],
+                "within_limit": cell["ratio"] <= doc["ratio_limit"],
+            }
+        return out
+
+    return {
+        "kind": SUMMARY_KIND,
+        "model_version": model_version,
+        "similarity_version": doc["shipped"],
+        "scorer": doc["scorer"],
+        "checked": checked,
+        "command": "facegate bias holdout",
+        "populations": [r["population"] for r in rows],
+        "min_pairs": doc["min_pairs"],
+        "ratio_limit": doc["ratio_limit"],
+        "worst_held_out": worst(rows),
+        "worst_population_fit": {
+            "worst_held_out": worst(doc["left_out"]["worst_resolved"]),
+            "lfw_fnmr": doc["lfw_fnmr"].get("worst_resolved"),
+            "pooled_lfw_fnmr": doc["lfw_fnmr"].get("pooled"),
+            "lfw_mated_pairs": doc["lfw_mated_pairs"],
+            "shipped": False,
+        },
+    }

@@ -6,13 +6,15 @@ cohort), and leaves each population out of the fit in turn: each data set, and e
 FairFace's race x gender groups (:mod:`facegate.bias.holdout`). Prints measured / promised FMR
 at Similarity 80, 90 and 99 with Wilson 95% intervals, for the pooled fit (the shipped method)
 and the two worst-population fits, the worst ratios and whether they are within 2x, and what
-each fit costs on LFW's mated pairs; ``--json FILE`` writes the document. Bad options and
-missing data exit 3.
+each fit costs on LFW's mated pairs; ``--json FILE`` writes the document, ``--summary FILE``
+the part the transparency page publishes (:func:`facegate.bias.holdout.summary`). Bad options
+and missing data exit 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ from facegate.bias.calibration import DEFAULT_CAP, ZERO_DISTANCE
 from facegate.bias.calibration_run import calibration_source
 from facegate.bias.datasets import DatasetError, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import DescriptorCache, compute_descriptors
-from facegate.bias.holdout import holdout_document, render
+from facegate.bias.holdout import holdout_document, render, summary
 from facegate.engine.matching import default_matcher
 from facegate.engine.similarity import PiecewiseSimilarity
 
@@ -36,6 +38,13 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
     p.add_argument("--json", type=Path, default=None, help="write the document here")
+    p.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="write the transparency page's summary here (engine/calibration/"
+        "<model>.<variant>.holdout.json beside the shipped calibration)",
+    )
     p.add_argument("--cap", type=float, default=DEFAULT_CAP, help="largest impostor score kept")
     p.add_argument("--min-pairs", type=int, default=1000, help="fewest pairs to judge a group")
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
@@ -90,4 +99,9 @@ def cmd_holdout(args: argparse.Namespace, out: TextIO) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=out)
+    if args.summary is not None:
+        checked = datetime.datetime.now(datetime.UTC).date().isoformat()
+        text = json.dumps(summary(doc, matcher.model_version, checked), indent=1)
+        args.summary.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.summary}", file=out)
     return EXIT_OK
