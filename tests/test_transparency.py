@@ -91,6 +91,65 @@ def test_calibrated_table_and_group_rows() -> None:
     assert "not calibrated" not in page
 
 
+def _held_out(ratio80: float) -> dict[str, Any]:
+    def worst(ratio: float, population: str) -> dict[str, Any]:
+        return {
+            "ratio": ratio,
+            "ci95_ratio": [ratio * 0.9, ratio * 1.1],
+            "population": population,
+            "pairs": 60031,
+            "within_limit": ratio <= 2.0,
+        }
+
+    return {
+        "similarity_version": "m.fmr-1",
+        "checked": "2026-12-07",
+        "command": "facegate bias holdout",
+        "populations": ["a", "b", "<c>"],
+        "ratio_limit": 2.0,
+        "worst_held_out": {"80": worst(ratio80, "<c>"), "99": worst(1.5, "a")},
+        "worst_population_fit": {
+            "worst_held_out": {"80": worst(1.1, "a"), "99": worst(1.2, "a")},
+            "lfw_fnmr": {"80": 0.065, "99": 0.81},
+            "pooled_lfw_fnmr": {"80": 0.03, "99": 0.241},
+            "lfw_mated_pairs": 8101,
+            "shipped": False,
+        },
+    }
+
+
+def test_held_out_check_is_published_with_its_verdict() -> None:
+    model = {
+        "model_version": "m",
+        "similarity_version": "m.fmr-1",
+        "calibrated": True,
+        "scale": {"formula": "f", "weighting": "equal"},
+        "fitted": {"command": "facegate bias calibrate", "date": "2026-11-23"},
+        "table": [],
+    }
+    assert "Checked where it was not fitted" not in render_html(_doc(model))
+    model["table"] = [
+        {
+            "similarity_pct": 99.0,
+            "distance": 0.39,
+            "target_fmr": 1e-4,
+            "pooled_fmr": 9e-5,
+            "datasets": {"ff": {"fmr": _rate(1.7e-4), "fnmr": None, "groups": {}}},
+        }
+    ]
+    broken = render_html(_doc({**model, "held_out": _held_out(4.46)}))
+    assert "Checked where it was not fitted" in broken
+    assert "each of 3 populations" in broken
+    assert "4.46x [4.01, 4.91]" in broken
+    assert "&lt;c&gt; (60,031 pairs)" in broken
+    assert "<td><strong>no</strong></td>" in broken
+    assert "not kept within 2x" in broken
+    assert "Similarity 99: 24.1% -&gt; 81.0%" in broken
+    kept = render_html(_doc({**model, "held_out": _held_out(1.9)}))
+    assert "<td><strong>no</strong></td>" not in kept
+    assert "not kept within" not in kept
+
+
 def test_attributes_section_says_which_face_models_are_enabled_and_why_off_by_default() -> None:
     doc = _doc({"model_version": "m", "similarity_version": "v", "calibrated": False})
     doc["attributes"] = {

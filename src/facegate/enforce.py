@@ -17,10 +17,15 @@ Which parameter carries an operation's threshold and cap, and its default, is in
   (:meth:`~facegate.engine.similarity.SimilarityModel.similarity_for_fmr`). With an uncalibrated
   mapping nothing can be promised, so the threshold goes to 100 (fail closed).
 
+  The base pack bounds every 1:N search by 1 expected false candidate unless a permit states
+  its own bound (``base.default-expected-false-candidates``).
+
 Every identification, with or without that obligation, reports ``expected_false_candidates``:
 N x f at the threshold finally used (the scale's rate at 70 below Similarity 70, a lower bound;
 None with an uncalibrated mapping). The pipeline puts it in the audit record and the
-``x-facegate-expected-false-candidates`` response header.
+``x-facegate-expected-false-candidates`` response header. A threshold raised by an obligation
+is reported too (``threshold_raised_to``, ``threshold_requested_pct``): the pipeline sends
+``x-facegate-threshold-raised-to`` and ``x-facegate-threshold-requested`` and records both.
 
 * ``drop_attributes`` (operations whose row has an ``attributes_param``: DetectFaces,
   IndexFaces): the dropped facial attributes are taken out of the request's ``Attributes`` /
@@ -62,6 +67,9 @@ class Applied:
     threshold_raised_to: float | None = None
     candidates_capped_to: int | None = None
     threshold_pct: float | None = None
+    # the threshold the request asked for (its parameter, or the operation's default) when an
+    # obligation raised it: the caller is told (header, audit record)
+    threshold_requested_pct: float | None = None
     expected_false_candidates: float | None = None
     attributes_requested: frozenset[str] = frozenset()
     attributes_dropped: frozenset[str] = frozenset()
@@ -88,7 +96,7 @@ def before(
     ``collection_faces``: the size of the collection a 1:N search compares with (None: unknown,
     no size-aware threshold and no expectation); ``similarity``: the engine's mapping.
     """
-    raised: float | None = None
+    raised = requested_pct = None
     capped: int | None = None
     minimum = obligations.min_similarity_pct
     name = operation.threshold_param
@@ -103,7 +111,7 @@ def before(
         current = default if given is None else float(given)
         if current < minimum:
             params[name] = float(minimum)
-            raised = float(minimum)
+            raised, requested_pct = float(minimum), current
     cap = obligations.max_candidates
     cap_name = operation.cap_param
     if cap is not None and cap_name is not None:
@@ -119,7 +127,15 @@ def before(
         fmr = similarity.fmr_at(threshold)
         expected = None if fmr is None else collection_faces * fmr
     requested, dropped = _drop_attributes(operation, params, obligations.drop_attributes)
-    return Applied(raised, capped, threshold, expected, requested, dropped)
+    return Applied(
+        threshold_raised_to=raised,
+        candidates_capped_to=capped,
+        threshold_pct=threshold,
+        threshold_requested_pct=requested_pct,
+        expected_false_candidates=expected,
+        attributes_requested=requested,
+        attributes_dropped=dropped,
+    )
 
 
 def _drop_attributes(

@@ -48,6 +48,7 @@ from facegate.errors import (
 )
 from facegate.operations import named_attributes, requested_attributes
 from facegate.ops.common import Bound, Enrolment, image_bytes, token_scope
+from facegate.ops.estimates import TAIL, FalseCandidates
 from facegate.ops.registry import OPERATIONS, Operation, deps_for
 from facegate.ops.tags import collection_of
 from facegate.policy.model import (
@@ -132,6 +133,18 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
         response.headers["x-facegate-expected-false-candidates"] = (
             f"{outcome.expected_false_candidates:.6g}"
         )
+    if outcome.false_candidate_method:
+        response.headers["x-facegate-false-candidate-estimate"] = outcome.false_candidate_method
+    if outcome.expected_false_candidates_tail is not None:
+        response.headers["x-facegate-expected-false-candidates-tail"] = (
+            f"{outcome.expected_false_candidates_tail:.6g}"
+        )
+    if outcome.threshold_raised_to is not None:
+        response.headers["x-facegate-threshold-raised-to"] = f"{outcome.threshold_raised_to:.6g}"
+        if outcome.threshold_requested_pct is not None:
+            response.headers["x-facegate-threshold-requested"] = (
+                f"{outcome.threshold_requested_pct:.6g}"
+            )
     if outcome.review_id is not None:
         response.headers["x-facegate-review-id"] = outcome.review_id
         response.headers["x-facegate-review-status"] = outcome.review_status or PENDING
@@ -292,6 +305,13 @@ async def _work(
         ),
     )
     outcome.expected_false_candidates = applied.expected_false_candidates
+    outcome.threshold_raised_to = applied.threshold_raised_to
+    outcome.threshold_requested_pct = applied.threshold_requested_pct
+    estimate = (
+        FalseCandidates(bound=obligations.max_expected_false_candidates)
+        if spec.identification and outcome.collection_faces is not None
+        else None
+    )
     outcome.attributes_dropped = applied.attributes_dropped
     retain_until = (
         now + obligations.retention_days * 86400.0
@@ -304,9 +324,12 @@ async def _work(
         principal.organisation.org_id,
         Enrolment(headers.context.consent_ref or None, retain_until),
         outcome.bound,
+        estimate,
     )
     work = operation.plan if held and operation.plan is not None else operation.handler
     result = await work(deps, params)
+    if estimate is not None:
+        _report_estimate(services, outcome, applied, estimate)
     # 6 obligations on the response; human review holds the whole answer
     full = to_wire(result)
     wire = enforce.after(spec, full, obligations)
@@ -322,6 +345,36 @@ async def _work(
     body = protocol.encode_body(wire)
     await _remember(services, operation, params, digest, body, scope)
     return body
+
+
+def _report_estimate(
+    services: Services,
+    outcome: Outcome,
+    applied: enforce.Applied,
+    estimate: FalseCandidates,
+) -> None:
+    """What the search's own estimate adds to the outcome: the threshold its tail raised the
+    search to (reported like any raised threshold), and the expected false candidates as the
+    larger of the calibrated rate and the tail's at that threshold (the calibrated rate alone,
+    marked so, when the collection was too small to fit)."""
+    outcome.false_candidate_method = estimate.method
+    if estimate.method != TAIL:
+        return
+    final = estimate.raised_to_pct
+    if final is not None:
+        requested = applied.threshold_requested_pct
+        if requested is None:
+            requested = applied.threshold_pct
+        outcome.threshold_raised_to = final
+        outcome.threshold_requested_pct = requested
+    threshold = final if final is not None else applied.threshold_pct
+    similarity = _similarity(services, outcome)
+    fmr = similarity.fmr_at(threshold) if similarity and threshold is not None else None
+    calibrated = None if fmr is None else estimate.faces * fmr
+    outcome.expected_false_candidates_calibrated = calibrated
+    outcome.expected_false_candidates_tail = estimate.tail_expected
+    tail = estimate.tail_expected or 0.0
+    outcome.expected_false_candidates = tail if calibrated is None else max(calibrated, tail)
 
 
 def _count_attributes(services: Services, outcome: Outcome, wire: dict[str, Any]) -> None:

@@ -112,6 +112,14 @@ class Outcome:
     result: ResultSummary | None = None
     collection_faces: int | None = None
     expected_false_candidates: float | None = None
+    # a threshold raised by an obligation: the threshold used and the one the request asked for
+    threshold_raised_to: float | None = None
+    threshold_requested_pct: float | None = None
+    # 1:N searches: "tail" (the larger of the calibrated rate and the probe's own tail, both
+    # kept) or "calibrated" (the collection was too small to fit); "" for other operations
+    false_candidate_method: str = ""
+    expected_false_candidates_calibrated: float | None = None
+    expected_false_candidates_tail: float | None = None
     client_address: str = ""
     # DetectFaces / IndexFaces: the facial attributes asked for and those dropped by policy
     attributes_requested: frozenset[str] = frozenset()
@@ -188,6 +196,11 @@ def request_record(outcome: Outcome) -> RequestRecord:
         result=replace(
             outcome.result or ResultSummary(),
             expected_false_candidates=outcome.expected_false_candidates,
+            threshold_raised_to=outcome.threshold_raised_to,
+            threshold_requested_pct=outcome.threshold_requested_pct,
+            false_candidate_estimate=outcome.false_candidate_method,
+            expected_false_candidates_tail=outcome.expected_false_candidates_tail,
+            expected_false_candidates_calibrated=outcome.expected_false_candidates_calibrated,
             face_model_version=outcome.face_model_version or "",
             similarity_version=outcome.similarity_version,
         ),

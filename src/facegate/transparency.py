@@ -33,7 +33,11 @@ from facegate.admin.views import iso
 from facegate.engine.attributes.registry import ESTIMATORS, catalogue
 from facegate.engine.human_catalogue import model_spec
 from facegate.engine.matching import Matcher
-from facegate.engine.similarity import CalibratedSimilarity, calibration_document
+from facegate.engine.similarity import (
+    CalibratedSimilarity,
+    calibration_document,
+    holdout_summary,
+)
 from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.services import Services
 from facegate.templating import environment
@@ -73,6 +77,12 @@ def _calibration(services: Services, matcher: Matcher | None = None) -> dict[str
         )
         if doc.get("cohort_fit"):
             out["score"]["cohort"] = doc["cohort_fit"]
+        held_out = holdout_summary(
+            similarity.model_version, similarity.variant, similarity.directory
+        )
+        # published only for the mapping it checked: a recalibration makes it stale
+        if held_out is not None and held_out.get("similarity_version") == similarity_version:
+            out["held_out"] = held_out
     return out
 
 

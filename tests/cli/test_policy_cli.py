@@ -163,7 +163,9 @@ def test_list() -> None:
     assert "  forbid base.forbid-cross-organisation\n" in text
     assert "           obliges: retain at most 1095 days\n" in text
     assert "           source: EU-14-5 [E2]" in text
-    assert text.rstrip().endswith("8 packs, 27 policies")
+    assert text.rstrip().endswith("8 packs, 28 policies")
+    assert "  permit base.default-expected-false-candidates\n" in text
+    assert "obliges: at most 1 expected false candidates unless a permit says otherwise" in text
     assert "| " not in text
 
 

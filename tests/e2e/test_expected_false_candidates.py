@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from facegate.engine.similarity import scale_similarity
 from tests.e2e.server import LiveServer, audit_record
 
 
@@ -29,6 +30,47 @@ def test_search_reports_expected_false_candidates(
         assert expected == pytest.approx(faces * per_pair)
         record = audit_record(server, headers["x-facegate-decision-id"])
         assert record["result"]["expected_false_candidates"] == pytest.approx(faces * per_pair)
+        # too few faces for the probe's own tail: the calibrated rate alone, marked so
+        assert headers["x-facegate-false-candidate-estimate"] == "calibrated"
+        assert "x-facegate-expected-false-candidates-tail" not in headers
+        assert record["result"]["false_candidate_estimate"] == "calibrated"
+        assert record["result"]["expected_false_candidates_tail"] is None
     detect = rek.detect_faces(Image=image("obama.jpg"))
     assert "x-facegate-expected-false-candidates" not in detect["ResponseMetadata"]["HTTPHeaders"]
     rek.delete_collection(CollectionId="efc")
+
+
+def test_default_bound_raises_a_low_threshold_and_says_so(
+    server: LiveServer, rek: Any, image: Callable[[str], dict[str, bytes]]
+) -> None:
+    """The base pack bounds every 1:N search by one expected false candidate: a caller asking
+    for Similarity 50 against a collection where that expects more gets the threshold whose
+    calibrated rate keeps N x FMR <= 1, and is told in the headers and the audit record."""
+    rek.create_collection(CollectionId="bound")
+    for name in ("group_t1.jpg", "two_people.jpg", "biden.jpg", "obama.jpg", "obama3.jpg"):
+        rek.index_faces(CollectionId="bound", Image=image(name))
+    faces = rek.describe_collection(CollectionId="bound")["FaceCount"]
+    assert faces > 10  # 50 promises FMR >= 0.1 per pair: more than one false candidate
+    response = rek.search_faces_by_image(
+        CollectionId="bound", Image=image("obama2.jpg"), FaceMatchThreshold=50.0
+    )
+    headers = response["ResponseMetadata"]["HTTPHeaders"]
+    wanted = scale_similarity(1.0 / faces)
+    assert float(headers["x-facegate-threshold-raised-to"]) == pytest.approx(wanted, abs=1e-4)
+    assert float(headers["x-facegate-threshold-requested"]) == 50.0
+    assert float(headers["x-facegate-expected-false-candidates"]) == pytest.approx(1.0)
+    assert all(m["Similarity"] >= wanted - 1e-6 for m in response["FaceMatches"])
+    record = audit_record(server, headers["x-facegate-decision-id"])
+    assert record["obligations"]["max_expected_false_candidates"] == 1.0
+    assert "base.default-expected-false-candidates" in record["policy_ids"]
+    assert record["result"]["threshold_raised_to"] == pytest.approx(wanted, abs=1e-4)
+    assert record["result"]["threshold_requested_pct"] == 50.0
+    # a threshold the bound already allows is not raised, and nothing is said about it
+    kept = rek.search_faces_by_image(
+        CollectionId="bound", Image=image("obama2.jpg"), FaceMatchThreshold=99.0
+    )
+    kept_headers = kept["ResponseMetadata"]["HTTPHeaders"]
+    assert "x-facegate-threshold-raised-to" not in kept_headers
+    kept_record = audit_record(server, kept_headers["x-facegate-decision-id"])
+    assert kept_record["result"]["threshold_raised_to"] is None
+    rek.delete_collection(CollectionId="bound")

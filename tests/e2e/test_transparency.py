@@ -24,6 +24,9 @@ def test_json_document(server: LiveServer) -> None:
     assert rows[99.0]["target_fmr"] == 1e-4
     assert rows[80.0]["distance"] > rows[99.0]["distance"]
     assert set(rows[80.0]["datasets"]) == {"lfw", "fairface_val"}
+    held = model["held_out"]  # the leave-one-population-out check of this very mapping
+    assert held["similarity_version"] == model["similarity_version"]
+    assert set(held["worst_held_out"]) == {"80", "90", "99"}
     gate = doc["deployment_gate"]
     assert gate["audit"] is None
     assert gate["status"]["registered"] is False
@@ -49,6 +52,7 @@ def test_html_page_for_a_browser(server: LiveServer) -> None:
     page = response.text
     assert "What a Similarity means" in page
     assert "normalised without demographic labels" in page
+    assert "Checked where it was not fitted" in page
     assert default_matcher().version in page
     assert "Facial attributes" in page
     assert "EyesOpen" in page

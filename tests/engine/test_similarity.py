@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facegate.engine.matching import default_matcher
 from facegate.engine.similarity import (
     LOGISTIC_V0,
     CalibratedSimilarity,
@@ -15,6 +18,8 @@ from facegate.engine.similarity import (
     calibration_document,
     default_similarity,
     euclidean,
+    holdout_file_name,
+    holdout_summary,
     scale_fmr,
     scale_similarity,
 )
@@ -139,3 +144,25 @@ def test_scale_edges_and_who_promises_it() -> None:
     assert LOGISTIC_V0.fmr_at(99.0) is None
     assert LOGISTIC_V0.similarity_for_fmr(1e-4) is None
     assert _piecewise().fmr_at(99.0) is None
+
+
+def test_the_shipped_holdout_summary_checks_the_shipped_mapping() -> None:
+    held = holdout_summary("dlib-resnet-v1", "cohort")
+    assert held is not None
+    assert held["similarity_version"] == default_matcher().version
+    assert set(held["worst_held_out"]) == {"80", "90", "99"}
+    for w in held["worst_held_out"].values():
+        lo, hi = w["ci95_ratio"]
+        assert lo <= w["ratio"] <= hi
+        assert w["within_limit"] == (w["ratio"] <= held["ratio_limit"])
+    assert holdout_summary("dlib-resnet-v1") is None  # the raw distance's mapping: not checked
+
+
+def test_an_operators_holdout_summary_is_read_from_its_directory(tmp_path: Path) -> None:
+    assert holdout_file_name("m", "cohort") == "m.cohort.holdout.json"
+    assert holdout_summary("absent", "cohort", str(tmp_path)) is None
+    (tmp_path / "m.cohort.holdout.json").write_text(json.dumps({"model_version": "m"}))
+    assert holdout_summary("m", "cohort", str(tmp_path)) == {"model_version": "m"}
+    (tmp_path / "n.holdout.json").write_text(json.dumps({"model_version": "m"}))
+    with pytest.raises(ValueError, match="names 'm'"):
+        holdout_summary("n", "", str(tmp_path))

@@ -33,7 +33,7 @@ def all_packs() -> PolicyEngine:
 def test_load_puts_base_first_and_ignores_duplicates() -> None:
     engine = PolicyEngine.load([MORATORIUM, "base", MORATORIUM])
     assert engine.packs == ("base", MORATORIUM)
-    assert [p.pack for p in engine.policies()] == ["base"] * 3 + [MORATORIUM]
+    assert [p.pack for p in engine.policies()] == ["base"] * 4 + [MORATORIUM]
 
 
 def test_load_refuses_a_bare_string() -> None:
@@ -67,10 +67,14 @@ def test_interrupts_are_not_swallowed(
 def test_allow_lists_the_permits(default_engine: PolicyEngine) -> None:
     decision = default_engine.decide(make_request())
     assert decision.allowed
-    assert decision.policy_ids == ("base.permit-registered-use",)
+    assert decision.policy_ids == (
+        "base.permit-registered-use",
+        "base.default-expected-false-candidates",
+    )
     assert decision.determining[0].effect == "permit"
     assert decision.errors == ()
-    assert decision.obligations.empty
+    # a 1:N search: the base pack's default bound on expected false candidates, folded in
+    assert decision.obligations == Obligations(max_expected_false_candidates=1.0)
     assert decision.eval_ms > 0
 
 
@@ -202,6 +206,7 @@ def test_obligations_combine_across_packs() -> None:
     )
     assert decision.policy_ids == (
         "base.permit-registered-use",
+        "base.default-expected-false-candidates",
         "aws-public-safety-terms.permit-law-enforcement-comparison",
         "eu-ai-act-art5.permit-identification-two-person-verification",
     )

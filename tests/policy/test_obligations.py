@@ -48,6 +48,8 @@ def test_no_obligation_annotations_is_empty() -> None:
         ("max_expected_false_candidates", "5000", "between 0.000001 and 1000"),
         ("max_expected_false_candidates", "1e-3", "not a number"),
         ("max_expected_false_candidates", "-0.1", "not a number"),
+        ("default_max_expected_false_candidates", "0", "between 0.000001 and 1000"),
+        ("default_max_expected_false_candidates", "one", "not a number"),
     ],
 )
 def test_bad_values_are_rejected(name: str, value: str, message: str) -> None:
@@ -82,6 +84,27 @@ def test_combine_is_strictest() -> None:
         max_expected_false_candidates=0.01,
     )
     assert combine([d, c, b, a]) == combine([a, b, c, d])  # order never matters
+
+
+def test_default_bound_counts_only_where_no_permit_states_one() -> None:
+    default = parse_obligations({"default_max_expected_false_candidates": "1"})
+    assert default == Obligations(default_max_expected_false_candidates=1.0)
+    other = Obligations(min_similarity_pct=95.0)
+    # alone (or with permits that state no bound): the default is the bound, folded in
+    assert combine([default, other]) == Obligations(
+        min_similarity_pct=95.0, max_expected_false_candidates=1.0
+    )
+    # a permit that states a bound replaces it, stricter or looser
+    stricter = Obligations(max_expected_false_candidates=0.01)
+    looser = Obligations(max_expected_false_candidates=10.0)
+    assert combine([default, stricter]).max_expected_false_candidates == 0.01
+    assert combine([looser, default]).max_expected_false_candidates == 10.0
+    # stated bounds still combine to the strictest; the combined default is always folded
+    both = combine([default, looser, stricter])
+    assert both == Obligations(max_expected_false_candidates=0.01)
+    assert combine([default, Obligations(default_max_expected_false_candidates=0.5)]) == (
+        Obligations(max_expected_false_candidates=0.5)
+    )
 
 
 def test_combine_nothing_or_empty_is_empty() -> None:

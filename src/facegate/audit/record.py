@@ -62,6 +62,16 @@ class ResultSummary:
     held_for_review: bool = False
     # 1:N searches: the collection's size x the per-pair false match rate at the threshold used
     expected_false_candidates: float | None = None
+    # a threshold an obligation raised (e.g. the bound on expected false candidates): the
+    # threshold used, and the one the request asked for (its parameter or the default)
+    threshold_raised_to: float | None = None
+    threshold_requested_pct: float | None = None
+    # how expected_false_candidates was estimated: "tail" (the larger of the calibrated
+    # per-pair rate x N and the probe's own score tail, engine/tail.py; the tail's own number
+    # beside it) or "calibrated" (the collection was too small for a tail fit); "" otherwise
+    false_candidate_estimate: str = ""
+    expected_false_candidates_tail: float | None = None
+    expected_false_candidates_calibrated: float | None = None
     # DetectFaces / IndexFaces: the facial attributes the answer carries for at least one face
     # (names such as "SMILE", never their values)
     attributes_inferred: tuple[str, ...] = ()

@@ -71,6 +71,7 @@ from facegate.cli.bias_data import (
     resolve_side,
     resolve_single,
 )
+from facegate.cli.bias_holdout import register as register_holdout
 from facegate.cli.bias_pairs import ChosenPairs, add_pairs_options, choose
 from facegate.enforce import size_aware_threshold
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
@@ -298,6 +299,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     register_calibrate(actions)
     register_classifier(actions)
+    register_holdout(actions)
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -264,6 +264,33 @@ def calibration_document(
     return doc
 
 
+def holdout_file_name(model_version: str, variant: str = "") -> str:
+    """The leave-one-population-out summary beside a calibration file: ``<calibration file's
+    stem>.holdout.json`` (written by ``facegate bias holdout --summary``)."""
+    return calibration_file_name(model_version, variant).removesuffix(".json") + ".holdout.json"
+
+
+@functools.cache
+def holdout_summary(
+    model_version: str, variant: str = "", directory: str = ""
+) -> Mapping[str, Any] | None:
+    """The shipped calibration's leave-one-population-out summary (``facegate.bias.holdout``:
+    the worst ratio of measured to promised false match rate on a population left out of the
+    fit), read once per process; ``None`` when there is none. Where it lives as in
+    :func:`calibration_document`. Raises ``ValueError`` when it names another model."""
+    name = holdout_file_name(model_version, variant)
+    if directory:
+        path: Any = Path(directory, name)
+    else:
+        path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("model_version") != model_version:
+        raise ValueError(f"hold-out summary for {model_version} names {doc.get('model_version')!r}")
+    return doc
+
+
 @functools.cache
 def _calibrated(model_version: str, variant: str, directory: str = "") -> PiecewiseSimilarity:
     return PiecewiseSimilarity.from_json(calibration_document(model_version, variant, directory))

@@ -21,6 +21,7 @@ from facegate.errors import (
     InvalidParameterException,
     InvalidS3ObjectException,
 )
+from facegate.ops.estimates import FalseCandidates
 from facegate.store.idempotency import IdempotencyRepository, TokenScope
 from facegate.store.records import CollectionRecord
 from facegate.store.store import FaceStore, collection_not_found
@@ -133,6 +134,9 @@ class OpDeps:
     models: CollectionModels | None = None
     """Which models a new collection may be pinned to (CreateCollection); None: only the
     engine's own."""
+    false_candidates: FalseCandidates | None = None
+    """A 1:N search's estimate of its false candidates, and the bound it must keep
+    (:mod:`facegate.ops.estimates`); None: no estimate (tests, operations that search none)."""
 
     def for_caller(
         self,

@@ -14,7 +14,7 @@ declare fails the request (InternalServerError) instead of escaping every face-c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +22,7 @@ from facegate.operations import OPERATIONS as SPECS
 from facegate.operations import OperationSpec
 from facegate.ops import collections, detect, faces, search, tags, users
 from facegate.ops.common import Bound, Enrolment, OpDeps
+from facegate.ops.estimates import FalseCandidates
 
 Handler = Callable[[OpDeps, dict[str, Any]], Awaitable[Any]]
 ApplyHeld = Callable[[OpDeps, dict[str, Any], dict[str, Any]], Awaitable[Any]]
@@ -99,8 +100,15 @@ def deps_for(
     org_id: str,
     enrolment: Enrolment,
     bound: Bound | None = None,
+    false_candidates: FalseCandidates | None = None,
 ) -> OpDeps:
     """``deps`` for one request of ``org_id`` to ``operation`` about the collection ``bound``:
     its organisation and enrolment terms, and the matcher only if the operation's row says it
-    compares faces."""
-    return deps.for_caller(org_id, enrolment, bound, compares_faces=operation.spec.compares_faces)
+    compares faces; an identification also gets ``false_candidates`` to fill in
+    (:mod:`facegate.ops.estimates`)."""
+    narrowed = deps.for_caller(
+        org_id, enrolment, bound, compares_faces=operation.spec.compares_faces
+    )
+    if false_candidates is not None and operation.spec.identification:
+        narrowed = replace(narrowed, false_candidates=false_candidates)
+    return narrowed

@@ -11,16 +11,27 @@ When the index returns a full ``k`` hits, a face a little further away could sti
 last of them (by at most ``2 * max_shift`` of raw distance, see ``PairScorer.max_shift``), so the
 search is repeated out to that distance with up to :data:`WIDEN_EXTRA` more hits before the best
 ``k`` are kept.
+
+The search's own estimate of its false candidates (:mod:`facegate.ops.estimates`): when the
+request carries a :class:`~facegate.ops.estimates.FalseCandidates` and the collection holds at
+least :data:`~facegate.engine.tail.MIN_TAIL_FACES` faces, the probe's
+:data:`~facegate.engine.tail.TAIL_SIZE` + 1 nearest faces are read once more from the index (one
+more pass over the collection's vectors, unless they reach past the search's distance bound in
+an exact index: then the search takes its hits from them and needs no pass of its own,
+bench/tail_cost.py), scored, and their tail fitted; with a bound, the threshold rises to where
+the fit expects at most that many false candidates.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from facegate.engine.matching import Matcher
+from facegate.engine.tail import MIN_TAIL_FACES, TAIL_SIZE, fit_tail
 from facegate.engine.types import Vector
 from facegate.errors import InvalidParameterException, ResourceNotFoundException
 from facegate.operations import DEFAULT_THRESHOLD_PCT
@@ -33,10 +44,12 @@ from facegate.ops.common import (
     run_sync,
 )
 from facegate.ops.detect import descriptor_of
+from facegate.ops.estimates import FalseCandidates
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import BoundingBox, FaceMatch, bounding_box, stored_face
 from facegate.store.records import CollectionRecord, FaceRecord
 from facegate.store.store import FaceStore
+from facegate.store.vectors import Hit
 
 DEFAULT_FACE_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
 DEFAULT_MAX_FACES = 4096  # the API's maximum: the threshold, not a count, limits results
@@ -56,7 +69,46 @@ async def scored_hits(
     it runs in one worker thread (one hop from the event loop). The collection's own model's
     matcher scores (:func:`collection_matcher`: its distance, cohort and calibration)."""
     matcher = collection_matcher(deps, collection)
-    return await run_sync(_scored, deps.store, matcher, collection, probe, threshold_pct, k)
+    return await run_sync(
+        _scored, deps.store, matcher, collection, probe, threshold_pct, k, deps.false_candidates
+    )
+
+
+def _tail_threshold(
+    store: FaceStore,
+    matcher: Matcher,
+    collection: CollectionRecord,
+    probe: Vector,
+    probe_stat: float,
+    threshold_pct: float,
+    estimate: FalseCandidates,
+) -> tuple[float, list[Hit]]:
+    """The threshold after the probe's own tail (:mod:`facegate.ops.estimates`): raised where
+    the estimate's bound needs it; the fit's expectation recorded; and the probe's nearest
+    faces it read (the search reuses them when they reach past its distance bound). Unchanged,
+    and nothing recorded or read, for a collection too small to fit."""
+    faces = store.indexed_count(collection)
+    if faces < MIN_TAIL_FACES:
+        return threshold_pct, []
+    weighted = {} if matcher.weights is None else {"weights": matcher.weights}
+    sample = store.nearest(collection, probe, TAIL_SIZE + 1, math.inf, **weighted)
+    present, vectors = store.indexed_vectors(collection, [h.face_id for h in sample])
+    alive = set(present)
+    distances = np.array([h.distance for h in sample if h.face_id in alive])
+    stats = matcher.stats(vectors) if matcher.normalised else np.zeros(len(distances))
+    fit = fit_tail(matcher.scorer.scores(distances, probe_stat, stats), faces)
+    if fit is None:  # faces deleted meanwhile: too few left to fit
+        return threshold_pct, sample
+    similarity = matcher.similarity
+    raised = None
+    if estimate.bound is not None:
+        limit = fit.limit_for(estimate.bound)
+        wanted = 100.0 if limit <= 0.0 else float(similarity.similarity_pct(limit))
+        if wanted > threshold_pct:
+            raised = threshold_pct = wanted
+    used = 0.0 if threshold_pct >= 100.0 else similarity.distance_for(threshold_pct)
+    estimate.note(faces, fit.expected_at(used), raised)
+    return threshold_pct, sample
 
 
 def _scored(
@@ -66,12 +118,27 @@ def _scored(
     probe: Vector,
     threshold_pct: float,
     k: int,
+    estimate: FalseCandidates | None = None,
 ) -> list[tuple[FaceRecord, float]]:
     probe_stat = float(matcher.stats(probe)[0])
+    sample: list[Hit] = []
+    if estimate is not None:
+        threshold_pct, sample = _tail_threshold(
+            store, matcher, collection, probe, probe_stat, threshold_pct, estimate
+        )
     bound = matcher.distance_bound(threshold_pct, probe_stat)
     # the parts of a fused model's space are weighted as its calibration says
     weighted = {} if matcher.weights is None else {"weights": matcher.weights}
-    hits = store.nearest(collection, probe, k, bound, **weighted)
+    if (
+        collection.index_kind == "exact"
+        and len(sample) == TAIL_SIZE + 1
+        and sample[-1].distance > bound
+    ):
+        # the tail's nearest faces reach past the bound: every face within it is among them
+        # (exact index only: an approximate one explores more for a larger k)
+        hits = [h for h in sample if h.distance <= bound][:k]
+    else:
+        hits = store.nearest(collection, probe, k, bound, **weighted)
     if not hits:
         return []
     if matcher.normalised and len(hits) >= k:

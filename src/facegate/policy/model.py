@@ -91,7 +91,10 @@ class Obligations:
 
     Combination is always the strictest: the highest minimum similarity, the smallest candidate
     cap, the largest number of reviewers, the union of redacted fields, the shortest retention,
-    the smallest number of expected false candidates, the union of dropped attributes.
+    the smallest number of expected false candidates (a permit's stated
+    ``default_max_expected_false_candidates`` only where none states the bound itself: it is
+    folded into ``max_expected_false_candidates`` and None after combination), the union of
+    dropped attributes.
     """
 
     min_similarity_pct: float | None = None
@@ -101,13 +104,15 @@ class Obligations:
     retention_days: int | None = None
     max_expected_false_candidates: float | None = None
     drop_attributes: frozenset[str] = frozenset()
+    default_max_expected_false_candidates: float | None = None
 
     @property
     def empty(self) -> bool:
         return self == Obligations()
 
     def to_json(self) -> dict[str, object]:
-        """The obligations as JSON-ready data (decision records, audit records, admin API)."""
+        """The obligations as JSON-ready data (decision records, audit records, admin API): a
+        decision's combined obligations, whose default bound is folded in (not listed)."""
         return {
             "min_similarity_pct": self.min_similarity_pct,
             "max_candidates": self.max_candidates,

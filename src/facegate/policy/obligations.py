@@ -14,6 +14,11 @@
   candidates: the collection's size times the per-pair false match rate at the threshold used.
   The threshold is raised until it holds (never lowered); 0.000001-1000
   (``max_expected_false_candidates``; see :mod:`facegate.enforce`).
+* ``@default_max_expected_false_candidates("1")``: the same bound, as a default that applies
+  only when no satisfied permit states ``@max_expected_false_candidates`` itself; the base
+  pack's ``base.default-expected-false-candidates`` puts 1 on every 1:N search, and an
+  operator's permit that states its own bound (stricter or looser) replaces it
+  (``default_max_expected_false_candidates``; same range).
 * ``@drop_attributes("EMOTIONS,GENDER")``: these facial attributes (Rekognition's names,
   :data:`facegate.operations.FACE_ATTRIBUTES`) are removed from the request before any
   inference, so the engine never computes them, and from the answer as well; the caller gets
@@ -30,7 +35,10 @@ Combination (:func:`combine`) is over every permit that was satisfied on an Allo
 the strictest: the highest minimum similarity, the smallest candidate cap, the most reviewers,
 the union of redacted fields, the shortest retention, the fewest expected false candidates, the
 union of dropped attributes. A permit therefore never weakens what
-another permit demands, whatever order packs are loaded in.
+another permit demands, whatever order packs are loaded in. The one exception is the stated
+default: the lowest ``@default_max_expected_false_candidates`` becomes the combined
+``max_expected_false_candidates`` only when no satisfied permit states that bound itself (the
+combined ``default_max_expected_false_candidates`` is always None: it is folded in).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ HUMAN_REVIEW = "human_review"
 REDACT = "redact"
 RETENTION_DAYS = "retention_days"
 MAX_EXPECTED_FALSE = "max_expected_false_candidates"
+DEFAULT_MAX_EXPECTED_FALSE = "default_max_expected_false_candidates"
 DROP_ATTRIBUTES = "drop_attributes"
 
 OBLIGATION_ANNOTATIONS: frozenset[str] = frozenset(
@@ -59,6 +68,7 @@ OBLIGATION_ANNOTATIONS: frozenset[str] = frozenset(
         REDACT,
         RETENTION_DAYS,
         MAX_EXPECTED_FALSE,
+        DEFAULT_MAX_EXPECTED_FALSE,
         DROP_ATTRIBUTES,
     }
 )
@@ -97,12 +107,12 @@ def _similarity(text: str) -> float:
 _AMOUNT = re.compile(r"[0-9]{1,4}(\.[0-9]{1,6})?")
 
 
-def _expected(text: str) -> float:
+def _expected(text: str, name: str = MAX_EXPECTED_FALSE) -> float:
     if not _AMOUNT.fullmatch(text):
-        raise ValueError(f'@{MAX_EXPECTED_FALSE}({text!r}) is not a number such as "0.01"')
+        raise ValueError(f'@{name}({text!r}) is not a number such as "0.01"')
     value = float(text)
     if not 1e-6 <= value <= 1000.0:
-        raise ValueError(f"@{MAX_EXPECTED_FALSE}({text!r}) must be between 0.000001 and 1000")
+        raise ValueError(f"@{name}({text!r}) must be between 0.000001 and 1000")
     return value
 
 
@@ -135,7 +145,7 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
 
     Raises ``ValueError`` naming the annotation and the accepted range on a bad value.
     """
-    min_similarity = max_candidates = retention = expected = None
+    min_similarity = max_candidates = retention = expected = default_expected = None
     reviewers = 0
     redact: frozenset[str] = frozenset()
     if MIN_SIMILARITY in annotations:
@@ -150,6 +160,9 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
         retention = _int(RETENTION_DAYS, annotations[RETENTION_DAYS], 1, 36500)
     if MAX_EXPECTED_FALSE in annotations:
         expected = _expected(annotations[MAX_EXPECTED_FALSE])
+    if DEFAULT_MAX_EXPECTED_FALSE in annotations:
+        text = annotations[DEFAULT_MAX_EXPECTED_FALSE]
+        default_expected = _expected(text, DEFAULT_MAX_EXPECTED_FALSE)
     dropped: frozenset[str] = frozenset()
     if DROP_ATTRIBUTES in annotations:
         dropped = _attributes(annotations[DROP_ATTRIBUTES])
@@ -161,6 +174,7 @@ def parse_obligations(annotations: Mapping[str, str]) -> Obligations:
         retention_days=retention,
         max_expected_false_candidates=expected,
         drop_attributes=dropped,
+        default_max_expected_false_candidates=default_expected,
     )
 
 
@@ -176,13 +190,15 @@ def combine(parts: Iterable[Obligations]) -> Obligations:
     """The strictest combination of ``parts`` (see the module docstring); empty in, empty out."""
     items = list(parts)
     similarities = [o.min_similarity_pct for o in items if o.min_similarity_pct is not None]
+    stated = _lowest(o.max_expected_false_candidates for o in items)
+    default = _lowest(o.default_max_expected_false_candidates for o in items)
     return Obligations(
         min_similarity_pct=max(similarities) if similarities else None,
         max_candidates=_lowest(o.max_candidates for o in items),
         reviewers_required=max((o.reviewers_required for o in items), default=0),
         redact_fields=frozenset().union(*(o.redact_fields for o in items)),
         retention_days=_lowest(o.retention_days for o in items),
-        max_expected_false_candidates=_lowest(o.max_expected_false_candidates for o in items),
+        max_expected_false_candidates=default if stated is None else stated,
         drop_attributes=frozenset().union(*(o.drop_attributes for o in items)),
     )
 
@@ -204,6 +220,9 @@ def describe(obligations: Obligations) -> str:
     if obligations.max_expected_false_candidates is not None:
         bound = obligations.max_expected_false_candidates
         parts.append(f"at most {bound:g} expected false candidates")
+    if obligations.default_max_expected_false_candidates is not None:
+        bound = obligations.default_max_expected_false_candidates
+        parts.append(f"at most {bound:g} expected false candidates unless a permit says otherwise")
     if obligations.drop_attributes:
         parts.append(f"drop attributes {','.join(sorted(obligations.drop_attributes))}")
     return ", ".join(parts) if parts else "none"

@@ -707,6 +707,11 @@ class FaceStore:
         hits: list[Hit] = self.index(collection).search(query, k, max_distance, weights)
         return hits
 
+    def indexed_count(self, collection: CollectionRecord) -> int:
+        """How many faces the collection's in-memory index holds (after catching up)."""
+        self.catch_up()
+        return len(self.index(collection))
+
     def indexed_vectors(
         self, collection: CollectionRecord, face_ids: Sequence[str]
     ) -> tuple[list[str], Matrix]:
