@@ -244,9 +244,12 @@ def test_the_page_of_a_real_service_shows_its_whole_document(tmp_path: Path) -> 
         if kind in first
     ]
     assert group_tables
+    held_out = doc["model"].get("held_out")
+    assert held_out  # the shipped mapping's leave-one-population-out check is published
     assert page.captions == [
         "Error rates at each threshold",
         *group_tables,
+        "Leave one population out",
         "Descriptor models",
         "Policies",
         "Estimated",
@@ -256,6 +259,7 @@ def test_the_page_of_a_real_service_shows_its_whole_document(tmp_path: Path) -> 
         1 + len(table)  # the error rates
         + sum(len(first[k]) + 2 for d in datasets for first in datasets[d]["groups"].values()
               for k in ("fmr", "fnmr") if k in first)  # groups, header, Max/GeoMean
+        + 1 + len(held_out["worst_held_out"])
         + 1 + len(doc["descriptor_models"])
         + 1 + len(doc["policy"]["policies"])
         + 1 + len(doc["attributes"]["estimated"])
