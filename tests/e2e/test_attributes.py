@@ -27,11 +27,14 @@ from tests.e2e.server import Credentials, LiveServer, audit_record
 
 Image = Callable[[str], dict[str, bytes]]
 
-ESTIMATED = (
+FLAGS = (
     "EyesOpen", "MouthOpen", "Smile", "Eyeglasses", "Sunglasses", "Beard", "Mustache",
     "FaceOccluded",
 )  # fmt: skip
-"""The FaceDetail members this version estimates by default (docs/attributes.md)."""
+"""The boolean FaceDetail members (Value, Confidence)."""
+ESTIMATED = (*FLAGS, "AgeRange", "Gender")
+"""The FaceDetail members this version estimates by default (docs/attributes.md): AgeRange and
+Gender from the descriptor models fitted on FairFace."""
 NOT_ESTIMATED = tuple(m for m in ATTRIBUTE_MEMBERS.values() if m not in ESTIMATED)
 MODEL_MEMBERS = ("AgeRange", "Gender", "Emotions", "EyeDirection")
 """The members estimated with FACEGATE_ATTRIBUTE_MODELS=faceres,emotion,iris."""
@@ -52,7 +55,13 @@ def face_detail_shape() -> Any:
 def _check_shape(detail: dict[str, Any], shape: Any) -> None:
     """Every member of ``detail`` is a FaceDetail member with the model's types and ranges."""
     assert set(detail) <= set(shape.members), set(detail) - set(shape.members)
-    for name in ESTIMATED:
+    if "AgeRange" in detail:
+        assert set(detail["AgeRange"]) == {"Low", "High"}
+        assert 0 <= detail["AgeRange"]["Low"] <= detail["AgeRange"]["High"] <= 150
+    if "Gender" in detail:
+        assert detail["Gender"]["Value"] in ("Male", "Female")
+        assert 50.0 <= detail["Gender"]["Confidence"] <= 100.0
+    for name in FLAGS:
         if name not in detail:
             continue
         member = shape.members[name]
@@ -100,7 +109,7 @@ def test_default_returns_no_attribute(rek: Any, image: Image, attributes: Any) -
         (["DEFAULT", "EYES_OPEN"], {"EyesOpen"}),
         (["MOUTH_OPEN", "EYES_OPEN"], {"MouthOpen", "EyesOpen"}),
         (["ALL", "DEFAULT"], set(ESTIMATED)),
-        (["GENDER", "AGE_RANGE", "EMOTIONS"], set()),  # not estimated here: omitted
+        (["GENDER", "AGE_RANGE", "EMOTIONS"], {"Gender", "AgeRange"}),  # Emotions is opt-in
         (["EYE_DIRECTION", "SMILE"], {"Smile"}),  # iris is off by default: omitted
     ],
 )
@@ -303,7 +312,7 @@ def test_accessibility_gets_age_but_never_gender_or_emotions(
     (face,) = reply["FaceDetails"]
     # Microsoft limits age, smile and facial hair to accessibility: kept; gender and emotion
     # are retired for every use: dropped before inference
-    expected = set(ESTIMATED) | ({"AgeRange", "EyeDirection"} if MODELS_READY else set())
+    expected = (set(ESTIMATED) - {"Gender"}) | ({"EyeDirection"} if MODELS_READY else set())
     assert _attributes(face) == expected
     record = audit_record(
         governed, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
@@ -311,11 +320,8 @@ def test_accessibility_gets_age_but_never_gender_or_emotions(
     assert record["attributes_dropped"] == ["EMOTIONS", "GENDER"]
     message = _denied(lambda: client.detect_faces(Image=image("obama.jpg"), Attributes=["GENDER"]))
     assert "GENDER" in message
-    if MODELS_READY:
-        (aged,) = client.detect_faces(Image=image("biden.jpg"), Attributes=["AGE_RANGE"])[
-            "FaceDetails"
-        ]
-        assert _attributes(aged) == {"AgeRange"}
+    (aged,) = client.detect_faces(Image=image("biden.jpg"), Attributes=["AGE_RANGE"])["FaceDetails"]
+    assert _attributes(aged) == {"AgeRange"}
 
 
 # --- the model-backed attributes (FACEGATE_ATTRIBUTE_MODELS) --------------------------------
@@ -466,4 +472,8 @@ def test_models_on_transparency_says_which_and_why(modeled: LiveServer) -> None:
 def test_models_off_by_default_on_the_transparency_page(server: LiveServer) -> None:
     doc = httpx.get(server.endpoint + "/transparency?format=json").json()["attributes"]
     assert doc["face_models"]["enabled"] == []
-    assert {"AGE_RANGE", "GENDER", "EMOTIONS", "EYE_DIRECTION"} <= set(doc["not_estimated"])
+    assert {"EMOTIONS", "EYE_DIRECTION"} <= set(doc["not_estimated"])
+    # AgeRange and Gender are estimated by default, from the descriptor, not from a face model
+    estimated = {a["attribute"]: a for a in doc["estimated"]}
+    assert estimated["GENDER"]["version"].startswith("dlib-descriptor.gender.")
+    assert estimated["AGE_RANGE"]["version"].startswith("dlib-descriptor.age_range.")

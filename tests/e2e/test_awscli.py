@@ -69,4 +69,7 @@ def test_aws_cli_detect_faces_attributes_all(server: LiveServer, samples: Path) 
     assert face["EyesOpen"]["Value"] is True
     assert face["Smile"]["Value"] is True
     assert {"MouthOpen", "BoundingBox", "Landmarks"} <= set(face)
-    assert "Gender" not in face  # not estimated: omitted
+    assert "Emotions" not in face  # not estimated by default: omitted
+    # the members AWS examples read (AgeRange.Low, Gender.Value) are there
+    assert face["Gender"]["Value"] == "Male"
+    assert 0 <= face["AgeRange"]["Low"] <= face["AgeRange"]["High"]

@@ -146,7 +146,8 @@ def test_detect_and_compare(rek: Any, image: Image) -> None:
     assert len(faces) == 2
     face = faces[0]
     assert set(face) >= {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
-    assert "Gender" not in face  # attributes facegate does not estimate are left out
+    assert "Emotions" not in face  # attributes facegate does not estimate are left out
+    assert face["Gender"]["Value"] in ("Male", "Female")  # estimated by default
     assert rek.detect_faces(Image=image("coffee.png"))["FaceDetails"] == []
     compared = rek.compare_faces(
         SourceImage=image("biden.jpg"), TargetImage=image("two_people.jpg")

@@ -99,7 +99,9 @@ def test_emotions_map_fer_to_rekognition_most_confident_first_without_confused()
 def test_model_attributes_are_off_unless_enabled() -> None:
     assert {FACERES, EMOTION, "iris"} == ATTRIBUTE_MODELS
     off = build_registry()
-    assert not (MODEL_ATTRIBUTES | {Attribute.EYE_DIRECTION}) & set(off.available)
+    assert not {Attribute.EMOTIONS, Attribute.EYE_DIRECTION} & set(off.available)
+    # AgeRange and Gender come from the descriptor models by default, not from faceres
+    assert all(off.available[a].model is None for a in MODEL_ATTRIBUTES - {Attribute.EMOTIONS})
     with pytest.raises(OSError, match="not enabled"):
         ModelLoader(FaceModels()).load(FACERES)
 

@@ -43,7 +43,7 @@ from facegate.operations import FACE_ATTRIBUTES
 ALL = frozenset(FACE_ATTRIBUTES)
 ESTIMATED = frozenset(
     {"EYES_OPEN", "MOUTH_OPEN", "SMILE", "EYEGLASSES", "SUNGLASSES", "BEARD", "MUSTACHE",
-     "FACE_OCCLUDED"}
+     "FACE_OCCLUDED", "AGE_RANGE", "GENDER"}
 )  # fmt: skip
 
 
@@ -237,7 +237,12 @@ def test_valid_ranges() -> None:
 def test_every_shipped_estimator_starts() -> None:
     registry = build_registry()
     assert {a.value for a in registry.available} == ESTIMATED
-    assert len(ESTIMATORS) == len({s.attribute for s in ESTIMATORS})
+    # by default AgeRange and Gender come from the descriptor models (faceres is opt-in)
+    assert registry.available[Attribute.GENDER].version.startswith("dlib-descriptor.gender.")
+    assert registry.available[Attribute.AGE_RANGE].model is None
+    # at most one estimator per attribute runs no face model: the default is never ambiguous
+    defaults = [s.attribute for s in ESTIMATORS if s.model is None]
+    assert len(defaults) == len(set(defaults))
 
 
 def test_engine_estimates_only_what_is_asked(

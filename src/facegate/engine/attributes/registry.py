@@ -31,6 +31,11 @@ from types import MappingProxyType
 from typing import Any
 
 from facegate.engine.attributes.classifiers import classifier
+from facegate.engine.attributes.demographics import (
+    DescriptorAgeRange,
+    DescriptorGender,
+    shipped_model,
+)
 from facegate.engine.attributes.eye_direction import IRIS, make_eye_direction
 from facegate.engine.attributes.face_models import (
     EMOTION,
@@ -103,6 +108,18 @@ ESTIMATORS: tuple[EstimatorSpec, ...] = (
         model=FACERES,
     ),
     EstimatorSpec(
+        Attribute.AGE_RANGE,
+        "the quartiles of the age from logistic models over the dlib descriptor, fitted on "
+        "FairFace val (CC BY 4.0); the default when faceres is off",
+        lambda _: DescriptorAgeRange(shipped_model()),
+    ),
+    EstimatorSpec(
+        Attribute.GENDER,
+        "P(Male) of a logistic model over the dlib descriptor, fitted on FairFace val "
+        "(CC BY 4.0), threshold 0.5; the default when faceres is off",
+        lambda _: DescriptorGender(shipped_model()),
+    ),
+    EstimatorSpec(
         Attribute.EMOTIONS,
         "the 7 expressions of oarriaga's mini-Xception (emotion; trained on FER2013) on "
         "Rekognition's types, neutral as CALM, no CONFUSED; opt-in",
@@ -118,11 +135,13 @@ ESTIMATORS: tuple[EstimatorSpec, ...] = (
         model=IRIS,
     ),
 )
-"""Every estimator facegate knows, at most one per attribute (the hook for new ones: module
-docstring). EyesOpen from the landmark geometry; MouthOpen and Smile, which have both methods,
-from the classifiers, which measured better on the same held-out people
-(``bench/attributes_compare.py``); AgeRange, Gender, Emotions and EyeDirection from converted
-face models, opt-in (``FACEGATE_ATTRIBUTE_MODELS``)."""
+"""Every estimator facegate knows, in order of preference: an engine uses the first of an
+attribute's estimators that it can make (the hook for new ones: module docstring). EyesOpen
+from the landmark geometry; MouthOpen and Smile, which have both methods, from the classifiers,
+which measured better on the same held-out people (``bench/attributes_compare.py``); AgeRange
+and Gender from ``faceres`` when the operator enables it, else from the descriptor models of
+``attributes.demographics`` (on by default); Emotions and EyeDirection from converted face
+models, opt-in (``FACEGATE_ATTRIBUTE_MODELS``)."""
 
 NO_FACE_MODELS = FaceModels()
 """No converted face model enabled: the default (model-backed attributes are opt-in)."""
@@ -240,16 +259,23 @@ def build_registry(
     enabled: frozenset[str] | None = None,
     models: FaceModels = NO_FACE_MODELS,
 ) -> AttributeRegistry:
-    """Make every estimator of ``specs`` (those in ``enabled`` only, when given; those that run
-    a face model only when ``models`` enables it); one that cannot be made is left out with one
-    warning (module docstring)."""
+    """Make, per attribute, the first estimator of ``specs`` that applies (in ``enabled``, when
+    given; one that runs a face model only when ``models`` enables it); if it cannot be made,
+    the attribute is left out with one warning (module docstring), never answered by a less
+    preferred estimator the operator did not choose."""
     made: list[tuple[EstimatorSpec, AttributeEstimator]] = []
+    tried: set[Attribute] = set()
     loader = ModelLoader(models)
     for spec in specs:
         if enabled is not None and spec.attribute.value not in enabled:
             continue
+        if spec.attribute in tried:
+            continue  # an earlier, preferred estimator of this attribute was chosen
         if spec.model is not None and spec.model not in models.enabled:
             continue  # opt-in (FACEGATE_ATTRIBUTE_MODELS): off is the default, not a fault
+        # chosen: if it cannot be made the attribute is left out, not answered by another
+        # estimator than the one the operator enabled
+        tried.add(spec.attribute)
         try:
             made.append((spec, spec.make(loader)))
         except (OSError, ImportError, ValueError, KeyError) as exc:
