@@ -81,7 +81,8 @@ def test_computed_then_cached(
     counting = CountingPool(pool)
     first = compute_descriptors(manifest, cache=cache, pool=counting, progress=False)
     assert first.statuses == (FACE, FACE, FACE, FACE, NO_FACE, NO_FACE)
-    assert first.found_by[:4] == ("mtcnn",) * 4  # the first detector of the default chain
+    # probes (max_faces=1): BlazeFace first, which finds these four (engine.blazeface)
+    assert first.found_by[:4] == ("blazeface",) * 4
     assert first.indices(NO_FACE) == (4, 5)
     assert (first.computed, first.from_cache) == (6, 0)
     # The chain found nothing in two images, so MMOD was tried on each: 6 + 2 calls.
@@ -90,8 +91,8 @@ def test_computed_then_cached(
     assert first.vectors.shape == (6, 128)
     assert np.isnan(first.vectors[4:]).all()
     assert not np.isnan(first.vectors[:4]).any()
-    # The largest face, bit-identical to the in-process engine.
-    direct = engine.analyze((manifest.samples[3].path).read_bytes()).faces[0].descriptor
+    # The largest face, bit-identical to the in-process engine's probe.
+    direct = engine.analyze(manifest.samples[3].path.read_bytes(), max_faces=1).faces[0].descriptor
     assert direct is not None
     assert np.array_equal(first.vectors[3], direct)
     assert "no face 2" in first.summary()

@@ -1,0 +1,206 @@
+"""The search probe's detector: BlazeFace first (then the MTCNN chain where it finds no face)
+against the chain alone, on FairFace val (failure to detect per race x gender) and LFW View 2
+(10-fold accuracy), one run.
+
+    PYTHONPATH=src .venv/bin/python bench/search_blazeface.py [--workers 2] [--models-dir DIR]
+
+A search probe keeps only its largest face (``analyze(max_faces=1)``, as SearchFacesByImage,
+CompareFaces' source and the bias toolkit take it). With ``DetectorConfig.search_blazeface``
+(default on) the engine runs BlazeFace (``engine.blazeface``: the short-range model on the image
+letterboxed to 128x128, its box mapped to dlib HOG's geometry) and uses its largest face; only
+where it finds none does the probe go to the chain as before (MTCNN's coarse levels first, then
+HOG, then padded MTCNN). "before" is ``search_blazeface=False``: the engine before the change.
+
+Both configurations go through the bias toolkit's descriptor pass (``compute_descriptors``: an
+engine pool of ``--workers`` processes, no MMOD), so the figures are the ones ``facegate bias``
+would report (its cache holds "before" already on a machine that ran the toolkit). Printed, and
+written to bench/results/search_blazeface.json:
+
+* FairFace val (5,000 crops): failure to detect per race x gender and overall (Wilson 95%
+  intervals), and which detector found the faces after;
+* LFW View 2 (6,000 pairs, 7,701 images): 10-fold accuracy of the raw distance (a pair with no
+  face is an error);
+* how many images get the same descriptor bit for bit, and the distance between the two for the
+  others (median, p90, p99, max);
+* faces found in the face-less samples (coffee.png, no_face_white.png, dlib_voc/dogs.jpg);
+* engine time for the 640x480 one-face probe (bench/search_throughput.py), per LFW image and per
+  FairFace image: medians of in-process ``analyze(max_faces=1)`` calls, both interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchlib import ROOT, SAMPLES, machine_info, machine_line, write_results
+from facegate.bias.datasets import load_fairface, load_lfw
+from facegate.bias.descriptors import FACE, compute_descriptors
+from facegate.bias.folds import cross_validate
+from facegate.bias.groups import group_key
+from facegate.bias.verification import pair_distances
+from facegate.engine.attributes.types import FaceModels
+from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.detect import DetectorConfig
+from facegate.errors import FacegateError
+from search_detector import agreement, cell
+from search_throughput import probe_640x480
+
+DATA = ROOT.parent / "shared" / "data"
+NO_FACE = ("coffee.png", "no_face_white.png", "dlib_voc/dogs.jpg")
+NAMES = {"before": "chain (before)", "after": "BlazeFace first"}
+
+
+def config(which: str, models_dir: Path | None) -> EngineConfig:
+    return EngineConfig(
+        detector=DetectorConfig(search_blazeface=which == "after"),
+        face_models=FaceModels(models_dir=models_dir),
+    )
+
+
+def engine_times(
+    engines: dict[str, FaceEngine], images: dict[str, list[bytes]], rounds: dict[str, int]
+) -> dict[str, dict[str, float]]:
+    """Median ms of ``analyze(max_faces=1)`` per kind of image, configurations interleaved."""
+    times: dict[str, dict[str, list[float]]] = {w: {k: [] for k in images} for w in engines}
+    order = list(engines)
+    for kind, datas in images.items():
+        for r in range(rounds[kind]):
+            for data in datas:
+                for which in order if r % 2 == 0 else order[::-1]:
+                    t0 = time.perf_counter()
+                    engines[which].analyze(data, max_faces=1)
+                    times[which][kind].append(time.perf_counter() - t0)
+    return {w: {k: 1000 * statistics.median(v) for k, v in per.items()} for w, per in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--models-dir", type=Path, default=None, help="FACEGATE_MODELS_DIR")
+    parser.add_argument("--rounds", type=int, default=40, help="probe timings per configuration")
+    args = parser.parse_args()
+    load_start = f"{os.getloadavg()[0]:.2f}"
+    which_all = ["before", "after"]
+    configs = {w: config(w, args.models_dir) for w in which_all}
+    doc: dict[str, Any] = {}
+
+    fairface = load_fairface(DATA / "fairface_val")
+    ff = {
+        w: compute_descriptors(fairface, config=c, workers=args.workers, mmod_fallback=False)
+        for w, c in configs.items()
+    }
+    total: Counter[str] = Counter()
+    missed: dict[str, Counter[str]] = {w: Counter() for w in which_all}
+    for i, sample in enumerate(fairface.samples):
+        group = group_key(sample, ("race", "gender"))
+        total[group] += 1
+        for w in which_all:
+            missed[w][group] += ff[w].statuses[i] != FACE
+    print("FairFace val, failure to detect (no face), default chain without MMOD")
+    print("| group | images | " + " | ".join(NAMES[w] for w in which_all) + " |")
+    print("|---|---|" + "---|" * len(which_all))
+    rows = []
+    for group in sorted(total):
+        print(
+            f"| {group} | {total[group]} | "
+            + " | ".join(cell(missed[w][group], total[group]) for w in which_all)
+            + " |"
+        )
+        rows.append(
+            {"group": group, "images": total[group], **{w: missed[w][group] for w in which_all}}
+        )
+    n = sum(total.values())
+    print(
+        f"| all | {n} | " + " | ".join(cell(sum(missed[w].values()), n) for w in which_all) + " |"
+    )
+    found_by = {w: dict(Counter(f for f in ff[w].found_by if f)) for w in which_all}
+    print("FairFace val, found by: " + "; ".join(f"{NAMES[w]} {found_by[w]}" for w in which_all))
+    doc["fairface"] = {
+        "rows": rows,
+        "all": {w: sum(missed[w].values()) for w in which_all},
+        "images": n,
+        "found_by": found_by,
+        "agreement": agreement(ff["before"], ff["after"]),
+    }
+
+    manifest, pairs = load_lfw(DATA / "lfw")
+    lfw = {
+        w: compute_descriptors(manifest, config=c, workers=args.workers, mmod_fallback=False)
+        for w, c in configs.items()
+    }
+    mated = np.array([p.mated for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    doc["lfw"] = {"pairs": len(pairs), "images": len(manifest.samples)}
+    print("LFW View 2, 10-fold accuracy (raw distance; a pair without a face is an error)")
+    for w in which_all:
+        d = pair_distances(lfw[w].vectors, pairs)
+        cv = cross_validate(d, mated, folds)
+        no_face = int(sum(st != FACE for st in lfw[w].statuses))
+        acc = float(np.mean(cv.accuracies))
+        std = float(np.std(cv.accuracies, ddof=1))
+        by = dict(Counter(f for f in lfw[w].found_by if f))
+        doc["lfw"][w] = {
+            "accuracy": acc,
+            "std": std,
+            "images_without_face": no_face,
+            "found_by": by,
+        }
+        print(f"   {NAMES[w]:20s} {acc:.2%} (std {std:.2%}), no face {no_face}, found by {by}")
+    doc["lfw"]["agreement"] = agreement(lfw["before"], lfw["after"])
+    for name in ("fairface", "lfw"):
+        a = doc[name]["agreement"]
+        print(
+            f"{name}: identical descriptors {a['identical']} of {a['images_with_a_face_in_both']}; "
+            f"the others moved median {a['moved_median']:.4f}, p90 {a['moved_p90']:.4f}, "
+            f"p99 {a['moved_p99']:.4f}, max {a['moved_max']:.4f}; a face in one only: "
+            f"{a['found_in_one_only']}"
+        )
+
+    engines = {w: FaceEngine(c) for w, c in configs.items()}
+    false_faces: dict[str, dict[str, int]] = {w: {} for w in which_all}
+    for rel in NO_FACE:
+        data = (SAMPLES / rel).read_bytes()
+        for w in which_all:
+            try:
+                false_faces[w][rel] = len(engines[w].analyze(data, max_faces=1).faces)
+            except FacegateError:
+                false_faces[w][rel] = 0
+    doc["faces_in_face_less_samples"] = false_faces
+    print("faces found in face-less samples: " + str(false_faces))
+    step = max(1, len(manifest.samples) // 100)
+    images = {
+        "probe_640x480": [probe_640x480()],
+        "lfw_image": [s.path.read_bytes() for s in manifest.samples[::step]],
+        "fairface_image": [
+            s.path.read_bytes() for s in fairface.samples[:: len(fairface.samples) // 100]
+        ],
+    }
+    rounds = {"probe_640x480": args.rounds, "lfw_image": 2, "fairface_image": 2}
+    for engine in engines.values():  # warm up: first sessions runs are slow
+        for _ in range(3):
+            engine.analyze(images["probe_640x480"][0], max_faces=1)
+    doc["engine_ms"] = engine_times(engines, images, rounds)
+    doc["engine_ms_rounds"] = rounds
+    for w in which_all:
+        t = doc["engine_ms"][w]
+        print(
+            f"engine, analyze(max_faces=1), {NAMES[w]}: 640x480 probe {t['probe_640x480']:.1f} "
+            f"ms, LFW image {t['lfw_image']:.1f} ms, FairFace image {t['fairface_image']:.1f} ms "
+            "(medians)"
+        )
+    info = machine_info()
+    info["load_1m_at_start"] = load_start
+    doc["machine"] = info
+    print(machine_line(info) + f" (load average {load_start} at the start)")
+    write_results("search_blazeface", doc)
+
+
+if __name__ == "__main__":
+    main()
