@@ -20,6 +20,12 @@ written to bench/results/search_blazeface.json:
   intervals), and which detector found the faces after;
 * LFW View 2 (6,000 pairs, 7,701 images): 10-fold accuracy of the raw distance (a pair with no
   face is an error);
+* LFW "mixed": each pair's left image as a probe with BlazeFace, its right image as enrolled by
+  the chain (IndexFaces never uses BlazeFace), the server's situation with BlazeFace on;
+* FairFace impostor pairs within each race x gender group (FairFace has one image per person):
+  the false match rate at the distances where the chain's is 1% and 0.1%, for the chain, for
+  BlazeFace probes and for BlazeFace probes against chain-enrolled faces (the shipped
+  calibrations were fitted on the chain's descriptors);
 * how many images get the same descriptor bit for bit, and the distance between the two for the
   others (median, p90, p99, max);
 * faces found in the face-less samples (coffee.png, no_face_white.png, dlib_voc/dogs.jpg);
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from benchlib import ROOT, SAMPLES, machine_info, machine_line, write_results
 from facegate.bias.datasets import load_fairface, load_lfw
@@ -55,6 +62,7 @@ from search_throughput import probe_640x480
 DATA = ROOT.parent / "shared" / "data"
 NO_FACE = ("coffee.png", "no_face_white.png", "dlib_voc/dogs.jpg")
 NAMES = {"before": "chain (before)", "after": "BlazeFace first"}
+Floats = npt.NDArray[np.float64]
 
 
 def config(which: str, models_dir: Path | None) -> EngineConfig:
@@ -62,6 +70,50 @@ def config(which: str, models_dir: Path | None) -> EngineConfig:
         detector=DetectorConfig(search_blazeface=which == "after"),
         face_models=FaceModels(models_dir=models_dir),
     )
+
+
+def mixed_distances(probe: npt.NDArray[Any], enrolled: npt.NDArray[Any], pairs: Any) -> Floats:
+    """Each pair's distance with its left image from ``probe`` and its right from ``enrolled``
+    (NaN where either has no face)."""
+    left = np.array([p.left for p in pairs])
+    right = np.array([p.right for p in pairs])
+    diff = probe[left].astype(np.float64) - enrolled[right].astype(np.float64)
+    return np.asarray(np.sqrt(np.einsum("ij,ij->i", diff, diff)), dtype=np.float64)
+
+
+def impostor_fmr(
+    vectors: dict[str, npt.NDArray[Any]], groups: list[str], rates: tuple[float, ...]
+) -> dict[str, Any]:
+    """FMR of the within-group impostor pairs at the chain's distance thresholds for ``rates``:
+    "before" (chain x chain), "after" (BlazeFace x BlazeFace), "mixed" (BlazeFace probe x
+    chain-enrolled: both orders of each pair). Images without a face in any set are left out."""
+    found = np.ones(len(groups), dtype=bool)
+    for v in vectors.values():
+        found &= np.isfinite(v).all(axis=1)
+    labels = np.array(groups)
+    d: dict[str, list[Floats]] = {"before": [], "after": [], "mixed": []}
+    for group in sorted(set(groups)):
+        idx = np.flatnonzero((labels == group) & found)
+        iu = np.triu_indices(len(idx), k=1)
+        b, a = (vectors[w][idx].astype(np.float64) for w in ("before", "after"))
+
+        def dist(x: Floats, y: Floats) -> Floats:
+            sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
+            return np.asarray(np.sqrt(np.maximum(sq, 0.0)), dtype=np.float64)
+
+        d["before"].append(dist(b, b)[iu])
+        d["after"].append(dist(a, a)[iu])
+        cross = dist(a, b)
+        d["mixed"].append(np.concatenate([cross[iu], cross.T[iu]]))
+    pooled = {w: np.concatenate(v) for w, v in d.items()}
+    out: dict[str, Any] = {"pairs": {w: int(v.size) for w, v in pooled.items()}}
+    for rate in rates:
+        threshold = float(np.quantile(pooled["before"], rate))
+        out[f"fmr_{rate:g}"] = {
+            "distance": threshold,
+            **{w: float(np.mean(v <= threshold)) for w, v in pooled.items()},
+        }
+    return out
 
 
 def engine_times(
@@ -153,7 +205,22 @@ def main() -> None:
             "found_by": by,
         }
         print(f"   {NAMES[w]:20s} {acc:.2%} (std {std:.2%}), no face {no_face}, found by {by}")
+    d = mixed_distances(lfw["after"].vectors, lfw["before"].vectors, pairs)
+    cv = cross_validate(d, mated, folds)
+    acc, std = float(np.mean(cv.accuracies)), float(np.std(cv.accuracies, ddof=1))
+    doc["lfw"]["mixed"] = {"accuracy": acc, "std": std}
+    print(f"   {'BlazeFace probe x chain-enrolled':20s} {acc:.2%} (std {std:.2%})")
     doc["lfw"]["agreement"] = agreement(lfw["before"], lfw["after"])
+    groups = [group_key(s, ("race", "gender")) for s in fairface.samples]
+    fmr = impostor_fmr({w: ff[w].vectors for w in which_all}, groups, (0.01, 0.001))
+    doc["fairface"]["impostor_fmr"] = fmr
+    print("FairFace within-group impostor pairs, FMR at the chain's thresholds:")
+    for key, row in fmr.items():
+        if key.startswith("fmr_"):
+            print(
+                f"   chain FMR {key[4:]} (distance {row['distance']:.4f}): BlazeFace "
+                f"{row['after']:.4%}, BlazeFace probe x chain-enrolled {row['mixed']:.4%}"
+            )
     for name in ("fairface", "lfw"):
         a = doc[name]["agreement"]
         print(

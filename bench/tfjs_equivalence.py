@@ -1,6 +1,6 @@
 """The converted ONNX models against the original TensorFlow.js models, on real face crops.
 
-    PYTHONPATH=src python bench/tfjs_equivalence.py [--crops 50] [--models age,emotion]
+    PYTHONPATH=src python bench/tfjs_equivalence.py [--crops 50] [--models age,emotion] [--out NAME]
     PYTHONPATH=src python bench/tfjs_equivalence.py --write-references
 
 For each model of the catalogue (``engine/human_catalogue.py``), converts it from the package
@@ -352,7 +352,7 @@ def equivalence(args: argparse.Namespace, names: list[str]) -> None:
     print("argmax: share of items whose top class agrees (descriptor: smallest cosine)")
     print(machine_line(info))
     path = write_results(
-        "tfjs_equivalence",
+        args.out,
         {
             "machine": info,
             "tfjs_version": tfjs["tfjs_version"],
@@ -442,6 +442,9 @@ def main() -> None:
         help="the package: .tgz or folder (default: the models folder's source/)",
     )
     parser.add_argument("--write-references", action="store_true", help="write the tests' data")
+    parser.add_argument(
+        "--out", default="tfjs_equivalence", help="results file name (default tfjs_equivalence)"
+    )
     args = parser.parse_args()
     names = args.models.split(",") if args.models else [s.name for s in CATALOGUE]
     if args.write_references:
