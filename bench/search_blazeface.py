@@ -30,7 +30,8 @@ written to bench/results/search_blazeface.json:
   others (median, p90, p99, max);
 * faces found in the face-less samples (coffee.png, no_face_white.png, dlib_voc/dogs.jpg);
 * engine time for the 640x480 one-face probe (bench/search_throughput.py), per LFW image and per
-  FairFace image: medians of in-process ``analyze(max_faces=1)`` calls, both interleaved.
+  FairFace image: medians of in-process ``analyze(max_faces=1)`` calls and of their detection
+  step alone, both configurations interleaved, and the ratios.
 """
 
 from __future__ import annotations
@@ -118,18 +119,31 @@ def impostor_fmr(
 
 def engine_times(
     engines: dict[str, FaceEngine], images: dict[str, list[bytes]], rounds: dict[str, int]
-) -> dict[str, dict[str, float]]:
-    """Median ms of ``analyze(max_faces=1)`` per kind of image, configurations interleaved."""
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Median ms of ``analyze(max_faces=1)`` per kind of image, and of its detection step alone
+    (``FaceEngine.times.detect_s``: BlazeFace, and the chain where BlazeFace found nothing),
+    configurations interleaved."""
     times: dict[str, dict[str, list[float]]] = {w: {k: [] for k in images} for w in engines}
+    detect: dict[str, dict[str, list[float]]] = {w: {k: [] for k in images} for w in engines}
     order = list(engines)
     for kind, datas in images.items():
         for r in range(rounds[kind]):
             for data in datas:
                 for which in order if r % 2 == 0 else order[::-1]:
+                    engine = engines[which]
+                    d0 = engine.times.detect_s
                     t0 = time.perf_counter()
-                    engines[which].analyze(data, max_faces=1)
+                    engine.analyze(data, max_faces=1)
                     times[which][kind].append(time.perf_counter() - t0)
-    return {w: {k: 1000 * statistics.median(v) for k, v in per.items()} for w, per in times.items()}
+                    detect[which][kind].append(engine.times.detect_s - d0)
+
+    def medians(per: dict[str, list[float]]) -> dict[str, float]:
+        return {k: 1000 * statistics.median(v) for k, v in per.items()}
+
+    return (
+        {w: medians(per) for w, per in times.items()},
+        {w: medians(per) for w, per in detect.items()},
+    )
 
 
 def main() -> None:
@@ -253,14 +267,21 @@ def main() -> None:
     for engine in engines.values():  # warm up: first sessions runs are slow
         for _ in range(3):
             engine.analyze(images["probe_640x480"][0], max_faces=1)
-    doc["engine_ms"] = engine_times(engines, images, rounds)
+    doc["engine_ms"], doc["detect_ms"] = engine_times(engines, images, rounds)
     doc["engine_ms_rounds"] = rounds
-    for w in which_all:
-        t = doc["engine_ms"][w]
+    for measure in ("engine_ms", "detect_ms"):
+        what = "analyze(max_faces=1)" if measure == "engine_ms" else "its detection step"
+        for w in which_all:
+            t = doc[measure][w]
+            print(
+                f"{what}, {NAMES[w]}: 640x480 probe {t['probe_640x480']:.1f} ms, LFW image "
+                f"{t['lfw_image']:.1f} ms, FairFace image {t['fairface_image']:.1f} ms (medians)"
+            )
+        ratio = {k: doc[measure]["before"][k] / doc[measure]["after"][k] for k in images}
+        doc[f"{measure}_ratio_before_to_after"] = ratio
         print(
-            f"engine, analyze(max_faces=1), {NAMES[w]}: 640x480 probe {t['probe_640x480']:.1f} "
-            f"ms, LFW image {t['lfw_image']:.1f} ms, FairFace image {t['fairface_image']:.1f} ms "
-            "(medians)"
+            f"{what}, chain / BlazeFace first: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())
         )
     info = machine_info()
     info["load_1m_at_start"] = load_start
