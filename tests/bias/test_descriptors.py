@@ -16,8 +16,11 @@ from facegate.bias.descriptors import (
     NO_FACE,
     DescriptorCache,
     compute_descriptors,
+    config_key,
 )
+from facegate.engine.attributes.types import FaceModels
 from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.detect import DetectorConfig
 from facegate.engine.pool import EnginePool
 from facegate.engine.types import Analysis, DetectorKind
 
@@ -123,6 +126,20 @@ def test_another_model_version_or_setting_misses(
     compute_descriptors(few, cache=cache, pool=no_fallback, mmod_fallback=False, progress=False)
     assert len(no_fallback.calls) == 2
     assert cache.count() == 6
+
+
+def test_the_key_names_the_probe_detector_that_runs(tmp_path: Path) -> None:
+    """BlazeFace on, off, or on without its converted model (the engine then uses the chain):
+    results of the chain are filed under the chain's key, never under BlazeFace's."""
+    on = config_key(EngineConfig(), "dlib-resnet-v1", True)
+    off = config_key(
+        EngineConfig(detector=DetectorConfig(search_blazeface=False)), "dlib-resnet-v1", True
+    )
+    missing = config_key(
+        EngineConfig(face_models=FaceModels(models_dir=tmp_path)), "dlib-resnet-v1", True
+    )
+    assert on != off
+    assert missing == off
 
 
 def test_interrupted_run_keeps_finished_batches(

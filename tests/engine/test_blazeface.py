@@ -172,6 +172,10 @@ def test_without_the_model_probes_use_the_chain(
         degraded = FaceEngine(config, engine.models)
     assert degraded.probe_detector is None
     assert "BlazeFace for search probes is unavailable" in caplog.text
+    # what caches key on: the detector as this engine runs it
+    assert config.effective_detector().search_blazeface is False
+    assert EngineConfig().effective_detector().search_blazeface is True
+    assert config.effective_detector() == DetectorConfig(search_blazeface=False)
 
 
 def test_invalid_settings_are_refused() -> None:

@@ -95,6 +95,22 @@ class EngineConfig:
         folder = self.face_models.models_dir or default_models_dir()
         return DescriptorRegistry.discover(folder, flip_tta=self.flip_tta)
 
+    def effective_detector(self) -> DetectorConfig:
+        """:attr:`detector` as an engine made from this configuration runs it:
+        ``search_blazeface`` off where BlazeFace's converted model is not available in
+        ``face_models.models_dir`` (the engine then warns and sends probes to the chain).
+        Caches of engine results key on this, so results of the chain are never filed as
+        BlazeFace's. Reads and hashes the model file (about half a megabyte)."""
+        if not self.detector.search_blazeface:
+            return self.detector
+        from facegate.engine.blazeface import MODEL_NAME
+        from facegate.engine.human_models import model_status
+
+        status = model_status(
+            MODEL_NAME, self.face_models.models_dir, allow_unpinned=self.face_models.allow_unpinned
+        )
+        return self.detector if status.available else replace(self.detector, search_blazeface=False)
+
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
         """The same configuration with another detector."""
         return replace(self, detector=replace(self.detector, kind=kind))
