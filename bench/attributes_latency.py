@@ -6,12 +6,14 @@ One 640x480 JPEG with one face (``obama.jpg`` scaled and cropped), two ways, eac
 the conditions interleaved (so load from other work on the machine falls on all of them alike):
 
 1. In process (``FaceEngine.analyze``, no descriptor, as DetectFaces): DEFAULT (no attribute);
-   ALL with the model attributes off (the landmark geometry only: EyesOpen, MouthOpen, Smile);
-   ALL with ``FACEGATE_ATTRIBUTE_MODELS=faceres,emotion`` (adds AgeRange, Gender, Emotions).
-   Also the engine's own time per stage.
-2. Through ``facegate serve`` with the models on (1 engine worker; the default policy pack, the
-   audit log): boto3 ``detect_faces`` with ``Attributes=["DEFAULT"]`` and ``["ALL"]``,
-   alternating, one request at a time.
+   ALL with the opt-in models off (EyesOpen from the landmarks; MouthOpen, Smile, Eyeglasses,
+   Sunglasses, Beard, Mustache, FaceOccluded from the classifiers, which need the aligned chip
+   and the descriptor); ALL with ``FACEGATE_ATTRIBUTE_MODELS=faceres,emotion`` (adds AgeRange,
+   Gender, Emotions); ALL with ``faceres,emotion,iris`` (adds EyeDirection). Also the engine's
+   own time per stage.
+2. Through ``facegate serve`` (1 engine worker; the default policy pack, the audit log), once
+   with the opt-in models off and once with all three on: boto3 ``detect_faces`` with
+   ``Attributes=["DEFAULT"]`` and ``["ALL"]``, alternating, one request at a time.
 
 Medians, 90th percentiles and the ratios ALL / DEFAULT (target: at most 1.5). Prints a table and
 writes ``bench/results/attributes_latency.json``.
@@ -40,6 +42,7 @@ from tests.e2e.server import LiveServer
 
 ALL = frozenset(FACE_ATTRIBUTES)
 MODELS = FaceModels(enabled=frozenset({"faceres", "emotion"}))
+WITH_IRIS = FaceModels(enabled=frozenset({"faceres", "emotion", "iris"}))
 
 
 def image_640x480() -> bytes:
@@ -65,9 +68,10 @@ def summary(seconds: list[float]) -> dict[str, float]:
 
 def in_process(data: bytes, calls: int) -> dict[str, Any]:
     engines = {
-        "DEFAULT": (FaceEngine(EngineConfig(face_models=MODELS)), frozenset[str]()),
+        "DEFAULT": (FaceEngine(EngineConfig(face_models=WITH_IRIS)), frozenset[str]()),
         "ALL, models off": (FaceEngine(EngineConfig()), ALL),
-        "ALL, models on": (FaceEngine(EngineConfig(face_models=MODELS)), ALL),
+        "ALL, faceres+emotion": (FaceEngine(EngineConfig(face_models=MODELS)), ALL),
+        "ALL, +iris": (FaceEngine(EngineConfig(face_models=WITH_IRIS)), ALL),
     }
     for engine, wanted in engines.values():  # warm up (first runs allocate)
         for _ in range(3):
@@ -92,12 +96,12 @@ def in_process(data: bytes, calls: int) -> dict[str, Any]:
     return out
 
 
-def through_server(data: bytes, requests: int) -> dict[str, Any]:
+def through_server(data: bytes, requests: int, models: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         server = LiveServer(
             Path(tmp) / "data",
             workers=1,
-            env={"FACEGATE_ATTRIBUTE_MODELS": "faceres,emotion", "FACEGATE_RATE_LIMIT_RPS": "0"},
+            env={"FACEGATE_ATTRIBUTE_MODELS": models, "FACEGATE_RATE_LIMIT_RPS": "0"},
         )
         server.start()
         try:
@@ -114,7 +118,10 @@ def through_server(data: bytes, requests: int) -> dict[str, Any]:
                     runs[name].append(time.perf_counter() - t0)
                     assert len(reply["FaceDetails"]) == 1
             check = rek.detect_faces(Image={"Bytes": data}, Attributes=["ALL"])["FaceDetails"][0]
-            assert {"AgeRange", "Gender", "Emotions", "Smile"} <= set(check)
+            expected = {"Smile", "Sunglasses"} | (
+                {"AgeRange", "Gender", "Emotions", "EyeDirection"} if models != "none" else set()
+            )
+            assert expected <= set(check), set(check)
         finally:
             server.stop()
     return {name: summary(r) for name, r in runs.items()}
@@ -127,24 +134,28 @@ def main() -> None:
     args = parser.parse_args()
     data = image_640x480()
     engine = in_process(data, args.calls)
-    server = through_server(data, args.requests)
+    servers = {
+        "models off": through_server(data, args.requests, "none"),
+        "faceres,emotion,iris": through_server(data, args.requests, "faceres,emotion,iris"),
+    }
     base_e = engine["DEFAULT"]["median_ms"]
-    base_s = server["DEFAULT"]["median_ms"]
-    print(f"{'where':12} {'condition':18} {'median ms':>10} {'p90 ms':>8} {'x DEFAULT':>10}")
+    print(f"{'where':24} {'condition':20} {'median ms':>10} {'p90 ms':>8} {'x DEFAULT':>10}")
     for name, row in engine.items():
         ratio = row["median_ms"] / base_e
         row["ratio_to_default"] = ratio
-        print(f"{'in process':12} {name:18} {row['median_ms']:10.1f} {row['p90_ms']:8.1f} "
+        print(f"{'in process':24} {name:20} {row['median_ms']:10.1f} {row['p90_ms']:8.1f} "
               f"{ratio:10.2f}")  # fmt: skip
-    for name, row in server.items():
-        ratio = row["median_ms"] / base_s
-        row["ratio_to_default"] = ratio
-        print(f"{'DetectFaces':12} {name:18} {row['median_ms']:10.1f} {row['p90_ms']:8.1f} "
-              f"{ratio:10.2f}")  # fmt: skip
+    for models, server in servers.items():
+        base_s = server["DEFAULT"]["median_ms"]
+        for name, row in server.items():
+            ratio = row["median_ms"] / base_s
+            row["ratio_to_default"] = ratio
+            print(f"{'DetectFaces, ' + models:24} {name:20} {row['median_ms']:10.1f} "
+                  f"{row['p90_ms']:8.1f} {ratio:10.2f}")  # fmt: skip
     print("in-process stages, mean ms per call:")
     for name, row in engine.items():
         stages = ", ".join(f"{k} {v:.1f}" for k, v in row["stages_ms_per_call"].items())
-        print(f"  {name:18} {stages}")
+        print(f"  {name:20} {stages}")
     info = machine_info()
     print(machine_line(info))
     path = write_results(
@@ -153,7 +164,7 @@ def main() -> None:
             "machine": info,
             "image": "obama.jpg scaled to 640x480, one face",
             "in_process": engine,
-            "detect_faces": server,
+            "detect_faces": servers,
             "target_ratio": 1.5,
         },
     )

@@ -190,8 +190,8 @@ def test_attribute_models_are_off_by_default_and_opted_into_by_name() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("iris", "iris; .*iris backs no attribute in this version"),
-        ("faceres,gear", "gear; expected some of emotion, faceres, or none"),
+        ("faceres,gear", "gear; expected some of emotion, faceres, iris, or none"),
+        ("facemesh", "facemesh; expected some of emotion, faceres, iris, or none"),
         ("none,faceres", "none; expected"),
     ],
 )

@@ -1,10 +1,15 @@
-"""The transparency page's HTML: escaped, self-contained, honest about an uncalibrated mapping."""
+"""The transparency page's HTML (templates/transparency.html): escaped, self-contained, honest about
+an uncalibrated mapping, and the whole document of a real service."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
-from facegate.transparency import render_html
+from facegate.config import Settings
+from facegate.services import Services
+from facegate.transparency import render_html, transparency_document
 
 
 def _doc(model: dict[str, Any]) -> dict[str, Any]:
@@ -125,3 +130,78 @@ def test_attributes_section_says_which_face_models_are_enabled_and_why_off_by_de
     assert "https://" not in page  # self-contained: no links out
     doc["attributes"]["face_models"]["enabled"] = []
     assert "Enabled: <strong>none (the default)</strong>" in render_html(doc)
+
+
+class _Page(HTMLParser):
+    """Well-formedness (every non-void element closed in order), table captions, cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.captions: list[str] = []
+        self.cells: list[str] = []
+        self.codes: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag != "meta":
+            self.stack.append(tag)
+            if tag in ("caption", "td", "code"):
+                {"caption": self.captions, "td": self.cells, "code": self.codes}[tag].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack[-1:] == [tag], (tag, self.stack[-3:])
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        for tag, texts in (("caption", self.captions), ("td", self.cells), ("code", self.codes)):
+            if tag in self.stack:
+                texts[-1] += data
+
+
+def test_the_page_of_a_real_service_shows_its_whole_document(tmp_path: Path) -> None:
+    """The template on the document of a real service graph (shipped calibrations, descriptor
+    models, policy packs): well formed, one table per section of the document."""
+    packs = ("aws-public-safety-terms", "eu-ai-act-art5", "deployment-gate")
+    settings = Settings(data_dir=tmp_path / "data", policy_packs=packs, engine_workers=1)
+    services = Services.open(settings, start_engine=False)
+    try:
+        doc = transparency_document(services)
+    finally:
+        services.close()
+    page = _Page()
+    page.feed(render_html(doc))
+    page.close()
+    assert page.stack == []
+    assert not {"script", "link", "img", "iframe"} & set(page.tags)
+    table = doc["model"]["table"]
+    datasets = table[0]["datasets"]
+    group_tables = [
+        f"{d}: {kind.upper()} by {grouping}"
+        for d in datasets
+        for grouping, first in datasets[d]["groups"].items()
+        for kind in ("fmr", "fnmr")
+        if kind in first
+    ]
+    assert group_tables
+    assert page.captions == [
+        "Error rates at each threshold",
+        *group_tables,
+        "Descriptor models",
+        "Policies",
+        "Estimated",
+        "Face models that back attributes",
+    ]
+    assert page.tags.count("tr") == (
+        1 + len(table)  # the error rates
+        + sum(len(first[k]) + 2 for d in datasets for first in datasets[d]["groups"].values()
+              for k in ("fmr", "fnmr") if k in first)  # groups, header, Max/GeoMean
+        + 1 + len(doc["descriptor_models"])
+        + 1 + len(doc["policy"]["policies"])
+        + 1 + len(doc["attributes"]["estimated"])
+        + 1 + len(doc["attributes"]["face_models"]["models"])
+    )  # fmt: skip
+    assert {p["id"] for p in doc["policy"]["policies"]} <= set(page.cells)
+    assert {m["version"] for m in doc["descriptor_models"]} <= set(page.codes)
+    assert f"{table[0]['similarity_pct']:g}" in page.cells

@@ -37,3 +37,21 @@ def test_distances_per_metric_and_weights() -> None:
             fused.distance(x, y, weights)
     with pytest.raises(ValueError, match="a euclidean:8\\+cosine:8 query has 16 values"):
         fused.distances(a, np.vstack([x]))
+
+
+def test_pairwise_and_paired_agree_with_the_exact_distances() -> None:
+    rng = np.random.default_rng(3)
+    fused = parse_space("euclidean:6+cosine:10")
+    a, b = rng.normal(size=(5, 16)), rng.normal(size=(7, 16))
+    b[2, 6:] = 0.0  # a zero cosine part: distance 1 from everything, as in distances()
+    weights = (0.7, 0.3)
+    grid = fused.pairwise(a, b, weights)
+    assert grid.shape == (5, 7)
+    for i in range(5):
+        assert grid[i] == pytest.approx(fused.distances(a[i], b, weights), abs=1e-9)
+    pairs = fused.paired(a, b[:5], weights)
+    assert pairs == pytest.approx(np.diag(grid[:, :5]), abs=1e-9)
+    x = rng.normal(0, 0.1, size=(4, 128))
+    assert DLIB_SPACE.pairwise(x, x).diagonal() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="paired rows"):
+        fused.paired(a, b)

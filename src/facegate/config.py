@@ -39,7 +39,7 @@
 | FACEGATE_SEARCH_BLAZEFACE | 1 | search probes: BlazeFace first, then the chain (0: chain only) |
 | FACEGATE_MODELS_DIR | .venv/share/facegate/models | converted face models (age, emotion, iris) |
 | FACEGATE_MODELS_ALLOW_UNPINNED | 0 | 1: use converted models whose hashes facegate does not pin |
-| FACEGATE_ATTRIBUTE_MODELS | (none) | opt-in: faceres (AgeRange, Gender), emotion (Emotions) |
+| FACEGATE_ATTRIBUTE_MODELS | (none) | opt-in: faceres (age, gender), emotion, iris (eye gaze) |
 | FACEGATE_TRUSTED_PROXIES | (none) | proxies (IPs, CIDRs) whose X-Forwarded-For is believed |
 | FACEGATE_HEADER_TIMEOUT_S | 10 | a request head must arrive within this (else closed) |
 | FACEGATE_BODY_TIMEOUT_S | 30 | a whole request body must arrive within this (else 408) |
@@ -74,13 +74,15 @@ Empty by default: no forwarded header is believed, not even from 127.0.0.1.
 
 FACEGATE_ATTRIBUTE_MODELS (comma-separated, empty or ``none``: off, the default): the converted
 face models whose attributes the engine estimates when a request asks for them: ``faceres``
-(AgeRange and Gender) and ``emotion`` (Emotions). They are off by default because their
-training data carry research-only terms (IMDB-WIKI, VGGFace2, FER2013) and their errors differ
-by demographic group (docs/attributes.md gives the measured error rates). An operator who names
-them accepts those terms for their deployment. Each engine worker loads each named model once;
-one that is not set up (``facegate models list``) leaves its attributes unavailable, with a
-warning. Other names are refused, as is ``iris``: no estimator runs it in this version
-(EyeDirection is not estimated).
+(AgeRange and Gender), ``emotion`` (Emotions) and ``iris`` (EyeDirection). faceres and emotion
+are off by default because their training data carry research-only terms (IMDB-WIKI, VGGFace2,
+FER2013) and their errors differ by demographic group (docs/attributes.md gives the measured
+error rates); an operator who names them accepts those terms for their deployment. iris
+(MediaPipe Iris, Apache-2.0) is off by default because EyeDirection could only be checked
+against portraits looking into the camera, not against gaze labels, and costs a model run per
+face (docs/attributes.md). Each engine worker loads each named model once; one that is not set
+up (``facegate models list``) leaves its attributes unavailable, with a warning. Other names
+are refused.
 
 FACEGATE_ENGINE_MAX_BATCH: images that arrive while every engine process is busy wait for the
 next free one, which then takes up to this many of them in one task and describes all their faces
@@ -167,14 +169,9 @@ def attribute_models_named(text: str) -> frozenset[str]:
     unknown = sorted(names - ATTRIBUTE_MODELS)
     if unknown:
         known = ", ".join(sorted(ATTRIBUTE_MODELS))
-        why = (
-            " (iris backs no attribute in this version: EyeDirection is not estimated)"
-            if "iris" in unknown
-            else ""
-        )
         raise SettingsError(
             f"FACEGATE_ATTRIBUTE_MODELS: unknown face model(s) {', '.join(unknown)}; "
-            f"expected some of {known}, or none{why}"
+            f"expected some of {known}, or none"
         )
     return frozenset(names)
 

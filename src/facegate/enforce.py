@@ -67,8 +67,10 @@ class Applied:
     attributes_dropped: frozenset[str] = frozenset()
 
 
-def _size_aware(bound: float, faces: int, similarity: SimilarityModel | None) -> float:
-    """The lowest threshold at which ``faces`` faces give at most ``bound`` false candidates."""
+def size_aware_threshold(bound: float, faces: int, similarity: SimilarityModel | None) -> float:
+    """The lowest threshold at which ``faces`` faces give at most ``bound`` false candidates
+    (100 when the mapping promises nothing). The one formula: ``facegate bias lineup
+    --max-expected-false-candidates`` measures the threshold this returns."""
     wanted = similarity.similarity_for_fmr(bound / max(faces, 1)) if similarity else None
     return 100.0 if wanted is None else min(100.0, wanted)
 
@@ -94,7 +96,7 @@ def before(
     bound = obligations.max_expected_false_candidates
     searching = operation.identification and collection_faces is not None
     if bound is not None and searching and collection_faces is not None:
-        size_aware = _size_aware(bound, collection_faces, similarity)
+        size_aware = size_aware_threshold(bound, collection_faces, similarity)
         minimum = size_aware if minimum is None else max(minimum, size_aware)
     if minimum is not None and name is not None:
         given = params.get(name)

@@ -130,6 +130,52 @@ class VectorSpace:
         """The distance of one pair."""
         return float(self.distances(a, np.asarray(b).reshape(1, -1), weights)[0])
 
+    def pairwise(
+        self, a: npt.ArrayLike, b: npt.ArrayLike, weights: Sequence[float] | None = None
+    ) -> Floats:
+        """``(len(a), len(b))``: the distance of every row of ``a`` to every row of ``b``
+        (float64, by the dot-product expansions: for bulk measurement, not exact to the last
+        bit like :meth:`distances`)."""
+        x = np.asarray(a, dtype=np.float64).reshape(-1, self.dim)
+        y = np.asarray(b, dtype=np.float64).reshape(-1, self.dim)
+        total = np.zeros((len(x), len(y)), dtype=np.float64)
+        for part, cut, w in zip(
+            self.parts, self.slices(), self.weights_or_ones(weights), strict=True
+        ):
+            xa, yb = x[:, cut], y[:, cut]
+            dots = xa @ yb.T
+            xx, yy = np.einsum("ij,ij->i", xa, xa), np.einsum("ij,ij->i", yb, yb)
+            if part.metric == EUCLIDEAN:
+                total += w * np.sqrt(np.maximum(xx[:, None] + yy[None, :] - 2.0 * dots, 0.0))
+            else:
+                norms = np.sqrt(xx)[:, None] * np.sqrt(yy)[None, :]
+                cos = np.where(norms > 0.0, dots / np.where(norms > 0.0, norms, 1.0), 0.0)
+                total += w * np.maximum(1.0 - np.clip(cos, -1.0, 1.0), 0.0)
+        return total
+
+    def paired(
+        self, a: npt.ArrayLike, b: npt.ArrayLike, weights: Sequence[float] | None = None
+    ) -> Floats:
+        """The distance of row ``i`` of ``a`` to row ``i`` of ``b`` (float64)."""
+        x = np.asarray(a, dtype=np.float64).reshape(-1, self.dim)
+        y = np.asarray(b, dtype=np.float64).reshape(-1, self.dim)
+        if len(x) != len(y):
+            raise ValueError(f"paired rows: {len(x)} against {len(y)}")
+        total = np.zeros(len(x), dtype=np.float64)
+        for part, cut, w in zip(
+            self.parts, self.slices(), self.weights_or_ones(weights), strict=True
+        ):
+            xa, yb = x[:, cut], y[:, cut]
+            if part.metric == EUCLIDEAN:
+                diff = xa - yb
+                total += w * np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            else:
+                norms = np.linalg.norm(xa, axis=1) * np.linalg.norm(yb, axis=1)
+                dots = np.einsum("ij,ij->i", xa, yb)
+                cos = np.where(norms > 0.0, dots / np.where(norms > 0.0, norms, 1.0), 0.0)
+                total += w * np.maximum(1.0 - np.clip(cos, -1.0, 1.0), 0.0)
+        return total
+
 
 def part_distances(metric: str, query: Floats, matrix: Floats) -> Floats:
     """One part's distances of ``query`` to the rows of ``matrix`` (float64)."""

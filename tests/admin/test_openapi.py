@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from facegate.admin import explain
+from facegate.admin import explain, openapi
 from facegate.admin.handlers import KEY_FIELDS, MODEL_AUDIT_FIELDS, OPERATOR_FIELDS, ORG_FIELDS
-from facegate.admin.openapi import document
 from facegate.admin.routes import admin_endpoints, described
 from facegate.app import create_app
 from facegate.services import Services
+from facegate.store.operators import ROLES
+
+
+def document() -> dict[str, Any]:
+    """The document the app serves."""
+    return openapi.document(admin_endpoints())
 
 
 def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -47,7 +54,7 @@ def test_parameters_and_security_match_the_endpoints() -> None:
         assert path_params == {
             part[1:-1] for part in endpoint.path.split("/") if part.startswith("{")
         }, endpoint.path
-        assert {p["name"] for p in params if p["in"] == "query"} == set(endpoint.query)
+        assert {p["name"] for p in params if p["in"] == "query"} == set(endpoint.query_names)
         if endpoint.roles is None:
             assert op["security"] == []
         else:
@@ -91,3 +98,81 @@ def test_body_schemas_list_the_fields_the_handlers_accept() -> None:
     assert set(explain_schema) == explain.TOP
     assert set(explain_schema["context"]["properties"]) == explain.CONTEXT
     assert set(explain_schema["organisation"]["properties"]) == explain.ORGANISATION
+
+
+# --- the served document against the snapshot of the hand-written one ---------------------------
+
+SNAPSHOT = Path(__file__).parent / "data" / "openapi-before.json"
+"""``GET /admin/openapi.json`` as written by hand before it was generated from the typed views
+(``info.version`` blanked)."""
+
+_PROSE = frozenset({"description", "summary"})
+
+
+def _shape(node: Any) -> Any:
+    """What a client relies on: every key but prose, with enum and required lists as sets."""
+    if isinstance(node, dict):
+        return {
+            key: sorted(value)
+            if key in ("enum", "required") and isinstance(value, list)
+            else _shape(value)
+            for key, value in node.items()
+            if key not in _PROSE
+        }
+    if isinstance(node, list):
+        return [_shape(item) for item in node]
+    return node
+
+
+ANSWERS_WITHOUT_REQUIRED = (
+    "Candidate", "Decision", "Explanation", "Key", "ModelAudit", "ModelGate", "NewKey",
+    "NewOperator", "Obligations", "Operator", "Organisation", "OrganisationDetail", "Policy",
+    "PolicyRef", "Review", "ReviewDetail", "Vote",
+)  # fmt: skip
+"""Answers whose every field the views always write, but the snapshot required none of (or,
+for NewOperator, only ``token``)."""
+
+
+def _corrected(before: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot with the corrections of what it said wrongly:
+
+    1. an answer's object lists every field as required (the views always write each one, as
+       their total ``TypedDict`` says; clients may rely on them);
+    2. ``Explanation`` is closed (``additionalProperties: false``) like every other answer;
+    3. ``NewOperatorRequest.role`` admits ``auditor``: the API creates auditors (the service
+       accepts every role of ``store.operators.ROLES``).
+    """
+    schemas = before["components"]["schemas"]
+    for name in ANSWERS_WITHOUT_REQUIRED:
+        schemas[name]["required"] = list(schemas[name]["properties"])
+    bounds = schemas["ModelGate"]["properties"]["bounds"]
+    bounds["required"] = list(bounds["properties"])
+    schemas["Explanation"]["additionalProperties"] = False
+    schemas["NewOperatorRequest"]["properties"]["role"]["enum"] = list(ROLES)
+    return before
+
+
+def test_the_document_keeps_the_snapshots_paths_parameters_and_schemas() -> None:
+    before = _corrected(json.loads(SNAPSHOT.read_text(encoding="utf-8")))
+    now = document()
+    assert now["info"]["version"]
+    now["info"]["version"] = before["info"]["version"]
+    assert _shape(now["paths"]) == _shape(before["paths"])
+    assert set(now["components"]["schemas"]) == set(before["components"]["schemas"])
+    for name, schema in before["components"]["schemas"].items():
+        assert _shape(now["components"]["schemas"][name]) == _shape(schema), name
+    assert _shape(now) == _shape(before)
+
+
+def test_every_schema_is_valid_json_schema_2020_12_and_its_references_resolve() -> None:
+    """OpenAPI 3.1's schemas are JSON Schema 2020-12 (schemathesis then validates real answers
+    against them, tests/admin/test_schemathesis.py)."""
+    doc = document()
+    for name, schema in doc["components"]["schemas"].items():
+        jsonschema_rs.meta.validate(schema)
+        rooted = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+        jsonschema_rs.Draft202012Validator(rooted)
+    error = {"$ref": "#/components/schemas/Error", "components": doc["components"]}
+    assert jsonschema_rs.is_valid(error, {"error": "x", "code": "Y"})
+    assert not jsonschema_rs.is_valid(error, {"error": "x"})
+    assert not jsonschema_rs.is_valid(error, {"error": "x", "code": "Y", "more": 1})

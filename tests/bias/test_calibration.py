@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -152,6 +153,10 @@ def test_fit_refuses_what_it_cannot_measure() -> None:
     with pytest.raises(ValueError, match="raise cap"):
         fit([pair_tail(source, cap)], "x", knot_similarities=(70.0, 80.0))
     assert fit([full], "x", knot_similarities=(70.0, 80.0)).distance_for(80.0) < cap
+    # scores (a cohort's) below 0 where the tightest knot falls: refused, not a broken map
+    shifted = replace(full, tail=full.tail - float(np.quantile(full.tail, 0.05)))
+    with pytest.raises(ValueError, match="near-duplicate"):
+        fit([shifted], "x", knot_similarities=(70.0, 99.0))
 
 
 def test_table_rows_groups_and_too_small() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,10 @@ from facegate.bias.calibration_run import calibrate, render
 from facegate.bias.datasets import Manifest, Sample
 from facegate.bias.descriptors import FACE, NO_FACE, DescriptorSet
 from facegate.cli import main
+from facegate.engine.descriptors import FUSED, DescriptorModel
+from facegate.engine.matching import matcher_for
 from facegate.engine.similarity import PiecewiseSimilarity
+from facegate.vectorspace import parse_space
 
 
 def _data(name: str, n: int, seed: int, with_ids: bool) -> tuple[Manifest, DescriptorSet]:
@@ -67,3 +72,44 @@ def test_cli_refuses_a_missing_data_folder(
     code = main(["bias", "calibrate", "--data", str(tmp_path / "none"), "--no-progress"], out=out)
     assert code == 3
     assert "file not found" in capsys.readouterr().err
+
+
+def test_a_fused_models_calibration_and_cohort_load_as_the_engine_reads_them(
+    tmp_path: Path,
+) -> None:
+    # two parts: the 16 values of _data (Euclidean), then 16 more read as a cosine part
+    lfw, ff = _data("lfw", 1200, 3, with_ids=True), _data("fairface_val", 2400, 4, with_ids=False)
+    rng = np.random.default_rng(5)  # FairFace: every face another person (no near-duplicates)
+    unique = (rng.normal(size=ff[1].vectors.shape) * 0.2).astype(np.float32)
+    unique[3] = np.nan
+    ff = (ff[0], replace(ff[1], vectors=unique))
+    joined = []
+    for _, desc in (lfw, ff):
+        extra = desc.vectors[:, ::-1] + np.float32(0.3)  # another view of the same faces
+        vectors = np.hstack([desc.vectors, extra]).astype(np.float32)
+        joined.append(replace(desc, model_version="fused-test", vectors=vectors))
+    space = parse_space("euclidean:16+cosine:16")
+    with pytest.raises(ValueError, match="needs its fusion weights"):
+        calibrate([lfw[0], ff[0]], joined, None, 50, "c", False, space=space)
+    doc = calibrate(
+        [lfw[0], ff[0]], joined, None, 50, "c", False, normalise=True, space=space,
+        weights=(0.25, 0.75), fusion_note={"method": "test"},
+    )  # fmt: skip
+    assert doc["distance"] == "euclidean:16+cosine:16"
+    assert doc["fusion"] == {"weights": [0.25, 0.75], "fit": {"method": "test"}}
+    assert [p.get("metric", "euclidean") for p in doc["cohort"]["parts"]] == [
+        "euclidean",
+        "cosine",
+    ]
+    assert doc["fitted"]["cap"] > 0  # picked from the fit halves
+    (tmp_path / "fused-test.cohort.json").write_text(json.dumps(doc))
+    model = DescriptorModel(
+        "fused-test", FUSED, 32, FUSED, "test", "builtin",
+        space_parts=(("euclidean", 16), ("cosine", 16)), calibration_dir=tmp_path,
+    )  # fmt: skip
+    matcher = matcher_for(model, "cohort")
+    assert matcher.weights == (0.25, 0.75)
+    assert matcher.version == doc["version"]
+    assert matcher.scorer.version == doc["scorer"]
+    a, b = joined[0].vectors[0], joined[0].vectors[1]  # two images of one person
+    assert matcher.compare(a, b) > matcher.compare(a, joined[0].vectors[10])

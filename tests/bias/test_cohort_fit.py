@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from facegate.bias.cohort_fit import fit_cohort, kmeans
+from facegate.bias.cohort_fit import (
+    cohort_json,
+    cohort_sizes,
+    fit_cohort,
+    fit_parts_cohort,
+    kmeans,
+)
 from facegate.engine.cohort import MIN_CENTROID_FACES, CohortNormaliser
+from facegate.engine.matching import PartsCohort
+from facegate.vectorspace import parse_space
 
 
 def _faces(n: int, seed: int = 0) -> np.ndarray:
@@ -37,3 +47,20 @@ def test_fit_cohort_is_reproducible_and_reloads_identically() -> None:
     assert np.mean(stats <= first.low) <= 0.02
     assert np.mean(stats >= first.high) <= 0.02
     assert sum(first.sizes) == len(cohort)
+
+
+def test_a_fused_models_cohort_is_one_per_part_and_ships_as_the_engine_reads_it() -> None:
+    space = parse_space("euclidean:16+cosine:16")
+    cohort = np.hstack([_faces(300, 3), _faces(300, 4)])
+    reference = np.hstack([_faces(200, 5), _faces(200, 6)])
+    weights = (0.6, 0.4)
+    fused = fit_parts_cohort(cohort, reference, space, weights, target_size=30)
+    euclid = fit_cohort(cohort[:, :16], reference[:, :16], target_size=30)
+    cosine = fit_cohort(cohort[:, 16:], reference[:, 16:], target_size=30, metric="cosine")
+    expected = 0.6 * euclid.stats(reference[:, :16]) + 0.4 * cosine.stats(reference[:, 16:])
+    assert fused.stats(reference) == pytest.approx(expected)
+    assert fused.offset == pytest.approx(0.6 * euclid.offset + 0.4 * cosine.offset)
+    shipped = PartsCohort.from_json(json.loads(json.dumps(cohort_json(fused))), weights)
+    assert shipped.version == fused.version
+    assert np.array_equal(shipped.stats(reference), fused.stats(reference))
+    assert cohort_sizes(fused) == euclid.sizes + cosine.sizes

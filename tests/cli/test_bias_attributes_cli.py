@@ -50,11 +50,13 @@ def manifest(tmp_path_factory: pytest.TempPathFactory, samples: Path) -> Path:
 @needs_models
 def test_gender_table_json_html_and_the_cache(manifest: Path, tmp_path: Path) -> None:
     cache, report, page = tmp_path / "c.sqlite3", tmp_path / "g.json", tmp_path / "g.html"
-    common = ["--dataset", "csv", "--data", str(manifest), "--cache", str(cache), "--workers",
+    common = ["--dataset", str(manifest), "--cache", str(cache), "--workers",
               "1", "--no-progress", "--min-n", "1", "--group-by", "gender"]  # fmt: skip
     code, text = run("--estimate", "gender", *common, "--json", str(report), "--html", str(page))
     assert code == 0, text
-    assert text.startswith("command: facegate bias classifier --estimate gender --dataset csv")
+    assert text.startswith(
+        f"command: facegate bias classifier --estimate gender --dataset {manifest}"
+    )
     assert "estimator: GENDER faceres-87f6a7dc.gender.t0.6" in text
     assert "computed 7, from cache 0" in text
     assert "Gender Shades" in text
@@ -79,7 +81,7 @@ def test_gender_table_json_html_and_the_cache(manifest: Path, tmp_path: Path) ->
 
 @needs_models
 def test_age_and_happy(manifest: Path, tmp_path: Path) -> None:
-    common = ["--dataset", "csv", "--data", str(manifest), "--cache", str(tmp_path / "c"),
+    common = ["--dataset", str(manifest), "--cache", str(tmp_path / "c"),
               "--workers", "1", "--no-progress", "--min-n", "1"]  # fmt: skip
     report = tmp_path / "age.json"
     code, text = run("--estimate", "age", *common, "--group-by", "gender", "--json", str(report))
@@ -111,7 +113,7 @@ def test_bad_estimate_input_exits_3(
     assert "give no predictions CSV" in capsys.readouterr().err
     code, _ = run("--estimate", "gender", "--dataset", "csv")
     assert code == 3
-    assert "--data FILE" in capsys.readouterr().err
+    assert "pass it as --dataset FILE.csv" in capsys.readouterr().err
     code, _ = run("--estimate", "gender", "--dataset", "fairface", "--data", str(tmp_path),
                   "--labels", str(manifest))  # fmt: skip
     assert code == 3
@@ -119,7 +121,9 @@ def test_bad_estimate_input_exits_3(
     code, _ = run("--estimate", "gender", "--dataset", "csv", "--data", str(manifest),
                   "--where", "skin=dark")  # fmt: skip
     assert code == 3
-    assert "no attribute 'skin'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--dataset csv --data FILE is deprecated" in err  # the old spelling still works
+    assert "no attribute 'skin'" in err
     with pytest.raises(SystemExit):
         run("--estimate", "gender", "--where", "gender")
     code, _ = run()

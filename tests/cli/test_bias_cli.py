@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from facegate.bias.impostors import REVIEW_NOTE as REVIEW
 from facegate.cli.bias import register
 from facegate.engine.matching import default_matcher
 
@@ -65,8 +66,8 @@ def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
     out_json = data / "lineup.json"
     code, text = run(
         "lineup",
-        "--probes-csv", str(data / "probes.csv"),
-        "--gallery-csv", str(data / "gallery.csv"),
+        "--probes", str(data / "probes.csv"),
+        "--gallery", str(data / "gallery.csv"),
         "--declare-true", str(data / "declared.csv"),
         "--json", str(out_json),
         *common(data),
@@ -101,8 +102,8 @@ def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
 def test_lineup_without_declaration_counts_a_false_match(data: Path) -> None:
     code, text = run(
         "lineup",
-        "--probes-csv", str(data / "probes.csv"),
-        "--gallery-csv", str(data / "gallery.csv"),
+        "--probes", str(data / "probes.csv"),
+        "--gallery", str(data / "gallery.csv"),
         "--threshold", "80",
         *common(data),
     )  # fmt: skip
@@ -116,7 +117,7 @@ def test_lineup_without_declaration_counts_a_false_match(data: Path) -> None:
 def test_impostors_on_a_csv_lists_top_pairs(data: Path) -> None:
     out_json = data / "impostors.json"
     code, text = run(
-        "impostors", "--dataset", "csv", "--data", str(data / "probes.csv"),
+        "impostors", "--dataset", str(data / "probes.csv"),
         "--group-by", "gender", "--pairs-per-group", "5", "--cross-group", "2",
         "--min-pairs", "1", "--n-boot", "50", "--json", str(out_json),
         *common(data),
@@ -125,6 +126,7 @@ def test_impostors_on_a_csv_lists_top_pairs(data: Path) -> None:
     assert "data bug, not a false match" in text
     report = json.loads(out_json.read_text())
     assert report["pairs"] == {"total": 3, "within_group": 1, "cross_group": 2}
+    assert report["sampling"]["mode"] == "fixed sample"
     assert report["unscored_pairs"]["(cross-group)"]["nonmated"] == 2
     assert len(report["top_pairs"]) == 1
 
@@ -132,7 +134,7 @@ def test_impostors_on_a_csv_lists_top_pairs(data: Path) -> None:
 def test_verification_on_a_tiny_lfw(data: Path) -> None:
     out_json = data / "verification.json"
     code, text = run(
-        "verification", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+        "verification", "--data-root", str(data), "--pairs-per-group", "0",
         "--min-pairs", "1", "--n-boot", "50", "--json", str(out_json),
         *common(data),
     )  # fmt: skip
@@ -146,12 +148,12 @@ def test_verification_on_a_tiny_lfw(data: Path) -> None:
 
 
 def test_missing_folder_and_files_exit_3(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _ = run("impostors", "--dataset", "fairface", "--data", str(data / "nope"))
+    code, _ = run("impostors", "--dataset", "fairface", "--data-root", str(data / "nope"))
     assert code == 3
     assert "data folder not found" in capsys.readouterr().err
     code, _ = run(
-        "lineup", "--probes-csv", str(data / "probes.csv"),
-        "--gallery-csv", str(data / "gallery.csv"),
+        "lineup", "--probes", str(data / "probes.csv"),
+        "--gallery", str(data / "gallery.csv"),
         "--declare-true", str(data / "missing.csv"), *common(data),
     )  # fmt: skip
     assert code == 3
@@ -170,16 +172,16 @@ def assert_self_contained(page: str) -> None:
 def test_every_report_has_a_kind_and_an_html_page(data: Path) -> None:
     runs = {
         "verification": [
-            "verification", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+            "verification", "--data-root", str(data), "--pairs-per-group", "0",
             "--min-pairs", "1", "--n-boot", "20",
         ],
         "impostors": [
-            "impostors", "--dataset", "csv", "--data", str(data / "probes.csv"),
+            "impostors", "--dataset", str(data / "probes.csv"),
             "--pairs-per-group", "5", "--min-pairs", "5", "--n-boot", "20",
         ],
         "lineup": [
-            "lineup", "--probes-csv", str(data / "probes.csv"),
-            "--gallery-csv", str(data / "gallery.csv"),
+            "lineup", "--probes", str(data / "probes.csv"),
+            "--gallery", str(data / "gallery.csv"),
         ],
     }  # fmt: skip
     for kind, argv in runs.items():
@@ -241,7 +243,7 @@ def test_html_remade_from_saved_json(data: Path, capsys: pytest.CaptureFixture[s
 def test_sweep_on_a_tiny_lfw(data: Path) -> None:
     out_json, out_html = data / "sweep.json", data / "sweep.html"
     code, text = run(
-        "sweep", "--data", str(data / "lfw"), "--pairs-per-group", "0",
+        "sweep", "--data-root", str(data), "--pairs-per-group", "0",
         "--from", "60", "--to", "99", "--step", "13", "--min-pairs", "1",
         "--json", str(out_json), "--html", str(out_html), *common(data),
     )  # fmt: skip
@@ -274,7 +276,7 @@ def test_sweep_on_a_tiny_lfw(data: Path) -> None:
 def test_sweep_on_a_csv_without_identities_measures_fmr_only(data: Path) -> None:
     out_json = data / "sweep-csv.json"
     code, text = run(
-        "sweep", "--dataset", "csv", "--manifest", str(data / "probes.csv"),
+        "sweep", "--dataset", str(data / "probes.csv"),
         "--pairs-per-group", "5", "--min-pairs", "1", "--json", str(out_json), *common(data),
     )  # fmt: skip
     assert code == 0, text
@@ -286,15 +288,16 @@ def test_sweep_on_a_csv_without_identities_measures_fmr_only(data: Path) -> None
 
 
 def test_sweep_bad_input_exits_3(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lfw = ["--data", str(data / "lfw")]
+    lfw = ["--data-root", str(data)]
     for argv, message in (
         ([*lfw, "--from", "90", "--to", "80"], "--from 90 must be below --to 80"),
         ([*lfw, "--step", "0"], "--step must be positive"),
         ([*lfw, "--step", "0.0001"], "at most 2000"),
         ([*lfw, "--alpha", "1.5"], "--alpha must be between 0 and 1"),
-        (["--dataset", "csv"], "--dataset csv needs --manifest FILE"),
-        (["--dataset", "csv", "--manifest", str(data / "missing.csv")], "missing.csv"),
-        (["--dataset", "fairface", "--data", str(data / "nope")], "data folder not found"),
+        (["--dataset", "csv"], "--dataset csv needs the manifest: pass it as --dataset FILE.csv"),
+        (["--dataset", str(data / "missing.csv")], "missing.csv: file not found"),
+        (["--dataset", "fairface", "--data-root", str(data / "nope")], "data folder not found"),
+        (["--dataset", "congress"], "--dataset congress: this action needs lfw or fairface"),
     ):
         code, _ = run("sweep", *argv, *common(data))
         err = capsys.readouterr().err
@@ -303,3 +306,230 @@ def test_sweep_bad_input_exits_3(data: Path, capsys: pytest.CaptureFixture[str])
         assert len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         run("sweep", "--from", "120")
+
+
+def test_every_action_names_a_data_set_one_way_and_old_flags_still_work(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NAME|FILE.csv everywhere; the deprecated spellings give the same report, say they are
+    deprecated, and the recorded command is the current spelling."""
+    probes, gallery = str(data / "probes.csv"), str(data / "gallery.csv")
+    same = {
+        "impostors": (
+            ["impostors", "--dataset", probes],
+            ["impostors", "--dataset", "csv", "--data", probes],
+        ),
+        "sweep": (
+            ["sweep", "--dataset", probes, "--from", "80", "--to", "99", "--step", "19"],
+            ["sweep", "--dataset", "csv", "--manifest", probes,
+             "--from", "80", "--to", "99", "--step", "19"],
+        ),
+        "lineup": (
+            ["lineup", "--probes", probes, "--gallery", gallery],
+            ["lineup", "--probes", "csv", "--probes-csv", probes,
+             "--gallery", "csv", "--gallery-csv", gallery],
+        ),
+        "verification": (
+            ["verification", "--data-root", str(data)],
+            ["verification", "--data", str(data / "lfw")],
+        ),
+    }  # fmt: skip
+    for action, (current, old) in same.items():
+        extra = ["--pairs-per-group", "5", "--min-pairs", "1", "--n-boot", "10"]
+        if action == "lineup":
+            extra = []
+        elif action == "sweep":
+            extra = extra[:4]
+        reports = []
+        for k, argv in enumerate((current, old)):
+            out_json = data / f"same-{action}-{k}.json"
+            code, text = run(*argv, *extra, "--json", str(out_json), *common(data))
+            assert code == 0, (argv, text)
+            err = capsys.readouterr().err
+            assert ("deprecated" in err) == (k == 1), (argv, err)
+            reports.append(json.loads(out_json.read_text()))
+        new, legacy = reports
+        assert "--probes-csv" not in legacy["command"]
+        assert "--manifest" not in legacy["command"]
+        assert " --dataset csv" not in legacy["command"]
+        for report in (new, legacy):
+            del report["created"], report["command"]
+        assert new == legacy, action
+
+
+def test_verification_on_a_csv_uses_its_same_subject_pairs(data: Path) -> None:
+    out_json = data / "verification-csv.json"
+    code, text = run(
+        "verification", "--dataset", str(data / "probes.csv"), "--min-pairs", "1",
+        "--n-boot", "10", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 3  # probes.csv has one image per person: no mated pairs
+    (data / "mates.csv").write_text(
+        (data / "probes.csv").read_text() + (data / "gallery.csv").read_text().splitlines()[1]
+    )
+    code, text = run(
+        "verification", "--dataset", str(data / "mates.csv"), "--min-pairs", "1",
+        "--n-boot", "10", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    assert report["pairs"]["mated"] == 1  # obama.jpg with obama2.jpg
+    assert report["sampling"]["mode"] == "every pair"  # --pairs-per-group auto, and cheap
+    assert "sampling: every pair within each group" in text
+    assert report["thresholds"][0]["overall"]["fnmr"] == 0.0
+
+
+def test_a_wrong_flag_prints_the_actions_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    from facegate.cli import main
+
+    for argv, usage in (
+        (["bias", "lineup", "--dataset", "x.csv"], "usage: facegate bias lineup"),
+        (["bias", "impostors", "--probes", "x.csv"], "usage: facegate bias impostors"),
+        (["bias", "lineup", "--data", "x"], "usage: facegate bias lineup"),  # no abbreviation
+        (["bias", "impostors", "--dataset", "imagenet"], "usage: facegate bias impostors"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(usage), err
+        assert "--dataset NAME|FILE.csv" in err or "--probes NAME|FILE.csv" in err
+
+
+def test_lineup_measures_the_servers_size_aware_threshold(data: Path) -> None:
+    """--max-expected-false-candidates adds the threshold enforce.before would set for a
+    collection of the gallery's searchable faces (the server's code, not a copy)."""
+    from facegate import enforce, operations
+    from facegate.policy.model import Obligations
+
+    out_json = data / "aware.json"
+    code, text = run(
+        "lineup", "--probes", str(data / "probes.csv"), "--gallery", str(data / "gallery.csv"),
+        "--threshold", "80", "--max-expected-false-candidates", "0.0005",
+        "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    at80, aware = report["thresholds"]
+    assert at80["size_aware"] is None
+    assert aware["size_aware"] == {"max_expected_false_candidates": 0.0005, "collection_faces": 1}
+    search = operations.spec("SearchFacesByImage")
+    assert search is not None
+    params: dict[str, object] = {}
+    applied = enforce.before(
+        search,
+        params,
+        Obligations(max_expected_false_candidates=0.0005),
+        collection_faces=1,
+        similarity=default_matcher().similarity,
+    )
+    assert aware["similarity_pct"] == pytest.approx(params["face_match_threshold"])
+    assert aware["expected_false_candidates"] == pytest.approx(applied.expected_false_candidates)
+    assert aware["expected_false_candidates"] <= 0.0005 + 1e-12
+    assert at80["expected_false_candidates"] == pytest.approx(
+        default_matcher().similarity.fmr_at(80)
+    )
+    assert "size-aware: the threshold @max_expected_false_candidates(0.0005)" in text
+    assert "match when score <=" in text
+    assert "--max-expected-false-candidates 0.0005" in report["command"]
+    with pytest.raises(SystemExit):
+        run("lineup", "--max-expected-false-candidates", "0")
+
+
+def test_normalised_reports_speak_of_scores_not_distances(
+    data: Path, samples: Path, tmp_path: Path
+) -> None:
+    """A duplicate image listed as two people: its normalised score is below 0. The text, the
+    JSON's histogram and the HTML call it a score; --score raw calls values distances."""
+    copy = tmp_path / "copy_of_obama.jpg"
+    copy.write_bytes((samples / "obama.jpg").read_bytes())
+    manifest = tmp_path / "dup.csv"
+    manifest.write_text(
+        f"path,subject_id,gender\n{samples / 'obama.jpg'},a,male\n{copy},b,male\n"
+        f"{samples / 'biden.jpg'},c,male\n"
+    )
+    out_json, out_html = tmp_path / "dup.json", tmp_path / "dup.html"
+    code, text = run(
+        "impostors", "--dataset", str(manifest), "--group-by", "gender", "--min-pairs", "1",
+        "--n-boot", "10", "--json", str(out_json), "--html", str(out_html), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    assert report["unit"] == "score"
+    top = report["top_pairs"][0]
+    assert top["distance"] < 0  # the duplicate: a score, not a distance
+    assert report["histograms"]["groups"]["overall"]["nonmated_below"] == 1
+    assert "match when score <=" in text
+    assert "match when distance" not in text
+    header = text.splitlines()[text.splitlines().index(f"  {REVIEW}") + 1]
+    assert header.split()[:2] == ["Similarity", "score"]
+    page = out_html.read_text()
+    assert "match when score" in page
+    assert "distance" not in page.replace("descriptor distances", "")
+    code, text = run(
+        "impostors", "--dataset", str(manifest), "--group-by", "gender", "--min-pairs", "1",
+        "--n-boot", "10", "--score", "raw", "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    assert "match when distance <=" in text
+    raw = json.loads(out_json.read_text())
+    assert raw["unit"] == "distance"
+    assert raw["top_pairs"][0]["distance"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_slow_mmod_fallback_is_opt_in_and_cached_apart(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default the server's chain only (what the server does); --mmod-fallback is another
+    cache key, so neither configuration's results are read for the other."""
+    argv = ["impostors", "--dataset", str(data / "probes.csv"), "--group-by", "gender",
+            "--min-pairs", "1", "--n-boot", "10", *common(data)]  # fmt: skip
+    reports = {}
+    for name, extra in (
+        ("default", []),
+        ("mmod", ["--mmod-fallback"]),
+        ("old", ["--no-mmod-fallback"]),
+    ):
+        out_json = data / f"fallback-{name}.json"
+        code, text = run(*argv, *extra, "--json", str(out_json))
+        assert code == 0, text
+        reports[name] = (json.loads(out_json.read_text()), text, capsys.readouterr().err)
+    default, mmod, old = reports["default"], reports["mmod"], reports["old"]
+    assert "--mmod-fallback" not in default[0]["command"]
+    assert "--mmod-fallback" in mmod[0]["command"]
+    assert "from cache 3" in default[1]  # the earlier tests' runs: same configuration
+    assert "computed 3, from cache 0" in mmod[1]  # another key: nothing shared
+    assert "mmod" not in default[0]["descriptors"]
+    assert "--no-mmod-fallback is deprecated" in old[2]
+    assert "--no-mmod-fallback" not in old[0]["command"]
+    assert "from cache 3" in old[1]
+
+
+def test_lineup_reports_nist_identification_measures_by_subject(data: Path) -> None:
+    out_json = data / "ident.json"
+    code, text = run(
+        "lineup", "--probes", str(data / "probes.csv"), "--gallery", str(data / "gallery.csv"),
+        "--mates-by-subject", "--fpir", "0.5", "--rank", "1", "--n-boot", "20",
+        "--json", str(out_json), "--html", str(data / "ident.html"), *common(data),
+    )  # fmt: skip
+    assert code == 0, text
+    ident = json.loads(out_json.read_text())["identification"]
+    assert ident["mated_searches"] == 1  # obama.jpg, whose mate obama2.jpg is in the gallery
+    # biden.jpg; obama.jpg with its mate left out searches an empty gallery: no search
+    assert ident["nonmated_searches"] == 1
+    assert ident["ranks"]["male"]["rank_1"] == {
+        "count": 1, "searches": 1, "rate": 1.0, "ci": ident["ranks"]["male"]["rank_1"]["ci"]
+    }  # fmt: skip
+    at80 = ident["thresholds"][0]
+    assert at80["similarity_pct"] == 80
+    assert at80["groups"]["male"]["fnir"]["rate"] == 0.0
+    assert at80["groups"]["male"]["nonmate_with_mate"]["count"] == 0  # nothing else in the gallery
+    assert "1:N identification (NIST FRVT measures): 1 mated searches" in text
+    page = (data / "ident.html").read_text()
+    assert "1:N identification (NIST FRVT measures)" in page
+    assert "non-mate above mate" in page
+    code, text = run(
+        "lineup", "--probes", str(data / "probes.csv"), "--gallery", str(data / "gallery.csv"),
+        "--json", str(out_json), *common(data),
+    )  # fmt: skip
+    assert json.loads(out_json.read_text())["identification"] is None  # no mates: no 1:N section

@@ -11,6 +11,7 @@ import pytest
 
 from facegate.cli import main
 from facegate.config import Settings, SettingsError
+from facegate.engine.descriptors import add_operator_model
 from facegate.services import Services
 
 SPEC = {"input_size": 112, "output_dim": 512, "metric": "cosine"}
@@ -33,6 +34,8 @@ def test_list_show_and_verify_name_each_model_and_its_calibration(tmp_path: Path
     rows = {r["version"]: r for r in json.loads(text)["descriptor_models"]}
     assert rows["dlib-resnet-v1"]["servable"] is True
     assert rows["dlib-resnet-v1"]["calibrated"] == {"raw": True, "cohort": True}
+    # faceres-v1's calibrations ship in the package; its weights are not in this folder
+    assert rows["faceres-v1"]["calibrated"] == {"raw": True, "cohort": True}
     assert rows["faceres-v1"]["servable"] is False
     code, text = run("models", "show", "dlib-resnet-v1", "--dir", str(tmp_path), "--format", "json")
     shown = json.loads(text)
@@ -42,8 +45,8 @@ def test_list_show_and_verify_name_each_model_and_its_calibration(tmp_path: Path
     assert (code, text.split()[:2]) == (0, ["dlib-resnet-v1", "ok:"])
     code, text = run("models", "verify", "fused-dlib-faceres-v1", "--dir", str(tmp_path))
     assert code == 1
-    assert "FAILED" in text
-    assert "no calibration" in text
+    assert "FAILED" in text  # calibrated, but faceres's weights are not in this folder
+    assert "no calibration" not in text
 
 
 def test_show_refuses_an_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,13 +77,16 @@ def test_add_keeps_nothing_that_does_not_run(
 
 
 def test_the_server_refuses_an_uncalibrated_default_model(tmp_path: Path) -> None:
+    onnx = tmp_path / "x.onnx"
+    onnx.write_bytes(b"weights an operator added and never calibrated")
+    add_operator_model(tmp_path, "mine", onnx, SPEC)
     settings = Settings.from_env(
-        {"FACEGATE_FACE_MODEL": "faceres-v1", "FACEGATE_MODELS_DIR": str(tmp_path)},
+        {"FACEGATE_FACE_MODEL": "mine", "FACEGATE_MODELS_DIR": str(tmp_path)},
         data_dir=tmp_path / "data",
         engine_workers=1,
     )
-    assert settings.face_model == "faceres-v1"
-    with pytest.raises(SettingsError, match=r"FACEGATE_FACE_MODEL=faceres-v1: .*no calibration"):
+    assert settings.face_model == "mine"
+    with pytest.raises(SettingsError, match=r"FACEGATE_FACE_MODEL=mine: .*no calibration"):
         Services.open(settings, start_engine=False)
     # ... and the data directory is left usable: the default starts
     Services.open(

@@ -33,10 +33,10 @@ ESTIMATED = (
 )  # fmt: skip
 """The FaceDetail members this version estimates by default (docs/attributes.md)."""
 NOT_ESTIMATED = tuple(m for m in ATTRIBUTE_MEMBERS.values() if m not in ESTIMATED)
-MODEL_MEMBERS = ("AgeRange", "Gender", "Emotions")
-"""The members estimated with FACEGATE_ATTRIBUTE_MODELS=faceres,emotion."""
-MODELS_ON = {"FACEGATE_ATTRIBUTE_MODELS": "faceres,emotion"}
-MODELS_READY = all(model_status(m).available for m in ("faceres", "emotion"))
+MODEL_MEMBERS = ("AgeRange", "Gender", "Emotions", "EyeDirection")
+"""The members estimated with FACEGATE_ATTRIBUTE_MODELS=faceres,emotion,iris."""
+MODELS_ON = {"FACEGATE_ATTRIBUTE_MODELS": "faceres,emotion,iris"}
+MODELS_READY = all(model_status(m).available for m in ("faceres", "emotion", "iris"))
 needs_models = pytest.mark.skipif(
     not MODELS_READY,
     reason="the converted face models are not set up (python3 tools/dev.py; docs/models.md)",
@@ -101,6 +101,7 @@ def test_default_returns_no_attribute(rek: Any, image: Image, attributes: Any) -
         (["MOUTH_OPEN", "EYES_OPEN"], {"MouthOpen", "EyesOpen"}),
         (["ALL", "DEFAULT"], set(ESTIMATED)),
         (["GENDER", "AGE_RANGE", "EMOTIONS"], set()),  # not estimated here: omitted
+        (["EYE_DIRECTION", "SMILE"], {"Smile"}),  # iris is off by default: omitted
     ],
 )
 def test_single_attributes(
@@ -221,14 +222,20 @@ def test_all_is_served_without_the_attributes_policies_drop(
     reply = client.detect_faces(Image=image("obama.jpg"), Attributes=["ALL"])
     (face,) = reply["FaceDetails"]
     # Microsoft retired smile inference with age, gender, emotion and facial hair: dropped
-    # before inference; eyes and mouth are not retired
-    assert _attributes(face) == {
-        "EyesOpen",
-        "MouthOpen",
-        "Eyeglasses",
-        "Sunglasses",
-        "FaceOccluded",
-    }
+    # before inference; eyes and mouth are not retired, nor is where the eyes look (neither an
+    # emotion for the EU AI Act nor a Microsoft-retired capability)
+    gaze = {"EyeDirection"} if MODELS_READY else set()
+    assert (
+        _attributes(face)
+        == {
+            "EyesOpen",
+            "MouthOpen",
+            "Eyeglasses",
+            "Sunglasses",
+            "FaceOccluded",
+        }
+        | gaze
+    )
     record = audit_record(
         governed, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
     )
@@ -238,7 +245,7 @@ def test_all_is_served_without_the_attributes_policies_drop(
     assert record["obligations"]["drop_attributes"] == record["attributes_dropped"]
     assert set(record["result"]["attributes_inferred"]) == {
         "EYEGLASSES", "EYES_OPEN", "FACE_OCCLUDED", "MOUTH_OPEN", "SUNGLASSES"
-    }  # fmt: skip
+    } | ({"EYE_DIRECTION"} if MODELS_READY else set())  # fmt: skip
     assert "microsoft-limited-access.permit-without-limited-attributes" in record["policy_ids"]
     assert "eu-ai-act-art5.permit-without-emotions-workplace-education" in record["policy_ids"]
 
@@ -265,6 +272,11 @@ def test_naming_a_prohibited_attribute_is_refused_with_the_reason(
     assert client.list_faces(CollectionId=collection)["Faces"] == []  # refused before any write
     (face,) = client.detect_faces(Image=image("obama.jpg"), Attributes=["EYES_OPEN"])["FaceDetails"]
     assert face["EyesOpen"]["Value"] is True
+    # naming EYE_DIRECTION in a workplace is not refused (it is not emotion recognition)
+    (face,) = client.detect_faces(Image=image("obama.jpg"), Attributes=["EYE_DIRECTION"])[
+        "FaceDetails"
+    ]
+    assert _attributes(face) == ({"EyeDirection"} if MODELS_READY else set())
 
 
 def test_an_unknown_setting_is_refused(
@@ -291,7 +303,7 @@ def test_accessibility_gets_age_but_never_gender_or_emotions(
     (face,) = reply["FaceDetails"]
     # Microsoft limits age, smile and facial hair to accessibility: kept; gender and emotion
     # are retired for every use: dropped before inference
-    expected = set(ESTIMATED) | ({"AgeRange"} if MODELS_READY else set())
+    expected = set(ESTIMATED) | ({"AgeRange", "EyeDirection"} if MODELS_READY else set())
     assert _attributes(face) == expected
     record = audit_record(
         governed, reply["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision-id"]
@@ -340,6 +352,12 @@ def _check_model_shapes(detail: dict[str, Any], shape: Any) -> None:
     assert confidences == sorted(confidences, reverse=True)  # Emotions[0] is the top one
     assert all(0.0 <= c <= 100.0 for c in confidences)
     assert sum(confidences) == pytest.approx(100.0, abs=0.01)
+    gaze = detail["EyeDirection"]
+    gaze_shape = members["EyeDirection"].members
+    assert set(gaze) == set(gaze_shape) == {"Yaw", "Pitch", "Confidence"}
+    for key in ("Yaw", "Pitch", "Confidence"):
+        assert isinstance(gaze[key], float)
+        assert gaze_shape[key].metadata["min"] <= gaze[key] <= gaze_shape[key].metadata["max"]
 
 
 @needs_models
@@ -358,8 +376,11 @@ def test_models_on_aws_example_access_pattern(
         _check_shape(face_detail, face_detail_shape)
         _check_model_shapes(face_detail, face_detail_shape)
         assert _attributes(face_detail) == set(ESTIMATED) | set(MODEL_MEMBERS)
-        # still never invented: no estimator for it
-        assert "EyeDirection" not in face_detail
+        # an official portrait, looking into the camera: the eyes turn against the head, so
+        # their direction in the camera's frame (EyeDirection + Pose) is near 0
+        gaze, pose = face_detail["EyeDirection"], face_detail["Pose"]
+        assert abs(gaze["Yaw"] + pose["Yaw"]) < 10
+        assert abs(gaze["Pitch"] + pose["Pitch"]) < 15
     (biden,) = rek.detect_faces(Image=image("biden.jpg"), Attributes=["AGE_RANGE", "GENDER"])[
         "FaceDetails"
     ]
@@ -372,6 +393,36 @@ def test_models_on_aws_example_access_pattern(
     assert astronaut["Gender"]["Value"] == "Female"
     (plain,) = rek.detect_faces(Image=image("obama.jpg"))["FaceDetails"]
     assert _attributes(plain) == set()  # DEFAULT: nothing inferred
+
+
+def _aws_style_report(rek: Any, photo: bytes) -> list[str]:
+    """What client code written for Rekognition does with DetectFaces ALL, unchanged: AWS's
+    DetectFaces example prints ``AgeRange['Low']``-``['High']`` and the gender; an AWS
+    identity-verification sample checks ``face['Sunglasses']`` before accepting a selfie; gaze
+    code reads ``EyeDirection['Yaw']``. Any missing member raises KeyError, as it did before
+    the attributes existed."""
+    lines = []
+    for face in rek.detect_faces(Image={"Bytes": photo}, Attributes=["ALL"])["FaceDetails"]:
+        lines.append(
+            f"between {face['AgeRange']['Low']} and {face['AgeRange']['High']} years old, "
+            f"{face['Gender']['Value']}, sunglasses: {face['Sunglasses']['Value']}, "
+            f"eyes: yaw {face['EyeDirection']['Yaw']:.0f} pitch {face['EyeDirection']['Pitch']:.0f}"
+        )
+    return lines
+
+
+@needs_models
+def test_models_on_aws_example_code_runs_unchanged(modeled: LiveServer, image: Image) -> None:
+    rek = modeled.client()
+    for name, decade in (("obama.jpg", 4), ("biden.jpg", 6)):
+        (line,) = _aws_style_report(rek, image(name)["Bytes"])
+        low, high = (int(w) for w in line.split(" years old")[0].split()[1::2])
+        assert low <= 10 * decade + 9  # Obama 47-51, Biden 66-70 when photographed
+        assert high >= 10 * decade
+        assert ", Male, sunglasses: False, eyes: yaw " in line
+    lines = _aws_style_report(rek, image("two_people.jpg")["Bytes"])
+    assert len(lines) == 2
+    assert all("sunglasses: False" in line for line in lines)
 
 
 @needs_models
@@ -403,14 +454,16 @@ def test_models_on_transparency_says_which_and_why(modeled: LiveServer) -> None:
     assert {"AGE_RANGE", "GENDER", "EMOTIONS"} <= set(estimated)
     assert estimated["GENDER"]["version"].startswith("faceres-")
     models = doc["face_models"]
-    assert models["enabled"] == ["emotion", "faceres"]
+    assert models["enabled"] == ["emotion", "faceres", "iris"]
     assert "terms" in models["why_off_by_default"]
     assert {m["name"]: m["attributes"] for m in models["models"]} == {
-        "emotion": ["EMOTIONS"], "faceres": ["AGE_RANGE", "GENDER"]
+        "emotion": ["EMOTIONS"], "faceres": ["AGE_RANGE", "GENDER"], "iris": ["EYE_DIRECTION"]
     }  # fmt: skip
+    assert estimated["EYE_DIRECTION"]["version"].startswith("iris-")
+    assert "held_out" in estimated["EYE_DIRECTION"]["measured"]
 
 
 def test_models_off_by_default_on_the_transparency_page(server: LiveServer) -> None:
     doc = httpx.get(server.endpoint + "/transparency?format=json").json()["attributes"]
     assert doc["face_models"]["enabled"] == []
-    assert {"AGE_RANGE", "GENDER", "EMOTIONS"} <= set(doc["not_estimated"])
+    assert {"AGE_RANGE", "GENDER", "EMOTIONS", "EYE_DIRECTION"} <= set(doc["not_estimated"])

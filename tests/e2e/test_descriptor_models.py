@@ -85,27 +85,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert done.returncode == 0, done.stderr
     verified = facegate("models", "verify", MODEL, "--dir", str(folder))
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    # the built-in faceres-v1 (the pinned conversion) and the fused model, calibrated in the
-    # models folder's calibration/ (the package ships no calibration of either yet)
+    # the built-in faceres-v1 (the pinned conversion) and the fused model, with the calibrations
+    # the package ships (fitted on LFW and FairFace, docs/models.md)
     for name in ("faceres.onnx", "manifest.json"):
         shutil.copyfile(FACERES_ONNX.parent / name, folder / name)
-    synthetic_calibration.build(root / "data-builtin", root / "cache.sqlite3", FACERES, 1024)
-    done = facegate(
-        "bias", "calibrate", "--model", FACERES, "--models-dir", str(folder), "--data",
-        str(root / "data-builtin"), "--cache", str(root / "cache.sqlite3"), "--no-mmod-fallback",
-        "--no-progress",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert (folder / "calibration" / f"{FACERES}.json").is_file()
-    fused = {
-        "model_version": FUSED,
-        "version": f"{FUSED}.fmr-synthetic",
-        "note": "hand-made knots for tests, not a measurement",
-        "distance": "euclidean:128+cosine:1024",
-        "fusion": {"weights": [1.0, 1.0]},
-        "knots": [[0, 100], [0.2, 99.9], [0.35, 99], [0.5, 90], [0.7, 80], [0.9, 70], [2.5, 0]],
-    }
-    (folder / "calibration" / f"{FUSED}.json").write_text(json.dumps(fused))
     return folder
 
 

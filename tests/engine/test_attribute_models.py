@@ -97,9 +97,9 @@ def test_emotions_map_fer_to_rekognition_most_confident_first_without_confused()
 
 
 def test_model_attributes_are_off_unless_enabled() -> None:
-    assert {FACERES, EMOTION} == ATTRIBUTE_MODELS
+    assert {FACERES, EMOTION, "iris"} == ATTRIBUTE_MODELS
     off = build_registry()
-    assert not MODEL_ATTRIBUTES & set(off.available)
+    assert not (MODEL_ATTRIBUTES | {Attribute.EYE_DIRECTION}) & set(off.available)
     with pytest.raises(OSError, match="not enabled"):
         ModelLoader(FaceModels()).load(FACERES)
 

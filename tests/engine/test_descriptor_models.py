@@ -163,7 +163,13 @@ def test_faceres_vectors_are_the_same_in_one_engine_and_in_the_pool() -> None:
 
 
 def test_matchers_per_model_refuse_what_is_uncalibrated(tmp_path: Path) -> None:
-    registry = DescriptorRegistry.discover(tmp_path)
+    shipped = DescriptorRegistry.discover(tmp_path)
+    # the package ships faceres-v1's and the fused model's calibrations (docs/models.md)
+    assert MatcherSet(shipped, default_matcher()).servable(FACERES_V1) is None
+    assert MatcherSet(shipped, default_matcher()).servable(FUSED_DLIB_FACERES_V1) is None
+    # the same models calibrated nowhere (an empty folder instead of the package's files)
+    bare = [replace(m, calibration_dir=tmp_path) for m in shipped.models[1:]]
+    registry = DescriptorRegistry((shipped.models[0], *bare))
     matchers = MatcherSet(registry, default_matcher())
     assert matchers.for_model(DLIB_RESNET_V1) is matchers.default
     assert matchers.default.version == "dlib-resnet-v1.cohort-ad362ccd.fmr-32578b2e"

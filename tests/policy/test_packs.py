@@ -5,13 +5,18 @@ README lists its policies, its rule IDs and what it obliges."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from facegate.operations import FACE_ATTRIBUTES
 from facegate.policy.engine import PolicyEngine
 from facegate.policy.loader import PACKS_DIR, available_packs
+from facegate.policy.model import PolicyRequest
 from facegate.policy.obligations import describe
+from tests.policy.factory import make_request
 
 RULES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "governance-rules.md"
 
@@ -90,3 +95,42 @@ def test_no_misquotation_of_the_moratorium_scope() -> None:
         assert "announced the extension" not in text.lower()
         assert "face comparison" in text
         assert "in connection with criminal investigations" in text
+
+
+def _attribute_request(
+    attributes: frozenset[str], named: frozenset[str], *, setting: str, purpose: str
+) -> PolicyRequest:
+    base = make_request(
+        action="DetectFaces", country="DE", region="DE", purpose=purpose, now=AFTER_AI_ACT
+    )
+    context = replace(base.context, setting=setting, attributes=attributes, attributes_named=named)
+    return replace(base, context=context)
+
+
+AFTER_AI_ACT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("setting", "purpose"), [("workplace", "access_control"), ("education", "access_control")]
+)
+def test_eye_direction_is_neither_refused_nor_dropped_by_the_attribute_packs(
+    setting: str, purpose: str
+) -> None:
+    """EyeDirection is where the eyes point: not an emotion (EU AI Act Art. 5(1)(f)), not a
+    category of person (5(1)(g)), not among the capabilities Microsoft retired or limited;
+    the packs that govern attributes leave it alone, while they drop EMOTIONS beside it."""
+    engine = PolicyEngine.load(["base", "eu-ai-act-art5", "microsoft-limited-access"])
+    everything = frozenset(FACE_ATTRIBUTES)
+    decision = engine.decide(
+        _attribute_request(everything, frozenset(), setting=setting, purpose=purpose)
+    )
+    assert decision.allowed, decision
+    assert "EMOTIONS" in decision.obligations.drop_attributes  # the packs are active
+    assert "EYE_DIRECTION" not in decision.obligations.drop_attributes
+    named = frozenset({"EYE_DIRECTION"})
+    decision = engine.decide(_attribute_request(named, named, setting=setting, purpose=purpose))
+    assert decision.allowed, decision
+    assert decision.obligations.drop_attributes == frozenset()
+    refused = frozenset({"EYE_DIRECTION", "EMOTIONS"})
+    decision = engine.decide(_attribute_request(refused, refused, setting=setting, purpose=purpose))
+    assert not decision.allowed  # naming EMOTIONS is refused: the request above is not vacuous

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facegate.admin.fields import Fields, invalid
+from facegate.admin.inputs import ExplainRequest, fields_of
 from facegate.governance import to_policy
 from facegate.policy.actions import ACTION_GROUPS, EITHER_RESOURCE_ACTIONS, SERVICE_ACTIONS
 from facegate.policy.model import (
@@ -45,7 +46,7 @@ from facegate.policy.model import (
 )
 from facegate.store.orgs import OrganisationRepository
 
-TOP = frozenset({"org_id", "organisation", "use_case", "action", "collection", "context", "key_id"})
+TOP = fields_of(ExplainRequest)
 ORGANISATION = field_names(Organisation)
 COLLECTION = field_names(CollectionRef)
 CONTEXT = field_names(RequestContext)

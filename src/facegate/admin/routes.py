@@ -2,7 +2,7 @@
 
 JSON in and out. Every endpoint but ``GET /admin/openapi.json`` needs
 ``Authorization: Bearer <operator token>`` (:mod:`facegate.admin.auth`) and a role
-(:data:`facegate.admin.handlers.endpoints`). Request bodies are bounded (64 KiB; 16 MiB for a
+(:data:`facegate.admin.handlers.ENDPOINTS`). Request bodies are bounded (64 KiB; 16 MiB for a
 bias audit report, ``POST /admin/model-audits``; refused from
 ``Content-Length`` before reading and cut off when streamed); bodies and query strings are
 checked field by field (:mod:`facegate.admin.fields`).
@@ -31,8 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from facegate.admin.auth import authenticate, bearer_token, require_role
-from facegate.admin.handlers import Call, Endpoint, Reply, endpoints
-from facegate.admin.openapi import document
+from facegate.admin.endpoint import Call, Endpoint, Reply
+from facegate.admin.handlers import ENDPOINTS
 from facegate.admin.service import AdminService, over_services
 from facegate.errors import (
     AccessDeniedException,
@@ -121,9 +121,9 @@ def decode_json(raw: bytes) -> object:
 
 
 def _check_query(endpoint: Endpoint, query: Mapping[str, str]) -> None:
-    unknown = sorted(set(query) - set(endpoint.query))
+    unknown = sorted(set(query) - set(endpoint.query_names))
     if unknown:
-        known = ", ".join(endpoint.query) or "none"
+        known = ", ".join(endpoint.query_names) or "none"
         raise InvalidParameterException(
             f"Unknown query parameter {unknown[0]!r} (known here: {known})."
         )
@@ -159,7 +159,7 @@ class _PathRoutes:
                 require_role(operator, endpoint.roles, endpoint.what)
             call = await _call(request, endpoint, operator)
             admin = self.admin.as_actor(call.operator.operator_id) if call.operator else self.admin
-            reply: Reply = await asyncio.to_thread(endpoint.handler, admin, call)
+            reply: Reply[Any] = await asyncio.to_thread(endpoint.handler, admin, call)
             response: Response = JSONResponse(reply.doc, status_code=reply.status, headers=NO_STORE)
         except FacegateError as exc:
             if http_status(exc) == 500:
@@ -193,13 +193,9 @@ async def admin_not_found(request: Request) -> Response:
     )
 
 
-def _openapi(_: AdminService, __: Call) -> Reply:
-    return Reply(200, document())
-
-
 def admin_endpoints() -> tuple[Endpoint, ...]:
-    """Every endpoint, paths relative to ``/admin``."""
-    return endpoints(_openapi)
+    """Every endpoint, paths relative to ``/admin`` (:data:`facegate.admin.handlers.ENDPOINTS`)."""
+    return ENDPOINTS
 
 
 def admin_routes(services: Services) -> list[BaseRoute]:

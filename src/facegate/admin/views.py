@@ -1,4 +1,9 @@
-"""Records -> JSON documents for the admin API (and ``--json`` style output).
+"""Records -> JSON documents for the admin API (and ``--json`` style output), and their types.
+
+Each view returns a ``TypedDict`` (``...Doc``): mypy checks every view and handler against it,
+and the admin API's OpenAPI schemas are generated from these types (:mod:`facegate.admin.openapi`
+through :mod:`facegate.admin.typeschema`: a class's docstring describes its schema, a field's
+docstring the field).
 
 Contract: no view contains a sealed or clear access-key secret, an operator token or its hash,
 an image or a face vector. The two exceptions are explicit and single-use: :func:`new_key`
@@ -9,20 +14,266 @@ created). Times are ISO 8601 UTC strings ("2026-11-23T11:16:44Z") or null.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, TypedDict, cast
 
-from facegate.admin.service import Candidate, Explanation, ModelGate, ReviewDetail, summary_of
+from facegate.admin.service import (
+    REVIEW_STATUSES,
+    Candidate,
+    Explanation,
+    ModelGate,
+    ReviewDetail,
+    summary_of,
+)
+from facegate.admin.typeschema import Choice, keywords
 from facegate.policy.loader import PolicyInfo
 from facegate.policy.model import Obligations, PolicyRef
 from facegate.store.decisions import DecisionRecord
 from facegate.store.keys import KeyRecord
 from facegate.store.model_audits import ModelAuditRecord
-from facegate.store.operators import OperatorRecord
+from facegate.store.operators import ROLES, OperatorRecord
 from facegate.store.orgs import OrganisationRecord
-from facegate.store.reviews import ReviewRecord, Vote
+from facegate.store.reviews import VERDICTS, ReviewRecord, Vote
 from facegate.wire.keys import NewKey
 
 Doc = dict[str, Any]
+
+IsoTime = Annotated[str | None, keywords(format="date-time")]
+"""An ISO 8601 UTC time with second precision (:func:`iso`), or null."""
+
+OpenApiDocument = Annotated[Doc, keywords(description="an OpenAPI 3.1 document")]
+
+KeyState = Literal["usable", "revoked", "expired"]
+CANDIDATE_KINDS = ("face", "user", "unmatched", "association", "not_associated")
+
+
+class ErrorDoc(TypedDict):
+    """one line, safe to show; code is the FacegateError code"""
+
+    error: str
+    code: str
+
+
+class OrganisationDoc(TypedDict):
+    org_id: str
+    name: str
+    sector: str
+    country: str
+    region: str
+    city: str
+    use_cases: list[str]
+    active: bool
+    created_at: IsoTime
+    disabled_at: IsoTime
+
+
+class KeyDoc(TypedDict):
+    access_key_id: str
+    org_id: str | None
+    use_case: str
+    description: str
+    state: KeyState
+    created_at: IsoTime
+    expires_at: IsoTime
+    revoked_at: IsoTime
+
+
+class OrganisationDetailDoc(OrganisationDoc):
+    keys: list[KeyDoc]
+
+
+class NewKeyDoc(TypedDict):
+    access_key_id: str
+    secret_access_key: str
+    """shown only once"""
+    org_id: str
+    use_case: str
+    description: str
+    expires_at: IsoTime
+    note: str
+
+
+class OperatorDoc(TypedDict):
+    operator_id: str
+    display_name: str
+    role: Annotated[str, Choice(ROLES)]
+    active: bool
+    created_at: IsoTime
+    disabled_at: IsoTime
+    created_by: str
+    """who created the account: an operator id, or cli (the data directory's administrator);
+    empty if not recorded"""
+    token_set_by: str
+    """who set the token it holds"""
+    password_set_by: str
+    """who set its console password (empty: no password)"""
+
+
+class NewOperatorDoc(OperatorDoc):
+    token: str
+    """fgop_..., shown only once"""
+    note: str
+
+
+class ObligationsDoc(TypedDict):
+    min_similarity_pct: float | None
+    max_candidates: int | None
+    reviewers_required: int
+    redact_fields: list[str]
+    retention_days: int | None
+    max_expected_false_candidates: float | None
+    drop_attributes: list[str]
+
+
+class PolicyRefDoc(TypedDict):
+    policy_id: str
+    pack: str
+    effect: str
+    reason: str
+    source: str
+
+
+class PolicyDoc(TypedDict):
+    policy_id: str
+    pack: str
+    effect: Annotated[str, Choice(("permit", "forbid"))]
+    reason: str
+    source: str
+    note: str
+    obligations: ObligationsDoc
+    line: int
+    text: str
+    """the policy as written"""
+
+
+class PoliciesDoc(TypedDict):
+    packs: list[str]
+    policies: list[PolicyDoc]
+
+
+class ExplanationDoc(TypedDict):
+    decision_id: str
+    allowed: bool
+    decision: Literal["Allow", "Deny"]
+    determining: list[PolicyRefDoc]
+    policy_ids: list[str]
+    reasons: list[str]
+    sources: list[str]
+    obligations: ObligationsDoc
+    errors: list[str]
+    eval_ms: float
+    request: Doc
+    """the request as decided"""
+
+
+class DecisionDoc(TypedDict):
+    decision_id: str
+    at: IsoTime
+    access_key_id: str
+    org_id: str
+    operation: str
+    resource: str
+    purpose: str
+    allowed: bool
+    policy_ids: list[str]
+    reasons: list[str]
+    errors: list[str]
+    obligations: dict[str, object]
+    review_id: str | None
+
+
+class VoteDoc(TypedDict):
+    operator_id: str
+    verdict: Annotated[str, Choice(VERDICTS)]
+    note: str
+    at: IsoTime
+
+
+class ReviewDoc(TypedDict):
+    review_id: str
+    status: Annotated[str, Choice(REVIEW_STATUSES)]
+    operation: str
+    org_id: str
+    access_key_id: str
+    decision_id: str
+    reviewers_required: int
+    confirmations: int
+    candidates: int
+    """how many candidates are held"""
+    created_at: IsoTime
+    expires_at: IsoTime
+    decided_at: IsoTime
+
+
+class CandidateDoc(TypedDict):
+    kind: Annotated[str, Choice(CANDIDATE_KINDS)]
+    similarity_pct: float | None
+    face_id: str | None
+    user_id: str | None
+    external_image_id: str | None
+    image_id: str | None
+
+
+class ReviewDetailDoc(ReviewDoc):
+    votes: list[VoteDoc]
+    request: Doc | None
+    held_candidates: list[CandidateDoc]
+
+
+class ModelAuditDoc(TypedDict):
+    audit_id: str
+    model_version: str
+    similarity_version: str
+    report_sha256: str
+    dataset: str
+    registered_at: IsoTime
+    registered_by: str
+    note: str
+    active: bool
+    revoked_at: IsoTime
+    revoked_by: str | None
+    summary: Doc
+    """per threshold: similarity_pct, overall_fmr, overall_fnmr, max_group_fnmr (and its group),
+    fmr_max_geomean, fnmr_max_geomean, groups, groups_measured, groups_too_small"""
+
+
+class GateBoundsDoc(TypedDict):
+    threshold_pct: float
+    max_fmr_ratio: float
+    max_fnmr: float
+
+
+class ModelGateDoc(TypedDict):
+    model_version: str
+    similarity_version: str
+    bounds: GateBoundsDoc
+    audit: ModelAuditDoc | None
+    registered: bool
+    within_bounds: bool
+    reasons: list[str]
+
+
+class OrganisationListDoc(TypedDict):
+    organisations: list[OrganisationDoc]
+
+
+class KeyListDoc(TypedDict):
+    keys: list[KeyDoc]
+
+
+class OperatorListDoc(TypedDict):
+    operators: list[OperatorDoc]
+
+
+class DecisionListDoc(TypedDict):
+    decisions: list[DecisionDoc]
+
+
+class ReviewListDoc(TypedDict):
+    reviews: list[ReviewDoc]
+
+
+class ModelAuditListDoc(TypedDict):
+    model_audits: list[ModelAuditDoc]
 
 
 def iso(epoch_s: float | None) -> str | None:
@@ -32,7 +283,7 @@ def iso(epoch_s: float | None) -> str | None:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def org(record: OrganisationRecord) -> Doc:
+def org(record: OrganisationRecord) -> OrganisationDoc:
     return {
         "org_id": record.org_id,
         "name": record.name,
@@ -47,14 +298,14 @@ def org(record: OrganisationRecord) -> Doc:
     }
 
 
-def key_state(record: KeyRecord, now: float) -> str:
+def key_state(record: KeyRecord, now: float) -> KeyState:
     """usable, revoked or expired."""
     if record.usable_at(now):
         return "usable"
     return "revoked" if record.revoked_at is not None and record.revoked_at <= now else "expired"
 
 
-def key(record: KeyRecord, now: float) -> Doc:
+def key(record: KeyRecord, now: float) -> KeyDoc:
     """A stored key, without its (sealed) secret."""
     return {
         "access_key_id": record.access_key_id,
@@ -68,12 +319,12 @@ def key(record: KeyRecord, now: float) -> Doc:
     }
 
 
-def new_key(created: NewKey) -> Doc:
+def new_key(created: NewKey) -> NewKeyDoc:
     """A key just created, with its secret: the only time the secret is shown."""
     return {
         "access_key_id": created.access_key_id,
         "secret_access_key": created.secret_access_key,
-        "org_id": created.org_id,
+        "org_id": created.org_id or "",  # AdminService.create_key always names one
         "use_case": created.use_case,
         "description": created.description,
         "expires_at": iso(created.expires_at),
@@ -81,7 +332,7 @@ def new_key(created: NewKey) -> Doc:
     }
 
 
-def operator(record: OperatorRecord) -> Doc:
+def operator(record: OperatorRecord) -> OperatorDoc:
     return {
         "operator_id": record.operator_id,
         "display_name": record.display_name,
@@ -95,7 +346,7 @@ def operator(record: OperatorRecord) -> Doc:
     }
 
 
-def new_operator(record: OperatorRecord, token: str) -> Doc:
+def new_operator(record: OperatorRecord, token: str) -> NewOperatorDoc:
     """An operator just created, with their token: the only time the token is shown."""
     return {
         **operator(record),
@@ -106,7 +357,7 @@ def new_operator(record: OperatorRecord, token: str) -> Doc:
     }
 
 
-def rotated_token(record: OperatorRecord, token: str) -> Doc:
+def rotated_token(record: OperatorRecord, token: str) -> NewOperatorDoc:
     """An operator's own new token: the only time it is shown."""
     return {
         **operator(record),
@@ -115,11 +366,12 @@ def rotated_token(record: OperatorRecord, token: str) -> Doc:
     }
 
 
-def obligations(value: Obligations) -> Doc:
-    return value.to_json()
+def obligations(value: Obligations) -> ObligationsDoc:
+    """:meth:`Obligations.to_json` (a test checks that its keys are :class:`ObligationsDoc`'s)."""
+    return cast(ObligationsDoc, value.to_json())
 
 
-def policy(info: PolicyInfo) -> Doc:
+def policy(info: PolicyInfo) -> PolicyDoc:
     return {
         "policy_id": info.policy_id,
         "pack": info.pack,
@@ -133,7 +385,7 @@ def policy(info: PolicyInfo) -> Doc:
     }
 
 
-def policy_ref(ref: PolicyRef) -> Doc:
+def policy_ref(ref: PolicyRef) -> PolicyRefDoc:
     return {
         "policy_id": ref.policy_id,
         "pack": ref.pack,
@@ -143,7 +395,7 @@ def policy_ref(ref: PolicyRef) -> Doc:
     }
 
 
-def explanation(value: Explanation) -> Doc:
+def explanation(value: Explanation) -> ExplanationDoc:
     request, decision = value.request, value.decision
     principal, ctx = request.principal, request.context
     resource = request.resource
@@ -191,7 +443,7 @@ def explanation(value: Explanation) -> Doc:
     }
 
 
-def decision(record: DecisionRecord) -> Doc:
+def decision(record: DecisionRecord) -> DecisionDoc:
     return {
         "decision_id": record.decision_id,
         "at": iso(record.at),
@@ -209,7 +461,7 @@ def decision(record: DecisionRecord) -> Doc:
     }
 
 
-def vote(value: Vote) -> Doc:
+def vote(value: Vote) -> VoteDoc:
     return {
         "operator_id": value.operator_id,
         "verdict": value.verdict,
@@ -218,7 +470,7 @@ def vote(value: Vote) -> Doc:
     }
 
 
-def review(record: ReviewRecord, now: float) -> Doc:
+def review(record: ReviewRecord, now: float) -> ReviewDoc:
     """A review without what it holds (for lists)."""
     return {
         "review_id": record.review_id,
@@ -236,7 +488,7 @@ def review(record: ReviewRecord, now: float) -> Doc:
     }
 
 
-def candidate(value: Candidate) -> Doc:
+def candidate(value: Candidate) -> CandidateDoc:
     return {
         "kind": value.kind,
         "similarity_pct": value.similarity_pct,
@@ -247,7 +499,7 @@ def candidate(value: Candidate) -> Doc:
     }
 
 
-def review_detail(detail: ReviewDetail, now: float) -> Doc:
+def review_detail(detail: ReviewDetail, now: float) -> ReviewDetailDoc:
     """A review with its votes, the decision that held it and the held candidates."""
     made = detail.decision
     return {
@@ -267,7 +519,7 @@ def review_detail(detail: ReviewDetail, now: float) -> Doc:
     }
 
 
-def model_audit(record: ModelAuditRecord) -> Doc:
+def model_audit(record: ModelAuditRecord) -> ModelAuditDoc:
     """A registered bias audit: ids, versions, SHA-256 and the summary's numbers (per threshold:
     rates and Max/GeoMean; nothing biometric)."""
     return {
@@ -286,12 +538,18 @@ def model_audit(record: ModelAuditRecord) -> Doc:
     }
 
 
-def model_gate(gate: ModelGate) -> Doc:
+def model_gate(gate: ModelGate) -> ModelGateDoc:
     """The deployment gate now (``GET /admin/model-audits/status``)."""
     return {
         "model_version": gate.model_version,
         "similarity_version": gate.similarity_version,
-        "bounds": gate.bounds.to_json(),
+        "bounds": {
+            "threshold_pct": gate.bounds.threshold_pct,
+            "max_fmr_ratio": gate.bounds.max_fmr_ratio,
+            "max_fnmr": gate.bounds.max_fnmr,
+        },
         "audit": None if gate.audit is None else model_audit(gate.audit),
-        **gate.status.to_json(),
+        "registered": gate.status.registered,
+        "within_bounds": gate.status.within_bounds,
+        "reasons": list(gate.status.reasons),
     }

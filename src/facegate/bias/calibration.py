@@ -321,6 +321,11 @@ def fit(
         d = float(values[k - 1])
         if k < len(values) and values[k] == d:
             d = float(np.nextafter(d, 0.0))
+        if d <= 0.0:  # a normalised score can be: the map starts at (0, 100)
+            raise ValueError(
+                f"Similarity {s:g} falls at {d:.3g} <= 0: impostor pairs score as close as "
+                "identical faces (near-duplicate images in the data?)"
+            )
         knots.append((d, float(s)))
     if knots[-1][1] != LOWEST_CALIBRATED or knots[-1][0] >= ZERO_DISTANCE:
         raise ValueError(f"the knots must end at Similarity {LOWEST_CALIBRATED:g}")

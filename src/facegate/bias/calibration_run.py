@@ -29,12 +29,12 @@ from facegate.bias.calibration import (
     split_source,
     table,
 )
-from facegate.bias.cohort_fit import fit_cohort
+from facegate.bias.cohort_fit import cohort_json, cohort_sizes, fit_cohort, fit_parts_cohort
 from facegate.bias.datasets import Manifest
 from facegate.bias.descriptors import FACE, DescriptorSet
 from facegate.bias.groups import group_key
 from facegate.engine.cohort import CohortNormaliser
-from facegate.engine.matching import PairScorer
+from facegate.engine.matching import PairScorer, PartsCohort
 from facegate.engine.similarity import LOGISTIC_V0
 from facegate.vectorspace import DLIB_SPACE, VectorSpace
 
@@ -70,13 +70,18 @@ def _tails(
     progress: bool,
     scorer: PairScorer | None = None,
     space: VectorSpace = DLIB_SPACE,
+    weights: Sequence[float] | None = None,
 ) -> list[PairTail]:
     out = []
     for source in sources:
         with tqdm(
             total=len(source.vectors), desc=f"pairs {source.name}", unit="row", disable=not progress
         ) as bar:
-            out.append(pair_tail(source, cap, progress=bar.update, scorer=scorer, space=space))
+            out.append(
+                pair_tail(
+                    source, cap, progress=bar.update, scorer=scorer, space=space, weights=weights
+                )
+            )
     return out
 
 
@@ -88,11 +93,13 @@ COHORT_SALT = "facegate-cohort-v1"
 
 def _cohort_split(
     halves: list[tuple[Source, Source]],
-    metric: str = "euclidean",
-) -> tuple[CohortNormaliser, list[tuple[Source, Source]], dict[str, Any]]:
+    space: VectorSpace = DLIB_SPACE,
+    weights: Sequence[float] | None = None,
+) -> tuple[CohortNormaliser | PartsCohort, list[tuple[Source, Source]], dict[str, Any]]:
     """Split the cohort source's fit half into cohort faces and calibration faces; fit the
     cohort (constants from every data set's calibration faces). The held-out halves stay
-    untouched, so the cohort, the calibration fit and the measurement are three disjoint sets."""
+    untouched, so the cohort, the calibration fit and the measurement are three disjoint sets.
+    A fused model's cohort is one per part on the same faces (:func:`fit_parts_cohort`)."""
     names = [fit_half.name for fit_half, _ in halves]
     if COHORT_SOURCE not in names:
         raise ValueError(f"normalisation needs the {COHORT_SOURCE} data set for its cohort")
@@ -103,12 +110,16 @@ def _cohort_split(
     out = list(halves)
     out[i] = (calibration, held)
     reference = np.vstack([f.vectors for f, _ in out])
-    scorer = fit_cohort(cohort.vectors, reference, metric=metric)
+    scorer: CohortNormaliser | PartsCohort
+    if space.simple:
+        scorer = fit_cohort(cohort.vectors, reference, metric=space.parts[0].metric)
+    else:
+        scorer = fit_parts_cohort(cohort.vectors, reference, space, space.weights_or_ones(weights))
     note = {
         "source": COHORT_SOURCE,
         "faces": len(cohort.vectors),
-        "centroids": len(scorer.sizes),
-        "smallest_centroid": min(scorer.sizes),
+        "centroids": len(cohort_sizes(scorer)),
+        "smallest_centroid": min(cohort_sizes(scorer)),
         "reference_faces": len(reference),
         "split": f"{COHORT_SOURCE} fit half by salted hash ({COHORT_SALT}): cohort / calibration",
     }
@@ -176,36 +187,79 @@ def render(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+AUTO_CAP_FMR = 0.2
+"""With no cap given, tails are kept up to each fit half's impostor quantile of this FMR
+(:func:`auto_cap`): past Similarity 70's FMR of 10%, the last calibrated knot."""
+
+
+def auto_cap(
+    fit_halves: Sequence[Source],
+    scorer: PairScorer | None,
+    space: VectorSpace,
+    weights: Sequence[float] | None,
+    *,
+    fmr: float = AUTO_CAP_FMR,
+    sample: int = 200_000,
+    seed: int = 0,
+) -> float:
+    """The largest, over the fit halves, ``fmr`` quantile of the distance (or score) of
+    ``sample`` random impostor pairs of each half (a fixed seed; fit data only)."""
+    rng = np.random.default_rng(seed)
+    caps = []
+    for source in fit_halves:
+        n = len(source.vectors)
+        i, j = rng.integers(0, n, sample), rng.integers(0, n, sample)
+        keep = i != j
+        if source.subjects is not None:
+            subjects = np.asarray(source.subjects)
+            keep &= subjects[i] != subjects[j]
+        i, j = i[keep], j[keep]
+        x = source.vectors.astype(np.float64)
+        d = space.paired(x[i], x[j], weights)
+        if scorer is not None:
+            stats = scorer.stats(x)
+            d = scorer.scores(d, stats[i], stats[j])
+        caps.append(float(np.quantile(d, fmr)))
+    return round(max(caps), 3)
+
+
 def calibrate(
     manifests: Sequence[Manifest],
     descs: Sequence[DescriptorSet],
-    cap: float,
+    cap: float | None,
     min_pairs: int,
     command: str,
     progress: bool,
     normalise: bool = False,
     space: VectorSpace = DLIB_SPACE,
+    weights: Sequence[float] | None = None,
+    fusion_note: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The calibration document (fit on one half of each data set, measured on the other).
 
     ``normalise``: calibrate the cohort-normalised score instead of the raw distance; the
     cohort is fitted on part of FairFace's fit half (:func:`_cohort_split`) and shipped in the
     document (``cohort``), the knots and the table are then in score units. ``space``: the
-    descriptor model's (``facegate.vectorspace``; one part: a fused model's weights are the
-    measurement's to fit); any other than dlib's is named in the document (``"distance"``), so
-    the engine refuses it for a model of another space.
+    descriptor model's (``facegate.vectorspace``); any other than dlib's is named in the
+    document (``"distance"``), so the engine refuses it for a model of another space. A fused
+    model's (several parts) needs ``weights`` (:func:`facegate.bias.fusion_fit.fit_fusion`),
+    shipped as ``"fusion": {"weights": [...], "fit": fusion_note}``; its cohort is one per part
+    (:func:`fit_parts_cohort`). ``cap``: None picks it from the fit halves (:func:`auto_cap`).
     """
-    if not space.simple:
-        raise ValueError(f"calibrate fits models of one part, not {space}")
+    if not space.simple and weights is None:
+        raise ValueError(f"a fused model ({space}) needs its fusion weights")
+    fused_weights = None if space.simple else space.weights_or_ones(weights)
     model_version = descs[0].model_version
     sources = [calibration_source(m, d) for m, d in zip(manifests, descs, strict=True)]
     halves = [split_source(s) for s in sources]
-    scorer: CohortNormaliser | None = None
+    scorer: CohortNormaliser | PartsCohort | None = None
     cohort_note: dict[str, Any] | None = None
     if normalise:
-        scorer, halves, cohort_note = _cohort_split(halves, space.parts[0].metric)
-    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer, space)
-    held_tails = _tails([h[1] for h in halves], cap, progress, scorer, space)
+        scorer, halves, cohort_note = _cohort_split(halves, space, fused_weights)
+    if cap is None:
+        cap = auto_cap([h[0] for h in halves], scorer, space, fused_weights)
+    fit_tails = _tails([h[0] for h in halves], cap, progress, scorer, space, fused_weights)
+    held_tails = _tails([h[1] for h in halves], cap, progress, scorer, space, fused_weights)
     fitted = fit(fit_tails, "unnamed")
     # the version names the knots (and the cohort): a refit that moves any is a new version
     digest = hashlib.sha256(json.dumps([fitted.distances, fitted.similarities]).encode())
@@ -249,8 +303,14 @@ def calibrate(
             },
         }
     extra: dict[str, Any] = {} if space == DLIB_SPACE else {"distance": str(space)}
+    if fused_weights is not None:
+        extra["fusion"] = {"weights": list(fused_weights), "fit": fusion_note}
     if scorer is not None:
-        extra |= {"scorer": scorer.version, "cohort": scorer.to_json(), "cohort_fit": cohort_note}
+        extra |= {
+            "scorer": scorer.version,
+            "cohort": cohort_json(scorer),
+            "cohort_fit": cohort_note,
+        }
     return {
         "model_version": model_version,
         "version": mapping.version,
@@ -264,6 +324,7 @@ def calibrate(
         ],
         "fitted": {
             "command": command,
+            "cap": cap,
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "split": "salted SHA-256 of the subject (LFW) or image (FairFace), low bit",
             "data": data,

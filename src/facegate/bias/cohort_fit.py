@@ -15,6 +15,9 @@ sets the number of centroids (cohort faces / target_size); at least 20 by constr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,6 +27,8 @@ from facegate.engine.cohort import (
     FloatArray,
     squared_distances,
 )
+from facegate.engine.matching import PartsCohort
+from facegate.vectorspace import VectorSpace
 
 DEFAULT_NEAREST = 2
 DEFAULT_TARGET_SIZE = 40
@@ -112,3 +117,48 @@ def fit_cohort(
         metric,
     )
     return CohortNormaliser.from_json(fitted.to_json())
+
+
+def fit_parts_cohort(
+    cohort: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    space: VectorSpace,
+    weights: Sequence[float],
+    *,
+    nearest: int = DEFAULT_NEAREST,
+    target_size: int = DEFAULT_TARGET_SIZE,
+    seed: int = 0,
+) -> PartsCohort:
+    """A fused model's cohort (:class:`facegate.engine.matching.PartsCohort`): one
+    :func:`fit_cohort` per part of ``space``, on that part's slice of the same cohort and
+    reference faces with the part's metric, combined with the fusion ``weights`` (so the
+    statistic, the offset and the clip range are the weighted sums of the parts')."""
+    x = np.asarray(cohort, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    parts = tuple(
+        fit_cohort(
+            x[:, cut],
+            ref[:, cut],
+            nearest=nearest,
+            target_size=target_size,
+            seed=seed,
+            metric=part.metric,
+        )
+        for part, cut in zip(space.parts, space.slices(), strict=True)
+    )
+    return PartsCohort(parts, space.weights_or_ones(weights))
+
+
+def cohort_json(scorer: CohortNormaliser | PartsCohort) -> dict[str, Any]:
+    """The shipped form of a fitted cohort (a fused model's: ``{"parts": [...]}``, its weights
+    being the calibration document's ``"fusion"``)."""
+    if isinstance(scorer, PartsCohort):
+        return {"parts": [p.to_json() for p in scorer.parts]}
+    return scorer.to_json()
+
+
+def cohort_sizes(scorer: CohortNormaliser | PartsCohort) -> tuple[int, ...]:
+    """Every centroid's size (all parts')."""
+    if isinstance(scorer, PartsCohort):
+        return tuple(n for p in scorer.parts for n in p.sizes)
+    return scorer.sizes

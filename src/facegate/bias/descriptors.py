@@ -1,8 +1,10 @@
 """One face descriptor per manifest image, computed in engine worker processes and cached on disk.
 
-For each image: the engine's configured detector (HOG by default); when it finds no face and
-``mmod_fallback`` is on, MMOD is tried (on LFW it recovers all 105 images HOG misses, see
-bench/lfw.py); the largest face's descriptor is kept and the detector that found it recorded.
+For each image: the engine's configured detector chain (the server's default: MTCNN, then HOG,
+then MTCNN on a padded image); when it finds no face and ``mmod_fallback`` is on, dlib's MMOD is
+tried too (slow: seconds per image on pose-varied photos, and the server never runs it, so the
+``facegate bias`` actions leave it off unless ``--mmod-fallback``); the largest face's
+descriptor is kept and the detector that found it recorded.
 An image where neither finds a face is recorded as ``no_face``; an image the engine cannot decode
 as ``error`` (with the message). Both are cached like faces, so they are reported, not retried.
 

@@ -94,12 +94,18 @@ class SearchResult:
     probes without a face); ``declared_distance[p]``: the smallest distance from probe ``p`` to
     one of its declared gallery images (NaN when none or no face); ``matches``: per probe, up to
     ``keep`` undeclared matches (nearest first) plus every declared match, at the loosest threshold.
+    ``best_false[p]``: the best (lowest) score of a gallery image not declared a mate of ``p``
+    (NaN without a face or gallery): the search's outcome with its mates left out of the gallery,
+    a non-mated search in NIST's sense. ``mate_rank[p]``: 1 + the number of non-mates scoring
+    strictly better than ``p``'s best mate (0: no mate searched).
     """
 
     distances: tuple[float, ...]
     false_counts: NDArray[np.int64]
     declared_distance: NDArray[np.float64]
     matches: tuple[Match, ...]
+    best_false: NDArray[np.float64] | None = None
+    mate_rank: NDArray[np.int64] | None = None
 
 
 def search(
@@ -128,6 +134,8 @@ def search(
     n_probes = probes.shape[0]
     false_counts = np.zeros((n_probes, limits.size), dtype=np.int64)
     declared_distance = np.full(n_probes, np.nan, dtype=np.float64)
+    best_false = np.full(n_probes, np.nan, dtype=np.float64)
+    mate_rank = np.zeros(n_probes, dtype=np.int64)
     matches: list[Match] = []
     p_ok = np.flatnonzero(np.isfinite(probes).all(axis=1))
     bar = tqdm(total=p_ok.size, desc="search", unit="probe", file=sys.stderr, disable=not progress)
@@ -153,6 +161,11 @@ def search(
                         )
                     row = row.copy()
                     row[cols] = np.inf
+                    if cols.size:
+                        rank = 1 + np.count_nonzero(row < declared_distance[probe])
+                        mate_rank[probe] = int(rank)
+                if row.size and np.isfinite(row).any():
+                    best_false[probe] = float(row.min())
                 false_counts[probe] = np.count_nonzero(row[:, None] <= limits[None, :], axis=0)
                 near = np.flatnonzero(row <= loosest)
                 near = near[np.argsort(row[near], kind="stable")[:keep]]
@@ -161,8 +174,27 @@ def search(
     finally:
         bar.close()
     return SearchResult(
-        tuple(float(x) for x in limits), false_counts, declared_distance, tuple(matches)
+        tuple(float(x) for x in limits),
+        false_counts,
+        declared_distance,
+        tuple(matches),
+        best_false,
+        mate_rank,
     )
+
+
+def mates_by_subject(probes: Manifest, gallery: Manifest) -> dict[int, set[int]]:
+    """Probe index -> the gallery images of the same ``subject_id`` (samples without one have no
+    mate): the mates of an operator's manifests, as ``--declare-true`` would list them."""
+    by_subject: dict[str, set[int]] = {}
+    for g, sample in enumerate(gallery.samples):
+        if sample.subject_id is not None:
+            by_subject.setdefault(sample.subject_id, set()).add(g)
+    return {
+        p: set(by_subject[s.subject_id])
+        for p, s in enumerate(probes.samples)
+        if s.subject_id is not None and s.subject_id in by_subject
+    }
 
 
 @dataclass(frozen=True)

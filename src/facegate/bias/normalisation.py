@@ -51,9 +51,25 @@ class LfwPairs:
 
 def lfw_scores(matcher: Matcher, lfw: LfwPairs) -> FloatArray:
     """The scorer's score of every View 2 pair (NaN where an image has no face)."""
-    rows = zip(lfw.left, lfw.right, lfw.mated, strict=True)
-    pairs = [Pair(int(a), int(b), bool(m)) for a, b, m in rows]
-    return pair_distances(lfw.vectors, pairs, matcher.scorer)
+    if matcher.space.euclidean and matcher.weights is None:
+        rows = zip(lfw.left, lfw.right, lfw.mated, strict=True)
+        pairs = [Pair(int(a), int(b), bool(m)) for a, b, m in rows]
+        return pair_distances(lfw.vectors, pairs, matcher.scorer)
+    # another model's distance (cosine, a fused model's weighted sum): matcher.space's
+    found = np.isfinite(lfw.vectors).all(axis=1)
+    stats = np.full(len(lfw.vectors), np.nan)
+    stats[found] = matcher.stats(lfw.vectors[found])
+    d = matcher.space.paired(lfw.vectors[lfw.left], lfw.vectors[lfw.right], matcher.weights)
+    out: FloatArray = matcher.scorer.scores(d, stats[lfw.left], stats[lfw.right])
+    return out
+
+
+def _pairwise(matcher: Matcher, a: FloatArray, b: FloatArray) -> FloatArray:
+    """The matcher's model's distances between every row of ``a`` and of ``b``."""
+    if matcher.space.euclidean and matcher.weights is None:
+        out: FloatArray = np.sqrt(squared_distances(a, b))
+        return out
+    return matcher.space.pairwise(a, b, matcher.weights)
 
 
 def _rate(errors: int, total: int) -> dict[str, Any]:
@@ -68,7 +84,7 @@ def _rate(errors: int, total: int) -> dict[str, Any]:
 
 def _within_group_scores(matcher: Matcher, vectors: FloatArray) -> FloatArray:
     stats = matcher.stats(vectors)
-    d = np.sqrt(squared_distances(vectors, vectors))
+    d = _pairwise(matcher, vectors, vectors)
     i, j = np.triu_indices(len(vectors), 1)
     return matcher.scorer.scores(d[i, j], stats[i], stats[j])
 
@@ -130,7 +146,7 @@ def lineup(
     best = np.zeros(len(probes))
     for start in range(0, len(probes), 256):
         p = probes[start : start + 256]
-        d = np.sqrt(squared_distances(p, gallery))
+        d = _pairwise(matcher, p, gallery)
         s = matcher.scorer.scores(d, matcher.stats(p)[:, None], g_stats[None, :])
         best[start : start + 256] = sim.similarities_pct(s.min(axis=1))
     rows: list[dict[str, Any]] = []
@@ -186,9 +202,11 @@ def render(doc: Mapping[str, Any]) -> list[str]:
     names = list(doc["scorers"])
     cols = " | ".join(names)
     first = doc["scorers"][names[0]]["equal_fnmr"]["groups"]
+    data = {"mated": "LFW", "impostors": "FairFace held-out half", "probes": "Congress portraits"}
+    data |= doc.get("data") or {}
     lines = [
-        f"## FMR per {doc['grouping']} group at LFW FNMR {doc['fnmr_target']:.0%} "
-        f"(FairFace held-out half, {doc['held_out_faces']} faces)",
+        f"## FMR per {doc['grouping']} group at {data['mated']} FNMR {doc['fnmr_target']:.0%} "
+        f"({data['impostors']}, {doc['held_out_faces']} faces)",
         "",
         f"| group | {cols} |",
         "|---|" + "---|" * len(names),
@@ -232,8 +250,8 @@ def render(doc: Mapping[str, Any]) -> list[str]:
     first_lineup = doc["scorers"][names[0]]["lineup"]
     lines += [
         "",
-        f"## Lineup: {first_lineup['probes']} Congress portraits against "
-        f"{first_lineup['gallery']} FairFace faces (every candidate is false)",
+        f"## Lineup: {first_lineup['probes']} {data['probes']} against "
+        f"{first_lineup['gallery']} {data['impostors']} faces (every candidate is false)",
         "",
         "| threshold | "
         + " | ".join(f"{n}: probes with a candidate; LFW FNMR" for n in names)

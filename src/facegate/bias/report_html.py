@@ -44,15 +44,15 @@ HOW_RATES = (
 )
 HOW_DET = (
     "A DET (detection error trade-off) curve shows, for one group, every trade-off between "
-    "false matches and false non-matches as the distance threshold moves: FMR on a log scale "
+    "false matches and false non-matches as the {unit} threshold moves: FMR on a log scale "
     "along the bottom, FNMR up the side. Lower-left is better. A curve above another means "
     "more false non-matches for the same false match rate. The large hollow markers are the "
     "report's operating thresholds (labelled with their Similarity)."
 )
 HOW_HIST = (
-    "Distance distributions: for each group, the share of its mated (same person) and "
-    "non-mated (different people) pairs in each distance bin (width 0.02). A pair matches "
-    "when its distance is at or below the threshold line, so non-mated pairs left of a line are "
+    "{Unit} distributions: for each group, the share of its mated (same person) and "
+    "non-mated (different people) pairs in each {unit} bin (width 0.02). A pair matches "
+    "when its {unit} is at or below the threshold line, so non-mated pairs left of a line are "
     "false matches and mated pairs right of it are false non-matches."
 )
 HOW_ERRORBARS = (
@@ -62,14 +62,14 @@ HOW_ERRORBARS = (
 )
 
 
-def _mapping(thresholds: Sequence[dict[str, Any]]) -> str:
+def _mapping(thresholds: Sequence[dict[str, Any]], unit: str = "distance") -> str:
     rows = [[_e(f"{t['similarity_pct']:g}"), _e(f"{t['distance']:.4f}")] for t in thresholds]
-    return "<h2>Thresholds</h2>" + page.table(["Similarity", "distance (match when \u2264)"], rows)
+    return "<h2>Thresholds</h2>" + page.table(["Similarity", f"{unit} (match when \u2264)"], rows)
 
 
-def _heading(t: dict[str, Any]) -> str:
+def _heading(t: dict[str, Any], unit: str = "distance") -> str:
     pct, distance = float(t["similarity_pct"]), float(t["distance"])
-    return f"<h3>Similarity {pct:g} (match when distance \u2264 {distance:.4f})</h3>"
+    return f"<h3>Similarity {pct:g} (match when {unit} \u2264 {distance:.4f})</h3>"
 
 
 # --- verification and impostors ------------------------------------------------------------------
@@ -112,8 +112,8 @@ def _summary(t: dict[str, Any], kinds: Sequence[str]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _threshold_section(t: dict[str, Any], kinds: Sequence[str]) -> str:
-    out = [_heading(t)]
+def _threshold_section(t: dict[str, Any], kinds: Sequence[str], unit: str = "distance") -> str:
+    out = [_heading(t, unit)]
     if t.get("overall") is None:
         return out[0] + "<p>No scored within-group pairs.</p>"
     head = ["group"]
@@ -231,12 +231,15 @@ def _det_section(report: dict[str, Any]) -> str:
         )
     idx = _sample_idx(det["thresholds"])
     head = ["group", "mated", "non-mated"] + [
-        f"d {det['thresholds'][i]:.3f} (Sim {det['similarity_pct'][i]:g}): FMR / FNMR" for i in idx
+        f"{page.unit(report)} {det['thresholds'][i]:.3f} (Sim {det['similarity_pct'][i]:g}): "
+        "FMR / FNMR"
+        for i in idx
     ]
     svg = line_chart(
         "det",
         "DET curves per group",
-        "FNMR against FMR (log scale) as the distance threshold moves, one line per group; "
+        f"FNMR against FMR (log scale) as the {page.unit(report)} threshold moves, one line "
+        "per group; "
         "hollow markers are the operating thresholds.",
         series,
         x_label="FMR (log scale)",
@@ -245,7 +248,8 @@ def _det_section(report: dict[str, Any]) -> str:
         x_format=fmt_pct,
         y_format=fmt_pct,
     )
-    return f"<h2>DET curves</h2><p>{_e(HOW_DET)}</p>" + page.figure(
+    how = HOW_DET.format(unit=page.unit(report))
+    return f"<h2>DET curves</h2><p>{_e(how)}</p>" + page.figure(
         svg, "DET curves per group.", page.table(head, rows)
     )
 
@@ -306,7 +310,9 @@ def _histogram_section(report: dict[str, Any], kinds: Sequence[str]) -> str:
         return ""
     edges = hist["bin_edges"]
     marks = [Mark(t["distance"], f"Sim {t['similarity_pct']:g}") for t in report["thresholds"]]
-    out = [f"<h2>Distance distributions</h2><p>{_e(HOW_HIST)}</p>"]
+    u = page.unit(report)
+    how = HOW_HIST.format(unit=u, Unit=u.capitalize())
+    out = [f"<h2>{u.capitalize()} distributions</h2><p>{_e(how)}</p>"]
     for i, (name, h) in enumerate(hist["groups"].items()):
         series = []
         rows = []
@@ -314,23 +320,26 @@ def _histogram_section(report: dict[str, Any], kinds: Sequence[str]) -> str:
             if side == "mated" and "fnmr" not in kinds:
                 continue
             counts = h[side]
-            total = sum(counts) + h[f"{side}_above"]
+            below = h.get(f"{side}_below", 0)
+            total = sum(counts) + h[f"{side}_above"] + below
             shares = [c / total if total else 0.0 for c in counts]
             series.append((f"{label}, {total} pairs", shares))
-            rows.append([_e(label), _e(total), _e(h[f"{side}_above"])])
+            rows.append([_e(label), _e(total), _e(below), _e(h[f"{side}_above"])])
         svg = histogram(
             f"hist-{i}",
-            f"Distances of {name}",
-            f"Share of the group's pairs per distance bin, {name}; dotted lines are thresholds.",
+            f"{u.capitalize()}s of {name}",
+            f"Share of the group's pairs per {u} bin, {name}; dotted lines are thresholds.",
             edges,
             series,
-            x_label="distance",
+            x_label=u,
             y_label="share of pairs",
             marks=marks,
             y_format=fmt_pct,
         )
-        table = page.table(["pairs", "count", f"above {edges[-1]:g}"], rows)
-        out.append(f"<h3>{_e(name)}</h3>" + table + page.figure(svg, f"Distances of {name}."))
+        table = page.table(["pairs", "count", "below 0", f"above {edges[-1]:g}"], rows)
+        out.append(
+            f"<h3>{_e(name)}</h3>" + table + page.figure(svg, f"{u.capitalize()}s of {name}.")
+        )
     return "".join(out)
 
 
@@ -380,7 +389,7 @@ def _pairs_page(
     report: dict[str, Any], kinds: Sequence[str], title: str, rendered_at: str | None
 ) -> str:
     out = page.header(report, title, rendered_at)
-    out.append(_mapping(report["thresholds"]))
+    out.append(_mapping(report["thresholds"], page.unit(report)))
     pairs = report.get("pairs", {})
     out.append(
         "<h2>Pairs</h2><p>"
@@ -402,7 +411,7 @@ def _pairs_page(
     if "failure_to_detect" in report:
         out.append(_detection_section(report["failure_to_detect"]))
     out.append(f"<h2>Error rates per group</h2><p>{_e(HOW_RATES)}</p>")
-    out += [_threshold_section(t, kinds) for t in report["thresholds"]]
+    out += [_threshold_section(t, kinds, page.unit(report)) for t in report["thresholds"]]
     out += [_errorbars(report, kind) for kind in kinds]
     out.append(_det_section(report) if "fnmr" in kinds else _fmr_curve_section(report))
     out.append(_histogram_section(report, kinds))
@@ -413,7 +422,7 @@ def _pairs_page(
         )
         out.append(
             page.table(
-                ["Similarity", "distance", "group", "left image", "right image"],
+                ["Similarity", page.unit(report), "group", "left image", "right image"],
                 [
                     [
                         _e(f"{p['similarity_pct']:.4f}"),
@@ -445,11 +454,12 @@ def _impostors(report: dict[str, Any], rendered_at: str | None) -> str:
 def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
     out = page.header(report, "Lineup: probes searched against a gallery", rendered_at)
     thresholds = report["thresholds"]
-    out.append(_mapping(thresholds))
+    out.append(_mapping(thresholds, page.unit(report)))
     declared = report.get("declared_true", {})
     out.append(
         "<h2>How to read this</h2><p>Every probe face was searched against the whole gallery. "
-        "A gallery image matches when its distance is at or below the threshold. When the "
+        f"A gallery image matches when its {page.unit(report)} is at or below the threshold. "
+        "When the "
         "gallery is presumed not to contain the probes' people, every match is false, unless "
         "the operator declared the pair a true match; declared probes are counted apart. Per "
         "group: the share of searched probes with at least one false match, with a 95% Wilson "
@@ -485,7 +495,7 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
         + page.figure(svg, "Share of probes with ≥1 false match by group.")
     )
     for t in thresholds:
-        out.append(_heading(t))
+        out.append(_heading(t, page.unit(report)))
         rows = [
             [
                 _e(g["group"]),
@@ -523,7 +533,7 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
         if matches:
             out.append(
                 page.table(
-                    ["Similarity", "distance", "kind", "probe", "gallery"],
+                    ["Similarity", page.unit(report), "kind", "probe", "gallery"],
                     [
                         [
                             _e(f"{m['similarity_pct']:.4f}"),
@@ -537,8 +547,60 @@ def _lineup(report: dict[str, Any], rendered_at: str | None) -> str:
                     left=0,
                 )
             )
+    if report.get("identification"):
+        out.append(_identification(report["identification"]))
     out.append(page.footer())
     return "\n".join(out)
+
+
+def _rate_cell(r: dict[str, Any]) -> str:
+    if r["rate"] is None:
+        return "-"
+    return f"{page.pct(r['rate'])} ({page.ci(r['ci'])}; {r['count']}/{r['searches']})"
+
+
+def _identification(doc: dict[str, Any]) -> str:
+    """NIST FRVT 1:N measures (facegate.bias.identification), as tables."""
+    k = doc["rank_k"]
+    out = [
+        "<h2>1:N identification (NIST FRVT measures)</h2>"
+        f"<p>{doc['mated_searches']} mated searches (probes with a mate in the gallery) and "
+        f"{doc['nonmated_searches']} non-mated searches (every probe with its mates left out). "
+        "FPIR: non-mated searches returning any candidate; FNIR: mated searches whose mate is "
+        "not returned; non-mate with mate: a wrong person returned beside the true one; "
+        "non-mate above mate: a wrong person returned and ranked above the true one. 95% "
+        "Wilson intervals.</p>",
+        page.table(
+            ["group", "rank-1 rate", f"rank-{k} rate"],
+            [
+                [_e(g), _e(_rate_cell(r["rank_1"])), _e(_rate_cell(r[f"rank_{k}"]))]
+                for g, r in doc["ranks"].items()
+            ],
+        ),
+    ]
+    for entry in doc["fnir_at_fpir"]:
+        if entry["score"] is None:
+            continue
+        boot = entry.get("fnir_bootstrap_ci")
+        note = "" if boot is None else f"; overall bootstrap interval {page.ci(boot)}"
+        out.append(
+            f"<h3>FNIR at FPIR {entry['fpir_target']:g} (Similarity "
+            f"{entry['similarity_pct']:g}{_e(note)})</h3>"
+            + page.table(
+                ["group", "FNIR"],
+                [[_e(g), _e(_rate_cell(r["fnir"]))] for g, r in entry["groups"].items()],
+            )
+        )
+    for t in doc["thresholds"]:
+        cols = ("fpir", "fnir", "nonmate_with_mate", "nonmate_above_mate")
+        out.append(
+            f"<h3>At Similarity {t['similarity_pct']:g}</h3>"
+            + page.table(
+                ["group", "FPIR", "FNIR", "non-mate with mate", "non-mate above mate"],
+                [[_e(g), *(_e(_rate_cell(r[c])) for c in cols)] for g, r in t["groups"].items()],
+            )
+        )
+    return "".join(out)
 
 
 # --- sweep ---------------------------------------------------------------------------------------
@@ -596,7 +658,8 @@ def _balance_text(report: dict[str, Any], kind: str) -> str:
         verdict = "even the highest swept Similarity shows a significant imbalance"
     else:
         verdict = (
-            f"lowest balanced Similarity {low:g} (distance {b['lowest_balanced_distance']:.4f})"
+            f"lowest balanced Similarity {low:g} "
+            f"({page.unit(report)} {b['lowest_balanced_distance']:.4f})"
         )
     verdict += (
         "; every swept threshold is balanced"
@@ -622,7 +685,7 @@ def _balance_text(report: dict[str, Any], kind: str) -> str:
         for c in b["checks"]
     ]
     table = page.table(
-        ["Similarity", "distance", "balanced", "smallest p", "that pair"], rows, left=0
+        ["Similarity", page.unit(report), "balanced", "smallest p", "that pair"], rows, left=0
     )
     return f"<p>{_e(text)}</p><details><summary>Tests at every threshold</summary>{table}</details>"
 
@@ -663,7 +726,7 @@ def _sweep(report: dict[str, Any], rendered_at: str | None) -> str:
         )
         names = [g["group"] for g in report["points"][0]["groups"]] if report["points"] else []
         pairs_key = "nonmated_pairs" if kind == "fmr" else "mated_pairs"
-        head = ["Similarity", "distance"] + [
+        head = ["Similarity", page.unit(report)] + [
             f"{n} ({report['points'][0]['groups'][i][pairs_key]} pairs)"
             for i, n in enumerate(names)
         ]

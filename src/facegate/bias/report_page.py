@@ -108,10 +108,14 @@ def header(report: dict[str, Any], title: str, rendered_at: str | None) -> list[
     ]
     out += [f'<tr><th class="l">{esc(k)}</th><td class="l">{v}</td></tr>' for k, v in rows]
     out.append("</table>")
+    u = unit(report)
+    what = (
+        "cohort-normalised scores (lower is more alike)" if u == "score" else "descriptor distances"
+    )
     thresholds = (
-        "Thresholds are Similarity percentages, converted to descriptor distances by the "
-        "similarity mapping named above; a pair matches when its distance is at or below the "
-        "threshold's distance. "
+        f"Thresholds are Similarity percentages, converted to {what} by the "
+        f"similarity mapping named above; a pair matches when its {u} is at or below the "
+        f"threshold's {u}. "
         if report.get("kind") != "classifier"
         else ""
     )
@@ -120,6 +124,13 @@ def header(report: dict[str, Any], title: str, rendered_at: str | None) -> list[
         "JSON holds every number shown here.</p>"
     )
     return out
+
+
+def unit(report: dict[str, Any]) -> str:
+    """What a report's thresholds and pair values are in: ``score`` (the cohort-normalised
+    score, which can be below 0 for near-identical images) or ``distance`` (raw descriptor
+    distance; also every report made before ``"score"`` was recorded)."""
+    return "score" if report.get("score") == "normalised" else "distance"
 
 
 def footer() -> str:

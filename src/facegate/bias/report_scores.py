@@ -68,12 +68,14 @@ def render_score_comparison(report: dict[str, Any], rendered_at: str | None) -> 
         rendered_at,
     )
     fnmr = report["fnmr_target"]
+    data = report.get("data") or {}
     out.append(
         f"<h2>False match rate per {_e(report['grouping'])} group at equal FNMR</h2>"
-        f"<p>Each scorer's threshold is where {fnmr:.0%} of the mated pairs among LFW View 2's "
-        f"{report['lfw_pairs']} pairs fail; the FMR is over every within-group "
-        f"pair of {report['held_out_faces']} held-out FairFace faces (disjoint from the "
-        "cohort).</p>"
+        f"<p>Each scorer's threshold is where {fnmr:.0%} of the mated pairs among "
+        f"{_e(data.get('mated', 'LFW View 2'))}'s {report['lfw_pairs']} pairs fail; the FMR is "
+        f"over every within-group pair of {report['held_out_faces']} faces of "
+        f"{_e(data.get('impostors', 'FairFace (held-out half)'))}, disjoint from the "
+        "cohort.</p>"
     )
     series = [
         ErrorSeries(n, [_estimate(scorers[n]["equal_fnmr"]["groups"][g]) for g in groups])
@@ -101,7 +103,7 @@ def render_score_comparison(report: dict[str, Any], rendered_at: str | None) -> 
         f"<h2>Lineup: {lineup['probes']} probes against {lineup['gallery']} gallery faces</h2>"
         "<p>Nobody among the probes is in the gallery: every candidate is false. Each cell: the"
         " probes with at least one candidate at the threshold (that scorer's own calibration),"
-        " and the LFW FNMR the threshold costs.</p>"
+        " and the FNMR on the mated pairs the threshold costs.</p>"
     )
     lrows = [[_e(c) for c in row] for row in lineup_rows(report, page.pct, page.pct)]
     out.append(page.table(["threshold", *names], lrows))

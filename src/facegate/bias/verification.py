@@ -309,7 +309,8 @@ def curves_json(
     FNMR at each (``None`` where the group has no pairs of that type; see
     :func:`facegate.bias.thresholds.det_curve`). ``histograms``: counts of mated and non-mated
     distances in fixed bins of width :data:`HIST_BIN` from 0 to :data:`HIST_MAX`, and per group
-    how many fell above the range. Size: about ``groups x (2 points + 4 x 60)`` numbers.
+    how many fell above the range (``*_above``) and below 0 (``*_below``: normalised scores).
+    Size: about ``groups x (2 points + 4 x 60)`` numbers.
     """
     similarity = similarity or default_similarity()
     within = scored.scored & (scored.groups != CROSS_GROUP)
@@ -339,6 +340,9 @@ def curves_json(
             "nonmated": np.histogram(n, bins=edges)[0].astype(int).tolist(),
             "mated_above": int((m > HIST_MAX).sum()),
             "nonmated_above": int((n > HIST_MAX).sum()),
+            # a normalised score can be below 0 (near-identical images): counted, not dropped
+            "mated_below": int((m < 0.0).sum()),
+            "nonmated_below": int((n < 0.0).sum()),
         }
     return {
         "det": {

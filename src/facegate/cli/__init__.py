@@ -325,7 +325,13 @@ def _percent(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point; returns the exit code (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # the action's own usage (argparse would print the top-level one): the flags of the
+        # action that was asked for are the ones that help
+        action_parser: argparse.ArgumentParser = getattr(args, "parser", None) or parser
+        action_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         code: int = args.func(args, out or sys.stdout)
     except InputError as exc:

@@ -390,7 +390,7 @@ def _review_action(
     return EXIT_OK
 
 
-def _review_text(doc: dict[str, Any], out: TextIO) -> None:
+def _review_text(doc: views.ReviewDetailDoc, out: TextIO) -> None:
     out.write(
         f"review {doc['review_id']}: {doc['status']} "
         f"({doc['confirmations']} of {doc['reviewers_required']} confirmations)\n"

@@ -41,21 +41,15 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from facegate.bias.datasets import (
-    DatasetError,
-    Manifest,
-    Pair,
-    load_congress,
-    load_csv,
-    load_fairface,
-    load_lfw,
-)
+from facegate.bias.datasets import DatasetError, Manifest, Pair
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
 from facegate.bias.detection import failure_to_detect
 from facegate.bias.detection import render as render_detection
-from facegate.bias.groups import impostor_pairs
-from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, mated_pairs, top_pairs
-from facegate.bias.lineup import load_declared, match_rows, search, summarise
+from facegate.bias.groups import group_key
+from facegate.bias.identification import DEFAULT_FPIRS, DEFAULT_RANK, identification
+from facegate.bias.identification import render as render_identification
+from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, top_pairs
+from facegate.bias.lineup import load_declared, match_rows, mates_by_subject, search, summarise
 from facegate.bias.metrics import ErrorType
 from facegate.bias.report_html import render_html
 from facegate.bias.stats import wilson_interval
@@ -69,13 +63,21 @@ from facegate.bias.verification import (
 )
 from facegate.cli.bias_calibrate import register as register_calibrate
 from facegate.cli.bias_classifier import register as register_classifier
+from facegate.cli.bias_data import (
+    DataSource,
+    add_data_root,
+    add_dataset,
+    add_hidden,
+    resolve_side,
+    resolve_single,
+)
+from facegate.cli.bias_pairs import ChosenPairs, add_pairs_options, choose
+from facegate.enforce import size_aware_threshold
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
 
-DATA_ROOT = Path("../shared/data")
-FOLDERS = {"lfw": "lfw", "fairface": "fairface_val", "congress": "congress_2015"}
 DEFAULT_THRESHOLDS = (80.0, 99.0)
 SWEEP_RANGE = (50.0, 99.0, 1.0)  # from, to, step (Similarity %): 50 thresholds
 MAX_SWEEP_POINTS = 2000
@@ -108,6 +110,23 @@ def _similarity(text: str) -> float:
     return value
 
 
+def _rate_arg(text: str) -> float:
+    value = _positive_float(text)
+    if not value < 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, group_by: str, *, thresholds: bool = True) -> None:
     if thresholds:
         p.add_argument(
@@ -124,13 +143,17 @@ def _common(p: argparse.ArgumentParser, group_by: str, *, thresholds: bool = Tru
         metavar="ATTRS",
         help=f"comma-separated attributes, intersectional (default: {group_by})",
     )
+    add_data_root(p)
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
     p.add_argument(
-        "--no-mmod-fallback",
+        "--mmod-fallback",
         action="store_true",
-        help="HOG only: images where HOG finds no face count as no-face (MMOD is slow)",
+        help="also try dlib's MMOD detector where the server's chain finds no face (slow: "
+        "seconds per image; the server does not, so the default measures what it does)",
     )
+    # deprecated: not falling back is now the default
+    p.add_argument("--no-mmod-fallback", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help="seed for pairs and the bootstrap")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write a JSON report")
     p.add_argument(
@@ -175,38 +198,72 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bias = sub.add_parser("bias", help="accuracy and bias audits over face descriptors")
     actions = bias.add_subparsers(dest="bias_command", required=True, metavar="ACTION")
 
-    ver = actions.add_parser("verification", help="FNMR/FMR per group on LFW View 2")
-    ver.add_argument("--dataset", choices=["lfw"], default="lfw")
-    ver.add_argument("--data", type=Path, default=None, help="data folder (../shared/data/lfw)")
-    ver.add_argument("--pairs-per-group", type=int, default=3000, help="extra impostor pairs")
+    ver = actions.add_parser(
+        "verification", help="FNMR/FMR per group (LFW View 2, or a CSV)", allow_abbrev=False
+    )
+    add_dataset(ver, "--dataset", "lfw", "faces with identities", builtins=("lfw",))
+    add_hidden(ver, "--data")
+    add_pairs_options(ver)
     _common(ver, "gender")
     _stats_options(ver)
     ver.set_defaults(func=cmd_verification, parser=ver)
 
-    imp = actions.add_parser("impostors", help="FMR per group over presumed-impostor pairs")
-    imp.add_argument("--dataset", choices=[*FOLDERS, "csv"], default="fairface")
-    imp.add_argument("--data", type=Path, default=None, help="data folder, or the CSV file")
-    imp.add_argument("--pairs-per-group", type=int, default=3000)
+    imp = actions.add_parser(
+        "impostors", help="FMR per group over presumed-impostor pairs", allow_abbrev=False
+    )
+    add_dataset(imp, "--dataset", "fairface", "the faces")
+    add_hidden(imp, "--data")
+    add_pairs_options(imp)
     imp.add_argument("--cross-group", type=int, default=0, help="extra pairs across groups")
     imp.add_argument("--top", type=int, default=20, help="highest-similarity pairs to list")
     _common(imp, "race,gender")
     _stats_options(imp)
     imp.set_defaults(func=cmd_impostors, parser=imp)
 
-    lin = actions.add_parser("lineup", help="search every probe against a gallery (ACLU)")
-    for side, default in (("probes", "congress"), ("gallery", "fairface")):
-        lin.add_argument(f"--{side}", choices=[*FOLDERS, "csv"], default=default)
-        lin.add_argument(f"--{side}-data", type=Path, default=None, help="data folder")
-        lin.add_argument(f"--{side}-csv", type=Path, default=None, help="a manifest CSV")
+    lin = actions.add_parser(
+        "lineup", help="search every probe against a gallery (ACLU)", allow_abbrev=False
+    )
+    add_dataset(lin, "--probes", "congress", "the faces searched")
+    add_dataset(lin, "--gallery", "fairface", "the faces searched among")
+    for side in ("probes", "gallery"):
+        add_hidden(lin, f"--{side}-data")
+        add_hidden(lin, f"--{side}-csv")
     lin.add_argument("--declare-true", type=Path, default=None, metavar="FILE.csv")
     lin.add_argument("--keep", type=int, default=10, help="matches listed per probe")
+    lin.add_argument(
+        "--mates-by-subject",
+        action="store_true",
+        help="a gallery image with the probe's subject_id is its mate (manifest CSVs)",
+    )
+    lin.add_argument(
+        "--fpir",
+        type=_rate_arg,
+        action="append",
+        metavar="F",
+        help="FNIR is reported at the threshold giving this FPIR, repeatable "
+        f"(default: {', '.join(f'{f:g}' for f in DEFAULT_FPIRS)})",
+    )
+    lin.add_argument(
+        "--rank", type=int, default=DEFAULT_RANK, metavar="K", help="rank-K identification rate"
+    )
+    lin.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    lin.add_argument(
+        "--max-expected-false-candidates",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="also measure the threshold the server's obligation @max_expected_false_candidates"
+        "(N) sets for a collection of the gallery's size",
+    )
     _common(lin, "gender")
     lin.set_defaults(func=cmd_lineup, parser=lin)
 
-    swp = actions.add_parser("sweep", help="error rates per group across a Similarity range")
-    swp.add_argument("--dataset", choices=["lfw", "fairface", "csv"], default="lfw")
-    swp.add_argument("--data", type=Path, default=None, help="data folder, or the CSV file")
-    swp.add_argument("--manifest", type=Path, default=None, help="the manifest CSV (csv)")
+    swp = actions.add_parser(
+        "sweep", help="error rates per group across a Similarity range", allow_abbrev=False
+    )
+    add_dataset(swp, "--dataset", "lfw", "the faces", builtins=("lfw", "fairface"))
+    add_hidden(swp, "--data")
+    add_hidden(swp, "--manifest")
     swp.add_argument(
         "--from", dest="sim_from", type=_similarity, default=SWEEP_RANGE[0], metavar="PCT",
         help=f"lowest Similarity swept (default: {SWEEP_RANGE[0]:g})",
@@ -219,7 +276,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--step", type=float, default=SWEEP_RANGE[2], metavar="PCT",
         help=f"Similarity step (default: {SWEEP_RANGE[2]:g}); --to is always included",
     )  # fmt: skip
-    swp.add_argument("--pairs-per-group", type=int, default=3000, help="seeded pairs per group")
+    add_pairs_options(swp)
     swp.add_argument(
         "--alpha", type=float, default=0.05, help="significance level of the balance test"
     )
@@ -251,8 +308,8 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, action.dest, None)
         if action.dest == "threshold":
             value = _thresholds(args)
-        if action.dest in ("probes", "gallery") and getattr(args, f"{action.dest}_csv", None):
-            continue  # the CSV replaces the named data set
+        if action.dest == "pairs_per_group" and value is None:
+            value = "auto"
         if not action.option_strings or action.dest == "help" or value in (None, False):
             continue
         flag = action.option_strings[0]
@@ -271,34 +328,17 @@ def command_line(args: argparse.Namespace) -> str:
 # --- loading -------------------------------------------------------------------------------------
 
 
-def _folder(name: str, data: Path | None) -> Path:
-    root = data if data is not None else DATA_ROOT / FOLDERS[name]
-    if not root.is_dir():
-        raise DatasetError(f"data folder not found: {root} (pass --data)")
-    return root
-
-
-def load_manifest(name: str, data: Path | None, csv_path: Path | None = None) -> Manifest:
-    """A data set by name (``lfw``/``fairface``/``congress``) or a manifest CSV."""
-    if csv_path is not None or name == "csv":
-        path = csv_path or data
-        if path is None:
-            raise DatasetError("a CSV data set needs its file (--data or --*-csv)")
-        return load_csv(path)
-    if name not in FOLDERS:
-        raise DatasetError(f"unknown data set {name!r}; expected one of {', '.join(FOLDERS)}")
-    root = _folder(name, data)
-    if name == "lfw":
-        return load_lfw(root)[0]
-    return load_fairface(root) if name == "fairface" else load_congress(root)
-
-
 def _descriptors(manifest: Manifest, args: argparse.Namespace) -> DescriptorSet:
+    """The manifest's descriptors as the server computes them (its detector chain), with dlib's
+    MMOD detector as a fallback only under ``--mmod-fallback``; the cache key says which."""
+    if args.no_mmod_fallback:
+        args.no_mmod_fallback = False  # once, and out of the recorded command line
+        print("facegate: --no-mmod-fallback is deprecated; it is the default", file=sys.stderr)
     return compute_descriptors(
         manifest,
         cache=DescriptorCache(args.cache),
         workers=args.workers,
-        mmod_fallback=not args.no_mmod_fallback,
+        mmod_fallback=args.mmod_fallback,
         progress=not args.no_progress,
     )
 
@@ -321,7 +361,10 @@ def _header(
         "similarity mapping: "
         + sim.version
         + " ("
-        + ", ".join(f"Similarity {t:g} = {_unit(args)} {sim.distance_for(t):.4f}" for t in shown)
+        + ", ".join(
+            f"Similarity {t:g} = {_unit(args)} {sim.distance_for(min(t, 100 - 1e-9)):.4f}"
+            for t in shown
+        )
         + ")",
     ]
     for manifest, descriptors in sets:
@@ -345,6 +388,7 @@ def _start(kind: str, args: argparse.Namespace, model_version: str) -> dict[str,
         "model_version": model_version,
         "similarity_version": _matcher(args).version,
         "score": getattr(args, "score", "normalised"),
+        "unit": _unit(args),
     }
 
 
@@ -384,14 +428,15 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def render_thresholds(results: Sequence[ThresholdResult], kinds: Sequence[ErrorType]) -> list[str]:
-    """Per-threshold group tables with summaries (``kinds``: ``fnmr`` and/or ``fmr``)."""
+def render_thresholds(
+    results: Sequence[ThresholdResult], kinds: Sequence[ErrorType], unit: str = "distance"
+) -> list[str]:
+    """Per-threshold group tables with summaries (``kinds``: ``fnmr`` and/or ``fmr``; ``unit``:
+    ``score`` for the cohort-normalised score, ``distance`` for the raw distance)."""
     lines: list[str] = []
     for res in results:
         lines.append("")
-        lines.append(
-            f"Similarity {res.similarity_pct:g} (match when distance <= {res.distance:.4f})"
-        )
+        lines.append(f"Similarity {res.similarity_pct:g} (match when {unit} <= {res.distance:.4f})")
         table = res.table
         if table is None:
             lines.append("  no scored within-group pairs")
@@ -457,15 +502,34 @@ def _unscored_lines(counts: dict[str, dict[str, int]]) -> list[str]:
 # --- commands ------------------------------------------------------------------------------------
 
 
+def _choose(
+    args: argparse.Namespace,
+    source: DataSource,
+    *,
+    mated: bool,
+    kinds: Sequence[str],
+    thresholds: Sequence[float],
+) -> ChosenPairs:
+    sim = _matcher(args).similarity
+    return choose(
+        args,
+        source,
+        mated=mated,
+        kinds=kinds,
+        limits=[sim.distance_for(t) for t in thresholds],
+        describe=lambda m: _descriptors(m, args),
+        scorer=_scorer(args),
+    )
+
+
 def _pair_report(
     args: argparse.Namespace,
-    out: TextIO,
-    manifest: Manifest,
+    chosen: ChosenPairs,
     pairs: list[Pair],
     kinds: Sequence[ErrorType],
     extra: dict[str, Any],
 ) -> tuple[list[str], dict[str, Any], Any]:
-    descriptors = _descriptors(manifest, args)
+    manifest, descriptors = chosen.manifest, chosen.descriptors
     scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     results = analyse(
         scored,
@@ -478,16 +542,18 @@ def _pair_report(
     unscored = scored.unscored_counts()
     lines = _header(args, [(manifest, descriptors)])
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in extra.items())})"]
+    lines.append(chosen.sampling.line())
     detection = failure_to_detect(manifest, descriptors, args.group_by)
     lines += _unscored_lines(unscored)
     lines += render_detection(detection)
-    lines += render_thresholds(results, kinds)
+    lines += render_thresholds(results, kinds, _unit(args))
     kind = "verification" if "fnmr" in kinds else "impostors"
     report: dict[str, Any] = _start(kind, args, descriptors.model_version) | {
         "dataset": manifest.name,
         "group_by": list(args.group_by),
         "descriptors": descriptors.summary(),
         "pairs": {"total": len(pairs), **extra},
+        "sampling": chosen.sampling.json(),
         "unscored_pairs": unscored,
         "failure_to_detect": detection,
         "thresholds": [threshold_json(r) for r in results],
@@ -499,11 +565,16 @@ def _pair_report(
 @_guard
 def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
     """LFW View 2 pairs + seeded within-group impostors: FNMR and FMR per group."""
-    manifest, protocol = load_lfw(_folder("lfw", args.data))
-    extra = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    pairs = protocol + [p for group in extra.values() for p in group]
-    counts = {"lfw_view2": len(protocol), "extra_impostors": len(pairs) - len(protocol)}
-    lines, report, _ = _pair_report(args, out, manifest, pairs, ("fnmr", "fmr"), counts)
+    kinds: tuple[ErrorType, ...] = ("fnmr", "fmr")
+    source = resolve_single(args, ("lfw",))
+    chosen = _choose(args, source, mated=True, kinds=kinds, thresholds=_thresholds(args))
+    if not any(p.mated for p in chosen.pairs):
+        raise UsageError(
+            f"{chosen.manifest.name}: no two images of one subject within a group, so no mated "
+            "pairs "
+            "(FNMR needs them; for FMR alone use bias impostors)"
+        )
+    lines, report, _ = _pair_report(args, chosen, chosen.pairs, kinds, chosen.counts)
     print("\n".join(lines), file=out)
     _write_reports(args, report)
     return EXIT_OK
@@ -512,17 +583,18 @@ def cmd_verification(args: argparse.Namespace, out: TextIO) -> int:
 @_guard
 def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
     """Presumed-impostor pairs within (and optionally across) groups: FMR per group, top pairs."""
-    manifest = load_manifest(args.dataset, args.data)
-    within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    pairs = [p for group in within.values() for p in group]
+    source = resolve_single(args)
+    chosen = _choose(args, source, mated=False, kinds=("fmr",), thresholds=_thresholds(args))
+    manifest = chosen.manifest
     cross = cross_group_pairs(manifest, args.group_by, args.cross_group, args.seed)
-    counts = {"within_group": len(pairs), "cross_group": len(cross)}
-    lines, report, scored = _pair_report(args, out, manifest, pairs + cross, ("fmr",), counts)
+    counts = chosen.counts | {"cross_group": len(cross)}
+    lines, report, scored = _pair_report(args, chosen, chosen.pairs + cross, ("fmr",), counts)
     top = top_pairs(manifest, scored, args.top, similarity=_matcher(args).similarity)
     lines += ["", f"Top {len(top)} highest-similarity pairs, for human review:", f"  {REVIEW_NOTE}"]
+    lines.append(f"  {'Similarity':>10}  {_unit(args):>8}  {'group':<24} left  right")
     for t in top:
         lines.append(
-            f"  {t.similarity_pct:8.4f}  {t.distance:.4f}  {t.group:<24} {t.left}  {t.right}"
+            f"  {t.similarity_pct:10.4f}  {t.distance:8.4f}  {t.group:<24} {t.left}  {t.right}"
         )
     report["review_note"] = REVIEW_NOTE
     report["top_pairs"] = [vars(t) for t in top]
@@ -534,13 +606,24 @@ def cmd_impostors(args: argparse.Namespace, out: TextIO) -> int:
 @_guard
 def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
     """Every probe searched against the gallery; probes with a false match per group."""
-    probes = load_manifest(args.probes, args.probes_data, args.probes_csv)
-    gallery = load_manifest(args.gallery, args.gallery_data, args.gallery_csv)
+    probes = resolve_side(args, "probes").manifest()
+    gallery = resolve_side(args, "gallery").manifest()
     declared = load_declared(args.declare_true, probes, gallery) if args.declare_true else {}
+    if args.mates_by_subject:
+        for p, mates in mates_by_subject(probes, gallery).items():
+            declared.setdefault(p, set()).update(mates)
     p_desc = _descriptors(probes, args)
     g_desc = _descriptors(gallery, args)
-    thresholds = _thresholds(args)
-    limits = [_matcher(args).similarity.distance_for(t) for t in thresholds]
+    sim = _matcher(args).similarity
+    faces = int(sum(s == FACE for s in g_desc.statuses))  # what IndexFaces would have stored
+    thresholds = list(_thresholds(args))
+    size_aware = None
+    if args.max_expected_false_candidates is not None:
+        # the server's own computation (facegate.enforce), for a collection of this size
+        size_aware = size_aware_threshold(args.max_expected_false_candidates, faces, sim)
+        thresholds.append(size_aware)
+    # Similarity 100 (nothing promised, or nothing strict enough): only a perfect score matches
+    limits = [sim.distance_for(min(t, 100.0 - 1e-9)) for t in thresholds]
     result = search(
         p_desc.vectors,
         g_desc.vectors,
@@ -551,17 +634,33 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
         scorer=_scorer(args),
     )
     ok = np.array([s == FACE for s in p_desc.statuses], dtype=np.bool_)
-    lines = _header(args, [(probes, p_desc), (gallery, g_desc)])
+    lines = _header(args, [(probes, p_desc), (gallery, g_desc)], thresholds)
     lines.append(
-        f"gallery searched: {int(sum(s == FACE for s in g_desc.statuses))} of {len(gallery)} "
+        f"gallery searched: {faces} of {len(gallery)} "
         f"images (the rest have no face descriptor); declared true pairs: "
         f"{sum(len(v) for v in declared.values())} for {len(declared)} probes"
     )
     per_threshold = []
     for i, (pct, limit) in enumerate(zip(thresholds, limits, strict=True)):
         groups = summarise(probes, ok, result, declared, args.group_by, i)
-        rows = match_rows(probes, gallery, result, limit, _matcher(args).similarity)
-        lines += ["", f"Similarity {pct:g} (match when distance <= {limit:.4f})"]
+        rows = match_rows(probes, gallery, result, limit, sim)
+        aware = size_aware is not None and i == len(thresholds) - 1
+        fmr = sim.fmr_at(pct)
+        promised = None if fmr is None else faces * fmr
+        searched = result.false_counts[np.isfinite(p_desc.vectors).all(axis=1), i]
+        observed = float(searched.mean()) if searched.size else None
+        lines += ["", f"Similarity {pct:g} (match when {_unit(args)} <= {limit:.4f})"]
+        if aware:
+            lines.append(
+                f"  size-aware: the threshold @max_expected_false_candidates"
+                f"({args.max_expected_false_candidates:g}) sets for a collection of {faces} faces"
+            )
+        lines.append(
+            "  false candidates per search: promised by the calibration "
+            + ("-" if promised is None else f"{promised:.4g}")
+            + ", observed (mean over searched probes, declared pairs apart) "
+            + ("-" if observed is None else f"{observed:.4g}")
+        )
         lines.append(
             f"  {'probe group':<24} {'probes':>7} {'no face':>8} {'declared':>9} {'searched':>9}"
             f" {'with false match':>17} {'share':>9} {'95% CI':>22} {'declared found':>15}"
@@ -573,20 +672,44 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
                 f" {_ci(g.interval):>22} {g.declared_found:>15}"
             )
         lines.append(f"  matches (up to {args.keep} per probe, plus declared):")
+        lines.append(f"    {'Similarity':>10}  {_unit(args):>8}  kind")
         for r in rows:
             kind = "TRUE (declared)" if r["declared_true"] else "false"
             lines.append(
-                f"    {r['similarity_pct']:8.4f}  {r['distance']:.4f}  {kind:<15}"
+                f"    {r['similarity_pct']:10.4f}  {r['distance']:8.4f}  {kind:<15}"
                 f" {r['probe']}  {r['gallery']}"
             )
         per_threshold.append(
             {
                 "similarity_pct": pct,
                 "distance": round(limit, 6),
+                "size_aware": {
+                    "max_expected_false_candidates": args.max_expected_false_candidates,
+                    "collection_faces": faces,
+                }
+                if aware
+                else None,
+                "expected_false_candidates": promised,
+                "mean_false_candidates": observed,
                 "groups": [vars(g) for g in groups],
                 "matches": rows,
             }
         )
+    ident = None
+    if declared:
+        keys = np.array([group_key(s, args.group_by) for s in probes.samples], dtype=np.str_)
+        ident = identification(
+            result,
+            ok,
+            keys,
+            list(zip(thresholds, limits, strict=True)),
+            sim.similarity_pct,
+            fpirs=args.fpir or DEFAULT_FPIRS,
+            rank=args.rank,
+            n_boot=args.n_boot,
+            seed=args.seed,
+        )
+        lines += render_identification(ident)
     print("\n".join(lines), file=out)
     _write_reports(
         args,
@@ -599,6 +722,7 @@ def cmd_lineup(args: argparse.Namespace, out: TextIO) -> int:
                 for p, gs in sorted(declared.items())
             },
             "thresholds": per_threshold,
+            "identification": ident,
         },
     )
     return EXIT_OK
@@ -617,26 +741,6 @@ def _sweep_points(args: argparse.Namespace) -> list[float]:
     return points if points[-1] >= hi else [*points, hi]
 
 
-def _sweep_pairs(args: argparse.Namespace) -> tuple[Manifest, list[Pair], dict[str, int]]:
-    if args.dataset == "lfw":
-        manifest, protocol = load_lfw(_folder("lfw", args.data))
-        extra = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-        impostors = [p for group in extra.values() for p in group]
-        return manifest, protocol + impostors, {
-            "lfw_view2": len(protocol), "extra_impostors": len(impostors)
-        }  # fmt: skip
-    csv_path = args.manifest if args.dataset == "csv" else None
-    if args.dataset == "csv" and csv_path is None and args.data is None:
-        raise UsageError("--dataset csv needs --manifest FILE")
-    manifest = load_manifest(args.dataset, args.data, csv_path)
-    within = impostor_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    impostors = [p for group in within.values() for p in group]
-    mated = []
-    if args.dataset == "csv":  # FairFace has no identities: impostor pairs only
-        mated = mated_pairs(manifest, args.group_by, args.pairs_per_group, args.seed)
-    return manifest, mated + impostors, {"mated": len(mated), "within_group": len(impostors)}
-
-
 def _sweep_lines(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     points = report["points"]
@@ -645,7 +749,7 @@ def _sweep_lines(report: dict[str, Any]) -> list[str]:
         pairs_key = "nonmated_pairs" if kind == "fmr" else "mated_pairs"
         if not any(g[pairs_key] for g in (points[0]["groups"] if points else [])):
             continue
-        head = f"  {'Similarity':>10} {'distance':>9}"
+        head = f"  {'Similarity':>10} {report['unit']:>9}"
         for i, name in enumerate(names):
             n = points[0]["groups"][i][pairs_key]
             head += f" {f'{name} ({n})':>22}"
@@ -687,8 +791,12 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     if not 0.0 < args.alpha < 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
     points = _sweep_points(args)
-    manifest, pairs, counts = _sweep_pairs(args)
-    descriptors = _descriptors(manifest, args)
+    source = resolve_single(args, ("lfw", "fairface"))
+    # ranked at both ends of the sweep
+    ends = [points[0], points[-1]]
+    chosen = _choose(args, source, mated=True, kinds=("fmr", "fnmr"), thresholds=ends)
+    manifest, descriptors, pairs = chosen.manifest, chosen.descriptors, chosen.pairs
+    counts = chosen.counts
     scored = score_pairs(manifest, descriptors.vectors, pairs, args.group_by, _scorer(args))
     unscored = scored.unscored_counts()
     report: dict[str, Any] = _start("sweep", args, descriptors.model_version) | {
@@ -696,6 +804,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
         "group_by": list(args.group_by),
         "descriptors": descriptors.summary(),
         "pairs": {"total": len(pairs), **counts},
+        "sampling": chosen.sampling.json(),
         "unscored_pairs": unscored,
     }
     report |= sweep_json(
@@ -708,6 +817,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     )
     lines = _header(args, [(manifest, descriptors)], [points[0], points[-1]])
     lines += [f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in counts.items())})"]
+    lines.append(chosen.sampling.line())
     lines += _unscored_lines(unscored)
     lines += _sweep_lines(report)
     print("\n".join(lines), file=out)

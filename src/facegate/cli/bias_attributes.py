@@ -57,6 +57,7 @@ from facegate.cli.bias_classifier import (
     report_json,
     write_reports,
 )
+from facegate.cli.bias_data import deprecated
 from facegate.engine.attributes.face_models import EMOTION, FACERES
 from facegate.engine.attributes.registry import ESTIMATORS
 from facegate.engine.attributes.types import FaceModels
@@ -64,7 +65,6 @@ from facegate.engine.core import EngineConfig
 from facegate.engine.human_models import model_status
 from facegate.errors import EngineUnavailableError
 
-DATA_ROOT = Path("../shared/data")
 FOLDERS = {"fairface": "fairface_val", "lfw": "lfw"}
 
 
@@ -77,14 +77,18 @@ def audit_config(models_dir: Path | None = None) -> EngineConfig:
 
 def load_estimate_manifest(args: argparse.Namespace) -> Manifest:
     """The data set of ``--dataset`` (``--data``, ``--labels``, ``--one-per-subject``)."""
-    if args.dataset == "csv":
-        if args.data is None:
-            raise DatasetError("--dataset csv needs the manifest CSV: --data FILE")
-        manifest = load_csv(args.data)
+    if args.dataset not in FOLDERS:  # a manifest CSV (or the deprecated csv + --data FILE)
+        if args.dataset == "csv" and args.data is None:
+            raise DatasetError("--dataset csv needs the manifest: pass it as --dataset FILE.csv")
+        path = args.data if args.dataset == "csv" else Path(args.dataset)
+        if args.dataset == "csv":
+            deprecated("--dataset csv --data FILE", "pass the CSV as --dataset FILE.csv")
+            args.dataset, args.data = str(path), None
+        manifest = load_csv(path)
     else:
-        root = args.data if args.data is not None else DATA_ROOT / FOLDERS[args.dataset]
+        root = args.data if args.data is not None else args.data_root / FOLDERS[args.dataset]
         if not root.is_dir():
-            raise DatasetError(f"data folder not found: {root} (pass --data)")
+            raise DatasetError(f"data folder not found: {root} (pass --data-root DIR)")
         if args.labels is not None and args.dataset != "lfw":
             raise DatasetError("--labels goes with --dataset lfw")
         if args.dataset == "fairface":

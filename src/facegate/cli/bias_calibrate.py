@@ -10,7 +10,11 @@ cohort itself, see :mod:`facegate.engine.cohort`).
 
 ``--model NAME`` calibrates another descriptor model (``engine.descriptors``: ``faceres-v1``, an
 operator's model added with ``facegate models add``): its descriptors, its distance (cosine
-for faceres), its cohort. Unless ``--out`` says otherwise, an operator's model's document is
+for faceres), its cohort. A fused model's (``fused-dlib-faceres-v1``) fusion weights are fitted
+first (:func:`facegate.bias.fusion_fit.fit_fusion`: each part's distance z-scored by the
+impostor pairs of LFW's fit half), then its calibration on the fused distance and, with
+``--normalise``, a cohort per part combined with those weights; the weights are shipped in both
+documents (``"fusion"``). Unless ``--out`` says otherwise, an operator's model's document is
 written into its own folder, and a built-in model's the package does not calibrate into the
 models folder's ``calibration/``; from then on (after a restart) it can serve searches.
 """
@@ -26,17 +30,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
-from facegate.bias.calibration import DEFAULT_CAP, split_source
-from facegate.bias.calibration_run import calibrate, calibration_source, render
-from facegate.bias.datasets import DatasetError, Manifest, load_congress, load_fairface, load_lfw
-from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
-from facegate.bias.normalisation import LfwPairs, compare
+from facegate.bias.calibration import DEFAULT_CAP
+from facegate.bias.calibration_run import calibrate, render
+from facegate.bias.datasets import DatasetError, Manifest, load_fairface, load_lfw
+from facegate.bias.descriptors import DescriptorCache, DescriptorSet, compute_descriptors
+from facegate.bias.fusion_fit import fit_fusion
+from facegate.bias.normalisation import compare
 from facegate.bias.normalisation import render as render_comparison
 from facegate.bias.report_html import render_html
+from facegate.cli.bias_data import DATA_ROOT, add_data_root, add_dataset
+from facegate.cli.bias_normalisation import comparison_inputs, normalisation_command
 from facegate.engine.core import EngineConfig
-from facegate.engine.descriptors import DescriptorModel, DescriptorRegistry
+from facegate.engine.descriptors import FUSED, DescriptorModel, DescriptorRegistry
 from facegate.engine.human_models import default_models_dir
 from facegate.engine.matching import default_matcher, raw_matcher
 from facegate.vectorspace import DLIB_SPACE
@@ -47,9 +52,17 @@ EXIT_OK, EXIT_BAD_INPUT = 0, 3
 def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``calibrate`` to the ``bias`` subcommands."""
     p = bias_sub.add_parser("calibrate", help="fit the distance -> Similarity mapping on data")
-    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
+    p.add_argument(
+        "--data-root", "--data", dest="data", type=Path, default=DATA_ROOT, help="data root folder"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the calibration document here")
-    p.add_argument("--cap", type=float, default=DEFAULT_CAP, help="largest impostor distance kept")
+    p.add_argument(
+        "--cap",
+        type=float,
+        default=None,
+        help=f"largest impostor distance kept (dlib's: {DEFAULT_CAP:g}; another model's: the "
+        "fit halves' 20%% impostor quantile)",
+    )
     p.add_argument("--min-pairs", type=int, default=100, help="fewest pairs to measure a group")
     p.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     p.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
@@ -75,7 +88,19 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q = bias_sub.add_parser(
         "normalisation", help="raw distance vs cohort-normalised score, side by side"
     )
-    q.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root folder")
+    add_data_root(q)
+    q.add_argument(  # deprecated spelling of --data-root
+        "--data", type=Path, dest="data_root", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    add_dataset(q, "--mated", "lfw", "mated pairs that set the equal-FNMR threshold")
+    add_dataset(q, "--impostors", "fairface", "grouped faces whose within-group FMR is compared")
+    add_dataset(q, "--probes", "congress", "lineup probes, nobody in --impostors")
+    q.add_argument(
+        "--group-by",
+        default="race,gender",
+        metavar="ATTRS",
+        help="comma-separated attributes of --impostors, intersectional (default: race,gender)",
+    )
     q.add_argument("--json", type=Path, default=None, help="write the comparison here")
     q.add_argument("--html", type=Path, default=None, help="write a self-contained HTML page")
     q.add_argument(
@@ -83,6 +108,9 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     q.add_argument("--cache", type=Path, default=None, help="descriptor cache (SQLite) file")
     q.add_argument("--workers", type=int, default=2, help="engine processes for uncached images")
+    q.add_argument(
+        "--mmod-fallback", action="store_true", help="MMOD where the chain finds no face (slow)"
+    )
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     q.set_defaults(func=cmd_normalisation, parser=q, bias_command="normalisation")
 
@@ -102,12 +130,20 @@ def _descriptors(
             cache=cache,
             config=config,
             workers=args.workers,
-            mmod_fallback=not getattr(args, "no_mmod_fallback", False),
+            mmod_fallback=_fallback(args),
             progress=not args.no_progress,
             **extra,
         )
         for m in manifests
     ]
+
+
+def _fallback(args: argparse.Namespace) -> bool:
+    """MMOD where the chain finds no face: ``calibrate`` unless ``--no-mmod-fallback`` (the
+    shipped calibrations were fitted so); ``normalisation`` only with ``--mmod-fallback``."""
+    if hasattr(args, "mmod_fallback"):
+        return bool(args.mmod_fallback)
+    return not getattr(args, "no_mmod_fallback", False)
 
 
 def _registry(args: argparse.Namespace) -> DescriptorRegistry:
@@ -124,32 +160,22 @@ def env_models_dir() -> Path:
 def cmd_normalisation(args: argparse.Namespace, out: TextIO) -> int:
     """Compare the shipped raw and normalised matchers (:mod:`facegate.bias.normalisation`)."""
     try:
-        lfw, pairs = load_lfw(args.data / "lfw")
-        fairface = load_fairface(args.data / "fairface_val")
-        congress = load_congress(args.data / "congress_2015")
-        lfw_d, ff_d, congress_d = _descriptors(args, [lfw, fairface, congress])
-        view2 = LfwPairs(
-            lfw_d.vectors.astype(np.float64),
-            np.array([p.left for p in pairs]),
-            np.array([p.right for p in pairs]),
-            np.array([p.mated for p in pairs]),
-            np.array([-1 if p.fold is None else p.fold for p in pairs]),
-        )
-        _, held = split_source(calibration_source(fairface, ff_d))
-        probes = congress_d.vectors[list(congress_d.indices(FACE))].astype(np.float64)
+        inputs = comparison_inputs(args, lambda ms: _descriptors(args, ms))
         doc = compare(
             {"raw": raw_matcher(), "normalised": default_matcher()},
-            view2,
-            held,
-            probes,
+            inputs.mated,
+            inputs.held,
+            inputs.probes,
+            grouping=inputs.grouping,
             bound=args.bound,
         )
     except (DatasetError, OSError, ValueError) as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    doc["command"] = f"facegate bias normalisation --data {args.data} --bound {args.bound:g}"
+    doc["data"] = inputs.names
+    doc["command"] = normalisation_command(args)
     doc["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    doc["model_version"] = lfw_d.model_version
+    doc["model_version"] = inputs.model_version
     print("\n".join(render_comparison(doc)), file=out)
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
@@ -169,23 +195,30 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
         lfw, _ = load_lfw(args.data / "lfw")
         fairface = load_fairface(args.data / "fairface_val")
         descs = _descriptors(args, [lfw, fairface], model)
+        cap = args.cap if args.cap is not None or model is not None else DEFAULT_CAP
+        weights, note = None, None
+        if model is not None and model.kind == FUSED:
+            weights, note = fit_fusion(lfw, descs[0], model.space)
         command = (
             "facegate bias calibrate --data "
             + str(args.data)
             + (f" --model {model.version}" if model is not None else "")
             + (" --no-mmod-fallback" if args.no_mmod_fallback else "")
-            + f" --cap {args.cap:g} --min-pairs {args.min_pairs}"
+            + ("" if cap is None else f" --cap {cap:g}")
+            + f" --min-pairs {args.min_pairs}"
             + (" --normalise" if args.normalise else "")
         )
         doc = calibrate(
             [lfw, fairface],
             descs,
-            args.cap,
+            cap,
             args.min_pairs,
             command,
             not args.no_progress,
             normalise=args.normalise,
             space=DLIB_SPACE if model is None else model.space,
+            weights=weights,
+            fusion_note=note,
         )
     except KeyError as exc:
         print(

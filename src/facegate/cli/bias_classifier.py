@@ -36,6 +36,7 @@ from facegate.bias.classifier import (
     read_predictions,
 )
 from facegate.bias.datasets import DatasetError
+from facegate.cli.bias_data import METAVAR, add_data_root, dataset_spec
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 3  # as facegate.cli.EXIT_BAD_INPUT (not imported: facegate.cli imports this)
@@ -105,14 +106,14 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument(
         "--dataset",
-        choices=ESTIMATE_DATASETS,
+        type=dataset_spec,
         default="fairface",
+        metavar=METAVAR,
         help="with --estimate: fairface (gender, race, race4, age_band), lfw (every image of "
-        "gender.csv, or of --labels), csv (a manifest, --data FILE) (default: fairface)",
+        "gender.csv, or of --labels), or a manifest CSV (default: fairface)",
     )
-    p.add_argument(
-        "--data", type=Path, default=None, help="with --estimate: the data folder, or the CSV"
-    )
+    add_data_root(p)
+    p.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)  # deprecated
     p.add_argument(
         "--labels",
         type=Path,
@@ -178,6 +179,8 @@ def command_line(args: argparse.Namespace) -> str:
     if getattr(args, "estimate", None):
         words = ["facegate", "bias", "classifier", "--estimate", args.estimate,
                  "--dataset", args.dataset]  # fmt: skip
+        if args.dataset in ESTIMATE_DATASETS[:2]:
+            words += ["--data-root", str(args.data_root)]
         for flag, value in (("--data", args.data), ("--labels", args.labels)):
             if value is not None:
                 words += [flag, str(value)]

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -48,6 +47,7 @@ from facegate.console.sessions import (
 from facegate.errors import FacegateError
 from facegate.services import Services
 from facegate.store.operators import OperatorRecord, SessionRepository
+from facegate.templating import environment
 from facegate.wire.peers import client_address
 
 MAX_FORM_BYTES = 64 * 1024
@@ -137,12 +137,7 @@ class Console:
         self.sessions = SessionManager(SessionRepository(services.db), services.clock)
         self.throttle = LoginThrottle(services.clock)
         self.hashing = WorkSlots(HASH_SLOTS)
-        env = jinja2.Environment(
-            loader=jinja2.PackageLoader("facegate.console", "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self.templates = Jinja2Templates(env=env)
+        self.templates = Jinja2Templates(env=environment("facegate.console"))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from facegate.engine.attributes.classifiers import classifier
+from facegate.engine.attributes.eye_direction import IRIS, make_eye_direction
 from facegate.engine.attributes.face_models import (
     EMOTION,
     FACERES,
@@ -108,13 +109,20 @@ ESTIMATORS: tuple[EstimatorSpec, ...] = (
         make_emotions,
         model=EMOTION,
     ),
+    EstimatorSpec(
+        Attribute.EYE_DIRECTION,
+        "the iris centres of MediaPipe Iris (iris) in the frame of the eye corners, turned into "
+        "the eyes' rotation in the head with an anatomical eyeball model and the head pose; "
+        "opt-in",
+        make_eye_direction,
+        model=IRIS,
+    ),
 )
 """Every estimator facegate knows, at most one per attribute (the hook for new ones: module
 docstring). EyesOpen from the landmark geometry; MouthOpen and Smile, which have both methods,
 from the classifiers, which measured better on the same held-out people
-(``bench/attributes_compare.py``); AgeRange, Gender and Emotions from converted face models,
-opt-in (``FACEGATE_ATTRIBUTE_MODELS``). Not listed, hence never returned: EYE_DIRECTION (no
-measured estimator in this version)."""
+(``bench/attributes_compare.py``); AgeRange, Gender, Emotions and EyeDirection from converted
+face models, opt-in (``FACEGATE_ATTRIBUTE_MODELS``)."""
 
 NO_FACE_MODELS = FaceModels()
 """No converted face model enabled: the default (model-backed attributes are opt-in)."""
