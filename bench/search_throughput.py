@@ -1,12 +1,19 @@
 """SearchFacesByImage per second through boto3, this tree against another, side by side in one run.
 
     PYTHONPATH=src .venv/bin/python bench/search_throughput.py --before /tmp/before/src \
-        [--clients 2,4,8] [--duration 15] [--rounds 2]
+        [--clients 2,4,8] [--duration 15] [--rounds 2] [--before-env KEY=VALUE ...]
+
+Two settings of this tree side by side (BlazeFace for search probes on and off):
+
+    PYTHONPATH=src .venv/bin/python bench/search_throughput.py --before src \
+        --before-env FACEGATE_SEARCH_BLAZEFACE=0 --before-name chain --after-name blazeface \
+        --out search_throughput_blazeface
 
 Starts one ``facegate serve`` (2 engine workers, default settings but a per-key rate high
 enough not to interfere) per code tree: this one (``src/`` beside this script) and, with
 ``--before``, the ``src`` folder of another checkout (for example ``git archive`` of main's HEAD
-unpacked in /tmp), each on its own loopback port and data directory. Each server gets one
+unpacked in /tmp, or this one's ``src`` with other settings: ``--before-env``, ``--after-env``),
+each on its own loopback port and data directory. Each server gets one
 collection of four faces (biden.jpg, two_people.jpg, obama2.jpg). Then, for every round and
 client count, each server in turn (the order alternating, so load from other work on the
 machine falls on both alike) serves ``--duration`` seconds of SearchFacesByImage from that many
@@ -77,13 +84,22 @@ def client(server: LiveServer, creds: Credentials) -> Any:
 class Target:
     """One server of one code tree, with its keys and its clients (made once, kept warm)."""
 
-    def __init__(self, name: str, src: Path, data_dir: Path, max_clients: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        src: Path,
+        data_dir: Path,
+        max_clients: int,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.src = src
+        self.settings = settings or {}
         env = {
             "PYTHONPATH": str(src),
             "FACEGATE_RATE_LIMIT_RPS": "10000",
             "FACEGATE_RATE_LIMIT_BURST": "10000",
+            **self.settings,
         }
         self.server = LiveServer(data_dir, workers=2, env=env)
         self.max_clients = max_clients
@@ -163,6 +179,17 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def settings(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a dict (a server's extra environment)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("FACEGATE_"):
+            raise SystemExit(f"expected FACEGATE_NAME=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -176,15 +203,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default="search_throughput", help="results file name")
+    parser.add_argument("--before-env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--after-env", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     image = probe_640x480()
     load_start = f"{os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory() as tmp:
-        targets = [Target(args.after_name, ROOT / "src", Path(tmp) / "after", max(counts))]
+        after = settings(args.after_env)
+        targets = [Target(args.after_name, ROOT / "src", Path(tmp) / "after", max(counts), after)]
         if args.before is not None:
+            before = settings(args.before_env)
             targets.insert(
-                0, Target(args.before_name, args.before, Path(tmp) / "before", max(counts))
+                0, Target(args.before_name, args.before, Path(tmp) / "before", max(counts), before)
             )
         try:
             for t in targets:
@@ -240,6 +271,7 @@ def main() -> None:
             "duration_s": args.duration,
             "rounds": args.rounds,
             "targets": {t.name: str(t.src) for t in targets},
+            "settings": {t.name: t.settings for t in targets},
             "rows": rows,
         },
     )

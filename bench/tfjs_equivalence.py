@@ -1,6 +1,6 @@
 """The converted ONNX models against the original TensorFlow.js models, on real face crops.
 
-    PYTHONPATH=src python bench/tfjs_equivalence.py [--crops 50] [--models age,emotion]
+    PYTHONPATH=src python bench/tfjs_equivalence.py [--crops 50] [--models age,emotion] [--out NAME]
     PYTHONPATH=src python bench/tfjs_equivalence.py --write-references
 
 For each model of the catalogue (``engine/human_catalogue.py``), converts it from the package
@@ -46,6 +46,8 @@ import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 
 from benchlib import RESULTS, ROOT, SAMPLES, machine_info, machine_line, write_results
+from facegate.engine.blazeface import MODEL_NAME as BLAZEFACE_MODEL
+from facegate.engine.blazeface import letterbox
 from facegate.engine.convert.package import convert_model, read_package
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.human_catalogue import CATALOGUE, ModelSpec, model_spec
@@ -98,6 +100,7 @@ class TfjsJob:
     model_json: Path
     batch: Floats
     outputs: dict[str, str]
+    batch_size: int = 8
 
 
 def run_tfjs(jobs: list[TfjsJob]) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def run_tfjs(jobs: list[TfjsJob]) -> dict[str, Any]:
                     "input": str(path),
                     "shape": list(job.batch.shape),
                     "outputs": job.outputs,
-                    "batch": 8,
+                    "batch": job.batch_size,
                 }
             )
         (Path(tmp) / "job.json").write_text(json.dumps({"models": described}))
@@ -140,6 +143,7 @@ class FaceCrop:
     eye_left: Square  # the eye on the image's left (Rekognition's leftEye*)
     eye_right: Square  # mirrored for iris, as human does
     pixels: npt.NDArray[np.uint8]
+    """The whole image (the face detector's input)."""
 
     def document(self) -> dict[str, Any]:
         return {
@@ -208,7 +212,10 @@ def gather_crops(count: int) -> list[FaceCrop]:
 
 
 def model_batch(spec: ModelSpec, crops: list[FaceCrop]) -> Floats:
-    """The model's input batch for the crops (iris: two eyes per crop, the right one mirrored)."""
+    """The model's input batch for the crops (iris: two eyes per crop, the right one mirrored;
+    the face detector: each crop's whole image, letterboxed as ``engine.blazeface`` does)."""
+    if spec.name == BLAZEFACE_MODEL:
+        return np.concatenate([letterbox(c.pixels)[0] for c in crops])
     if spec.name == "iris":
         eyes = []
         for c in crops:
@@ -230,10 +237,20 @@ def onnx_session(data: bytes) -> Any:
     return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def run_batch(session: Any, spec: ModelSpec, batch: Floats) -> dict[str, Floats]:
+    """Outputs for the whole batch: in one run, or one item at a time for a graph of a fixed
+    batch size of 1 (``ModelSpec.batch_size``)."""
+    names = [o.name for o in spec.outputs]
+    if spec.batch_size is None:
+        return dict(zip(names, session.run(names, {spec.input.name: batch}), strict=True))
+    runs = [session.run(names, {spec.input.name: batch[i : i + 1]}) for i in range(len(batch))]
+    return {n: np.concatenate([r[k] for r in runs]) for k, n in enumerate(names)}
+
+
 def run_onnx(session: Any, spec: ModelSpec, batch: Floats) -> tuple[dict[str, Floats], float]:
     """Outputs for the whole batch, and the median seconds per item run one at a time."""
     names = [o.name for o in spec.outputs]
-    outputs = dict(zip(names, session.run(names, {spec.input.name: batch}), strict=True))
+    outputs = run_batch(session, spec, batch)
     times = []
     for i in range(len(batch)):
         t0 = time.perf_counter()
@@ -284,6 +301,11 @@ def write_model_sources(source: Path, names: list[str], folder: Path) -> dict[st
     return paths
 
 
+def job(name: str, model_json: Path, batch: Floats) -> TfjsJob:
+    spec = model_spec(name)
+    return TfjsJob(name, model_json, batch, spec.output_map, spec.batch_size or 8)
+
+
 # -- the two jobs ---------------------------------------------------------------------------------
 
 
@@ -294,7 +316,7 @@ def equivalence(args: argparse.Namespace, names: list[str]) -> None:
     batches = {n: model_batch(model_spec(n), crops) for n in names}
     with tempfile.TemporaryDirectory(prefix="tfjs-src-") as tmp:
         paths = write_model_sources(args.source, names, Path(tmp))
-        jobs = [TfjsJob(n, paths[n], batches[n], model_spec(n).output_map) for n in names]
+        jobs = [job(n, paths[n], batches[n]) for n in names]
         tfjs = run_tfjs(jobs)
     rows: dict[str, Any] = {}
     for name in names:
@@ -330,7 +352,7 @@ def equivalence(args: argparse.Namespace, names: list[str]) -> None:
     print("argmax: share of items whose top class agrees (descriptor: smallest cosine)")
     print(machine_line(info))
     path = write_results(
-        "tfjs_equivalence",
+        args.out,
         {
             "machine": info,
             "tfjs_version": tfjs["tfjs_version"],
@@ -381,8 +403,10 @@ def write_references(args: argparse.Namespace, names: list[str]) -> None:
     batches = {n: model_batch(model_spec(n), crops) for n in names}
     with tempfile.TemporaryDirectory(prefix="tfjs-src-") as tmp:
         paths = write_model_sources(args.source, names, Path(tmp))
-        tfjs = run_tfjs([TfjsJob(n, paths[n], batches[n], model_spec(n).output_map) for n in names])
-    models = {}
+        tfjs = run_tfjs([job(n, paths[n], batches[n]) for n in names])
+    # with --models, only those entries change; the others stay as written before
+    reference = TEST_DATA / "tfjs_model_reference.json"
+    models = json.loads(reference.read_text())["models"] if args.models else {}
     for name in names:
         models[name] = {
             "input_sha256": hashlib.sha256(
@@ -418,6 +442,9 @@ def main() -> None:
         help="the package: .tgz or folder (default: the models folder's source/)",
     )
     parser.add_argument("--write-references", action="store_true", help="write the tests' data")
+    parser.add_argument(
+        "--out", default="tfjs_equivalence", help="results file name (default tfjs_equivalence)"
+    )
     args = parser.parse_args()
     names = args.models.split(",") if args.models else [s.name for s in CATALOGUE]
     if args.write_references:

@@ -205,3 +205,12 @@ def test_search_coarse_first_can_be_turned_off() -> None:
     off = Settings.from_env({"FACEGATE_SEARCH_COARSE_FIRST": "0", "FACEGATE_DETECTOR": "hog"})
     assert off.engine.detector.mtcnn_coarse_skip == 0
     assert off.engine.detector.kind is DetectorKind.HOG  # the chain chosen is kept
+
+
+def test_search_blazeface_can_be_turned_off() -> None:
+    assert Settings.from_env({}).engine.detector.search_blazeface is True
+    env = {"FACEGATE_SEARCH_BLAZEFACE": "0", "FACEGATE_SEARCH_COARSE_FIRST": "0"}
+    off = Settings.from_env(env).engine.detector
+    assert off.search_blazeface is False
+    assert off.mtcnn_coarse_skip == 0  # both settings hold together
+    assert Settings.from_env({"FACEGATE_SEARCH_BLAZEFACE": "1"}).engine.detector.search_blazeface

@@ -36,6 +36,7 @@
 | FACEGATE_DESCRIPTOR_RUNTIME | auto | auto: ONNX if its self-check passes, else dlib; dlib; onnx |
 | FACEGATE_DETECTOR | mtcnn | first detector: mtcnn (then HOG, padded MTCNN); hog (then MTCNN...) |
 | FACEGATE_SEARCH_COARSE_FIRST | 1 | search probes: MTCNN's coarse levels first (0: full pyramid) |
+| FACEGATE_SEARCH_BLAZEFACE | 1 | search probes: BlazeFace first, then the chain (0: chain only) |
 | FACEGATE_MODELS_DIR | .venv/share/facegate/models | converted face models (age, emotion, iris) |
 | FACEGATE_MODELS_ALLOW_UNPINNED | 0 | 1: use converted models whose hashes facegate does not pin |
 | FACEGATE_ATTRIBUTE_MODELS | (none) | opt-in: faceres (age, gender), emotion, iris (eye gaze) |
@@ -421,6 +422,10 @@ class Settings:
             detector = engine.get("detector", DetectorConfig())
             assert isinstance(detector, DetectorConfig)
             engine["detector"] = replace(detector, mtcnn_coarse_skip=0)
+        if env.get("FACEGATE_SEARCH_BLAZEFACE") == "0":  # engine.blazeface
+            detector = engine.get("detector", DetectorConfig())
+            assert isinstance(detector, DetectorConfig)
+            engine["detector"] = replace(detector, search_blazeface=False)
         face_models = _face_models(env)
         if face_models != FaceModels():
             engine["face_models"] = face_models

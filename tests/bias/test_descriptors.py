@@ -16,8 +16,11 @@ from facegate.bias.descriptors import (
     NO_FACE,
     DescriptorCache,
     compute_descriptors,
+    config_key,
 )
+from facegate.engine.attributes.types import FaceModels
 from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.detect import DetectorConfig
 from facegate.engine.pool import EnginePool
 from facegate.engine.types import Analysis, DetectorKind
 
@@ -81,7 +84,8 @@ def test_computed_then_cached(
     counting = CountingPool(pool)
     first = compute_descriptors(manifest, cache=cache, pool=counting, progress=False)
     assert first.statuses == (FACE, FACE, FACE, FACE, NO_FACE, NO_FACE)
-    assert first.found_by[:4] == ("mtcnn",) * 4  # the first detector of the default chain
+    # probes (max_faces=1): BlazeFace first, which finds these four (engine.blazeface)
+    assert first.found_by[:4] == ("blazeface",) * 4
     assert first.indices(NO_FACE) == (4, 5)
     assert (first.computed, first.from_cache) == (6, 0)
     # The chain found nothing in two images, so MMOD was tried on each: 6 + 2 calls.
@@ -90,8 +94,8 @@ def test_computed_then_cached(
     assert first.vectors.shape == (6, 128)
     assert np.isnan(first.vectors[4:]).all()
     assert not np.isnan(first.vectors[:4]).any()
-    # The largest face, bit-identical to the in-process engine.
-    direct = engine.analyze((manifest.samples[3].path).read_bytes()).faces[0].descriptor
+    # The largest face, bit-identical to the in-process engine's probe.
+    direct = engine.analyze(manifest.samples[3].path.read_bytes(), max_faces=1).faces[0].descriptor
     assert direct is not None
     assert np.array_equal(first.vectors[3], direct)
     assert "no face 2" in first.summary()
@@ -122,6 +126,20 @@ def test_another_model_version_or_setting_misses(
     compute_descriptors(few, cache=cache, pool=no_fallback, mmod_fallback=False, progress=False)
     assert len(no_fallback.calls) == 2
     assert cache.count() == 6
+
+
+def test_the_key_names_the_probe_detector_that_runs(tmp_path: Path) -> None:
+    """BlazeFace on, off, or on without its converted model (the engine then uses the chain):
+    results of the chain are filed under the chain's key, never under BlazeFace's."""
+    on = config_key(EngineConfig(), "dlib-resnet-v1", True)
+    off = config_key(
+        EngineConfig(detector=DetectorConfig(search_blazeface=False)), "dlib-resnet-v1", True
+    )
+    missing = config_key(
+        EngineConfig(face_models=FaceModels(models_dir=tmp_path)), "dlib-resnet-v1", True
+    )
+    assert on != off
+    assert missing == off
 
 
 def test_interrupted_run_keeps_finished_batches(

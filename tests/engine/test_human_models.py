@@ -262,4 +262,4 @@ def test_catalogue_is_consistent() -> None:
         assert len(spec.onnx_sha256) == 64
         assert spec.input.channels in (1, 3)
         assert spec.input.channel_order in ("RGB", "BGR")
-    assert {s.name for s in CATALOGUE if s.on_by_default} == {"iris", "facemesh"}
+    assert {s.name for s in CATALOGUE if s.on_by_default} == {"iris", "facemesh", "blazeface-front"}

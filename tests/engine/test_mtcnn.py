@@ -204,7 +204,8 @@ def test_the_engine_uses_it_for_the_largest_face_only(engine: FaceEngine, sample
     assert len(every.faces) == 6
     one = engine.analyze(data, max_faces=1)
     assert len(one.faces) == 1
-    off = FaceEngine(EngineConfig(detector=DetectorConfig(mtcnn_coarse_skip=0)), engine.models)
+    config = DetectorConfig(mtcnn_coarse_skip=0, search_blazeface=False)
+    off = FaceEngine(EngineConfig(detector=config), engine.models)
     probe = off.analyze(data, max_faces=1)
     assert probe.faces[0].detected == every.faces[0].detected
     assert probe.faces[0].descriptor is not None

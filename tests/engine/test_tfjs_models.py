@@ -22,6 +22,8 @@ import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 import pytest
 
+from facegate.engine.blazeface import MODEL_NAME as BLAZEFACE_MODEL
+from facegate.engine.blazeface import letterbox
 from facegate.engine.convert.package import check_pins, convert_model, read_package
 from facegate.engine.human_catalogue import CATALOGUE, MODEL_NAMES, ModelSpec
 from facegate.engine.human_models import (
@@ -73,7 +75,10 @@ def square(values: list[float]) -> Square:
 
 
 def model_input(spec: ModelSpec, crops: list[tuple[Pixels, dict[str, Any]]]) -> Any:
-    """The bench's inputs, rebuilt from the stored squares (bench/tfjs_equivalence.py)."""
+    """The bench's inputs, rebuilt from the stored squares (bench/tfjs_equivalence.py); the
+    face detector's are the whole images, letterboxed."""
+    if spec.name == BLAZEFACE_MODEL:
+        return np.concatenate([letterbox(pixels)[0] for pixels, _ in crops])
     if spec.name == "iris":
         eyes: list[Pixels] = []
         for pixels, crop in crops:
@@ -114,7 +119,11 @@ def test_converted_model_matches_tfjs(
     )
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     names = [o.name for o in spec.outputs]
-    got = dict(zip(names, session.run(names, {spec.input.name: batch}), strict=True))
+    if spec.batch_size is None:
+        got = dict(zip(names, session.run(names, {spec.input.name: batch}), strict=True))
+    else:  # a graph of a fixed batch size (1): one item at a time
+        runs = [session.run(names, {spec.input.name: batch[i : i + 1]}) for i in range(len(batch))]
+        got = {n: np.concatenate([r[k] for r in runs]) for k, n in enumerate(names)}
     for out in spec.outputs:
         want = expected(reference["expected"][out.name])
         assert got[out.name].shape == want.shape == (len(batch), *out.shape)

@@ -148,7 +148,7 @@ def cache_key(config: EngineConfig, versions: Mapping[str, str]) -> str:
         CACHE_FORMAT,
         *(f"{k}={v}" for k, v in sorted(versions.items())),
         repr(config.detector),
-        detection_version(config.detector),
+        detection_version(config.effective_detector()),
         repr(config.limits),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]

@@ -95,7 +95,7 @@ def config_key(config: EngineConfig, model_version: str, mmod_fallback: bool) ->
     parts = [
         CACHE_FORMAT,
         repr(config.detector),
-        detection_version(config.detector),
+        detection_version(config.effective_detector()),
         repr(config.limits),
         f"fallback={mmod_fallback}",
     ]

@@ -156,9 +156,12 @@ class BoxMap:
         return np.where(usable[:, None], mapped, rows[:, :4])
 
 
-def fit_box_map(rows: Rows, hog_ltwh: npt.NDArray[np.float64]) -> BoxMap:
-    """Least-squares coefficients from MTCNN rows and the HOG boxes of the same faces (rows
-    with degenerate landmarks are left out). The version names the coefficients' hash."""
+def fit_box_map(
+    rows: Rows, hog_ltwh: npt.NDArray[np.float64], name: str = "mtcnn-dlib-box"
+) -> BoxMap:
+    """Least-squares coefficients from MTCNN rows (or another detector's in their layout) and
+    the HOG boxes of the same faces (rows with degenerate landmarks are left out). The version
+    is ``name`` and the coefficients' hash."""
     _, _, _, valid = frame(rows)
     keep = valid > 0
     if int(keep.sum()) < 2 * len(FEATURES):
@@ -168,7 +171,7 @@ def fit_box_map(rows: Rows, hog_ltwh: npt.NDArray[np.float64]) -> BoxMap:
         (float(a), float(b), float(c)) for a, b, c in np.asarray(solution, dtype=np.float64)
     )
     digest = hashlib.sha256(json.dumps(coefficients).encode()).hexdigest()[:8]
-    return BoxMap(version=f"mtcnn-dlib-box-{digest}", coefficients=coefficients)
+    return BoxMap(version=f"{name}-{digest}", coefficients=coefficients)
 
 
 def box_map_document(box_map: BoxMap, fit: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +201,8 @@ def parse_box_map(document: Any) -> BoxMap:
 
 
 @cache
-def load_box_map() -> BoxMap:
-    """The shipped map (``calibration/mtcnn-dlib-box.json``), read once per process."""
-    text = resources.files("facegate.engine").joinpath("calibration", BOX_MAP_FILE).read_text()
+def load_box_map(file: str = BOX_MAP_FILE) -> BoxMap:
+    """A shipped map (default ``calibration/mtcnn-dlib-box.json``; BlazeFace's is
+    ``blazeface-dlib-box.json``), read once per process."""
+    text = resources.files("facegate.engine").joinpath("calibration", file).read_text()
     return parse_box_map(json.loads(text))

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from facegate.engine.align import face_chip
 from facegate.engine.attributes.registry import AttributeRegistry, build_registry
 from facegate.engine.attributes.types import FaceInput, FaceModels
+from facegate.engine.blazeface import BlazeFaceDetector, BlazeFaceUnavailable
 from facegate.engine.describers import (
     ChipDescriber,
     DescriptorModelUnavailable,
@@ -94,6 +95,22 @@ class EngineConfig:
         folder = self.face_models.models_dir or default_models_dir()
         return DescriptorRegistry.discover(folder, flip_tta=self.flip_tta)
 
+    def effective_detector(self) -> DetectorConfig:
+        """:attr:`detector` as an engine made from this configuration runs it:
+        ``search_blazeface`` off where BlazeFace's converted model is not available in
+        ``face_models.models_dir`` (the engine then warns and sends probes to the chain).
+        Caches of engine results key on this, so results of the chain are never filed as
+        BlazeFace's. Reads and hashes the model file (about half a megabyte)."""
+        if not self.detector.search_blazeface:
+            return self.detector
+        from facegate.engine.blazeface import MODEL_NAME
+        from facegate.engine.human_models import model_status
+
+        status = model_status(
+            MODEL_NAME, self.face_models.models_dir, allow_unpinned=self.face_models.allow_unpinned
+        )
+        return self.detector if status.available else replace(self.detector, search_blazeface=False)
+
     def with_detector(self, kind: DetectorKind) -> EngineConfig:
         """The same configuration with another detector."""
         return replace(self, detector=replace(self.detector, kind=kind))
@@ -133,6 +150,7 @@ class FaceEngine:
         self.models = models or load_models(config.model_files)
         self._detectors: dict[DetectorKind, Detector] = {}
         self.detector_chain = self._usable_chain(config.detector)
+        self.probe_detector = self._probe_detector(config)
         # descriptor_runtime is the runtime in use, DLIB or ONNX (AUTO resolved here, once).
         self.embedder: Embedder
         self.descriptor_runtime: DescriptorRuntime
@@ -208,6 +226,27 @@ class FaceEngine:
             )
         return tuple(chain)
 
+    @staticmethod
+    def _probe_detector(config: EngineConfig) -> BlazeFaceDetector | None:
+        """BlazeFace for search probes (``DetectorConfig.search_blazeface``), or None: off, or
+        its converted model is not in the models folder (one warning; probes then go straight
+        to the chain, as before BlazeFace)."""
+        if not config.detector.search_blazeface:
+            return None
+        from facegate.engine.blazeface import default_config
+
+        try:
+            return BlazeFaceDetector(
+                default_config(config.face_models.models_dir, config.face_models.allow_unpinned)
+            )
+        except (ImportError, BlazeFaceUnavailable) as exc:
+            log.warning(
+                "detection: BlazeFace for search probes is unavailable (%s); probes use the "
+                "detector chain",
+                exc,
+            )
+            return None
+
     def _detector(self, kind: DetectorKind | None) -> Detector:
         kind = kind or self.config.detector.kind
         if kind not in self._detectors:
@@ -253,11 +292,16 @@ class FaceEngine:
         max_faces: int | None = None,
     ) -> tuple[DetectedFace, ...]:
         """:meth:`detect` in the coordinates of ``image.pixels``. ``max_faces``: only the
-        largest N faces are kept, so only those get landmarks; for 1, detection looks for the
-        largest face only (``detect.detect_faces``)."""
+        largest N faces are kept, so only those get landmarks; for 1 (a search probe) without
+        a ``detector`` named, BlazeFace looks first (:attr:`probe_detector`), and the chain,
+        looking for the largest face only (``detect.detect_faces``), where it finds none."""
         t0 = time.perf_counter()
         chain = (detector,) if detector else self.detector_chain
         raw: list[RawDetection] = []
+        if max_faces == 1 and detector is None and self.probe_detector is not None:
+            raw = self.probe_detector.detect(image.pixels)
+            self.last_found_by = DetectorKind.BLAZEFACE if raw else None
+            chain = () if raw else chain
         for kind in chain:
             raw = detect_faces(self._detector(kind), image.pixels, largest_only=max_faces == 1)
             self.last_found_by = kind if raw else None
@@ -359,12 +403,13 @@ class FaceEngine:
 
         ``max_faces`` keeps and describes only the largest N faces (landmarks too are found for
         those only); use 1 for a search probe, which Rekognition takes from the largest face
-        only: detection then looks for large faces first (MTCNN's coarse pyramid levels, then
-        every level if none is found; ``engine.mtcnn``), so a face smaller than about 80 px is
-        looked for only in an image without a larger one. ``attributes``: the facial attributes
-        to estimate for each face (:meth:`detect`). ``model``: the descriptor model's version
-        (None: the engine's dlib model; a collection's model for its faces). Raises the
-        engine's typed errors (:meth:`analyze_many` of this one image, its error raised).
+        only: detection then looks for large faces first (BlazeFace, ``engine.blazeface``; where
+        it finds none, MTCNN's coarse pyramid levels, then every level; ``engine.mtcnn``), so a
+        face smaller than about 80 px is looked for only in an image without a larger one.
+        ``attributes``: the facial attributes to estimate for each face (:meth:`detect`).
+        ``model``: the descriptor model's version (None: the engine's dlib model; a
+        collection's model for its faces). Raises the engine's typed errors
+        (:meth:`analyze_many` of this one image, its error raised).
         """
         item = AnalyzeItem(data, descriptors, detector, max_faces, attributes, model)
         (outcome,) = self.analyze_many([item])

@@ -47,7 +47,7 @@ calibrated probability.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -74,6 +74,11 @@ class DetectorConfig:
     max_faces: int = REKOGNITION_MAX_FACES
     mtcnn_dlib_boxes: bool = True
     mtcnn_coarse_skip: int = 2
+    search_blazeface: bool = field(default=True, repr=False)
+    """Search probes (``max_faces=1``) try BlazeFace first (``engine.blazeface``), the chain
+    only where it finds no face. Left out of ``repr`` on purpose: caches key on ``repr`` and
+    :func:`detection_version`, which names BlazeFace when it is on, so results cached with it
+    off stay valid."""
 
 
 HOG_FIRST = DetectorConfig(
@@ -203,6 +208,8 @@ def make_detector(models: LoadedModels, config: DetectorConfig) -> Detector:
     defaults (``MtcnnConfig``) but a 40 px minimum face (about HOG upsample 1's reach, at about
     half the cost of 20 px), this configuration's ``detect_max_side_px`` and, with
     ``mtcnn_dlib_boxes``, the shipped box map (``engine.boxmap``)."""
+    if config.kind is DetectorKind.BLAZEFACE:
+        raise ValueError("BlazeFace is the search probes' first detector, not a chain's")
     if config.kind is DetectorKind.MMOD:
         return MmodDetector(models, config)
     if config.kind in (DetectorKind.MTCNN, DetectorKind.MTCNN_PADDED):
@@ -228,12 +235,18 @@ FACE_ORDER = "visible-area"
 def detection_version(config: DetectorConfig) -> str:
     """What, beyond ``config`` itself, decides which faces and boxes detection returns: the face
     order and, when MTCNN's boxes are mapped, the shipped box map's version. Caches of engine
-    results (the bias toolkit's descriptor cache) key on it with ``repr(config)``."""
-    if not config.mtcnn_dlib_boxes:
-        return f"order={FACE_ORDER}"
+    results (the bias toolkit's descriptor cache) key on it with ``repr(config)``. With
+    ``search_blazeface``, the probes' detector, its settings and its box map are named too."""
     from facegate.engine.boxmap import load_box_map  # local: as in make_detector
 
-    return f"order={FACE_ORDER};box-map={load_box_map().version}"
+    version = f"order={FACE_ORDER}"
+    if config.mtcnn_dlib_boxes:
+        version += f";box-map={load_box_map().version}"
+    if config.search_blazeface:
+        from facegate.engine.blazeface import probe_detector_version
+
+        version += f";probe={probe_detector_version()}"
+    return version
 
 
 def visible_area(box: BoxPx, width: int, height: int) -> int:

@@ -91,6 +91,9 @@ class ModelSpec:
     """Source file name (``age.json``, ``age.bin``) -> SHA-256 in the pinned package."""
     onnx_sha256: str
     """SHA-256 of the ONNX file the current converter makes from the pinned source."""
+    batch_size: int | None = None
+    """None: the converted graph takes batches of any size; else the only size it takes (the
+    TensorFlow.js graph fixes it, e.g. BlazeFace's 1)."""
 
     @property
     def file_name(self) -> str:
@@ -385,6 +388,61 @@ CATALOGUE: tuple[ModelSpec, ...] = (
             "liveness.bin": "fc6a6b6b3b9721bdb8bff67a457a15b7cbfd81715cfb27f3e65b757e81dd663e",
         },
         onnx_sha256="11a2f3425f6599bef1ef3a7d1dfed7f8ebee18cd1823a37773cf67eb263c8686",
+    ),
+    ModelSpec(
+        name="blazeface-front",
+        task="face detection, short range (MediaPipe BlazeFace, front-camera model)",
+        input=InputSpec(
+            "image",
+            128,
+            128,
+            3,
+            "RGB -1..1 (MediaPipe's range; human feeds pixel / 127.5 - 0.5)",
+            2.0,
+            -1.0,
+            "the whole image scaled to fit 128x128 keeping its aspect ratio, zero padding "
+            "(MediaPipe's letterbox; human stretches it to the square)",
+        ),
+        outputs=(
+            OutputSpec(
+                "scores_stride8",
+                "Identity",
+                (512, 1),
+                "face logits of the 16x16 grid (stride 8 px), 2 anchors per cell, cells row by row",
+            ),
+            OutputSpec(
+                "scores_stride16",
+                "Identity_1",
+                (384, 1),
+                "face logits of the 8x8 grid (stride 16 px), 6 anchors per cell",
+            ),
+            OutputSpec(
+                "boxes_stride8",
+                "Identity_2",
+                (512, 16),
+                "per anchor: box centre offset (x, y) from the anchor centre, box width and "
+                "height, six keypoints' offsets (x, y) from the anchor centre, in input pixels "
+                "(engine.blazeface decodes them)",
+            ),
+            OutputSpec(
+                "boxes_stride16", "Identity_3", (384, 16), "as boxes_stride8, for the 8x8 grid"
+            ),
+        ),
+        upstream="https://github.com/google/mediapipe (Apache-2.0 code and model)",
+        training_data="Google's annotated face images (MediaPipe BlazeFace short-range model card)",
+        on_by_default=True,
+        default_reason="Apache-2.0 with a model card; finds faces, makes no judgement about a "
+        "person; the engine's first detector for search probes (engine.blazeface)",
+        source_sha256={
+            "blazeface-front.json": (
+                "050937ba1fd6e6a368c55333cab6ada95c44ee26ac654c1ffb5ea40be556150f"
+            ),
+            "blazeface-front.bin": (
+                "3a358946b1b8f13fc0bbba54e20a57475b73efbe1500579b00cffec026a10236"
+            ),
+        },
+        onnx_sha256="36e44d59b597747d573b9924b8d58103657ca8f2dbcfa4c53de52db3733f98c6",
+        batch_size=1,
     ),
 )
 

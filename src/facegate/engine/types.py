@@ -34,6 +34,8 @@ class DetectorKind(StrEnum):
     MMOD = "mmod"
     MTCNN = "mtcnn"
     MTCNN_PADDED = "mtcnn-padded"
+    BLAZEFACE = "blazeface"
+    """Search probes' first detector (``engine.blazeface``); never in a chain."""
 
 
 @dataclass(frozen=True)
