@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from facegate.bias.demographic_fit import (
 )
 from facegate.bias.descriptors import FACE, compute_descriptors
 from facegate.engine.attributes.demographics import CALIBRATION_FILE
+from facegate.engine.core import EngineConfig
 
 DATA = ROOT.parent / "shared" / "data"
 SHIPPED = ROOT / "src" / "facegate" / "engine" / "calibration" / CALIBRATION_FILE
@@ -43,9 +45,14 @@ VERSION = "fairface-half-v1"
 COMMAND = "PYTHONPATH=src:bench .venv/bin/python bench/attribute_demographics.py --write"
 
 
+CHAIN = replace(EngineConfig(), detector=replace(EngineConfig().detector, search_blazeface=False))
+"""The server's DetectFaces and IndexFaces detector (attributes are estimated there): the chain,
+without the BlazeFace that only search probes try first."""
+
+
 def labelled(manifest: Manifest, need_age: bool) -> tuple[Labelled, list[str]]:
     """The manifest's faces the server's chain finds, with their labels, and their names."""
-    ds = compute_descriptors(manifest, progress=False)
+    ds = compute_descriptors(manifest, config=CHAIN, progress=False)
     rows = [
         i
         for i in ds.indices(FACE)
