@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,23 @@ def event_record(i: int) -> dict[str, Any]:
     return EventRecord(
         at=1_750_000_000.0 + i, kind="registry", action="key.create", actor="cli", subject=f"k{i}"
     ).to_json()
+
+
+def segment_bytes(key: Ed25519PrivateKey, records: float) -> int:
+    """A ``segment_max_bytes`` that a fresh log's first segment reaches at about ``records``
+    request records of :func:`request_record` (measured on a scratch log with ``key``, so tests
+    that rotate segments do not depend on a record's size, which grows with its fields)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        log = AuditLog.open(Path(scratch), key, retry_s=0)
+        try:
+            segment = Path(scratch) / "segment-000001.jsonl"
+            log.append(request_record(0))
+            first = segment.stat().st_size
+            log.append(request_record(1))
+            line = segment.stat().st_size - first
+        finally:
+            log.close()
+    return int(first - line + records * line)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from facegate.audit.errors import AuditKeyError, AuditWriteError
 from facegate.audit.keys import key_id
 from facegate.audit.log import AuditLog, iter_entries
 from facegate.audit.verify import verify
-from tests.audit.conftest import event_record, request_record
+from tests.audit.conftest import event_record, request_record, segment_bytes
 
 OpenLog = Callable[..., AuditLog]
 
@@ -368,7 +368,7 @@ def test_a_segment_that_cannot_be_created_is_a_soft_limit(
 ) -> None:
     """No room for a new segment file: records go on in the current segment (still sealed
     before the rotation that follows), while an intent is refused with the log usable."""
-    log = open_log(retry_s=0, segment_max_bytes=2500)
+    log = open_log(retry_s=0, segment_max_bytes=segment_bytes(key, 2.5))
     for i in range(3):
         log.append(request_record(i))  # the third fills and seals segment 1
     real_open = os.open

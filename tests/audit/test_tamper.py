@@ -34,7 +34,7 @@ from facegate.audit.verify import verify, verify_tail
 from facegate.cli.audit import register
 from facegate.config import Settings
 from facegate.services import Services
-from tests.audit.conftest import request_record
+from tests.audit.conftest import request_record, segment_bytes
 from tests.audit.edit import SEGMENT1, encode, entry, lines, write_lines
 from tests.conftest import BACKENDS
 
@@ -245,11 +245,11 @@ def test_accepting_damage_records_it_and_starts_a_clean_segment(
 
 
 def test_open_checks_the_seal_of_the_segment_before_the_last(
-    open_log: OpenLog, audit_dir: Path
+    open_log: OpenLog, audit_dir: Path, key: Any
 ) -> None:
     """Entries removed from the end of a sealed segment (its seal with them) are found even
     though that segment is not walked line by line at open."""
-    log = open_log(segment_max_bytes=2500)
+    log = open_log(segment_max_bytes=segment_bytes(key, 3.5))
     for i in range(5):
         log.append(request_record(i))
     log.close()
