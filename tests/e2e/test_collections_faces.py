@@ -94,11 +94,21 @@ def test_threshold_and_max_faces(rek: Any, image: Image) -> None:
     one = rek.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"), MaxFaces=1)
     assert len(one["FaceMatches"]) == 1
     everything = rek.search_faces_by_image(
-        CollectionId=cid, Image=image("biden.jpg"), FaceMatchThreshold=0
+        CollectionId=cid, Image=image("obama3.jpg"), FaceMatchThreshold=0
     )
     assert len(everything["FaceMatches"]) == 3
     sims = [m["Similarity"] for m in everything["FaceMatches"]]
     assert sims == sorted(sims, reverse=True)
+    # a threshold of 0 is raised to the base pack's bound of one expected false candidate, and
+    # the caller is told: biden's face draws no stranger from these three
+    stranger = rek.search_faces_by_image(
+        CollectionId=cid, Image=image("biden.jpg"), FaceMatchThreshold=0
+    )
+    headers = stranger["ResponseMetadata"]["HTTPHeaders"]
+    raised = float(headers["x-facegate-threshold-raised-to"])
+    assert raised > 0
+    assert all(m["Similarity"] >= raised for m in stranger["FaceMatches"])
+    assert stranger["FaceMatches"] == []
 
 
 def test_group_photo_and_quality_filter(rek: Any, image: Image) -> None:

@@ -37,8 +37,9 @@ def test_json_document(server: LiveServer) -> None:
     estimated = {a["attribute"]: a for a in attributes["estimated"]}
     assert set(estimated) == {
         "EYES_OPEN", "MOUTH_OPEN", "SMILE", "EYEGLASSES", "SUNGLASSES", "BEARD", "MUSTACHE",
-        "FACE_OCCLUDED",
+        "FACE_OCCLUDED", "AGE_RANGE", "GENDER",
     }  # fmt: skip
+    assert "held-out" in estimated["GENDER"]["measured"]["summary"]
     assert estimated["SMILE"]["member"] == "Smile"
     assert estimated["SMILE"]["measured"]["n"] > 500  # the classifier's held-out people
     assert estimated["EYES_OPEN"]["measured"]["held_out_random"]["faces"] > 50  # geometry
