@@ -16,12 +16,20 @@ servers starting together do not race, and a schema newer than this facegate is 
 
 Writers: ``transaction()`` takes a transaction-scoped advisory lock (one key for the whole store)
 before its first statement, so write transactions are serialised across every server exactly as
-SQLite serialises them on one file. The repositories were written for that model: they check and
+SQLite serialises them on one file. ``transaction(scope=uid)`` (a write confined to one collection,
+used when the collection's vectors live in pgvector, :mod:`facegate.store.pgvectors`) takes that
+store-wide key *shared* and an exclusive key of the collection: writes to different collections
+run side by side, writes to one collection are serialised, and a store-wide writer still excludes
+them all. The repositories were written for that model: they check and
 then write (quotas, "already exists", review votes) inside one transaction and rely on no other
 writer slipping in between; under PostgreSQL's default READ COMMITTED isolation, without the lock,
 two servers could both pass a quota check. Correctness first: a single writer at a time costs
-little next to the engine's work per request (tens of milliseconds per face); finer locking
-(per collection) can come later without changing callers.
+little next to the engine's work per request (tens of milliseconds per face).
+
+Migration 13 is PostgreSQL-only (:data:`PG_ONLY`): it creates the ``vector`` extension (pgvector)
+and the partitioned ``face_vectors`` table, then copies every existing face's descriptor into it
+(one partition and HNSW index per collection). A server without pgvector (the extension cannot be
+created) skips it, logs why, and keeps the in-memory indexes and the change feed.
 
 Reads: autocommit statements (each sees the latest committed state). Durability:
 ``synchronous_commit`` on (PostgreSQL's default, set explicitly), so a committed transaction is
@@ -37,21 +45,33 @@ The DSN may hold a password: it is never logged or put in an error message; use
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from facegate.store import pgvectors
 from facegate.store.db import MIGRATIONS, IntegrityError, _statements, run_before_write
+from facegate.vectorspace import parse_space
 
 # One advisory-lock key for the whole store ("facegate" in ASCII, as a signed 64-bit integer):
 # held by every write transaction and by the migration.
 STORE_LOCK_KEY = 0x6661636567617465
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+log = logging.getLogger("facegate.store")
+
+
+def scope_lock_key(scope: str) -> int:
+    """The advisory-lock key of a write scope (a collection uid): 63 bits of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(b"facegate-scope:" + scope.encode()).digest()[:8]) >> 1
+
 
 _SCHEMA_TABLE = """
 CREATE TABLE IF NOT EXISTS facegate_schema (
@@ -300,6 +320,9 @@ class PostgresDatabase:
                 for index in range(version, len(MIGRATIONS)):
                     for statement in pg_migration(MIGRATIONS[index]):
                         conn.execute(statement)
+                    extra = PG_ONLY.get(index + 1)
+                    if extra is not None:
+                        extra(conn, PgConnection(conn, self._translated))
                 conn.execute("UPDATE facegate_schema SET version = %s", (len(MIGRATIONS),))
 
     @staticmethod
@@ -312,16 +335,39 @@ class PostgresDatabase:
         with self._lock:
             return self._version(self._connection())
 
+    @property
+    def has_vectors(self) -> bool:
+        """Whether the store keeps face vectors in pgvector (migration 13 found the extension)."""
+        with self._lock:
+            row = self._connection().execute("SELECT to_regclass('face_vectors')").fetchone()
+        return row is not None and row[0] is not None
+
     @contextmanager
-    def transaction(self) -> Iterator[PgConnection]:
-        """A write transaction holding the store's writer lock; rolled back on any exception.
-        The :data:`facegate.store.db.before_write` hook runs first."""
+    def transaction(self, scope: str | None = None) -> Iterator[PgConnection]:
+        """A write transaction holding the store's writer lock (``scope``: the store-wide lock
+        shared and ``scope``'s own exclusively; see the module docstring); rolled back on any
+        exception. The :data:`facegate.store.db.before_write` hook runs first."""
         run_before_write()
         with self._lock:
             conn = self._connection()
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                if scope is None:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                else:
+                    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (STORE_LOCK_KEY,))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (scope_lock_key(scope),))
                 yield PgConnection(conn, self._translated)
+
+    def fetch_script(self, script: str) -> list[tuple[Any, ...]]:
+        """The rows of the last statement of ``script``, several statements without parameters
+        sent in one round trip (PostgreSQL runs them as one implicit transaction, so ``SET
+        LOCAL`` in it applies to its own statements only). Callers build ``script`` from values
+        they formatted themselves (numbers, identifiers of their own), never from user text."""
+        with self._lock:
+            cursor = self._connection().execute(script.encode())
+            while cursor.nextset():
+                pass
+            return cursor.fetchall() if cursor.description else []
 
     @contextmanager
     def read(self) -> Iterator[PgConnection]:
@@ -333,3 +379,45 @@ class PostgresDatabase:
         with self._lock:
             self._closed = True
             self._conn.close()
+
+
+def _migrate_vectors(raw: psycopg.Connection[Any], conn: PgConnection) -> None:
+    """Migration 13 (PostgreSQL only): pgvector, ``face_vectors`` and its partitions, filled from
+    the stored descriptors (see the module docstring). Without the extension: nothing, logged."""
+    try:
+        with raw.transaction():  # a savepoint: a failure leaves the migration going
+            raw.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as exc:
+        log.warning(
+            "pgvector is not available on this PostgreSQL (%s): face vectors stay in each "
+            "server's memory, kept fresh by the change feed",
+            str(exc).strip().splitlines()[0],
+        )
+        return
+    for statement in pgvectors.DDL:
+        conn.execute(statement)
+    collections = conn.execute("SELECT uid, descriptor_space FROM collections").fetchall()
+    for uid, space_text in collections:
+        space = parse_space(space_text)
+        pgvectors.create_partition(conn, uid, space, index=False)
+        after = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, face_id, descriptor FROM faces WHERE collection_uid = ? AND seq > ? "
+                "ORDER BY seq LIMIT 10000",
+                (uid, after),
+            ).fetchall()
+            if not rows:
+                break
+            vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32)
+            pgvectors.insert_vectors(
+                conn, uid, space, [r[1] for r in rows], vectors.reshape(-1, space.dim)
+            )
+            after = rows[-1][0]
+        pgvectors.build_index(conn, uid, space)
+
+
+PG_ONLY: dict[int, Callable[[psycopg.Connection[Any], PgConnection], None]] = {
+    13: _migrate_vectors,
+}
+"""Steps run after the translated migration of that number, on PostgreSQL only."""
