@@ -195,7 +195,7 @@ class Services:
             )
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)
-        store = FaceStore(db, settings.limits)
+        store = FaceStore(db, settings.limits, ef_search=settings.pgvector_ef_search)
         # the descriptor models (engine.descriptors), found once; the workers get the same list
         registry = settings.engine.registry()
         engine_config = replace(settings.engine, descriptors=registry)

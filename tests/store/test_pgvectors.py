@@ -162,15 +162,31 @@ def test_answers_equal_the_exact_index_on_real_descriptors(
 
 
 def test_wide_searches_widen_then_scan_exactly(two_servers: tuple[FaceStore, ...]) -> None:
-    """Every face within reach: the candidate list widens past the first pass (64), then past
-    pgvector's largest ef_search (1,000 > 4 x 256) to an exact scan; still the exact answer."""
+    """Every face within reach: the candidate list widens past the first pass (ef_search 40:
+    then 160, 640), then past pgvector's largest ef_search (1,000 < 4 x 640) to an exact scan;
+    still the exact answer. The default first pass (400) holds the whole partition."""
     a, _ = two_servers
     vectors = np.random.default_rng(5).normal(0, 0.1, (STRANGERS, 128)).astype(np.float32)
     c, exact, _ = _collection_of(a, vectors)
+    narrow = FaceStore(a.db, ef_search=40)
     probe = vectors[7] + 0.01
-    for k in (100, 4096):
-        assert a.nearest(c, probe, k, 10.0) == exact.search(probe, k, 10.0)
-    assert len(a.nearest(c, probe, 4096, float("inf"))) == STRANGERS
+    for store in (a, narrow):
+        for k in (100, 4096):
+            assert store.nearest(c, probe, k, 10.0) == exact.search(probe, k, 10.0)
+        assert len(store.nearest(c, probe, 4096, float("inf"))) == STRANGERS
+    # a search that needs few candidates stops at the first pass and still answers exactly
+    bound = exact.search(probe, 2, 10.0)[-1].distance
+    assert narrow.nearest(c, probe, 4096, bound) == exact.search(probe, 4096, bound)
+
+
+def test_ef_search_is_bounded(two_servers: tuple[FaceStore, ...]) -> None:
+    a, _ = two_servers
+    for bad in (0, 1001):
+        with pytest.raises(ValueError, match="ef_search must be between 1 and 1000"):
+            FaceStore(a.db, ef_search=bad)
+    c = a.create_collection("c", "arn", "m")
+    with pytest.raises(ValueError, match="ef_search must be between 1 and 1000"):
+        pgvectors.PgVectorIndex(a.db, c.uid, DLIB_SPACE, ef_search=0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("space_text", ["cosine:1024", "euclidean:128+cosine:1024"])

@@ -32,10 +32,12 @@ distance is recomputed in float64 from its stored descriptor (``faces.descriptor
 in-memory index would hold) with the space's weights, and only then is the threshold applied. A
 face within ``max_distance`` of the query in the weighted space has a key-part distance of at
 most ``max_distance / w_j`` (all distances are non-negative), so the candidate list (first
-:data:`FIRST_PASS`) is widened (x4) until at least half of it lies beyond that key bound (an
-approximate graph search misses faces near the end of its list: candidates well past the bound
-make it unlikely that a face within it was missed), ``k`` hits are found (one-part spaces, where
-the key order is the exact order), or the partition is exhausted. Past pgvector's largest
+``ef_search`` long, the index's setting: ``FACEGATE_PGVECTOR_EF_SEARCH``) is widened (x4) until
+at least three quarters of it (:data:`BEYOND_SHARE`) lie beyond that key bound (an approximate
+graph search misses faces near the end of its list: candidates well past the bound make it
+unlikely that a face within it was missed), ``k`` hits are found (one-part spaces, where the key
+order is the exact order), or the partition is exhausted (a graph that returns fewer rows than
+asked while the partition holds more is followed by a sequential scan). Past pgvector's largest
 ``ef_search`` (1,000) the search becomes a sequential scan of the partition (exact). What HNSW
 misses is its recall, measured against the exact index in ``bench/pgvector_scale.py``.
 """
@@ -72,12 +74,11 @@ ANN_MAX_DIM = 2000
 """pgvector 0.6's largest indexable ``vector``: a longer key is searched without an index."""
 EF_MAX = 1000
 """pgvector 0.6's largest ``hnsw.ef_search``: an HNSW scan returns at most this many rows."""
-FIRST_PASS = 64
-"""The first candidate list of a threshold search (widened while candidates are within reach)."""
-BEYOND_SHARE = 0.5
+BEYOND_SHARE = 0.75
 """A threshold search widens its candidate list until this share of it lies beyond the bound."""
-DEFAULT_EF_SEARCH = 100
-"""The smallest HNSW candidate list explored (see bench/pgvector_scale.py for the recall)."""
+DEFAULT_EF_SEARCH = 400
+"""The first candidate list of a search, and the smallest HNSW list explored: recall against
+time, measured in bench/pgvector_scale.py (docs/scaling.md)."""
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 _UID = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
@@ -258,6 +259,8 @@ class PgVectorIndex:
         self.collection_id = collection_id or uid
         self.uid = uid
         self.space = space
+        if not 1 <= ef_search <= EF_MAX:
+            raise ValueError(f"ef_search must be between 1 and {EF_MAX}, got {ef_search}")
         self.ef_search = ef_search
         self._table = partition_name(uid)
         self._key_dim = space.parts[ann_part(space)].dim
@@ -314,13 +317,17 @@ class PgVectorIndex:
             return []
         bound = key_bound(self.space, max_distance, w)
         key = vector_text(q[self.space.slices()[ann_part(self.space)]])
-        want = FIRST_PASS
+        want = self.ef_search
         one_part = self.space.simple
+        scan = not self._indexed
         while True:
-            exhaustive = not self._indexed or want > EF_MAX
+            exhaustive = scan or want > EF_MAX
             ids, key_d, blobs = self._shortlist(key, want, bound, exhaustive)
             hits = self._rerank(q, ids, blobs, max_distance, w)
             beyond = sum(1 for d in key_d if d > bound)
+            if len(ids) < want and not exhaustive and len(ids) < len(self):
+                scan = True  # the graph ran dry before the partition did: scan it
+                continue
             done = (
                 exhaustive
                 or len(ids) < want  # the whole partition

@@ -176,13 +176,19 @@ class FaceStore:
         db: StoreDatabase,
         limits: StoreLimits = StoreLimits(),
         vectors_in_db: bool | None = None,
+        ef_search: int = pgvectors.DEFAULT_EF_SEARCH,
     ) -> None:
         """``vectors_in_db``: search the vectors in PostgreSQL (pgvector) rather than in memory;
         None (the default): whenever the store can (PostgreSQL with migration 13's tables).
         False on such a store keeps in-memory indexes (the benchmark's baseline); the feed is
-        then not written by this store's writes, so do not mix the two on one store."""
+        then not written by this store's writes, so do not mix the two on one store.
+        ``ef_search``: pgvector's first candidate list (1 to 1,000; recall against time,
+        :mod:`facegate.store.pgvectors`)."""
+        if not 1 <= ef_search <= pgvectors.EF_MAX:
+            raise ValueError(f"ef_search must be between 1 and {pgvectors.EF_MAX}, got {ef_search}")
         self.db = db
         self.limits = limits
+        self.ef_search = ef_search
         has_vectors = bool(getattr(db, "has_vectors", False))
         if vectors_in_db and not has_vectors:
             raise ValueError("this store has no pgvector tables (PostgreSQL with pgvector only)")
@@ -235,7 +241,7 @@ class FaceStore:
                     raise collection_not_found(collection.collection_id)
             db = cast(pgvectors.VectorDatabase, self.db)  # vectors_in_db: PostgreSQL only
             return pgvectors.PgVectorIndex(
-                db, collection.uid, _space(collection), collection.collection_id
+                db, collection.uid, _space(collection), collection.collection_id, self.ef_search
             )
         return self._index(collection.uid, collection.collection_id)
 
