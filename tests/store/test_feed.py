@@ -1,5 +1,4 @@
-"""Pruning the face change feed, and servers that fell behind it; on SQLite and PostgreSQL with
-in-memory indexes (with pgvector no feed is written or read: tests/store/test_pgvectors.py)."""
+"""Pruning the face change feed, and servers that fell behind it; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -46,7 +45,7 @@ def _ids(store: FaceStore, collection: CollectionRecord) -> set[str]:
 
 
 def test_pruning_deletes_only_rows_older_than_the_window(database: StoreDatabase) -> None:
-    store = FaceStore(database, vectors_in_db=False)
+    store = FaceStore(database)
     c = store.create_collection("c", "arn", "m")
     store.add_faces(c, [new_face("c", i) for i in range(3)])
     store.delete_faces(c, [face_id(0)])
@@ -76,7 +75,7 @@ def test_pruning_deletes_only_rows_older_than_the_window(database: StoreDatabase
 
 
 def test_pruning_in_batches_raises_the_floor_each_time(database: StoreDatabase) -> None:
-    store = FaceStore(database, vectors_in_db=False)
+    store = FaceStore(database)
     c = store.create_collection("c", "arn", "m")
     store.add_faces(c, [new_face("c", i) for i in range(5)])
     last = _feed(database)[-1][0]
@@ -91,10 +90,7 @@ def test_pruning_in_batches_raises_the_floor_each_time(database: StoreDatabase) 
 
 
 def test_a_store_that_kept_up_keeps_working_after_pruning(db_factory: DbFactory) -> None:
-    a, b = (
-        FaceStore(db_factory(), vectors_in_db=False),
-        FaceStore(db_factory(), vectors_in_db=False),
-    )
+    a, b = FaceStore(db_factory()), FaceStore(db_factory())
     c = a.create_collection("c", "arn", "m")
     a.add_faces(c, [new_face("c", i) for i in range(4)])
     assert b.face_count(c) == 4
@@ -112,10 +108,7 @@ def test_a_store_that_kept_up_keeps_working_after_pruning(db_factory: DbFactory)
 def test_a_store_behind_the_floor_reloads_and_sees_exactly_the_right_faces(
     db_factory: DbFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    a, b = (
-        FaceStore(db_factory(), vectors_in_db=False),
-        FaceStore(db_factory(), vectors_in_db=False),
-    )
+    a, b = FaceStore(db_factory()), FaceStore(db_factory())
     c = a.create_collection("c", "arn", "m")
     gone = a.create_collection("gone", "arn", "m")
     a.add_faces(c, [new_face("c", i) for i in range(4)])
@@ -162,11 +155,11 @@ def test_a_store_behind_the_floor_reloads_and_sees_exactly_the_right_faces(
 
 
 def test_a_new_store_on_a_fully_pruned_feed_does_not_reload(database: StoreDatabase) -> None:
-    a = FaceStore(database, vectors_in_db=False)
+    a = FaceStore(database)
     c = a.create_collection("c", "arn", "m")
     a.add_faces(c, [new_face("c", 1)])
     a.prune_feed(FUTURE)
-    b = FaceStore(database, vectors_in_db=False)  # starts at the head, which is the floor
+    b = FaceStore(database)  # starts at the head, which is the floor
     held = b.index(c)
     assert b.catch_up() == 0
     assert b.index(c) is held

@@ -61,11 +61,48 @@ def _descriptor(engine: FaceEngine, path: Path) -> Matrix | None:
 
 @pytest.fixture
 def two_servers(pg_dsn: str) -> Iterator[tuple[FaceStore, FaceStore]]:
-    """Two stores on one PostgreSQL database, as two servers would open it."""
+    """Two stores on one PostgreSQL database with its vectors in pgvector, as two servers would
+    open it (the first enabled them, ``FACEGATE_VECTOR_INDEX=pgvector``; the second did not ask)."""
     a, b = PostgresDatabase(pg_dsn), PostgresDatabase(pg_dsn)
+    assert a.enable_vectors()
     yield FaceStore(a), FaceStore(b)
     a.close()
     b.close()
+
+
+def test_vectors_are_opt_in_store_wide_and_copied_when_enabled(pg_dsn: str) -> None:
+    """A PostgreSQL store keeps its vectors in memory until a server enables pgvector; enabling
+    copies every stored face (the HNSW graph built after), is done once, and from then on every
+    store opened on the database uses pgvector, whatever it asked for."""
+    db = PostgresDatabase(pg_dsn)
+    try:
+        before = FaceStore(db)
+        assert not before.vectors_in_db
+        assert not db.has_vectors
+        c = before.create_collection("c", "arn", "m")
+        empty = before.create_collection("empty", "arn", "m")
+        faces = [new_face("c", i) for i in range(7)]
+        before.add_faces(c, faces)
+        with pytest.raises(ValueError, match="no pgvector tables"):
+            FaceStore(db, vectors_in_db=True)
+        assert db.enable_vectors() is True
+        assert db.enable_vectors() is False  # already: nothing done twice
+        after = FaceStore(db)
+        assert after.vectors_in_db
+        assert after._indexes == {}
+        assert after.face_count(c) == 7
+        assert after.face_count(empty) == 0
+        assert len(after.index(c)) == 7
+        for face in faces:
+            [hit] = after.nearest(c, face.descriptor, 1, 0.1)
+            assert hit.face_id == face.record.face_id
+        with db.read() as conn:
+            indexes = conn.execute(
+                "SELECT COUNT(*) FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'"
+            ).fetchone()
+        assert indexes[0] == 2  # one graph per collection, the empty one's too
+    finally:
+        db.close()
 
 
 def _with_vector(face: NewFace, vector: Matrix) -> NewFace:
@@ -80,6 +117,35 @@ def test_the_extension_and_the_partitioned_table_exist(two_servers: tuple[FaceSt
         assert version.fetchone() is not None
         kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'face_vectors'")
         assert kind.fetchone()[0] == "p"  # partitioned
+
+
+def test_a_server_in_memory_refuses_face_writes_once_another_enabled_pgvector(
+    pg_dsn: str,
+) -> None:
+    """A server started before the switch would write faces without their vectors: its face
+    writes fail, and write nothing, until it restarts (and then uses pgvector)."""
+    a, b = PostgresDatabase(pg_dsn), PostgresDatabase(pg_dsn)
+    try:
+        old = FaceStore(a)
+        c = old.create_collection("c", "arn", "m")
+        old.add_faces(c, [new_face("c", 0)])
+        assert b.enable_vectors()
+        moved = "face vectors were moved to pgvector by another server"
+        with pytest.raises(RuntimeError, match=moved):
+            old.add_faces(c, [new_face("c", 1)])
+        with pytest.raises(RuntimeError, match=moved):
+            old.delete_faces(c, [face_id(0)])
+        with pytest.raises(RuntimeError, match=moved):
+            old.delete_collection(c)
+        restarted = FaceStore(a)
+        assert restarted.vectors_in_db
+        assert restarted.face_count(c) == 1
+        assert [h.face_id for h in restarted.nearest(c, new_face("c", 0).descriptor, 9, 0.1)] == [
+            face_id(0)
+        ]
+    finally:
+        a.close()
+        b.close()
 
 
 def test_two_servers_find_each_others_faces_at_once_without_a_feed(

@@ -428,11 +428,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE collections ADD COLUMN descriptor_space TEXT NOT NULL DEFAULT 'euclidean:128';
     """,
-    # 13: face vectors in pgvector (issue 23). PostgreSQL only: store/pg.py (PG_ONLY) creates the
-    # vector extension and the face_vectors table, partitioned by collection, and fills it from
-    # the stored descriptors (store/pgvectors.py). Nothing changes in a SQLite file.
+    # 13: face vectors in pgvector (issue 23). PostgreSQL only, and only when a server enables
+    # them (FACEGATE_VECTOR_INDEX=pgvector: store/pg.py enable_vectors creates the extension and
+    # face_vectors, partitioned by collection, filled from the stored descriptors). The version
+    # marks a store that may hold them, so an older facegate refuses it. Nothing in SQLite.
     """
-    -- PostgreSQL only (store/pg.py, PG_ONLY[13])
+    -- PostgreSQL only, on demand (store/pg.py, PostgresDatabase.enable_vectors)
     """,
 )
 

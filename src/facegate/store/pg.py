@@ -26,10 +26,14 @@ writer slipping in between; under PostgreSQL's default READ COMMITTED isolation,
 two servers could both pass a quota check. Correctness first: a single writer at a time costs
 little next to the engine's work per request (tens of milliseconds per face).
 
-Migration 13 is PostgreSQL-only (:data:`PG_ONLY`): it creates the ``vector`` extension (pgvector)
-and the partitioned ``face_vectors`` table, then copies every existing face's descriptor into it
-(one partition and HNSW index per collection). A server without pgvector (the extension cannot be
-created) skips it, logs why, and keeps the in-memory indexes and the change feed.
+Face vectors in pgvector are opt-in, store-wide and one-way
+(:meth:`PostgresDatabase.enable_vectors`, run at start by a server with
+``FACEGATE_VECTOR_INDEX=pgvector``): it creates the ``vector``
+extension and the partitioned ``face_vectors`` table, then copies every existing face's
+descriptor into it (one partition and HNSW index per collection), in one transaction under the
+store's writer lock. From then on every server on the store keeps its vectors there, whatever
+its own setting (:attr:`PostgresDatabase.has_vectors`), so servers sharing a store always agree.
+Migration 13 marks the schema that may hold them, so an older facegate refuses such a store.
 
 Reads: autocommit statements (each sees the latest committed state). Durability:
 ``synchronous_commit`` on (PostgreSQL's default, set explicitly), so a committed transaction is
@@ -49,7 +53,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -320,9 +324,6 @@ class PostgresDatabase:
                 for index in range(version, len(MIGRATIONS)):
                     for statement in pg_migration(MIGRATIONS[index]):
                         conn.execute(statement)
-                    extra = PG_ONLY.get(index + 1)
-                    if extra is not None:
-                        extra(conn, PgConnection(conn, self._translated))
                 conn.execute("UPDATE facegate_schema SET version = %s", (len(MIGRATIONS),))
 
     @staticmethod
@@ -337,10 +338,36 @@ class PostgresDatabase:
 
     @property
     def has_vectors(self) -> bool:
-        """Whether the store keeps face vectors in pgvector (migration 13 found the extension)."""
+        """Whether the store keeps face vectors in pgvector (:meth:`enable_vectors` ran)."""
         with self._lock:
             row = self._connection().execute("SELECT to_regclass('face_vectors')").fetchone()
         return row is not None and row[0] is not None
+
+    def enable_vectors(self) -> bool:
+        """Keep this store's face vectors in pgvector from now on (see the module docstring);
+        True if this call enabled them, False if they already were. Raises RuntimeError, and
+        changes nothing, if PostgreSQL has no pgvector. Every server sharing the store then
+        uses them; enable them while no server without this version writes to the store."""
+        run_before_write()
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                exists = conn.execute("SELECT to_regclass('face_vectors')").fetchone()
+                if exists is not None and exists[0] is not None:
+                    return False
+                try:
+                    with conn.transaction():  # a savepoint: the error is ours to report
+                        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except psycopg.Error as exc:
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+                    raise RuntimeError(
+                        "FACEGATE_VECTOR_INDEX=pgvector: this PostgreSQL has no pgvector "
+                        f"({reason})"
+                    ) from None
+                _fill_vectors(PgConnection(conn, self._translated))
+        log.info("face vectors are kept in pgvector from now on (store-wide)")
+        return True
 
     @contextmanager
     def transaction(self, scope: str | None = None) -> Iterator[PgConnection]:
@@ -381,19 +408,10 @@ class PostgresDatabase:
             self._conn.close()
 
 
-def _migrate_vectors(raw: psycopg.Connection[Any], conn: PgConnection) -> None:
-    """Migration 13 (PostgreSQL only): pgvector, ``face_vectors`` and its partitions, filled from
-    the stored descriptors (see the module docstring). Without the extension: nothing, logged."""
-    try:
-        with raw.transaction():  # a savepoint: a failure leaves the migration going
-            raw.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    except psycopg.Error as exc:
-        log.warning(
-            "pgvector is not available on this PostgreSQL (%s): face vectors stay in each "
-            "server's memory, kept fresh by the change feed",
-            str(exc).strip().splitlines()[0],
-        )
-        return
+def _fill_vectors(conn: PgConnection) -> None:
+    """Inside :meth:`PostgresDatabase.enable_vectors`' transaction: ``face_vectors`` and one
+    partition per collection, filled from the stored descriptors, each with its HNSW graph
+    built after the copy (faster than inserting into a graph)."""
     for statement in pgvectors.DDL:
         conn.execute(statement)
     collections = conn.execute("SELECT uid, descriptor_space FROM collections").fetchall()
@@ -415,9 +433,3 @@ def _migrate_vectors(raw: psycopg.Connection[Any], conn: PgConnection) -> None:
             )
             after = rows[-1][0]
         pgvectors.build_index(conn, uid, space)
-
-
-PG_ONLY: dict[int, Callable[[psycopg.Connection[Any], PgConnection], None]] = {
-    13: _migrate_vectors,
-}
-"""Steps run after the translated migration of that number, on PostgreSQL only."""

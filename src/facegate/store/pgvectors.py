@@ -1,7 +1,8 @@
 """Face vectors inside PostgreSQL (pgvector): the vector index of a store on PostgreSQL.
 
-When the store is PostgreSQL and the server has the ``vector`` extension (migration 13 creates
-it; the ``pgserver`` wheel ships pgvector 0.6.2), descriptors are searched in SQL and a server
+When the store is PostgreSQL and its vectors were enabled there (``FACEGATE_VECTOR_INDEX=pgvector``:
+``pg.PostgresDatabase.enable_vectors`` creates the ``vector`` extension, which the ``pgserver``
+wheel ships as pgvector 0.6.2, store-wide), descriptors are searched in SQL and a server
 holds no vectors in memory: nothing is loaded at start-up and no change feed is needed, since
 every search reads the committed state.
 
@@ -99,7 +100,7 @@ DDL = (
     )
     """,
 )
-"""Migration 13's PostgreSQL-only tables (after ``CREATE EXTENSION vector``)."""
+"""The tables ``enable_vectors`` creates (after ``CREATE EXTENSION vector``)."""
 
 
 def partition_name(uid: str) -> str:

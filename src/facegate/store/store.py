@@ -26,7 +26,8 @@ present ids, removes ignore absent ones), which is what makes catching up after 
 Indexes and feed rows are keyed by the collection's uid.
 
 Vectors in PostgreSQL (pgvector, :mod:`facegate.store.pgvectors`): when the store is PostgreSQL
-and migration 13 found the ``vector`` extension, a collection's index is its partition of
+and its vectors were enabled there (``FACEGATE_VECTOR_INDEX=pgvector``,
+``PostgresDatabase.enable_vectors``: store-wide), a collection's index is its partition of
 ``face_vectors``, written in the same transactions as its faces and searched in SQL. Nothing is
 loaded at start-up, no feed is written or read, every search sees every committed write of every
 server, and writes confined to one collection take that collection's lock (the store-wide lock
@@ -179,7 +180,7 @@ class FaceStore:
         ef_search: int = pgvectors.DEFAULT_EF_SEARCH,
     ) -> None:
         """``vectors_in_db``: search the vectors in PostgreSQL (pgvector) rather than in memory;
-        None (the default): whenever the store can (PostgreSQL with migration 13's tables).
+        None (the default): whenever the store keeps them there (``enable_vectors`` ran).
         False on such a store keeps in-memory indexes (the benchmark's baseline); the feed is
         then not written by this store's writes, so do not mix the two on one store.
         ``ef_search``: pgvector's first candidate list (1 to 1,000; recall against time,
@@ -193,6 +194,8 @@ class FaceStore:
         if vectors_in_db and not has_vectors:
             raise ValueError("this store has no pgvector tables (PostgreSQL with pgvector only)")
         self.vectors_in_db = has_vectors if vectors_in_db is None else vectors_in_db
+        # in memory on PostgreSQL: another server may enable pgvector (checked in each face write)
+        self._may_gain_vectors = not self.vectors_in_db and hasattr(db, "enable_vectors")
         self._indexes: dict[str, VectorIndex] = {}  # by collection uid
         self._index_lock = threading.Lock()
         self._feed_lock = threading.Lock()
@@ -512,6 +515,7 @@ class FaceStore:
             if self.vectors_in_db:
                 pgvectors.drop_partition(conn, collection.uid)
             else:
+                self._feed_only(conn)
                 _record_changes(conn, collection.uid, [""], "drop")
         with self._index_lock:
             self._indexes.pop(collection.uid, None)
@@ -563,6 +567,7 @@ class FaceStore:
             if self.vectors_in_db:
                 pgvectors.insert_vectors(conn, collection.uid, space, ids, vectors)
             else:
+                self._feed_only(conn)
                 _record_changes(conn, collection.uid, ids, "add")
         index.add(ids, vectors)
 
@@ -751,11 +756,25 @@ class FaceStore:
                     index.remove(ids)
         return swept
 
+    def _feed_only(self, conn: Connection) -> None:
+        """Inside a face write of a store keeping its vectors in memory, on PostgreSQL: refuse
+        (RuntimeError, the transaction rolled back) if another server moved the store's vectors
+        to pgvector since this one started, since this write would leave them out. The check
+        runs under the writer lock that ``enable_vectors`` takes, so it cannot be overtaken."""
+        if self._may_gain_vectors:
+            row = conn.execute("SELECT to_regclass('face_vectors')").fetchone()
+            if row is not None and row[0] is not None:
+                raise RuntimeError(
+                    "this store's face vectors were moved to pgvector by another server "
+                    "(FACEGATE_VECTOR_INDEX=pgvector): restart this server to use them"
+                )
+
     def _record_removal(self, conn: Connection, uid: str, face_ids: Sequence[str]) -> None:
         """Inside the transaction deleting faces: their vectors (pgvector) or feed rows."""
         if self.vectors_in_db:
             pgvectors.delete_vectors(conn, uid, face_ids)
         else:
+            self._feed_only(conn)
             _record_changes(conn, uid, face_ids, "remove")
 
     def nearest(
