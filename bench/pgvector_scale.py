@@ -13,7 +13,7 @@ covariance of those real descriptors. Descriptors are the dlib ones the bias too
 For each size, on one pgserver PostgreSQL (pgvector 0.6.2) started in a temporary directory:
 
 * the faces are bulk-loaded into ``faces`` and the collection's ``face_vectors`` partition (COPY)
-  and its HNSW index is built (m=16, ef_construction=64; build time reported);
+  and its HNSW index is built (``pgvectors.HNSW_M``, ``HNSW_EF_CONSTRUCTION``; build time reported);
 * start-up of a server, each in a fresh process: ``FaceStore`` in-memory (loads every descriptor
   from ``faces``: ``FACEGATE_VECTOR_INDEX=memory``, the default, and SQLite's way) and
   ``FaceStore`` on pgvector (loads nothing), time to the first answered search (one probe at

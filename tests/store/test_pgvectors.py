@@ -291,6 +291,7 @@ def test_the_index_is_an_hnsw_graph_on_the_collections_partition(
             "SELECT indexdef FROM pg_indexes WHERE tablename = ?", (partition,)
         ).fetchall()
     assert any("USING hnsw" in r[0] and "vector_l2_ops" in r[0] for r in definition)
+    assert any("m='32', ef_construction='128'" in r[0] for r in definition), definition
 
 
 def test_writes_to_different_collections_do_not_wait_for_each_other(pg_dsn: str) -> None:
