@@ -88,6 +88,29 @@ def test_engine_max_batch_from_the_environment_and_its_bounds() -> None:
         Settings.from_env({"FACEGATE_ENGINE_MAX_BATCH": "eight"})
 
 
+def test_vector_index_is_memory_unless_pgvector_is_asked_for_with_postgresql() -> None:
+    assert Settings.from_env({}).vector_index == "memory"
+    env = {"FACEGATE_VECTOR_INDEX": "pgvector", "FACEGATE_DATABASE_URL": "postgresql://h/db"}
+    assert Settings.from_env(env).vector_index == "pgvector"
+    with pytest.raises(SettingsError, match="FACEGATE_VECTOR_INDEX=pgvector needs FACEGATE_DAT"):
+        Settings.from_env({"FACEGATE_VECTOR_INDEX": "pgvector"})
+    with pytest.raises(
+        SettingsError, match="FACEGATE_VECTOR_INDEX must be one of memory, pgvector, got 'faiss'"
+    ):
+        Settings.from_env({"FACEGATE_VECTOR_INDEX": "faiss"})
+
+
+def test_pgvector_ef_search_from_the_environment_and_its_bounds() -> None:
+    assert Settings.from_env({}).pgvector_ef_search == 400
+    env = {"FACEGATE_PGVECTOR_EF_SEARCH": "1000"}
+    assert Settings.from_env(env).pgvector_ef_search == 1000
+    for bad in ("0", "-5", "1001"):
+        with pytest.raises(
+            SettingsError, match="FACEGATE_PGVECTOR_EF_SEARCH must be between 1 and 1000"
+        ):
+            Settings.from_env({"FACEGATE_PGVECTOR_EF_SEARCH": bad})
+
+
 def test_feed_retention_from_the_environment_and_its_bounds() -> None:
     assert Settings.from_env({}).feed_retention_s == 86400.0
     assert Settings.from_env({"FACEGATE_FEED_RETENTION_S": "3600"}).feed_retention_s == 3600.0

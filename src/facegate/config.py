@@ -20,6 +20,8 @@
 | FACEGATE_AUDIT_KEY | (file) | audit checkpoint signing key (base64 Ed25519); else a file |
 | FACEGATE_RETENTION_SWEEP_S | 3600 | how often faces past their retention deadline are deleted |
 | FACEGATE_FEED_RETENTION_S | 86400 | the sweep prunes face change feed rows older than this |
+| FACEGATE_VECTOR_INDEX | memory | pgvector: keep a PostgreSQL store's face vectors in pgvector |
+| FACEGATE_PGVECTOR_EF_SEARCH | 400 | PostgreSQL store: pgvector's first candidate list (1-1000) |
 | FACEGATE_IDEMPOTENCY_TTL_S | 28800 (8 h) | how long a ClientRequestToken replays its response |
 | FACEGATE_GATE_THRESHOLD | 99 | deployment gate: the operating Similarity the audit measured |
 | FACEGATE_GATE_MAX_FMR_RATIO | 10 | deployment gate: largest acceptable FMR Max/GeoMean there |
@@ -60,6 +62,20 @@ FACEGATE_FEED_RETENTION_S (seconds, more than 0): each sweep (every FACEGATE_RET
 none when that is 0) deletes the rows of the face change feed older than this. A server sharing
 the store that was stalled for longer reloads its vector indexes from the faces table once
 (``facegate.store.feed``), so choose it longer than a healthy server's longest pause.
+
+FACEGATE_VECTOR_INDEX (memory or pgvector): ``memory`` keeps each collection's vectors in every
+server's memory (exact search; loaded at start, kept fresh by the change feed). ``pgvector``
+(FACEGATE_DATABASE_URL only) keeps them in the PostgreSQL store, searched there: servers load
+nothing and need no feed, but a search finds only what pgvector's HNSW graph offers (the hit
+recall in docs/scaling.md). The switch is store-wide and one-way: once a server enabled it, every
+server on that store uses pgvector whatever its own setting. Enable it with the other servers
+stopped.
+
+FACEGATE_PGVECTOR_EF_SEARCH (1 to 1,000): on a PostgreSQL store with pgvector, a search reads this
+many candidates from the collection's HNSW graph first (hnsw.ef_search), widens the list while
+too many lie within the threshold, and re-ranks them exactly from the stored descriptors. Larger
+finds more of the faces an exact search finds, more slowly (``bench/pgvector_scale.py``,
+docs/scaling.md); 1,000 is pgvector's largest.
 
 FACEGATE_REVIEW_COOLING_OFF_S: human review needs distinct people. An operator who created
 another operator's account, or set its token or console password, controls that account while
@@ -130,11 +146,13 @@ from facegate.engine.runtime import runtime_named
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
 from facegate.store.idempotency import DEFAULT_TTL_S as DEFAULT_IDEMPOTENCY_TTL_S
+from facegate.store.pgvectors import DEFAULT_EF_SEARCH, EF_MAX
 from facegate.store.reviews import DEFAULT_COOLING_OFF_S
 from facegate.store.store import StoreLimits
 from facegate.wire.peers import parse_networks
 
 DEFAULT_PORT = 8750
+VECTOR_INDEXES = ("memory", "pgvector")
 # A 5 MiB image is 7 MiB of base64; two images (CompareFaces) would not fit, but Rekognition's
 # own request limit is the same order. Bodies are refused from Content-Length before reading.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -210,6 +228,10 @@ class Settings:
     review_cooling_off_s: float = DEFAULT_COOLING_OFF_S
     retention_sweep_s: float = 3600.0
     feed_retention_s: float = 86400.0
+    # where a PostgreSQL store's vectors live: "memory" or "pgvector" (store/pgvectors.py)
+    vector_index: str = "memory"
+    # pgvector's first candidate list on a PostgreSQL store (store/pgvectors.py, docs/scaling.md)
+    pgvector_ef_search: int = DEFAULT_EF_SEARCH
     # How long a ClientRequestToken's response is replayed (store/idempotency.py: 8 hours).
     idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
     gate: GateBounds = GateBounds()
@@ -246,6 +268,18 @@ class Settings:
             raise SettingsError(
                 f"FACEGATE_REVIEW_COOLING_OFF_S must be a number of seconds, 0 or more, "
                 f"got {self.review_cooling_off_s}"
+            )
+        if self.vector_index not in VECTOR_INDEXES:
+            raise SettingsError(
+                f"FACEGATE_VECTOR_INDEX must be one of {', '.join(VECTOR_INDEXES)}, "
+                f"got {self.vector_index!r}"
+            )
+        if self.vector_index == "pgvector" and not self.database_url:
+            raise SettingsError("FACEGATE_VECTOR_INDEX=pgvector needs FACEGATE_DATABASE_URL")
+        if not 1 <= self.pgvector_ef_search <= EF_MAX:
+            raise SettingsError(
+                f"FACEGATE_PGVECTOR_EF_SEARCH must be between 1 and {EF_MAX}, "
+                f"got {self.pgvector_ef_search}"
             )
         if not (math.isfinite(self.feed_retention_s) and self.feed_retention_s > 0):
             raise SettingsError(
@@ -372,6 +406,8 @@ class Settings:
             ("FACEGATE_REFUSAL_FLUSH_S", "refusal_flush_s", float),
             ("FACEGATE_RETENTION_SWEEP_S", "retention_sweep_s", float),
             ("FACEGATE_FEED_RETENTION_S", "feed_retention_s", float),
+            ("FACEGATE_VECTOR_INDEX", "vector_index", str),
+            ("FACEGATE_PGVECTOR_EF_SEARCH", "pgvector_ef_search", int),
             ("FACEGATE_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", float),
             ("FACEGATE_HEADER_TIMEOUT_S", "header_timeout_s", float),
             ("FACEGATE_BODY_TIMEOUT_S", "body_timeout_s", float),

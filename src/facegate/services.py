@@ -169,6 +169,11 @@ class Services:
         fixed = permissions_fixed + secure_data_dir(settings.data_dir)
         db = open_database(settings.database_path, settings.database_url)
         try:  # a refused audit log (damaged, rolled back) stops the start: close the store
+            if settings.vector_index == "pgvector":  # store-wide and one-way (store/pg.py)
+                enable_vectors = getattr(db, "enable_vectors", None)
+                if enable_vectors is None:
+                    raise RuntimeError("FACEGATE_VECTOR_INDEX=pgvector needs a PostgreSQL store")
+                enable_vectors()
             signing_key = load_signing_key(settings.data_dir, settings.audit_key)
             server_key_id = key_id(signing_key.public_key())
             anchors = AnchorRepository(db, anchor_hash)
@@ -195,7 +200,7 @@ class Services:
             )
         master = load_master_key(settings.data_dir, settings.master_key)
         keys = KeyService(KeyRepository(db), master)
-        store = FaceStore(db, settings.limits)
+        store = FaceStore(db, settings.limits, ef_search=settings.pgvector_ef_search)
         # the descriptor models (engine.descriptors), found once; the workers get the same list
         registry = settings.engine.registry()
         engine_config = replace(settings.engine, descriptors=registry)

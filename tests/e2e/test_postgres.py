@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -59,6 +60,44 @@ def test_a_face_indexed_through_one_server_is_found_through_the_other(
     b.delete_collection(CollectionId=cid)
     with pytest.raises(a.exceptions.ResourceNotFoundException):
         a.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))
+
+
+@pytest.mark.slow
+def test_with_pgvector_a_face_is_found_through_the_other_server_without_a_feed(
+    tmp_path: Path, pg_dsn: str, image: Image
+) -> None:
+    """The first server enables pgvector (FACEGATE_VECTOR_INDEX=pgvector); the second, started
+    without the setting, uses it too (store-wide). Faces written through one are found through
+    the other at once, and no change feed row is written."""
+    env = {"FACEGATE_DATABASE_URL": pg_dsn, "FACEGATE_MASTER_KEY": Fernet.generate_key().decode()}
+    first = LiveServer(tmp_path / "a", workers=1, env={**env, "FACEGATE_VECTOR_INDEX": "pgvector"})
+    second = LiveServer(tmp_path / "b", workers=1, env=env)
+    first.start()
+    try:
+        second.start()
+        creds = first.credentials()
+        a, b = first.client(creds), second.client(creds)
+        cid = f"pgv-{uuid.uuid4().hex[:12]}"
+        a.create_collection(CollectionId=cid)
+        assert (
+            b.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))["FaceMatches"]
+            == []
+        )
+        indexed = b.index_faces(CollectionId=cid, Image=image("obama.jpg"), ExternalImageId="o")
+        face_id = indexed["FaceRecords"][0]["Face"]["FaceId"]
+        found = a.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))
+        assert [m["Face"]["FaceId"] for m in found["FaceMatches"]] == [face_id]
+        assert a.describe_collection(CollectionId=cid)["FaceCount"] == 1
+        with psycopg.connect(pg_dsn) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM face_changes").fetchone() == (0,)
+            assert conn.execute("SELECT face_id FROM face_vectors").fetchall() == [(face_id,)]
+        assert a.delete_faces(CollectionId=cid, FaceIds=[face_id])["DeletedFaces"] == [face_id]
+        gone = b.search_faces_by_image(CollectionId=cid, Image=image("obama3.jpg"))
+        assert gone["FaceMatches"] == []
+        assert b.describe_collection(CollectionId=cid)["FaceCount"] == 0
+    finally:
+        second.stop()
+        first.stop()
 
 
 def _verify_anchors(first: LiveServer, second: LiveServer) -> tuple[int, dict[str, Any]]:

@@ -103,7 +103,10 @@ class StoreDatabase(Protocol):
     @property
     def schema_version(self) -> int: ...
 
-    def transaction(self) -> AbstractContextManager[Connection]: ...
+    def transaction(self, scope: str | None = None) -> AbstractContextManager[Connection]:
+        """``scope``: a collection uid the transaction writes only within (a backend may let
+        writes to different scopes run side by side; SQLite ignores it)."""
+        ...
 
     def read(self) -> AbstractContextManager[Connection]: ...
 
@@ -425,6 +428,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE collections ADD COLUMN descriptor_space TEXT NOT NULL DEFAULT 'euclidean:128';
     """,
+    # 13: face vectors in pgvector (issue 23). PostgreSQL only, and only when a server enables
+    # them (FACEGATE_VECTOR_INDEX=pgvector: store/pg.py enable_vectors creates the extension and
+    # face_vectors, partitioned by collection, filled from the stored descriptors). The version
+    # marks a store that may hold them, so an older facegate refuses it. Nothing in SQLite.
+    """
+    -- PostgreSQL only, on demand (store/pg.py, PostgresDatabase.enable_vectors)
+    """,
 )
 
 
@@ -483,8 +493,9 @@ class Database:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back on any exception."""
+    def transaction(self, scope: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back on any exception.
+        ``scope`` is ignored: SQLite has one writer."""
         run_before_write()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -529,5 +540,11 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (no semicolons inside our DDL strings)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration script into statements (no semicolons inside our DDL strings); a
+    statement of nothing but ``--`` comments is dropped."""
+    out = []
+    for statement in (s.strip() for s in script.split(";")):
+        lines = [line for line in statement.splitlines() if not line.strip().startswith("--")]
+        if any(line.strip() for line in lines):
+            out.append(statement)
+    return out

@@ -16,12 +16,24 @@ servers starting together do not race, and a schema newer than this facegate is 
 
 Writers: ``transaction()`` takes a transaction-scoped advisory lock (one key for the whole store)
 before its first statement, so write transactions are serialised across every server exactly as
-SQLite serialises them on one file. The repositories were written for that model: they check and
+SQLite serialises them on one file. ``transaction(scope=uid)`` (a write confined to one collection,
+used when the collection's vectors live in pgvector, :mod:`facegate.store.pgvectors`) takes that
+store-wide key *shared* and an exclusive key of the collection: writes to different collections
+run side by side, writes to one collection are serialised, and a store-wide writer still excludes
+them all. The repositories were written for that model: they check and
 then write (quotas, "already exists", review votes) inside one transaction and rely on no other
 writer slipping in between; under PostgreSQL's default READ COMMITTED isolation, without the lock,
 two servers could both pass a quota check. Correctness first: a single writer at a time costs
-little next to the engine's work per request (tens of milliseconds per face); finer locking
-(per collection) can come later without changing callers.
+little next to the engine's work per request (tens of milliseconds per face).
+
+Face vectors in pgvector are opt-in, store-wide and one-way
+(:meth:`PostgresDatabase.enable_vectors`, run at start by a server with
+``FACEGATE_VECTOR_INDEX=pgvector``): it creates the ``vector``
+extension and the partitioned ``face_vectors`` table, then copies every existing face's
+descriptor into it (one partition and HNSW index per collection), in one transaction under the
+store's writer lock. From then on every server on the store keeps its vectors there, whatever
+its own setting (:attr:`PostgresDatabase.has_vectors`), so servers sharing a store always agree.
+Migration 13 marks the schema that may hold them, so an older facegate refuses such a store.
 
 Reads: autocommit statements (each sees the latest committed state). Durability:
 ``synchronous_commit`` on (PostgreSQL's default, set explicitly), so a committed transaction is
@@ -37,21 +49,33 @@ The DSN may hold a password: it is never logged or put in an error message; use
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from facegate.store import pgvectors
 from facegate.store.db import MIGRATIONS, IntegrityError, _statements, run_before_write
+from facegate.vectorspace import parse_space
 
 # One advisory-lock key for the whole store ("facegate" in ASCII, as a signed 64-bit integer):
 # held by every write transaction and by the migration.
 STORE_LOCK_KEY = 0x6661636567617465
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+log = logging.getLogger("facegate.store")
+
+
+def scope_lock_key(scope: str) -> int:
+    """The advisory-lock key of a write scope (a collection uid): 63 bits of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(b"facegate-scope:" + scope.encode()).digest()[:8]) >> 1
+
 
 _SCHEMA_TABLE = """
 CREATE TABLE IF NOT EXISTS facegate_schema (
@@ -312,16 +336,65 @@ class PostgresDatabase:
         with self._lock:
             return self._version(self._connection())
 
-    @contextmanager
-    def transaction(self) -> Iterator[PgConnection]:
-        """A write transaction holding the store's writer lock; rolled back on any exception.
-        The :data:`facegate.store.db.before_write` hook runs first."""
+    @property
+    def has_vectors(self) -> bool:
+        """Whether the store keeps face vectors in pgvector (:meth:`enable_vectors` ran)."""
+        with self._lock:
+            row = self._connection().execute("SELECT to_regclass('face_vectors')").fetchone()
+        return row is not None and row[0] is not None
+
+    def enable_vectors(self) -> bool:
+        """Keep this store's face vectors in pgvector from now on (see the module docstring);
+        True if this call enabled them, False if they already were. Raises RuntimeError, and
+        changes nothing, if PostgreSQL has no pgvector. Every server sharing the store then
+        uses them; enable them while no server without this version writes to the store."""
         run_before_write()
         with self._lock:
             conn = self._connection()
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                exists = conn.execute("SELECT to_regclass('face_vectors')").fetchone()
+                if exists is not None and exists[0] is not None:
+                    return False
+                try:
+                    with conn.transaction():  # a savepoint: the error is ours to report
+                        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except psycopg.Error as exc:
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+                    raise RuntimeError(
+                        "FACEGATE_VECTOR_INDEX=pgvector: this PostgreSQL has no pgvector "
+                        f"({reason})"
+                    ) from None
+                _fill_vectors(PgConnection(conn, self._translated))
+        log.info("face vectors are kept in pgvector from now on (store-wide)")
+        return True
+
+    @contextmanager
+    def transaction(self, scope: str | None = None) -> Iterator[PgConnection]:
+        """A write transaction holding the store's writer lock (``scope``: the store-wide lock
+        shared and ``scope``'s own exclusively; see the module docstring); rolled back on any
+        exception. The :data:`facegate.store.db.before_write` hook runs first."""
+        run_before_write()
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                if scope is None:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK_KEY,))
+                else:
+                    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (STORE_LOCK_KEY,))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (scope_lock_key(scope),))
                 yield PgConnection(conn, self._translated)
+
+    def fetch_script(self, script: str) -> list[tuple[Any, ...]]:
+        """The rows of the last statement of ``script``, several statements without parameters
+        sent in one round trip (PostgreSQL runs them as one implicit transaction, so ``SET
+        LOCAL`` in it applies to its own statements only). Callers build ``script`` from values
+        they formatted themselves (numbers, identifiers of their own), never from user text."""
+        with self._lock:
+            cursor = self._connection().execute(script.encode())
+            while cursor.nextset():
+                pass
+            return cursor.fetchall() if cursor.description else []
 
     @contextmanager
     def read(self) -> Iterator[PgConnection]:
@@ -333,3 +406,30 @@ class PostgresDatabase:
         with self._lock:
             self._closed = True
             self._conn.close()
+
+
+def _fill_vectors(conn: PgConnection) -> None:
+    """Inside :meth:`PostgresDatabase.enable_vectors`' transaction: ``face_vectors`` and one
+    partition per collection, filled from the stored descriptors, each with its HNSW graph
+    built after the copy (faster than inserting into a graph)."""
+    for statement in pgvectors.DDL:
+        conn.execute(statement)
+    collections = conn.execute("SELECT uid, descriptor_space FROM collections").fetchall()
+    for uid, space_text in collections:
+        space = parse_space(space_text)
+        pgvectors.create_partition(conn, uid, space, index=False)
+        after = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, face_id, descriptor FROM faces WHERE collection_uid = ? AND seq > ? "
+                "ORDER BY seq LIMIT 10000",
+                (uid, after),
+            ).fetchall()
+            if not rows:
+                break
+            vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32)
+            pgvectors.insert_vectors(
+                conn, uid, space, [r[1] for r in rows], vectors.reshape(-1, space.dim)
+            )
+            after = rows[-1][0]
+        pgvectors.build_index(conn, uid, space)

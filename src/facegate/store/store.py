@@ -25,6 +25,14 @@ so rows become visible in ``seq`` order. Applying a change twice is harmless (in
 present ids, removes ignore absent ones), which is what makes catching up after a rebuild safe.
 Indexes and feed rows are keyed by the collection's uid.
 
+Vectors in PostgreSQL (pgvector, :mod:`facegate.store.pgvectors`): when the store is PostgreSQL
+and its vectors were enabled there (``FACEGATE_VECTOR_INDEX=pgvector``,
+``PostgresDatabase.enable_vectors``: store-wide), a collection's index is its partition of
+``face_vectors``, written in the same transactions as its faces and searched in SQL. Nothing is
+loaded at start-up, no feed is written or read, every search sees every committed write of every
+server, and writes confined to one collection take that collection's lock (the store-wide lock
+shared), so writes to different collections proceed side by side.
+
 The feed is pruned (:meth:`FaceStore.prune_feed`, run by the server's sweeper): rows older than a
 retention window are deleted and the highest deleted ``seq`` (the floor) is stored with them. A
 store whose last-seen ``seq`` is below the floor (a server stalled or cut off for longer than the
@@ -40,6 +48,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -48,6 +57,7 @@ from facegate.errors import (
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
+from facegate.store import pgvectors
 from facegate.store.db import Connection, IntegrityError, Row, StoreDatabase
 from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor
 from facegate.store.records import (
@@ -162,15 +172,37 @@ def _require(conn: Connection, collection: CollectionRecord) -> None:
 class FaceStore:
     """Collections, faces, users and tags over a :class:`StoreDatabase`, with vector indexes."""
 
-    def __init__(self, db: StoreDatabase, limits: StoreLimits = StoreLimits()) -> None:
+    def __init__(
+        self,
+        db: StoreDatabase,
+        limits: StoreLimits = StoreLimits(),
+        vectors_in_db: bool | None = None,
+        ef_search: int = pgvectors.DEFAULT_EF_SEARCH,
+    ) -> None:
+        """``vectors_in_db``: search the vectors in PostgreSQL (pgvector) rather than in memory;
+        None (the default): whenever the store keeps them there (``enable_vectors`` ran).
+        False on such a store keeps in-memory indexes (the benchmark's baseline); the feed is
+        then not written by this store's writes, so do not mix the two on one store.
+        ``ef_search``: pgvector's first candidate list (1 to 1,000; recall against time,
+        :mod:`facegate.store.pgvectors`)."""
+        if not 1 <= ef_search <= pgvectors.EF_MAX:
+            raise ValueError(f"ef_search must be between 1 and {pgvectors.EF_MAX}, got {ef_search}")
         self.db = db
         self.limits = limits
+        self.ef_search = ef_search
+        has_vectors = bool(getattr(db, "has_vectors", False))
+        if vectors_in_db and not has_vectors:
+            raise ValueError("this store has no pgvector tables (PostgreSQL with pgvector only)")
+        self.vectors_in_db = has_vectors if vectors_in_db is None else vectors_in_db
+        # in memory on PostgreSQL: another server may enable pgvector (checked in each face write)
+        self._may_gain_vectors = not self.vectors_in_db and hasattr(db, "enable_vectors")
         self._indexes: dict[str, VectorIndex] = {}  # by collection uid
         self._index_lock = threading.Lock()
         self._feed_lock = threading.Lock()
         self._seen = 0  # the last face_changes.seq applied to the indexes
         self._generation = 0  # bumped when the indexes are dropped (a load in flight is stale)
-        self._rebuild_indexes()
+        if not self.vectors_in_db:
+            self._rebuild_indexes()
 
     # --- indexes ------------------------------------------------------------------------------
 
@@ -205,8 +237,22 @@ class FaceStore:
     def index(self, collection: CollectionRecord) -> VectorIndex:
         """The vector index of a collection (ResourceNotFoundException if it no longer
         exists). A collection created by another server sharing the store is loaded on first
-        use."""
+        use. On pgvector: the collection's partition (nothing loaded)."""
+        if self.vectors_in_db:
+            with self.db.read() as conn:
+                if pgvectors.face_count(conn, collection.uid) is None:
+                    raise collection_not_found(collection.collection_id)
+            db = cast(pgvectors.VectorDatabase, self.db)  # vectors_in_db: PostgreSQL only
+            return pgvectors.PgVectorIndex(
+                db, collection.uid, _space(collection), collection.collection_id, self.ef_search
+            )
         return self._index(collection.uid, collection.collection_id)
+
+    def _scope(self, collection: CollectionRecord) -> str | None:
+        """The write scope of a transaction confined to ``collection`` (pgvector only: with the
+        in-memory indexes the feed needs one writer at a time, so rows appear in ``seq``
+        order)."""
+        return collection.uid if self.vectors_in_db else None
 
     def _index(self, uid: str, collection_id: str) -> VectorIndex:
         """The index of the collection ``uid`` (named ``collection_id`` in errors). A load that
@@ -227,7 +273,11 @@ class FaceStore:
         """The number of faces in a collection's in-memory index (0 if the collection no longer
         exists), after catching up with other servers' changes (one indexed query). An index not
         in memory (created by another server, or dropped by :meth:`catch_up`) is loaded first:
-        policy reads this count, so it must never be 0 merely because nothing was loaded yet."""
+        policy reads this count, so it must never be 0 merely because nothing was loaded yet.
+        On pgvector: the collection's count row (kept by the write transactions)."""
+        if self.vectors_in_db:
+            with self.db.read() as conn:
+                return pgvectors.face_count(conn, collection.uid) or 0
         self.catch_up()
         index = self._index_or_none(collection.uid)
         return 0 if index is None else len(index)
@@ -241,6 +291,8 @@ class FaceStore:
         the ``faces`` table on next use) and the position jumps to the feed's head. The floor is
         read after the page of rows, so a prune committed before that read is always noticed."""
         read = 0
+        if self.vectors_in_db:
+            return read  # every search reads the database: nothing to catch up with
         with self._feed_lock:
             while True:
                 seen = self._seen
@@ -362,6 +414,8 @@ class FaceStore:
         index = make_index(index_kind, space)
         try:
             with self.db.transaction() as conn:
+                if self.vectors_in_db:
+                    pgvectors.create_partition(conn, record.uid, space)
                 conn.execute(
                     "INSERT INTO collections (uid, collection_id, arn, face_model_version, "
                     "index_kind, created_at, org_id, descriptor_space) "
@@ -385,8 +439,9 @@ class FaceStore:
             raise ResourceAlreadyExistsException(
                 f"The collection id: {collection_id} already exists"
             ) from exc
-        with self._index_lock:
-            self._indexes[record.uid] = index
+        if not self.vectors_in_db:
+            with self._index_lock:
+                self._indexes[record.uid] = index
         return record
 
     def find_collection(self, org_id: str, collection_id: str) -> CollectionRecord | None:
@@ -457,11 +512,11 @@ class FaceStore:
             )
             if cur.rowcount == 0:
                 raise collection_not_found(collection.collection_id)
-            conn.execute(
-                "INSERT INTO face_changes (collection_uid, face_id, op, created_at) "
-                "VALUES (?, '', 'drop', ?)",
-                (collection.uid, time.time()),
-            )
+            if self.vectors_in_db:
+                pgvectors.drop_partition(conn, collection.uid)
+            else:
+                self._feed_only(conn)
+                _record_changes(conn, collection.uid, [""], "drop")
         with self._index_lock:
             self._indexes.pop(collection.uid, None)
 
@@ -487,13 +542,18 @@ class FaceStore:
         index = self.index(collection)
         if not faces:
             return
-        dim = _space(collection).dim
-        params = [_face_params(collection.uid, f, dim) for f in faces]
-        with self.db.transaction() as conn:
+        space = _space(collection)
+        params = [_face_params(collection.uid, f, space.dim) for f in faces]
+        ids = [f.record.face_id for f in faces]
+        vectors = np.stack([f.descriptor for f in faces])
+        with self.db.transaction(self._scope(collection)) as conn:
             _require(conn, collection)
-            present = conn.execute(
-                "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
-            ).fetchone()[0]
+            if self.vectors_in_db:
+                present = pgvectors.face_count(conn, collection.uid) or 0
+            else:
+                present = conn.execute(
+                    "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
+                ).fetchone()[0]
             if present + len(faces) > self.limits.max_faces_per_collection:
                 raise ServiceQuotaExceededException(
                     f"The collection {collection.collection_id} would exceed "
@@ -504,8 +564,12 @@ class FaceStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
-            _record_changes(conn, collection.uid, [f.record.face_id for f in faces], "add")
-        index.add([f.record.face_id for f in faces], np.stack([f.descriptor for f in faces]))
+            if self.vectors_in_db:
+                pgvectors.insert_vectors(conn, collection.uid, space, ids, vectors)
+            else:
+                self._feed_only(conn)
+                _record_changes(conn, collection.uid, ids, "add")
+        index.add(ids, vectors)
 
     def faces_of_image(
         self, collection: CollectionRecord, image_sha256: str, external_image_id: str | None
@@ -591,7 +655,7 @@ class FaceStore:
         ResourceNotFoundException, and nothing deleted, if the collection is gone."""
         index = self.index(collection)
         deleted: list[str] = []
-        with self.db.transaction() as conn:
+        with self.db.transaction(self._scope(collection)) as conn:
             _require(conn, collection)
             for start in range(0, len(face_ids), 500):
                 chunk = list(face_ids[start : start + 500])
@@ -608,7 +672,7 @@ class FaceStore:
                         f"({','.join('?' * len(ids))})",
                         [collection.uid, *ids],
                     )
-                    _record_changes(conn, collection.uid, ids, "remove")
+                    self._record_removal(conn, collection.uid, ids)
                 deleted.extend(ids)
         index.remove(deleted)
         return deleted
@@ -668,7 +732,7 @@ class FaceStore:
                 ).fetchone()
                 collection_id, org_id = (owner[0], owner[1]) if owner else ("", "")
                 conn.execute("DELETE FROM faces WHERE face_id = ?", (face.face_id,))
-                _record_changes(conn, face.collection_uid, [face.face_id], "remove")
+                self._record_removal(conn, face.collection_uid, [face.face_id])
                 conn.execute(
                     "INSERT INTO retention_deletions (face_id, collection_id, collection_uid, "
                     "org_id, retain_until, deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -692,6 +756,27 @@ class FaceStore:
                     index.remove(ids)
         return swept
 
+    def _feed_only(self, conn: Connection) -> None:
+        """Inside a face write of a store keeping its vectors in memory, on PostgreSQL: refuse
+        (RuntimeError, the transaction rolled back) if another server moved the store's vectors
+        to pgvector since this one started, since this write would leave them out. The check
+        runs under the writer lock that ``enable_vectors`` takes, so it cannot be overtaken."""
+        if self._may_gain_vectors:
+            row = conn.execute("SELECT to_regclass('face_vectors')").fetchone()
+            if row is not None and row[0] is not None:
+                raise RuntimeError(
+                    "this store's face vectors were moved to pgvector by another server "
+                    "(FACEGATE_VECTOR_INDEX=pgvector): restart this server to use them"
+                )
+
+    def _record_removal(self, conn: Connection, uid: str, face_ids: Sequence[str]) -> None:
+        """Inside the transaction deleting faces: their vectors (pgvector) or feed rows."""
+        if self.vectors_in_db:
+            pgvectors.delete_vectors(conn, uid, face_ids)
+        else:
+            self._feed_only(conn)
+            _record_changes(conn, uid, face_ids, "remove")
+
     def nearest(
         self,
         collection: CollectionRecord,
@@ -702,7 +787,7 @@ class FaceStore:
     ) -> list[Hit]:
         """The index's nearest faces (ids and distances in the collection's space, its parts
         weighted by ``weights``) within ``max_distance``, after catching up with other servers'
-        changes; no database read beyond the catch-up."""
+        changes; no database read beyond the catch-up (pgvector: one search in SQL)."""
         self.catch_up()
         hits: list[Hit] = self.index(collection).search(query, k, max_distance, weights)
         return hits
@@ -737,7 +822,7 @@ class FaceStore:
         created, if the collection is gone."""
         record = UserRecord(collection.uid, user_id, "ACTIVE", time.time())
         try:
-            with self.db.transaction() as conn:
+            with self.db.transaction(self._scope(collection)) as conn:
                 _require(conn, collection)
                 conn.execute(
                     "INSERT INTO users (collection_uid, user_id, status, created_at) "
@@ -759,7 +844,7 @@ class FaceStore:
     def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
         """Disassociate the user's faces and delete the user; False if it did not exist;
         ResourceNotFoundException, and nothing changed, if the collection is gone."""
-        with self.db.transaction() as conn:
+        with self.db.transaction(self._scope(collection)) as conn:
             _require(conn, collection)
             conn.execute(
                 "UPDATE faces SET user_id = NULL WHERE collection_uid = ? AND user_id = ?",
@@ -800,7 +885,7 @@ class FaceStore:
         associating, if the user is)."""
         if not face_ids:
             return
-        with self.db.transaction() as conn:
+        with self.db.transaction(self._scope(collection)) as conn:
             _require(conn, collection)
             if user_id is not None:
                 user = conn.execute(
@@ -839,7 +924,7 @@ class FaceStore:
     def tag(self, collection: CollectionRecord, tags: dict[str, str]) -> None:
         """Add or replace tags (ResourceNotFoundException, and nothing written, if the
         collection is gone)."""
-        with self.db.transaction() as conn:
+        with self.db.transaction(self._scope(collection)) as conn:
             _require(conn, collection)
             existing = {
                 r[0]
@@ -860,7 +945,7 @@ class FaceStore:
 
     def untag(self, collection: CollectionRecord, keys: Sequence[str]) -> None:
         """Remove tags (ResourceNotFoundException if the collection is gone)."""
-        with self.db.transaction() as conn:
+        with self.db.transaction(self._scope(collection)) as conn:
             _require(conn, collection)
             conn.executemany(
                 "DELETE FROM tags WHERE collection_uid = ? AND tag_key = ?",

@@ -1,0 +1,420 @@
+"""In-memory exact index vs pgvector on one PostgreSQL, at 100k and 1M faces, side by side.
+
+    .venv/bin/python bench/pgvector_scale.py [--sizes 100000,1000000] [--queries 200]
+        [--ef 100,400,1000] [--name pgvector_scale]
+        [--pgdata DIR [--build-only]]
+
+The collection is built as bench/search_scale.py builds it: for each of 300 LFW people with two
+or more photos, the first photo is enrolled and the last is a probe (a true mate in the
+collection); the other faces are synthetic strangers drawn from a Gaussian with the full
+covariance of those real descriptors. Descriptors are the dlib ones the bias toolkit cached
+(~/.cache/facegate/descriptors), or the engine's when the cache is absent.
+
+For each size, on one pgserver PostgreSQL (pgvector 0.6.2) started in a temporary directory:
+
+* the faces are bulk-loaded into ``faces`` and the collection's ``face_vectors`` partition (COPY)
+  and its HNSW index is built (``pgvectors.HNSW_M``, ``HNSW_EF_CONSTRUCTION``; build time reported);
+* start-up of a server, each in a fresh process: ``FaceStore`` in-memory (loads every descriptor
+  from ``faces``: ``FACEGATE_VECTOR_INDEX=memory``, the default, and SQLite's way) and
+  ``FaceStore`` on pgvector (loads nothing), time to the first answered search (one probe at
+  Similarity 80, so it includes that search) and resident memory after it;
+* search at Rekognition's defaults (MaxFaces 4096) at Similarity 80 and 99 (the raw distance the
+  shipped calibration gives), the real probes: the exact in-memory index
+  (``ExactIndex``) and pgvector (``FaceStore.nearest``: HNSW shortlist, exact re-ranking, then the
+  threshold) at each ``--ef`` (hnsw.ef_search). Hit recall = the faces pgvector returns among those
+  the exact index returns, over all probes; "equal" checks that every returned distance equals
+  the exact index's for that face.
+
+With ``--pgdata DIR`` the PostgreSQL data survive the run and a database loaded before is reused
+(its load and build times are then null: the run that loaded it, or ``--build-only``, printed
+them); the truth is always the exact index of the rows stored, and the probes those of the cache
+chain whose enrolled faces match them.
+
+Prints one table, states the machine, writes bench/results/pgvector_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from benchlib import ROOT, cell, machine_info, machine_line, write_results
+from facegate.engine.similarity import default_similarity
+from facegate.store import pgvectors
+from facegate.store.pg import PostgresDatabase
+from facegate.store.store import FaceStore
+from facegate.store.vectors import DIM, ExactIndex
+from search_scale import lfw_pairs, synthetic
+
+LFW = ROOT.parent / "shared" / "data" / "lfw" / "images"
+CACHE = Path.home() / ".cache" / "facegate" / "descriptors" / "descriptors.sqlite3"
+Matrix = npt.NDArray[np.float32]
+COLLECTION = "scale"
+
+
+def cache_keys() -> list[str]:
+    """The dlib descriptor chains in the bias toolkit's cache, the most complete first."""
+    if not CACHE.exists():
+        return []
+    conn = sqlite3.connect(f"file:{CACHE}?mode=ro", uri=True)
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT key FROM descriptors WHERE key LIKE 'dlib-resnet-v1|%' GROUP BY key "
+            "ORDER BY COUNT(*) DESC"
+        )
+    ]
+
+
+def cached_pairs(identities: int, key: str | None = None) -> tuple[Matrix, Matrix] | None:
+    """(enrolled, probes) from the bias toolkit's descriptor cache (``key``: a chain of
+    :func:`cache_keys`, by default the most complete), or None if it lacks them."""
+    keys = [key] if key is not None else cache_keys()[:1]
+    if not keys:
+        return None
+    conn = sqlite3.connect(f"file:{CACHE}?mode=ro", uri=True)
+    enrolled, probes = [], []
+    for person in (d for d in sorted(LFW.iterdir()) if len(list(d.glob("*.jpg"))) >= 2):
+        photos = sorted(person.glob("*.jpg"))
+        pair = []
+        for photo in (photos[0], photos[-1]):
+            digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+            row = conn.execute(
+                "SELECT vector FROM descriptors WHERE sha256 = ? AND key = ? AND status = 'face'",
+                (digest, keys[0]),
+            ).fetchone()
+            if row is None:
+                break
+            pair.append(np.frombuffer(row[0], dtype=np.float32))
+        if len(pair) == 2:
+            enrolled.append(pair[0])
+            probes.append(pair[1])
+        if len(enrolled) == identities:
+            return np.stack(enrolled), np.stack(probes)
+    return None
+
+
+def start_pg(directory: Path, keep: bool) -> tuple[str, Any]:
+    """A pgserver on ``directory`` (``keep``: its files survive :meth:`cleanup`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
+        server = get_server(directory, cleanup_mode="stop" if keep else "delete")
+    return server.get_uri(), server
+
+
+def database(admin_dsn: str, size: int) -> tuple[str, bool]:
+    """(DSN, whether it was loaded before) of the database ``scale_<size>``: a database of a
+    kept ``--pgdata`` whose collection holds ``size`` faces and an HNSW index is reused."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"scale_{size}"
+    params = conninfo_to_dict(admin_dsn)
+    params["dbname"] = name
+    dsn = make_conninfo("", **params)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            with psycopg.connect(dsn) as db:
+                row = db.execute(
+                    "SELECT faces FROM face_vector_counts JOIN pg_indexes ON indexname = "
+                    "'face_vectors_' || substr(encode(sha256(collection_uid::bytea), 'hex'), "
+                    "1, 24) || '_hnsw'"
+                ).fetchone()
+            if row is not None and row[0] == size:
+                return dsn, True
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return dsn, False
+
+
+def bulk_load(dsn: str, ids: list[str], data: Matrix) -> tuple[float, float]:
+    """Store the faces (COPY) and build the HNSW index; returns (load s, index build s)."""
+    db = PostgresDatabase(dsn)
+    db.enable_vectors()  # FACEGATE_VECTOR_INDEX=pgvector
+    store = FaceStore(db)
+    collection = store.create_collection(COLLECTION, "arn", "dlib-resnet-v1")
+    store.db.close()
+    uid = collection.uid
+    partition = pgvectors.partition_name(uid)
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP INDEX IF EXISTS {partition}_hnsw")
+        with conn.cursor() as cur:
+            columns = (
+                "face_id, collection_uid, image_id, image_sha256, box_left, box_top, box_width, "
+                "box_height, confidence, model_version, indexed_at, descriptor"
+            )
+            with cur.copy(f"COPY faces ({columns}) FROM STDIN") as copy:
+                for face_id, vector in zip(ids, data, strict=True):
+                    copy.write_row(
+                        (face_id, uid, face_id, "0" * 64, 0.1, 0.1, 0.5, 0.5, 99.0,
+                         "dlib-resnet-v1", 1.0, vector.tobytes())
+                    )  # fmt: skip
+            with cur.copy(f"COPY {partition} (collection_uid, face_id, ann) FROM STDIN") as copy:
+                for face_id, key in zip(
+                    ids, pgvectors.ann_keys(collection_space(), data), strict=True
+                ):
+                    copy.write_row((uid, face_id, key))
+        conn.execute(
+            "UPDATE face_vector_counts SET faces = %s WHERE collection_uid = %s", (len(ids), uid)
+        )
+        conn.execute("VACUUM ANALYZE faces")
+        conn.execute(f"VACUUM ANALYZE {partition}")
+        load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '3GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 1")
+        conn.execute(
+            f"CREATE INDEX {partition}_hnsw ON {partition} USING hnsw "
+            f"((ann::vector({DIM})) vector_l2_ops) "
+            f"WITH (m = {pgvectors.HNSW_M}, ef_construction = {pgvectors.HNSW_EF_CONSTRUCTION})"
+        )
+        build = time.perf_counter() - t0
+    return load, build
+
+
+def stored_exact(dsn: str, enrolled: int) -> tuple[ExactIndex, Matrix]:
+    """The exact in-memory index of the collection's stored rows, and its first ``enrolled``
+    descriptors (the planted mates, ids 1..enrolled)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT face_id, descriptor FROM faces").fetchall()
+    ids = [r[0] for r in rows]
+    matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32)
+    matrix = matrix.reshape(-1, DIM)
+    exact = ExactIndex()
+    exact.add(ids, matrix)
+    position = {f: i for i, f in enumerate(ids)}
+    mates = [position[str(uuid.UUID(int=i + 1))] for i in range(enrolled)]
+    return exact, matrix[mates]
+
+
+def matching_probes(stored: Matrix, identities: int, default: Matrix) -> Matrix:
+    """The probes of the cache chain whose enrolled faces are ``stored`` (else ``default``)."""
+    for key in cache_keys():
+        pairs = cached_pairs(identities, key)
+        if pairs is not None and np.array_equal(pairs[0][: len(stored)], stored):
+            return pairs[1]
+    return default
+
+
+def collection_space() -> Any:
+    from facegate.vectorspace import DLIB_SPACE
+
+    return DLIB_SPACE
+
+
+def start_probe(dsn: str, mode: str, probe: list[float], bound: float) -> dict[str, float]:
+    """In this (fresh) process: open the store as a server does, answer one search; the time
+    and the resident memory then (``mode``: "memory" or "pgvector")."""
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    store = FaceStore(PostgresDatabase(dsn), vectors_in_db=(mode == "pgvector"))
+    collection = store.get_collection("", COLLECTION)
+    store.nearest(collection, np.asarray(probe, dtype=np.float32), 4096, bound)
+    elapsed = time.perf_counter() - t0
+    return {"start_s": elapsed, "rss_growth_mib": (rss_bytes() - rss0) / 2**20}
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def run_start(dsn: str, mode: str, probe: Matrix, bound: float) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--start-probe", dsn, mode, json.dumps(probe.tolist()),
+         str(bound)],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def timed(
+    index: ExactIndex | pgvectors.PgVectorIndex, queries: Matrix, bound: float
+) -> tuple[list[float], list[dict[str, float]]]:
+    """Per query: the time of a search at MaxFaces 4096 within ``bound``, and its answer."""
+    times, answers = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = index.search(q, 4096, bound)
+        times.append(time.perf_counter() - t0)
+        answers.append({h.face_id: h.distance for h in hits})
+    return times, answers
+
+
+def compare(truth: list[dict[str, float]], found: list[dict[str, float]]) -> tuple[float, bool]:
+    """(hit recall, every found distance equals the exact one and no face beyond is found)."""
+    total = sum(len(t) for t in truth)
+    got = sum(len(t.keys() & f.keys()) for t, f in zip(truth, found, strict=True))
+    equal = all(
+        f.keys() <= t.keys() and all(f[i] == t[i] for i in f)
+        for t, f in zip(truth, found, strict=True)
+    )
+    return (got / total if total else 1.0), equal
+
+
+def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    if row is None:
+        raise RuntimeError("no row")
+    return row
+
+
+def seconds(value: float | None) -> str:
+    """A time in seconds, or where it was printed (a database loaded by an earlier run)."""
+    return "(an earlier run)" if value is None else f"{value:.1f} s"
+
+
+def ms(times: list[float], q: float) -> float:
+    return 1000 * float(np.percentile(times, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--identities", type=int, default=300)
+    parser.add_argument("--ef", default="100,400,1000", help="hnsw.ef_search values to measure")
+    parser.add_argument("--name", default="pgvector_scale", help="results file name")
+    parser.add_argument(
+        "--pgdata", type=Path, help="keep PostgreSQL's data here and reuse loaded collections"
+    )
+    parser.add_argument("--build-only", action="store_true", help="load and index, no search")
+    args = parser.parse_args()
+    pairs = cached_pairs(args.identities)
+    if pairs is None:
+        from facegate.engine.core import EngineConfig, FaceEngine
+
+        pairs = lfw_pairs(FaceEngine(EngineConfig()), args.identities)
+    enrolled, probes = pairs
+    queries = probes[: args.queries]
+    similarity = default_similarity()
+    bounds = {80: similarity.distance_for(80.0), 99: similarity.distance_for(99.0)}
+    efs = [int(e) for e in args.ef.split(",")]
+    keep = args.pgdata is not None
+    if args.pgdata is not None:
+        args.pgdata.parent.mkdir(parents=True, exist_ok=True)
+    directory = args.pgdata or Path(tempfile.mkdtemp(prefix="facegate-pgv-bench-")) / "data"
+    admin, server = start_pg(directory, keep)
+    rows: list[dict[str, Any]] = []
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            n_synthetic = max(0, size - len(enrolled))
+            data = np.vstack([enrolled, synthetic(enrolled, n_synthetic, seed=size)])[:size]
+            data = np.ascontiguousarray(data, dtype=np.float32)
+            ids = [str(uuid.UUID(int=i + 1)) for i in range(size)]
+            dsn, loaded = database(admin, size)
+            times = None if loaded else bulk_load(dsn, ids, data)  # None: loaded before
+            load_s, build_s = times if times is not None else (None, None)
+            if args.build_only:
+                print(f"{size}: loaded in {seconds(load_s)}, HNSW built in {seconds(build_s)}")
+                continue
+            with psycopg.connect(dsn) as conn:
+                (uid,) = one(conn.execute("SELECT uid FROM collections").fetchone())
+                part = pgvectors.partition_name(uid)
+                sizes = one(
+                    conn.execute(
+                        f"SELECT pg_relation_size('{part}'), pg_relation_size('{part}_hnsw')"
+                    ).fetchone()
+                )
+            starts = {m: run_start(dsn, m, queries[0], bounds[80]) for m in ("memory", "pgvector")}
+            # the truth is the exact index of the rows stored (a reused database may have been
+            # loaded from another cache chain: its probes are the chain whose enrolled faces
+            # match the stored ones)
+            exact, stored_enrolled = stored_exact(dsn, len(enrolled))
+            queries = matching_probes(stored_enrolled, args.identities, probes)[: args.queries]
+            store = FaceStore(PostgresDatabase(dsn))
+            collection = store.get_collection("", COLLECTION)
+            index = store.index(collection)
+            base = {"faces": size, "load_s": load_s, "hnsw_build_s": build_s,
+                    "table_mib": sizes[0] / 2**20, "hnsw_mib": sizes[1] / 2**20}  # fmt: skip
+            for threshold, bound in bounds.items():
+                t_exact, truth = timed(exact, queries, bound)
+                mates = sum(str(uuid.UUID(int=i + 1)) in a for i, a in enumerate(truth))
+                rows.append({**base, "index": "exact (memory)", "similarity": threshold,
+                             "median_ms": ms(t_exact, 50), "p99_ms": ms(t_exact, 99),
+                             "hit_recall": 1.0, "equal": True,
+                             "hits_per_query": float(np.mean([len(a) for a in truth])),
+                             "mates_found": mates / len(queries),
+                             **{f"start_{k}": v for k, v in starts["memory"].items()}})  # fmt: skip
+                for ef in efs:
+                    assert isinstance(index, pgvectors.PgVectorIndex)
+                    index.ef_search = ef
+                    t_pg, found = timed(index, queries, bound)
+                    recall, equal = compare(truth, found)
+                    rows.append({**base, "index": f"pgvector ef={ef}", "similarity": threshold,
+                                 "median_ms": ms(t_pg, 50), "p99_ms": ms(t_pg, 99),
+                                 "hit_recall": recall, "equal": equal,
+                                 "hits_per_query": float(np.mean([len(a) for a in found])),
+                                 **{f"start_{k}": v
+                                    for k, v in starts["pgvector"].items()}})  # fmt: skip
+                    print(rows[-1], flush=True)
+            store.db.close()
+    finally:
+        server.cleanup()  # with --pgdata: stops PostgreSQL, its files stay for the next run
+        if not keep:
+            shutil.rmtree(directory.parent, ignore_errors=True)
+    if args.build_only:
+        return
+    info = machine_info()
+    print(machine_line(info))
+    print(
+        f"{len(queries)} real LFW probes, each with one mate planted; MaxFaces 4096; distances "
+        f"{bounds[80]:.3f} (Similarity 80) and {bounds[99]:.3f} (99); pgvector 0.6.2 on "
+        "PostgreSQL 16 (pgserver, default settings: shared_buffers 128 MB)"
+    )
+    header = (
+        f"{'faces':>9} {'index':>16} {'sim':>4} {'median':>8} {'p99':>8} {'hit recall':>11} "
+        f"{'equal':>6} {'hits/q':>7} {'start s':>8} {'RSS MiB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['faces']:>9} {r['index']:>16} {r['similarity']:>4} {cell(r['median_ms'], 8, 2)} "
+            f"{cell(r['p99_ms'], 8, 2)} {cell(r['hit_recall'], 11, 4)} {r['equal']!s:>6} "
+            f"{cell(r['hits_per_query'], 7, 2)} {cell(r['start_start_s'], 8, 2)} "
+            f"{cell(r['start_rss_growth_mib'], 8, 0)}"
+        )
+    for size in sorted({r["faces"] for r in rows}):
+        r = next(x for x in rows if x["faces"] == size)
+        print(
+            f"{size} faces: bulk load {seconds(r['load_s'])}, HNSW build "
+            f"{seconds(r['hnsw_build_s'])}, "
+            f"partition {r['table_mib']:.0f} MiB, HNSW index {r['hnsw_mib']:.0f} MiB "
+            "(in PostgreSQL)"
+        )
+    write_results(
+        args.name,
+        {"machine": info, "queries": len(queries), "bounds": bounds, "rows": rows},
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--start-probe":
+        probe_vector = json.loads(sys.argv[4])
+        print(json.dumps(start_probe(sys.argv[2], sys.argv[3], probe_vector, float(sys.argv[5]))))
+    else:
+        main()

@@ -1,0 +1,385 @@
+"""Face vectors inside PostgreSQL (pgvector): the vector index of a store on PostgreSQL.
+
+When the store is PostgreSQL and its vectors were enabled there (``FACEGATE_VECTOR_INDEX=pgvector``:
+``pg.PostgresDatabase.enable_vectors`` creates the ``vector`` extension, which the ``pgserver``
+wheel ships as pgvector 0.6.2, store-wide), descriptors are searched in SQL and a server
+holds no vectors in memory: nothing is loaded at start-up and no change feed is needed, since
+every search reads the committed state.
+
+Layout (created by :func:`create_partition` in the collection's creating transaction):
+
+* ``face_vectors (collection_uid, face_id, ann vector)``, declaratively partitioned by
+  ``LIST (collection_uid)``: one partition per collection, so a search touches only its
+  collection, each collection has an HNSW graph of its own (a graph over every collection with a
+  ``WHERE collection_uid = ...`` filter would lose recall: HNSW returns ``ef_search`` candidates
+  before the filter), and deleting a collection drops its partition;
+* ``ann`` holds the *shortlist key* of a face: the whole descriptor for a space of one part
+  (dlib's ``euclidean:128``, faceres' ``cosine:1024``), and the largest part for a fused space
+  (:func:`ann_part`). The HNSW index is an expression index on ``ann::vector(d)`` with the part's
+  operator class (``vector_l2_ops`` / ``vector_cosine_ops``); pgvector 0.6 indexes at most 2,000
+  dimensions, so a longer part is searched by a sequential scan (exact, slower);
+* ``face_vector_counts (collection_uid, faces)``: the number of faces per collection, kept in the
+  write transactions, so the face count policy reads is one row, not a ``COUNT(*)``.
+
+Why one part of a fused space rather than the parts' weighted concatenation: the weighted sum of
+a Euclidean and a cosine distance is not any pgvector metric of a concatenation, so either key
+is only a shortlist; one part's distance gives an exact stopping rule (below), a concatenation
+does not without a looser bound. The shortlist is then re-ranked exactly anyway.
+
+Search contract (:meth:`PgVectorIndex.search`): the answer is the exact answer of
+:class:`~facegate.store.vectors.ExactIndex` restricted to the faces the shortlist found. The
+shortlist is read from the HNSW graph nearest first by the key distance; every candidate's
+distance is recomputed in float64 from its stored descriptor (``faces.descriptor``, the bytes the
+in-memory index would hold) with the space's weights, and only then is the threshold applied. A
+face within ``max_distance`` of the query in the weighted space has a key-part distance of at
+most ``max_distance / w_j`` (all distances are non-negative), so the candidate list (first
+``ef_search`` long, the index's setting: ``FACEGATE_PGVECTOR_EF_SEARCH``) is widened (x4) until
+at least three quarters of it (:data:`BEYOND_SHARE`) lie beyond that key bound (an approximate
+graph search misses faces near the end of its list: candidates well past the bound make it
+unlikely that a face within it was missed), ``k`` hits are found (one-part spaces, where the key
+order is the exact order), or the partition is exhausted (a graph that returns fewer rows than
+asked while the partition holds more is followed by a sequential scan). Past pgvector's largest
+``ef_search`` (1,000) the search becomes a sequential scan of the partition (exact). What HNSW
+misses is its recall, measured against the exact index in ``bench/pgvector_scale.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+import psycopg
+
+from facegate.errors import ResourceNotFoundException
+from facegate.store.db import Connection
+from facegate.store.vectors import Hit, Matrix
+from facegate.vectorspace import COSINE, VectorSpace
+
+
+class VectorDatabase(Protocol):
+    """What the index needs of the store's database (``pg.PostgresDatabase``)."""
+
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def fetch_script(self, script: str) -> list[tuple[Any, ...]]: ...
+
+
+PARENT = "face_vectors"
+COUNTS = "face_vector_counts"
+ANN_MAX_DIM = 2000
+"""pgvector 0.6's largest indexable ``vector``: a longer key is searched without an index."""
+EF_MAX = 1000
+"""pgvector 0.6's largest ``hnsw.ef_search``: an HNSW scan returns at most this many rows."""
+BEYOND_SHARE = 0.75
+"""A threshold search widens its candidate list until this share of it lies beyond the bound."""
+DEFAULT_EF_SEARCH = 400
+"""The first candidate list of a search, and the smallest HNSW list explored: recall against
+time, measured in bench/pgvector_scale.py (docs/scaling.md)."""
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 128
+"""Each collection's graph: twice pgvector's defaults (16, 64). On dlib descriptors at 100k faces
+this raised the hit recall at Similarity 80 from 97.2% to 99.7% at ef_search 100 (and from 99.2%
+to 99.97% at 400); the graph is 98 MiB instead of 79 (bench/pgvector_scale.py, docs/scaling.md)."""
+_UID = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
+
+DDL = (
+    f"""
+    CREATE TABLE {PARENT} (
+        collection_uid     TEXT NOT NULL,
+        face_id            TEXT NOT NULL,
+        ann                vector NOT NULL,
+        PRIMARY KEY (collection_uid, face_id)
+    ) PARTITION BY LIST (collection_uid)
+    """,
+    f"""
+    CREATE TABLE {COUNTS} (
+        collection_uid     TEXT PRIMARY KEY,
+        faces              BIGINT NOT NULL
+    )
+    """,
+)
+"""The tables ``enable_vectors`` creates (after ``CREATE EXTENSION vector``)."""
+
+
+def partition_name(uid: str) -> str:
+    """The partition of collection ``uid``: a fixed prefix and 96 bits of the uid's SHA-256 (a
+    valid identifier whatever the uid; collision-free in practice)."""
+    return f"{PARENT}_{hashlib.sha256(uid.encode()).hexdigest()[:24]}"
+
+
+def ann_part(space: VectorSpace) -> int:
+    """The part of ``space`` whose values form the shortlist key: the longest (the first of
+    equals). A space of one part: that part."""
+    dims = [p.dim for p in space.parts]
+    return dims.index(max(dims))
+
+
+def _operator(space: VectorSpace) -> tuple[str, str]:
+    """(distance operator, operator class) of the key part's metric."""
+    if space.parts[ann_part(space)].metric == COSINE:
+        return "<=>", "vector_cosine_ops"
+    return "<->", "vector_l2_ops"
+
+
+def vector_text(values: Sequence[float] | Matrix) -> str:
+    """pgvector's text form of a vector. Python's shortest repr of each float32 (as a double)
+    parses back to the same float32, so the stored key is the descriptor bit for bit."""
+    return "[" + ",".join(repr(float(v)) for v in np.asarray(values, dtype=np.float32)) + "]"
+
+
+def ann_keys(space: VectorSpace, vectors: Matrix) -> list[str]:
+    """The shortlist key of each row of ``vectors`` (descriptors of ``space``), as text."""
+    cut = space.slices()[ann_part(space)]
+    matrix = np.asarray(vectors, dtype=np.float32).reshape(-1, space.dim)
+    return [vector_text(row[cut]) for row in matrix]
+
+
+def _quoted_uid(uid: str) -> str:
+    if not _UID.match(uid):  # uids are "col-" + hex, or an old collection id (the API's pattern)
+        raise ValueError(f"not a collection uid: {uid!r}")
+    return "'" + uid + "'"
+
+
+def create_partition(conn: Connection, uid: str, space: VectorSpace, index: bool = True) -> None:
+    """Inside a write transaction: the collection's partition, its HNSW index (unless ``index``
+    is False or the key is longer than :data:`ANN_MAX_DIM`) and its count row (0)."""
+    name = partition_name(uid)
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} "
+        f"FOR VALUES IN ({_quoted_uid(uid)})"
+    )
+    if index:
+        build_index(conn, uid, space)
+    conn.execute(
+        f"INSERT INTO {COUNTS} (collection_uid, faces) VALUES (?, 0) "
+        "ON CONFLICT (collection_uid) DO NOTHING",
+        (uid,),
+    )
+
+
+def build_index(conn: Connection, uid: str, space: VectorSpace) -> None:
+    """The HNSW index of the collection's partition (nothing if present, or if the key is too
+    long to index). Building after a bulk load is much faster than inserting into a graph."""
+    dim = space.parts[ann_part(space)].dim
+    if dim > ANN_MAX_DIM:
+        return
+    name = partition_name(uid)
+    _, opclass = _operator(space)
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS {name}_hnsw ON {name} USING hnsw "
+        f"((ann::vector({dim})) {opclass}) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    )
+
+
+def drop_index(conn: Connection, uid: str) -> None:
+    """Drop the collection's HNSW index (before a bulk load; :func:`build_index` after it)."""
+    conn.execute(f"DROP INDEX IF EXISTS {partition_name(uid)}_hnsw")
+
+
+def drop_partition(conn: Connection, uid: str) -> None:
+    """Inside the transaction deleting the collection: its partition and count row."""
+    conn.execute(f"DROP TABLE IF EXISTS {partition_name(uid)}")
+    conn.execute(f"DELETE FROM {COUNTS} WHERE collection_uid = ?", (uid,))
+
+
+def insert_vectors(
+    conn: Connection, uid: str, space: VectorSpace, face_ids: Sequence[str], vectors: Matrix
+) -> None:
+    """Inside the write transaction storing the faces: their keys, and the count raised."""
+    keys = ann_keys(space, vectors)
+    conn.executemany(
+        f"INSERT INTO {partition_name(uid)} (collection_uid, face_id, ann) VALUES (?, ?, ?)",
+        [(uid, f, key) for f, key in zip(face_ids, keys, strict=True)],
+    )
+    add_count(conn, uid, len(face_ids))
+
+
+def delete_vectors(conn: Connection, uid: str, face_ids: Sequence[str]) -> None:
+    """Inside the write transaction deleting the faces (all present): their keys, and the
+    count lowered."""
+    for start in range(0, len(face_ids), 500):
+        chunk = list(face_ids[start : start + 500])
+        conn.execute(
+            f"DELETE FROM {partition_name(uid)} WHERE face_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+    add_count(conn, uid, -len(face_ids))
+
+
+def add_count(conn: Connection, uid: str, delta: int) -> None:
+    if delta:
+        conn.execute(
+            f"UPDATE {COUNTS} SET faces = faces + ? WHERE collection_uid = ?", (delta, uid)
+        )
+
+
+def face_count(conn: Connection, uid: str) -> int | None:
+    """The collection's face count (None: no such collection)."""
+    row = conn.execute(f"SELECT faces FROM {COUNTS} WHERE collection_uid = ?", (uid,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def collection_not_found(collection_id: str) -> ResourceNotFoundException:
+    """The store's answer for a collection that is gone (as ``store.collection_not_found``)."""
+    return ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
+
+
+def key_bound(space: VectorSpace, max_distance: float, weights: Sequence[float]) -> float:
+    """The largest key distance a face within ``max_distance`` (weighted space distance) can
+    have: ``max_distance / w_j`` for the key part ``j``, plus a margin for pgvector's float32
+    arithmetic."""
+    if not math.isfinite(max_distance):
+        return math.inf
+    return max_distance / weights[ann_part(space)] + 1e-3
+
+
+class PgVectorIndex:
+    """The vector index of one collection on PostgreSQL (see the module docstring).
+
+    A search is one round trip (:meth:`VectorDatabase.fetch_script`: ``SET LOCAL`` of the
+    search's settings, then the query). Faces are written by the store's own write transactions
+    (:func:`insert_vectors`, :func:`delete_vectors`); :meth:`add` and :meth:`remove` therefore
+    do nothing: the database is the index. A search of a collection deleted meanwhile raises
+    ``ResourceNotFoundException`` naming ``collection_id``."""
+
+    kind = "pgvector"
+
+    def __init__(
+        self,
+        db: VectorDatabase,
+        uid: str,
+        space: VectorSpace,
+        collection_id: str = "",
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> None:
+        self._read = db.read
+        self._fetch = db.fetch_script
+        self.collection_id = collection_id or uid
+        self.uid = uid
+        self.space = space
+        if not 1 <= ef_search <= EF_MAX:
+            raise ValueError(f"ef_search must be between 1 and {EF_MAX}, got {ef_search}")
+        self.ef_search = ef_search
+        self._table = partition_name(uid)
+        self._key_dim = space.parts[ann_part(space)].dim
+        self._op, _ = _operator(space)
+        self._indexed = self._key_dim <= ANN_MAX_DIM
+
+    def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
+        """Nothing: the store's write transaction stored the faces' keys."""
+
+    def remove(self, face_ids: Sequence[str]) -> None:
+        """Nothing: the store's write transaction deleted the faces' keys."""
+
+    def __len__(self) -> int:
+        with self._read() as conn:
+            return face_count(conn, self.uid) or 0
+
+    def __contains__(self, face_id: object) -> bool:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT 1 FROM {self._table} WHERE face_id = ?", (str(face_id),)
+            ).fetchone()
+        return row is not None
+
+    def vectors(self, face_ids: Sequence[str]) -> tuple[list[str], Matrix]:
+        found: dict[str, bytes] = {}
+        with self._read() as conn:
+            for start in range(0, len(face_ids), 500):
+                chunk = list(face_ids[start : start + 500])
+                rows = conn.execute(
+                    "SELECT face_id, descriptor FROM faces WHERE collection_uid = ? "
+                    f"AND face_id IN ({','.join('?' * len(chunk))})",
+                    [self.uid, *chunk],
+                ).fetchall()
+                found.update({r[0]: bytes(r[1]) for r in rows})
+        present = [f for f in face_ids if f in found]
+        data = b"".join(found[f] for f in present)
+        matrix = np.frombuffer(data, dtype=np.float32).reshape(-1, self.space.dim).copy()
+        return present, matrix
+
+    def search(
+        self,
+        query: Matrix,
+        k: int,
+        max_distance: float,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """At most ``k`` faces within ``max_distance``, nearest first, distances exact (see the
+        module docstring for what the shortlist may miss)."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if q.size != self.space.dim:
+            raise ValueError(f"a {self.space} query has {self.space.dim} values, got {q.size}")
+        w = self.space.weights_or_ones(weights)
+        if k <= 0:
+            return []
+        bound = key_bound(self.space, max_distance, w)
+        key = vector_text(q[self.space.slices()[ann_part(self.space)]])
+        want = self.ef_search
+        one_part = self.space.simple
+        scan = not self._indexed
+        while True:
+            exhaustive = scan or want > EF_MAX
+            ids, key_d, blobs = self._shortlist(key, want, bound, exhaustive)
+            hits = self._rerank(q, ids, blobs, max_distance, w)
+            beyond = sum(1 for d in key_d if d > bound)
+            if len(ids) < want and not exhaustive and len(ids) < len(self):
+                scan = True  # the graph ran dry before the partition did: scan it
+                continue
+            done = (
+                exhaustive
+                or len(ids) < want  # the whole partition
+                or beyond >= BEYOND_SHARE * len(ids)  # the list reaches well past the bound
+                or (one_part and len(hits) >= k)
+            )
+            if done:
+                return hits[:k]
+            want *= 4
+
+    def _shortlist(
+        self, key: str, want: int, bound: float, exhaustive: bool
+    ) -> tuple[list[str], list[float], list[bytes]]:
+        """Candidates nearest first by key distance, with their stored descriptors: ``want``
+        from the HNSW graph, or (``exhaustive``) every face within the key bound, by a
+        sequential scan of the partition (exact)."""
+        # Every value below is formatted here from numbers (the key from floats, the table name
+        # from a digest), so the script carries no caller text.
+        d = f"ann::vector({self._key_dim}) {self._op} '{key}'::vector({self._key_dim})"
+        if exhaustive:
+            where = "" if math.isinf(bound) else f"WHERE {d} <= {float(bound)!r}"
+            setting = "SET LOCAL enable_indexscan = off"
+            sql = f"SELECT face_id, {d} AS d FROM {self._table} {where}"
+        else:
+            setting = f"SET LOCAL hnsw.ef_search = {min(EF_MAX, max(self.ef_search, want))}"
+            sql = f"SELECT face_id, {d} AS d FROM {self._table} ORDER BY {d} LIMIT {int(want)}"
+        try:
+            rows = self._fetch(
+                f"{setting}; SELECT s.face_id, s.d, f.descriptor FROM ({sql}) s "
+                "JOIN faces f ON f.face_id = s.face_id ORDER BY s.d"
+            )
+        except psycopg.errors.UndefinedTable:
+            raise collection_not_found(self.collection_id) from None
+        return [r[0] for r in rows], [float(r[1]) for r in rows], [bytes(r[2]) for r in rows]
+
+    def _rerank(
+        self,
+        q: Matrix,
+        ids: list[str],
+        blobs: list[bytes],
+        max_distance: float,
+        weights: Sequence[float],
+    ) -> list[Hit]:
+        """The candidates within ``max_distance`` by their exact (float64) distance, nearest
+        first, as :class:`~facegate.store.vectors.ExactIndex` computes it."""
+        if not ids:
+            return []
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, self.space.dim)
+        exact = self.space.distances(q, matrix, weights)
+        order = np.argsort(exact, kind="stable")
+        return [Hit(ids[i], float(exact[i])) for i in order if exact[i] <= max_distance]
