@@ -129,3 +129,42 @@ def test_bad_estimate_input_exits_3(
     code, _ = run()
     assert code == 3
     assert "give a predictions CSV, or --estimate" in capsys.readouterr().err
+
+
+def test_the_servers_default_estimators_are_audited_with_attribute_models_none(
+    manifest: Path, tmp_path: Path
+) -> None:
+    common = ["--dataset", str(manifest), "--cache", str(tmp_path / "c"), "--workers", "1",
+              "--no-progress", "--min-n", "1", "--group-by", "gender"]  # fmt: skip
+    report = tmp_path / "g.json"
+    code, text = run(
+        "--estimate", "gender", *common, "--attribute-models", "none", "--json", str(report)
+    )
+    assert code == 0, text
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    # the descriptor model fitted on FairFace answers, not faceres, and the command says so
+    assert doc["estimator"]["version"].startswith("dlib-descriptor.gender.")
+    assert doc["estimator"]["model"] is None
+    assert "--attribute-models none" in doc["command"]
+    assert "fitted on FairFace" in doc["estimator"]["method"]
+    assert "note" not in doc  # a manifest of sample photos: none of them was fitted on
+    code, text = run("--estimate", "age", *common, "--attribute-models", "none")
+    assert code == 0, text
+    assert "dlib-descriptor.age_range." in text
+
+
+def test_attribute_models_must_be_known(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run("--estimate", "gender", "--attribute-models", "faceres,nonsense")
+    assert "expected none or some of faceres, emotion, iris" in capsys.readouterr().err
+
+
+def test_an_audit_on_the_data_an_estimator_was_fitted_on_says_so() -> None:
+    from facegate.cli.bias_attributes import audit_config, fit_overlap
+
+    defaults = audit_config(enabled=frozenset())
+    assert "fitted on half of FairFace" in fit_overlap(defaults, "GENDER", "fairface")
+    assert "fitted on half of FairFace" in fit_overlap(defaults, "AGE_RANGE", "fairface")
+    assert fit_overlap(defaults, "GENDER", "lfw") == ""
+    assert fit_overlap(defaults, "SMILE", "fairface") == ""
+    assert fit_overlap(audit_config(), "GENDER", "fairface") == ""  # faceres was not fitted there

@@ -45,6 +45,24 @@ ESTIMATE_KINDS = ("gender", "age", "happy", "smile")
 """What ``--estimate`` audits (``facegate.bias.attribute_audit.ESTIMATES``)."""
 ESTIMATE_DATASETS = ("fairface", "lfw", "csv")
 DEFAULT_TRUTH = {"gender": "gender", "age": "age_band", "happy": "smile", "smile": "smile"}
+AUDIT_MODELS = ("faceres", "emotion")
+"""The face models an ``--estimate`` audit enables unless ``--attribute-models`` says otherwise
+(so Gender and AgeRange are faceres', Emotions the emotion model's)."""
+KNOWN_MODELS = ("faceres", "emotion", "iris")
+"""What ``--attribute-models`` may name (``engine.attributes.registry.ATTRIBUTE_MODELS``)."""
+
+
+def _models(text: str) -> tuple[str, ...]:
+    """``--attribute-models``: comma-separated face models, or ``none``."""
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
+    unknown = [n for n in names if n not in KNOWN_MODELS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected none or some of {', '.join(KNOWN_MODELS)}, got {text!r}"
+        )
+    return names
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -135,6 +153,15 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="with --estimate: the first image of each subject only (independent rows)",
     )
+    p.add_argument(
+        "--attribute-models",
+        type=_models,
+        default=AUDIT_MODELS,
+        metavar="NAMES|none",
+        help="with --estimate: the face models the audited engine runs (default: "
+        "faceres,emotion, so Gender and AgeRange are faceres'; none: the server's defaults, "
+        "AgeRange and Gender from the descriptor models fitted on half of FairFace)",
+    )
     p.add_argument("--cache", type=Path, default=None, help="with --estimate: attribute cache")
     p.add_argument("--workers", type=_positive, default=2, help="with --estimate: engines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -188,6 +215,8 @@ def command_line(args: argparse.Namespace) -> str:
             words += ["--where", f"{name}={'|'.join(values)}"]
         if args.one_per_subject:
             words.append("--one-per-subject")
+        if tuple(args.attribute_models) != AUDIT_MODELS:
+            words += ["--attribute-models", ",".join(args.attribute_models) or "none"]
         words += ["--truth-column", _truth_column(args), "--group-by", ",".join(args.group_by)]
     else:
         words = [
