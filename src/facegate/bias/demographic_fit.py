@@ -24,7 +24,6 @@ Deterministic: the same descriptors give the same weights bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facegate.bias.attribute_fit import newton_logistic
+from facegate.bias.calibration import split_keys
 from facegate.bias.stats import wilson_interval
 from facegate.engine.attributes.demographics import (
     AGE_BANDS,
@@ -52,11 +52,9 @@ CHILD_BANDS = frozenset({"0-2", "3-9", "10-19"})
 
 
 def split_names(names: Sequence[str], salt: str = SALT) -> BoolVector:
-    """True for the fit half: the low bit of SHA-256(salt, name). Stable across machines."""
-    return np.array(
-        [hashlib.sha256(f"{salt}\0{n}".encode()).digest()[-1] & 1 == 0 for n in names],
-        dtype=bool,
-    )
+    """True for the fit half: the calibration's split (:func:`bias.calibration.split_keys`) of
+    the file names with this module's salt. Stable across machines."""
+    return split_keys(names, salt)
 
 
 @dataclass(frozen=True)
