@@ -59,8 +59,8 @@ from facegate.cli.bias_classifier import (
 )
 from facegate.cli.bias_data import deprecated
 from facegate.engine.attributes.face_models import EMOTION, FACERES
-from facegate.engine.attributes.registry import ESTIMATORS
-from facegate.engine.attributes.types import EstimatorSpec, FaceModels
+from facegate.engine.attributes.registry import chosen_specs
+from facegate.engine.attributes.types import Attribute, EstimatorSpec, FaceModels
 from facegate.engine.core import EngineConfig
 from facegate.engine.human_models import model_status
 from facegate.errors import EngineUnavailableError
@@ -77,14 +77,9 @@ def audit_config(
 
 
 def chosen_spec(config: EngineConfig, attribute: str) -> EstimatorSpec:
-    """The estimator an engine of ``config`` uses for ``attribute``: the first of
-    ``ESTIMATORS`` that runs no face model or one ``config`` enables (``attributes.registry``)."""
-    enabled = config.face_models.enabled
-    return next(
-        s
-        for s in ESTIMATORS
-        if s.attribute.value == attribute and (s.model is None or s.model in enabled)
-    )
+    """The estimator an engine of ``config`` uses for ``attribute``
+    (``attributes.registry.chosen_specs``)."""
+    return chosen_specs(config.face_models.enabled)[Attribute(attribute)]
 
 
 def load_estimate_manifest(args: argparse.Namespace) -> Manifest:

@@ -254,6 +254,18 @@ def valid(attribute: Attribute, value: AttributeValue) -> bool:
     return isinstance(value, Flag) and isinstance(value.value, bool) and _pct(value.confidence_pct)
 
 
+def chosen_specs(
+    models: frozenset[str], specs: Sequence[EstimatorSpec] = ESTIMATORS
+) -> dict[Attribute, EstimatorSpec]:
+    """Per attribute, the estimator an engine chooses when the face models ``models`` are
+    enabled: the first of ``specs`` that runs no face model or an enabled one."""
+    chosen: dict[Attribute, EstimatorSpec] = {}
+    for spec in specs:
+        if spec.model is None or spec.model in models:
+            chosen.setdefault(spec.attribute, spec)
+    return chosen
+
+
 def build_registry(
     specs: Sequence[EstimatorSpec] = ESTIMATORS,
     enabled: frozenset[str] | None = None,
@@ -264,18 +276,13 @@ def build_registry(
     the attribute is left out with one warning (module docstring), never answered by a less
     preferred estimator the operator did not choose."""
     made: list[tuple[EstimatorSpec, AttributeEstimator]] = []
-    tried: set[Attribute] = set()
     loader = ModelLoader(models)
-    for spec in specs:
+    # a model-backed estimator not enabled (FACEGATE_ATTRIBUTE_MODELS) is off, not a fault; the
+    # chosen one that cannot be made leaves its attribute out, never answered by another
+    # estimator than the one the operator enabled
+    for spec in chosen_specs(models.enabled, specs).values():
         if enabled is not None and spec.attribute.value not in enabled:
             continue
-        if spec.attribute in tried:
-            continue  # an earlier, preferred estimator of this attribute was chosen
-        if spec.model is not None and spec.model not in models.enabled:
-            continue  # opt-in (FACEGATE_ATTRIBUTE_MODELS): off is the default, not a fault
-        # chosen: if it cannot be made the attribute is left out, not answered by another
-        # estimator than the one the operator enabled
-        tried.add(spec.attribute)
         try:
             made.append((spec, spec.make(loader)))
         except (OSError, ImportError, ValueError, KeyError) as exc:
