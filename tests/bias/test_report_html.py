@@ -182,7 +182,7 @@ def test_impostors_page_lists_top_pairs_without_fnmr() -> None:
     assert "Review the pairs." in page
 
 
-def test_lineup_page() -> None:
+def lineup_report() -> dict[str, Any]:
     group = {
         "group": "male", "probes": 2, "no_face": 0, "declared_present": 0, "searched": 2,
         "with_false_match": 1, "false_match_share": 0.5, "interval": [0.0945, 0.9055],
@@ -192,7 +192,7 @@ def test_lineup_page() -> None:
         "group": "female", "probes": 1, "no_face": 1, "searched": 0, "with_false_match": 0,
         "false_match_share": None, "interval": None,
     }  # fmt: skip
-    report = header("lineup") | {
+    return header("lineup") | {
         "probes": {"dataset": "probes.csv", "descriptors": "d"},
         "gallery": {"dataset": "gallery.csv", "descriptors": "d"},
         "declared_true": {},
@@ -208,6 +208,10 @@ def test_lineup_page() -> None:
             }
         ],
     }  # fmt: skip
+
+
+def test_lineup_page() -> None:
+    report = lineup_report()
     page = render_html(report)
     check_page(page)
     assert "50.000%" in page
@@ -250,30 +254,6 @@ def test_sweep_page_from_sweep_json() -> None:
     assert first_bad is not None  # 0.3-0.5 distances exist only in "b"
     assert f"first imbalance at Similarity {first_bad:g}" in page
     assert "a (200 pairs)" in page
-
-
-def lineup_report() -> dict[str, Any]:
-    group = {
-        "group": "male", "probes": 2, "no_face": 0, "declared_present": 0, "searched": 2,
-        "with_false_match": 1, "false_match_share": 0.5, "interval": [0.0945, 0.9055],
-        "declared_found": 0,
-    }  # fmt: skip
-    return header("lineup") | {
-        "probes": {"dataset": "probes.csv", "descriptors": "d"},
-        "gallery": {"dataset": "gallery.csv", "descriptors": "d"},
-        "declared_true": {},
-        "thresholds": [
-            {
-                "similarity_pct": 80.0,
-                "distance": 0.5464,
-                "groups": [group],
-                "matches": [
-                    {"probe": "/p/biden.jpg", "gallery": "/g/obama2.jpg",
-                     "similarity_pct": 81.25, "distance": 0.52, "declared_true": False}
-                ],
-            }
-        ],
-    }  # fmt: skip
 
 
 def test_every_text_from_the_report_is_escaped() -> None:
