@@ -33,8 +33,27 @@ def test_each_package_finds_its_templates() -> None:
     assert environment("facegate").get_template("transparency.html")
     assert environment("facegate.audit").get_template("report.html")
     assert environment("facegate.console").get_template("base.html")
+    assert environment("facegate.bias").get_template("pairs.html")
     with pytest.raises(jinja2.TemplateNotFound):
         environment("facegate.audit").get_template("transparency.html")
+    with pytest.raises(jinja2.TemplateNotFound):
+        environment("facegate.bias").get_template("report.html")
+
+
+def test_every_page_extends_the_one_frame() -> None:
+    """The transparency page, the audit report and every bias report page share
+    ``facegate/templates/page.html`` (reachable from each package as ``facegate/page.html``);
+    other packages' templates are not."""
+    frame = environment("facegate").get_template("page.html").filename
+    for package, name in (
+        ("facegate", "transparency.html"),
+        ("facegate.audit", "report.html"),
+        ("facegate.bias", "frame.html"),
+    ):
+        env = environment(package)
+        assert env.get_template("facegate/page.html").filename == frame
+        source = env.loader.get_source(env, name)[0] if env.loader else ""
+        assert '{% extends "facegate/page.html" %}' in source, name
 
 
 def test_every_template_is_package_data() -> None:
@@ -43,7 +62,7 @@ def test_every_template_is_package_data() -> None:
     package_data = pyproject["tool"]["setuptools"]["package-data"]
     src = ROOT / "src"
     found = sorted(src.glob("facegate/**/templates/*.html"))
-    assert len(found) >= 16  # the console's, transparency.html, audit/report.html
+    assert len(found) >= 24  # the console's, the frame, transparency, audit's and bias's
     for template in found:
         package_dir = template.parent.parent
         package = ".".join(package_dir.relative_to(src).parts)

@@ -10,6 +10,7 @@ from facegate.bias.normalisation import LfwPairs, compare, render
 from facegate.bias.report_html import render_html
 from facegate.engine.matching import Matcher, raw_matcher
 from facegate.engine.similarity import CalibratedSimilarity
+from tests.bias.test_report_html import assert_escaped, with_evil
 
 DIM = 128
 RNG = np.random.default_rng(11)
@@ -69,3 +70,4 @@ def test_normalisation_narrows_the_gap_between_a_crowded_and_a_sparse_group() ->
     assert "<svg" in html
     assert "Raw distance and normalised score, side by side" in html
     assert "T: tight" in html  # the chart's short labels are explained in the caption
+    assert_escaped(render_html(with_evil(doc, "tight")))  # a group name is text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -14,6 +15,26 @@ from facegate.bias.report_html import render_html
 from facegate.bias.verification import CROSS_GROUP, ScoredPairs, curves_json, sweep_json
 
 HOSTILE = '<script>alert("x")</script>'
+EVIL = '<script>alert("x")</script> & <b>co</b>'
+EVIL_ESCAPED = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;co&lt;/b&gt;"
+
+
+def with_evil(report: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``report`` with every string equal to one of ``names`` (a group, a label, a path)
+    replaced by markup: the page must show it as text."""
+    text = json.dumps(report)
+    for name in names:
+        assert json.dumps(name) in text, name
+        text = text.replace(json.dumps(name), json.dumps(EVIL))
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+def assert_escaped(page: str) -> None:
+    """No markup from the report in ``page``: the evil text is there, escaped."""
+    check_page(page)
+    assert EVIL_ESCAPED in page
+    assert "<b>co" not in page
 
 
 def header(kind: str) -> dict[str, Any]:
@@ -161,7 +182,7 @@ def test_impostors_page_lists_top_pairs_without_fnmr() -> None:
     assert "Review the pairs." in page
 
 
-def test_lineup_page() -> None:
+def lineup_report() -> dict[str, Any]:
     group = {
         "group": "male", "probes": 2, "no_face": 0, "declared_present": 0, "searched": 2,
         "with_false_match": 1, "false_match_share": 0.5, "interval": [0.0945, 0.9055],
@@ -171,7 +192,7 @@ def test_lineup_page() -> None:
         "group": "female", "probes": 1, "no_face": 1, "searched": 0, "with_false_match": 0,
         "false_match_share": None, "interval": None,
     }  # fmt: skip
-    report = header("lineup") | {
+    return header("lineup") | {
         "probes": {"dataset": "probes.csv", "descriptors": "d"},
         "gallery": {"dataset": "gallery.csv", "descriptors": "d"},
         "declared_true": {},
@@ -187,6 +208,10 @@ def test_lineup_page() -> None:
             }
         ],
     }  # fmt: skip
+
+
+def test_lineup_page() -> None:
+    report = lineup_report()
     page = render_html(report)
     check_page(page)
     assert "50.000%" in page
@@ -197,21 +222,22 @@ def test_lineup_page() -> None:
     assert "<img" not in page
 
 
-def test_sweep_page_from_sweep_json() -> None:
-    # two groups, 200 impostor pairs each; group "b" matches much more often when loose
+def synthetic_sweep() -> ScoredPairs:
+    """Two groups, 200 impostor pairs each; group "b" matches much more often when loose."""
     d_a = np.linspace(0.5, 1.0, 200)
     d_b = np.linspace(0.3, 1.0, 200)
-    distances = np.concatenate([d_a, d_b])
-    groups = np.array(["a"] * 200 + ["b"] * 200)
-    scored = ScoredPairs(
+    return ScoredPairs(
         pairs=tuple(Pair(0, 1, mated=False) for _ in range(400)),
-        distances=distances,
+        distances=np.concatenate([d_a, d_b]),
         mated=np.zeros(400, dtype=np.bool_),
-        groups=groups,
+        groups=np.array(["a"] * 200 + ["b"] * 200),
         clusters=np.array([str(i) for i in range(400)]),
     )
+
+
+def test_sweep_page_from_sweep_json() -> None:
     report = header("sweep") | {"dataset": "synthetic", "pairs": {"total": 400}}
-    report |= sweep_json(scored, [50.0, 70.0, 90.0, 99.0], min_pairs=100)
+    report |= sweep_json(synthetic_sweep(), [50.0, 70.0, 90.0, 99.0], min_pairs=100)
     fmr = report["balance"]["fmr"]
     assert report["balance"]["fnmr"] is None
     assert fmr["checks"][0]["similarity_pct"] == 50.0
@@ -228,6 +254,24 @@ def test_sweep_page_from_sweep_json() -> None:
     assert first_bad is not None  # 0.3-0.5 distances exist only in "b"
     assert f"first imbalance at Similarity {first_bad:g}" in page
     assert "a (200 pairs)" in page
+
+
+def test_every_text_from_the_report_is_escaped() -> None:
+    """Group names, image paths, data set names, the command and review notes are text on every
+    kind of pairs page, in tables, headings, summaries and chart labels."""
+    verification = with_evil(verification_report(), "female", "lfw-view2", "test-map-v9")
+    assert_escaped(render_html(verification))
+    impostors = verification_report("impostors") | {
+        "review_note": "note",
+        "top_pairs": [{"left": "/d/a.jpg", "right": "/d/b.jpg", "group": "female",
+                       "distance": 0.1234, "similarity_pct": 99.9412}],
+    }  # fmt: skip
+    assert_escaped(render_html(with_evil(impostors, "female", "/d/a.jpg", "note")))
+    lineup = with_evil(lineup_report(), "male", "/p/biden.jpg", "gallery.csv")
+    assert_escaped(render_html(lineup))
+    sweep = header("sweep") | {"dataset": "synthetic", "pairs": {"total": 400}}
+    sweep |= sweep_json(synthetic_sweep(), [50.0, 90.0], min_pairs=100)
+    assert_escaped(render_html(with_evil(sweep, "b", "synthetic"), rendered_at=EVIL))
 
 
 def test_unknown_kind_is_refused() -> None:

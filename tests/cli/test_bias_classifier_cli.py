@@ -13,6 +13,7 @@ import pytest
 
 from facegate.bias.report_html import render_html
 from facegate.cli.bias_classifier import register
+from tests.bias.test_report_html import assert_escaped, with_evil
 
 HEADER = "image,truth,predicted,confidence,skin,gender"
 
@@ -166,3 +167,6 @@ def test_html_page_from_the_json(tmp_path: Path) -> None:
     assert "Fisher" in page
     assert "Model version" not in page  # no facegate model is involved
     assert "<script" not in page
+    # a group, a label and an image path from the predictions are text on the page
+    evil = with_evil(json.loads(out_json.read_text()), "darker x female", "female", "p1.jpg")
+    assert_escaped(render_html(evil))
