@@ -1,11 +1,16 @@
-"""The table of operations says what each operation computes, and that is checked three ways:
-against botocore's service model (an operation with a match threshold compares faces), against
-the handlers (an operation whose row says it compares nothing cannot reach the matcher or the
-store's vector searches: the request fails), and against what governance reads from it."""
+"""The table of operations says what each operation computes, and that is checked four ways:
+against botocore's service model (the names; an operation with a match threshold compares
+faces; thresholds and their documented defaults, caps and their maxima, idempotency tokens,
+image parameters, the answer members a row names), against the handlers (an operation whose row
+says it compares nothing cannot reach the matcher or the store's vector searches: the request
+fails), against what governance reads from it, and against the source (no other module names an
+operation to keep a fact of its own about it)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -16,12 +21,20 @@ from typing import Any
 import botocore.session
 import pytest
 
+import facegate
 from facegate.config import Settings
+from facegate.operations import (
+    DEFAULT_THRESHOLD_PCT,
+    Comparison,
+    OperationSpec,
+    cap_limit,
+    default_threshold,
+)
 from facegate.operations import OPERATIONS as SPECS
-from facegate.operations import Comparison
 from facegate.ops.common import COMPARING_STORE_METHODS, Enrolment, UndeclaredComparison
 from facegate.ops.registry import OPERATIONS, deps_for
 from facegate.pipeline import handle
+from facegate.recording import SUMMARISED_MEMBERS, input_hashes, summarise
 from facegate.services import Services
 from tests.signed import local_key, signed_request
 from tests.store.factory import face_id, new_face
@@ -76,6 +89,194 @@ def test_what_is_held_and_capped_is_in_the_answer(name: str) -> None:
     }
     assert telling, name
     assert telling <= set(spec.held_fields), name
+
+
+def _members(operation: str, which: str) -> dict[str, Any]:
+    shape = getattr(MODEL.operation_model(operation), which)
+    return dict(shape.members) if shape is not None else {}
+
+
+def test_the_operations_are_rekognitions_face_api() -> None:
+    """Every row is an operation of the service model, and every operation of the model on a
+    collection is served except the video one (StartFaceSearch: no video here)."""
+    assert len(SPECS) == 21
+    assert set(SPECS) <= set(MODEL.operation_names)
+    on_collections = {
+        n for n in MODEL.operation_names if "CollectionId" in _members(n, "input_shape")
+    }
+    assert on_collections - set(SPECS) == {"StartFaceSearch"}
+    for name, spec in SPECS.items():
+        inputs = {_snake(n) for n in _members(name, "input_shape")}
+        assert spec.name == name
+        if spec.collection_param is not None:
+            assert spec.collection_param in inputs, name
+        if spec.attributes_param is not None:
+            assert spec.attributes_param in inputs, name
+
+
+def _documented_default(operation: str, member: str) -> float | None:
+    """The default of a threshold as botocore documents it: in the member's documentation
+    ("default value is 80%", "Default value of 80") or the operation's ("By default, only
+    faces with a similarity score of greater than or equal to 80% are returned")."""
+    model = MODEL.operation_model(operation)
+    patterns = (r"[Dd]efault value (?:is|of) (\d+(?:\.\d+)?)", r"greater than or equal to (\d+)%")
+    for text in (model.input_shape.members[member].documentation, model.documentation):
+        for pattern in patterns:
+            found = re.search(pattern, text)
+            if found:
+                return float(found.group(1))
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in SPECS.items() if s.threshold_param))
+def test_thresholds_default_as_botocore_documents(name: str) -> None:
+    spec = SPECS[name]
+    [member] = _match_thresholds(name)
+    documented = _documented_default(name, member)
+    assert documented is not None, f"{name}.{member}: no documented default"
+    assert spec.default_threshold_pct == documented == default_threshold(name)
+    assert MODEL.operation_model(name).input_shape.members[member].metadata["max"] == 100
+
+
+def test_the_default_threshold_is_rekognitions_80_but_associate_faces_75() -> None:
+    defaults = {n: s.default_threshold_pct for n, s in SPECS.items() if s.threshold_param}
+    assert defaults.pop("AssociateFaces") == 75.0
+    assert set(defaults.values()) == {DEFAULT_THRESHOLD_PCT} == {80.0}
+    with pytest.raises(ValueError, match="no threshold"):
+        default_threshold("DetectFaces")
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_caps_are_the_models_maxima(name: str) -> None:
+    """An operation that lists candidates has a cap parameter whose limit is the model's
+    maximum (MaxFaces 4,096, MaxUsers 500); the others have none (IndexFaces' MaxFaces caps
+    faces indexed, not candidates)."""
+    spec = SPECS[name]
+    inputs = _members(name, "input_shape")
+    assert bool(spec.candidate_fields) == (spec.cap_param is not None) or name == "CompareFaces"
+    if spec.cap_param is None:
+        assert spec.cap_limit is None
+        with pytest.raises(ValueError, match="no candidate cap"):
+            cap_limit(name)
+        return
+    [member] = [n for n in inputs if _snake(n) == spec.cap_param]
+    assert member in {"MaxFaces", "MaxUsers"}
+    assert inputs[member].metadata == {"min": 1, "max": spec.cap_limit}
+    assert cap_limit(name) == spec.cap_limit
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_idempotency_is_the_models_client_request_token(name: str) -> None:
+    assert SPECS[name].idempotent_token == ("ClientRequestToken" in _members(name, "input_shape"))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_images_are_the_models_image_parameters(name: str) -> None:
+    """The parameters that carry an image are the model's members of shape Image, in its order;
+    exactly the operations with one run the engine."""
+    spec = SPECS[name]
+    images = [_snake(n) for n, s in _members(name, "input_shape").items() if s.name == "Image"]
+    assert list(spec.image_params) == images
+    assert spec.uses_engine == bool(images)
+
+
+def _shape_at(name: str, path: tuple[str, ...]) -> Any:
+    shape = MODEL.operation_model(name).output_shape
+    for member in path:
+        assert member in shape.members, (name, path)
+        shape = shape.members[member]
+    return shape
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_the_probe_is_a_compared_image_and_its_box_is_in_the_answer(name: str) -> None:
+    """A reviewer sees the probe of every comparison that carries an image (the source face of
+    CompareFaces, the searched face of a search by image), at a bounding box of the answer."""
+    spec = SPECS[name]
+    assert (spec.probe is not None) == (spec.compares_faces and spec.uses_engine), name
+    if spec.probe is not None:
+        assert spec.probe.param in spec.image_params
+        assert _shape_at(name, spec.probe.box_path).name == "BoundingBox"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_the_audit_record_summarises_the_members_it_can_read(name: str) -> None:
+    """A row's summary fields are the answer members the record's summary reads (none left out,
+    none the answer lacks), in the model's order."""
+    output = list(_members(name, "output_shape"))
+    assert list(SPECS[name].summary_fields) == [m for m in output if m in SUMMARISED_MEMBERS]
+
+
+def test_the_summary_reads_only_the_rows_members() -> None:
+    """The record of a search by FaceId counts its matches and their FaceIds; members its row
+    does not name are not read, whatever the answer carries."""
+    answer = {
+        "SearchedFaceId": "f0",
+        "FaceMatches": [{"Similarity": 91.5, "Face": {"FaceId": "f1"}}],
+        "FaceRecords": [{"Face": {"FaceId": "f2"}}],
+        "FaceDetails": [{}, {}],
+    }
+    summary = summarise(SPECS["SearchFaces"], answer, held=True)
+    assert (summary.candidates, summary.top_similarity_pct) == (1, 91.5)
+    assert summary.face_ids == ("f1",)
+    assert (summary.faces_detected, summary.faces_indexed, summary.held_for_review) == (
+        None,
+        None,
+        True,
+    )
+    indexed = summarise(SPECS["IndexFaces"], answer)
+    assert (indexed.faces_indexed, indexed.face_ids, indexed.candidates) == (1, ("f2",), None)
+    assert summarise(SPECS["AssociateFaces"], answer).face_ids == ()
+
+
+def test_input_hashes_are_of_the_rows_images_in_its_order() -> None:
+    params = {"source_image": {"bytes": b"s"}, "target_image": {"bytes": b"t"}, "image": {}}
+    digests = input_hashes(SPECS["CompareFaces"], params)
+    assert digests == tuple(hashlib.sha256(b).hexdigest() for b in (b"s", b"t"))
+    assert input_hashes(SPECS["SearchFaces"], {"image": {"bytes": b"x"}}) == ()
+
+
+def test_a_row_keeps_its_parameters_together() -> None:
+    with pytest.raises(ValueError, match="threshold parameter goes with its default"):
+        OperationSpec("X", SPECS["SearchFaces"].resource, threshold_param="t")
+    with pytest.raises(ValueError, match="cap parameter goes with its limit"):
+        OperationSpec("X", SPECS["SearchFaces"].resource, cap_param="max_faces")
+    probe = SPECS["CompareFaces"].probe
+    with pytest.raises(ValueError, match="probe is not one of the request's images"):
+        OperationSpec("X", SPECS["SearchFaces"].resource, probe=probe)
+
+
+_NAMING_CALLS = frozenset({"default_threshold", "cap_limit"})
+
+
+def _named_elsewhere() -> list[str]:
+    """Every string literal in the package equal to an operation's name outside its row, the
+    handler map (ops/registry.py's keys) and a handler reading its own row."""
+    root = Path(facegate.__file__).parent
+    found: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative == "operations.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        allowed: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in _NAMING_CALLS:
+                allowed.update(id(a) for a in node.args)
+            if isinstance(node, ast.Dict) and relative == "ops/registry.py":
+                allowed.update(id(k) for k in node.keys if k is not None)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or id(node) in allowed:
+                continue
+            if isinstance(node.value, str) and node.value in SPECS:
+                found.append(f"{relative}:{node.lineno}: {node.value}")
+    return found
+
+
+def test_no_other_module_keeps_facts_about_an_operation_by_name() -> None:
+    """No list, dict or ``if op == "..."`` keyed by an operation's name outside the table: a
+    fact about an operation is a column of its row."""
+    assert _named_elsewhere() == []
 
 
 def test_an_operation_that_compares_and_writes_can_be_planned() -> None:

@@ -6,10 +6,10 @@ image), with a margin, downscaled and re-encoded as a small JPEG. The probe is d
 engine's own decoder (``engine.image.decode_image``), so EXIF orientation is applied exactly as
 it was when the face was found.
 
-Which operations keep a crop, and where their probe and its face box are (:data:`PROBES`):
-SearchFacesByImage and SearchUsersByImage (the searched face), CompareFaces (the source face).
-SearchFaces (by FaceId) and SearchUsers (by FaceId or UserId) have no probe image: their
-reviews have no crop.
+Which operations keep a crop, and where their probe and its face box are, is each row's
+``probe`` in :mod:`facegate.operations`: SearchFacesByImage and SearchUsersByImage (the searched
+face), CompareFaces (the source face). SearchFaces (by FaceId) and SearchUsers (by FaceId or
+UserId) have no probe image: their reviews have no crop.
 """
 
 from __future__ import annotations
@@ -17,32 +17,25 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from PIL import Image
 
 from facegate.engine.image import ImageLimits, decode_image
+from facegate.operations import OPERATIONS, Probe
 
 MARGIN = 0.2
 MAX_SIDE_PX = 256
 JPEG_QUALITY = 85
 
 
-@dataclass(frozen=True)
-class Probe:
-    """Where an operation's probe image is (a request parameter) and its face box (a path in
-    the wire response)."""
+__all__ = ["PROBES", "CropError", "Probe", "face_box", "face_crop"]
 
-    param: str
-    box_path: tuple[str, ...]
-
-
-PROBES: Mapping[str, Probe] = {
-    "SearchFacesByImage": Probe("image", ("SearchedFaceBoundingBox",)),
-    "SearchUsersByImage": Probe("image", ("SearchedFace", "FaceDetail", "BoundingBox")),
-    "CompareFaces": Probe("source_image", ("SourceImageFace", "BoundingBox")),
-}
+PROBES: Mapping[str, Probe] = MappingProxyType(
+    {name: op.probe for name, op in OPERATIONS.items() if op.probe is not None}
+)
+"""Operation name -> its probe (the rows of :mod:`facegate.operations` that have one)."""
 
 
 class CropError(ValueError):

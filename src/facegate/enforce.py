@@ -56,9 +56,6 @@ from facegate.engine.similarity import SimilarityModel
 from facegate.operations import OperationSpec
 from facegate.policy.model import Obligations
 
-DEFAULT_THRESHOLD_PCT = operations.DEFAULT_THRESHOLD_PCT
-"""Rekognition's default for the match thresholds (governance-rules.md AMZ-DEFAULTS)."""
-
 
 @dataclass(frozen=True)
 class Applied:
@@ -100,13 +97,13 @@ def before(
     capped: int | None = None
     minimum = obligations.min_similarity_pct
     name = operation.threshold_param
-    default = operation.default_threshold_pct or DEFAULT_THRESHOLD_PCT
+    default = operation.default_threshold_pct  # set with threshold_param (OperationSpec)
     bound = obligations.max_expected_false_candidates
     searching = operation.identification and collection_faces is not None
     if bound is not None and searching and collection_faces is not None:
         size_aware = size_aware_threshold(bound, collection_faces, similarity)
         minimum = size_aware if minimum is None else max(minimum, size_aware)
-    if minimum is not None and name is not None:
+    if minimum is not None and name is not None and default is not None:
         given = params.get(name)
         current = default if given is None else float(given)
         if current < minimum:

@@ -1,12 +1,18 @@
 """Every Rekognition operation facegate serves, as one row of plain data: what it computes.
 
-This is the one place that says whether an operation compares faces, enrols, writes, which
-parameter carries its threshold and its candidate cap, and which members of its answer tell the
-caller who matched. Every layer reads it: the Cedar action groups and schema
-(:mod:`facegate.policy.actions`), the obligations (:mod:`facegate.enforce`), the pipeline's
-deployment gate and human review, the handlers' access to the matcher (``ops/registry.py``: an
-operation whose row says it does not compare faces gets a matcher that refuses), and the audit
-report's counts. Nothing in governance depends on a list of names kept by hand elsewhere.
+This is the one place that says, per operation: its Cedar action (the operation's name) and
+resource, whether it compares faces, enrols or writes, which parameter carries its threshold
+(and Rekognition's default) and its candidate cap (and the API's maximum), whether it takes an
+idempotency token, which request parameters carry images, which members of its answer list
+candidates, which tell the caller who matched, which face of its probe image a reviewer sees,
+and which members its audit record summarises. Every layer reads it: the Cedar action groups
+and schema (:mod:`facegate.policy.actions`), the obligations (:mod:`facegate.enforce`), the
+handlers' defaults and their access to the matcher (``ops/``: an operation whose row says it
+does not compare faces gets a matcher that refuses), the pipeline's deployment gate, human
+review, idempotency and review crops (:mod:`facegate.crops`), the audit record
+(:mod:`facegate.recording`) and the audit report's counts. Nothing in governance depends on a
+list of names kept by hand elsewhere; ``tests/test_operations.py`` checks every column it can
+against botocore's service model.
 
 How an operation is classified (by what it computes, not by its name):
 
@@ -37,10 +43,20 @@ from types import MappingProxyType
 
 DEFAULT_THRESHOLD_PCT = 80.0
 """Rekognition's default for FaceMatchThreshold, SimilarityThreshold and UserMatchThreshold
-(governance-rules.md AMZ-DEFAULTS)."""
+(governance-rules.md AMZ-DEFAULTS; botocore documents it for the searches). The one place the
+number is written: the rows below and every Similarity band labelled "the default" read it."""
 
 DEFAULT_ASSOCIATE_THRESHOLD_PCT = 75.0
 """Rekognition's default UserMatchThreshold of AssociateFaces (botocore's documentation)."""
+
+MAX_FACES_CAP = 4096
+"""The largest MaxFaces of SearchFaces and SearchFacesByImage (botocore's ``MaxFaces`` shape),
+and how many matches they return when the request names none: the threshold, not a count,
+limits results."""
+
+MAX_USERS_CAP = 500
+"""The largest MaxUsers of SearchUsers and SearchUsersByImage (botocore's ``MaxUserResults``
+shape), and how many matches they return when the request names none."""
 
 
 FACE_ATTRIBUTES: tuple[str, ...] = (
@@ -115,6 +131,16 @@ class Comparison(Enum):
     """1:N: faces are compared with templates stored in a collection."""
 
 
+@dataclass(frozen=True)
+class Probe:
+    """Where an operation's probe image is (a request parameter, snake_case) and where its face
+    box is in the answer (a path of wire members): the face a reviewer of a held answer sees
+    (:mod:`facegate.crops`)."""
+
+    param: str
+    box_path: tuple[str, ...]
+
+
 class Resource(Enum):
     """The Cedar resource of an operation."""
 
@@ -128,30 +154,49 @@ class Resource(Enum):
 class OperationSpec:
     """One operation: what it computes and which of its parameters governance touches.
 
-    ``threshold_param`` / ``cap_param`` are snake_case parameter names (None: it has none);
-    ``candidate_fields`` are the wire members that list candidates (counted, capped by
-    ``max_candidates``); ``held_fields`` are the wire members withheld while a review is
-    pending (everything that tells the caller who matched, or did not); ``attributes_param``
-    asks for facial attributes (None: the operation infers none)."""
+    ``name`` is also its Cedar action (``Facegate::Action::"<name>"``), in the groups of
+    :attr:`groups`. Parameter names are snake_case (None: it has none): ``threshold_param``
+    with ``default_threshold_pct`` when the request names none; ``cap_param`` with
+    ``cap_limit``, the API's maximum and the cap when the request names none;
+    ``idempotent_token``: the request takes a ClientRequestToken (its response is replayed);
+    ``image_params``: the parameters that carry an image (the engine runs; the audit record
+    keeps their SHA-256); ``attributes_param`` asks for facial attributes (None: the operation
+    infers none). Wire members of the answer: ``candidate_fields`` list candidates (counted,
+    capped by ``max_candidates``); ``held_fields`` are withheld while a review is pending
+    (everything that tells the caller who matched, or did not); ``probe`` is the face a
+    reviewer sees; ``summary_fields`` are the members the audit record summarises (counts, the
+    top similarity, FaceIds, attribute names: :func:`facegate.recording.summarise`)."""
 
     name: str
     resource: Resource
     comparison: Comparison = Comparison.NONE
     enrols: bool = False
     writes: bool = False
-    uses_engine: bool = False
     idempotent_token: bool = False
     collection_param: str | None = "collection_id"
+    image_params: tuple[str, ...] = ()
     threshold_param: str | None = None
     default_threshold_pct: float | None = None
     cap_param: str | None = None
+    cap_limit: int | None = None
     candidate_fields: tuple[str, ...] = ()
     held_fields: tuple[str, ...] = ()
     attributes_param: str | None = None
+    probe: Probe | None = None
+    summary_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.threshold_param is None) != (self.default_threshold_pct is None):
+            raise ValueError(f"{self.name}: a threshold parameter goes with its default")
+        if (self.cap_param is None) != (self.cap_limit is None):
+            raise ValueError(f"{self.name}: a cap parameter goes with its limit")
+        if self.probe is not None and self.probe.param not in self.image_params:
+            raise ValueError(f"{self.name}: the probe is not one of the request's images")
 
     @property
-    def cedar_action(self) -> str:
-        return f'Action::"{self.name}"'
+    def uses_engine(self) -> bool:
+        """Whether the face engine runs: the request carries an image."""
+        return bool(self.image_params)
 
     @property
     def compares_faces(self) -> bool:
@@ -193,6 +238,7 @@ GROUP_PARENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 _S, _C, _E = Resource.SERVICE, Resource.COLLECTION, Resource.EITHER
 _ID, _VER = Comparison.IDENTIFICATION, Comparison.VERIFICATION
+_IMAGE = ("image",)
 _FACE_MATCHES = ("FaceMatches",)
 _USER_MATCHES = ("UserMatches",)
 
@@ -203,32 +249,41 @@ def _table(*specs: OperationSpec) -> Mapping[str, OperationSpec]:
 
 OPERATIONS: Mapping[str, OperationSpec] = _table(
     OperationSpec(
-        "DetectFaces", _S, uses_engine=True, collection_param=None, attributes_param="attributes",
+        "DetectFaces", _S, collection_param=None, image_params=_IMAGE,
+        attributes_param="attributes", summary_fields=("FaceDetails",),
     ),
     OperationSpec(
-        "CompareFaces", _S, _VER, uses_engine=True, collection_param=None,
+        "CompareFaces", _S, _VER, collection_param=None,
+        image_params=("source_image", "target_image"),
         threshold_param="similarity_threshold", default_threshold_pct=DEFAULT_THRESHOLD_PCT,
         candidate_fields=_FACE_MATCHES, held_fields=("FaceMatches", "UnmatchedFaces"),
+        probe=Probe("source_image", ("SourceImageFace", "BoundingBox")),
+        summary_fields=("SourceImageFace", "FaceMatches", "UnmatchedFaces"),
     ),
     OperationSpec("CreateCollection", _C, writes=True),
     OperationSpec("DescribeCollection", _C),
     OperationSpec("ListCollections", _S, collection_param=None),
     OperationSpec("DeleteCollection", _C, writes=True),
     OperationSpec(
-        "IndexFaces", _C, enrols=True, writes=True, uses_engine=True,
+        "IndexFaces", _C, enrols=True, writes=True, image_params=_IMAGE,
         attributes_param="detection_attributes",
+        summary_fields=("FaceRecords", "UnindexedFaces"),
     ),
     OperationSpec("ListFaces", _C),
-    OperationSpec("DeleteFaces", _C, writes=True),
+    OperationSpec("DeleteFaces", _C, writes=True, summary_fields=("DeletedFaces",)),
     OperationSpec(
         "SearchFaces", _C, _ID, threshold_param="face_match_threshold",
         default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_faces",
-        candidate_fields=_FACE_MATCHES, held_fields=_FACE_MATCHES,
+        cap_limit=MAX_FACES_CAP, candidate_fields=_FACE_MATCHES, held_fields=_FACE_MATCHES,
+        summary_fields=_FACE_MATCHES,
     ),
     OperationSpec(
-        "SearchFacesByImage", _C, _ID, uses_engine=True, threshold_param="face_match_threshold",
-        default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_faces",
+        "SearchFacesByImage", _C, _ID, image_params=_IMAGE,
+        threshold_param="face_match_threshold", default_threshold_pct=DEFAULT_THRESHOLD_PCT,
+        cap_param="max_faces", cap_limit=MAX_FACES_CAP,
         candidate_fields=_FACE_MATCHES, held_fields=_FACE_MATCHES,
+        probe=Probe("image", ("SearchedFaceBoundingBox",)),
+        summary_fields=("SearchedFaceBoundingBox", "FaceMatches"),
     ),
     OperationSpec("CreateUser", _C, writes=True, idempotent_token=True),
     OperationSpec("DeleteUser", _C, writes=True, idempotent_token=True),
@@ -243,12 +298,16 @@ OPERATIONS: Mapping[str, OperationSpec] = _table(
     OperationSpec(
         "SearchUsers", _C, _ID, threshold_param="user_match_threshold",
         default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_users",
-        candidate_fields=_USER_MATCHES, held_fields=_USER_MATCHES,
+        cap_limit=MAX_USERS_CAP, candidate_fields=_USER_MATCHES, held_fields=_USER_MATCHES,
+        summary_fields=("UserMatches", "SearchedFace"),
     ),
     OperationSpec(
-        "SearchUsersByImage", _C, _ID, uses_engine=True, threshold_param="user_match_threshold",
-        default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_users",
+        "SearchUsersByImage", _C, _ID, image_params=_IMAGE,
+        threshold_param="user_match_threshold", default_threshold_pct=DEFAULT_THRESHOLD_PCT,
+        cap_param="max_users", cap_limit=MAX_USERS_CAP,
         candidate_fields=_USER_MATCHES, held_fields=_USER_MATCHES,
+        probe=Probe("image", ("SearchedFace", "FaceDetail", "BoundingBox")),
+        summary_fields=("UserMatches", "SearchedFace"),
     ),
     OperationSpec("TagResource", _E, writes=True, collection_param=None),
     OperationSpec("UntagResource", _E, writes=True, collection_param=None),
@@ -260,6 +319,24 @@ OPERATIONS: Mapping[str, OperationSpec] = _table(
 def spec(name: str) -> OperationSpec | None:
     """The row of ``name`` (None: facegate does not serve it)."""
     return OPERATIONS.get(name)
+
+
+def default_threshold(name: str) -> float:
+    """The threshold ``name`` uses when the request names none (Rekognition's default); raises
+    ValueError for an operation without a threshold."""
+    value = OPERATIONS[name].default_threshold_pct
+    if value is None:
+        raise ValueError(f"{name} has no threshold")
+    return value
+
+
+def cap_limit(name: str) -> int:
+    """The candidates ``name`` returns at most when the request names no cap (the API's
+    maximum); raises ValueError for an operation without a candidate cap."""
+    value = OPERATIONS[name].cap_limit
+    if value is None:
+        raise ValueError(f"{name} has no candidate cap")
+    return value
 
 
 def in_group(group: str) -> frozenset[str]:

@@ -218,7 +218,7 @@ async def _admitted(
         raise UnknownOperationException(f"facegate does not serve the operation {name}.")
     raw = protocol.decode_body(request.body)
     params = request_kwargs(services.model.validate_input(name, raw))
-    outcome.inputs = input_hashes(params)
+    outcome.inputs = input_hashes(operation.spec, params)
     now = services.clock()
     headers = governance_headers.parse(
         request.headers,
@@ -333,7 +333,7 @@ async def _work(
     # 6 obligations on the response; human review holds the whole answer
     full = to_wire(result)
     wire = enforce.after(spec, full, obligations)
-    outcome.result = summarise(wire, held=held)
+    outcome.result = summarise(operation.spec, wire, held=held)
     if outcome.attributes_requested:
         _count_attributes(services, outcome, wire)
     if held:
@@ -554,7 +554,7 @@ async def _probe_crop(
     SearchFaces by FaceId; or no face was found in the probe). Fails closed: a crop that cannot
     be made holds nothing and the request fails, so no review of a search by image with a face
     exists without its crop."""
-    probe = crops.PROBES.get(operation.name)
+    probe = operation.spec.probe
     if probe is None:
         return None
     try:
@@ -609,9 +609,9 @@ async def _collect(
                 outcome.bound,
             )
             held = to_wire(await operation.apply_held(deps, params, held))
-            outcome.result = summarise(held)
+            outcome.result = summarise(operation.spec, held)
             return protocol.encode_body(held)
-        outcome.result = summarise(held)
+        outcome.result = summarise(operation.spec, held)
         return review.held_response.encode("utf-8")
     return protocol.encode_body(enforce.withheld(operation.spec, held))
 

@@ -1,10 +1,11 @@
 """What the audit record of a request says about its input and its result, without biometrics.
 
-``input_hashes`` gives the SHA-256 of each image a request carried (never the bytes);
-``summarise`` reads a response in wire form (PascalCase) and keeps counts, the top similarity,
-the FaceIds returned (at most ``MAX_FACE_IDS``; the count is always exact) and the names of the
-facial attributes the answer carries, never boxes of unknown people, landmarks, attribute values
-or vectors (responses carry no vectors anyway).
+``input_hashes`` gives the SHA-256 of each image a request carried (never the bytes): the
+parameters its row in :mod:`facegate.operations` names (``image_params``). ``summarise`` reads
+the members of a response in wire form (PascalCase) that its row names (``summary_fields``) and
+keeps counts, the top similarity, the FaceIds returned (at most ``MAX_FACE_IDS``; the count is
+always exact) and the names of the facial attributes the answer carries, never boxes of unknown
+people, landmarks, attribute values or vectors (responses carry no vectors anyway).
 """
 
 from __future__ import annotations
@@ -16,18 +17,35 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from facegate.audit.record import RequestRecord, ResultSummary
-from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
+from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES, OperationSpec
 from facegate.ops.common import Bound
 from facegate.policy.model import Decision, Principal, RequestContext
 
-IMAGE_PARAMS = ("image", "source_image", "target_image")
 MAX_FACE_IDS = 100
 
+SUMMARISED_MEMBERS: frozenset[str] = frozenset(
+    {
+        "DeletedFaces",
+        "FaceDetails",
+        "FaceMatches",
+        "FaceRecords",
+        "SearchedFace",
+        "SearchedFaceBoundingBox",
+        "SourceImageFace",
+        "UnindexedFaces",
+        "UnmatchedFaces",
+        "UserMatches",
+    }
+)
+"""Every answer member :func:`summarise` knows how to read; a row's ``summary_fields`` are
+those its answer has (``tests/test_operations.py`` checks them against botocore's model)."""
 
-def input_hashes(params: Mapping[str, Any]) -> tuple[str, ...]:
-    """SHA-256 (hex) of every image in the validated parameters, in a fixed order."""
+
+def input_hashes(operation: OperationSpec, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """SHA-256 (hex) of every image in the validated parameters, in the order of the row's
+    ``image_params``."""
     out = []
-    for name in IMAGE_PARAMS:
+    for name in operation.image_params:
         image = params.get(name)
         if isinstance(image, Mapping) and isinstance(image.get("bytes"), bytes):
             out.append(hashlib.sha256(image["bytes"]).hexdigest())
@@ -55,8 +73,12 @@ def attributes_in(response: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(a for a in FACE_ATTRIBUTES if any(ATTRIBUTE_MEMBERS[a] in d for d in details))
 
 
-def summarise(response: Mapping[str, Any], *, held: bool = False) -> ResultSummary:
-    """Counts and ids from a response in wire form (before candidates are withheld)."""
+def summarise(
+    operation: OperationSpec, answer: Mapping[str, Any], *, held: bool = False
+) -> ResultSummary:
+    """Counts and ids from the members of an answer in wire form (before candidates are
+    withheld) that the operation's row names in ``summary_fields``."""
+    response = {k: answer[k] for k in operation.summary_fields if k in answer}
     matches = list(response.get("FaceMatches") or ()) + list(response.get("UserMatches") or ())
     similarities = [float(m["Similarity"]) for m in matches if "Similarity" in m]
     face_ids: list[str] = []

@@ -45,20 +45,21 @@ from facegate.audit.report_model import (
     Totals,
     TransparencyReport,
 )
-from facegate.operations import in_group
+from facegate.operations import DEFAULT_THRESHOLD_PCT, in_group
 
 FACE_COMPARISON_OPERATIONS: frozenset[str] = in_group("face_comparison")
 """The ``face_comparison`` group of :mod:`facegate.operations` (the scope of Amazon's
 moratorium): every operation whose answer depends on comparing faces."""
 
 SIMILARITY_BANDS: tuple[tuple[str, float, float], ...] = (
-    ("below 80", -math.inf, 80.0),
-    ("80-90", 80.0, 90.0),
+    (f"below {DEFAULT_THRESHOLD_PCT:g}", -math.inf, DEFAULT_THRESHOLD_PCT),
+    (f"{DEFAULT_THRESHOLD_PCT:g}-90", DEFAULT_THRESHOLD_PCT, 90.0),
     ("90-95", 90.0, 95.0),
     ("95-99", 95.0, 99.0),
     ("99-100", 99.0, math.inf),
 )
-"""Top-similarity bands ``[low, high)``: 80 is Rekognition's default threshold, 95 and 99 the two
+"""Top-similarity bands ``[low, high)``: 80 is Rekognition's default threshold (read from
+:data:`facegate.operations.DEFAULT_THRESHOLD_PCT`), 95 and 99 the two
 law-enforcement figures Amazon gave (governance-rules.md §0 item 3, AMZ-PUBSAFETY-BP)."""
 
 CANDIDATE_BUCKETS: tuple[tuple[str, int, float], ...] = (

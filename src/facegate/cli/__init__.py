@@ -43,6 +43,7 @@ from facegate.engine.similarity import euclidean
 from facegate.engine.types import Analysis, DetectorKind, Face, Vector
 from facegate.errors import EngineUnavailableError, FacegateError
 from facegate.governance import LOCAL_ORG
+from facegate.operations import default_threshold
 from facegate.policy.errors import PolicyLoadError
 
 EXIT_OK = 0
@@ -247,8 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the largest face in SOURCE with TARGET")
     compare.add_argument("source", type=Path, metavar="SOURCE")
     compare.add_argument("target", type=Path, metavar="TARGET")
+    threshold = default_threshold("CompareFaces")
     compare.add_argument(
-        "--threshold", type=_percent, default=80.0, help="similarity threshold 0-100 (default 80)"
+        "--threshold",
+        type=_percent,
+        default=threshold,
+        help=f"similarity threshold 0-100 (default {threshold:g}, CompareFaces')",
     )
     compare.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     engine_options(compare)

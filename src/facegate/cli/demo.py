@@ -17,9 +17,10 @@ from facegate.cli.render import progress
 from facegate.engine.core import EngineConfig
 from facegate.engine.pool import EnginePool
 from facegate.engine.types import Analysis, Vector
+from facegate.operations import default_threshold
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-MATCH_THRESHOLD_PCT = 80.0
+MATCH_THRESHOLD_PCT = default_threshold("CompareFaces")
 
 
 def sample_images(folder: Path) -> list[Path]:

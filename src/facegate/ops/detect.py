@@ -7,7 +7,7 @@ from typing import Any
 
 from facegate.engine.types import Face, Vector
 from facegate.errors import EngineUnavailableError, InvalidParameterException
-from facegate.operations import DEFAULT_THRESHOLD_PCT, requested_attributes
+from facegate.operations import default_threshold, requested_attributes
 from facegate.ops.common import OpDeps, image_bytes, pct
 from facegate.ops.quality_filter import quality_reasons
 from facegate.ops.types import (
@@ -18,8 +18,6 @@ from facegate.ops.types import (
     compared_face,
     face_detail,
 )
-
-DEFAULT_SIMILARITY_THRESHOLD = DEFAULT_THRESHOLD_PCT
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ async def compare_faces(deps: OpDeps, p: dict[str, Any]) -> CompareFacesResponse
     """The largest source face against each of the target's (up to 100) faces, both described
     by the server's default face model (``FACEGATE_FACE_MODEL``; no collection names another)
     and scored by its matcher (``deps.matcher``)."""
-    threshold = pct(p.get("similarity_threshold"), DEFAULT_SIMILARITY_THRESHOLD)
+    threshold = pct(p.get("similarity_threshold"), default_threshold("CompareFaces"))
     level = p.get("quality_filter") or "NONE"
     default = deps.models.default_version if deps.models is not None else None
     model: dict[str, Any] = (

@@ -34,7 +34,7 @@ from facegate.engine.matching import Matcher
 from facegate.engine.tail import MIN_TAIL_FACES, TAIL_SIZE, fit_tail
 from facegate.engine.types import Vector
 from facegate.errors import InvalidParameterException, ResourceNotFoundException
-from facegate.operations import DEFAULT_THRESHOLD_PCT
+from facegate.operations import cap_limit, default_threshold
 from facegate.ops.common import (
     OpDeps,
     collection_matcher,
@@ -51,8 +51,6 @@ from facegate.store.records import CollectionRecord, FaceRecord
 from facegate.store.store import FaceStore
 from facegate.store.vectors import Hit
 
-DEFAULT_FACE_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
-DEFAULT_MAX_FACES = 4096  # the API's maximum: the threshold, not a count, limits results
 WIDEN_EXTRA = 4096
 """How many more hits a widened search (see the module docstring) may read."""
 
@@ -202,8 +200,8 @@ async def search_faces(deps: OpDeps, p: dict[str, Any]) -> SearchFacesResponse:
         deps,
         collection,
         probe,
-        pct(p.get("face_match_threshold"), DEFAULT_FACE_MATCH_THRESHOLD),
-        int(p.get("max_faces") or DEFAULT_MAX_FACES),
+        pct(p.get("face_match_threshold"), default_threshold("SearchFaces")),
+        int(p.get("max_faces") or cap_limit("SearchFaces")),
         exclude=face_id,
     )
     return SearchFacesResponse(face_id, matches, collection.face_model_version)
@@ -234,8 +232,8 @@ async def search_faces_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchFacesB
         deps,
         collection,
         descriptor_of(face),
-        pct(p.get("face_match_threshold"), DEFAULT_FACE_MATCH_THRESHOLD),
-        int(p.get("max_faces") or DEFAULT_MAX_FACES),
+        pct(p.get("face_match_threshold"), default_threshold("SearchFacesByImage")),
+        int(p.get("max_faces") or cap_limit("SearchFacesByImage")),
     )
     return SearchFacesByImageResponse(
         searched_face_box_ratio=bounding_box(face.detected),

@@ -16,7 +16,7 @@ from facegate.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
 )
-from facegate.operations import DEFAULT_ASSOCIATE_THRESHOLD_PCT, DEFAULT_THRESHOLD_PCT
+from facegate.operations import cap_limit, default_threshold
 from facegate.ops.common import (
     OpDeps,
     collection_matcher,
@@ -31,9 +31,6 @@ from facegate.ops.search import scored_hits
 from facegate.ops.types import FaceDetail, face_detail
 from facegate.store.records import CollectionRecord
 
-DEFAULT_ASSOCIATE_THRESHOLD = DEFAULT_ASSOCIATE_THRESHOLD_PCT
-DEFAULT_USER_MATCH_THRESHOLD = DEFAULT_THRESHOLD_PCT
-DEFAULT_MAX_USERS = 500
 DEFAULT_LIST_USERS = 500
 SEARCH_DEPTH = 20_000  # faces examined per probe when aggregating them into users
 
@@ -118,7 +115,7 @@ async def plan_associations(deps: OpDeps, p: dict[str, Any]) -> AssociateFacesRe
     in this call) at ``UserMatchThreshold``. The answer lists the planned associations and the
     faces refused with their match confidence."""
     user_id = p["user_id"]
-    threshold = pct(p.get("user_match_threshold"), DEFAULT_ASSOCIATE_THRESHOLD)
+    threshold = pct(p.get("user_match_threshold"), default_threshold("AssociateFaces"))
     face_ids: list[str] = list(dict.fromkeys(p["face_ids"]))
     collection = await run_sync(deps.collection, p["collection_id"])
     await _require_user(deps, collection, user_id)
@@ -333,8 +330,8 @@ async def search_users(deps: OpDeps, p: dict[str, Any]) -> SearchUsersResponse:
         deps,
         collection,
         probes,
-        pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
-        int(p.get("max_users") or DEFAULT_MAX_USERS),
+        pct(p.get("user_match_threshold"), default_threshold("SearchUsers")),
+        int(p.get("max_users") or cap_limit("SearchUsers")),
         exclude_user=user_id,
     )
     return SearchUsersResponse(
@@ -387,8 +384,8 @@ async def search_users_by_image(deps: OpDeps, p: dict[str, Any]) -> SearchUsersB
         deps,
         collection,
         [descriptor_of(largest)],
-        pct(p.get("user_match_threshold"), DEFAULT_USER_MATCH_THRESHOLD),
-        int(p.get("max_users") or DEFAULT_MAX_USERS),
+        pct(p.get("user_match_threshold"), default_threshold("SearchUsersByImage")),
+        int(p.get("max_users") or cap_limit("SearchUsersByImage")),
     )
     return SearchUsersByImageResponse(
         matches,
