@@ -66,6 +66,7 @@ from facegate.policy.engine import PolicyEngine
 from facegate.policy.loader import PolicyInfo
 from facegate.policy.model import CollectionRef, Decision, PolicyRequest
 from facegate.services import Services
+from facegate.store.collections import CollectionStats
 from facegate.store.decisions import DecisionRecord, DecisionRepository
 from facegate.store.keys import KeyRecord
 from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository, new_audit_id
@@ -88,7 +89,7 @@ from facegate.store.reviews import (
     ReviewRecord,
     ReviewRepository,
 )
-from facegate.store.store import CollectionStats, FaceStore
+from facegate.store.store import FaceStore
 from facegate.wire.keys import NewKey
 
 REVIEW_STATUSES: tuple[str, ...] = (PENDING, RELEASED, REJECTED, EXPIRED)
