@@ -11,10 +11,7 @@ from collections.abc import Callable
 from typing import Any, Self
 
 from facegate.audit.record import EventRecord, EventSink
-from facegate.errors import (
-    InternalServerError,
-    InvalidParameterException,
-)
+from facegate.errors import InternalServerError, InvalidParameterException
 from facegate.governance import Registry
 from facegate.model_audit import GateBounds
 from facegate.policy.engine import PolicyEngine
@@ -22,13 +19,8 @@ from facegate.policy.model import CollectionRef
 from facegate.store.collections import CollectionStats
 from facegate.store.decisions import DecisionRepository
 from facegate.store.model_audits import ModelAuditRepository
-from facegate.store.operators import (
-    OperatorRepository,
-)
-from facegate.store.reviews import (
-    DEFAULT_COOLING_OFF_S,
-    ReviewRepository,
-)
+from facegate.store.operators import OperatorRepository
+from facegate.store.reviews import DEFAULT_COOLING_OFF_S, ReviewRepository
 from facegate.store.store import FaceStore
 
 MAX_NAME = 200

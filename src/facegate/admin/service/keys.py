@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from facegate.admin.service.core import (
-    MAX_NAME,
-    AdminCore,
-    printable,
-)
-from facegate.errors import (
-    ConflictException,
-    InvalidParameterException,
-    ResourceNotFoundException,
-)
+from facegate.admin.service.core import MAX_NAME, AdminCore, printable
+from facegate.errors import ConflictException, InvalidParameterException, ResourceNotFoundException
 from facegate.store.keys import KeyRecord
 from facegate.wire.keys import NewKey
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from facegate.admin.service.core import (
-    MAX_NOTE,
-    AdminCore,
-    printable,
-)
+from facegate.admin.service.core import MAX_NOTE, AdminCore, printable
 from facegate.errors import (
     InternalServerError,
     InvalidParameterException,

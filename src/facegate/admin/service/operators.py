@@ -12,23 +12,13 @@ from facegate.admin.auth import (
     token_sha256,
     verify_password,
 )
-from facegate.admin.service.core import (
-    MAX_NOTE,
-    AdminCore,
-    printable,
-    text_field,
-)
+from facegate.admin.service.core import MAX_NOTE, AdminCore, printable, text_field
 from facegate.errors import (
     AccessDeniedException,
     InvalidParameterException,
     ResourceNotFoundException,
 )
-from facegate.store.operators import (
-    LOCAL_ACTORS,
-    ROLES,
-    Control,
-    OperatorRecord,
-)
+from facegate.store.operators import LOCAL_ACTORS, ROLES, Control, OperatorRecord
 
 OPERATOR_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from facegate.admin.service.core import (
-    AdminCore,
-    text_field,
-)
-from facegate.errors import (
-    ResourceNotFoundException,
-)
+from facegate.admin.service.core import AdminCore, text_field
+from facegate.errors import ResourceNotFoundException
 from facegate.governance import LOCAL_ORG, validate_use_cases
 from facegate.store.orgs import OrganisationRecord
 

@@ -9,14 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facegate.admin.explain import request_from_body
-from facegate.admin.service.core import (
-    MAX_LIST,
-    AdminCore,
-)
-from facegate.errors import (
-    InternalServerError,
-    ResourceNotFoundException,
-)
+from facegate.admin.service.core import MAX_LIST, AdminCore
+from facegate.errors import InternalServerError, ResourceNotFoundException
 from facegate.policy.engine import PolicyEngine
 from facegate.policy.loader import PolicyInfo
 from facegate.policy.model import Decision, PolicyRequest

@@ -6,24 +6,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from facegate.admin.auth import (
-    REVIEWERS,
-)
-from facegate.admin.service.core import (
-    MAX_LIST,
-    MAX_NOTE,
-    AdminCore,
-    text_field,
-)
+from facegate.admin.auth import REVIEWERS
+from facegate.admin.service.core import MAX_LIST, MAX_NOTE, AdminCore, text_field
 from facegate.errors import (
     AccessDeniedException,
     InvalidParameterException,
     ResourceNotFoundException,
 )
 from facegate.store.decisions import DecisionRecord
-from facegate.store.operators import (
-    OperatorRecord,
-)
+from facegate.store.operators import OperatorRecord
 from facegate.store.reviews import (
     EXPIRED,
     PENDING,
