@@ -376,8 +376,8 @@ MIGRATIONS: tuple[str, ...] = (
     # internal, immutable identity, `uid` (never reused: a collection deleted and created again
     # under the same id gets a new one), and faces, users, tags and feed rows belong to that
     # identity, never to the name: a write resolved before a collection was deleted cannot land
-    # in a collection created afterwards under the same id (store/store.py checks the identity
-    # and owner inside each write transaction). Existing collections keep their id as their
+    # in a collection created afterwards under the same id (store/collections.py checks the
+    # identity and owner inside each write transaction). Existing collections keep their id as their
     # uid (ids were unique across the server until now, so these are unique too); new uids are
     # random ("col-" + 32 hex digits). retention_deletions keeps the collection's id (what
     # operators read) and gains its uid. ClientRequestToken records are scoped by organisation
