@@ -53,8 +53,8 @@ def _index_growth(kind: str, n: int, queue: multiprocessing.Queue[tuple[int, flo
 
 def _store_bytes(n: int, queue: multiprocessing.Queue[tuple[int, float]]) -> None:
     from facegate.store.db import Database
-    from facegate.store.records import FaceRecord, NewFace
-    from facegate.store.store import FaceStore, StoreLimits
+    from facegate.store.records import FaceRecord, NewFace, StoreLimits
+    from facegate.store.store import FaceStore
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "db.sqlite3"

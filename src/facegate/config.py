@@ -147,8 +147,8 @@ from facegate.model_audit import GateBounds
 from facegate.policy.engine import DEFAULT_PACKS
 from facegate.store.idempotency import DEFAULT_TTL_S as DEFAULT_IDEMPOTENCY_TTL_S
 from facegate.store.pgvectors import DEFAULT_EF_SEARCH, EF_MAX
+from facegate.store.records import StoreLimits
 from facegate.store.reviews import DEFAULT_COOLING_OFF_S
-from facegate.store.store import StoreLimits
 from facegate.wire.peers import parse_networks
 
 DEFAULT_PORT = 8750

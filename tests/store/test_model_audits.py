@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from facegate.store.db import MIGRATIONS, Database, StoreDatabase
+from facegate.store.db import MIGRATIONS, Database, IntegrityError, StoreDatabase
 from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository, new_audit_id
 
 
@@ -41,7 +41,7 @@ def test_add_get_list(repo: ModelAuditRepository) -> None:
     assert got.active
     assert repo.get("ma-missing") is None
     assert [r.audit_id for r in repo.list()] == ["ma-2", "ma-1"]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         repo.add(audit("ma-1", 30.0))
 
 

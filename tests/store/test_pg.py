@@ -206,5 +206,14 @@ def test_open_database_picks_the_backend(pg_dsn: str, tmp_path: Path) -> None:
     assert Settings.from_env({"FACEGATE_DATABASE_URL": ""}).database_url is None
 
 
-def test_sqlite_integrity_error_is_the_common_class() -> None:
-    assert IntegrityError is sqlite3.IntegrityError
+def test_a_postgresql_constraint_violation_is_not_a_sqlite_error(pg_dsn: str) -> None:
+    db = PostgresDatabase(pg_dsn)
+    OrganisationRepository(db).insert(_org("one"))
+    with pytest.raises(IntegrityError) as caught, db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
+            ("one", "One", "ngo", 1.0),
+        )
+    assert not isinstance(caught.value, sqlite3.Error)
+    assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)
+    db.close()

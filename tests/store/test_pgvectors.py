@@ -89,7 +89,7 @@ def test_vectors_are_opt_in_store_wide_and_copied_when_enabled(pg_dsn: str) -> N
         assert db.enable_vectors() is False  # already: nothing done twice
         after = FaceStore(db)
         assert after.vectors_in_db
-        assert after._indexes == {}
+        assert after.indexes.held() == frozenset()
         assert after.face_count(c) == 7
         assert after.face_count(empty) == 0
         assert len(after.index(c)) == 7
@@ -183,9 +183,9 @@ def test_a_server_starting_loads_no_vectors(two_servers: tuple[FaceStore, FaceSt
     c = a.create_collection("c", "arn", "dlib-resnet-v1")
     a.add_faces(c, [new_face("c", i) for i in range(5)])
     late = FaceStore(b.db)
-    assert late._indexes == {}
+    assert late.indexes.held() == frozenset()
     assert late.nearest(c, new_face("c", 3).descriptor, 1, 0.1)[0].face_id == face_id(3)
-    assert late._indexes == {}
+    assert late.indexes.held() == frozenset()
 
 
 def _collection_of(

@@ -15,8 +15,8 @@ from facegate.errors import (
     ServiceQuotaExceededException,
 )
 from facegate.store.db import MIGRATIONS, Database, IntegrityError, StoreDatabase
-from facegate.store.records import FaceRecord, NewFace
-from facegate.store.store import FaceStore, StoreLimits
+from facegate.store.records import FaceRecord, NewFace, StoreLimits
+from facegate.store.store import FaceStore
 from tests.conftest import DbFactory
 from tests.store.factory import new_face
 

@@ -22,9 +22,10 @@ from facegate.errors import (
     InvalidS3ObjectException,
 )
 from facegate.ops.estimates import FalseCandidates
+from facegate.store.collections import collection_not_found
 from facegate.store.idempotency import IdempotencyRepository, TokenScope
 from facegate.store.records import CollectionRecord
-from facegate.store.store import FaceStore, collection_not_found
+from facegate.store.store import FaceStore
 
 T = TypeVar("T")
 

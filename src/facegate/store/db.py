@@ -23,7 +23,8 @@ Backends: :class:`Database` (SQLite, the default) and :class:`facegate.store.pg.
 (several servers sharing one store) both satisfy :class:`StoreDatabase`; :func:`open_database`
 picks one. Repositories write SQL that both engines accept (``?`` placeholders, ``ON CONFLICT``,
 ``RETURNING``, ``rowid`` ordering) and read rows by column name or index; a constraint violation
-raises :data:`IntegrityError` on either backend.
+raises facegate's :class:`IntegrityError` on either backend (each connection translates its
+driver's error).
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ def run_before_write() -> None:
         hook()
 
 
-# The error a constraint violation (duplicate key, foreign key) raises on either backend: SQLite's
-# own class; the PostgreSQL adapter raises a subclass of it, so repositories catch one name.
-IntegrityError = sqlite3.IntegrityError
+class IntegrityError(Exception):
+    """A constraint violation (a duplicate key, a foreign key, NOT NULL, CHECK) on either backend:
+    facegate's own class, raised by the statement that violated the constraint. Each backend's
+    connection translates its driver's error (``sqlite3.IntegrityError``, psycopg's
+    ``IntegrityError``), which is kept as ``__cause__``; this class subclasses neither, so code
+    above the store depends on no driver. The transaction is rolled back when the error leaves
+    it; PostgreSQL cannot go on with it anyway, so catch it around the transaction, not inside."""
 
 
 class Row(Protocol):
@@ -371,8 +376,8 @@ MIGRATIONS: tuple[str, ...] = (
     # internal, immutable identity, `uid` (never reused: a collection deleted and created again
     # under the same id gets a new one), and faces, users, tags and feed rows belong to that
     # identity, never to the name: a write resolved before a collection was deleted cannot land
-    # in a collection created afterwards under the same id (store/store.py checks the identity
-    # and owner inside each write transaction). Existing collections keep their id as their
+    # in a collection created afterwards under the same id (store/collections.py checks the
+    # identity and owner inside each write transaction). Existing collections keep their id as their
     # uid (ids were unique across the server until now, so these are unique too); new uids are
     # random ("col-" + 32 hex digits). retention_deletions keeps the collection's id (what
     # operators read) and gains its uid. ClientRequestToken records are scoped by organisation
@@ -438,6 +443,26 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+class SqliteConnection:
+    """The SQLite connection as the repositories see it (:class:`Connection`): ``sqlite3``'s,
+    with a constraint violation raised as :class:`IntegrityError`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, parameters)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> sqlite3.Cursor:
+        try:
+            return self._conn.executemany(sql, parameters)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+
 class Database:
     """A SQLite database file with the facegate schema applied."""
 
@@ -457,6 +482,7 @@ class Database:
         if self.path is not None:
             _enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous = FULL")
+        self._store_conn = SqliteConnection(self._conn)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -493,24 +519,24 @@ class Database:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def transaction(self, scope: str | None = None) -> Iterator[sqlite3.Connection]:
+    def transaction(self, scope: str | None = None) -> Iterator[SqliteConnection]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back on any exception.
         ``scope`` is ignored: SQLite has one writer."""
         run_before_write()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield self._store_conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[SqliteConnection]:
         """The connection for reads (a consistent snapshot per statement)."""
         with self._lock:
-            yield self._conn
+            yield self._store_conn
 
     def close(self) -> None:
         with self._lock:

@@ -1,7 +1,8 @@
-"""Pruning the face change feed (``face_changes``) and its floor.
+"""The face change feed (``face_changes``): appending rows, pruning them, and its floor.
 
 Servers sharing a store keep their in-memory indexes fresh by reading the feed rows after the
-last ``seq`` they applied (:meth:`facegate.store.store.FaceStore.catch_up`). Without pruning the
+last ``seq`` they applied (:meth:`facegate.store.indexes.FaceIndexes.catch_up`); each face write
+appends its rows in its own transaction (:func:`record_changes`). Without pruning the
 feed grows by one row per face ever indexed or deleted.
 
 Contract of :func:`prune_changes`:
@@ -23,6 +24,8 @@ network partition), since a server behind the floor pays a full reload; a day (t
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from facegate.store.db import Connection, StoreDatabase
@@ -37,6 +40,17 @@ class FeedPrune:
 
     deleted: int
     floor: int
+
+
+def record_changes(conn: Connection, uid: str, face_ids: Sequence[str], op: str) -> None:
+    """Append feed rows (inside the transaction that made the change), stamped with the time:
+    ``op`` is ``add`` or ``remove`` (one row per face) or ``drop`` (the collection ``uid``
+    deleted; one row with an empty face id)."""
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO face_changes (collection_uid, face_id, op, created_at) VALUES (?, ?, ?, ?)",
+        [(uid, face_id, op, now) for face_id in face_ids],
+    )
 
 
 def read_floor(conn: Connection) -> int:

@@ -3,7 +3,7 @@
 :class:`PostgresDatabase` has the surface of :class:`facegate.store.db.Database` and runs the
 repositories' SQL unchanged: ``?`` placeholders become ``%s`` (never inside string literals,
 quoted identifiers or comments), rows read by column name and by index like ``sqlite3.Row``, and a
-constraint violation raises a subclass of :data:`facegate.store.db.IntegrityError`.
+constraint violation raises :class:`facegate.store.db.IntegrityError` (psycopg's error its cause).
 
 Schema: the same :data:`facegate.store.db.MIGRATIONS`, translated mechanically
 (:func:`pg_migration`): ``BLOB`` -> ``BYTEA``, ``REAL`` -> ``DOUBLE PRECISION``, ``INTEGER`` ->
@@ -83,10 +83,6 @@ CREATE TABLE IF NOT EXISTS facegate_schema (
     version   BIGINT NOT NULL
 )
 """
-
-
-class PostgresIntegrityError(IntegrityError):
-    """A PostgreSQL constraint violation (the psycopg error is its ``__cause__``)."""
 
 
 def redact_dsn(dsn: str) -> str:
@@ -247,7 +243,7 @@ class PgConnection:
         try:
             cursor.execute(self._translate(sql), tuple(parameters))
         except psycopg.errors.IntegrityError as exc:
-            raise PostgresIntegrityError(str(exc)) from exc
+            raise IntegrityError(str(exc)) from exc
         return PgCursor(cursor)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:
@@ -257,7 +253,7 @@ class PgConnection:
             try:
                 cursor.executemany(self._translate(sql), rows)
             except psycopg.errors.IntegrityError as exc:
-                raise PostgresIntegrityError(str(exc)) from exc
+                raise IntegrityError(str(exc)) from exc
         return PgCursor(cursor)
 
 

@@ -55,7 +55,7 @@ from typing import Any, Protocol
 import numpy as np
 import psycopg
 
-from facegate.errors import ResourceNotFoundException
+from facegate.store.collections import collection_not_found
 from facegate.store.db import Connection
 from facegate.store.vectors import Hit, Matrix
 from facegate.vectorspace import COSINE, VectorSpace
@@ -223,11 +223,6 @@ def face_count(conn: Connection, uid: str) -> int | None:
     """The collection's face count (None: no such collection)."""
     row = conn.execute(f"SELECT faces FROM {COUNTS} WHERE collection_uid = ?", (uid,)).fetchone()
     return None if row is None else int(row[0])
-
-
-def collection_not_found(collection_id: str) -> ResourceNotFoundException:
-    """The store's answer for a collection that is gone (as ``store.collection_not_found``)."""
-    return ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
 
 
 def key_bound(space: VectorSpace, max_distance: float, weights: Sequence[float]) -> float:

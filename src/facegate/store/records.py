@@ -82,3 +82,17 @@ class SweptFace:
     face: FaceRecord
     collection_id: str
     org_id: str
+
+
+REKOGNITION_MAX_FACES_PER_COLLECTION = 20_000_000
+REKOGNITION_MAX_FACES_PER_USER = 100
+REKOGNITION_MAX_TAGS = 200
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Quotas; Rekognition's by default. Tests lower them to exercise the errors."""
+
+    max_faces_per_collection: int = REKOGNITION_MAX_FACES_PER_COLLECTION
+    max_faces_per_user: int = REKOGNITION_MAX_FACES_PER_USER
+    max_tags: int = REKOGNITION_MAX_TAGS
