@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from facegate import enforce
 from facegate.audit.log import iter_entries
 from facegate.config import Settings
 from facegate.engine.core import FaceEngine
 from facegate.engine.types import Analysis
-from facegate.pipeline import RawRequest, RawResponse, handle
+from facegate.ops.estimates import CALIBRATED, TAIL, FalseCandidates
+from facegate.pipeline import RawRequest, RawResponse, Scale, _estimated, handle
 from facegate.services import Services
 from facegate.wire.keys import NewKey
 from tests.signed import local_key, signed_request
@@ -298,3 +300,44 @@ def test_14_every_answered_request_has_one_record_with_its_request_id(
         bad.headers["x-amzn-RequestId"],
     ]
     assert [r["error_code"] for r in records] == ["", "UnknownOperationException"]
+
+
+# --- 10 a search's own false-candidate estimate --------------------------------------------------
+
+
+def test_10_a_tail_that_raised_the_threshold_is_reported_against_the_threshold_asked(
+    services: Services,
+) -> None:
+    """``_estimated`` on the real default Similarity: a tail fit that raised a search from 80
+    to 95 reports 95 as the threshold used and 80 as the one asked for, and the larger of the
+    calibrated N x FMR at 95 and the tail's expectation; a fit that raised nothing keeps the
+    obligations' figures; no fit (too few faces) keeps them all, marked calibrated."""
+    similarity = services.deps.matcher.similarity
+    assert similarity is not None
+    scale = Scale(similarity, services.active_model[0], services.deps.matcher.version)
+    applied = enforce.Applied(threshold_pct=80.0, expected_false_candidates=3.0)
+    raised = FalseCandidates()
+    raised.note(2_000, 0.4, 95.0)
+    figures = _estimated(applied, raised, scale)
+    fmr = similarity.fmr_at(95.0)
+    assert fmr is not None
+    assert (figures.method, figures.threshold_raised_to, figures.threshold_requested_pct) == (
+        TAIL,
+        95.0,
+        80.0,
+    )
+    assert figures.calibrated == pytest.approx(2_000 * fmr)
+    assert figures.expected == pytest.approx(max(2_000 * fmr, 0.4))
+    assert figures.tail == 0.4
+    kept = FalseCandidates()
+    kept.note(2_000, 0.4, None)
+    figures = _estimated(applied, kept, scale)
+    assert (figures.threshold_raised_to, figures.threshold_requested_pct) == (None, None)
+    assert figures.calibrated == pytest.approx(2_000 * (similarity.fmr_at(80.0) or 0.0))
+    unfitted = _estimated(applied, FalseCandidates(), scale)
+    assert (unfitted.method, unfitted.expected, unfitted.calibrated, unfitted.tail) == (
+        CALIBRATED,
+        3.0,
+        None,
+        None,
+    )

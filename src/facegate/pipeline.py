@@ -45,10 +45,12 @@ One numbering, used here, in the code's comments and in ARCHITECTURE.md ("The re
 Every failure becomes a ``FacegateError`` with Rekognition's code; anything unexpected becomes an
 ``InternalServerError`` whose details go to the log, never to the caller.
 
-The request's ``Outcome`` (what it did, for steps 13 and 14) is owned by :func:`handle`; only the
-step functions write it (each named with its step number in its docstring), as soon as the step
-knows a fact, so a request that fails part-way is recorded with what was known. Helpers return
-values.
+Each step is a function whose docstring names its number; it returns a value (``Decoded``,
+the frozen ``Admitted``, ``Collected``, ``Plan``, ``Scale``, ``Estimated``) and writes nothing.
+The request's ``Outcome`` (what it did, for steps 13 and 14) is owned by :func:`handle` and
+written only by the functions that run the steps in order (``handle``, ``_serve``,
+``_admitted``, ``_answer``) and by step 7's worker thread, each fact as soon as it is known, so
+that a request failing part-way is recorded with what was known.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from facegate import crops, enforce, intent
+from facegate.audit.record import ResultSummary
 from facegate.engine.similarity import SimilarityModel
 from facegate.errors import (
     AccessDeniedException,
@@ -78,9 +81,9 @@ from facegate.errors import (
     UnknownOperationException,
 )
 from facegate.operations import named_attributes, requested_attributes
-from facegate.ops.common import Bound, Enrolment, image_bytes, token_scope
+from facegate.ops.common import Bound, Enrolment, OpDeps, image_bytes, token_scope
 from facegate.ops.estimates import TAIL, FalseCandidates
-from facegate.ops.registry import OPERATIONS, Operation, deps_for
+from facegate.ops.registry import OPERATIONS, Handler, Operation, deps_for
 from facegate.ops.tags import collection_of
 from facegate.policy.model import (
     CollectionRef,
@@ -199,24 +202,36 @@ class Scale:
 
 @dataclass(frozen=True)
 class Estimated:
-    """What a 1:N search's own estimate of its false candidates adds to the outcome."""
+    """The outcome's false-candidate figures once a 1:N search has made its own estimate."""
 
     method: str
-    threshold_raised_to: float | None = None
-    threshold_requested_pct: float | None = None
+    threshold_raised_to: float | None
+    threshold_requested_pct: float | None
+    expected: float | None
     calibrated: float | None = None
     tail: float | None = None
-    expected: float | None = None
 
 
 @dataclass(frozen=True)
-class Worked:
-    """Step 10's result: the answer in wire form before the obligations on it, whether it is
-    held for review, and what the obligations changed before the work."""
+class Plan:
+    """Step 10's plan: whether the answer is held for review, the Similarity the numbers are on
+    (face comparisons only), what the obligations changed in the parameters, the search's own
+    false-candidate estimate (filled in by the work), and the work with what it may use."""
 
-    full: dict[str, Any]
     held: bool
+    scale: Scale | None
     applied: enforce.Applied
+    estimate: FalseCandidates | None
+    deps: OpDeps
+    work: Handler
+
+
+@dataclass(frozen=True)
+class Collected:
+    """Step 8's answer, and the summary of a released result for the audit record."""
+
+    body: bytes
+    result: ResultSummary | None = None
 
 
 async def handle(services: Services, request: RawRequest) -> RawResponse:
@@ -234,7 +249,7 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
     )
     try:
         with intent.recording(write_intent):
-            body = await _serve(services, request, outcome)
+            body = await _serve(services, request, outcome)  # 2-12
         response = RawResponse(200, body)
     except FacegateError as exc:
         outcome.code = exc.code
@@ -244,13 +259,40 @@ async def handle(services: Services, request: RawRequest) -> RawResponse:
         error = InternalServerError("Internal server error.")
         outcome.code = error.code
         response = RawResponse(error.http_status, protocol.error_body(error))
-    response.headers.update(_response_headers(outcome))  # 13
-    return await _record(services, request, outcome, response)  # 14
+    # 13 respond
+    response.headers.update(_response_headers(outcome))
+    # 14 record: a refusal at step 2 is counted (on record with the next aggregate:
+    # facegate.refusals); any other request's record is appended and fsynced, fail closed
+    if outcome.unauthenticated:
+        reason = THROTTLED if outcome.code == ThrottlingException.code else outcome.code
+        services.refusals.count(request.client_address, outcome.access_key_id or "", reason)
+    else:
+        try:
+            await asyncio.to_thread(services.audit.append, request_record(outcome).to_json())
+        except Exception:
+            log.exception("audit append failed", extra={"request_id": outcome.request_id})
+            error = InternalServerError("Internal server error.")
+            outcome.code = error.code
+            response = RawResponse(
+                error.http_status,
+                protocol.error_body(error),
+                {"x-amzn-RequestId": outcome.request_id, "content-type": protocol.CONTENT_TYPE},
+            )
+    _observe(services, outcome)
+    return response
 
 
 async def _serve(services: Services, request: RawRequest, outcome: Outcome) -> bytes:
     """Steps 2-12: the answer's body, or a ``FacegateError``."""
-    caller, principal = await _authenticate(services, request, outcome)  # 2
+    # 2 authenticate (a refused request is counted with the key it claimed, so attempts on a
+    # key show in the audit trail: facegate.refusals)
+    outcome.access_key_id = _claimed_key(request.headers.get("authorization", ""))
+    try:
+        caller, principal = await _authenticate(services, request)
+    except FacegateError:
+        outcome.unauthenticated = True
+        raise
+    outcome.access_key_id = caller.access_key_id
     _admit(services, caller)  # 3
     try:
         return await _admitted(services, request, caller, principal, outcome)
@@ -266,12 +308,26 @@ async def _admitted(
     outcome: Outcome,
 ) -> bytes:
     """Steps 4-12 for an authenticated, admitted request."""
-    registered = _principal(principal, outcome)  # 4
-    operation = _operation(services, request, outcome)  # 5
-    decoded = _decode(services, request, caller, registered, operation, outcome)  # 6
+    registered = _principal(principal)  # 4
+    outcome.org_id, outcome.principal = registered.organisation.org_id, registered
+    # 5 the operation, named before it is looked up (an unknown one is recorded by its name)
+    outcome.operation = protocol.operation_from_target(request.headers.get("x-amz-target"))
+    operation = _operation(services, outcome.operation)
+    # 6 decode: the body, then the governance headers
+    params = _decode(services, operation, request.body)
+    outcome.inputs = input_hashes(params)
+    decoded = _governance(services, request, caller, registered, operation, params)
+    outcome.attributes_requested = decoded.context.attributes
     admitted = await _decide(services, registered, operation, decoded, outcome)  # 7
     if admitted.governance.review_id is not None:
-        return await _collect(services, admitted, outcome)  # 8
+        # 8 collect a review
+        review_id = admitted.governance.review_id
+        review, status = await _review(services, admitted, review_id)
+        outcome.review_id, outcome.review_status = review_id, status
+        collected = await _collect(services, admitted, review, status)
+        if collected.result is not None:
+            outcome.result = collected.result
+        return collected.body
     token = admitted.params.get("client_request_token") if operation.spec.idempotent_token else None
     if token is None:
         return await _answer(services, admitted, outcome)  # 9-12
@@ -284,22 +340,14 @@ async def _admitted(
 
 
 async def _authenticate(
-    services: Services, request: RawRequest, outcome: Outcome
+    services: Services, request: RawRequest
 ) -> tuple[VerifiedCaller, Principal | None]:
     """Step 2: the verified caller and its key's principal (None: not registered; refused at
-    step 4). A refused request is counted with the key it claimed, so attempts on a key show in
-    the audit trail (facegate.refusals)."""
-    outcome.access_key_id = _claimed_key(request.headers.get("authorization", ""))
+    step 4). An address over its bucket of failed authentications is refused before its
+    signature is checked or its key looked up (facegate.refusals)."""
     if not services.refusals.admit(request.client_address):
-        outcome.unauthenticated = True
         raise ThrottlingException("Too many failed authentications from this address; retry later.")
-    try:
-        caller, principal = await _verify_signature(services, request)
-    except FacegateError:
-        outcome.unauthenticated = True
-        raise
-    outcome.access_key_id = caller.access_key_id
-    return caller, principal
+    return await _verify_signature(services, request)
 
 
 async def _verify_signature(
@@ -372,24 +420,20 @@ def _admit(services: Services, caller: VerifiedCaller) -> None:
 # 4 the principal
 
 
-def _principal(principal: Principal | None, outcome: Outcome) -> Principal:
+def _principal(principal: Principal | None) -> Principal:
     """Step 4: the key's organisation and use case (read at step 2 with its secret)."""
     if principal is None:
         raise AccessDeniedException(
             "The access key is not registered to an active organisation and use case."
         )
-    outcome.org_id = principal.organisation.org_id
-    outcome.principal = principal
     return principal
 
 
 # 5 the operation
 
 
-def _operation(services: Services, request: RawRequest, outcome: Outcome) -> Operation:
+def _operation(services: Services, name: str) -> Operation:
     """Step 5: the operation X-Amz-Target names, if facegate serves it (fail closed)."""
-    name = protocol.operation_from_target(request.headers.get("x-amz-target"))
-    outcome.operation = name
     operation = OPERATIONS.get(name)
     if operation is None or name not in services.model.operation_names():
         raise UnknownOperationException(f"facegate does not serve the operation {name}.")
@@ -399,18 +443,23 @@ def _operation(services: Services, request: RawRequest, outcome: Outcome) -> Ope
 # 6 decode
 
 
-def _decode(
+def _decode(services: Services, operation: Operation, body: bytes) -> dict[str, Any]:
+    """Step 6, the body: decoded (wire/jsonin) and validated against botocore's model; the
+    parameters in snake_case."""
+    raw = protocol.decode_body(body)
+    return request_kwargs(services.model.validate_input(operation.name, raw))
+
+
+def _governance(
     services: Services,
     request: RawRequest,
     caller: VerifiedCaller,
     principal: Principal,
     operation: Operation,
-    outcome: Outcome,
+    params: dict[str, Any],
 ) -> Decoded:
-    """Step 6: the body decoded and validated, and the governance headers parsed."""
-    raw = protocol.decode_body(request.body)
-    params = request_kwargs(services.model.validate_input(operation.name, raw))
-    outcome.inputs = input_hashes(params)
+    """Step 6, the headers: the governance context (signed X-Facegate-* headers, defaulting to
+    the key's registration), with the facial attributes the parameters ask for."""
     now = services.clock()
     governance = governance_headers.parse(
         request.headers,
@@ -427,7 +476,6 @@ def _decode(
             attributes=requested_attributes(params.get(attributes_param)),
             attributes_named=named_attributes(params.get(attributes_param)),
         )
-        outcome.attributes_requested = context.attributes
     return Decoded(params, governance, context, now)
 
 
@@ -564,17 +612,16 @@ def _store_decision(
 # 8 collect a review
 
 
-async def _collect(services: Services, admitted: Admitted, outcome: Outcome) -> bytes:
-    """Step 8: the held response of a review, once released; while pending, the response
-    without candidates again. Only the organisation that made the request, repeating the same
-    request with the same governance context (:func:`_review_digest`), can collect it. A held
-    plan of an operation that writes (AssociateFaces) is applied when collected."""
-    operation = admitted.operation
-    review_id = admitted.governance.review_id or ""
+async def _review(
+    services: Services, admitted: Admitted, review_id: str
+) -> tuple[ReviewRecord, str]:
+    """Step 8, the review and its status now. Only the organisation that made the request,
+    repeating the same request with the same governance context (:func:`_review_digest`), can
+    collect it."""
     review = await asyncio.to_thread(services.reviews.get, review_id)
     if review is None or review.org_id != admitted.org_id:
         raise ResourceNotFoundException(f"Review {review_id} does not exist.")
-    if review.operation != operation.name or not hmac.compare_digest(
+    if review.operation != admitted.operation.name or not hmac.compare_digest(
         review.params_sha256, admitted.review_digest
     ):
         raise InvalidParameterException(
@@ -582,28 +629,34 @@ async def _collect(services: Services, admitted: Admitted, outcome: Outcome) -> 
             "with the same governance headers (purpose, case, authorisation, consent, camera, "
             "real-time, exigent)."
         )
-    status = review.status_at(services.clock())
-    outcome.review_id, outcome.review_status = review_id, status
-    if status not in (RELEASED, PENDING):  # a rejected or expired review holds nothing
+    return review, review.status_at(services.clock())
+
+
+async def _collect(
+    services: Services, admitted: Admitted, review: ReviewRecord, status: str
+) -> Collected:
+    """Step 8, the answer: the held response of a released review; while pending, the response
+    without candidates again; a rejected or expired review holds nothing. A held plan of an
+    operation that writes (AssociateFaces) is applied when collected."""
+    operation = admitted.operation
+    if status not in (RELEASED, PENDING):
         raise AccessDeniedException(
-            f"Review {review_id} was {status}; its results are not released."
+            f"Review {review.review_id} was {status}; its results are not released."
         )
     held = json.loads(review.held_response)
-    if status == RELEASED:
-        if operation.apply_held is not None:
-            deps = deps_for(
-                services.deps,
-                operation,
-                admitted.org_id,
-                Enrolment(admitted.governance.context.consent_ref or None),
-                admitted.bound,
-            )
-            held = to_wire(await operation.apply_held(deps, admitted.params, held))
-            outcome.result = summarise(held)
-            return protocol.encode_body(held)
-        outcome.result = summarise(held)
-        return review.held_response.encode("utf-8")
-    return protocol.encode_body(enforce.withheld(operation.spec, held))
+    if status == PENDING:
+        return Collected(protocol.encode_body(enforce.withheld(operation.spec, held)))
+    if operation.apply_held is None:
+        return Collected(review.held_response.encode("utf-8"), summarise(held))
+    deps = deps_for(
+        services.deps,
+        operation,
+        admitted.org_id,
+        Enrolment(admitted.governance.context.consent_ref or None),
+        admitted.bound,
+    )
+    applied = to_wire(await operation.apply_held(deps, admitted.params, held))
+    return Collected(protocol.encode_body(applied), summarise(applied))
 
 
 # 9-12 answer
@@ -611,13 +664,47 @@ async def _collect(services: Services, admitted: Admitted, outcome: Outcome) -> 
 
 async def _answer(services: Services, admitted: Admitted, outcome: Outcome) -> bytes:
     """Steps 9-12: replay a stored idempotent answer, or work, apply the obligations on the
-    answer, encode it and remember it for its token."""
+    answer, encode it and remember it for its token. Each fact goes on the outcome as soon as
+    it is known, so a request that fails later is recorded with it."""
     scope = token_scope(admitted.org_id, admitted.bound)
     replay = await _recall(services, admitted, scope)  # 9
     if replay is not None:
         return replay
-    worked = await _work(services, admitted, outcome)  # 10
-    wire = await _deliver(services, admitted, worked, outcome)  # 11
+    # 10 work: held or not, the obligations on the parameters, then the work
+    plan = _plan(services, admitted)
+    if plan.scale is not None:
+        outcome.face_model_version = plan.scale.face_model_version
+        outcome.similarity_version = plan.scale.similarity_version
+    outcome.expected_false_candidates = plan.applied.expected_false_candidates
+    outcome.threshold_raised_to = plan.applied.threshold_raised_to
+    outcome.threshold_requested_pct = plan.applied.threshold_requested_pct
+    outcome.attributes_dropped = plan.applied.attributes_dropped
+    full = to_wire(await plan.work(plan.deps, admitted.params))
+    if plan.estimate is not None:
+        estimated = _estimated(plan.applied, plan.estimate, plan.scale)
+        outcome.false_candidate_method = estimated.method
+        outcome.threshold_raised_to = estimated.threshold_raised_to
+        outcome.threshold_requested_pct = estimated.threshold_requested_pct
+        outcome.expected_false_candidates = estimated.expected
+        outcome.expected_false_candidates_calibrated = estimated.calibrated
+        outcome.expected_false_candidates_tail = estimated.tail
+    # 11 obligations on the answer; human review holds it whole
+    spec = admitted.operation.spec
+    wire = enforce.after(spec, full, admitted.decision.obligations)
+    outcome.result = summarise(wire, held=plan.held)
+    if admitted.context.attributes:
+        _count_attributes(
+            services,
+            outcome.request_id,
+            admitted.context.attributes,
+            plan.applied.attributes_dropped,
+            wire,
+        )
+    if plan.held:
+        crop = await _probe_crop(services, admitted.operation, admitted.params, full)
+        outcome.review_id = await _hold(services, admitted, wire, crop)
+        outcome.review_status = PENDING
+        wire = enforce.withheld(spec, wire)
     body = protocol.encode_body(wire)  # 12
     await _remember(services, admitted, body, scope)
     return body
@@ -647,39 +734,31 @@ async def _recall(services: Services, admitted: Admitted, scope: TokenScope) -> 
 # 10 work
 
 
-async def _work(services: Services, admitted: Admitted, outcome: Outcome) -> Worked:
-    """Step 10: the work, its parameters shaped by the obligations."""
-    operation, params = admitted.operation, admitted.params
-    obligations = admitted.decision.obligations
+def _plan(services: Services, admitted: Admitted) -> Plan:
+    """Step 10, before the work: whether the answer is held for human review (decided before
+    the work, whatever its result, so that being held says nothing about a match; an operation
+    that writes what it compares is planned, its plan applied only when a released review is
+    collected), the parameters under the obligations, and what the work may use."""
+    operation, obligations = admitted.operation, admitted.decision.obligations
     spec = operation.spec
-    # held for human review whatever the result (decided before the work, so that being held
-    # says nothing about a match); an operation that writes what it compares is planned, and
-    # its plan applied only when a released review is collected
     held = enforce.must_hold(spec, obligations)
     if held and not operation.holdable:
         raise AccessDeniedException(
             f"{operation.name} cannot be held for the human review this request needs."
         )
     scale = _similarity(services, admitted.face_model_version) if spec.compares_faces else None
-    if scale is not None:
-        outcome.face_model_version = scale.face_model_version
-        outcome.similarity_version = scale.similarity_version
     applied = enforce.before(
         spec,
-        params,
+        admitted.params,
         obligations,
         collection_faces=admitted.collection_faces,
         similarity=scale.similarity if scale is not None else services.deps.matcher.similarity,
     )
-    outcome.expected_false_candidates = applied.expected_false_candidates
-    outcome.threshold_raised_to = applied.threshold_raised_to
-    outcome.threshold_requested_pct = applied.threshold_requested_pct
     estimate = (
         FalseCandidates(bound=obligations.max_expected_false_candidates)
         if spec.identification and admitted.collection_faces is not None
         else None
     )
-    outcome.attributes_dropped = applied.attributes_dropped
     retain_until = (
         admitted.now + obligations.retention_days * 86400.0
         if obligations.retention_days is not None
@@ -694,18 +773,7 @@ async def _work(services: Services, admitted: Admitted, outcome: Outcome) -> Wor
         estimate,
     )
     work = operation.plan if held and operation.plan is not None else operation.handler
-    result = await work(deps, params)
-    if estimate is not None:
-        estimated = _estimated(applied, estimate, scale)
-        outcome.false_candidate_method = estimated.method
-        if estimated.threshold_raised_to is not None:
-            outcome.threshold_raised_to = estimated.threshold_raised_to
-            outcome.threshold_requested_pct = estimated.threshold_requested_pct
-        if estimated.method == TAIL:
-            outcome.expected_false_candidates_calibrated = estimated.calibrated
-            outcome.expected_false_candidates_tail = estimated.tail
-            outcome.expected_false_candidates = estimated.expected
-    return Worked(to_wire(result), held, applied)
+    return Plan(held, scale, applied, estimate, deps, work)
 
 
 def _similarity(services: Services, version: str | None) -> Scale:
@@ -724,15 +792,22 @@ def _similarity(services: Services, version: str | None) -> Scale:
 def _estimated(
     applied: enforce.Applied, estimate: FalseCandidates, scale: Scale | None
 ) -> Estimated:
-    """What the search's own estimate adds to the outcome: the threshold its tail raised the
-    search to (reported like any raised threshold), and the expected false candidates as the
-    larger of the calibrated rate and the tail's at that threshold (the calibrated rate alone,
-    marked so, when the collection was too small to fit)."""
+    """What the search's own estimate makes of the outcome's false-candidate figures: the
+    threshold its tail raised the search to (reported like any raised threshold), and the
+    expected false candidates as the larger of the calibrated rate and the tail's at that
+    threshold. When the collection was too small to fit, the calibrated rate alone stands
+    (``applied``'s figures), marked so."""
     if estimate.method != TAIL:
-        return Estimated(estimate.method)
+        return Estimated(
+            estimate.method,
+            applied.threshold_raised_to,
+            applied.threshold_requested_pct,
+            applied.expected_false_candidates,
+        )
     final = estimate.raised_to_pct
-    requested = None
+    raised, requested = applied.threshold_raised_to, applied.threshold_requested_pct
     if final is not None:
+        raised = final
         requested = applied.threshold_requested_pct
         if requested is None:
             requested = applied.threshold_pct
@@ -743,35 +818,15 @@ def _estimated(
     tail = estimate.tail_expected or 0.0
     return Estimated(
         method=estimate.method,
-        threshold_raised_to=final,
+        threshold_raised_to=raised,
         threshold_requested_pct=requested,
+        expected=tail if calibrated is None else max(calibrated, tail),
         calibrated=calibrated,
         tail=estimate.tail_expected,
-        expected=tail if calibrated is None else max(calibrated, tail),
     )
 
 
 # 11 obligations on the answer
-
-
-async def _deliver(
-    services: Services, admitted: Admitted, worked: Worked, outcome: Outcome
-) -> dict[str, Any]:
-    """Step 11: the answer under the obligations (cap, redact); human review holds it whole."""
-    operation = admitted.operation
-    wire = enforce.after(operation.spec, worked.full, admitted.decision.obligations)
-    outcome.result = summarise(wire, held=worked.held)
-    requested = admitted.context.attributes
-    if requested:
-        _count_attributes(
-            services, outcome.request_id, requested, worked.applied.attributes_dropped, wire
-        )
-    if not worked.held:
-        return wire
-    crop = await _probe_crop(services, operation, admitted.params, worked.full)
-    review_id = await _hold(services, admitted, wire, crop)
-    outcome.review_id, outcome.review_status = review_id, PENDING
-    return enforce.withheld(operation.spec, wire)
 
 
 def _count_attributes(
@@ -935,34 +990,8 @@ def _response_headers(outcome: Outcome) -> dict[str, str]:
 # 14 record
 
 
-async def _record(
-    services: Services, request: RawRequest, outcome: Outcome, response: RawResponse
-) -> RawResponse:
-    """Step 14: the request's audit record, appended and fsynced (fail closed: InternalServerError
-    when it cannot be written), or, for a refusal at step 2, its count; then metrics and the log
-    line. Returns the response to send."""
-    if outcome.unauthenticated:  # counted; on record with the next aggregate (refusals.py)
-        reason = THROTTLED if outcome.code == ThrottlingException.code else outcome.code
-        services.refusals.count(request.client_address, outcome.access_key_id or "", reason)
-        _observe(services, outcome)
-        return response
-    try:
-        await asyncio.to_thread(services.audit.append, request_record(outcome).to_json())
-    except Exception:
-        log.exception("audit append failed", extra={"request_id": outcome.request_id})
-        error = InternalServerError("Internal server error.")
-        outcome.code = error.code
-        response = RawResponse(
-            error.http_status,
-            protocol.error_body(error),
-            {"x-amzn-RequestId": outcome.request_id, "content-type": protocol.CONTENT_TYPE},
-        )
-    _observe(services, outcome)
-    return response
-
-
 def _observe(services: Services, outcome: Outcome) -> None:
-    """The request's metrics and log line."""
+    """Step 14, after the record: the request's metrics and log line."""
     elapsed = time.perf_counter() - outcome.started
     services.metrics.requests.labels(outcome.operation, outcome.code).inc()
     services.metrics.latency.labels(outcome.operation).observe(elapsed)
