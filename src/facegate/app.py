@@ -8,10 +8,11 @@ review sweeper (:mod:`facegate.admin.sweeper`).
 Every request's client address (``request.client``) is the TCP peer, or, from a proxy named in
 ``FACEGATE_TRUSTED_PROXIES``, the address it forwarded (:mod:`facegate.wire.peers`).
 
-Request bodies are bounded: a ``Content-Length`` above the limit is refused before the body is
-read, and a body streamed without one is cut off at the limit. Every route's body also has a
-deadline and a share of the server's budget of bodies being read at once
-(:class:`facegate.bodies.BodyGuard`, around the whole app).
+Request bodies are bounded (step 1 of the request path, numbered in :mod:`facegate.pipeline`):
+a ``Content-Length`` above the limit is refused before the body is read, and a body streamed
+without one is cut off at the limit. Every route's body also has a deadline and a share of the
+server's budget of bodies being read at once (:class:`facegate.bodies.BodyGuard`, around the
+whole app). Steps 2-14 are :func:`facegate.pipeline.handle`'s.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
     trusted = TrustedProxies.parse(services.settings.trusted_proxies)
 
     async def rekognition(request: Request) -> Response:
+        # 1 the body, bounded before the pipeline (steps 2-14: pipeline.handle)
         try:
             body = await _read_bounded(request, services.settings.max_body_bytes)
         except FacegateError as exc:  # too large, too slow (BodyGuard), over the body budget

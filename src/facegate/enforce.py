@@ -1,4 +1,4 @@
-"""Applying a decision's obligations to one request and its response (steps 4 and 6 of the
+"""Applying a decision's obligations to one request and its response (steps 10 and 11 of the
 request path; the policy package decides *what* is owed, this module does it).
 
 Before the work, on the validated parameters (snake_case):
