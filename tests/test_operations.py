@@ -229,6 +229,24 @@ def test_the_summary_reads_only_the_rows_members() -> None:
     assert summarise(SPECS["AssociateFaces"], answer).face_ids == ()
 
 
+@pytest.mark.parametrize(
+    ("name", "member"),
+    [("AssociateFaces", "AssociatedFaces"), ("DisassociateFaces", "DisassociatedFaces")],
+)
+def test_the_record_of_a_user_change_names_the_faces_it_moved(name: str, member: str) -> None:
+    """AssociateFaces compares faces and enrols them to a user: its record keeps the FaceIds it
+    associated (never the faces that failed, nor any score); DisassociateFaces likewise."""
+    answer = {
+        member: [{"FaceId": "f1"}, {"FaceId": "f2"}],
+        "UnsuccessfulFaceAssociations": [{"FaceId": "f3", "Confidence": 40.0}],
+        "UnsuccessfulFaceDisassociations": [{"FaceId": "f4"}],
+        "UserStatus": "ACTIVE",
+    }
+    summary = summarise(SPECS[name], answer)
+    assert summary.face_ids == ("f1", "f2")
+    assert (summary.candidates, summary.top_similarity_pct) == (None, None)
+
+
 def test_input_hashes_are_of_the_rows_images_in_its_order() -> None:
     params = {"source_image": {"bytes": b"s"}, "target_image": {"bytes": b"t"}, "image": {}}
     digests = input_hashes(SPECS["CompareFaces"], params)

@@ -293,8 +293,12 @@ OPERATIONS: Mapping[str, OperationSpec] = _table(
         threshold_param="user_match_threshold",
         default_threshold_pct=DEFAULT_ASSOCIATE_THRESHOLD_PCT,
         held_fields=("AssociatedFaces", "UnsuccessfulFaceAssociations"),
+        summary_fields=("AssociatedFaces",),
     ),
-    OperationSpec("DisassociateFaces", _C, writes=True, idempotent_token=True),
+    OperationSpec(
+        "DisassociateFaces", _C, writes=True, idempotent_token=True,
+        summary_fields=("DisassociatedFaces",),
+    ),
     OperationSpec(
         "SearchUsers", _C, _ID, threshold_param="user_match_threshold",
         default_threshold_pct=DEFAULT_THRESHOLD_PCT, cap_param="max_users",

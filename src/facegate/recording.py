@@ -25,7 +25,9 @@ MAX_FACE_IDS = 100
 
 SUMMARISED_MEMBERS: frozenset[str] = frozenset(
     {
+        "AssociatedFaces",
         "DeletedFaces",
+        "DisassociatedFaces",
         "FaceDetails",
         "FaceMatches",
         "FaceRecords",
@@ -91,6 +93,12 @@ def summarise(
         if "FaceId" in face:
             face_ids.append(str(face["FaceId"]))
     face_ids.extend(str(f) for f in response.get("DeletedFaces") or ())
+    for name in ("AssociatedFaces", "DisassociatedFaces"):
+        face_ids.extend(
+            str(item["FaceId"])
+            for item in response.get(name) or ()
+            if isinstance(item, Mapping) and "FaceId" in item
+        )
     detected: int | None = None
     if "FaceDetails" in response:
         detected = len(response["FaceDetails"])
