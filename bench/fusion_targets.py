@@ -63,8 +63,15 @@ from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.describers import FusedDescriber, OnnxDescriber
 from facegate.engine.descriptors import DLIB_RESNET_V1, FACERES_V1, FUSED_DLIB_FACERES_V1
 from facegate.engine.human_models import load_onnx_model
-from facegate.engine.matching import Matcher, default_matcher, matcher_for, raw_matcher
-from facegate.store.vectors import ExactIndex
+from facegate.engine.matching import (
+    Matcher,
+    PartsCohort,
+    default_matcher,
+    matcher_for,
+    raw_matcher,
+)
+from facegate.store.vectors import ExactIndex, Hit
+from facegate.vectorspace import EUCLIDEAN, VectorSpace
 from lfw import tar_at_far
 
 FAR = 1e-3
@@ -142,9 +149,10 @@ def measure(
     return out
 
 
-PINNED = " (pinned graph, parts in turn)"
-"""Suffix of the previous describers of --cost-only: faceres' graph as converted (ReLU6 as
-Relu, Min, Max) and the fused model's parts one after the other."""
+PINNED = " (before)"
+"""Suffix of --cost-only's columns before the cost work: faceres' graph as converted (ReLU6 as
+Relu, Min, Max), the fused model's parts one after the other, its index's parts in one wide
+matrix and its cohort statistics of strided slices (:class:`WideIndex`, :func:`strided_stats`)."""
 
 
 def pinned_engine() -> FaceEngine:
@@ -228,20 +236,27 @@ def search_proxy(
     probe = next(img for img in build_images(SAMPLES) if img.name == "640x480, 1 face").data
     engine = FaceEngine(EngineConfig())
     rng = np.random.default_rng(0)
-    indexes = {}
+    indexes: dict[str, Any] = {}
     for model in MODELS:
-        m = matchers[model]
         real = pools[model]
         rows = real[rng.integers(0, len(real), faces)].astype(np.float64)
         rows += rng.normal(scale=0.01, size=rows.shape)
-        index = ExactIndex(m.space)
+        index = ExactIndex(matchers[model].space)
         index.add([f"f{i}" for i in range(faces)], rows.astype(np.float32))
         indexes[model] = index
     columns = variants(before)
+    for label, model, _ in columns:
+        if label != model:  # before the cost work: the same vectors in the previous layout
+            current = indexes[model]
+            if len(current.space.parts) > 1:
+                _, wide = current.vectors([f"f{i}" for i in range(faces)])
+                current = WideIndex(current.space, wide)
+            indexes[label] = current
     labels = [label for label, _, _ in columns]
     parts = ("total", "engine", "index", "scoring")
     times: dict[str, dict[str, list[float]]] = {p: {c: [] for c in labels} for p in parts}
     hits: dict[str, int] = {}
+    answers: dict[str, list[tuple[str, float]]] = {}
     for rep in range(queries + 1):  # the first round warms up
         for label, model, other in columns if rep % 2 else columns[::-1]:
             m = matchers[model]
@@ -250,15 +265,17 @@ def search_proxy(
             t1 = time.perf_counter()
             vector = np.asarray(analysis.faces[0].descriptor, dtype=np.float32)
             stat = float(m.stats(vector)[0])
-            found = indexes[model].search(
+            found = indexes[label].search(
                 vector, 4096, m.distance_bound(80.0, stat), weights=m.weights
             )
             t2 = time.perf_counter()
             if found:
-                _, stored = indexes[model].vectors([h.face_id for h in found])
-                m.similarities([h.distance for h in found], stat, m.stats(stored))
+                _, stored = indexes[label].vectors([h.face_id for h in found])
+                stats = strided_stats(m, stored) if label != model else m.stats(stored)
+                m.similarities([h.distance for h in found], stat, stats)
             t3 = time.perf_counter()
             hits[label] = len(found)
+            answers[label] = [(h.face_id, h.distance) for h in found]
             if rep:
                 for part, ms in zip(parts, (t3 - t0, t1 - t0, t2 - t1, t3 - t2), strict=True):
                     times[part][label].append(ms * 1000.0)
@@ -272,7 +289,63 @@ def search_proxy(
         "scoring_median_ms": med["scoring"],
         "over_dlib": {c: med["total"][c] / med["total"][DLIB_RESNET_V1] for c in labels},
         "hits_within_bound": hits,
+        "same_hits_as_after": {c: answers[c] == answers[m] for c, m, _ in columns if c != m},
     }
+
+
+class WideIndex:
+    """The exact index of a space of several parts as it was before the cost work, for
+    --cost-only's before columns: the parts end to end in one float32 matrix, each part's
+    matrix-vector product read a column slice at a time (strided), the distances of the
+    screened rows recomputed from slices of the wide rows. The same hits as ``ExactIndex``
+    (tests/store/test_vectors.py checks the current one against brute force)."""
+
+    def __init__(self, space: VectorSpace, rows: np.ndarray) -> None:
+        self.space = space
+        self._vectors = np.ascontiguousarray(rows, dtype=np.float32)
+        self._part_norms = np.stack(
+            [np.einsum("ij,ij->i", rows[:, c], rows[:, c]) for c in space.slices()], axis=1
+        ).astype(np.float32)
+
+    def search(self, q: np.ndarray, k: int, max_distance: float, weights: Any = None) -> list[Hit]:
+        w = self.space.weights_or_ones(weights)
+        n = len(self._vectors)
+        approx = np.zeros(n, dtype=np.float32)
+        for j, (part, cut) in enumerate(zip(self.space.parts, self.space.slices(), strict=True)):
+            qp = q[cut]
+            dots = self._vectors[:n, cut] @ qp
+            qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
+            sq = self._part_norms[:n, j]
+            if part.metric == EUCLIDEAN:
+                d = np.sqrt(np.maximum(sq - 2.0 * dots + np.float32(qq), 0.0))
+            else:
+                norms = np.sqrt(sq) * np.float32(np.sqrt(qq))
+                cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 0)
+                d = 1.0 - cos
+            approx += np.float32(w[j]) * d.astype(np.float32)
+        rows = np.flatnonzero(approx <= max_distance + 1e-3 * sum(w))
+        if len(rows) > k:
+            rows = rows[np.argpartition(approx[rows], k - 1)[:k]]
+        exact = self.space.distances(q, self._vectors[rows], w)
+        order = np.argsort(exact, kind="stable")
+        return [Hit(f"f{rows[i]}", float(exact[i])) for i in order if exact[i] <= max_distance]
+
+    def vectors(self, face_ids: list[str]) -> tuple[list[str], np.ndarray]:
+        rows = np.fromiter((int(f[1:]) for f in face_ids), dtype=np.intp, count=len(face_ids))
+        return face_ids, self._vectors[rows]
+
+
+def strided_stats(m: Matcher, vectors: np.ndarray) -> np.ndarray:
+    """A fused matcher's cohort statistics as before the cost work (each part's statistic of a
+    strided slice of the wide rows); the same numbers as ``m.stats``."""
+    cohort = getattr(m.scorer, "normaliser", None)
+    if not isinstance(cohort, PartsCohort):
+        return m.stats(vectors)
+    x = np.asarray(vectors, dtype=np.float64)
+    total = np.zeros(len(x))
+    for part, cut, w in zip(cohort.parts, cohort._slices(), cohort.weights, strict=True):
+        total += w * part.stats(x[:, cut])
+    return total
 
 
 def cost_table(doc: dict[str, Any]) -> list[str]:
@@ -508,6 +581,7 @@ def cost_only(args: argparse.Namespace, started: float) -> None:
     doc["seconds"] = round(time.time() - started, 1)
     print(machine_line(doc["machine"]))
     print("\n".join(cost_table(doc)))
+    print(f"same hits and distances before and after: {doc['search']['same_hits_as_after']}")
     print(f"wrote {write_results(args.json or 'fusion_cost', doc)}")
 
 
