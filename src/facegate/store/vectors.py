@@ -96,9 +96,8 @@ class ExactIndex:
     the ``k`` nearest recomputed in float64 (:meth:`VectorSpace.distances`).
 
     Each part's columns are kept in a contiguous matrix of their own: a fused model's
-    ``128 + 1024`` values as two matrices, not one of 1,152 columns read a slice at a time, whose
-    strided matrix-vector products took 2.5x as long at 100,000 faces (docs/benchmarks.md); the
-    products, and so every result, are the same."""
+    ``128 + 1024`` values as two matrices, not one of 1,152 columns read in strided slices
+    (slower, docs/benchmarks.md); the products, and so every result, are the same."""
 
     kind = "exact"
 
