@@ -19,6 +19,7 @@ SHA-256 checked then, once per engine, so once per worker process). Every failur
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -245,12 +246,9 @@ def onnx_session(model: DescriptorModel, *, threads: int, allow_unpinned: bool) 
         )
     from facegate.engine.onnx_fuse import fused_bytes
 
-    try:
+    # bytes that are no ONNX model are handed over as they are: onnxruntime says why, below
+    with contextlib.suppress(Exception):
         data = fused_bytes(data)
-    except Exception as exc:  # onnx raises DecodeError and others for a file that is no model
-        raise DescriptorModelUnavailable(
-            f"descriptor model {model.version}: {path} is not an ONNX model: {exc}"
-        ) from exc
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
