@@ -2,6 +2,12 @@
 its own cohort, every number from one descriptor cache and the shipped calibration files.
 
     PYTHONPATH=src .venv/bin/python bench/fusion_targets.py [--cache FILE] [--cost-faces 200]
+    PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_targets.py --cost-only
+
+``--cost-only`` measures only the last two rows below, for each describer before and after the
+cost work (faceres' pinned graph as converted, the fused parts one after the other; see
+docs/benchmarks.md), side by side in one run, with the search split into the probe's engine,
+the index search and the scoring of its hits; it writes ``bench/results/fusion_cost.json``.
 
 Descriptors: one engine pass of ``fused-dlib-faceres-v1`` per data set (the server's detector
 chain, the largest face, the bias toolkit's MMOD fallback, then the engine's describers), each
@@ -38,6 +44,7 @@ Prints the machine and the tables; writes ``bench/results/fusion_targets.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -49,14 +56,23 @@ from benchlib import ROOT, SAMPLES, machine_info, machine_line, write_results
 from engine_speed import build_images
 from facegate.bias.calibration import Source, pair_tail, split_source
 from facegate.bias.calibration_run import calibration_source
-from facegate.bias.datasets import Pair, load_congress, load_fairface, load_lfw
+from facegate.bias.datasets import Manifest, Pair, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, compute_descriptors
 from facegate.bias.model_descriptors import compute_fused_descriptors
 from facegate.bias.normalisation import LfwPairs, equal_fnmr, lfw_accuracy, lfw_scores, lineup
 from facegate.engine.core import EngineConfig, FaceEngine
+from facegate.engine.describers import FusedDescriber, OnnxDescriber
 from facegate.engine.descriptors import DLIB_RESNET_V1, FACERES_V1, FUSED_DLIB_FACERES_V1
-from facegate.engine.matching import Matcher, default_matcher, matcher_for, raw_matcher
-from facegate.store.vectors import ExactIndex
+from facegate.engine.human_models import load_onnx_model
+from facegate.engine.matching import (
+    Matcher,
+    PartsCohort,
+    default_matcher,
+    matcher_for,
+    raw_matcher,
+)
+from facegate.store.vectors import ExactIndex, Hit
+from facegate.vectorspace import EUCLIDEAN, VectorSpace
 from lfw import tar_at_far
 
 FAR = 1e-3
@@ -134,30 +150,73 @@ def measure(
     return out
 
 
-def cost(lfw_m: Any, lfw_set: DescriptorSet, faces: int) -> dict[str, Any]:
-    """Median ms per face of each model's engine describer, one face at a time, interleaved."""
+PINNED = " (before)"
+"""Suffix of --cost-only's columns before the cost work: faceres' graph as converted (ReLU6 as
+Relu, Min, Max), the fused model's parts one after the other, its index's parts in one wide
+matrix and its cohort statistics of strided slices (:class:`WideIndex`, :func:`strided_stats`)."""
+
+
+def pinned_engine() -> FaceEngine:
+    """An engine whose faceres and fused describers are those before the cost work: faceres'
+    session of the pinned graph as converted (no ReLU6 fusion), the fused parts in turn."""
+    engine = FaceEngine(EngineConfig())
+    spec = engine.descriptors.get(FACERES_V1)
+    loaded = load_onnx_model(
+        "faceres",
+        engine.config.face_models.models_dir,
+        intra_op_threads=engine.config.descriptor_threads,
+    )
+    if loaded is None:
+        raise SystemExit("faceres is not converted (python3 tools/dev.py)")
+    faceres = OnnxDescriber(spec, loaded.session)
+    fused = FusedDescriber(
+        FUSED_DLIB_FACERES_V1, (engine.describer(DLIB_RESNET_V1), faceres), concurrent=False
+    )
+    engine._describers[FACERES_V1] = faceres  # bench only: the engine's per-model cache
+    engine._describers[FUSED_DLIB_FACERES_V1] = fused
+    return engine
+
+
+def variants(before: bool) -> list[tuple[str, str, FaceEngine | None]]:
+    """(label, model, engine: None for the current one) of each measured column."""
+    rows: list[tuple[str, str, FaceEngine | None]] = [(m, m, None) for m in MODELS]
+    if before:
+        old = pinned_engine()
+        rows.insert(1, (FACERES_V1 + PINNED, FACERES_V1, old))
+        rows.insert(3, (FUSED_DLIB_FACERES_V1 + PINNED, FUSED_DLIB_FACERES_V1, old))
+    return rows
+
+
+def cost(lfw_m: Any, statuses: list[str], faces: int, before: bool = False) -> dict[str, Any]:
+    """Median ms per face of each model's engine describer, one face at a time, interleaved
+    (``before``: also the describers before the cost work, :func:`pinned_engine`)."""
     engine = FaceEngine(EngineConfig())
     items = []
-    for i in [i for i, s in enumerate(lfw_set.statuses) if s == FACE]:
+    for i in [i for i, s in enumerate(statuses) if s == FACE]:
         image = engine.decode(lfw_m.samples[i].path.read_bytes())
         found = engine.detect(image)
         if found:
             items.append((image, found[:1]))
         if len(items) >= faces:
             break
-    times: dict[str, list[float]] = {m: [] for m in MODELS}
+    columns = variants(before)
+    times: dict[str, list[float]] = {label: [] for label, _, _ in columns}
+    cpu: dict[str, list[float]] = {label: [] for label, _, _ in columns}
     for rep in range(2):  # the first pass warms up (and loads each model)
         for image, face in items:
-            for model in MODELS:
-                t0 = time.perf_counter()
-                engine.describe(image, face, model)
+            for label, model, other in columns:
+                t0, c0 = time.perf_counter(), time.process_time()
+                (other or engine).describe(image, face, model)
                 if rep:
-                    times[model].append((time.perf_counter() - t0) * 1000.0)
+                    times[label].append((time.perf_counter() - t0) * 1000.0)
+                    cpu[label].append((time.process_time() - c0) * 1000.0)
     med = {m: statistics.median(v) for m, v in times.items()}
     return {
         "faces": len(items),
         "median_ms": med,
-        "over_dlib": {m: med[m] / med[DLIB_RESNET_V1] for m in MODELS},
+        # CPU time of the process, all threads: above the wall time where parts overlapped
+        "cpu_median_ms": {m: statistics.median(v) for m, v in cpu.items()},
+        "over_dlib": {m: med[m] / med[DLIB_RESNET_V1] for m in med},
         "descriptor_runtime": str(engine.config.descriptor_runtime),
         "descriptor_threads": engine.config.descriptor_threads,
     }
@@ -165,60 +224,158 @@ def cost(lfw_m: Any, lfw_set: DescriptorSet, faces: int) -> dict[str, Any]:
 
 def search_proxy(
     matchers: dict[str, Matcher],
-    sets: dict[str, tuple[DescriptorSet, ...]],
+    pools: dict[str, np.ndarray],
     faces: int,
     queries: int,
+    before: bool = False,
 ) -> dict[str, Any]:
     """SearchFacesByImage's engine and search in process, per model (the server's request path,
     policy and audit excluded: the same for every model): ``FaceEngine.analyze`` of the 640x480
     one-face probe (largest face), then the store's exact index (``store.vectors.ExactIndex``,
     as for a fused collection, which HNSW does not index) over ``faces`` vectors at Similarity
-    80 and MaxFaces 4096, the hits scored by the model's cohort matcher. The gallery: the
-    model's real LFW and FairFace vectors resampled with small noise (the distances to a probe
-    follow the real impostor distribution). Median ms, models interleaved."""
+    80 and MaxFaces 4096, the hits scored by the model's cohort matcher (``ops.search``: their
+    vectors read back, their cohort statistics, their Similarity). The gallery: the model's real
+    vectors (``pools``) resampled with small noise (the distances to a probe follow the real
+    impostor distribution). Median ms, columns interleaved; ``before``: also the describers
+    before the cost work (:func:`pinned_engine`)."""
     probe = next(img for img in build_images(SAMPLES) if img.name == "640x480, 1 face").data
     engine = FaceEngine(EngineConfig())
     rng = np.random.default_rng(0)
-    indexes = {}
+    indexes: dict[str, Any] = {}
     for model in MODELS:
-        m = matchers[model]
-        real = np.vstack([s.vectors[list(s.indices(FACE))] for s in sets[model][:2]])
+        real = pools[model]
         rows = real[rng.integers(0, len(real), faces)].astype(np.float64)
         rows += rng.normal(scale=0.01, size=rows.shape)
-        index = ExactIndex(m.space)
+        index = ExactIndex(matchers[model].space)
         index.add([f"f{i}" for i in range(faces)], rows.astype(np.float32))
         indexes[model] = index
-    times: dict[str, list[float]] = {m: [] for m in MODELS}
-    engine_ms: dict[str, list[float]] = {m: [] for m in MODELS}
+    columns = variants(before)
+    for label, model, _ in columns:
+        if label != model:  # before the cost work: the same vectors in the previous layout
+            current = indexes[model]
+            if len(current.space.parts) > 1:
+                _, wide = current.vectors([f"f{i}" for i in range(faces)])
+                current = WideIndex(current.space, wide)
+            indexes[label] = current
+    labels = [label for label, _, _ in columns]
+    parts = ("total", "engine", "index", "scoring")
+    times: dict[str, dict[str, list[float]]] = {p: {c: [] for c in labels} for p in parts}
     hits: dict[str, int] = {}
+    answers: dict[str, list[tuple[str, float]]] = {}
     for rep in range(queries + 1):  # the first round warms up
-        for model in MODELS if rep % 2 else MODELS[::-1]:
+        for label, model, other in columns if rep % 2 else columns[::-1]:
             m = matchers[model]
             t0 = time.perf_counter()
-            analysis = engine.analyze(probe, max_faces=1, model=model)
+            analysis = (other or engine).analyze(probe, max_faces=1, model=model)
             t1 = time.perf_counter()
             vector = np.asarray(analysis.faces[0].descriptor, dtype=np.float32)
             stat = float(m.stats(vector)[0])
-            found = indexes[model].search(
+            found = indexes[label].search(
                 vector, 4096, m.distance_bound(80.0, stat), weights=m.weights
             )
-            if found:
-                _, stored = indexes[model].vectors([h.face_id for h in found])
-                m.similarities([h.distance for h in found], stat, m.stats(stored))
             t2 = time.perf_counter()
-            hits[model] = len(found)
+            if found:
+                _, stored = indexes[label].vectors([h.face_id for h in found])
+                stats = strided_stats(m, stored) if label != model else m.stats(stored)
+                m.similarities([h.distance for h in found], stat, stats)
+            t3 = time.perf_counter()
+            hits[label] = len(found)
+            answers[label] = [(h.face_id, h.distance) for h in found]
             if rep:
-                times[model].append((t2 - t0) * 1000.0)
-                engine_ms[model].append((t1 - t0) * 1000.0)
-    med = {m: statistics.median(v) for m, v in times.items()}
+                for part, ms in zip(parts, (t3 - t0, t1 - t0, t2 - t1, t3 - t2), strict=True):
+                    times[part][label].append(ms * 1000.0)
+    med = {p: {c: statistics.median(v) for c, v in times[p].items()} for p in parts}
     return {
         "faces": faces,
         "queries": queries,
-        "median_ms": med,
-        "engine_median_ms": {m: statistics.median(v) for m, v in engine_ms.items()},
-        "over_dlib": {m: med[m] / med[DLIB_RESNET_V1] for m in MODELS},
+        "median_ms": med["total"],
+        "engine_median_ms": med["engine"],
+        "index_median_ms": med["index"],
+        "scoring_median_ms": med["scoring"],
+        "over_dlib": {c: med["total"][c] / med["total"][DLIB_RESNET_V1] for c in labels},
         "hits_within_bound": hits,
+        "same_hits_as_after": {c: answers[c] == answers[m] for c, m, _ in columns if c != m},
     }
+
+
+class WideIndex:
+    """The exact index of a space of several parts as it was before the cost work, for
+    --cost-only's before columns: the parts end to end in one float32 matrix, each part's
+    matrix-vector product read a column slice at a time (strided), the distances of the
+    screened rows recomputed from slices of the wide rows. The same hits as ``ExactIndex``
+    (tests/store/test_vectors.py checks the current one against brute force)."""
+
+    def __init__(self, space: VectorSpace, rows: np.ndarray) -> None:
+        self.space = space
+        self._vectors = np.ascontiguousarray(rows, dtype=np.float32)
+        self._part_norms = np.stack(
+            [np.einsum("ij,ij->i", rows[:, c], rows[:, c]) for c in space.slices()], axis=1
+        ).astype(np.float32)
+
+    def search(self, q: np.ndarray, k: int, max_distance: float, weights: Any = None) -> list[Hit]:
+        w = self.space.weights_or_ones(weights)
+        n = len(self._vectors)
+        approx = np.zeros(n, dtype=np.float32)
+        for j, (part, cut) in enumerate(zip(self.space.parts, self.space.slices(), strict=True)):
+            qp = q[cut]
+            dots = self._vectors[:n, cut] @ qp
+            qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
+            sq = self._part_norms[:n, j]
+            if part.metric == EUCLIDEAN:
+                d = np.sqrt(np.maximum(sq - 2.0 * dots + np.float32(qq), 0.0))
+            else:
+                norms = np.sqrt(sq) * np.float32(np.sqrt(qq))
+                cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 0)
+                d = 1.0 - cos
+            approx += np.float32(w[j]) * d.astype(np.float32)
+        rows = np.flatnonzero(approx <= max_distance + 1e-3 * sum(w))
+        if len(rows) > k:
+            rows = rows[np.argpartition(approx[rows], k - 1)[:k]]
+        exact = self.space.distances(q, self._vectors[rows], w)
+        order = np.argsort(exact, kind="stable")
+        return [Hit(f"f{rows[i]}", float(exact[i])) for i in order if exact[i] <= max_distance]
+
+    def vectors(self, face_ids: list[str]) -> tuple[list[str], np.ndarray]:
+        rows = np.fromiter((int(f[1:]) for f in face_ids), dtype=np.intp, count=len(face_ids))
+        return face_ids, self._vectors[rows]
+
+
+def strided_stats(m: Matcher, vectors: np.ndarray) -> np.ndarray:
+    """A fused matcher's cohort statistics as before the cost work (each part's statistic of a
+    strided slice of the wide rows); the same numbers as ``m.stats``."""
+    cohort = getattr(m.scorer, "normaliser", None)
+    if not isinstance(cohort, PartsCohort):
+        return m.stats(vectors)
+    x = np.asarray(vectors, dtype=np.float64)
+    total = np.zeros(len(x))
+    for part, cut, w in zip(cohort.parts, cohort._slices(), cohort.weights, strict=True):
+        total += w * part.stats(x[:, cut])
+    return total
+
+
+def cost_table(doc: dict[str, Any]) -> list[str]:
+    """The --cost-only table (markdown): one row per describer column."""
+    c, p = doc["cost"], doc["search"]
+    lines = [
+        "| describer | descriptor per face, ms (ratio) | its CPU time, ms | probe engine, ms "
+        "| index search, ms "
+        f"| hits scoring, ms | engine + search of {p['faces']:,} faces, ms (ratio) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label in c["median_ms"]:
+        lines.append(
+            f"| {label} | {c['median_ms'][label]:.1f} ({c['over_dlib'][label]:.2f}x) "
+            f"| {c['cpu_median_ms'][label]:.1f} | {p['engine_median_ms'][label]:.0f} "
+            f"| {p['index_median_ms'][label]:.0f} "
+            f"| {p['scoring_median_ms'][label]:.0f} "
+            f"| {p['median_ms'][label]:.0f} ({p['over_dlib'][label]:.2f}x) |"
+        )
+    return lines
+
+
+def pools_of(sets: dict[str, tuple[DescriptorSet, ...]]) -> dict[str, np.ndarray]:
+    """Each model's real vectors of the faces of its first two data sets (LFW, FairFace)."""
+    return {m: np.vstack([s.vectors[list(s.indices(FACE))] for s in sets[m][:2]]) for m in MODELS}
 
 
 def _pct(v: float | None, digits: int = 2) -> str:
@@ -313,9 +470,23 @@ def main() -> None:
     ap.add_argument("--cost-faces", type=int, default=200)
     ap.add_argument("--search-faces", type=int, default=100_000)
     ap.add_argument("--search-queries", type=int, default=15)
-    ap.add_argument("--json", default="fusion_targets")
+    ap.add_argument("--json", default=None, help="results name (default: by mode)")
+    ap.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the cost and the search, each describer before and after the cost work",
+    )
+    ap.add_argument(
+        "--gallery-images",
+        type=int,
+        default=1000,
+        help="--cost-only: LFW and FairFace images (each) whose vectors seed the gallery",
+    )
     args = ap.parse_args()
     started = time.time()
+    if args.cost_only:
+        cost_only(args, started)
+        return
     lfw_m, pairs = load_lfw(args.data / "lfw")
     manifests = (
         lfw_m,
@@ -360,10 +531,10 @@ def main() -> None:
         ],
         "fusion_weights": list(matchers[FUSED_DLIB_FACERES_V1]["raw"].weights or ()),
         "results": results,
-        "cost": cost(lfw_m, sets[DLIB_RESNET_V1][0], args.cost_faces),
+        "cost": cost(lfw_m, list(sets[DLIB_RESNET_V1][0].statuses), args.cost_faces),
         "search": search_proxy(
             {m: matchers[m]["cohort"] for m in MODELS},
-            sets,
+            pools_of(sets),
             args.search_faces,
             args.search_queries,
         ),
@@ -377,7 +548,52 @@ def main() -> None:
     print()
     print(f"FMR per {GROUPING} group at LFW FNMR 5% (FairFace held-out half, Wilson 95%):")
     print("\n".join(group_table(doc)))
-    print(f"wrote {write_results(args.json, doc)}")
+    print(f"wrote {write_results(args.json or 'fusion_targets', doc)}")
+
+
+def cost_only(args: argparse.Namespace, started: float) -> None:
+    """--cost-only: the cost and search rows for every describer, before and after the cost
+    work, side by side in one run; the gallery seeded by the fused model's vectors of
+    ``--gallery-images`` LFW and FairFace images each (every k-th image; the parts' vectors
+    are the fused vector's slices, the same vectors as each part's own)."""
+    lfw_m, _ = load_lfw(args.data / "lfw")
+    subsets = []
+    for manifest in (lfw_m, load_fairface(args.data / "fairface_val")):
+        step = max(1, len(manifest.samples) // args.gallery_images)
+        samples = manifest.samples[::step][: args.gallery_images]
+        subsets.append(Manifest(f"{manifest.name}[::{step}]", samples))
+    fused, _ = compute_fused_descriptors(
+        subsets,
+        FUSED_DLIB_FACERES_V1,
+        cache=DescriptorCache(args.cache),
+        workers=args.workers,
+        progress=False,
+    )
+    real = np.vstack([s.vectors[list(s.indices(FACE))] for s in fused])
+    pools = {DLIB_RESNET_V1: real[:, :128], FACERES_V1: real[:, 128:], FUSED_DLIB_FACERES_V1: real}
+    registry = EngineConfig().registry()
+    matchers = {DLIB_RESNET_V1: default_matcher()} | {
+        m: matcher_for(registry.get(m), "cohort") for m in (FACERES_V1, FUSED_DLIB_FACERES_V1)
+    }
+    doc: dict[str, Any] = {
+        "kind": "fusion-cost",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_targets.py "
+        f"--cost-only --cost-faces {args.cost_faces} --search-queries {args.search_queries}",
+        "gallery_seed": [s.summary() for s in fused],
+        "cost": cost(lfw_m, [FACE] * len(lfw_m.samples), args.cost_faces, before=True),
+        "search": search_proxy(matchers, pools, args.search_faces, args.search_queries, True),
+    }
+    doc["machine"] = machine_info() | {
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    }
+    doc["seconds"] = round(time.time() - started, 1)
+    print(
+        machine_line(doc["machine"]), f"OPENBLAS_NUM_THREADS {doc['machine']['openblas_threads']}"
+    )
+    print("\n".join(cost_table(doc)))
+    print(f"same hits and distances before and after: {doc['search']['same_hits_as_after']}")
+    print(f"wrote {write_results(args.json or 'fusion_cost', doc)}")
 
 
 if __name__ == "__main__":

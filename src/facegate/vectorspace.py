@@ -113,15 +113,30 @@ class VectorSpace:
     ) -> Floats:
         """The distance of ``query`` to each row of ``matrix``, in float64 (exact, not the
         screening arithmetic of an index)."""
-        q = np.asarray(query, dtype=np.float64).reshape(-1)
         m = np.asarray(matrix, dtype=np.float64).reshape(-1, self.dim)
+        return self.distances_by_part(query, [m[:, cut] for cut in self.slices()], weights)
+
+    def distances_by_part(
+        self,
+        query: npt.ArrayLike,
+        blocks: Sequence[npt.ArrayLike],
+        weights: Sequence[float] | None = None,
+    ) -> Floats:
+        """:meth:`distances` of rows given as one matrix per part (``blocks[j]``: the rows'
+        values of part ``j``, as an index keeps them), the same numbers: contiguous blocks
+        only spare the strided reads of one wide matrix."""
+        q = np.asarray(query, dtype=np.float64).reshape(-1)
         if q.shape[0] != self.dim:
             raise ValueError(f"a {self} query has {self.dim} values, got {q.shape[0]}")
-        total = np.zeros(len(m), dtype=np.float64)
-        for part, cut, w in zip(
-            self.parts, self.slices(), self.weights_or_ones(weights), strict=True
+        if len(blocks) != len(self.parts):
+            raise ValueError(f"{self} has {len(self.parts)} parts, got {len(blocks)} blocks")
+        rows = len(np.asarray(blocks[0]))
+        total = np.zeros(rows, dtype=np.float64)
+        for part, cut, w, block in zip(
+            self.parts, self.slices(), self.weights_or_ones(weights), blocks, strict=True
         ):
-            total += w * part_distances(part.metric, q[cut], m[:, cut])
+            m = np.asarray(block, dtype=np.float64).reshape(rows, part.dim)
+            total += w * part_distances(part.metric, q[cut], m)
         return total
 
     def distance(

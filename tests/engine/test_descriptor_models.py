@@ -251,3 +251,19 @@ def test_a_fused_model_takes_its_weights_and_cohorts_from_its_calibration(
     centroid = np.ones(1024) / 32.0
     cos_b = float(np.clip((np.sum((norm_b - centroid) ** 2) + 0.1) / 2.0, 0.3, 0.7))
     assert stats[1] == pytest.approx(2.0 * dlib_stats[1] + 3.0 * cos_b)
+
+
+def test_the_shipped_fused_cohort_is_the_weighted_sum_of_its_parts_bit_for_bit() -> None:
+    """PartsCohort.stats hands each part contiguous columns: the same numbers as the parts'
+    statistics of the slices of one wide matrix."""
+    matcher = matcher_for(DescriptorRegistry.discover(MODELS).get(FUSED_DLIB_FACERES_V1))
+    assert matcher.weights is not None
+    cohort = matcher.scorer.normaliser  # type: ignore[attr-defined]  # ShippedCohort's
+    rng = np.random.default_rng(11)
+    faceres = rng.normal(size=(600, 1024))
+    rows = np.hstack([rng.normal(0, 0.13, (600, 128)), faceres / 32.0]).astype(np.float32)
+    wide = rows.astype(np.float64)
+    expected = np.zeros(len(rows))
+    for part, cut, weight in zip(cohort.parts, cohort._slices(), matcher.weights, strict=True):
+        expected += weight * part.stats(wide[:, cut])
+    assert np.array_equal(matcher.stats(rows), expected)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facegate.store.vectors import DIM, ExactIndex, HnswIndex, VectorIndex, make_index
+from facegate.vectorspace import parse_space
 
 
 def _data(n: int, seed: int = 7) -> tuple[list[str], np.ndarray]:
@@ -110,3 +111,32 @@ def test_threshold_search_returns_every_hit_beyond_the_first_pass(kind: str) -> 
     assert {h.face_id for h in hits} == {f"n{i}" for i in range(2, 300)}
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
     assert len(index.search(centre, 100, max_distance=0.2)) == 100
+
+
+def test_a_fused_space_keeps_each_part_and_searches_exactly() -> None:
+    """Each part in its own block: vectors come back whole after growth and row moves, and a
+    weighted search returns the exact float64 distances, nearest first, within the bound."""
+    space = parse_space("euclidean:128+cosine:1024")
+    rng = np.random.default_rng(3)
+    vectors = np.hstack([rng.normal(0, 0.1, (2500, 128)), rng.normal(0, 1.0, (2500, 1024))]).astype(
+        np.float32
+    )
+    ids = [f"f{i}" for i in range(len(vectors))]
+    index = ExactIndex(space)
+    for start in range(0, len(ids), 700):  # grows past the first capacity of 1,024 rows
+        index.add(ids[start : start + 700], vectors[start : start + 700])
+    gone = set(ids[::7])
+    index.remove(sorted(gone))
+    alive = [i for i, f in enumerate(ids) if f not in gone]
+    present, stored = index.vectors([ids[i] for i in alive[::-1]])
+    assert present == [ids[i] for i in alive[::-1]]
+    assert np.array_equal(stored, vectors[alive[::-1]])
+    weights = (0.444, 0.556)
+    q = vectors[alive[5]] + np.float32(0.01)
+    exact = space.distances(q, vectors[alive], weights)
+    bound = float(np.sort(exact)[40])
+    for k in (10, 4096):
+        hits = index.search(q, k, bound, weights=weights)
+        order = [alive[i] for i in np.argsort(exact, kind="stable") if exact[i] <= bound][:k]
+        assert [h.face_id for h in hits] == [ids[i] for i in order]
+        assert [h.distance for h in hits] == sorted(exact[exact <= bound])[:k]

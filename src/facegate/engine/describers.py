@@ -9,7 +9,8 @@ returns one vector per face, float32, in its model's :class:`~facegate.vectorspa
 * :class:`OnnxDescriber`: an ONNX model (``faceres-v1``, an operator's): aligns each face as
   its :class:`~facegate.engine.descriptors.Preprocessing` says, feeds the batch, reads the
   descriptor output, L2-normalises it for a cosine model.
-* :class:`FusedDescriber`: a fused model: each part's vector, end to end.
+* :class:`FusedDescriber`: a fused model: each part's vector, end to end (the parts computed
+  concurrently, the same vectors as one after the other).
 
 :func:`make_describer` builds the describer of a model (its weights are loaded and their
 SHA-256 checked then, once per engine, so once per worker process). Every failure to load is
@@ -18,7 +19,10 @@ SHA-256 checked then, once per engine, so once per worker process). Every failur
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -158,33 +162,64 @@ class OnnxDescriber:
 
 
 class FusedDescriber:
-    """A fused model: its parts' vectors end to end."""
+    """A fused model: its parts' vectors end to end.
 
-    def __init__(self, version: str, parts: Sequence[FaceDescriber]) -> None:
+    ``concurrent`` (the default): the parts after the first run on threads of their own while
+    the first runs in the caller's, so a face costs about the slowest part's time, not the sum,
+    when a core is free (onnxruntime, which runs faceres and dlib's ONNX export, releases the
+    GIL while it computes; a part that holds it just runs after the other). Each part computes
+    exactly what it computes alone, so the vectors are the same bit for bit either way
+    (tests/engine/test_describers.py). The threads are made on first use, one per extra part,
+    and live as long as the describer (so as the engine).
+    """
+
+    def __init__(
+        self, version: str, parts: Sequence[FaceDescriber], *, concurrent: bool = True
+    ) -> None:
         self._version = version
         self.parts = tuple(parts)
+        self.concurrent = concurrent and len(self.parts) > 1
+        self._threads: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     @property
     def version(self) -> str:
         return self._version
 
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    max_workers=len(self.parts) - 1, thread_name_prefix="facegate-fused"
+                )
+            return self._threads
+
     def describe(self, faces: Sequence[FaceItem]) -> Floats:
-        return np.ascontiguousarray(
-            np.concatenate([p.describe(faces) for p in self.parts], axis=1), dtype=np.float32
-        )
+        if self.concurrent and faces:
+            pending = [self._executor().submit(p.describe, faces) for p in self.parts[1:]]
+            first = self.parts[0].describe(faces)  # meanwhile, in this thread
+            vectors = [first, *(f.result() for f in pending)]
+        else:
+            vectors = [p.describe(faces) for p in self.parts]
+        return np.ascontiguousarray(np.concatenate(vectors, axis=1), dtype=np.float32)
 
 
 def onnx_session(model: DescriptorModel, *, threads: int, allow_unpinned: bool) -> Any:
     """A verified onnxruntime session of ``model``'s weights (the bytes hashed are the bytes
-    loaded). A ``human-models`` model goes through :func:`human_models.load_onnx_model` (the
-    manifest and facegate's pin); an operator's must match the SHA-256 recorded when it was
-    added."""
+    loaded, then rewritten in memory by :func:`facegate.engine.onnx_fuse.fused_bytes`: ReLU6
+    chains as one ``Clip``, the same values). A ``human-models`` model goes through
+    :func:`human_models.load_onnx_model` (the manifest and facegate's pin); an operator's must
+    match the SHA-256 recorded when it was added."""
     if model.catalogue_name:
         from facegate.engine.human_models import load_onnx_model, model_status
 
         folder = model.onnx_path.parent if model.onnx_path is not None else None
         loaded = load_onnx_model(
-            model.catalogue_name, folder, intra_op_threads=threads, allow_unpinned=allow_unpinned
+            model.catalogue_name,
+            folder,
+            intra_op_threads=threads,
+            allow_unpinned=allow_unpinned,
+            fuse_relu6=True,
         )
         if loaded is None:
             reason = model_status(model.catalogue_name, folder, allow_unpinned=allow_unpinned)
@@ -209,6 +244,11 @@ def onnx_session(model: DescriptorModel, *, threads: int, allow_unpinned: bool) 
             f"descriptor model {model.version}: {path} has SHA-256 {actual}, not the "
             f"{model.onnx_sha256 or '(none recorded)'} recorded when it was added"
         )
+    from facegate.engine.onnx_fuse import fused_bytes
+
+    # bytes that are no ONNX model are handed over as they are: onnxruntime says why, below
+    with contextlib.suppress(Exception):
+        data = fused_bytes(data)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -151,7 +151,8 @@ class PartsCohort:
         x = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         total = np.zeros(len(x), dtype=np.float64)
         for part, cut, w in zip(self.parts, self._slices(), self.weights, strict=True):
-            total += w * part.stats(x[:, cut])
+            # each part's columns contiguous: the same numbers, without strided reads
+            total += w * part.stats(np.ascontiguousarray(x[:, cut]))
         return total
 
     def scores(

@@ -6,8 +6,9 @@ each committed write. An index holds the vectors of one :class:`~facegate.vector
 both parts end to end for a fused model) and returns that space's distances, nearest first; a
 search may weight the parts of a space of several (the model's calibration says how).
 
-* ``ExactIndex``: a contiguous float32 matrix with squared norms; a query is one matrix-vector
-  product (``|x|^2 - 2 x.q + |q|^2``) and a partial sort. Deletion moves the last row into the
+* ``ExactIndex``: a contiguous float32 matrix per part of the space (one for dlib's) with
+  squared norms; a query is one matrix-vector product per part (``|x|^2 - 2 x.q + |q|^2``) and
+  a partial sort. Deletion moves the last row into the
   hole (O(1)). At 1M x 128 it holds 512 MB and answers in tens of milliseconds on two cores
   (bench/search_scale.py).
 * ``HnswIndex``: faiss ``IndexHNSWFlat`` (M=32). HNSW cannot delete, so deleted ids are
@@ -92,7 +93,11 @@ class ExactIndex:
     docstring, exactly as before models were pluggable. In any other space every part is
     screened in float32 (Euclidean: the same expansion; cosine: the dot product over the two
     norms), the weighted sum kept within the bound plus a rounding margin, and the distances of
-    the ``k`` nearest recomputed in float64 (:meth:`VectorSpace.distances`)."""
+    the ``k`` nearest recomputed in float64 (:meth:`VectorSpace.distances`).
+
+    Each part's columns are kept in a contiguous matrix of their own: a fused model's
+    ``128 + 1024`` values as two matrices, not one of 1,152 columns read in strided slices
+    (slower, docs/benchmarks.md); the products, and so every result, are the same."""
 
     kind = "exact"
 
@@ -100,7 +105,9 @@ class ExactIndex:
         self.space = space
         self._dim = space.dim
         self._lock = threading.RLock()
-        self._vectors: Matrix = np.zeros((0, self._dim), dtype=np.float32)
+        self._cuts = space.slices()
+        # each part's columns, contiguous (dlib's space: one block of 128)
+        self._blocks: list[Matrix] = [np.zeros((0, p.dim), dtype=np.float32) for p in space.parts]
         self._norms: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         # squared norm of each part of each row (only used outside dlib's space)
         self._part_norms: Matrix = np.zeros((0, len(space.parts)), dtype=np.float32)
@@ -117,16 +124,19 @@ class ExactIndex:
 
     def _reserve(self, extra: int) -> None:
         needed = self._size + extra
-        if needed <= self._vectors.shape[0]:
+        if needed <= len(self._norms):
             return
-        capacity = max(needed, 2 * self._vectors.shape[0], 1024)
-        grown = np.zeros((capacity, self._dim), dtype=np.float32)
-        grown[: self._size] = self._vectors[: self._size]
+        capacity = max(needed, 2 * len(self._norms), 1024)
+        blocks = []
+        for block in self._blocks:
+            grown = np.zeros((capacity, block.shape[1]), dtype=np.float32)
+            grown[: self._size] = block[: self._size]
+            blocks.append(grown)
         norms = np.zeros(capacity, dtype=np.float32)
         norms[: self._size] = self._norms[: self._size]
         parts = np.zeros((capacity, len(self.space.parts)), dtype=np.float32)
         parts[: self._size] = self._part_norms[: self._size]
-        self._vectors, self._norms, self._part_norms = grown, norms, parts
+        self._blocks, self._norms, self._part_norms = blocks, norms, parts
 
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
         matrix = _as_matrix(vectors, self._dim)
@@ -144,7 +154,8 @@ class ExactIndex:
             self._reserve(len(fresh))
             start, stop = self._size, self._size + len(fresh)
             block = matrix[fresh]
-            self._vectors[start:stop] = block
+            for target, cut in zip(self._blocks, self._cuts, strict=True):
+                target[start:stop] = block[:, cut]
             self._norms[start:stop] = np.einsum("ij,ij->i", block, block)
             if not self.space.euclidean:
                 for j, cut in enumerate(self.space.slices()):
@@ -164,7 +175,8 @@ class ExactIndex:
                 last = self._size - 1
                 if row != last:
                     moved = self._ids[last]
-                    self._vectors[row] = self._vectors[last]
+                    for block in self._blocks:
+                        block[row] = block[last]
                     self._norms[row] = self._norms[last]
                     self._part_norms[row] = self._part_norms[last]
                     self._ids[row] = moved
@@ -176,7 +188,13 @@ class ExactIndex:
         with self._lock:
             present = [f for f in face_ids if f in self._row]
             rows = np.fromiter((self._row[f] for f in present), dtype=np.intp, count=len(present))
-            return present, self._vectors[rows]  # fancy indexing copies
+            return present, self._rows(rows)
+
+    def _rows(self, rows: npt.NDArray[np.intp]) -> Matrix:
+        """The whole vectors of ``rows`` (a copy: fancy indexing copies)."""
+        if len(self._blocks) == 1:
+            return self._blocks[0][rows]
+        return np.hstack([block[rows] for block in self._blocks])
 
     def search(
         self,
@@ -196,14 +214,13 @@ class ExactIndex:
             # approximate distance is within the threshold plus a margin for float32 rounding,
             # then the k nearest of those; recompute their distances exactly in float64.
             qq = float(np.dot(q.astype(np.float64), q.astype(np.float64)))
-            partial = self._norms[:n] - 2.0 * (self._vectors[:n] @ q)
+            vectors = self._blocks[0]  # dlib's space: one part
+            partial = self._norms[:n] - 2.0 * (vectors[:n] @ q)
             bound = (max_distance + 1e-3) ** 2 - qq if math.isfinite(max_distance) else math.inf
             rows = np.flatnonzero(partial <= bound) if math.isfinite(bound) else np.arange(n)
             if len(rows) > k:
                 rows = rows[np.argpartition(partial[rows], k - 1)[:k]]
-            exact = np.linalg.norm(
-                self._vectors[rows].astype(np.float64) - q.astype(np.float64), axis=1
-            )
+            exact = np.linalg.norm(vectors[rows].astype(np.float64) - q.astype(np.float64), axis=1)
             ids = [self._ids[i] for i in rows]
         order = np.argsort(exact, kind="stable")
         return [
@@ -225,7 +242,7 @@ class ExactIndex:
                 zip(self.space.parts, self.space.slices(), strict=True)
             ):
                 qp = q[cut]
-                dots = self._vectors[:n, cut] @ qp
+                dots = self._blocks[j][:n] @ qp
                 qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
                 sq = self._part_norms[:n, j]
                 if part.metric == EUCLIDEAN:
@@ -241,7 +258,7 @@ class ExactIndex:
                 rows = np.arange(n)
             if len(rows) > k:
                 rows = rows[np.argpartition(approx[rows], k - 1)[:k]]
-            exact = self.space.distances(q, self._vectors[rows], w)
+            exact = self.space.distances_by_part(q, [block[rows] for block in self._blocks], w)
             ids = [self._ids[i] for i in rows]
         order = np.argsort(exact, kind="stable")
         return [
