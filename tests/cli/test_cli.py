@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
@@ -16,6 +17,7 @@ from facegate.cli import (
     EXIT_NO_MATCH,
     EXIT_OK,
     EXIT_USAGE,
+    build_parser,
     main,
 )
 from facegate.engine.matching import default_matcher
@@ -113,3 +115,20 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("facegate")
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("facegate ")
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_the_package_docstring_lists_every_command_and_action() -> None:
+    import facegate.cli
+
+    doc = facegate.cli.__doc__ or ""
+    for name, sub in _commands(build_parser()).items():
+        actions = "|".join(_commands(sub))
+        listed = f"``{name} {actions}" if actions else f"``{name}"
+        assert listed in doc, f"the facegate.cli docstring does not list {listed[2:]!r}"

@@ -9,7 +9,7 @@ scores: they ask the matcher for the Similarity of a pair, or of a probe against
 (``engine/calibration/dlib-resnet-v1.cohort.json``). ``raw_matcher()`` is the raw distance with
 its own calibration (``dlib-resnet-v1.json``), selected with ``FACEGATE_SCORE_NORMALISATION=none``.
 
-Several descriptor models (issue 19): a matcher belongs to one model. Its
+Several descriptor models: a matcher belongs to one model. Its
 :attr:`Matcher.space` says how two of the model's vectors are compared (``facegate.vectorspace``:
 Euclidean for dlib, cosine for faceres, a weighted sum of the parts for a fused model, its
 ``weights`` from the calibration document's ``"fusion"``), :meth:`Matcher.distance` and
