@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from facegate.app import create_app
-from facegate.audit.keys import read_public_key
 from facegate.audit.log import iter_entries
 from facegate.audit.report import build_report
+from facegate.audit.signing_key import read_public_key
 from facegate.audit.verify import verify
 from facegate.config import Settings
 from facegate.pipeline import RawResponse, handle

@@ -125,7 +125,6 @@ from facegate.audit.checkpoint import (
     checkpoint_record,
 )
 from facegate.audit.errors import AuditKeyError, AuditReadError, AuditWriteError
-from facegate.audit.keys import key_id, public_key_text, raw_public, read_public_key
 from facegate.audit.layout import (
     DIR_MODE,
     FILE_MODE,
@@ -141,6 +140,7 @@ from facegate.audit.layout import (
     writer_active,
 )
 from facegate.audit.record import INTEGRITY, INTENT
+from facegate.audit.signing_key import key_id, public_key_text, raw_public, read_public_key
 from facegate.audit.tail import Tail, move_torn_bytes, scan_tail
 from facegate.audit.verify import Pin, Problem, verify_tail
 

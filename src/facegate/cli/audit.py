@@ -43,8 +43,8 @@ from typing import TextIO
 
 from facegate.audit.errors import AuditKeyError, AuditReadError
 from facegate.audit.head import HeadStatement
-from facegate.audit.keys import key_id, public_key_text, read_public_key, read_signing_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
+from facegate.audit.signing_key import key_id, public_key_text, read_public_key, read_signing_key
 from facegate.audit.verify import VerifyResult, verify
 from facegate.config import Settings
 from facegate.isotime import iso_seconds
