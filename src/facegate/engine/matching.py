@@ -31,7 +31,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from facegate.engine.cohort import CohortNormaliser, FloatArray
+from facegate.engine.cohort import (
+    CohortNormaliser,
+    FloatArray,
+    largest_distance,
+    normalised_scores,
+)
 from facegate.engine.descriptors import FUSED, DescriptorModel, DescriptorRegistry
 from facegate.engine.similarity import (
     CalibratedSimilarity,
@@ -157,12 +162,10 @@ class PartsCohort:
     def scores(
         self, distances: npt.ArrayLike, probe_stats: npt.ArrayLike, face_stats: npt.ArrayLike
     ) -> FloatArray:
-        d = np.asarray(distances, dtype=np.float64)
-        out: FloatArray = d - (np.asarray(probe_stats) + np.asarray(face_stats)) / 2.0 + self.offset
-        return out
+        return normalised_scores(distances, probe_stats, face_stats, self.offset)
 
     def distance_bound(self, score_limit: float, probe_stat: float) -> float:
-        return score_limit - self.offset + (probe_stat + self.high) / 2.0
+        return largest_distance(score_limit, probe_stat, self.offset, self.high)
 
 
 @dataclass(frozen=True)
