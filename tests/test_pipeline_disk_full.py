@@ -62,7 +62,7 @@ class DiskFull:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import facegate.audit.log as log_module
-        from facegate.audit.layout import write_all as real
+        from facegate.atomicfile import write_all as real
 
         self.full = True
 

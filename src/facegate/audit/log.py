@@ -116,6 +116,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from facegate.atomicfile import fsync_dir, write_all, write_atomic
 from facegate.audit.chain import GENESIS, Entry, body_bytes, canonical, check_keys
 from facegate.audit.checkpoint import (
     CHECKPOINT,
@@ -132,11 +133,8 @@ from facegate.audit.layout import (
     LOCK_NAME,
     PUBLIC_KEY_NAME,
     allocate,
-    fsync_dir,
     segment_name,
     segments,
-    write_all,
-    write_atomic,
     writer_active,
 )
 from facegate.audit.record import INTEGRITY, INTENT
