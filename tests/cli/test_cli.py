@@ -42,6 +42,7 @@ def test_detect_json(samples: Path) -> None:
     assert "descriptor" not in text  # vectors are never printed
 
 
+@pytest.mark.slow
 def test_detect_table_and_bad_inputs(
     samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -56,6 +57,7 @@ def test_detect_table_and_bad_inputs(
     assert "missing.png: cannot read" in err[1]
 
 
+@pytest.mark.slow
 def test_compare_match_and_no_match(samples: Path) -> None:
     code, text = run("compare", str(samples / "obama.jpg"), str(samples / "obama2.jpg"))
     assert code == EXIT_OK
@@ -100,6 +102,7 @@ def _groups(text: str) -> list[set[str]]:
     return groups
 
 
+@pytest.mark.slow
 def test_demo_over_the_samples(samples: Path) -> None:
     code, text = run("demo", "--samples", str(samples))
     assert code == EXIT_OK
