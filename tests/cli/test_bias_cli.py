@@ -62,7 +62,6 @@ def common(data: Path) -> list[str]:
     return ["--cache", str(data / "cache.sqlite3"), "--workers", "1", "--no-progress"]
 
 
-@pytest.mark.slow
 def test_lineup_declared_true_match_and_no_face(data: Path) -> None:
     out_json = data / "lineup.json"
     code, text = run(
