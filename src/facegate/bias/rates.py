@@ -152,8 +152,8 @@ class Disparity:
     - ``difference``: ``group_max - group_min`` (fairlearn's ``difference()``, between groups).
     - ``ratio``: ``group_max / group_min`` (``None`` when ``group_min`` is 0). fairlearn's
       ``ratio()`` is the reciprocal, min / max in [0, 1]; facegate keeps max / min (>= 1, 1 =
-      parity) because it reads in the same direction as Max/GeoMean and NIST's max/min, and
-      its reports have always printed it so (the JSON key ``ratio`` is unchanged).
+      parity) because it reads in the same direction as Max/GeoMean beside it, and its
+      reports have always printed it so (the JSON key ``ratio`` is unchanged).
     - ``geomean``: the geometric mean over the groups whose rate is non-zero; ``max_geomean``
       = ``group_max / geomean`` (``None`` when every rate is 0); ``zero_groups``: the groups
       left out of that mean (:func:`disparity` says why).
