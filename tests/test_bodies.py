@@ -10,9 +10,15 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
+from starlette.requests import Request
 
-from facegate.bodies import ASGIApp, BodyGuard, Receive, Send
-from facegate.errors import FacegateError, RequestTimeoutException, ServerBusyError
+from facegate.bodies import ASGIApp, BodyGuard, Receive, Send, read_bounded
+from facegate.errors import (
+    FacegateError,
+    RequestEntityTooLargeException,
+    RequestTimeoutException,
+    ServerBusyError,
+)
 from facegate.limits import BodyBudget
 
 Message = MutableMapping[str, Any]
@@ -185,3 +191,27 @@ def test_errors_are_modelled() -> None:
         408,
     )
     assert (ServerBusyError.code, ServerBusyError.http_status) == ("ThrottlingException", 503)
+
+
+def _read(limit: int, peer: Peer, length: int | None = None) -> bytes:
+    request = Request({**_scope(length=length), "method": "POST"}, peer.receive)
+    return asyncio.run(read_bounded(request, limit))
+
+
+def test_read_bounded_returns_a_body_within_the_limit() -> None:
+    assert _read(6, Peer(b"abc", b"def"), length=6) == b"abcdef"
+    assert _read(6, Peer(b"abc", b"def")) == b"abcdef"  # no Content-Length
+
+
+def test_read_bounded_refuses_a_declared_length_before_reading() -> None:
+    peer = Peer(b"abc")
+    with pytest.raises(RequestEntityTooLargeException, match="exceeds 6 bytes"):
+        _read(6, peer, length=7)
+    assert peer.chunks == [b"abc"]  # not a byte read
+
+
+def test_read_bounded_cuts_off_a_longer_stream_at_the_limit() -> None:
+    peer = Peer(b"abcd", b"efg", b"never read")
+    with pytest.raises(RequestEntityTooLargeException, match="exceeds 6 bytes"):
+        _read(6, peer)
+    assert peer.chunks == [b"never read"]

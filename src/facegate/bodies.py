@@ -25,6 +25,10 @@ format (Rekognition's JSON error, the admin API's JSON, the console's page), and
 the next request. An application that lets the error escape gets the guard's own answer in the
 route's format. Refusals are counted in ``facegate_body_refusals{reason}``.
 
+Routes read a body with :func:`read_bounded`: a ``Content-Length`` above the route's limit is
+refused before any byte is read, and a body streamed without one is cut off at the limit, with
+:class:`~facegate.errors.RequestEntityTooLargeException` (HTTP 413) either way.
+
 Choosing the values: ``body_timeout_s`` is the slowest upload to accept (30 s lets an 8 MiB body
 through at about 2.3 Mbit/s); the budget is the memory to give to bodies in flight (128 MiB:
 sixteen 8 MiB bodies at once); the per-client share keeps one address from taking all of it,
@@ -40,6 +44,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+from starlette.requests import Request
 
 from facegate.errors import (
     FacegateError,
@@ -212,6 +218,24 @@ async def _answer(scope: Scope, send: Send, exc: FacegateError) -> None:
         ]
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The request's whole body, at most ``limit`` bytes: a declared ``Content-Length`` above
+    ``limit`` is refused before reading, a longer stream as soon as it passes ``limit``, both with
+    :class:`~facegate.errors.RequestEntityTooLargeException` (HTTP 413)."""
+    too_large = RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def head_deadline_protocol(head_timeout_s: float) -> type[asyncio.Protocol]:

@@ -3,7 +3,7 @@
 It holds face descriptors and external image ids (the SQLite file and its -wal), held review
 results, the audit log (organisations, cases, FaceIds), the master key, the audit signing key
 and the bootstrap credentials. Under the usual umask (022) SQLite and plain ``open`` create
-0644 files in a 0755 directory: any local user could copy them (issue 18).
+0644 files in a 0755 directory: any local user could copy them.
 
 * Creation: every file facegate creates there is created 0600 and every directory 0700
   explicitly (``os.open(..., 0o600)``, ``mkdir(mode=0o700)``; the SQLite file is created

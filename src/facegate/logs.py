@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
+
+from facegate.isotime import iso_millis
 
 _FIELDS = (
     "request_id",
@@ -25,8 +26,7 @@ _FIELDS = (
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": iso_millis(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

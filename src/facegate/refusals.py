@@ -3,7 +3,7 @@
 A request that fails authentication (no or malformed signature, unknown key, bad signature,
 stale date) did no work, and anyone who can reach the port can send them: written one fsynced
 audit record each (about 900 bytes), a few hundred a second fill a disk in days, and then the
-audit log refuses and the service stops (issue 18). So they are counted instead:
+audit log refuses and the service stops. So they are counted instead:
 
 * :meth:`RefusalCounter.count` adds one to the row of (client address, key claimed, reason):
   ``reason`` is the error code sent (``InvalidSignatureException``...). The table holds at most

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 
 from facegate.audit.anchors import anchor_hash
 from facegate.audit.chain import Entry
-from facegate.audit.keys import key_id, load_signing_key
 from facegate.audit.log import AuditLog, CheckpointCallback, Pin
 from facegate.audit.record import INTEGRITY, EventRecord
+from facegate.audit.signing_key import key_id, load_signing_key
 from facegate.config import Settings, SettingsError
 from facegate.datadir import secure_data_dir
 from facegate.engine.matching import MatcherSet

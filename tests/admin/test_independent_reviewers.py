@@ -385,6 +385,7 @@ def test_in_the_console(
     assert admin.review(review_id).status == PENDING
 
 
+@pytest.mark.slow
 def test_change_your_own_console_password(services: Services, admin: AdminService) -> None:
     admin.create_operator("carol", "Carol", "reviewer")
     admin.set_password("carol", PASSWORD)  # by the server's administrator

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import pytest
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
@@ -31,6 +32,7 @@ def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 def test_every_endpoint_is_described_and_vice_versa() -> None:
     doc = document()
     endpoints = {(e.method, "/admin" + e.path) for e in admin_endpoints()}

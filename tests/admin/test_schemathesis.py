@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
@@ -69,6 +70,7 @@ def _property(operation: Any, mode: Any, headers: dict[str, str], tried: Counter
     return check
 
 
+@pytest.mark.slow
 def test_every_admin_operation_conforms_to_the_openapi_description(
     services: Services, tokens: Tokens
 ) -> None:

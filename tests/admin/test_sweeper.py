@@ -126,20 +126,23 @@ def test_a_failing_sweep_is_logged_and_retried(
     assert any("retention sweep failed" in r.getMessage() for r in caplog.records)
 
 
-def test_disabled_sweeper_returns_at_once(services: Services) -> None:
-    off = cast(
-        Services,
-        SimpleNamespace(
-            settings=replace(services.settings, retention_sweep_s=0.0),
-            drain_outbox=services.drain_outbox,
-        ),
-    )
+def test_disabled_sweeper_returns_at_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(sweeper, "sweep_once", lambda *a: calls.append(a))
+    monkeypatch.setattr(sweeper, "prune_tokens", lambda *a: calls.append(a))
+    off = replace(services.settings, retention_sweep_s=0.0)
+    monkeypatch.setattr(services, "settings", off)
 
     async def run() -> None:
-        async with sweeper.sweeping(off):
-            pass
+        never = asyncio.Event()  # returns without being stopped, or times out
+        await asyncio.wait_for(sweeper.run_sweeper(services, never), timeout=5)
 
-    asyncio.run(run())
+    with caplog.at_level(logging.WARNING, logger="facegate.retention"):
+        asyncio.run(run())
+    assert calls == []  # not one sweep, not even the one at start
+    assert any("retention sweeper disabled" in r.getMessage() for r in caplog.records)
 
 
 def test_sweep_purges_crops_of_closed_reviews(services: Services) -> None:

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from facegate.audit.anchors import GENESIS, anchor_hash, verify_anchors
 from facegate.audit.chain import Entry
 from facegate.audit.checkpoint import Head
-from facegate.audit.keys import key_id
 from facegate.audit.layout import HEAD_NAME
 from facegate.audit.log import AuditLog, CheckpointCallback, iter_entries
+from facegate.audit.signing_key import key_id
 from tests.audit.conftest import request_record
 from tests.audit.edit import SEGMENT1, lines, write_lines
 

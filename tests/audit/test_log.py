@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from facegate.audit.checkpoint import Head, signed_message
 from facegate.audit.errors import AuditKeyError, AuditWriteError
-from facegate.audit.keys import key_id
 from facegate.audit.log import AuditLog, iter_entries
+from facegate.audit.signing_key import key_id
 from facegate.audit.verify import verify
 from tests.audit.conftest import event_record, request_record, segment_bytes
 

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from facegate.audit.errors import AuditWriteError
-from facegate.audit.keys import load_signing_key
 from facegate.audit.log import AuditLog, iter_entries
+from facegate.audit.signing_key import load_signing_key
 from facegate.audit.verify import verify
 from tests.audit.conftest import request_record
 from tests.audit.edit import SEGMENT1, lines, write_lines
@@ -110,7 +110,7 @@ def test_unsigned_entries_left_by_a_crash_are_signed_on_open(
 CHILD = r"""
 import os, sys, time
 from pathlib import Path
-from facegate.audit.keys import load_signing_key
+from facegate.audit.signing_key import load_signing_key
 from facegate.audit.log import AuditLog
 
 data, pad, short = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "short"

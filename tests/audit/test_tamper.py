@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from facegate.audit.checkpoint import Head, checkpoint_record
 from facegate.audit.errors import AuditWriteError
 from facegate.audit.head import HeadStatement
-from facegate.audit.keys import key_id, load_signing_key
 from facegate.audit.log import TAMPER_SUSPECTED, AuditLog, Pin, iter_entries
+from facegate.audit.signing_key import key_id, load_signing_key
 from facegate.audit.verify import verify, verify_tail
 from facegate.cli.audit import register
 from facegate.config import Settings
@@ -264,7 +264,7 @@ def test_open_checks_the_seal_of_the_segment_before_the_last(
 
 
 def _public(audit_dir: Path) -> Any:
-    from facegate.audit.keys import read_public_key
+    from facegate.audit.signing_key import read_public_key
 
     return read_public_key(audit_dir / "public.key")
 

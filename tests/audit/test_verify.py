@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from facegate.audit.chain import canonical
 from facegate.audit.checkpoint import Head, checkpoint_record
 from facegate.audit.errors import AuditReadError
-from facegate.audit.keys import key_id
 from facegate.audit.log import AuditLog
+from facegate.audit.signing_key import key_id
 from facegate.audit.verify import Problem, verify
 from tests.audit.conftest import request_record
 from tests.audit.edit import SEGMENT1, encode, entry, lines, rechain, write_lines

@@ -34,29 +34,30 @@ def test_zero_error_group_gap_ratio_and_fisher() -> None:
     assert (a.n, a.errors, a.error_rate) == (10, 2, 0.2)
     assert (b.n, b.errors, b.error_rate) == (10, 0, 0.0)
     assert b.interval == pytest.approx((0.0, 0.2775), abs=1e-4)  # Wilson 0/10
-    s = table.summary
-    assert s.worst == ("a",)
-    assert s.best == ("b",)
+    s, fisher = table.summary, table.fisher
+    assert s.max_groups == ("a",)
+    assert s.min_groups == ("b",)
     assert s.difference == pytest.approx(0.2)
     assert s.ratio is None  # min is 0
     assert s.zero_groups == ("b",)
     assert s.max_geomean == pytest.approx(1.0)  # geometric mean over the non-zero rate only
     # hypergeometric, 2 errors among 20: P(0)=45/190, P(1)=100/190, P(2)=45/190
-    assert s.fisher_groups == ("a", "b")
-    assert s.fisher_p == pytest.approx(90 / 190)
+    assert fisher is not None
+    assert fisher.groups == ("a", "b")
+    assert fisher.p_value == pytest.approx(90 / 190)
     assert table.overall.n == 20
     assert table.overall.errors == 2
 
 
 def test_single_group_has_no_comparison() -> None:
     counts = count_predictions(rows(["only"], 40, 4), ["g"])
-    s = classifier_table(counts, ["g"]).summary
+    table = classifier_table(counts, ["g"])
+    s = table.summary
     assert s.groups == ("only",)
     assert s.difference == 0.0
     assert s.ratio == 1.0
     assert s.max_geomean == pytest.approx(1.0)
-    assert s.fisher_groups is None
-    assert s.fisher_p is None
+    assert table.fisher is None
 
 
 def test_empty_group_value_is_unlabelled_not_dropped() -> None:
@@ -73,17 +74,20 @@ def test_empty_group_value_is_unlabelled_not_dropped() -> None:
 
 def test_ties_for_worst_are_all_listed() -> None:
     data = [*rows(["a"], 4, 1), *rows(["b"], 8, 2), *rows(["c"], 4, 0)]
-    s = classifier_table(count_predictions(data, ["g"]), ["g"], min_n=1).summary
-    assert s.worst == ("a", "b")
-    assert s.best == ("c",)
-    assert s.fisher_groups == ("a", "c")
+    table = classifier_table(count_predictions(data, ["g"]), ["g"], min_n=1)
+    s = table.summary
+    assert s.max_groups == ("a", "b")
+    assert s.min_groups == ("c",)
+    assert table.fisher is not None
+    assert table.fisher.groups == ("a", "c")
     # all equal: every group is both worst and best; the test compares two distinct groups
     even = classifier_table(
         count_predictions([*rows(["a"], 4, 1), *rows(["b"], 4, 1)], ["g"]), ["g"], min_n=1
-    ).summary
-    assert even.worst == even.best == ("a", "b")
-    assert even.fisher_groups == ("a", "b")
-    assert even.fisher_p == pytest.approx(1.0)
+    )
+    assert even.summary.max_groups == even.summary.min_groups == ("a", "b")
+    assert even.fisher is not None
+    assert even.fisher.groups == ("a", "b")
+    assert even.fisher.p_value == pytest.approx(1.0)
 
 
 def test_too_small_groups_are_shown_but_not_summarised() -> None:
@@ -93,7 +97,7 @@ def test_too_small_groups_are_shown_but_not_summarised() -> None:
     assert not table.group("big").too_small
     assert table.summary.groups == ("big",)
     assert table.summary.too_small == ("small",)
-    assert table.summary.worst == ("big",)
+    assert table.summary.max_groups == ("big",)
 
 
 def test_confusion_and_case_insensitive_labels() -> None:
@@ -183,14 +187,14 @@ def test_gender_shades_ibm_row(tmp_path: Path) -> None:
         low, high = row.interval
         assert low <= published / 100 <= high
     assert f"{table.group('darker x female').error_rate:.1%}" == "34.7%"
-    s = table.summary
-    assert s.worst == ("darker x female",)
-    assert s.best == ("lighter x male",)
+    s, fisher = table.summary, table.fisher
+    assert s.max_groups == ("darker x female",)
+    assert s.min_groups == ("lighter x male",)
     assert s.difference == pytest.approx(94 / 271 - 1 / 385)
     assert s.ratio == pytest.approx((94 / 271) / (1 / 385))
-    assert s.fisher_groups == ("darker x female", "lighter x male")
-    assert s.fisher_p is not None
-    assert s.fisher_p < 1e-20
+    assert fisher is not None
+    assert fisher.groups == ("darker x female", "lighter x male")
+    assert fisher.p_value < 1e-20
     by_skin, by_gender = result.marginals
     assert by_gender.group("female").error_rate == pytest.approx(115 / 567)
     assert by_gender.group("male").error_rate == pytest.approx(39 / 703)

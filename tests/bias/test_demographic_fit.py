@@ -53,6 +53,7 @@ def test_split_is_stable_and_about_half() -> None:
     assert not (split_names(names, salt="other") == mask).all()
 
 
+@pytest.mark.slow
 def test_gender_error_is_counted_per_group_with_intervals(faces: Labelled) -> None:
     model = fit_model(faces, "test")
     doc = measure_gender(model, faces)
@@ -95,6 +96,7 @@ def test_fitted_model_round_trips_through_its_document(faces: Labelled) -> None:
     assert again.p_male(faces.vectors[0]) == model.p_male(faces.vectors[0])
 
 
+@pytest.mark.slow
 def test_leaving_a_race_out_refits_without_it(faces: Labelled) -> None:
     mask = split_names([f"{i}" for i in range(FACES)])
     fit, held = faces.take(mask), faces.take(~mask)

@@ -77,6 +77,7 @@ def manifest(samples: Path) -> Manifest:
     )
 
 
+@pytest.mark.slow
 def test_computed_then_cached(
     pool: EnginePool, manifest: Manifest, tmp_path: Path, engine: FaceEngine
 ) -> None:
@@ -109,6 +110,7 @@ def test_computed_then_cached(
     assert np.array_equal(again.vectors, first.vectors, equal_nan=True)
 
 
+@pytest.mark.slow
 def test_another_model_version_or_setting_misses(
     pool: EnginePool, manifest: Manifest, tmp_path: Path
 ) -> None:
@@ -177,6 +179,7 @@ def test_unreadable_image_is_an_error_record(
     assert again.computed == 0
 
 
+@pytest.mark.slow
 def test_default_pool_is_started_only_when_needed(manifest: Manifest, tmp_path: Path) -> None:
     cache = DescriptorCache(tmp_path / "cache.sqlite3")
     one = Manifest("one", manifest.samples[2:3])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facegate.bias.intervals import Summary, summary_ci, summary_statistic, wilson_by_group
-from facegate.bias.metrics import by_group
+from facegate.bias.rates import by_group
 from facegate.bias.stats import wilson_interval
 
 
@@ -28,7 +28,7 @@ def test_statistic_with_unit_weights_equals_the_point_estimate() -> None:
     cases: list[tuple[Summary, float | None]] = [
         ("max_geomean", table.fmr.max_geomean),
         ("difference", table.fmr.difference),
-        ("max", table.fmr.max_rate),
+        ("max", table.fmr.group_max),
     ]
     for summary, expected in cases:
         value = summary_statistic(codes, 3, summary)(errors, ones)

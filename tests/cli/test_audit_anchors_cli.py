@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from facegate.audit.anchors import anchor_hash
-from facegate.audit.keys import key_id, load_signing_key
 from facegate.audit.log import AuditLog
+from facegate.audit.signing_key import key_id, load_signing_key
 from facegate.cli import main
 from facegate.services import anchor_checkpoints
 from facegate.store.anchors import AnchorRepository

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from facegate.audit.keys import key_id, load_signing_key, public_key_text
 from facegate.audit.log import AuditLog
+from facegate.audit.signing_key import key_id, load_signing_key, public_key_text
 from facegate.cli import main
 from facegate.cli.audit import register
 from tests.audit.conftest import request_record

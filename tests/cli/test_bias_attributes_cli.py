@@ -48,6 +48,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory, samples: Path) -> Path:
 
 
 @needs_models
+@pytest.mark.slow
 def test_gender_table_json_html_and_the_cache(manifest: Path, tmp_path: Path) -> None:
     cache, report, page = tmp_path / "c.sqlite3", tmp_path / "g.json", tmp_path / "g.html"
     common = ["--dataset", str(manifest), "--cache", str(cache), "--workers",
@@ -80,6 +81,7 @@ def test_gender_table_json_html_and_the_cache(manifest: Path, tmp_path: Path) ->
 
 
 @needs_models
+@pytest.mark.slow
 def test_age_and_happy(manifest: Path, tmp_path: Path) -> None:
     common = ["--dataset", str(manifest), "--cache", str(tmp_path / "c"),
               "--workers", "1", "--no-progress", "--min-n", "1"]  # fmt: skip

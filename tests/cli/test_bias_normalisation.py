@@ -65,6 +65,7 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @needs_data
+@pytest.mark.slow
 def test_normalisation_runs_on_an_auditors_own_csvs(manifests: dict[str, Path]) -> None:
     out = io.StringIO()
     code = main(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
@@ -16,6 +17,7 @@ from facegate.cli import (
     EXIT_NO_MATCH,
     EXIT_OK,
     EXIT_USAGE,
+    build_parser,
     main,
 )
 from facegate.engine.matching import default_matcher
@@ -40,6 +42,7 @@ def test_detect_json(samples: Path) -> None:
     assert "descriptor" not in text  # vectors are never printed
 
 
+@pytest.mark.slow
 def test_detect_table_and_bad_inputs(
     samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -54,6 +57,7 @@ def test_detect_table_and_bad_inputs(
     assert "missing.png: cannot read" in err[1]
 
 
+@pytest.mark.slow
 def test_compare_match_and_no_match(samples: Path) -> None:
     code, text = run("compare", str(samples / "obama.jpg"), str(samples / "obama2.jpg"))
     assert code == EXIT_OK
@@ -98,6 +102,7 @@ def _groups(text: str) -> list[set[str]]:
     return groups
 
 
+@pytest.mark.slow
 def test_demo_over_the_samples(samples: Path) -> None:
     code, text = run("demo", "--samples", str(samples))
     assert code == EXIT_OK
@@ -113,3 +118,20 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("facegate")
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("facegate ")
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_the_package_docstring_lists_every_command_and_action() -> None:
+    import facegate.cli
+
+    doc = facegate.cli.__doc__ or ""
+    for name, sub in _commands(build_parser()).items():
+        actions = "|".join(_commands(sub))
+        listed = f"``{name} {actions}" if actions else f"``{name}"
+        assert listed in doc, f"the facegate.cli docstring does not list {listed[2:]!r}"

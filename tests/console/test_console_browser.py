@@ -378,7 +378,7 @@ def test_audit_verify_says_what_it_cannot_establish(console: Console, browser: A
 
     from facegate.audit.checkpoint import signed_message
     from facegate.audit.head import HeadStatement
-    from facegate.audit.keys import key_id, load_signing_key
+    from facegate.audit.signing_key import key_id, load_signing_key
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = sign_in(ctx, console, "aud")

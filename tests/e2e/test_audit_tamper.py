@@ -11,6 +11,8 @@ import pytest
 from facegate.audit.log import iter_entries
 from tests.e2e.server import LiveServer
 
+pytestmark = pytest.mark.slow  # servers started on tampered audit logs
+
 
 def test_a_tampered_tail_stops_the_server_unless_accepted(tmp_path: Path) -> None:
     data = tmp_path / "data"

@@ -20,6 +20,8 @@ import pytest
 from facegate.audit.log import iter_entries
 from tests.e2e.server import LiveServer
 
+pytestmark = pytest.mark.slow  # live servers behind and without a trusted proxy
+
 FORGED = "203.0.113.9"
 
 

@@ -168,6 +168,7 @@ def test_detect_and_compare(rek: Any, image: Image) -> None:
     assert compared["SourceImageFace"]["Confidence"] > 90
 
 
+@pytest.mark.slow
 def test_restart_keeps_everything(server: LiveServer, image: Image) -> None:
     rek = server.client()
     cid = new_id("restart")

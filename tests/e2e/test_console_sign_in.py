@@ -18,6 +18,8 @@ from tests.admin.live import create_operator
 from tests.console.conftest import PASSWORD, set_password
 from tests.e2e.server import LiveServer
 
+pytestmark = pytest.mark.slow  # a live server hashing passwords for concurrent sign-ins
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:

@@ -25,6 +25,8 @@ from botocore.exceptions import BotoCoreError
 from tests.conftest import BACKENDS
 from tests.e2e.server import LiveServer
 
+pytestmark = pytest.mark.slow  # kills a server under load and restarts it, on each backend
+
 COLLECTION = "crash"
 # Photos to index: single faces, two faces (two_people), six faces (group_t1), so a call that is
 # cut short could leave part of an image's faces behind if writes were not atomic.

@@ -15,6 +15,8 @@ from facegate.audit.log import iter_entries
 from tests.e2e.server import LiveServer
 from tests.test_datadir import assert_private
 
+pytestmark = pytest.mark.slow  # a server started under a permissive umask
+
 
 @pytest.fixture
 def umask_022() -> Iterator[None]:

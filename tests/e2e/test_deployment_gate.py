@@ -18,6 +18,8 @@ from facegate.store.decisions import DecisionRepository
 from tests.audit_reports import verification_report
 from tests.e2e.server import LiveServer, audit_record
 
+pytestmark = pytest.mark.slow  # live servers gated by bias audit reports
+
 GATE = "deployment-gate.forbid-search-without-audit"
 COLLECTION = "gate-gallery"
 

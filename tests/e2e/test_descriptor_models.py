@@ -32,6 +32,8 @@ from tests import synthetic_calibration
 from tests.e2e.conftest import StoreEnv, selected_backend
 from tests.e2e.server import LiveServer, audit_record
 
+pytestmark = pytest.mark.slow  # starts a server with two descriptor models
+
 MODEL = "faceres-ext-v1"
 FACERES = "faceres-v1"
 FUSED = "fused-dlib-faceres-v1"

@@ -33,6 +33,8 @@ from tests.conftest import BACKENDS
 from tests.e2e.server import LiveServer
 from tests.pg import PgCluster
 
+pytestmark = pytest.mark.slow  # a server on a small file system filled up, on each backend
+
 SIZE = "20m"
 
 

@@ -12,6 +12,8 @@ import pytest
 from facegate.engine.similarity import scale_similarity
 from tests.e2e.server import LiveServer, audit_record
 
+pytestmark = pytest.mark.slow  # searches of a large collection on a live server
+
 
 def test_search_reports_expected_false_candidates(
     server: LiveServer, rek: Any, image: Callable[[str], dict[str, bytes]]

@@ -16,6 +16,8 @@ from facegate.audit.log import iter_entries
 from tests.e2e.conftest import StoreEnv
 from tests.e2e.server import LiveServer
 
+pytestmark = pytest.mark.slow  # a live server driven past its rate limits
+
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory, store_env: StoreEnv) -> Iterator[LiveServer]:

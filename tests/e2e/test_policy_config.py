@@ -16,6 +16,8 @@ from tests.e2e.conftest import StoreEnv
 from tests.e2e.governance import register
 from tests.e2e.server import LiveServer
 
+pytestmark = pytest.mark.slow  # live servers with their own policy configurations
+
 OBLIGATIONS_PACK = """
 @id("e2e-obligations.commercial-strict")
 @source("test fixture")

@@ -23,6 +23,8 @@ from facegate.audit.log import iter_entries
 from facegate.cli import main
 from tests.e2e.server import Credentials, LiveServer
 
+pytestmark = pytest.mark.slow  # a live server under a flood of refused requests
+
 FLOOD = 400
 
 

@@ -35,6 +35,8 @@ from tests.admin.live import AdminApi, create_operator, error_of, unique, with_h
 from tests.e2e.governance import send_headers
 from tests.e2e.server import Credentials, LiveServer
 
+pytestmark = pytest.mark.slow  # a live server and its human-review round trips
+
 PACKS = "aws-public-safety-terms,eu-ai-act-art5"
 Image = Callable[[str], dict[str, bytes]]
 

@@ -96,6 +96,7 @@ def test_cache_builds_once_keyed_by_the_dat_sha(dat_path: Path, tmp_path: Path) 
     assert second.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_every_sample_face_matches_dlib_within_tolerance(
     engine: FaceEngine, onnx_path: Path, sample_chips: list[tuple[str, RGBImage]]
 ) -> None:

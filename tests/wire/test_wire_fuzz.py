@@ -7,11 +7,12 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from facegate.errors import FacegateError
-from facegate.wire.protocol import decode_body
+from facegate.errors import FacegateError, SerializationException
+from facegate.wire.protocol import MAX_JSON_DEPTH, decode_body
 from facegate.wire.shapes import ServiceModel
 from facegate.wire.sigv4 import SignedRequest, verify
 
@@ -47,10 +48,11 @@ def test_any_bytes_as_a_body(body: bytes) -> None:
 @given(st.integers(1, 5000))
 def test_deep_nesting_is_refused_not_crashed(depth: int) -> None:
     body = ('{"a":' * depth + "1" + "}" * depth).encode()
-    try:
-        decode_body(body)
-    except FacegateError:
+    if depth + 1 <= MAX_JSON_DEPTH:  # the objects and the number inside the innermost one
+        assert isinstance(decode_body(body), dict)
         return
+    with pytest.raises(SerializationException, match=f"nested deeper than {MAX_JSON_DEPTH} "):
+        decode_body(body)
 
 
 def _rekognition_like() -> st.SearchStrategy[dict[str, Any]]:

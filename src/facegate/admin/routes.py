@@ -34,6 +34,7 @@ from facegate.admin.auth import authenticate, bearer_token, require_role
 from facegate.admin.endpoint import Call, Endpoint, Reply
 from facegate.admin.handlers import ENDPOINTS
 from facegate.admin.service import AdminService, over_services
+from facegate.bodies import read_bounded
 from facegate.errors import (
     AccessDeniedException,
     ConflictException,
@@ -93,18 +94,7 @@ def error_response(exc: FacegateError, headers: Mapping[str, str] | None = None)
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> object | None:
     """The request's JSON body (None when empty), at most ``limit`` bytes."""
-    too_large = RequestEntityTooLargeException(f"The request body exceeds {limit} bytes.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_bounded(request, limit)
     if not raw.strip():
         return None
     return decode_json(raw)

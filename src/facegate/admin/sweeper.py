@@ -33,9 +33,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from facegate.audit.record import EventRecord, EventSink
+from facegate.isotime import iso_seconds
 from facegate.metrics import Metrics
 from facegate.services import Services
 from facegate.store.idempotency import IdempotencyRepository
@@ -71,7 +71,6 @@ def sweep_once(
         swept = store.sweep_retention(now, BATCH)
         for item in swept:
             face, owner = item.face, item.org_id or "-"
-            deadline = datetime.fromtimestamp(face.retain_until or now, UTC)
             if record is not None:
                 record(
                     EventRecord(
@@ -91,7 +90,7 @@ def sweep_once(
             log.info(
                 f"retention deletion: face {face.face_id} of collection {item.collection_id} "
                 f"(organisation {owner}), retention deadline "
-                f"{deadline:%Y-%m-%dT%H:%M:%SZ}"
+                f"{iso_seconds(face.retain_until or now)}"
             )
         deleted += len(swept)
         if len(swept) < BATCH:

@@ -13,7 +13,6 @@ created). Times are ISO 8601 UTC strings ("2026-11-23T11:16:44Z") or null.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypedDict, cast
 
 from facegate.admin.service import (
@@ -25,6 +24,7 @@ from facegate.admin.service import (
     summary_of,
 )
 from facegate.admin.typeschema import Choice, keywords
+from facegate.isotime import iso_seconds
 from facegate.policy.loader import PolicyInfo
 from facegate.policy.model import Obligations, PolicyRef
 from facegate.store.decisions import DecisionRecord
@@ -280,7 +280,7 @@ def iso(epoch_s: float | None) -> str | None:
     """``epoch_s`` as an ISO 8601 UTC time with second precision, or None."""
     if epoch_s is None:
         return None
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_seconds(epoch_s)
 
 
 def org(record: OrganisationRecord) -> OrganisationDoc:
@@ -429,7 +429,7 @@ def explanation(value: Explanation) -> ExplanationDoc:
                 "face_count": resource.face_count,
             },
             "context": {
-                "now": ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "now": iso_seconds(ctx.now),
                 "purpose": ctx.purpose,
                 "case_ref": ctx.case_ref,
                 "authorization_ref": ctx.authorization_ref,

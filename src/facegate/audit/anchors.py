@@ -53,8 +53,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from facegate.audit.chain import GENESIS, canonical
 from facegate.audit.checkpoint import CHECKPOINT
 from facegate.audit.errors import AuditReadError
-from facegate.audit.keys import key_id
 from facegate.audit.log import iter_entries
+from facegate.audit.signing_key import key_id
 from facegate.audit.verify import VerifyResult, verify
 
 ANCHOR_FORMAT = "facegate-anchor-v1"

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from facegate.audit.chain import canonical
 from facegate.audit.checkpoint import CHECKPOINT, signed_message
-from facegate.audit.keys import key_id
+from facegate.audit.signing_key import key_id
 
 HEAD_FORMAT = "facegate-audit-head-v1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")

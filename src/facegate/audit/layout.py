@@ -1,4 +1,4 @@
-"""Where things live in the audit directory, and the durable-write helpers.
+"""Where things live in the audit directory (durable writes: :mod:`facegate.atomicfile`).
 
 ``<data_dir>/audit/`` holds:
 
@@ -18,14 +18,12 @@ directory can be copied or published without it.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import fcntl
 import functools
 import os
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,42 +64,6 @@ def segments(audit_dir: Path) -> list[tuple[int, Path]]:
 def torn_name(segment: str, offset: int) -> str:
     """Where recovery keeps the torn bytes found at ``offset`` of ``segment``."""
     return f"torn-{segment.removesuffix('.jsonl')}-{offset}.bin"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (created, renamed files) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is written (a short write is retried, an error raised)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a mix,
-    even across a crash: write a temporary file, fsync it, rename it over ``path``, fsync the
-    directory."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def writer_active(audit_dir: Path) -> bool:

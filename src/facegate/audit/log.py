@@ -116,6 +116,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from facegate.atomicfile import fsync_dir, write_all, write_atomic
 from facegate.audit.chain import GENESIS, Entry, body_bytes, canonical, check_keys
 from facegate.audit.checkpoint import (
     CHECKPOINT,
@@ -125,7 +126,6 @@ from facegate.audit.checkpoint import (
     checkpoint_record,
 )
 from facegate.audit.errors import AuditKeyError, AuditReadError, AuditWriteError
-from facegate.audit.keys import key_id, public_key_text, raw_public, read_public_key
 from facegate.audit.layout import (
     DIR_MODE,
     FILE_MODE,
@@ -133,14 +133,12 @@ from facegate.audit.layout import (
     LOCK_NAME,
     PUBLIC_KEY_NAME,
     allocate,
-    fsync_dir,
     segment_name,
     segments,
-    write_all,
-    write_atomic,
     writer_active,
 )
 from facegate.audit.record import INTEGRITY, INTENT
+from facegate.audit.signing_key import key_id, public_key_text, raw_public, read_public_key
 from facegate.audit.tail import Tail, move_torn_bytes, scan_tail
 from facegate.audit.verify import Pin, Problem, verify_tail
 

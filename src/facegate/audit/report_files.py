@@ -23,10 +23,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from facegate.atomicfile import write_atomic
 from facegate.audit.report_model import (
     Scalar,
     TransparencyReport,
@@ -45,17 +44,8 @@ def write_text_atomic(path: Path, content: str) -> Path:
     atomic rename; returns ``path``. The file is readable by everyone (0644: a report is meant
     to be published), or keeps the mode of the file it replaces."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    write_atomic(path, content.encode("utf-8"), mode)
     return path
 
 

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegate.audit.layout import fsync_dir, torn_name, write_atomic
+from facegate.atomicfile import fsync_dir, write_atomic
+from facegate.audit.layout import torn_name
 
 _CHUNK = 64 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")

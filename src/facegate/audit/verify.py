@@ -67,9 +67,9 @@ from facegate.audit.chain import BODY_OFFSET, ENTRY_KEYS, GENESIS, LINE_PREFIX, 
 from facegate.audit.checkpoint import CHECKPOINT, Head, checkpoint_problem
 from facegate.audit.errors import AuditReadError
 from facegate.audit.head import HeadStatement
-from facegate.audit.keys import key_id
 from facegate.audit.layout import HEAD_NAME, segment_name, segments, writer_active
 from facegate.audit.record import INTENT, REFUSALS
+from facegate.audit.signing_key import key_id
 from facegate.audit.tail import last_line, parse_entry_head, scan_tail
 
 MAX_OPEN_INTENTS_LISTED = 20

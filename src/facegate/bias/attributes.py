@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
 import sys
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from facegate.bias.datasets import Manifest
+from facegate.bias.image_cache import ImageCache, default_path
 from facegate.engine.attributes.registry import build_registry
 from facegate.engine.attributes.types import FaceAttributes
 from facegate.engine.core import EngineConfig
@@ -131,8 +129,7 @@ def record_of(attributes: FaceAttributes | None, faces: int, found_by: str) -> A
 
 def default_cache_path() -> Path:
     """``$XDG_CACHE_HOME/facegate/attributes/attributes.sqlite3`` (``~/.cache`` by default)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "facegate" / "attributes" / "attributes.sqlite3"
+    return default_path("attributes")
 
 
 def estimator_versions(config: EngineConfig) -> dict[str, str]:
@@ -154,40 +151,22 @@ def cache_key(config: EngineConfig, versions: Mapping[str, str]) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-class AttributeCache:
-    """A SQLite file of :class:`AttributeRecord` keyed by (image SHA-256, :func:`cache_key`).
-    One audit run at a time per file."""
+class AttributeCache(ImageCache):
+    """A SQLite file of :class:`AttributeRecord` keyed by (image SHA-256, :func:`cache_key`)
+    (:mod:`facegate.bias.image_cache`: shared between runs and data sets, one writer)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS attributes (sha256 TEXT NOT NULL, key TEXT NOT NULL,"
-                " record TEXT NOT NULL, PRIMARY KEY (sha256, key))"
-            )
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        super().__init__(
+            Path(path) if path is not None else default_cache_path(),
+            "CREATE TABLE IF NOT EXISTS attributes (sha256 TEXT NOT NULL, key TEXT NOT NULL,"
+            " record TEXT NOT NULL, PRIMARY KEY (sha256, key))",
+        )
 
     def get_many(self, key: str, digests: Sequence[str]) -> dict[str, AttributeRecord]:
-        out: dict[str, AttributeRecord] = {}
-        unique = sorted(set(digests))
-        with self._connect() as db:
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                marks = ",".join("?" * len(chunk))  # only "?" marks are interpolated
-                query = f"{_SELECT} WHERE key = ? AND sha256 IN ({marks})"
-                rows = db.execute(query, [key, *chunk])
-                for sha, text in rows:
-                    out[sha] = AttributeRecord.from_json(text)
-        return out
+        """The cached records among ``digests`` for ``key`` (absent digests are left out)."""
+        return {
+            sha: AttributeRecord.from_json(text) for sha, text in self._rows(_SELECT, key, digests)
+        }
 
     def put_many(self, key: str, records: Mapping[str, AttributeRecord]) -> None:
         rows = [(sha, key, r.to_json()) for sha, r in records.items()]

@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -36,6 +36,7 @@ from facegate.bias.groups import group_key
 from facegate.engine.cohort import CohortNormaliser
 from facegate.engine.matching import PairScorer, PartsCohort
 from facegate.engine.similarity import LOGISTIC_V0
+from facegate.isotime import iso_seconds
 from facegate.vectorspace import DLIB_SPACE, VectorSpace
 
 GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -325,7 +326,7 @@ def calibrate(
         "fitted": {
             "command": command,
             "cap": cap,
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "date": iso_seconds(time.time()),
             "split": "salted SHA-256 of the subject (LFW) or image (FairFace), low bit",
             "data": data,
         },

@@ -28,9 +28,10 @@ Per group: ``n`` rows, ``errors`` (``truth != predicted``), error rate with a 95
 interval, and the confusion counts ``truth -> predicted`` (so "female classified as male" is
 visible). Groups with fewer than ``min_n`` rows are kept, marked ``too_small`` and left out of
 the summaries. Summaries over the measured groups: max - min, max / min, Max/GeoMean (NIST
-draft NISTIR 8429 [B10], via :func:`facegate.bias.metrics.disparity`: zero rates are left out
-of the geometric mean and listed) and a two-sided Fisher exact test of the worst against the
-best group. Ties for worst (best) are all listed; the test uses the first by name.
+draft NISTIR 8429 [B10]), all by :class:`facegate.bias.rates.Disparity`, the class the
+verification audit uses (zero rates are left out of the geometric mean and listed), and a
+two-sided Fisher exact test of the worst against the best group (:class:`FisherTest`). Ties for
+worst (best) are all listed; the test uses the first by name.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 
 from facegate.bias.datasets import DatasetError
 from facegate.bias.groups import GROUP_SEPARATOR
-from facegate.bias.metrics import GroupRates, Rates, disparity
+from facegate.bias.rates import Disparity
 from facegate.bias.stats import fisher_exact, wilson_interval
 
 MAX_ROWS = 1_000_000
@@ -292,39 +293,27 @@ class GroupRow:
 
 
 @dataclass(frozen=True)
-class Summary:
-    """How the error rate varies across the measured groups (``None`` fields: undefined).
+class FisherTest:
+    """Fisher's exact test (two-sided) of the worst group's errors against the best's:
+    ``groups`` is (worst, best), the first of each in group order that are not the same group."""
 
-    ``worst``/``best`` list every group tied at the max/min rate; ``fisher_p`` compares
-    ``worst[0]`` with the first best group that is not it (``None`` with fewer than two
-    measured groups). ``zero_groups`` are the groups left out of the geometric mean.
-    """
-
-    groups: tuple[str, ...]
-    too_small: tuple[str, ...]
-    worst: tuple[str, ...]
-    best: tuple[str, ...]
-    max_rate: float | None
-    min_rate: float | None
-    difference: float | None
-    ratio: float | None
-    geomean: float | None
-    max_geomean: float | None
-    zero_groups: tuple[str, ...]
-    fisher_groups: tuple[str, str] | None
-    fisher_p: float | None
+    groups: tuple[str, str]
+    p_value: float
 
 
 @dataclass(frozen=True)
 class ClassifierTable:
-    """Error rates per group of ``attributes`` (one attribute: a marginal table)."""
+    """Error rates per group of ``attributes`` (one attribute: a marginal table); ``summary``
+    compares the groups that are not too small (``max_groups`` are the worst, ``min_groups``
+    the best), ``fisher`` tests the worst against the best (``None`` with fewer than two)."""
 
     attributes: tuple[str, ...]
     min_n: int
     groups: tuple[GroupRow, ...]
     unlabelled: GroupRow
     overall: GroupRow
-    summary: Summary
+    summary: Disparity
+    fisher: FisherTest | None
 
     def group(self, name: str) -> GroupRow:
         """The row of one group (``KeyError`` when absent)."""
@@ -341,39 +330,18 @@ def _row(name: str, confusion: Counter[tuple[str, str]], min_n: int) -> GroupRow
     return GroupRow(name, n, errors, n < min_n, cells)
 
 
-def summarise(rows: Sequence[GroupRow]) -> Summary:
-    """Gap, ratio, Max/GeoMean, ties and Fisher's test over the rows that are not too small."""
-    # metrics.disparity works on FNMR/FMR counts: an error here is carried as a "false
-    # non-match" out of n "mated pairs", so its max/min/Max-GeoMean rules apply unchanged.
-    as_rates = [
-        GroupRates(r.group, Rates(0.0, 0, 0, r.errors, r.n), False, not r.too_small) for r in rows
-    ]
-    d = disparity(as_rates, "fnmr")
+def summarise(rows: Sequence[GroupRow]) -> tuple[Disparity, FisherTest | None]:
+    """How the error rate varies over the rows that are not too small, and Fisher's test of the
+    worst against the best of them (``None`` with fewer than two)."""
     used = [r for r in rows if not r.too_small and r.n > 0]
-    worst = tuple(r.group for r in used if r.error_rate == d.max_rate)
-    best = tuple(r.group for r in used if r.error_rate == d.min_rate)
-    pair: tuple[str, str] | None = None
-    p_value: float | None = None
-    if len(used) >= 2:
-        w = next(r for r in used if r.group == worst[0])
-        b = next(r for r in used if r.group in best and r.group != w.group)
-        pair = (w.group, b.group)
-        p_value = fisher_exact(w.errors, w.n, b.errors, b.n)
-    return Summary(
-        groups=d.groups,
-        too_small=tuple(r.group for r in rows if r.too_small),
-        worst=worst,
-        best=best,
-        max_rate=d.max_rate,
-        min_rate=d.min_rate,
-        difference=d.difference,
-        ratio=d.ratio,
-        geomean=d.geomean,
-        max_geomean=d.max_geomean,
-        zero_groups=d.zero_groups,
-        fisher_groups=pair,
-        fisher_p=p_value,
+    summary = Disparity(
+        {r.group: r.errors / r.n for r in used}, tuple(r.group for r in rows if r.too_small)
     )
+    if len(used) < 2:
+        return summary, None
+    w = next(r for r in used if r.group == summary.max_groups[0])
+    b = next(r for r in used if r.group in summary.min_groups and r.group != w.group)
+    return summary, FisherTest((w.group, b.group), fisher_exact(w.errors, w.n, b.errors, b.n))
 
 
 def classifier_table(
@@ -399,13 +367,15 @@ def classifier_table(
             per_group.setdefault(group_name(chosen), Counter())[(truth, predicted)] += c
     rows = tuple(_row(name, per_group[name], min_n) for name in sorted(per_group))
     over = _row("overall", overall, 1)
+    summary, fisher = summarise(rows)
     return ClassifierTable(
         attributes=tuple(attributes),
         min_n=min_n,
         groups=rows,
         unlabelled=_row(UNLABELLED, unlabelled, 1),
         overall=over,
-        summary=summarise(rows),
+        summary=summary,
+        fisher=fisher,
     )
 
 
@@ -447,23 +417,23 @@ def row_json(row: GroupRow) -> dict[str, Any]:
     }
 
 
-def summary_json(s: Summary) -> dict[str, Any]:
-    """The summary of a table."""
+def summary_json(s: Disparity, fisher: FisherTest | None) -> dict[str, Any]:
+    """The summary of a table (``worst``/``best``: the groups at the highest/lowest rate)."""
     return {
         "groups": list(s.groups),
         "too_small": list(s.too_small),
-        "worst": list(s.worst),
-        "best": list(s.best),
-        "max_error_rate": s.max_rate,
-        "min_error_rate": s.min_rate,
+        "worst": list(s.max_groups),
+        "best": list(s.min_groups),
+        "max_error_rate": s.group_max,
+        "min_error_rate": s.group_min,
         "difference": s.difference,
         "ratio": s.ratio,
         "geomean": s.geomean,
         "max_geomean": s.max_geomean,
         "zero_groups": list(s.zero_groups),
         "fisher": None
-        if s.fisher_groups is None
-        else {"worst": s.fisher_groups[0], "best": s.fisher_groups[1], "p_value": s.fisher_p},
+        if fisher is None
+        else {"worst": fisher.groups[0], "best": fisher.groups[1], "p_value": fisher.p_value},
     }
 
 
@@ -475,7 +445,7 @@ def table_json(t: ClassifierTable) -> dict[str, Any]:
         "groups": [row_json(r) for r in t.groups],
         "unlabelled": row_json(t.unlabelled),
         "overall": row_json(t.overall),
-        "summary": summary_json(t.summary),
+        "summary": summary_json(t.summary, t.fisher),
     }
 
 

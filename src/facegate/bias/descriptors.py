@@ -19,13 +19,10 @@ Memory is bounded: at most ``window`` images are in flight and rows go to disk b
 from __future__ import annotations
 
 import hashlib
-import os
-import sqlite3
 import sys
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +32,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from facegate.bias.datasets import Manifest
+from facegate.bias.image_cache import ImageCache, default_path
 from facegate.engine.core import EngineConfig
 from facegate.engine.detect import detection_version
 from facegate.engine.models import file_sha256
@@ -86,8 +84,7 @@ class DescriptorRecord:
 
 def default_cache_path() -> Path:
     """``$XDG_CACHE_HOME/facegate/descriptors/descriptors.sqlite3`` (``~/.cache`` by default)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "facegate" / "descriptors" / "descriptors.sqlite3"
+    return default_path("descriptors")
 
 
 def config_key(config: EngineConfig, model_version: str, mmod_fallback: bool) -> str:
@@ -103,46 +100,24 @@ def config_key(config: EngineConfig, model_version: str, mmod_fallback: bool) ->
     return f"{model_version}|{config.detector.kind}|{digest}"
 
 
-class DescriptorCache:
-    """A SQLite file of descriptor records keyed by (image SHA-256, :func:`config_key`).
-
-    Safe to share between runs and data sets (identical images are computed once). Not for
-    concurrent writers: one audit run at a time per file.
-    """
+class DescriptorCache(ImageCache):
+    """A SQLite file of descriptor records keyed by (image SHA-256, :func:`config_key`)
+    (:mod:`facegate.bias.image_cache`: shared between runs and data sets, one writer)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS descriptors (sha256 TEXT NOT NULL, key TEXT NOT NULL,"
-                " status TEXT NOT NULL, found_by TEXT NOT NULL, faces INTEGER NOT NULL,"
-                " vector BLOB, message TEXT NOT NULL, PRIMARY KEY (sha256, key))"
-            )
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection that commits on success, rolls back on error, and is always closed."""
-        db = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        super().__init__(
+            Path(path) if path is not None else default_cache_path(),
+            "CREATE TABLE IF NOT EXISTS descriptors (sha256 TEXT NOT NULL, key TEXT NOT NULL,"
+            " status TEXT NOT NULL, found_by TEXT NOT NULL, faces INTEGER NOT NULL,"
+            " vector BLOB, message TEXT NOT NULL, PRIMARY KEY (sha256, key))",
+        )
 
     def get_many(self, key: str, digests: Sequence[str]) -> dict[str, DescriptorRecord]:
         """The cached records among ``digests`` for ``key`` (absent digests are left out)."""
         out: dict[str, DescriptorRecord] = {}
-        unique = sorted(set(digests))
-        with self._connect() as db:
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                marks = ",".join("?" * len(chunk))  # only "?" marks are interpolated
-                query = f"{_SELECT} WHERE key = ? AND sha256 IN ({marks})"
-                rows = db.execute(query, [key, *chunk])
-                for sha, status, found_by, faces, blob, message in rows:
-                    vector = None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
-                    out[sha] = DescriptorRecord(status, found_by, faces, vector, message)
+        for sha, status, found_by, faces, blob, message in self._rows(_SELECT, key, digests):
+            vector = None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+            out[sha] = DescriptorRecord(status, found_by, faces, vector, message)
         return out
 
     def put_many(self, key: str, records: Mapping[str, DescriptorRecord]) -> None:

@@ -3,7 +3,7 @@
 Per-group rates get Wilson intervals (exact counts, no resampling). The summaries (max - min,
 Max/GeoMean) are not simple proportions, so they get a bootstrap that resamples the pairs of
 one error type within each group (``stats.bootstrap_ci`` with ``strata`` = group), or whole
-subjects with ``cluster``. The summaries follow ``metrics.disparity``: zero rates are left
+subjects with ``cluster``. The summaries follow ``rates.Disparity``: zero rates are left
 out of the geometric mean, and a resample where every rate is 0 has no Max/GeoMean (dropped).
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from facegate.bias.metrics import ErrorType, GroupTable, as_labels, as_mask, as_scores
+from facegate.bias.rates import ErrorType, GroupTable, as_labels, as_mask, as_scores
 from facegate.bias.stats import WeightedStatistic, bootstrap_ci, wilson_interval
 
 Summary = Literal["max_geomean", "difference", "max"]
@@ -99,7 +99,7 @@ def summary_ci(
     """Bootstrap interval of an across-group summary of FMR or FNMR at ``threshold``.
 
     Uses the pairs of ``kind`` (non-mated for FMR, mated for FNMR) of the groups with at least
-    ``min_pairs`` such pairs, as ``metrics.by_group`` does; resamples them within each group
+    ``min_pairs`` such pairs, as ``rates.by_group`` does; resamples them within each group
     (or by ``cluster`` id within each group). Raises ``ValueError`` when no group qualifies.
     """
     s = as_scores(scores)

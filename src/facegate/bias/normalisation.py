@@ -1,6 +1,7 @@
 """Raw distance against the cohort-normalised score, side by side, on the same faces.
 
-What is compared (``facegate bias normalisation``; targets from the fairness issue):
+What is compared (``facegate bias normalisation``), three ways a normalised score can be better
+or worse than the raw distance, each on data neither scorer was fitted on:
 
 1. **Equal false non-match rate.** Each scorer's threshold is set where 5% of LFW View 2's mated
    pairs fail (the same FNMR for both); at that threshold, the impostor false match rate of each

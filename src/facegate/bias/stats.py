@@ -159,8 +159,8 @@ def bootstrap_ci(
     subject of each pair is not resampled.
 
     Resamples where the statistic is NaN (e.g. no pairs of some kind) are dropped; an error
-    is raised if all are. Cost: ``n_boot * n`` weights; 1000 resamples of 100k pairs take a
-    few seconds on 2 cores with the default mean.
+    is raised if all are. Cost: ``n_boot * n`` weights, time and memory linear in both (every
+    resample weighs all ``n`` values once).
     """
     dist = bootstrap_distribution(
         values, statistic, n_boot=n_boot, seed=seed, strata=strata, cluster=cluster

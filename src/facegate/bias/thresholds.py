@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from facegate.bias.metrics import ErrorType, as_labels, as_mask, as_scores
+from facegate.bias.rates import ErrorType, as_labels, as_mask, as_scores
 from facegate.bias.stats import fisher_exact
 
 

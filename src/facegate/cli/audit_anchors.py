@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from facegate.audit.anchors import AnchorsResult, verify_anchors
 from facegate.audit.errors import AuditKeyError, AuditReadError
-from facegate.audit.keys import read_public_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
+from facegate.audit.signing_key import read_public_key
 from facegate.cli.audit import EXIT_BROKEN, EXIT_OK, bad_input
 from facegate.config import Settings
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TextIO
 
 from facegate.audit.errors import AuditKeyError, AuditReadError
-from facegate.audit.keys import read_public_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
 from facegate.audit.log import iter_entries
 from facegate.audit.query import AuditQueryError, Filters, select, write_lines
 from facegate.audit.report import build_report, write_csv, write_html, write_json
+from facegate.audit.signing_key import read_public_key
 from facegate.audit.verify import verify
 from facegate.cli.audit import audit_dir, data_dir_option
 

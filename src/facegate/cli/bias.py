@@ -50,7 +50,7 @@ from facegate.bias.identification import DEFAULT_FPIRS, DEFAULT_RANK, identifica
 from facegate.bias.identification import render as render_identification
 from facegate.bias.impostors import REVIEW_NOTE, cross_group_pairs, top_pairs
 from facegate.bias.lineup import load_declared, match_rows, mates_by_subject, search, summarise
-from facegate.bias.metrics import ErrorType
+from facegate.bias.rates import ErrorType
 from facegate.bias.report_html import render_html
 from facegate.bias.stats import wilson_interval
 from facegate.bias.verification import (
@@ -471,8 +471,9 @@ def render_thresholds(
             disp = table.fmr if kind == "fmr" else table.fnmr
             boot = res.fmr_max_geomean_ci if kind == "fmr" else res.fnmr_max_geomean_ci
             lines.append(
-                f"  {kind.upper()}: max {disp.max_group} {_pct(disp.max_rate)},"
-                f" min {disp.min_group} {_pct(disp.min_rate)},"
+                f"  {kind.upper()}: max {next(iter(disp.max_groups), None)}"
+                f" {_pct(disp.group_max)}, min {next(iter(disp.min_groups), None)}"
+                f" {_pct(disp.group_min)},"
                 f" max-min {_pct(disp.difference)}, ratio {_num(disp.ratio)},"
                 f" Max/GeoMean {_num(disp.max_geomean)} {_ci(boot, 1.0, '')}"
             )

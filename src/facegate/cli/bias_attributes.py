@@ -185,8 +185,8 @@ def _reference_lines(result: ClassifierAudit) -> list[str]:
     s = result.intersectional.summary
     lines = [
         "",
-        f"Worst group here: {', '.join(s.worst) or '-'} {_pct(s.max_rate)} error "
-        f"(best {', '.join(s.best) or '-'} {_pct(s.min_rate)}). Published, on other data:",
+        f"Worst group here: {', '.join(s.max_groups) or '-'} {_pct(s.group_max)} error "
+        f"(best {', '.join(s.min_groups) or '-'} {_pct(s.group_min)}). Published, on other data:",
     ]
     for ref in REFERENCES:
         lines.append(

@@ -290,8 +290,9 @@ def render_table(table: ClassifierTable, title: str) -> list[str]:
         return lines
     diff = "-" if s.difference is None else f"{100 * s.difference:.2f} points"
     lines.append(
-        f"  summary over {len(s.groups)} groups: worst {', '.join(s.worst)} {_pct(s.max_rate)};"
-        f" best {', '.join(s.best)} {_pct(s.min_rate)}; max-min {diff};"
+        f"  summary over {len(s.groups)} groups: worst {', '.join(s.max_groups)}"
+        f" {_pct(s.group_max)}; best {', '.join(s.min_groups)} {_pct(s.group_min)};"
+        f" max-min {diff};"
         f" max/min {_num(s.ratio)}; Max/GeoMean {_num(s.max_geomean)}"
     )
     if s.zero_groups:
@@ -299,10 +300,10 @@ def render_table(table: ClassifierTable, title: str) -> list[str]:
             "  zero-error groups (left out of the geometric mean, so Max/GeoMean is a lower"
             " bound): " + ", ".join(s.zero_groups)
         )
-    if s.fisher_groups is not None and s.fisher_p is not None:
+    if table.fisher is not None:
         lines.append(
-            f"  Fisher exact test, {s.fisher_groups[0]} vs {s.fisher_groups[1]}:"
-            f" two-sided p = {s.fisher_p:.3g}"
+            f"  Fisher exact test, {table.fisher.groups[0]} vs {table.fisher.groups[1]}:"
+            f" two-sided p = {table.fisher.p_value:.3g}"
         )
     return lines
 

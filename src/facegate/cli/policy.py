@@ -18,10 +18,10 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from facegate.isotime import iso_seconds
 from facegate.policy.engine import DEFAULT_PACKS, PolicyEngine
 from facegate.policy.errors import FixtureError, PolicyLoadError
 from facegate.policy.fixtures import check, pack_fixtures, pack_sets, read_json, request_from_json
@@ -283,7 +283,7 @@ def explain_stored(args: argparse.Namespace, out: TextIO) -> int:
     except PolicyLoadError:
         engine = None
     known = {info.policy_id: info for info in engine.policies()} if engine else {}
-    when = datetime.fromtimestamp(record.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = iso_seconds(record.at)
     lines = [
         f"decision    {record.decision_id}  {'ALLOW' if record.allowed else 'DENY'}  at {when}",
         f"request     {record.operation} on {record.resource or '(no collection)'} by key "

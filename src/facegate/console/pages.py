@@ -21,12 +21,12 @@ from facegate.admin.auth import ADMIN_ONLY, READERS, REVIEWERS
 from facegate.admin.service import REVIEW_STATUSES
 from facegate.audit.charts import column_chart, day_chart, hbar_chart
 from facegate.audit.head import HeadStatement
-from facegate.audit.keys import read_public_key
 from facegate.audit.layout import PUBLIC_KEY_NAME
 from facegate.audit.log import iter_entries
 from facegate.audit.query import AuditQueryError, Filters, iso, select
 from facegate.audit.report import build_report, render_html, write_csv
 from facegate.audit.report_model import Table, TransparencyReport, report_to_dict, tables
+from facegate.audit.signing_key import read_public_key
 from facegate.audit.verify import VerifyResult, verify
 from facegate.console.routes import (
     ALL_ROLES,

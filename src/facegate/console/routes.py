@@ -33,6 +33,7 @@ from starlette.templating import Jinja2Templates
 from facegate.admin.auth import ADMIN, AUDITOR, REVIEWER
 from facegate.admin.routes import http_status
 from facegate.admin.service import AdminService, over_services
+from facegate.bodies import read_bounded
 from facegate.console.sessions import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -44,7 +45,7 @@ from facegate.console.sessions import (
     new_secret,
     same_secret,
 )
-from facegate.errors import FacegateError
+from facegate.errors import FacegateError, RequestEntityTooLargeException
 from facegate.services import Services
 from facegate.store.operators import OperatorRecord, SessionRepository
 from facegate.templating import environment
@@ -80,10 +81,6 @@ NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-class FormTooLarge(Exception):
-    pass
-
-
 class SignInRefused(Exception):
     """A sign-in (or password check) refused before the password was checked: ``status`` 429
     (throttled) or 503 (every hashing slot busy), the audit ``action`` and the page's
@@ -97,16 +94,12 @@ class SignInRefused(Exception):
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-    """An ``application/x-www-form-urlencoded`` body (the first value of each field)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FormTooLarge
-        chunks.append(chunk)
+    """An ``application/x-www-form-urlencoded`` body (the first value of each field);
+    :class:`~facegate.errors.RequestEntityTooLargeException` above ``limit`` bytes
+    (:func:`facegate.bodies.read_bounded`)."""
+    raw = await read_bounded(request, limit)
     form: dict[str, str] = {}
-    for name, value in parse_qsl(b"".join(chunks).decode("utf-8", "replace"), True):
+    for name, value in parse_qsl(raw.decode("utf-8", "replace"), True):
         form.setdefault(name, value)
     return form
 
@@ -221,7 +214,7 @@ class Console:
             if request.method == "POST":
                 try:
                     ctx.form = await read_form(request)
-                except FormTooLarge:
+                except RequestEntityTooLargeException:
                     return self.refuse(request, ctx, 413, "The form is too large.")
                 if not same_secret(ctx.form.get("csrf_token"), session.record.csrf_token):
                     await self.event(operator.operator_id, "console.csrf_refused", request.url.path)
@@ -306,7 +299,7 @@ class Console:
     async def login_post(self, request: Request) -> Response:
         try:
             form = await read_form(request)
-        except FormTooLarge:
+        except RequestEntityTooLargeException:
             return await self.login_form(request, 413, "The form is too large.")
         client = client_address(request.scope)  # the peer, or what a trusted proxy says
         if not same_secret(form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)):

@@ -9,7 +9,7 @@ squares one (Umeyama, 1991), and the face is resampled bilinearly through it (Pi
 outside the image. Pixel coordinates are indices (a pixel's centre is at its index, as in
 OpenCV's ``warpAffine``, which insightface uses).
 
-faceres measured LFW 97.5% with this alignment on facegate's detections (issue 19). A model
+faceres measures LFW 97.5% with this alignment on facegate's detections (docs/models.md). A model
 trained on another crop (a margin, another template) needs ``dlib-chip`` or its own alignment.
 """
 

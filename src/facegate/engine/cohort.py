@@ -56,6 +56,21 @@ def squared_distances(x: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
     return out
 
 
+def normalised_scores(
+    distances: npt.ArrayLike, probe_stats: npt.ArrayLike, face_stats: npt.ArrayLike, offset: float
+) -> FloatArray:
+    """``distance - (probe + face) / 2 + offset``, broadcasting (the module's score)."""
+    d = np.asarray(distances, dtype=np.float64)
+    out: FloatArray = d - (np.asarray(probe_stats) + np.asarray(face_stats)) / 2.0 + offset
+    return out
+
+
+def largest_distance(score_limit: float, probe_stat: float, offset: float, high: float) -> float:
+    """The largest raw distance that can score ``<= score_limit`` against a probe whose
+    statistic is ``probe_stat``, when no face's statistic exceeds ``high``."""
+    return score_limit - offset + (probe_stat + high) / 2.0
+
+
 @dataclass(frozen=True, eq=False)
 class CohortNormaliser:
     """A fitted cohort: centroids with their spreads, and the scoring constants.
@@ -140,13 +155,11 @@ class CohortNormaliser:
         self, distances: npt.ArrayLike, probe_stats: npt.ArrayLike, face_stats: npt.ArrayLike
     ) -> FloatArray:
         """Normalised scores (broadcasting): smaller is more alike, like a distance."""
-        d = np.asarray(distances, dtype=np.float64)
-        out: FloatArray = d - (np.asarray(probe_stats) + np.asarray(face_stats)) / 2.0 + self.offset
-        return out
+        return normalised_scores(distances, probe_stats, face_stats, self.offset)
 
     def distance_bound(self, score_limit: float, probe_stat: float) -> float:
         """The largest raw distance that can score ``<= score_limit`` against this probe."""
-        return score_limit - self.offset + (probe_stat + self.high) / 2.0
+        return largest_distance(score_limit, probe_stat, self.offset, self.high)
 
     def to_json(self) -> dict[str, Any]:
         """The shipped form (centroids rounded to float32 precision; ``metric`` only when it

@@ -9,7 +9,7 @@ scores: they ask the matcher for the Similarity of a pair, or of a probe against
 (``engine/calibration/dlib-resnet-v1.cohort.json``). ``raw_matcher()`` is the raw distance with
 its own calibration (``dlib-resnet-v1.json``), selected with ``FACEGATE_SCORE_NORMALISATION=none``.
 
-Several descriptor models (issue 19): a matcher belongs to one model. Its
+Several descriptor models: a matcher belongs to one model. Its
 :attr:`Matcher.space` says how two of the model's vectors are compared (``facegate.vectorspace``:
 Euclidean for dlib, cosine for faceres, a weighted sum of the parts for a fused model, its
 ``weights`` from the calibration document's ``"fusion"``), :meth:`Matcher.distance` and
@@ -31,7 +31,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from facegate.engine.cohort import CohortNormaliser, FloatArray
+from facegate.engine.cohort import (
+    CohortNormaliser,
+    FloatArray,
+    largest_distance,
+    normalised_scores,
+)
 from facegate.engine.descriptors import FUSED, DescriptorModel, DescriptorRegistry
 from facegate.engine.similarity import (
     CalibratedSimilarity,
@@ -158,12 +163,10 @@ class PartsCohort:
     def scores(
         self, distances: npt.ArrayLike, probe_stats: npt.ArrayLike, face_stats: npt.ArrayLike
     ) -> FloatArray:
-        d = np.asarray(distances, dtype=np.float64)
-        out: FloatArray = d - (np.asarray(probe_stats) + np.asarray(face_stats)) / 2.0 + self.offset
-        return out
+        return normalised_scores(distances, probe_stats, face_stats, self.offset)
 
     def distance_bound(self, score_limit: float, probe_stat: float) -> float:
-        return score_limit - self.offset + (probe_stat + self.high) / 2.0
+        return largest_distance(score_limit, probe_stat, self.offset, self.high)
 
 
 @dataclass(frozen=True)

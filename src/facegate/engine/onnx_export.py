@@ -57,7 +57,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +66,7 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from facegate.atomicfile import write_atomic
 from facegate.engine.models import file_sha256
 from facegate.errors import EngineUnavailableError
 
@@ -654,16 +654,7 @@ def build_onnx(dat_path: Path, out_path: Path) -> str:
     model = network_to_onnx(read_dlib_network(data))
     payload = model.SerializeToString()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out_path, payload, 0o644)  # a model file is not secret
     return hashlib.sha256(payload).hexdigest()
 
 

@@ -9,6 +9,7 @@
 * :mod:`facegate.policy.actions`: the 21 operations as Cedar actions and their groups.
 * :mod:`facegate.policy.obligations`: what an Allow demands (Cedar annotations on permits).
 * :mod:`facegate.policy.fixtures`: each pack's ALLOW/DENY request fixtures and their checking.
+* :mod:`facegate.policy.errors`: its errors (a pack that cannot load, a malformed fixture).
 * ``packs/README.md``: how to write a pack; each ``packs/<name>/README.md``: what it encodes.
 
 This package imports only the standard library, cedarpy and :mod:`facegate.errors`.

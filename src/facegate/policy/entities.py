@@ -20,9 +20,10 @@ nothing here is expensive (see bench/policy_decision.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from facegate.isotime import iso_millis
 from facegate.policy.actions import EITHER_RESOURCE_ACTIONS, SERVICE_ACTIONS
 from facegate.policy.model import PolicyRequest
 
@@ -53,8 +54,7 @@ def cedar_datetime(moment: datetime) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("context.now must be timezone-aware (UTC)")
-    utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    return iso_millis(moment)
 
 
 def resource_kind(action: str, has_collection: bool) -> str:

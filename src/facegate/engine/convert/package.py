@@ -29,15 +29,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import posixpath
 import tarfile
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facegate.atomicfile import write_atomic
 from facegate.engine.convert.tfjs_graph import load_tfjs_model, shard_paths
 from facegate.engine.convert.tfjs_onnx import CONVERTER_VERSION, convert_tfjs
 from facegate.engine.human_catalogue import (
@@ -200,17 +199,7 @@ def _source_names(doc: bytes, spec: ModelSpec) -> list[str]:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # model files are not secret; mkstemp makes them 0600
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, 0o644)  # model files are not secret
 
 
 def convert_package(

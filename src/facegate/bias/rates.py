@@ -17,12 +17,16 @@ Definitions (ISO/IEC 19795-1 vocabulary; sources in
   1 = perfectly fair.
 
 An empty set of pairs has an undefined rate (``None``), never ``0`` and never a 0/0 crash.
+Groups are compared with :class:`Disparity`, in fairlearn's ``MetricFrame`` vocabulary
+(``by_group``, ``group_max``, ``group_min``, ``difference``, ``ratio``); the attribute
+classifier audit (:mod:`facegate.bias.classifier`) compares its error rates with the same class.
+(The service's Prometheus counters are :mod:`facegate.metrics`, unrelated.)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -136,66 +140,90 @@ class GroupRates:
 
 @dataclass(frozen=True)
 class Disparity:
-    """How one error type varies across the measurable groups.
+    """How one rate varies across groups, in the vocabulary of fairlearn's ``MetricFrame``.
 
-    ``groups`` are the groups used (at least ``min_pairs`` pairs of this type);
-    ``too_small`` the groups with some but too few pairs, listed and excluded.
-    ``difference`` = max - min; ``ratio`` = max / min (``None`` when min is 0);
-    ``max_geomean`` = max / geometric mean over the groups whose rate is non-zero
-    (``None`` when every rate is 0); ``zero_groups`` lists the groups left out of that mean.
-    With one measurable group: difference 0, ratio and max_geomean 1 (if its rate is non-zero).
-    All fields are ``None`` when no group is measurable.
+    ``by_group`` holds the rate of each measured group, in group order; ``too_small`` the
+    groups with some but too few observations, listed and left out. Everything else follows
+    from ``by_group`` (``None``, or empty, when no group is measured):
+
+    - ``group_max`` / ``group_min``: the highest and lowest rate (fairlearn's ``group_max()``,
+      ``group_min()``); ``max_groups`` / ``min_groups``: every group at that rate (ties kept,
+      in group order).
+    - ``difference``: ``group_max - group_min`` (fairlearn's ``difference()``, between groups).
+    - ``ratio``: ``group_max / group_min`` (``None`` when ``group_min`` is 0). fairlearn's
+      ``ratio()`` is the reciprocal, min / max in [0, 1]; facegate keeps max / min (>= 1, 1 =
+      parity) because it reads in the same direction as Max/GeoMean beside it, and its
+      reports have always printed it so (the JSON key ``ratio`` is unchanged).
+    - ``geomean``: the geometric mean over the groups whose rate is non-zero; ``max_geomean``
+      = ``group_max / geomean`` (``None`` when every rate is 0); ``zero_groups``: the groups
+      left out of that mean (:func:`disparity` says why).
+
+    With one measured group: difference 0, ratio and max_geomean 1 (if its rate is non-zero).
     """
 
-    kind: ErrorType
-    groups: tuple[str, ...]
-    too_small: tuple[str, ...]
-    max_group: str | None
-    max_rate: float | None
-    min_group: str | None
-    min_rate: float | None
-    difference: float | None
-    ratio: float | None
-    geomean: float | None
-    max_geomean: float | None
-    zero_groups: tuple[str, ...]
+    by_group: Mapping[str, float]
+    too_small: tuple[str, ...] = ()
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The measured groups, in order."""
+        return tuple(self.by_group)
+
+    @property
+    def group_max(self) -> float | None:
+        return max(self.by_group.values()) if self.by_group else None
+
+    @property
+    def group_min(self) -> float | None:
+        return min(self.by_group.values()) if self.by_group else None
+
+    @property
+    def max_groups(self) -> tuple[str, ...]:
+        return tuple(g for g, v in self.by_group.items() if v == self.group_max)
+
+    @property
+    def min_groups(self) -> tuple[str, ...]:
+        return tuple(g for g, v in self.by_group.items() if v == self.group_min)
+
+    @property
+    def difference(self) -> float | None:
+        top, bottom = self.group_max, self.group_min
+        return None if top is None or bottom is None else top - bottom
+
+    @property
+    def ratio(self) -> float | None:
+        top, bottom = self.group_max, self.group_min
+        return None if top is None or bottom is None or bottom <= 0 else top / bottom
+
+    @property
+    def zero_groups(self) -> tuple[str, ...]:
+        return tuple(g for g, v in self.by_group.items() if v == 0)
+
+    @property
+    def geomean(self) -> float | None:
+        nonzero = [v for v in self.by_group.values() if v > 0]
+        return math.exp(sum(math.log(v) for v in nonzero) / len(nonzero)) if nonzero else None
+
+    @property
+    def max_geomean(self) -> float | None:
+        top, mean = self.group_max, self.geomean
+        return None if top is None or mean is None else top / mean
 
 
 def disparity(rows: Sequence[GroupRates], kind: ErrorType) -> Disparity:
-    """Summarise one error type over the measurable rows.
+    """One error type's rates over the measurable rows, and the groups too small to measure.
 
     Zeros in Max/GeoMean: a geometric mean with a zero factor is 0 and the ratio infinite,
     which says more about the sample size than about the algorithm. The stored sources for
-    NIST's draft NISTIR 8429 [B10] do not say how NIST treats zero rates (NF), so this
-    function takes the geometric mean over the groups whose rate is non-zero and reports
-    the excluded groups in ``zero_groups``. Excluding zeros raises the mean, so the reported
-    Max/GeoMean is a *lower bound* on the disparity: read it with ``zero_groups`` and the
-    per-group intervals, never alone.
+    NIST's draft NISTIR 8429 [B10] do not say how NIST treats zero rates (NF), so
+    :class:`Disparity` takes the geometric mean over the groups whose rate is non-zero and
+    reports the excluded groups in ``zero_groups``. Excluding zeros raises the mean, so the
+    reported Max/GeoMean is a *lower bound* on the disparity: read it with ``zero_groups`` and
+    the per-group intervals, never alone.
     """
-    used = [r for r in rows if r.measurable(kind)]
     small = tuple(r.group for r in rows if not r.measurable(kind) and r.rates.errors(kind)[1] > 0)
-    rates = [(r.group, r.rates.rate(kind)) for r in used]
-    defined = [(g, v) for g, v in rates if v is not None]
-    if not defined:
-        return Disparity(kind, (), small, None, None, None, None, None, None, None, None, ())
-    max_group, max_rate = max(defined, key=lambda gv: gv[1])
-    min_group, min_rate = min(defined, key=lambda gv: gv[1])
-    nonzero = [v for _, v in defined if v > 0]
-    geomean = math.exp(sum(math.log(v) for v in nonzero) / len(nonzero)) if nonzero else None
-    return Disparity(
-        kind=kind,
-        groups=tuple(g for g, _ in defined),
-        too_small=small,
-        max_group=max_group,
-        max_rate=max_rate,
-        min_group=min_group,
-        min_rate=min_rate,
-        difference=max_rate - min_rate,
-        ratio=max_rate / min_rate if min_rate > 0 else None,
-        geomean=geomean,
-        max_geomean=max_rate / geomean if geomean is not None else None,
-        zero_groups=tuple(g for g, v in defined if v == 0),
-    )
+    rates = {r.group: r.rates.rate(kind) for r in rows if r.measurable(kind)}
+    return Disparity({g: v for g, v in rates.items() if v is not None}, small)
 
 
 def fairness_discrepancy_rate(fmr: Disparity, fnmr: Disparity, alpha: float = 0.5) -> float | None:

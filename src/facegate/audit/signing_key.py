@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from facegate.atomicfile import fsync_dir, write_all
 from facegate.audit.errors import AuditKeyError
-from facegate.audit.layout import SIGNING_KEY_NAME, fsync_dir, write_all
+from facegate.audit.layout import SIGNING_KEY_NAME
 
 KEY_BYTES = 32
 

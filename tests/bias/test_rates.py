@@ -1,4 +1,4 @@
-"""Metric functions against hand-computed examples."""
+"""Error rates, their by-group comparison and thresholds against hand-computed examples."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facegate.bias.metrics import (
+from facegate.bias.rates import (
     Disparity,
     by_group,
     error_rates,
@@ -61,8 +61,9 @@ def test_by_group_hand_example() -> None:
     assert (b.false_matches, b.nonmated_pairs, b.false_non_matches, b.mated_pairs) == (3, 4, 0, 2)
     assert t.overall.fmr == pytest.approx(4 / 8)
     assert t.overall.fnmr == 0.0
-    assert t.fmr.max_group == "b"
-    assert t.fmr.min_group == "a"
+    assert t.fmr.by_group == {"a": 0.25, "b": 0.75}
+    assert (t.fmr.max_groups, t.fmr.group_max) == (("b",), 0.75)
+    assert (t.fmr.min_groups, t.fmr.group_min) == (("a",), 0.25)
     assert t.fmr.difference == pytest.approx(0.5)
     assert t.fmr.ratio == pytest.approx(3.0)
     # geomean(0.25, 0.75) = sqrt(0.1875); Max/GeoMean = 0.75 / sqrt(0.1875) = sqrt(3)
@@ -131,7 +132,7 @@ def test_small_groups_are_listed_not_used() -> None:
     assert "tiny" in t.fnmr.too_small
     assert "tiny" not in t.fmr.groups
     assert t.group("tiny").rates.fmr == 1.0  # still reported with its counts
-    assert t.fmr.max_group == "b"  # tiny's 100% is not the maximum
+    assert t.fmr.max_groups == ("b",)  # tiny's 100% is not the maximum
     assert t.fdr == pytest.approx(0.75)
     # but it counts in the overall rates
     assert t.overall.nonmated_pairs == 9
@@ -140,7 +141,11 @@ def test_small_groups_are_listed_not_used() -> None:
 def test_empty_input_and_bad_arguments() -> None:
     t = by_group([], [], [], 0.5, min_pairs=1)
     assert t.groups == ()
-    assert t.fmr == Disparity("fmr", (), (), None, None, None, None, None, None, None, None, ())
+    assert t.fmr == Disparity({}, ())
+    empty = t.fmr
+    assert (empty.groups, empty.max_groups, empty.min_groups, empty.zero_groups) == ((),) * 4
+    assert (empty.group_max, empty.group_min, empty.difference, empty.ratio) == (None,) * 4
+    assert (empty.geomean, empty.max_geomean) == (None, None)
     assert t.fdr is None
     with pytest.raises(ValueError, match="min_pairs"):
         by_group([], [], [], 0.5, min_pairs=0)
@@ -251,3 +256,16 @@ def test_lowest_balanced_threshold_edge_cases() -> None:
     assert bad.first_imbalanced == 0.5
     with pytest.raises(ValueError, match="significance"):
         lowest_balanced_threshold(s2, significance=0.0)
+
+
+def test_disparity_keeps_ties_and_leaves_zero_rates_out_of_the_geometric_mean() -> None:
+    d = Disparity({"a": 0.2, "b": 0.0, "c": 0.2, "d": 0.05}, ("tiny",))
+    assert d.groups == ("a", "b", "c", "d")
+    assert (d.max_groups, d.min_groups, d.zero_groups) == (("a", "c"), ("b",), ("b",))
+    assert d.difference == pytest.approx(0.2)
+    assert d.ratio is None  # the lowest rate is 0
+    assert d.geomean == pytest.approx((0.2 * 0.2 * 0.05) ** (1 / 3))
+    assert d.max_geomean == pytest.approx(0.2 / (0.2 * 0.2 * 0.05) ** (1 / 3))
+    one = Disparity({"only": 0.1})
+    assert (one.difference, one.ratio) == (0.0, 1.0)
+    assert one.max_geomean == pytest.approx(1.0)

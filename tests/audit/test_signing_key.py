@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from facegate.audit.errors import AuditKeyError
-from facegate.audit.keys import (
+from facegate.audit.log import AuditLog
+from facegate.audit.signing_key import (
     key_id,
     load_signing_key,
     public_key_text,
@@ -22,7 +23,6 @@ from facegate.audit.keys import (
     read_public_key,
     read_signing_key,
 )
-from facegate.audit.log import AuditLog
 from tests.audit.conftest import request_record
 
 
