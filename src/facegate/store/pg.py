@@ -53,7 +53,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,7 +62,15 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from facegate.store import pgvectors
-from facegate.store.db import MIGRATIONS, IntegrityError, _statements, run_before_write
+from facegate.store.core import POSTGRESQL, Statement
+from facegate.store.db import (
+    MIGRATIONS,
+    IntegrityError,
+    Parameters,
+    _named,
+    _statements,
+    run_before_write,
+)
 from facegate.vectorspace import parse_space
 
 # One advisory-lock key for the whole store ("facegate" in ASCII, as a signed 64-bit integer):
@@ -226,7 +234,8 @@ class PgCursor:
 
 
 class PgConnection:
-    """A psycopg connection speaking the repositories' SQLite-style SQL."""
+    """A psycopg connection running the repositories' Core statements (compiled by
+    :data:`facegate.store.core.POSTGRESQL`) and their SQLite-style SQL text."""
 
     def __init__(self, conn: psycopg.Connection[Any], translated: dict[str, str]) -> None:
         self._conn = conn
@@ -238,20 +247,31 @@ class PgConnection:
             translated = self._sql[sql] = translate_placeholders(sql)
         return translated
 
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
+    def execute(self, sql: str | Statement, parameters: Parameters = (), /) -> PgCursor:
         cursor = self._conn.cursor(row_factory=_row_factory)
+        query: str
+        values: Sequence[Any] | Mapping[str, Any]
+        if isinstance(sql, str):
+            query, values = self._translate(sql), tuple(parameters)
+        else:
+            query, values = POSTGRESQL.one(sql, _named(parameters))
         try:
-            cursor.execute(self._translate(sql), tuple(parameters))
+            cursor.execute(query, values)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
         return PgCursor(cursor)
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:
+    def executemany(self, sql: str | Statement, parameters: Iterable[Parameters], /) -> PgCursor:
         cursor = self._conn.cursor(row_factory=_row_factory)
-        rows = [tuple(p) for p in parameters]
+        query: str
+        rows: Sequence[Sequence[Any] | Mapping[str, Any]]
+        if isinstance(sql, str):
+            query, rows = self._translate(sql), [tuple(p) for p in parameters]
+        else:
+            query, rows = POSTGRESQL.many(sql, (_named(p) for p in parameters))
         if rows:
             try:
-                cursor.executemany(self._translate(sql), rows)
+                cursor.executemany(query, rows)
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
         return PgCursor(cursor)
