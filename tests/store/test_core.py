@@ -120,3 +120,9 @@ def test_upsert_and_integrity_error(database: StoreDatabase) -> None:
 def test_insert_for_refuses_an_unknown_dialect() -> None:
     with pytest.raises(ValueError, match="unknown store dialect"):
         core.insert_for("oracle", tags)
+
+
+def test_executemany_of_no_rows_runs_nothing(database: StoreDatabase) -> None:
+    stmt = delete(tags).where(tags.c.tag_key == bindparam("key"))
+    with database.transaction() as conn:
+        assert conn.executemany(stmt, []).fetchall() == []

@@ -134,10 +134,10 @@ class StatementCompiler:
         self, statement: Statement, rows: Iterable[Mapping[str, Any]]
     ) -> tuple[str, list[dict[str, Any]]]:
         """The SQL text and one parameter dict per row for an ``executemany``; every row has
-        the same keys."""
+        the same keys. No rows: ``("", [])`` (the connection then runs nothing)."""
         rows = list(rows)
         if not rows:
-            return str(self.one(statement)[0]), []
+            return "", []
         column_keys = tuple(rows[0])
         compiled, extracted = self._compiled(statement, column_keys)
         return str(compiled.string), [

@@ -474,6 +474,8 @@ class SqliteConnection:
     ) -> sqlite3.Cursor:
         if not isinstance(sql, str):
             sql, parameters = self._compiler.many(sql, (_named(p) for p in parameters))
+            if not parameters:
+                return self._conn.cursor()
         try:
             return self._conn.executemany(sql, parameters)
         except sqlite3.IntegrityError as exc:
