@@ -1,8 +1,10 @@
 """The PostgreSQL store backend: several ``facegate serve`` processes sharing one store.
 
 :class:`PostgresDatabase` has the surface of :class:`facegate.store.db.Database` and runs the
-repositories' SQL unchanged: ``?`` placeholders become ``%s`` (never inside string literals,
-quoted identifiers or comments), rows read by column name and by index like ``sqlite3.Row``, and a
+repositories' statements: Core statements compiled for PostgreSQL (:mod:`facegate.store.core`),
+and the SQL text of the modules not moved yet unchanged, ``?`` placeholders becoming ``%s``
+(never inside string literals, quoted identifiers or comments); rows read by column name and by
+index like ``sqlite3.Row``, and a
 constraint violation raises :class:`facegate.store.db.IntegrityError` (psycopg's error its cause).
 
 Schema: the same :data:`facegate.store.db.MIGRATIONS`, translated mechanically
