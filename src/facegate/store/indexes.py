@@ -43,7 +43,7 @@ import numpy as np
 from facegate.errors import ResourceNotFoundException
 from facegate.store import pgvectors
 from facegate.store.collections import (
-    COLLECTION_COLUMNS,
+    COLLECTION_ROWS,
     collection_by_uid,
     collection_from_row,
     collection_not_found,
@@ -318,7 +318,7 @@ class FaceIndexes:
         read first: changes committed while loading are applied again by the next catch-up."""
         with self.db.read() as conn:
             self._seen = feed_head(conn)
-            rows = conn.execute(f"SELECT {COLLECTION_COLUMNS} FROM collections").fetchall()
+            rows = conn.execute(COLLECTION_ROWS).fetchall()
         for row in rows:
             collection = collection_from_row(row)
             self._indexes[collection.uid] = self._load(collection)
