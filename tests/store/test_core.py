@@ -126,3 +126,24 @@ def test_executemany_of_no_rows_runs_nothing(database: StoreDatabase) -> None:
     stmt = delete(tags).where(tags.c.tag_key == bindparam("key"))
     with database.transaction() as conn:
         assert conn.executemany(stmt, []).fetchall() == []
+
+
+def test_expanding_in_is_compiled_once_for_every_length(database: StoreDatabase) -> None:
+    for uid in ("c1", "c2", "c3", "c4"):
+        add_collection(database, uid)
+    before = compiler(database).compilations
+    with database.read() as conn:
+        for wanted in (["c1"], ["c2", "c4"], ["c1", "c3", "c4", "gone"], []):
+            rows = conn.execute(
+                select(collections.c.uid)
+                .where(collections.c.uid.in_(wanted))
+                .order_by(collections.c.uid)
+            ).fetchall()
+            assert [r[0] for r in rows] == sorted(set(wanted) - {"gone"})
+    assert compiler(database).compilations - before <= 1
+
+
+def test_executemany_refuses_in_lists_of_different_lengths(database: StoreDatabase) -> None:
+    stmt = delete(tags).where(tags.c.tag_key.in_(bindparam("keys", expanding=True)))
+    with pytest.raises(ValueError, match="different lengths"), database.transaction() as conn:
+        conn.executemany(stmt, [{"keys": ["a"]}, {"keys": ["a", "b"]}])

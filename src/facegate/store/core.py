@@ -20,8 +20,11 @@ Contract and limits:
 * Values are passed to the driver as they are: the column types' Python-side processors are not
   applied (the schema uses none that need one: ``Text``, ``Double``, ``BigInteger``,
   ``LargeBinary``), and result values are the driver's.
-* An expanding ``IN`` (``column.in_(values)``) is compiled for its number of values and not
-  cached (SQLAlchemy renders it at execution time); prefer it off hot paths.
+* An expanding ``IN`` (``column.in_(values)``) is cached like any other shape; its values are
+  rendered into the SQL text per call as SQLAlchemy's own execution does
+  (``Compiled._process_parameters_for_postcompile``, an internal method of SQLAlchemy 2.x that
+  ``tests/store/test_core.py`` exercises on both backends). In ``executemany`` every row must
+  expand to the same SQL (``ValueError`` otherwise).
 * ``upsert``: ``INSERT ... ON CONFLICT`` is dialect-specific in SQLAlchemy;
   :func:`insert_for` returns the backend's ``insert`` (both have ``on_conflict_do_update`` /
   ``on_conflict_do_nothing`` and ``.excluded``).
@@ -75,47 +78,53 @@ class StatementCompiler:
     def __init__(self, dialect: Dialect, capacity: int = CACHE_SIZE) -> None:
         self.dialect = dialect
         self.capacity = capacity
-        self._cache: dict[Hashable, Compiled] = {}
+        self._cache: dict[Hashable, tuple[Compiled, bool]] = {}
         self._lock = threading.Lock()
         self.compilations = 0
         """How many times a statement was compiled (a cache miss): for tests and benchmarks."""
 
-    def _compiled(self, statement: Statement, column_keys: tuple[str, ...] | None) -> Any:
-        """(compiled form, the statement's extracted values or None if not cacheable)."""
+    def _compiled(
+        self, statement: Statement, column_keys: tuple[str, ...] | None
+    ) -> tuple[Any, Any, bool]:
+        """(compiled form, the statement's extracted values or None, whether it has an
+        expanding ``IN`` to render per call)."""
         key = statement._generate_cache_key()
-        if key is None:
-            return self._compile(statement, column_keys, None, render_expanding=True), None
+        if key is None:  # not cacheable (SQLAlchemy says so): compiled every time
+            compiled = self._compile(statement, column_keys, None)
+            return compiled, None, "POSTCOMPILE" in compiled.string
         slot = (key.key, column_keys)
-        compiled = self._cache.get(slot)
-        if compiled is None:
-            compiled = self._compile(statement, column_keys, key, render_expanding=False)
-            if "POSTCOMPILE" in compiled.string:
-                # an expanding IN: its SQL depends on the number of values, so not cached
-                compiled = self._compile(statement, column_keys, None, render_expanding=True)
-                return compiled, None
+        entry = self._cache.get(slot)
+        if entry is None:
+            compiled = self._compile(statement, column_keys, key)
+            entry = (compiled, "POSTCOMPILE" in compiled.string)
             with self._lock:
                 if len(self._cache) >= self.capacity:
                     self._cache.clear()
-                self._cache[slot] = compiled
-        return compiled, key.bindparams
+                self._cache[slot] = entry
+        return entry[0], key.bindparams, entry[1]
 
     def _compile(
-        self,
-        statement: Statement,
-        column_keys: tuple[str, ...] | None,
-        key: Any,
-        *,
-        render_expanding: bool,
+        self, statement: Statement, column_keys: tuple[str, ...] | None, key: Any
     ) -> Compiled:
         self.compilations += 1
-        kw: dict[str, Any] = {"compile_kwargs": {"render_postcompile": True}}
-        if not render_expanding:
-            kw = {"cache_key": key}
         return statement.compile(
             dialect=self.dialect,
             column_keys=list(column_keys) if column_keys is not None else None,
-            **kw,
+            cache_key=key,
         )
+
+    @staticmethod
+    def _bound(
+        compiled: Any, extracted: Any, expanding: bool, parameters: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The SQL text and parameters of one execution of ``compiled``."""
+        params = compiled.construct_params(
+            params=dict(parameters) if parameters else None, extracted_parameters=extracted
+        )
+        if not expanding:
+            return str(compiled.string), params
+        expanded = compiled._process_parameters_for_postcompile(params)
+        return str(expanded.statement), dict(expanded.parameters)
 
     def one(
         self, statement: Statement, parameters: Mapping[str, Any] | None = None
@@ -124,11 +133,8 @@ class StatementCompiler:
         statement's named ``bindparam``\\ s (and of an ``INSERT``'s columns, if it names
         none itself)."""
         column_keys = tuple(parameters) if parameters else None
-        compiled, extracted = self._compiled(statement, column_keys)
-        params = compiled.construct_params(
-            params=dict(parameters) if parameters else None, extracted_parameters=extracted
-        )
-        return str(compiled.string), params
+        compiled, extracted, expanding = self._compiled(statement, column_keys)
+        return self._bound(compiled, extracted, expanding, parameters)
 
     def many(
         self, statement: Statement, rows: Iterable[Mapping[str, Any]]
@@ -139,11 +145,12 @@ class StatementCompiler:
         if not rows:
             return "", []
         column_keys = tuple(rows[0])
-        compiled, extracted = self._compiled(statement, column_keys)
-        return str(compiled.string), [
-            compiled.construct_params(params=dict(row), extracted_parameters=extracted)
-            for row in rows
-        ]
+        compiled, extracted, expanding = self._compiled(statement, column_keys)
+        bound = [self._bound(compiled, extracted, expanding, row) for row in rows]
+        sql = bound[0][0]
+        if expanding and any(text != sql for text, _ in bound):
+            raise ValueError("executemany: the rows expand an IN list to different lengths")
+        return sql, [params for _, params in bound]
 
 
 SQLITE = StatementCompiler(sqlite_dialect())
