@@ -13,7 +13,7 @@ from facegate.store.records import SweptFace
 from facegate.store.schema import collections, faces, retention_deletions
 
 _EXPIRED = (
-    select(*(faces.c[name.strip()] for name in FACE_COLUMNS.split(",")))
+    select(*FACE_COLUMNS)
     .where(faces.c.retain_until.is_not(None), faces.c.retain_until <= bindparam("now"))
     .order_by(faces.c.retain_until)
     .limit(bindparam("limit"))
