@@ -62,8 +62,9 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import bindparam, select
 
-from facegate.store import pgvectors
+from facegate.store import pgvectors, schema
 from facegate.store.core import POSTGRESQL, Statement
 from facegate.store.db import (
     MIGRATIONS,
@@ -426,23 +427,31 @@ class PostgresDatabase:
             self._conn.close()
 
 
+_FACES_AFTER = (
+    select(schema.faces.c.seq, schema.faces.c.face_id, schema.faces.c.descriptor)
+    .where(
+        schema.faces.c.collection_uid == bindparam("uid"), schema.faces.c.seq > bindparam("after")
+    )
+    .order_by(schema.faces.c.seq)
+    .limit(10_000)
+)
+
+
 def _fill_vectors(conn: PgConnection) -> None:
     """Inside :meth:`PostgresDatabase.enable_vectors`' transaction: ``face_vectors`` and one
     partition per collection, filled from the stored descriptors, each with its HNSW graph
     built after the copy (faster than inserting into a graph)."""
     for statement in pgvectors.DDL:
         conn.execute(statement)
-    collections = conn.execute("SELECT uid, descriptor_space FROM collections").fetchall()
+    collections = conn.execute(
+        select(schema.collections.c.uid, schema.collections.c.descriptor_space)
+    ).fetchall()
     for uid, space_text in collections:
         space = parse_space(space_text)
         pgvectors.create_partition(conn, uid, space, index=False)
         after = 0
         while True:
-            rows = conn.execute(
-                "SELECT seq, face_id, descriptor FROM faces WHERE collection_uid = ? AND seq > ? "
-                "ORDER BY seq LIMIT 10000",
-                (uid, after),
-            ).fetchall()
+            rows = conn.execute(_FACES_AFTER, {"uid": uid, "after": after}).fetchall()
             if not rows:
                 break
             vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32)
