@@ -128,7 +128,7 @@ class UserRepository:
                     raise ServiceQuotaExceededException(
                         f"A user can have at most {self.limits.max_faces_per_user} faces."
                     )
-            # an expanding IN: compiled for its number of ids (store/core.py)
+            # an expanding IN: compiled once, its ids rendered per call (store/core.py)
             conn.execute(
                 update(faces)
                 .where(faces.c.collection_uid == collection.uid, faces.c.face_id.in_(face_ids))
