@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from sqlalchemy import bindparam, insert, select
+
 from facegate.store.db import StoreDatabase
+from facegate.store.schema import audit_anchors
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first anchor."""
@@ -37,6 +40,22 @@ HashAnchor = Callable[[Mapping[str, Any]], str]
 
 PAGE = 1000
 """Rows read per query by :meth:`AnchorRepository.iter_all`."""
+
+_ROWS = select(*(audit_anchors.c[c] for c in COLUMNS))
+_NEWEST_FIRST = audit_anchors.c.anchor_seq.desc()
+_HEAD = (
+    select(audit_anchors.c.anchor_seq, audit_anchors.c.anchor_hash).order_by(_NEWEST_FIRST).limit(1)
+)
+_LATEST = _ROWS.order_by(_NEWEST_FIRST).limit(1)
+_LATEST_OF_KEY = (
+    _ROWS.where(audit_anchors.c.key_id == bindparam("key_id")).order_by(_NEWEST_FIRST).limit(1)
+)
+_PAGE = (
+    _ROWS.where(audit_anchors.c.anchor_seq > bindparam("after"))
+    .order_by(audit_anchors.c.anchor_seq)
+    .limit(bindparam("limit"))
+)
+_INSERT = insert(audit_anchors)
 
 
 class AnchorRepository:
@@ -59,9 +78,7 @@ class AnchorRepository:
         as inserted. Raises what the store raises (the transaction is rolled back: nothing was
         inserted)."""
         with self.db.transaction() as conn:  # holds the writer lock from the read to the commit
-            latest = conn.execute(
-                "SELECT anchor_seq, anchor_hash FROM audit_anchors ORDER BY anchor_seq DESC LIMIT 1"
-            ).fetchone()
+            latest = conn.execute(_HEAD).fetchone()
             seq, prev = (1, GENESIS_HASH) if latest is None else (int(latest[0]) + 1, latest[1])
             row: dict[str, Any] = {
                 "anchor_seq": seq,
@@ -73,11 +90,7 @@ class AnchorRepository:
                 "prev_hash": str(prev),
             }
             row["anchor_hash"] = self._hash(row)
-            conn.execute(
-                f"INSERT INTO audit_anchors ({', '.join(COLUMNS)}) VALUES "
-                f"({', '.join('?' for _ in COLUMNS)})",
-                tuple(row[c] for c in COLUMNS),
-            )
+            conn.execute(_INSERT, {c: row[c] for c in COLUMNS})
         return row
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
@@ -86,11 +99,7 @@ class AnchorRepository:
         after = 0
         while True:
             with self.db.read() as conn:
-                rows = conn.execute(
-                    f"SELECT {', '.join(COLUMNS)} FROM audit_anchors WHERE anchor_seq > ? "
-                    "ORDER BY anchor_seq LIMIT ?",
-                    (after, PAGE),
-                ).fetchall()
+                rows = conn.execute(_PAGE, {"after": after, "limit": PAGE}).fetchall()
             for r in rows:
                 yield {c: r[c] for c in COLUMNS}
             if len(rows) < PAGE:
@@ -106,17 +115,11 @@ class AnchorRepository:
         checkpoint of that chain the store knows of, which a server checks its own log still
         holds when it starts (a rolled-back log does not)."""
         with self.db.read() as conn:
-            r = conn.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM audit_anchors WHERE key_id = ? "
-                "ORDER BY anchor_seq DESC LIMIT 1",
-                (key_id,),
-            ).fetchone()
+            r = conn.execute(_LATEST_OF_KEY, {"key_id": key_id}).fetchone()
         return None if r is None else {c: r[c] for c in COLUMNS}
 
     def latest(self) -> dict[str, Any] | None:
         """The last anchor (the chain's head), or None if there is none."""
         with self.db.read() as conn:
-            r = conn.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM audit_anchors ORDER BY anchor_seq DESC LIMIT 1"
-            ).fetchone()
+            r = conn.execute(_LATEST).fetchone()
         return None if r is None else {c: r[c] for c in COLUMNS}

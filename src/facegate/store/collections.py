@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam, delete, func, insert, select
+
 from facegate.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
@@ -31,14 +33,81 @@ from facegate.errors import (
 )
 from facegate.store.db import Connection, IntegrityError, Row, StoreDatabase
 from facegate.store.records import CollectionRecord, StoreLimits
+from facegate.store.schema import collections, faces, retention_deletions, tags, users
 from facegate.store.vectors import make_index
 from facegate.vectorspace import DLIB_SPACE, VectorSpace, parse_space
 
 if TYPE_CHECKING:  # facegate.store.indexes loads collections with this module's helpers
     from facegate.store.indexes import FaceIndexes
 
-COLLECTION_COLUMNS = (
-    "uid, collection_id, arn, face_model_version, index_kind, created_at, org_id, descriptor_space"
+_COLUMNS = (
+    collections.c.uid,
+    collections.c.collection_id,
+    collections.c.arn,
+    collections.c.face_model_version,
+    collections.c.index_kind,
+    collections.c.created_at,
+    collections.c.org_id,
+    collections.c.descriptor_space,
+)
+COLLECTION_ROWS = select(*_COLUMNS)
+"""Every collection, as rows for :func:`collection_from_row` (add a ``where`` to narrow)."""
+
+_OWNED = (collections.c.uid == bindparam("uid"), collections.c.org_id == bindparam("org"))
+_REQUIRE = select(1).select_from(collections).where(*_OWNED)
+_BY_UID = COLLECTION_ROWS.where(collections.c.uid == bindparam("uid"))
+_INSERT = insert(collections)
+_INSERT_TAG = insert(tags)
+_FIND = COLLECTION_ROWS.where(
+    collections.c.org_id == bindparam("org"), collections.c.collection_id == bindparam("id")
+)
+_PAGE = (
+    select(collections.c.rowid.label("cursor"), *_COLUMNS)
+    .where(collections.c.rowid > bindparam("after"))
+    .order_by(collections.c.rowid)
+    .limit(bindparam("limit"))
+)
+_PAGE_OF_ORG = _PAGE.where(collections.c.org_id == bindparam("org"))
+_DELETE = delete(collections).where(*_OWNED)
+_COUNT_FACES = (
+    select(func.count()).select_from(faces).where(faces.c.collection_uid == bindparam("uid"))
+)
+_COUNT_USERS = (
+    select(func.count()).select_from(users).where(users.c.collection_uid == bindparam("uid"))
+)
+
+
+_FACES_OF_C = faces.c.collection_uid == collections.c.uid
+_STATS = (
+    select(
+        collections.c.collection_id,
+        collections.c.org_id,
+        collections.c.face_model_version,
+        collections.c.created_at,
+        select(func.count()).where(_FACES_OF_C).scalar_subquery().label("faces"),
+        select(func.count())
+        .where(users.c.collection_uid == collections.c.uid)
+        .scalar_subquery()
+        .label("users"),
+        select(func.count())
+        .where(_FACES_OF_C, faces.c.consent_ref.is_not(None))
+        .scalar_subquery()
+        .label("with_consent"),
+        select(func.count())
+        .where(_FACES_OF_C, faces.c.retain_until.is_not(None))
+        .scalar_subquery()
+        .label("with_deadline"),
+        select(func.min(faces.c.retain_until))
+        .where(_FACES_OF_C)
+        .scalar_subquery()
+        .label("next_deadline"),
+        select(func.count())
+        .where(retention_deletions.c.collection_uid == collections.c.uid)
+        .scalar_subquery()
+        .label("deleted"),
+    )
+    .order_by(collections.c.rowid)
+    .limit(bindparam("limit"))
 )
 
 
@@ -64,7 +133,7 @@ def new_uid() -> str:
 
 
 def collection_from_row(row: Row) -> CollectionRecord:
-    """A row of :data:`COLLECTION_COLUMNS` as a record."""
+    """A row of :data:`COLLECTION_ROWS` as a record."""
     return CollectionRecord(
         collection_id=row["collection_id"],
         arn=row["arn"],
@@ -91,10 +160,7 @@ def collection_not_found(collection_id: str) -> ResourceNotFoundException:
 def require_collection(conn: Connection, collection: CollectionRecord) -> None:
     """Inside a write transaction: the collection with this identity and owner still exists
     (else ResourceNotFoundException, and the caller's transaction writes nothing)."""
-    row = conn.execute(
-        "SELECT 1 FROM collections WHERE uid = ? AND org_id = ?",
-        (collection.uid, collection.org_id),
-    ).fetchone()
+    row = conn.execute(_REQUIRE, {"uid": collection.uid, "org": collection.org_id}).fetchone()
     if row is None:
         raise collection_not_found(collection.collection_id)
 
@@ -103,9 +169,7 @@ def collection_by_uid(db: StoreDatabase, uid: str, collection_id: str) -> Collec
     """The collection with identity ``uid`` (ResourceNotFoundException naming
     ``collection_id`` if there is none)."""
     with db.read() as conn:
-        row = conn.execute(
-            f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE uid = ?", (uid,)
-        ).fetchone()
+        row = conn.execute(_BY_UID, {"uid": uid}).fetchone()
     if row is None:
         raise collection_not_found(collection_id)
     return collection_from_row(row)
@@ -152,23 +216,24 @@ class CollectionRepository:
             with self.db.transaction() as conn:
                 self.indexes.create_in(conn, record.uid, space)
                 conn.execute(
-                    "INSERT INTO collections (uid, collection_id, arn, face_model_version, "
-                    "index_kind, created_at, org_id, descriptor_space) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.uid,
-                        collection_id,
-                        arn,
-                        face_model_version,
-                        index_kind,
-                        record.created_at,
-                        org_id,
-                        record.descriptor_space,
-                    ),
+                    _INSERT,
+                    {
+                        "uid": record.uid,
+                        "collection_id": collection_id,
+                        "arn": arn,
+                        "face_model_version": face_model_version,
+                        "index_kind": index_kind,
+                        "created_at": record.created_at,
+                        "org_id": org_id,
+                        "descriptor_space": record.descriptor_space,
+                    },
                 )
                 conn.executemany(
-                    "INSERT INTO tags (collection_uid, tag_key, tag_value) VALUES (?, ?, ?)",
-                    [(record.uid, k, v) for k, v in tags.items()],
+                    _INSERT_TAG,
+                    [
+                        {"collection_uid": record.uid, "tag_key": k, "tag_value": v}
+                        for k, v in tags.items()
+                    ],
                 )
         except IntegrityError as exc:
             raise ResourceAlreadyExistsException(
@@ -182,11 +247,7 @@ class CollectionRepository:
         organisation's collection of the same id is not consulted at all (the same query, the
         same work, whether one exists or not)."""
         with self.db.read() as conn:
-            row = conn.execute(
-                f"SELECT {COLLECTION_COLUMNS} FROM collections "
-                "WHERE org_id = ? AND collection_id = ?",
-                (org_id, collection_id),
-            ).fetchone()
+            row = conn.execute(_FIND, {"org": org_id, "id": collection_id}).fetchone()
         return None if row is None else collection_from_row(row)
 
     def get(self, org_id: str, collection_id: str) -> CollectionRecord:
@@ -213,16 +274,10 @@ class CollectionRepository:
         clear (ops.common.PageTokens encrypts it)."""
         with self.db.read() as conn:
             if org_id is None:
-                rows = conn.execute(
-                    f"SELECT rowid AS cursor, {COLLECTION_COLUMNS} FROM collections "
-                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    (after, limit),
-                ).fetchall()
+                rows = conn.execute(_PAGE, {"after": after, "limit": limit}).fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT rowid AS cursor, {COLLECTION_COLUMNS} FROM collections "
-                    "WHERE rowid > ? AND org_id = ? ORDER BY rowid LIMIT ?",
-                    (after, org_id, limit),
+                    _PAGE_OF_ORG, {"after": after, "org": org_id, "limit": limit}
                 ).fetchall()
         return [(int(r["cursor"]), collection_from_row(r)) for r in rows]
 
@@ -230,10 +285,7 @@ class CollectionRepository:
         """Delete the collection with this identity and owner, its faces, users and tags
         (ResourceNotFoundException if it is gone already)."""
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "DELETE FROM collections WHERE uid = ? AND org_id = ?",
-                (collection.uid, collection.org_id),
-            )
+            cur = conn.execute(_DELETE, {"uid": collection.uid, "org": collection.org_id})
             if cur.rowcount == 0:
                 raise collection_not_found(collection.collection_id)
             self.indexes.drop_in(conn, collection.uid)
@@ -242,34 +294,16 @@ class CollectionRepository:
     def counts(self, collection: CollectionRecord) -> tuple[int, int]:
         """(faces, users) in a collection."""
         with self.db.read() as conn:
-            faces = conn.execute(
-                "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
-            ).fetchone()[0]
-            users = conn.execute(
-                "SELECT COUNT(*) FROM users WHERE collection_uid = ?", (collection.uid,)
-            ).fetchone()[0]
-        return int(faces), int(users)
+            face_count = conn.execute(_COUNT_FACES, {"uid": collection.uid}).fetchone()[0]
+            user_count = conn.execute(_COUNT_USERS, {"uid": collection.uid}).fetchone()[0]
+        return int(face_count), int(user_count)
 
     def stats(self, limit: int = 1000) -> list[CollectionStats]:
         """Metadata of up to ``limit`` collections in creation order, for operators: faces,
         users, faces with a consent record and with a retention deadline, the next deadline and
         the faces deleted by retention so far. Counts only; no vectors, no images."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT c.collection_id, c.org_id, c.face_model_version, c.created_at, "
-                "(SELECT COUNT(*) FROM faces f WHERE f.collection_uid = c.uid) AS faces, "
-                "(SELECT COUNT(*) FROM users u WHERE u.collection_uid = c.uid) AS users, "
-                "(SELECT COUNT(*) FROM faces f WHERE f.collection_uid = c.uid "
-                "AND f.consent_ref IS NOT NULL) AS with_consent, "
-                "(SELECT COUNT(*) FROM faces f WHERE f.collection_uid = c.uid "
-                "AND f.retain_until IS NOT NULL) AS with_deadline, "
-                "(SELECT MIN(retain_until) FROM faces f WHERE f.collection_uid = c.uid) "
-                "AS next_deadline, "
-                "(SELECT COUNT(*) FROM retention_deletions d "
-                "WHERE d.collection_uid = c.uid) AS deleted "
-                "FROM collections c ORDER BY c.rowid LIMIT ?",
-                (limit,),
-            ).fetchall()
+            rows = conn.execute(_STATS, {"limit": limit}).fetchall()
         return [
             CollectionStats(
                 collection_id=r["collection_id"],

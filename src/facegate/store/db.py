@@ -21,8 +21,10 @@ whatever the process umask.
 
 Backends: :class:`Database` (SQLite, the default) and :class:`facegate.store.pg.PostgresDatabase`
 (several servers sharing one store) both satisfy :class:`StoreDatabase`; :func:`open_database`
-picks one. Repositories write SQL that both engines accept (``?`` placeholders, ``ON CONFLICT``,
-``RETURNING``, ``rowid`` ordering) and read rows by column name or index; a constraint violation
+picks one. Repositories run SQLAlchemy Core statements over :mod:`facegate.store.schema`
+(compiled for the backend by :mod:`facegate.store.core`), or SQL that both engines accept (``?``
+placeholders, ``ON CONFLICT``, ``RETURNING``, ``rowid`` ordering: the modules not moved to Core
+yet, docs/store.md), and read rows by column name or index; a constraint violation
 raises facegate's :class:`IntegrityError` on either backend (each connection translates its
 driver's error).
 """
@@ -34,11 +36,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
+
+from facegate.store.core import SQLITE, Statement, StatementCompiler
 
 DB_FILE_MODE = 0o600
 DB_DIR_MODE = 0o700
@@ -87,12 +91,17 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
+Parameters = Sequence[Any] | Mapping[str, Any]
+"""Positional values for ``?`` SQL text; named ``bindparam`` values for a Core statement."""
+
+
 class Connection(Protocol):
-    """What repositories use of a connection: ``?`` placeholders, positional parameters."""
+    """What repositories use of a connection: a Core statement (:mod:`facegate.store.core`;
+    named parameters, if any) or SQL text with ``?`` placeholders and positional parameters."""
 
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+    def execute(self, sql: str | Statement, parameters: Parameters = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+    def executemany(self, sql: str | Statement, parameters: Iterable[Parameters], /) -> Cursor: ...
 
 
 class StoreDatabase(Protocol):
@@ -445,22 +454,41 @@ MIGRATIONS: tuple[str, ...] = (
 
 class SqliteConnection:
     """The SQLite connection as the repositories see it (:class:`Connection`): ``sqlite3``'s,
-    with a constraint violation raised as :class:`IntegrityError`."""
+    Core statements compiled by ``compiler``, a constraint violation raised as
+    :class:`IntegrityError`."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, compiler: StatementCompiler = SQLITE) -> None:
         self._conn = conn
+        self._compiler = compiler
 
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> sqlite3.Cursor:
+    def execute(self, sql: str | Statement, parameters: Parameters = (), /) -> sqlite3.Cursor:
+        if not isinstance(sql, str):
+            sql, parameters = self._compiler.one(sql, _named(parameters))
         try:
             return self._conn.execute(sql, parameters)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> sqlite3.Cursor:
+    def executemany(
+        self, sql: str | Statement, parameters: Iterable[Parameters], /
+    ) -> sqlite3.Cursor:
+        if not isinstance(sql, str):
+            sql, parameters = self._compiler.many(sql, (_named(p) for p in parameters))
+            if not parameters:
+                return self._conn.cursor()
         try:
             return self._conn.executemany(sql, parameters)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
+
+
+def _named(parameters: Parameters) -> Mapping[str, Any]:
+    """A Core statement's parameters: named (a mapping) or none."""
+    if isinstance(parameters, Mapping):
+        return parameters
+    if parameters:
+        raise TypeError("a Core statement takes named parameters (a mapping), not positional")
+    return {}
 
 
 class Database:

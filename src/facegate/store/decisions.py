@@ -11,8 +11,26 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, insert, select, update
+
 from facegate.store.db import Row, StoreDatabase
 from facegate.store.group import GroupCommit
+from facegate.store.schema import decisions
+
+_INSERT = insert(decisions)
+_SET_REVIEW = (
+    update(decisions)
+    .where(decisions.c.decision_id == bindparam("id"))
+    .values(review_id=bindparam("review"))
+)
+_GET = select(decisions).where(decisions.c.decision_id == bindparam("id"))
+_RECENT = select(decisions).order_by(decisions.c.at.desc()).limit(bindparam("limit"))
+_RECENT_OF_ORG = (
+    select(decisions)
+    .where(decisions.c.org_id == bindparam("org"))
+    .order_by(decisions.c.at.desc())
+    .limit(bindparam("limit"))
+)
 
 
 @dataclass(frozen=True)
@@ -50,22 +68,22 @@ def _decision(row: Row) -> DecisionRecord:
     )
 
 
-def _row(d: DecisionRecord) -> tuple[object, ...]:
-    return (
-        d.decision_id,
-        d.at,
-        d.access_key_id,
-        d.org_id,
-        d.operation,
-        d.resource,
-        d.purpose,
-        int(d.allowed),
-        json.dumps(list(d.policy_ids)),
-        json.dumps(list(d.reasons)),
-        json.dumps(list(d.errors)),
-        json.dumps(d.obligations, sort_keys=True),
-        d.review_id,
-    )
+def _row(d: DecisionRecord) -> dict[str, object]:
+    return {
+        "decision_id": d.decision_id,
+        "at": d.at,
+        "access_key_id": d.access_key_id,
+        "org_id": d.org_id,
+        "operation": d.operation,
+        "resource": d.resource,
+        "purpose": d.purpose,
+        "allowed": int(d.allowed),
+        "policy_ids": json.dumps(list(d.policy_ids)),
+        "reasons": json.dumps(list(d.reasons)),
+        "errors": json.dumps(list(d.errors)),
+        "obligations": json.dumps(d.obligations, sort_keys=True),
+        "review_id": d.review_id,
+    }
 
 
 class DecisionRepository:
@@ -87,36 +105,22 @@ class DecisionRepository:
 
     def _insert_all(self, records: Sequence[DecisionRecord]) -> None:
         with self.db.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO decisions (decision_id, at, access_key_id, org_id, operation, "
-                "resource, purpose, allowed, policy_ids, reasons, errors, obligations, review_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_row(d) for d in records],
-            )
+            conn.executemany(_INSERT, [_row(d) for d in records])
 
     def set_review(self, decision_id: str, review_id: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE decisions SET review_id = ? WHERE decision_id = ?", (review_id, decision_id)
-            )
+            conn.execute(_SET_REVIEW, {"id": decision_id, "review": review_id})
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)
-            ).fetchone()
+            row = conn.execute(_GET, {"id": decision_id}).fetchone()
         return None if row is None else _decision(row)
 
     def recent(self, limit: int, org_id: str | None = None) -> list[DecisionRecord]:
         """The newest ``limit`` decisions (of one organisation if given), newest first."""
         with self.db.read() as conn:
             if org_id is None:
-                rows = conn.execute(
-                    "SELECT * FROM decisions ORDER BY at DESC LIMIT ?", (limit,)
-                ).fetchall()
+                rows = conn.execute(_RECENT, {"limit": limit}).fetchall()
             else:
-                rows = conn.execute(
-                    "SELECT * FROM decisions WHERE org_id = ? ORDER BY at DESC LIMIT ?",
-                    (org_id, limit),
-                ).fetchall()
+                rows = conn.execute(_RECENT_OF_ORG, {"org": org_id, "limit": limit}).fetchall()
         return [_decision(r) for r in rows]

@@ -28,10 +28,31 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, delete, func, insert, select, update
+
 from facegate.store.db import Connection, StoreDatabase
+from facegate.store.schema import face_changes, feed_floor
 
 PRUNE_BATCH = 10_000
 """Feed rows deleted per transaction."""
+
+_RECORD = insert(face_changes)
+_FLOOR = select(feed_floor.c.pruned_through).where(feed_floor.c.singleton == 1)
+_LATEST = select(func.coalesce(func.max(face_changes.c.seq), 0))
+_OLDEST = (
+    select(face_changes.c.seq)
+    .where(face_changes.c.created_at < bindparam("before"))
+    .order_by(face_changes.c.seq)
+    .limit(bindparam("batch"))
+    .subquery("oldest")
+)
+_PRUNE_TARGET = select(func.max(_OLDEST.c.seq))
+_DELETE_THROUGH = delete(face_changes).where(face_changes.c.seq <= bindparam("target"))
+_RAISE_FLOOR = (
+    update(feed_floor)
+    .where(feed_floor.c.singleton == 1, feed_floor.c.pruned_through < bindparam("target"))
+    .values(pruned_through=bindparam("target"))
+)
 
 
 @dataclass(frozen=True)
@@ -48,21 +69,24 @@ def record_changes(conn: Connection, uid: str, face_ids: Sequence[str], op: str)
     deleted; one row with an empty face id)."""
     now = time.time()
     conn.executemany(
-        "INSERT INTO face_changes (collection_uid, face_id, op, created_at) VALUES (?, ?, ?, ?)",
-        [(uid, face_id, op, now) for face_id in face_ids],
+        _RECORD,
+        [
+            {"collection_uid": uid, "face_id": face_id, "op": op, "created_at": now}
+            for face_id in face_ids
+        ],
     )
 
 
 def read_floor(conn: Connection) -> int:
     """The highest ``seq`` pruned so far (0 if none)."""
-    row = conn.execute("SELECT pruned_through FROM feed_floor WHERE singleton = 1").fetchone()
+    row = conn.execute(_FLOOR).fetchone()
     return 0 if row is None else int(row[0])
 
 
 def feed_head(conn: Connection) -> int:
     """The position a server that has seen everything stands at: the latest ``seq``, or the
     floor when every row has been pruned."""
-    latest = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM face_changes").fetchone()[0])
+    latest = int(conn.execute(_LATEST).fetchone()[0])
     return max(latest, read_floor(conn))
 
 
@@ -75,20 +99,12 @@ def prune_changes(db: StoreDatabase, before: float, batch: int = PRUNE_BATCH) ->
     while True:
         with db.transaction() as conn:
             floor = read_floor(conn)
-            row = conn.execute(
-                "SELECT MAX(seq) FROM (SELECT seq FROM face_changes WHERE created_at < ? "
-                "ORDER BY seq LIMIT ?) AS oldest",
-                (before, batch),
-            ).fetchone()
+            row = conn.execute(_PRUNE_TARGET, {"before": before, "batch": batch}).fetchone()
             target = None if row is None or row[0] is None else int(row[0])
             if target is None or target <= floor:
                 return FeedPrune(deleted, floor)
-            cur = conn.execute("DELETE FROM face_changes WHERE seq <= ?", (target,))
-            conn.execute(
-                "UPDATE feed_floor SET pruned_through = ? WHERE singleton = 1 "
-                "AND pruned_through < ?",
-                (target, target),
-            )
+            cur = conn.execute(_DELETE_THROUGH, {"target": target})
+            conn.execute(_RAISE_FLOOR, {"target": target})
             taken = max(cur.rowcount, 0)
         deleted += taken
         if taken < batch:

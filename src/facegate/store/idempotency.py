@@ -26,11 +26,42 @@ the second waits for the first's record instead of doing the work twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
 
 from facegate.errors import IdempotentParameterMismatchException
+from facegate.store.core import insert_for
 from facegate.store.db import StoreDatabase
+from facegate.store.schema import idempotency
 
 DEFAULT_TTL_S = 8 * 3600.0
+
+_KEY = (
+    idempotency.c.org_id,
+    idempotency.c.collection_uid,
+    idempotency.c.operation,
+    idempotency.c.token,
+)
+_RECALL = select(idempotency.c.params_sha256, idempotency.c.response_json).where(
+    *(column == bindparam(column.name) for column in _KEY),
+    idempotency.c.created_at > bindparam("expired_before"),
+)
+_PRUNE = delete(idempotency).where(idempotency.c.created_at <= bindparam("expired_before"))
+
+
+def _remember(dialect: str) -> Any:
+    """Insert a record, or replace one that expired (parameters: the seven columns and
+    ``expired_before``)."""
+    insert = insert_for(dialect, idempotency)
+    return insert.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={c: insert.excluded[c] for c in ("params_sha256", "response_json", "created_at")},
+        where=idempotency.c.created_at <= bindparam("expired_before"),
+    )
+
+
+_REMEMBER = {dialect: _remember(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 @dataclass(frozen=True)
@@ -60,9 +91,14 @@ class IdempotencyRepository:
         parameters within the window."""
         with self.db.read() as conn:
             row = conn.execute(
-                "SELECT params_sha256, response_json FROM idempotency WHERE org_id = ? "
-                "AND collection_uid = ? AND operation = ? AND token = ? AND created_at > ?",
-                (scope.org_id, scope.collection_uid, operation, token, now - self.ttl_s),
+                _RECALL,
+                {
+                    "org_id": scope.org_id,
+                    "collection_uid": scope.collection_uid,
+                    "operation": operation,
+                    "token": token,
+                    "expired_before": now - self.ttl_s,
+                },
             ).fetchone()
         if row is None:
             return None
@@ -85,26 +121,21 @@ class IdempotencyRepository:
         the same scope is kept (the first answer wins), an expired one is replaced."""
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO idempotency (org_id, collection_uid, operation, token, "
-                "params_sha256, response_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (org_id, collection_uid, operation, token) DO UPDATE SET "
-                "params_sha256 = excluded.params_sha256, "
-                "response_json = excluded.response_json, created_at = excluded.created_at "
-                "WHERE idempotency.created_at <= ?",
-                (
-                    scope.org_id,
-                    scope.collection_uid,
-                    operation,
-                    token,
-                    params_sha256,
-                    response,
-                    now,
-                    now - self.ttl_s,
-                ),
+                _REMEMBER[self.db.dialect],
+                {
+                    "org_id": scope.org_id,
+                    "collection_uid": scope.collection_uid,
+                    "operation": operation,
+                    "token": token,
+                    "params_sha256": params_sha256,
+                    "response_json": response,
+                    "created_at": now,
+                    "expired_before": now - self.ttl_s,
+                },
             )
 
     def prune(self, now: float) -> int:
         """Delete the records expired at ``now``; returns how many."""
         with self.db.transaction() as conn:
-            cur = conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - self.ttl_s,))
+            cur = conn.execute(_PRUNE, {"expired_before": now - self.ttl_s})
             return max(cur.rowcount, 0)

@@ -39,11 +39,12 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 import numpy as np
+from sqlalchemy import bindparam, func, select
 
 from facegate.errors import ResourceNotFoundException
 from facegate.store import pgvectors
 from facegate.store.collections import (
-    COLLECTION_COLUMNS,
+    COLLECTION_ROWS,
     collection_by_uid,
     collection_from_row,
     collection_not_found,
@@ -53,11 +54,31 @@ from facegate.store.db import Connection, StoreDatabase
 from facegate.store.faces import read_descriptors
 from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor, record_changes
 from facegate.store.records import CollectionRecord
+from facegate.store.schema import face_changes, faces
 from facegate.store.vectors import Matrix, VectorIndex, make_index
 from facegate.vectorspace import VectorSpace
 
 _FEED_PAGE = 10_000
 _LOAD_PAGE = 50_000
+
+_COUNT_FACES = (
+    select(func.count()).select_from(faces).where(faces.c.collection_uid == bindparam("uid"))
+)
+_VECTORS_TABLE = select(func.to_regclass("face_vectors"))
+_CHANGES_AFTER = (
+    select(
+        face_changes.c.seq, face_changes.c.collection_uid, face_changes.c.face_id, face_changes.c.op
+    )
+    .where(face_changes.c.seq > bindparam("seen"))
+    .order_by(face_changes.c.seq)
+    .limit(bindparam("limit"))
+)
+_DESCRIPTORS_AFTER = (
+    select(faces.c.seq, faces.c.face_id, faces.c.descriptor)
+    .where(faces.c.collection_uid == bindparam("uid"), faces.c.seq > bindparam("after"))
+    .order_by(faces.c.seq)
+    .limit(bindparam("limit"))
+)
 log = logging.getLogger("facegate.store")
 
 
@@ -140,11 +161,7 @@ class FaceIndexes:
         else a count of its ``faces`` rows)."""
         if self.vectors_in_db:
             return pgvectors.face_count(conn, collection.uid) or 0
-        return int(
-            conn.execute(
-                "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
-            ).fetchone()[0]
-        )
+        return int(conn.execute(_COUNT_FACES, {"uid": collection.uid}).fetchone()[0])
 
     # --- writes: inside the caller's transaction, then after it committed --------------------
 
@@ -210,7 +227,7 @@ class FaceIndexes:
         to pgvector since this one started, since this write would leave them out. The check
         runs under the writer lock that ``enable_vectors`` takes, so it cannot be overtaken."""
         if self._may_gain_vectors:
-            row = conn.execute("SELECT to_regclass('face_vectors')").fetchone()
+            row = conn.execute(_VECTORS_TABLE).fetchone()
             if row is not None and row[0] is not None:
                 raise RuntimeError(
                     "this store's face vectors were moved to pgvector by another server "
@@ -235,9 +252,7 @@ class FaceIndexes:
                 seen = self._seen
                 with self.db.read() as conn:
                     rows = conn.execute(
-                        "SELECT seq, collection_uid, face_id, op FROM face_changes "
-                        "WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (seen, _FEED_PAGE),
+                        _CHANGES_AFTER, {"seen": seen, "limit": _FEED_PAGE}
                     ).fetchall()
                     floor = read_floor(conn)
                 if floor > seen:
@@ -318,7 +333,7 @@ class FaceIndexes:
         read first: changes committed while loading are applied again by the next catch-up."""
         with self.db.read() as conn:
             self._seen = feed_head(conn)
-            rows = conn.execute(f"SELECT {COLLECTION_COLUMNS} FROM collections").fetchall()
+            rows = conn.execute(COLLECTION_ROWS).fetchall()
         for row in rows:
             collection = collection_from_row(row)
             self._indexes[collection.uid] = self._load(collection)
@@ -331,9 +346,8 @@ class FaceIndexes:
         while True:
             with self.db.read() as conn:
                 rows = conn.execute(
-                    "SELECT seq, face_id, descriptor FROM faces WHERE collection_uid = ? "
-                    "AND seq > ? ORDER BY seq LIMIT ?",
-                    (collection.uid, after, _LOAD_PAGE),
+                    _DESCRIPTORS_AFTER,
+                    {"uid": collection.uid, "after": after, "limit": _LOAD_PAGE},
                 ).fetchall()
             if not rows:
                 return index

@@ -3,9 +3,23 @@ them in clear."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, func, insert, select, update
+
 from facegate.store.db import Connection, Row, StoreDatabase
+from facegate.store.schema import access_keys
+
+_INSERT = insert(access_keys)
+_ANY = select(1).select_from(access_keys).limit(1)
+_GET = select(access_keys).where(access_keys.c.access_key_id == bindparam("id"))
+_LIST = select(access_keys).order_by(access_keys.c.created_at)
+_REVOKE = (
+    update(access_keys)
+    .where(access_keys.c.access_key_id == bindparam("id"))
+    .values(revoked_at=func.coalesce(access_keys.c.revoked_at, bindparam("at")))
+)
 
 
 @dataclass(frozen=True)
@@ -54,20 +68,7 @@ class KeyRepository:
 
     @staticmethod
     def _insert(conn: Connection, record: KeyRecord) -> None:
-        conn.execute(
-            "INSERT INTO access_keys (access_key_id, secret_sealed, description, created_at, "
-            "expires_at, revoked_at, org_id, use_case) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.access_key_id,
-                record.secret_sealed,
-                record.description,
-                record.created_at,
-                record.expires_at,
-                record.revoked_at,
-                record.org_id,
-                record.use_case,
-            ),
-        )
+        conn.execute(_INSERT, dataclasses.asdict(record))
 
     def insert_first(self, record: KeyRecord) -> bool:
         """Insert ``record`` only if the store holds no key at all; True if it was inserted.
@@ -75,29 +76,23 @@ class KeyRepository:
         The check and the insert are one write transaction (the store's writer lock), so when
         several servers bootstrap an empty store at once exactly one of them inserts its key."""
         with self.db.transaction() as conn:
-            if conn.execute("SELECT 1 FROM access_keys LIMIT 1").fetchone() is not None:
+            if conn.execute(_ANY).fetchone() is not None:
                 return False
             self._insert(conn, record)
             return True
 
     def get(self, access_key_id: str) -> KeyRecord | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,)
-            ).fetchone()
+            row = conn.execute(_GET, {"id": access_key_id}).fetchone()
         return None if row is None else _key(row)
 
     def list(self) -> list[KeyRecord]:
         with self.db.read() as conn:
-            rows = conn.execute("SELECT * FROM access_keys ORDER BY created_at").fetchall()
+            rows = conn.execute(_LIST).fetchall()
         return [_key(r) for r in rows]
 
     def revoke(self, access_key_id: str, at: float) -> bool:
         """Revoke a key; False if it does not exist."""
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE access_keys SET revoked_at = COALESCE(revoked_at, ?) "
-                "WHERE access_key_id = ?",
-                (at, access_key_id),
-            )
+            cur = conn.execute(_REVOKE, {"id": access_key_id, "at": at})
             return cur.rowcount > 0

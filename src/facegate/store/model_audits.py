@@ -11,10 +11,37 @@ registration or revocation made by the CLI in another process applies from the n
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, func, insert, select, update
+
 from facegate.store.db import Row, StoreDatabase
+from facegate.store.schema import model_audits
+
+_NEWEST_FIRST = (model_audits.c.registered_at.desc(), model_audits.c.rowid.desc())
+_ADD = insert(model_audits)
+_GET = select(model_audits).where(model_audits.c.audit_id == bindparam("audit_id"))
+_LIST = select(model_audits).order_by(*_NEWEST_FIRST)
+_REVOKE = (
+    update(model_audits)
+    .where(model_audits.c.audit_id == bindparam("id"))
+    .values(
+        revoked_by=func.coalesce(model_audits.c.revoked_by, bindparam("by")),
+        revoked_at=func.coalesce(model_audits.c.revoked_at, bindparam("at")),
+    )
+)
+_ACTIVE = (
+    select(model_audits)
+    .where(
+        model_audits.c.model_version == bindparam("model_version"),
+        model_audits.c.similarity_version == bindparam("similarity_version"),
+        model_audits.c.revoked_at.is_(None),
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(1)
+)
 
 
 def new_audit_id() -> str:
@@ -64,57 +91,30 @@ class ModelAuditRepository:
     def add(self, record: ModelAuditRecord) -> None:
         """Store a registration (one transaction; a duplicate id raises ``IntegrityError``)."""
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO model_audits (audit_id, model_version, similarity_version, "
-                "report_sha256, summary_json, dataset, registered_at, registered_by, note, "
-                "revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.audit_id,
-                    record.model_version,
-                    record.similarity_version,
-                    record.report_sha256,
-                    record.summary_json,
-                    record.dataset,
-                    record.registered_at,
-                    record.registered_by,
-                    record.note,
-                    record.revoked_at,
-                    record.revoked_by,
-                ),
-            )
+            conn.execute(_ADD, dataclasses.asdict(record))
 
     def get(self, audit_id: str) -> ModelAuditRecord | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM model_audits WHERE audit_id = ?", (audit_id,)
-            ).fetchone()
+            row = conn.execute(_GET, {"audit_id": audit_id}).fetchone()
         return None if row is None else _record(row)
 
     def list(self) -> list[ModelAuditRecord]:
         """Every registration, newest first (revoked ones included)."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT * FROM model_audits ORDER BY registered_at DESC, rowid DESC"
-            ).fetchall()
+            rows = conn.execute(_LIST).fetchall()
         return [_record(r) for r in rows]
 
     def revoke(self, audit_id: str, at: float, by: str) -> bool:
         """Revoke a registration; idempotent (the first revocation's time and actor are kept).
         False when there is no such id."""
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE model_audits SET revoked_by = COALESCE(revoked_by, ?), "
-                "revoked_at = COALESCE(revoked_at, ?) WHERE audit_id = ?",
-                (by, at, audit_id),
-            )
+            cur = conn.execute(_REVOKE, {"id": audit_id, "by": by, "at": at})
             return cur.rowcount > 0
 
     def active(self, model_version: str, similarity_version: str) -> ModelAuditRecord | None:
         """The latest registration for these versions that is not revoked (None: none)."""
         with self.db.read() as conn:
             row = conn.execute(
-                "SELECT * FROM model_audits WHERE model_version = ? AND similarity_version = ? "
-                "AND revoked_at IS NULL ORDER BY registered_at DESC, rowid DESC LIMIT 1",
-                (model_version, similarity_version),
+                _ACTIVE, {"model_version": model_version, "similarity_version": similarity_version}
             ).fetchone()
         return None if row is None else _record(row)

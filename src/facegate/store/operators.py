@@ -20,8 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+
 from facegate.errors import ResourceAlreadyExistsException
 from facegate.store.db import Connection, IntegrityError, Row, StoreDatabase
+from facegate.store.schema import console_sessions, operator_credentials, operators
 
 ROLES = ("admin", "reviewer", "auditor")
 LOCAL_ACTORS = frozenset({"cli", "serve", "server", "sweeper"})
@@ -30,6 +33,54 @@ LOCAL_ACTORS = frozenset({"cli", "serve", "server", "sweeper"})
 ACCOUNT, TOKEN, PASSWORD = "account", "token", "password"
 """What an ``operator_credentials`` row records: the account's creation (which also sets its
 first token), a new token, a new (or removed) console password."""
+
+_BY_ID = operators.c.operator_id == bindparam("id")
+_ACTIVE = operators.c.disabled_at.is_(None)
+_INSERT = insert(operators)
+_BY_TOKEN = select(operators).where(operators.c.token_sha256 == bindparam("token"), _ACTIVE)
+_GET = select(operators).where(_BY_ID)
+_LIST = select(operators).order_by(operators.c.created_at)
+_DISABLE = (
+    update(operators)
+    .where(_BY_ID)
+    .values(disabled_at=func.coalesce(operators.c.disabled_at, bindparam("at")))
+)
+_SET_PASSWORD = (
+    update(operators)
+    .where(_BY_ID)
+    .values(password_hash=bindparam("hash"), password_set_by=bindparam("by"))
+)
+_SET_TOKEN = (
+    update(operators)
+    .where(_BY_ID)
+    .values(token_sha256=bindparam("token"), token_set_by=bindparam("by"))
+)
+_PASSWORD_HASH = select(operators.c.password_hash).where(_BY_ID, _ACTIVE)
+_HELD = select(
+    operators.c.token_set_by, operators.c.password_set_by, operators.c.password_hash
+).where(_BY_ID)
+_CHANGES = (
+    select(
+        operator_credentials.c.credential,
+        operator_credentials.c.set_by,
+        operator_credentials.c.set_at,
+    )
+    .where(operator_credentials.c.operator_id == bindparam("id"))
+    .order_by(operator_credentials.c.set_at)
+)
+_RECORD_CREDENTIAL = insert(operator_credentials)
+_SESSION = console_sessions.c.session_sha256 == bindparam("session")
+_END_SESSIONS_OF = delete(console_sessions).where(console_sessions.c.operator_id == bindparam("id"))
+_INSERT_SESSION = insert(console_sessions)
+_GET_SESSION = select(console_sessions).where(_SESSION)
+_TOUCH_SESSION = update(console_sessions).where(_SESSION).values(last_seen_at=bindparam("at"))
+_DELETE_SESSION = delete(console_sessions).where(_SESSION)
+_DELETE_STALE_SESSIONS = delete(console_sessions).where(
+    or_(
+        console_sessions.c.last_seen_at < bindparam("idle_before"),
+        console_sessions.c.created_at < bindparam("created_before"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -75,19 +126,17 @@ class OperatorRepository:
         try:
             with self.db.transaction() as conn:
                 conn.execute(
-                    "INSERT INTO operators (operator_id, display_name, role, token_sha256, "
-                    "created_at, disabled_at, created_by, token_set_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.operator_id,
-                        record.display_name,
-                        record.role,
-                        token_sha256,
-                        record.created_at,
-                        record.disabled_at,
-                        record.created_by,
-                        record.created_by,
-                    ),
+                    _INSERT,
+                    {
+                        "operator_id": record.operator_id,
+                        "display_name": record.display_name,
+                        "role": record.role,
+                        "token_sha256": token_sha256,
+                        "created_at": record.created_at,
+                        "disabled_at": record.disabled_at,
+                        "created_by": record.created_by,
+                        "token_set_by": record.created_by,
+                    },
                 )
                 for credential in (ACCOUNT, TOKEN):
                     _credential(
@@ -101,30 +150,22 @@ class OperatorRepository:
     def by_token(self, token_sha256: str) -> OperatorRecord | None:
         """The active operator whose token hashes to ``token_sha256``."""
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM operators WHERE token_sha256 = ? AND disabled_at IS NULL",
-                (token_sha256,),
-            ).fetchone()
+            row = conn.execute(_BY_TOKEN, {"token": token_sha256}).fetchone()
         return None if row is None else _operator(row)
 
     def get(self, operator_id: str) -> OperatorRecord | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM operators WHERE operator_id = ?", (operator_id,)
-            ).fetchone()
+            row = conn.execute(_GET, {"id": operator_id}).fetchone()
         return None if row is None else _operator(row)
 
     def list(self) -> list[OperatorRecord]:
         with self.db.read() as conn:
-            rows = conn.execute("SELECT * FROM operators ORDER BY created_at").fetchall()
+            rows = conn.execute(_LIST).fetchall()
         return [_operator(r) for r in rows]
 
     def disable(self, operator_id: str, at: float) -> bool:
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE operator_id = ?",
-                (at, operator_id),
-            )
+            cur = conn.execute(_DISABLE, {"id": operator_id, "at": at})
             return cur.rowcount > 0
 
     def set_password_hash(
@@ -134,10 +175,14 @@ class OperatorRepository:
         at ``at``; also ends their console sessions. False: no such operator."""
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "UPDATE operators SET password_hash = ?, password_set_by = ? WHERE operator_id = ?",
-                (password_hash, set_by if password_hash is not None else "", operator_id),
+                _SET_PASSWORD,
+                {
+                    "id": operator_id,
+                    "hash": password_hash,
+                    "by": set_by if password_hash is not None else "",
+                },
             )
-            conn.execute("DELETE FROM console_sessions WHERE operator_id = ?", (operator_id,))
+            conn.execute(_END_SESSIONS_OF, {"id": operator_id})
             if cur.rowcount > 0:
                 _credential(conn, operator_id, PASSWORD, set_by, at)
             return cur.rowcount > 0
@@ -146,10 +191,7 @@ class OperatorRepository:
         """Replace an operator's token (the old one stops working at once), set by ``set_by``
         at ``at``. False: no such operator."""
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE operators SET token_sha256 = ?, token_set_by = ? WHERE operator_id = ?",
-                (token_sha256, set_by, operator_id),
-            )
+            cur = conn.execute(_SET_TOKEN, {"id": operator_id, "token": token_sha256, "by": set_by})
             if cur.rowcount > 0:
                 _credential(conn, operator_id, TOKEN, set_by, at)
             return cur.rowcount > 0
@@ -158,10 +200,7 @@ class OperatorRepository:
         """The stored console password hash of an active operator (None: no such active
         operator, or no password set)."""
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT password_hash FROM operators WHERE operator_id = ? AND disabled_at IS NULL",
-                (operator_id,),
-            ).fetchone()
+            row = conn.execute(_PASSWORD_HASH, {"id": operator_id}).fetchone()
         return None if row is None else row["password_hash"]
 
     def control(self, operator_id: str, now: float, cooling_off_s: float) -> Control:
@@ -172,9 +211,8 @@ class OperatorRepository:
 
 def _credential(conn: Connection, operator_id: str, credential: str, by: str, at: float) -> None:
     conn.execute(
-        "INSERT INTO operator_credentials (operator_id, credential, set_by, set_at) "
-        "VALUES (?, ?, ?, ?)",
-        (operator_id, credential, by, at),
+        _RECORD_CREDENTIAL,
+        {"operator_id": operator_id, "credential": credential, "set_by": by, "set_at": at},
     )
 
 
@@ -249,10 +287,7 @@ def _direct(conn: Connection, operator_id: str, now: float, cooling_off_s: float
     the credential they knew). Local actors (``cli``...) and unknown ones ("") are not
     operators and control nobody here: whoever runs commands on the data directory can change
     the store directly, which no rule in it can prevent."""
-    row = conn.execute(
-        "SELECT token_set_by, password_set_by, password_hash FROM operators WHERE operator_id = ?",
-        (operator_id,),
-    ).fetchone()
+    row = conn.execute(_HELD, {"id": operator_id}).fetchone()
     if row is None:
         return []
     held = {TOKEN: row["token_set_by"]}
@@ -260,11 +295,7 @@ def _direct(conn: Connection, operator_id: str, now: float, cooling_off_s: float
         held[PASSWORD] = row["password_set_by"]
     links: list[Link] = []
     latest: dict[str, float] = {}
-    for change in conn.execute(
-        "SELECT credential, set_by, set_at FROM operator_credentials WHERE operator_id = ? "
-        "ORDER BY set_at",
-        (operator_id,),
-    ).fetchall():
+    for change in conn.execute(_CHANGES, {"id": operator_id}).fetchall():
         credential, by, at = change["credential"], change["set_by"], change["set_at"]
         latest[credential] = at
         if by == operator_id or now - at >= cooling_off_s:
@@ -276,15 +307,13 @@ def _direct(conn: Connection, operator_id: str, now: float, cooling_off_s: float
     if not links:
         return []
     names = sorted({link.controller for link in links})
-    marks = ", ".join("?" for _ in names)
-    operators = {
+    known = {
         r[0]
         for r in conn.execute(
-            f"SELECT operator_id FROM operators WHERE operator_id IN ({marks})",
-            names,
+            select(operators.c.operator_id).where(operators.c.operator_id.in_(names))
         ).fetchall()
     }
-    return [link for link in links if link.controller in operators]
+    return [link for link in links if link.controller in known]
 
 
 def control_of(conn: Connection, operator_id: str, now: float, cooling_off_s: float) -> Control:
@@ -324,22 +353,19 @@ class SessionRepository:
     def insert(self, session_sha256: str, record: SessionRecord) -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO console_sessions (session_sha256, operator_id, csrf_token, "
-                "created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    session_sha256,
-                    record.operator_id,
-                    record.csrf_token,
-                    record.created_at,
-                    record.last_seen_at,
-                ),
+                _INSERT_SESSION,
+                {
+                    "session_sha256": session_sha256,
+                    "operator_id": record.operator_id,
+                    "csrf_token": record.csrf_token,
+                    "created_at": record.created_at,
+                    "last_seen_at": record.last_seen_at,
+                },
             )
 
     def get(self, session_sha256: str) -> SessionRecord | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM console_sessions WHERE session_sha256 = ?", (session_sha256,)
-            ).fetchone()
+            row = conn.execute(_GET_SESSION, {"session": session_sha256}).fetchone()
         if row is None:
             return None
         return SessionRecord(
@@ -348,16 +374,11 @@ class SessionRepository:
 
     def touch(self, session_sha256: str, at: float) -> None:
         with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE console_sessions SET last_seen_at = ? WHERE session_sha256 = ?",
-                (at, session_sha256),
-            )
+            conn.execute(_TOUCH_SESSION, {"session": session_sha256, "at": at})
 
     def delete(self, session_sha256: str) -> bool:
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "DELETE FROM console_sessions WHERE session_sha256 = ?", (session_sha256,)
-            )
+            cur = conn.execute(_DELETE_SESSION, {"session": session_sha256})
             return cur.rowcount > 0
 
     def delete_stale(self, idle_before: float, created_before: float) -> int:
@@ -365,7 +386,7 @@ class SessionRepository:
         ``created_before``; returns how many."""
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "DELETE FROM console_sessions WHERE last_seen_at < ? OR created_at < ?",
-                (idle_before, created_before),
+                _DELETE_STALE_SESSIONS,
+                {"idle_before": idle_before, "created_before": created_before},
             )
             return cur.rowcount

@@ -6,8 +6,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, func, insert, select, update
+
 from facegate.errors import ResourceAlreadyExistsException, ResourceNotFoundException
 from facegate.store.db import Row, StoreDatabase
+from facegate.store.schema import organisations
+
+_BY_ID = organisations.c.org_id == bindparam("id")
+_EXISTS = select(1).select_from(organisations).where(_BY_ID)
+_INSERT = insert(organisations)
+_GET = select(organisations).where(_BY_ID)
+_LIST = select(organisations).order_by(organisations.c.org_id)
+_SET_USE_CASES = update(organisations).where(_BY_ID).values(use_cases=bindparam("new_use_cases"))
+_DISABLE = (
+    update(organisations)
+    .where(_BY_ID)
+    .values(disabled_at=func.coalesce(organisations.c.disabled_at, bindparam("at")))
+)
 
 
 @dataclass(frozen=True)
@@ -51,32 +66,29 @@ class OrganisationRepository:
 
     def insert(self, record: OrganisationRecord) -> None:
         with self.db.transaction() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM organisations WHERE org_id = ?", (record.org_id,)
-            ).fetchone()
+            exists = conn.execute(_EXISTS, {"id": record.org_id}).fetchone()
             if exists:
                 raise ResourceAlreadyExistsException(
                     f"Organisation {record.org_id} already exists."
                 )
             conn.execute(
-                "INSERT INTO organisations (org_id, name, sector, country, region, city, "
-                "use_cases, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.org_id,
-                    record.name,
-                    record.sector,
-                    record.country,
-                    record.region,
-                    record.city,
-                    json.dumps(sorted(record.use_cases)),
-                    record.created_at,
-                    record.disabled_at,
-                ),
+                _INSERT,
+                {
+                    "org_id": record.org_id,
+                    "name": record.name,
+                    "sector": record.sector,
+                    "country": record.country,
+                    "region": record.region,
+                    "city": record.city,
+                    "use_cases": json.dumps(sorted(record.use_cases)),
+                    "created_at": record.created_at,
+                    "disabled_at": record.disabled_at,
+                },
             )
 
     def get(self, org_id: str) -> OrganisationRecord | None:
         with self.db.read() as conn:
-            row = conn.execute("SELECT * FROM organisations WHERE org_id = ?", (org_id,)).fetchone()
+            row = conn.execute(_GET, {"id": org_id}).fetchone()
         return None if row is None else _org(row)
 
     def require(self, org_id: str) -> OrganisationRecord:
@@ -87,14 +99,13 @@ class OrganisationRepository:
 
     def list(self) -> list[OrganisationRecord]:
         with self.db.read() as conn:
-            rows = conn.execute("SELECT * FROM organisations ORDER BY org_id").fetchall()
+            rows = conn.execute(_LIST).fetchall()
         return [_org(r) for r in rows]
 
     def set_use_cases(self, org_id: str, use_cases: tuple[str, ...]) -> OrganisationRecord:
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "UPDATE organisations SET use_cases = ? WHERE org_id = ?",
-                (json.dumps(sorted(use_cases)), org_id),
+                _SET_USE_CASES, {"id": org_id, "new_use_cases": json.dumps(sorted(use_cases))}
             )
             if cur.rowcount == 0:
                 raise ResourceNotFoundException(f"Organisation {org_id} does not exist.")
@@ -103,8 +114,5 @@ class OrganisationRepository:
     def disable(self, org_id: str, at: float) -> bool:
         """Disable an organisation (its keys stop working); False if it does not exist."""
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE organisations SET disabled_at = COALESCE(disabled_at, ?) WHERE org_id = ?",
-                (at, org_id),
-            )
+            cur = conn.execute(_DISABLE, {"id": org_id, "at": at})
             return cur.rowcount > 0

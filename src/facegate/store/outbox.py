@@ -18,10 +18,21 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import bindparam, delete, insert, select
+
 from facegate.store.db import StoreDatabase
+from facegate.store.schema import audit_outbox
 
 DRAIN_BATCH = 50
 """Records moved per transaction: the writer lock is held for about that many fsynced appends."""
+
+_PUT = insert(audit_outbox).returning(audit_outbox.c.outbox_id)
+_OLDEST = (
+    select(audit_outbox.c.outbox_id, audit_outbox.c.record_json)
+    .order_by(audit_outbox.c.outbox_id)
+    .limit(bindparam("limit"))
+)
+_DELETE = delete(audit_outbox).where(audit_outbox.c.outbox_id == bindparam("outbox_id"))
 
 
 class AuditOutbox:
@@ -32,20 +43,13 @@ class AuditOutbox:
         """Queue one record (JSON-serialisable); returns its outbox id."""
         text = json.dumps(dict(record), sort_keys=True, allow_nan=False)
         with self.db.transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO audit_outbox (record_json, created_at) VALUES (?, ?) "
-                "RETURNING outbox_id",
-                (text, at),
-            ).fetchone()
+            row = conn.execute(_PUT, {"record_json": text, "created_at": at}).fetchone()
             return int(row[0])
 
     def take(self, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
         """The oldest ``limit`` queued records with their ids (not removed)."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT outbox_id, record_json FROM audit_outbox ORDER BY outbox_id LIMIT ?",
-                (limit,),
-            ).fetchall()
+            rows = conn.execute(_OLDEST, {"limit": limit}).fetchall()
         return [(int(r[0]), json.loads(r[1])) for r in rows]
 
     def drain_into(
@@ -58,13 +62,10 @@ class AuditOutbox:
         moved = 0
         while True:
             with self.db.transaction() as conn:
-                rows = conn.execute(
-                    "SELECT outbox_id, record_json FROM audit_outbox ORDER BY outbox_id LIMIT ?",
-                    (batch,),
-                ).fetchall()
+                rows = conn.execute(_OLDEST, {"limit": batch}).fetchall()
                 for row in rows:
                     append(int(row[0]), json.loads(row[1]))
-                    conn.execute("DELETE FROM audit_outbox WHERE outbox_id = ?", (int(row[0]),))
+                    conn.execute(_DELETE, {"outbox_id": int(row[0])})
             moved += len(rows)
             if len(rows) < batch:
                 return moved

@@ -1,8 +1,10 @@
 """The PostgreSQL store backend: several ``facegate serve`` processes sharing one store.
 
 :class:`PostgresDatabase` has the surface of :class:`facegate.store.db.Database` and runs the
-repositories' SQL unchanged: ``?`` placeholders become ``%s`` (never inside string literals,
-quoted identifiers or comments), rows read by column name and by index like ``sqlite3.Row``, and a
+repositories' statements: Core statements compiled for PostgreSQL (:mod:`facegate.store.core`),
+and the SQL text of the modules not moved yet unchanged, ``?`` placeholders becoming ``%s``
+(never inside string literals, quoted identifiers or comments); rows read by column name and by
+index like ``sqlite3.Row``, and a
 constraint violation raises :class:`facegate.store.db.IntegrityError` (psycopg's error its cause).
 
 Schema: the same :data:`facegate.store.db.MIGRATIONS`, translated mechanically
@@ -53,16 +55,25 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import bindparam, select
 
-from facegate.store import pgvectors
-from facegate.store.db import MIGRATIONS, IntegrityError, _statements, run_before_write
+from facegate.store import pgvectors, schema
+from facegate.store.core import POSTGRESQL, Statement
+from facegate.store.db import (
+    MIGRATIONS,
+    IntegrityError,
+    Parameters,
+    _named,
+    _statements,
+    run_before_write,
+)
 from facegate.vectorspace import parse_space
 
 # One advisory-lock key for the whole store ("facegate" in ASCII, as a signed 64-bit integer):
@@ -226,7 +237,8 @@ class PgCursor:
 
 
 class PgConnection:
-    """A psycopg connection speaking the repositories' SQLite-style SQL."""
+    """A psycopg connection running the repositories' Core statements (compiled by
+    :data:`facegate.store.core.POSTGRESQL`) and their SQLite-style SQL text."""
 
     def __init__(self, conn: psycopg.Connection[Any], translated: dict[str, str]) -> None:
         self._conn = conn
@@ -238,20 +250,31 @@ class PgConnection:
             translated = self._sql[sql] = translate_placeholders(sql)
         return translated
 
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
+    def execute(self, sql: str | Statement, parameters: Parameters = (), /) -> PgCursor:
         cursor = self._conn.cursor(row_factory=_row_factory)
+        query: str
+        values: Sequence[Any] | Mapping[str, Any]
+        if isinstance(sql, str):
+            query, values = self._translate(sql), tuple(parameters)
+        else:
+            query, values = POSTGRESQL.one(sql, _named(parameters))
         try:
-            cursor.execute(self._translate(sql), tuple(parameters))
+            cursor.execute(query, values)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
         return PgCursor(cursor)
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:
+    def executemany(self, sql: str | Statement, parameters: Iterable[Parameters], /) -> PgCursor:
         cursor = self._conn.cursor(row_factory=_row_factory)
-        rows = [tuple(p) for p in parameters]
+        query: str
+        rows: Sequence[Sequence[Any] | Mapping[str, Any]]
+        if isinstance(sql, str):
+            query, rows = self._translate(sql), [tuple(p) for p in parameters]
+        else:
+            query, rows = POSTGRESQL.many(sql, (_named(p) for p in parameters))
         if rows:
             try:
-                cursor.executemany(self._translate(sql), rows)
+                cursor.executemany(query, rows)
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
         return PgCursor(cursor)
@@ -404,23 +427,31 @@ class PostgresDatabase:
             self._conn.close()
 
 
+_FACES_AFTER = (
+    select(schema.faces.c.seq, schema.faces.c.face_id, schema.faces.c.descriptor)
+    .where(
+        schema.faces.c.collection_uid == bindparam("uid"), schema.faces.c.seq > bindparam("after")
+    )
+    .order_by(schema.faces.c.seq)
+    .limit(10_000)
+)
+
+
 def _fill_vectors(conn: PgConnection) -> None:
     """Inside :meth:`PostgresDatabase.enable_vectors`' transaction: ``face_vectors`` and one
     partition per collection, filled from the stored descriptors, each with its HNSW graph
     built after the copy (faster than inserting into a graph)."""
     for statement in pgvectors.DDL:
         conn.execute(statement)
-    collections = conn.execute("SELECT uid, descriptor_space FROM collections").fetchall()
+    collections = conn.execute(
+        select(schema.collections.c.uid, schema.collections.c.descriptor_space)
+    ).fetchall()
     for uid, space_text in collections:
         space = parse_space(space_text)
         pgvectors.create_partition(conn, uid, space, index=False)
         after = 0
         while True:
-            rows = conn.execute(
-                "SELECT seq, face_id, descriptor FROM faces WHERE collection_uid = ? AND seq > ? "
-                "ORDER BY seq LIMIT 10000",
-                (uid, after),
-            ).fetchall()
+            rows = conn.execute(_FACES_AFTER, {"uid": uid, "after": after}).fetchall()
             if not rows:
                 break
             vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32)

@@ -4,10 +4,25 @@ users or not (a legal deadline outranks a user association), and each deletion i
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, delete, insert, select
+
 from facegate.store.db import StoreDatabase
 from facegate.store.faces import FACE_COLUMNS, face_from_row
 from facegate.store.indexes import FaceIndexes
 from facegate.store.records import SweptFace
+from facegate.store.schema import collections, faces, retention_deletions
+
+_EXPIRED = (
+    select(*FACE_COLUMNS)
+    .where(faces.c.retain_until.is_not(None), faces.c.retain_until <= bindparam("now"))
+    .order_by(faces.c.retain_until)
+    .limit(bindparam("limit"))
+)
+_OWNER = select(collections.c.collection_id, collections.c.org_id).where(
+    collections.c.uid == bindparam("uid")
+)
+_DELETE_FACE = delete(faces).where(faces.c.face_id == bindparam("id"))
+_RECORD = insert(retention_deletions)
 
 
 def sweep_retention(
@@ -19,23 +34,22 @@ def sweep_retention(
     leave the in-memory indexes after it committed."""
     swept: list[SweptFace] = []
     with db.transaction() as conn:
-        rows = conn.execute(
-            f"SELECT {FACE_COLUMNS} FROM faces WHERE retain_until IS NOT NULL "
-            "AND retain_until <= ? ORDER BY retain_until LIMIT ?",
-            (now, limit),
-        ).fetchall()
+        rows = conn.execute(_EXPIRED, {"now": now, "limit": limit}).fetchall()
         for face in (face_from_row(r) for r in rows):
-            owner = conn.execute(
-                "SELECT collection_id, org_id FROM collections WHERE uid = ?",
-                (face.collection_uid,),
-            ).fetchone()
+            owner = conn.execute(_OWNER, {"uid": face.collection_uid}).fetchone()
             collection_id, org_id = (owner[0], owner[1]) if owner else ("", "")
-            conn.execute("DELETE FROM faces WHERE face_id = ?", (face.face_id,))
+            conn.execute(_DELETE_FACE, {"id": face.face_id})
             indexes.remove_in(conn, face.collection_uid, [face.face_id])
             conn.execute(
-                "INSERT INTO retention_deletions (face_id, collection_id, collection_uid, "
-                "org_id, retain_until, deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (face.face_id, collection_id, face.collection_uid, org_id, face.retain_until, now),
+                _RECORD,
+                {
+                    "face_id": face.face_id,
+                    "collection_id": collection_id,
+                    "collection_uid": face.collection_uid,
+                    "org_id": org_id,
+                    "retain_until": face.retain_until,
+                    "deleted_at": now,
+                },
             )
             swept.append(SweptFace(face, collection_id, org_id))
     by_collection: dict[str, list[str]] = {}

@@ -22,13 +22,46 @@ import os
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 
 from facegate.errors import ConflictException, ResourceNotFoundException
 from facegate.store.db import Connection, Row, StoreDatabase
 from facegate.store.operators import PASSWORD, control_of
+from facegate.store.schema import review_crops, review_votes, reviews
 
 PENDING, RELEASED, REJECTED, EXPIRED = "pending", "released", "rejected", "expired"
 VERDICTS = ("confirm", "reject")
+
+_REVIEW = reviews.c.review_id == bindparam("id")
+_CROP = review_crops.c.review_id == bindparam("id")
+_INSERT = insert(reviews)
+_INSERT_CROP = insert(review_crops)
+_STATUS = select(reviews.c.status, reviews.c.expires_at).where(_REVIEW)
+_SEALED_CROP = select(review_crops.c.nonce, review_crops.c.ciphertext).where(_CROP)
+_HAS_CROP = select(1).select_from(review_crops).where(_CROP)
+_DELETE_CROP = delete(review_crops).where(_CROP)
+_GET = select(reviews).where(_REVIEW)
+_VOTES = (
+    select(
+        review_votes.c.operator_id, review_votes.c.verdict, review_votes.c.note, review_votes.c.at
+    )
+    .where(review_votes.c.review_id == bindparam("id"))
+    .order_by(review_votes.c.at)
+)
+_INSERT_VOTE = insert(review_votes)
+_RELEASE = (
+    update(reviews)
+    .where(_REVIEW)
+    .values(status=bindparam("new_status"), decided_at=bindparam("when"))
+)
+_CLOSE_DISCARDING = (
+    update(reviews)
+    .where(_REVIEW)
+    .values(status=bindparam("new_status"), decided_at=bindparam("when"), held_response="")
+)
+_PENDING_PAST_DEADLINE = select(reviews.c.review_id).where(
+    reviews.c.status == bindparam("pending"), reviews.c.expires_at <= bindparam("now")
+)
 DEFAULT_COOLING_OFF_S = 7 * 86400.0
 """How long an operator who created another operator's account, or set one of its credentials,
 still counts as controlling it after that account replaced the credential
@@ -145,33 +178,34 @@ class ReviewRepository:
             raise RuntimeError("this review repository has no crop key")
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO reviews (review_id, decision_id, operation, access_key_id, org_id, "
-                "params_sha256, reviewers_required, status, held_response, candidates, "
-                "created_at, expires_at, decided_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.review_id,
-                    r.decision_id,
-                    r.operation,
-                    r.access_key_id,
-                    r.org_id,
-                    r.params_sha256,
-                    r.reviewers_required,
-                    r.status,
-                    r.held_response,
-                    r.candidates,
-                    r.created_at,
-                    r.expires_at,
-                    r.decided_at,
-                ),
+                _INSERT,
+                {
+                    "review_id": r.review_id,
+                    "decision_id": r.decision_id,
+                    "operation": r.operation,
+                    "access_key_id": r.access_key_id,
+                    "org_id": r.org_id,
+                    "params_sha256": r.params_sha256,
+                    "reviewers_required": r.reviewers_required,
+                    "status": r.status,
+                    "held_response": r.held_response,
+                    "candidates": r.candidates,
+                    "created_at": r.created_at,
+                    "expires_at": r.expires_at,
+                    "decided_at": r.decided_at,
+                },
             )
             if crop is not None:
                 assert self.crops is not None
                 nonce, ciphertext = self.crops.seal(r.review_id, crop)
                 conn.execute(
-                    "INSERT INTO review_crops (review_id, nonce, ciphertext, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (r.review_id, nonce, ciphertext, r.created_at),
+                    _INSERT_CROP,
+                    {
+                        "review_id": r.review_id,
+                        "nonce": nonce,
+                        "ciphertext": ciphertext,
+                        "created_at": r.created_at,
+                    },
                 )
 
     def crop(self, review_id: str, now: float) -> bytes | None:
@@ -180,12 +214,8 @@ class ReviewRepository:
         if self.crops is None:
             raise RuntimeError("this review repository has no crop key")
         with self.db.read() as conn:
-            review = conn.execute(
-                "SELECT status, expires_at FROM reviews WHERE review_id = ?", (review_id,)
-            ).fetchone()
-            row = conn.execute(
-                "SELECT nonce, ciphertext FROM review_crops WHERE review_id = ?", (review_id,)
-            ).fetchone()
+            review = conn.execute(_STATUS, {"id": review_id}).fetchone()
+            row = conn.execute(_SEALED_CROP, {"id": review_id}).fetchone()
         if review is None or row is None:
             return None
         if review["status"] != PENDING or now >= review["expires_at"]:
@@ -194,9 +224,7 @@ class ReviewRepository:
 
     def has_crop(self, review_id: str) -> bool:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM review_crops WHERE review_id = ?", (review_id,)
-            ).fetchone()
+            row = conn.execute(_HAS_CROP, {"id": review_id}).fetchone()
         return row is not None
 
     def purge_crops(self, now: float) -> int:
@@ -204,10 +232,11 @@ class ReviewRepository:
         or gone); returns how many were deleted. Closing a review deletes its crop already: this
         is the safety net."""
         with self.db.transaction() as conn:
+            open_reviews = select(reviews.c.review_id).where(
+                reviews.c.status == PENDING, reviews.c.expires_at > now
+            )
             cursor = conn.execute(
-                "DELETE FROM review_crops WHERE review_id NOT IN "
-                "(SELECT review_id FROM reviews WHERE status = ? AND expires_at > ?)",
-                (PENDING, now),
+                delete(review_crops).where(review_crops.c.review_id.not_in(open_reviews))
             )
             return int(cursor.rowcount)
 
@@ -216,30 +245,29 @@ class ReviewRepository:
             return self._get(conn, review_id)
 
     def _get(self, conn: Connection, review_id: str) -> ReviewRecord | None:
-        row = conn.execute("SELECT * FROM reviews WHERE review_id = ?", (review_id,)).fetchone()
+        row = conn.execute(_GET, {"id": review_id}).fetchone()
         if row is None:
             return None
-        votes = conn.execute(
-            "SELECT operator_id, verdict, note, at FROM review_votes WHERE review_id = ? "
-            "ORDER BY at",
-            (review_id,),
-        ).fetchall()
+        votes = conn.execute(_VOTES, {"id": review_id}).fetchall()
         return _review(row, tuple(Vote(v[0], v[1], v[2], v[3]) for v in votes))
 
     def list(self, status: str | None, limit: int, now: float) -> list[ReviewRecord]:
         """Reviews newest first; ``status`` filters on the status at ``now`` (a pending review
         past its deadline counts as expired)."""
-        sql = "SELECT review_id FROM reviews"
-        args: tuple[object, ...] = ()
+        query = select(reviews.c.review_id)
         if status == PENDING:
-            sql, args = sql + " WHERE status = ? AND expires_at > ?", (PENDING, now)
+            query = query.where(reviews.c.status == PENDING, reviews.c.expires_at > now)
         elif status == EXPIRED:
-            sql += " WHERE status = ? OR (status = ? AND expires_at <= ?)"
-            args = (EXPIRED, PENDING, now)
+            query = query.where(
+                or_(
+                    reviews.c.status == EXPIRED,
+                    and_(reviews.c.status == PENDING, reviews.c.expires_at <= now),
+                )
+            )
         elif status is not None:
-            sql, args = sql + " WHERE status = ?", (status,)
+            query = query.where(reviews.c.status == status)
         with self.db.read() as conn:
-            ids = conn.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
+            ids = conn.execute(query.order_by(reviews.c.created_at.desc()).limit(limit)).fetchall()
             records = [self._get(conn, row[0]) for row in ids]
         return [r for r in records if r is not None]
 
@@ -275,9 +303,14 @@ class ReviewRepository:
             if verdict == "confirm":
                 _check_independent(conn, record, operator_id, now, cooling_off_s)
             conn.execute(
-                "INSERT INTO review_votes (review_id, operator_id, verdict, note, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (review_id, operator_id, verdict, note, now),
+                _INSERT_VOTE,
+                {
+                    "review_id": review_id,
+                    "operator_id": operator_id,
+                    "verdict": verdict,
+                    "note": note,
+                    "at": now,
+                },
             )
             confirms = 1 + sum(v.verdict == "confirm" for v in record.votes)
             new_status = PENDING
@@ -286,18 +319,13 @@ class ReviewRepository:
             elif confirms >= record.reviewers_required:
                 new_status = RELEASED
             if new_status == RELEASED:
-                conn.execute(
-                    "UPDATE reviews SET status = ?, decided_at = ? WHERE review_id = ?",
-                    (new_status, now, review_id),
-                )
+                conn.execute(_RELEASE, {"id": review_id, "new_status": new_status, "when": now})
             elif new_status == REJECTED:  # rejected results are discarded (EU AI Act Art. 5(3))
                 conn.execute(
-                    "UPDATE reviews SET status = ?, decided_at = ?, held_response = '' "
-                    "WHERE review_id = ?",
-                    (new_status, now, review_id),
+                    _CLOSE_DISCARDING, {"id": review_id, "new_status": new_status, "when": now}
                 )
             if new_status != PENDING:  # the crop is kept only while the review is open
-                conn.execute("DELETE FROM review_crops WHERE review_id = ?", (review_id,))
+                conn.execute(_DELETE_CROP, {"id": review_id})
             updated = self._get(conn, review_id)
         assert updated is not None
         return updated
@@ -309,16 +337,14 @@ class ReviewRepository:
             ids = tuple(
                 r[0]
                 for r in conn.execute(
-                    "SELECT review_id FROM reviews WHERE status = ? AND expires_at <= ?",
-                    (PENDING, now),
+                    _PENDING_PAST_DEADLINE, {"pending": PENDING, "now": now}
                 ).fetchall()
             )
             conn.executemany(
-                "UPDATE reviews SET status = ?, decided_at = ?, held_response = '' "
-                "WHERE review_id = ?",
-                [(EXPIRED, now, review_id) for review_id in ids],
+                _CLOSE_DISCARDING,
+                [{"id": review_id, "new_status": EXPIRED, "when": now} for review_id in ids],
             )
-            conn.executemany("DELETE FROM review_crops WHERE review_id = ?", [(i,) for i in ids])
+            conn.executemany(_DELETE_CROP, [{"id": review_id} for review_id in ids])
         return ids
 
 

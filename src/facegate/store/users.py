@@ -9,13 +9,32 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam, delete, func, insert, select, update
+
 from facegate.errors import ResourceNotFoundException, ServiceQuotaExceededException
 from facegate.store.collections import require_collection
 from facegate.store.db import IntegrityError, Row, StoreDatabase
 from facegate.store.records import CollectionRecord, StoreLimits, UserRecord
+from facegate.store.schema import faces, users
 
 if TYPE_CHECKING:
     from facegate.store.indexes import FaceIndexes
+
+_USER = (users.c.collection_uid == bindparam("uid"), users.c.user_id == bindparam("user"))
+_FACES_OF_USER = (faces.c.collection_uid == bindparam("uid"), faces.c.user_id == bindparam("user"))
+_INSERT = insert(users)
+_GET = select(users).where(*_USER)
+_EXISTS = select(1).select_from(users).where(*_USER)
+_DELETE = delete(users).where(*_USER)
+_DISASSOCIATE_ALL = update(faces).where(*_FACES_OF_USER).values(user_id=None)
+_PAGE = (
+    select(users.c.rowid.label("cursor"), users)
+    .where(users.c.collection_uid == bindparam("uid"), users.c.rowid > bindparam("after"))
+    .order_by(users.c.rowid)
+    .limit(bindparam("limit"))
+)
+_FACE_IDS = select(faces.c.face_id).where(*_FACES_OF_USER).order_by(faces.c.seq)
+_COUNT_FACES = select(func.count()).select_from(faces).where(*_FACES_OF_USER)
 
 
 def user_from_row(row: Row) -> UserRecord:
@@ -40,9 +59,13 @@ class UserRepository:
             with self.db.transaction(self.indexes.scope(collection)) as conn:
                 require_collection(conn, collection)
                 conn.execute(
-                    "INSERT INTO users (collection_uid, user_id, status, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (collection.uid, user_id, record.status, record.created_at),
+                    _INSERT,
+                    {
+                        "collection_uid": collection.uid,
+                        "user_id": user_id,
+                        "status": record.status,
+                        "created_at": record.created_at,
+                    },
                 )
         except IntegrityError:
             return None
@@ -51,10 +74,7 @@ class UserRepository:
     def get(self, collection: CollectionRecord, user_id: str) -> UserRecord | None:
         """The user, or None."""
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT * FROM users WHERE collection_uid = ? AND user_id = ?",
-                (collection.uid, user_id),
-            ).fetchone()
+            row = conn.execute(_GET, {"uid": collection.uid, "user": user_id}).fetchone()
         return None if row is None else user_from_row(row)
 
     def delete(self, collection: CollectionRecord, user_id: str) -> bool:
@@ -62,14 +82,8 @@ class UserRepository:
         ResourceNotFoundException, and nothing changed, if the collection is gone."""
         with self.db.transaction(self.indexes.scope(collection)) as conn:
             require_collection(conn, collection)
-            conn.execute(
-                "UPDATE faces SET user_id = NULL WHERE collection_uid = ? AND user_id = ?",
-                (collection.uid, user_id),
-            )
-            cur = conn.execute(
-                "DELETE FROM users WHERE collection_uid = ? AND user_id = ?",
-                (collection.uid, user_id),
-            )
+            conn.execute(_DISASSOCIATE_ALL, {"uid": collection.uid, "user": user_id})
+            cur = conn.execute(_DELETE, {"uid": collection.uid, "user": user_id})
             return cur.rowcount > 0
 
     def page(
@@ -80,19 +94,14 @@ class UserRepository:
         (ops.common.PageTokens encrypts it)."""
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT rowid AS cursor, * FROM users WHERE collection_uid = ? AND rowid > ? "
-                "ORDER BY rowid LIMIT ?",
-                (collection.uid, after, limit),
+                _PAGE, {"uid": collection.uid, "after": after, "limit": limit}
             ).fetchall()
         return [(int(r["cursor"]), user_from_row(r)) for r in rows]
 
     def face_ids(self, collection: CollectionRecord, user_id: str) -> list[str]:
         """The ids of the user's faces, in indexing order."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT face_id FROM faces WHERE collection_uid = ? AND user_id = ? ORDER BY seq",
-                (collection.uid, user_id),
-            ).fetchall()
+            rows = conn.execute(_FACE_IDS, {"uid": collection.uid, "user": user_id}).fetchall()
         return [r["face_id"] for r in rows]
 
     def set_user_of_faces(
@@ -106,25 +115,22 @@ class UserRepository:
         with self.db.transaction(self.indexes.scope(collection)) as conn:
             require_collection(conn, collection)
             if user_id is not None:
-                user = conn.execute(
-                    "SELECT 1 FROM users WHERE collection_uid = ? AND user_id = ?",
-                    (collection.uid, user_id),
-                ).fetchone()
+                user = conn.execute(_EXISTS, {"uid": collection.uid, "user": user_id}).fetchone()
                 if user is None:
                     raise ResourceNotFoundException(
                         f"The user {user_id} does not exist in collection "
                         f"{collection.collection_id}."
                     )
                 present = conn.execute(
-                    "SELECT COUNT(*) FROM faces WHERE collection_uid = ? AND user_id = ?",
-                    (collection.uid, user_id),
+                    _COUNT_FACES, {"uid": collection.uid, "user": user_id}
                 ).fetchone()[0]
                 if present + len(face_ids) > self.limits.max_faces_per_user:
                     raise ServiceQuotaExceededException(
                         f"A user can have at most {self.limits.max_faces_per_user} faces."
                     )
+            # an expanding IN: compiled once, its ids rendered per call (store/core.py)
             conn.execute(
-                f"UPDATE faces SET user_id = ? WHERE collection_uid = ? AND face_id IN "
-                f"({','.join('?' * len(face_ids))})",
-                [user_id, collection.uid, *face_ids],
+                update(faces)
+                .where(faces.c.collection_uid == collection.uid, faces.c.face_id.in_(face_ids))
+                .values(user_id=user_id)
             )
