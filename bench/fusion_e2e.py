@@ -61,9 +61,13 @@ from engine_speed import letterbox
 from facegate.bias.datasets import Manifest, load_fairface, load_lfw
 from facegate.bias.descriptors import FACE, DescriptorCache
 from facegate.bias.model_descriptors import compute_fused_descriptors
+from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.descriptors import DLIB_RESNET_V1, FACERES_V1, FUSED_DLIB_FACERES_V1
 from facegate.engine.image import encode_jpeg
+from facegate.engine.matching import MatcherSet
 from facegate.ops.common import MODEL_TAG
+from facegate.ops.estimates import FalseCandidates
+from facegate.ops.search import _scored
 from facegate.store.db import open_database
 from facegate.store.records import NewFace
 from facegate.store.store import FaceStore
@@ -237,6 +241,56 @@ def measure(
     return {m: [r for s in sinks for r in s[m]] for m in MODELS}
 
 
+def in_process(
+    data_dir: Path, probes: list[tuple[str, bytes]]
+) -> dict[str, dict[str, list[float]]]:
+    """The model-dependent part alone, on the same store after the server stopped, in this
+    process: ``FaceEngine.analyze`` of each probe (largest face, the collection's model) and the
+    search step the server runs (``ops.search._scored``: the tail estimate with the base pack's
+    bound of 1 expected false candidate, the index search, the hits' scoring and records), at
+    Similarity 80, round robin as :func:`run_client`, after a warm-up pass. Seconds per stage."""
+    config = EngineConfig()
+    engine = FaceEngine(config)
+    matchers = MatcherSet(config.registry(), config.matcher, "cohort")
+    db = open_database(data_dir / "facegate.sqlite3")
+    try:
+        store = FaceStore(db)
+        collections = {m: store.get_collection("local", collection_id(m)) for m in MODELS}
+        for c in collections.values():
+            assert c is not None
+            store.index(c)  # load the vectors before timing
+        times: dict[str, dict[str, list[float]]] = {m: {"engine": [], "search": []} for m in MODELS}
+        for rep in range(2):
+            for i, (_, probe) in enumerate(probes):
+                k = i % len(MODELS)
+                for model in MODELS[k:] + MODELS[:k]:
+                    t0 = time.perf_counter()
+                    pinned = None if model == DLIB_RESNET_V1 else model  # as ops.common.model_of
+                    faces = engine.analyze(probe, max_faces=1, model=pinned).faces
+                    t1 = time.perf_counter()
+                    if not faces or faces[0].descriptor is None:
+                        continue
+                    vector = np.asarray(faces[0].descriptor, dtype=np.float32)
+                    collection = collections[model]
+                    assert collection is not None
+                    _scored(
+                        store,
+                        matchers.for_model(model),
+                        collection,
+                        vector,
+                        THRESHOLD,
+                        MAX_FACES,
+                        FalseCandidates(bound=1.0),
+                    )
+                    t2 = time.perf_counter()
+                    if rep:  # the first pass warms up
+                        times[model]["engine"].append(t1 - t0)
+                        times[model]["search"].append(t2 - t1)
+    finally:
+        db.close()
+    return times
+
+
 def summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Per model: median and p90 ms, ratio of medians to dlib's, hits, mates, raised thresholds."""
     out: dict[str, dict[str, Any]] = {}
@@ -281,6 +335,9 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=40, help="probes (and planted people)")
     parser.add_argument("--clients", default="1,2", help="client counts to measure, in order")
     parser.add_argument("--pool-images", type=int, default=1000)
+    parser.add_argument(
+        "--no-in-process", action="store_true", help="skip the in-process engine/search split"
+    )
     parser.add_argument("--json", default=None, help="results name (default: fusion_e2e)")
     parser.add_argument("--smoke", action="store_true", help="2,000 faces, 6 probes, 1 client")
     args = parser.parse_args()
@@ -310,6 +367,8 @@ def main() -> int:
                 results[str(clients)] = {"summary": summary(runs), "runs": runs}
         finally:
             server.stop()
+        if not args.no_in_process:
+            local = in_process(data_dir, probes)
     info = machine_info()
     info["load_1m_before"] = before
     print(machine_line(info), f"(before: {before})")
@@ -321,6 +380,25 @@ def main() -> int:
     )
     for count, r in results.items():
         print("\n".join(table(int(count), r["summary"])))
+    split: dict[str, dict[str, float]] = {}
+    if not args.no_in_process:
+        one = results[args.clients.split(",")[0]]["summary"]
+        print(
+            f"in process, same store and probes after the server stopped: {'model':<24} "
+            f"{'engine ms':>9} {'search ms':>9} {'sum':>6} {'x dlib':>7} {'server - sum':>12}"
+        )
+        for model in MODELS:
+            engine_ms = 1000 * statistics.median(local[model]["engine"])
+            search_ms = 1000 * statistics.median(local[model]["search"])
+            split[model] = {"engine_median_ms": engine_ms, "search_median_ms": search_ms}
+        for model in MODELS:
+            total = split[model]["engine_median_ms"] + split[model]["search_median_ms"]
+            base = sum(split[DLIB_RESNET_V1].values())
+            print(
+                f"{'':<57}{model:<24} {split[model]['engine_median_ms']:9.1f} "
+                f"{split[model]['search_median_ms']:9.1f} {total:6.1f} {total / base:7.2f} "
+                f"{one[model]['median_ms'] - total:12.1f}"
+            )
     print(f"seeding {seed_s:.0f} s, server start with three collections {start_s:.1f} s")
     path = write_results(
         args.json or ("fusion_e2e_smoke" if args.smoke else "fusion_e2e"),
@@ -336,6 +414,7 @@ def main() -> int:
             "threshold": THRESHOLD,
             "max_faces": MAX_FACES,
             "seed_s": seed_s,
+            "in_process": split,
             "server_start_s": start_s,
             "seconds": round(time.time() - started, 1),
             "results": {
