@@ -2,7 +2,7 @@
 face model through one live server, side by side in one run.
 
     PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_e2e.py [--faces 100000]
-        [--probes 40] [--clients 1,2] [--smoke]
+        [--probes 40] [--clients 1,2] [--no-in-process] [--json NAME] [--smoke]
 
 The target (issue 19): "SearchFacesByImage end to end (640x480, one face, 100k faces) at most
 1.5x dlib's time". ``bench/fusion_targets.py --cost-only`` measures the model-dependent part in
@@ -34,7 +34,11 @@ the ratio of medians to dlib's in the same run, the hits per search, how often t
 was among them, and the threshold the policy raised the request to (the base pack's bound on
 expected false candidates: ``x-facegate-threshold-raised-to``).
 
-Prints a table with the machine (load average before and after); writes
+After the server stops, the same probes on the same store in process (``--no-in-process``
+skips it): the engine and the server's search step apart (:func:`in_process`), so the request's
+model-independent share is the server's median minus their sum.
+
+Prints the tables with the machine (load average before and after); writes
 ``bench/results/fusion_e2e.json`` (``--smoke``: 2,000 faces, 6 probes, 1 client;
 ``fusion_e2e_smoke.json``).
 """
