@@ -35,7 +35,7 @@ from tqdm import tqdm
 from benchlib import ROOT, SAMPLES, cell, machine_info, machine_line, write_results
 from facegate.engine.core import EngineConfig, FaceEngine
 from facegate.engine.similarity import default_similarity
-from facegate.store.vectors import DIM, ExactIndex, HnswIndex, VectorIndex
+from facegate.store.vectors import ExactIndex, HnswIndex, VectorIndex
 
 PROBES = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png", "32bit.png")
 LFW = ROOT.parent / "shared" / "data" / "lfw" / "images"
@@ -77,15 +77,17 @@ def _largest(engine: FaceEngine, path: Path) -> Matrix | None:
 
 
 def synthetic(real: Matrix, n: int, seed: int) -> Matrix:
-    """``n`` descriptors from a Gaussian with ``real``'s mean and full covariance."""
+    """``n`` descriptors from a Gaussian with ``real``'s mean and full covariance (as wide as
+    ``real``'s rows: 128 for dlib, any model's or a fused model's width)."""
     rng = np.random.default_rng(seed)
+    dim = real.shape[1]
     mean = real.mean(axis=0, dtype=np.float64)
-    cov = np.cov(real.astype(np.float64), rowvar=False) + 1e-6 * np.eye(DIM)
+    cov = np.cov(real.astype(np.float64), rowvar=False) + 1e-6 * np.eye(dim)
     chol = np.linalg.cholesky(cov)
-    out = np.empty((n, DIM), dtype=np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 200_000):
         stop = min(n, start + 200_000)
-        z = rng.standard_normal((stop - start, DIM))
+        z = rng.standard_normal((stop - start, dim))
         out[start:stop] = z @ chol.T + mean
     return out
 
