@@ -30,7 +30,10 @@ def _feed(db: StoreDatabase) -> list[tuple[int, str, str]]:
 def _backdate(db: StoreDatabase, through_seq: int, at: float) -> None:
     """Pretend the feed rows up to ``through_seq`` were made at ``at``."""
     with db.transaction() as conn:
-        conn.execute("UPDATE face_changes SET created_at = ? WHERE seq <= ?", (at, through_seq))
+        conn.execute(
+            "UPDATE face_changes SET created_at = :at WHERE seq <= :seq",
+            {"at": at, "seq": through_seq},
+        )
 
 
 def _held(index: VectorIndex) -> set[str]:

@@ -22,9 +22,9 @@ whatever the process umask.
 Backends: :class:`Database` (SQLite, the default) and :class:`facegate.store.pg.PostgresDatabase`
 (several servers sharing one store) both satisfy :class:`StoreDatabase`; :func:`open_database`
 picks one. Repositories run SQLAlchemy Core statements over :mod:`facegate.store.schema`
-(compiled for the backend by :mod:`facegate.store.core`), or SQL that both engines accept (``?``
-placeholders, ``ON CONFLICT``, ``RETURNING``, ``rowid`` ordering: the modules not moved to Core
-yet, docs/store.md), and read rows by column name or index; a constraint violation
+(compiled for the backend by :mod:`facegate.store.core`), or ``sqlalchemy.text()`` SQL with
+named ``:name`` parameters where Core has no construct (pgvector's DDL and operators,
+:mod:`facegate.store.pgvectors`), and read rows by column name or index; a constraint violation
 raises facegate's :class:`IntegrityError` on either backend (each connection translates its
 driver's error).
 """
@@ -36,11 +36,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
+
+from sqlalchemy import text
 
 from facegate.store.core import SQLITE, Statement, StatementCompiler
 
@@ -91,15 +93,17 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
-Parameters = Sequence[Any] | Mapping[str, Any]
-"""Positional values for ``?`` SQL text; named ``bindparam`` values for a Core statement."""
+Parameters = Mapping[str, Any]
+"""The values of a statement's named parameters (``bindparam`` names, or ``:name`` in text)."""
 
 
 class Connection(Protocol):
-    """What repositories use of a connection: a Core statement (:mod:`facegate.store.core`;
-    named parameters, if any) or SQL text with ``?`` placeholders and positional parameters."""
+    """What repositories use of a connection: a Core statement (:mod:`facegate.store.core`),
+    including ``sqlalchemy.text()``, with named parameters if any. A ``str`` is taken as
+    ``text(sql)``: SQL both backends accept, parameters written ``:name`` (no ``?``
+    placeholders, no positional values: :class:`TypeError`)."""
 
-    def execute(self, sql: str | Statement, parameters: Parameters = ..., /) -> Cursor: ...
+    def execute(self, sql: str | Statement, parameters: Parameters | None = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str | Statement, parameters: Iterable[Parameters], /) -> Cursor: ...
 
@@ -461,34 +465,44 @@ class SqliteConnection:
         self._conn = conn
         self._compiler = compiler
 
-    def execute(self, sql: str | Statement, parameters: Parameters = (), /) -> sqlite3.Cursor:
-        if not isinstance(sql, str):
-            sql, parameters = self._compiler.one(sql, _named(parameters))
+    def execute(
+        self, sql: str | Statement, parameters: Parameters | None = None, /
+    ) -> sqlite3.Cursor:
+        query, values = self._compiler.one(as_statement(sql), _named(parameters))
         try:
-            return self._conn.execute(sql, parameters)
+            return self._conn.execute(query, values)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
 
     def executemany(
         self, sql: str | Statement, parameters: Iterable[Parameters], /
     ) -> sqlite3.Cursor:
-        if not isinstance(sql, str):
-            sql, parameters = self._compiler.many(sql, (_named(p) for p in parameters))
-            if not parameters:
-                return self._conn.cursor()
+        query, rows = self._compiler.many(as_statement(sql), (_named(p) for p in parameters))
+        if not rows:
+            return self._conn.cursor()
         try:
-            return self._conn.executemany(sql, parameters)
+            return self._conn.executemany(query, rows)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
 
 
-def _named(parameters: Parameters) -> Mapping[str, Any]:
-    """A Core statement's parameters: named (a mapping) or none."""
+def as_statement(sql: str | Statement) -> Statement:
+    """``sql`` as a statement: a ``str`` becomes ``sqlalchemy.text(sql)`` (``:name``
+    parameters; a literal colon before a word is written ``\\:``)."""
+    return text(sql) if isinstance(sql, str) else sql
+
+
+def _named(parameters: object) -> Mapping[str, Any]:
+    """A statement's parameters: named (a mapping) or none; positional values (the ``?`` style
+    of the SQL text the store no longer has) raise :class:`TypeError`."""
+    if parameters is None:
+        return {}
     if isinstance(parameters, Mapping):
         return parameters
-    if parameters:
-        raise TypeError("a Core statement takes named parameters (a mapping), not positional")
-    return {}
+    raise TypeError(
+        "store statements take named parameters (a mapping; ':name' in SQL text), "
+        f"not {type(parameters).__name__}"
+    )
 
 
 class Database:

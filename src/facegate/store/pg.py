@@ -1,10 +1,9 @@
 """The PostgreSQL store backend: several ``facegate serve`` processes sharing one store.
 
 :class:`PostgresDatabase` has the surface of :class:`facegate.store.db.Database` and runs the
-repositories' statements: Core statements compiled for PostgreSQL (:mod:`facegate.store.core`),
-and the SQL text of the modules not moved yet unchanged, ``?`` placeholders becoming ``%s``
-(never inside string literals, quoted identifiers or comments); rows read by column name and by
-index like ``sqlite3.Row``, and a
+repositories' statements: Core statements (``sqlalchemy.text()`` included, named parameters)
+compiled for PostgreSQL (:mod:`facegate.store.core`); rows read by column name and by index
+like ``sqlite3.Row``, and a
 constraint violation raises :class:`facegate.store.db.IntegrityError` (psycopg's error its cause).
 
 Schema: the same :data:`facegate.store.db.MIGRATIONS`, translated mechanically
@@ -55,7 +54,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,6 +71,7 @@ from facegate.store.db import (
     Parameters,
     _named,
     _statements,
+    as_statement,
     run_before_write,
 )
 from facegate.vectorspace import parse_space
@@ -117,41 +117,6 @@ def _scrub(message: str, dsn: str) -> str:
     if password:
         message = message.replace(str(password), "***")
     return message
-
-
-def translate_placeholders(sql: str) -> str:
-    """SQLite-style SQL for psycopg: ``?`` -> ``%s`` and ``%`` -> ``%%``, except that ``?``
-    inside string literals, quoted identifiers and comments is left alone."""
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c in "'\"":
-            j = i + 1
-            while True:
-                j = sql.find(c, j)
-                if j == -1:
-                    raise ValueError("unterminated quoted string in SQL")
-                if sql.startswith(c * 2, j):  # a doubled quote is an escaped quote
-                    j += 2
-                    continue
-                break
-            end = j + 1
-        elif sql.startswith("--", i):
-            j = sql.find("\n", i)
-            end = n if j == -1 else j
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            if j == -1:
-                raise ValueError("unterminated comment in SQL")
-            end = j + 2
-        else:
-            out.append("%s" if c == "?" else "%%" if c == "%" else c)
-            i += 1
-            continue
-        out.append(sql[i:end].replace("%", "%%"))
-        i = end
-    return "".join(out)
 
 
 _TYPE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -238,26 +203,15 @@ class PgCursor:
 
 class PgConnection:
     """A psycopg connection running the repositories' Core statements (compiled by
-    :data:`facegate.store.core.POSTGRESQL`) and their SQLite-style SQL text."""
+    :data:`facegate.store.core.POSTGRESQL`; a ``str`` is ``sqlalchemy.text()``, as
+    :class:`facegate.store.db.Connection` says)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], translated: dict[str, str]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        self._sql = translated  # a cache of translations, shared by the database's connections
 
-    def _translate(self, sql: str) -> str:
-        translated = self._sql.get(sql)
-        if translated is None:
-            translated = self._sql[sql] = translate_placeholders(sql)
-        return translated
-
-    def execute(self, sql: str | Statement, parameters: Parameters = (), /) -> PgCursor:
+    def execute(self, sql: str | Statement, parameters: Parameters | None = None, /) -> PgCursor:
         cursor = self._conn.cursor(row_factory=_row_factory)
-        query: str
-        values: Sequence[Any] | Mapping[str, Any]
-        if isinstance(sql, str):
-            query, values = self._translate(sql), tuple(parameters)
-        else:
-            query, values = POSTGRESQL.one(sql, _named(parameters))
+        query, values = POSTGRESQL.one(as_statement(sql), _named(parameters))
         try:
             cursor.execute(query, values)
         except psycopg.errors.IntegrityError as exc:
@@ -266,12 +220,7 @@ class PgConnection:
 
     def executemany(self, sql: str | Statement, parameters: Iterable[Parameters], /) -> PgCursor:
         cursor = self._conn.cursor(row_factory=_row_factory)
-        query: str
-        rows: Sequence[Sequence[Any] | Mapping[str, Any]]
-        if isinstance(sql, str):
-            query, rows = self._translate(sql), [tuple(p) for p in parameters]
-        else:
-            query, rows = POSTGRESQL.many(sql, (_named(p) for p in parameters))
+        query, rows = POSTGRESQL.many(as_statement(sql), (_named(p) for p in parameters))
         if rows:
             try:
                 cursor.executemany(query, rows)
@@ -291,7 +240,6 @@ class PostgresDatabase:
         self._statement_timeout_ms = round(statement_timeout_s * 1000)
         self._lock = threading.RLock()
         self._closed = False
-        self._translated: dict[str, str] = {}
         self._conn = self._connect()
         try:
             self._migrate()
@@ -384,7 +332,7 @@ class PostgresDatabase:
                         "FACEGATE_VECTOR_INDEX=pgvector: this PostgreSQL has no pgvector "
                         f"({reason})"
                     ) from None
-                _fill_vectors(PgConnection(conn, self._translated))
+                _fill_vectors(PgConnection(conn))
         log.info("face vectors are kept in pgvector from now on (store-wide)")
         return True
 
@@ -402,7 +350,7 @@ class PostgresDatabase:
                 else:
                     conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (STORE_LOCK_KEY,))
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (scope_lock_key(scope),))
-                yield PgConnection(conn, self._translated)
+                yield PgConnection(conn)
 
     def fetch_script(self, script: str) -> list[tuple[Any, ...]]:
         """The rows of the last statement of ``script``, several statements without parameters
@@ -419,7 +367,7 @@ class PostgresDatabase:
     def read(self) -> Iterator[PgConnection]:
         """The connection for reads (autocommit: each statement sees committed data)."""
         with self._lock:
-            yield PgConnection(self._connection(), self._translated)
+            yield PgConnection(self._connection())
 
     def close(self) -> None:
         with self._lock:
