@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from facegate.errors import ResourceNotFoundException
-from facegate.store.db import MIGRATIONS, Database, StoreDatabase, _statements
+from facegate.store.db import Database, StoreDatabase
 from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor
+from facegate.store.legacy_migrations import MIGRATIONS, _statements
 from facegate.store.records import CollectionRecord
 from facegate.store.store import FaceStore
 from facegate.store.vectors import VectorIndex

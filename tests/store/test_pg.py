@@ -12,11 +12,11 @@ import psycopg
 import pytest
 
 from facegate.config import Settings
-from facegate.store.db import MIGRATIONS, Database, IntegrityError, open_database
+from facegate.store.db import Database, IntegrityError, open_database
+from facegate.store.legacy_migrations import MIGRATIONS, pg_migration
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
 from facegate.store.pg import (
     PostgresDatabase,
-    pg_migration,
     redact_dsn,
 )
 

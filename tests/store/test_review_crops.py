@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from facegate.store.db import MIGRATIONS, Database, Row, StoreDatabase
+from facegate.store.db import Database, Row, StoreDatabase
+from facegate.store.legacy_migrations import MIGRATIONS
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.store.reviews import PENDING, CropCipher, ReviewRecord, ReviewRepository
 
