@@ -161,7 +161,7 @@ def test_sweep_purges_crops_of_closed_reviews(services: Services) -> None:
         services.reviews.insert(record, b"\xff\xd8 crop")
         ids.append(record.review_id)
     with services.db.transaction() as conn:  # closed without its crop deleted (an old version)
-        conn.execute("UPDATE reviews SET status = 'rejected' WHERE review_id = ?", (ids[0],))
+        conn.execute("UPDATE reviews SET status = 'rejected' WHERE review_id = :r", {"r": ids[0]})
     events: list[EventRecord] = []
     result = sweeper.sweep_once(services.store, services.reviews, now, record=events.append)
     assert result.purged_crops == 1
@@ -175,9 +175,9 @@ def test_sweep_prunes_the_face_change_feed_older_than_the_window(services: Servi
     _enrol(services, past=0, forever=3)
     with services.db.transaction() as conn:  # the first two changes are two days old
         conn.execute(
-            "UPDATE face_changes SET created_at = ? WHERE seq IN "
+            "UPDATE face_changes SET created_at = :at WHERE seq IN "
             "(SELECT seq FROM face_changes ORDER BY seq LIMIT 2)",
-            (time.time() - 2 * 86400,),
+            {"at": time.time() - 2 * 86400},
         )
     now = time.time()
     kept = sweeper.sweep_once(services.store, services.reviews, now)

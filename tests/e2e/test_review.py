@@ -449,8 +449,8 @@ def test_an_expired_review_loses_its_crop(
     try:
         with db.transaction() as conn:  # its deadline passes
             conn.execute(
-                "UPDATE reviews SET expires_at = ? WHERE review_id = ?",
-                (time.time() - 1.0, review_id),
+                "UPDATE reviews SET expires_at = :at WHERE review_id = :r",
+                {"at": time.time() - 1.0, "r": review_id},
             )
         store = FaceStore(db, Settings(data_dir=live.data_dir).limits)
         result = sweep_once(store, ReviewRepository(db), time.time())

@@ -79,7 +79,7 @@ def test_named_bindparams_and_expanding_in(database: StoreDatabase) -> None:
         ).fetchall()
         assert [r[0] for r in rows] == ["c1", "c3"]
         with pytest.raises(TypeError, match="named parameters"):
-            conn.execute(by_uid, ("c2",))
+            conn.execute(by_uid, ("c2",))  # type: ignore[arg-type]
 
 
 def test_rowid_is_insertion_order(database: StoreDatabase) -> None:

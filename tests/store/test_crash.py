@@ -160,7 +160,7 @@ def check_consistent(db: Database, store: FaceStore, state: State) -> None:
         assert [tuple(r) for r in conn.execute("PRAGMA integrity_check")] == [("ok",)]
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         rows = conn.execute(
-            "SELECT COUNT(*) FROM faces WHERE collection_uid = ?", (collection.uid,)
+            "SELECT COUNT(*) FROM faces WHERE collection_uid = :uid", {"uid": collection.uid}
         ).fetchone()[0]
         dangling = conn.execute(
             "SELECT COUNT(*) FROM faces f WHERE user_id IS NOT NULL AND NOT EXISTS "

@@ -15,8 +15,8 @@ from facegate.store.db import Database, IntegrityError, StoreDatabase
 def _insert_org(conn_db: StoreDatabase, org_id: str) -> None:
     with conn_db.transaction() as conn:
         conn.execute(
-            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
-            (org_id, org_id.title(), "ngo", 1.0),
+            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (:o, :n, :s, :t)",
+            {"o": org_id, "n": org_id.title(), "s": "ngo", "t": 1.0},
         )
 
 
@@ -32,12 +32,14 @@ def test_a_duplicate_key_raises_facegate_s_integrity_error(database: StoreDataba
     def write() -> None:
         with database.transaction() as conn:
             conn.execute(
-                "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
-                ("two", "Two", "ngo", 1.0),
+                "INSERT INTO organisations (org_id, name, sector, created_at) "
+                "VALUES (:o, :n, :s, :t)",
+                {"o": "two", "n": "Two", "s": "ngo", "t": 1.0},
             )
             conn.execute(
-                "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
-                ("one", "One", "ngo", 1.0),
+                "INSERT INTO organisations (org_id, name, sector, created_at) "
+                "VALUES (:o, :n, :s, :t)",
+                {"o": "one", "n": "One", "s": "ngo", "t": 1.0},
             )
             after_the_duplicate.append(True)
 
@@ -55,8 +57,8 @@ def test_executemany_and_a_foreign_key_too(database: StoreDatabase) -> None:
         with database.transaction() as conn:
             conn.executemany(  # operator_credentials.operator_id references operators
                 "INSERT INTO operator_credentials (operator_id, credential, set_by, set_at) "
-                "VALUES (?, ?, ?, ?)",
-                [("nobody", "token", "cli", 1.0)],
+                "VALUES (:o, :c, :b, :t)",
+                [{"o": "nobody", "c": "token", "b": "cli", "t": 1.0}],
             )
 
     with pytest.raises(IntegrityError):

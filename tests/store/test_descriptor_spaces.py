@@ -13,8 +13,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from facegate.store.db import MIGRATIONS, Database, StoreDatabase, _statements
-from facegate.store.pg import PostgresDatabase, pg_migration
+from facegate.store.db import Database, StoreDatabase
+from facegate.store.legacy_migrations import MIGRATIONS, _statements, pg_migration
+from facegate.store.pg import PostgresDatabase
 from facegate.store.records import NewFace
 from facegate.store.store import FaceStore
 from facegate.store.vectors import ExactIndex, HnswIndex

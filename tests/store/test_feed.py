@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from facegate.errors import ResourceNotFoundException
-from facegate.store.db import MIGRATIONS, Database, StoreDatabase, _statements
+from facegate.store.db import Database, StoreDatabase
 from facegate.store.feed import FeedPrune, feed_head, prune_changes, read_floor
+from facegate.store.legacy_migrations import MIGRATIONS, _statements
 from facegate.store.records import CollectionRecord
 from facegate.store.store import FaceStore
 from facegate.store.vectors import VectorIndex
@@ -30,7 +31,10 @@ def _feed(db: StoreDatabase) -> list[tuple[int, str, str]]:
 def _backdate(db: StoreDatabase, through_seq: int, at: float) -> None:
     """Pretend the feed rows up to ``through_seq`` were made at ``at``."""
     with db.transaction() as conn:
-        conn.execute("UPDATE face_changes SET created_at = ? WHERE seq <= ?", (at, through_seq))
+        conn.execute(
+            "UPDATE face_changes SET created_at = :at WHERE seq <= :seq",
+            {"at": at, "seq": through_seq},
+        )
 
 
 def _held(index: VectorIndex) -> set[str]:

@@ -14,8 +14,9 @@ from facegate.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from facegate.store.db import MIGRATIONS, Database, StoreDatabase
+from facegate.store.db import Database, StoreDatabase
 from facegate.store.decisions import DecisionRecord, DecisionRepository
+from facegate.store.legacy_migrations import MIGRATIONS
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
 from facegate.store.records import NewFace
@@ -217,7 +218,7 @@ def test_listing_by_status_finds_old_pending_reviews(database: StoreDatabase) ->
 def test_operators_from_before_migration_11_are_controlled_by_nobody(tmp_path: Path) -> None:
     """Accounts made before creators were recorded have created_by '' (not known): no rule
     can name their creator, so they count as independent (docs/governance.md says so)."""
-    from facegate.store.db import MIGRATIONS as ALL
+    from facegate.store.legacy_migrations import MIGRATIONS as ALL
 
     path = tmp_path / "v9.sqlite3"
     conn = sqlite3.connect(path)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from facegate.store.db import MIGRATIONS, Database, IntegrityError, StoreDatabase
+from facegate.store.db import Database, IntegrityError, StoreDatabase
+from facegate.store.legacy_migrations import MIGRATIONS
 from facegate.store.model_audits import ModelAuditRecord, ModelAuditRepository, new_audit_id
 
 

@@ -1,5 +1,5 @@
 """The PostgreSQL backend itself: migrations, visibility between servers, rollback, the writer
-lock, placeholder translation, and DSN passwords kept out of messages."""
+lock, SQL text, and DSN passwords kept out of messages."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import psycopg
 import pytest
 
 from facegate.config import Settings
-from facegate.store.db import MIGRATIONS, Database, IntegrityError, open_database
+from facegate.store.db import Database, IntegrityError, open_database
+from facegate.store.legacy_migrations import MIGRATIONS, pg_migration
 from facegate.store.orgs import OrganisationRecord, OrganisationRepository
 from facegate.store.pg import (
     PostgresDatabase,
-    pg_migration,
     redact_dsn,
-    translate_placeholders,
 )
 
 
@@ -59,9 +58,9 @@ def test_the_translated_schema_has_sqlite_s_columns(pg_dsn: str, tmp_path: Path)
             t: [
                 r[0]
                 for r in conn.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
                     "AND column_name <> 'rowid' ORDER BY ordinal_position",
-                    (t,),
+                    {"t": t},
                 )
             ]
             for t in tables
@@ -101,8 +100,8 @@ def test_two_servers_see_each_other_s_committed_writes(pg_dsn: str) -> None:
     # a constraint violation from the other server's row
     with pytest.raises(IntegrityError), first.transaction() as conn:
         conn.execute(
-            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
-            ("two", "Two", "ngo", 1.0),
+            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (:o, :n, :s, :t)",
+            {"o": "two", "n": "Two", "s": "ngo", "t": 1.0},
         )
     first.close()
     second.close()
@@ -114,8 +113,9 @@ def test_a_rolled_back_transaction_leaves_nothing(pg_dsn: str) -> None:
     def insert_then_fail() -> None:
         with db.transaction() as conn:
             conn.execute(
-                "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
-                ("gone", "Gone", "ngo", 1.0),
+                "INSERT INTO organisations (org_id, name, sector, created_at) "
+                "VALUES (:o, :n, :s, :t)",
+                {"o": "gone", "n": "Gone", "s": "ngo", "t": 1.0},
             )
             raise ZeroDivisionError
 
@@ -149,19 +149,23 @@ def test_write_transactions_are_serialised_across_servers(pg_dsn: str) -> None:
     second.close()
 
 
-def test_placeholders_outside_literals_only(pg_dsn: str) -> None:
-    assert translate_placeholders("SELECT '?', \"a?\", ? -- why?\n, ?") == (
-        "SELECT '?', \"a?\", %s -- why?\n, %s"
-    )
-    assert translate_placeholders("x LIKE 'it''s ?%' AND y = ? /* ? */") == (
-        "x LIKE 'it''s ?%%' AND y = %s /* ? */"
-    )
+def test_sql_text_takes_named_parameters_only(pg_dsn: str) -> None:
     db = PostgresDatabase(pg_dsn)
     with db.read() as conn:
-        row = conn.execute("SELECT '?' AS q, 'a%b' AS p, ? AS v, 'it''s' AS s", ("x",)).fetchone()
-    assert (row["q"], row["p"], row["v"], row["s"]) == ("?", "a%b", "x", "it's")
-    assert tuple(row) == ("?", "a%b", "x", "it's")
-    assert row[2] == "x"
+        row = conn.execute(
+            "SELECT '?' AS q, 'a%b' AS p, :v AS v, 'it''s' AS s, 'x\\:y' AS c", {"v": "x"}
+        ).fetchone()
+        assert (row["q"], row["p"], row["v"], row["s"], row["c"]) == (
+            "?",
+            "a%b",
+            "x",
+            "it's",
+            "x:y",
+        )
+        assert tuple(row) == ("?", "a%b", "x", "it's", "x:y")
+        assert row[2] == "x"
+        with pytest.raises(TypeError, match="named parameters"):
+            conn.execute("SELECT 1 WHERE 1 = ?", (1,))  # type: ignore[arg-type]
     db.close()
 
 
@@ -211,8 +215,8 @@ def test_a_postgresql_constraint_violation_is_not_a_sqlite_error(pg_dsn: str) ->
     OrganisationRepository(db).insert(_org("one"))
     with pytest.raises(IntegrityError) as caught, db.transaction() as conn:
         conn.execute(
-            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (?, ?, ?, ?)",
-            ("one", "One", "ngo", 1.0),
+            "INSERT INTO organisations (org_id, name, sector, created_at) VALUES (:o, :n, :s, :t)",
+            {"o": "one", "n": "One", "s": "ngo", "t": 1.0},
         )
     assert not isinstance(caught.value, sqlite3.Error)
     assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)

@@ -288,7 +288,7 @@ def test_the_index_is_an_hnsw_graph_on_the_collections_partition(
     partition = pgvectors.partition_name(c.uid)
     with a.db.read() as conn:
         definition = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = ?", (partition,)
+            "SELECT indexdef FROM pg_indexes WHERE tablename = :t", {"t": partition}
         ).fetchall()
     assert any("USING hnsw" in r[0] and "vector_l2_ops" in r[0] for r in definition)
     assert any("m='32', ef_construction='128'" in r[0] for r in definition), definition

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from facegate.store.db import MIGRATIONS, Database, Row, StoreDatabase
+from facegate.store.db import Database, Row, StoreDatabase
+from facegate.store.legacy_migrations import MIGRATIONS
 from facegate.store.operators import OperatorRecord, OperatorRepository
 from facegate.store.reviews import PENDING, CropCipher, ReviewRecord, ReviewRepository
 
@@ -85,11 +86,11 @@ def test_the_associated_data_binds_a_crop_to_its_review(database: StoreDatabase)
     first, second = _review(repo), _review(repo)
     with db.transaction() as conn:
         stolen = conn.execute(
-            "SELECT nonce, ciphertext FROM review_crops WHERE review_id = ?", (first,)
+            "SELECT nonce, ciphertext FROM review_crops WHERE review_id = :r", {"r": first}
         ).fetchone()
         conn.execute(
-            "UPDATE review_crops SET nonce = ?, ciphertext = ? WHERE review_id = ?",
-            (stolen[0], stolen[1], second),
+            "UPDATE review_crops SET nonce = :n, ciphertext = :c WHERE review_id = :r",
+            {"n": stolen[0], "c": stolen[1], "r": second},
         )
     with pytest.raises(InvalidTag):
         repo.crop(second, 2.0)
@@ -146,7 +147,7 @@ def test_purge_deletes_crops_of_closed_or_overdue_reviews_only(database: StoreDa
     closed = _review(repo)
     # a crop left behind by a closed review (e.g. written by an older version)
     with db.transaction() as conn:
-        conn.execute("UPDATE reviews SET status = 'released' WHERE review_id = ?", (closed,))
+        conn.execute("UPDATE reviews SET status = 'released' WHERE review_id = :r", {"r": closed})
     assert repo.purge_crops(20.0) == 2
     assert [r["review_id"] for r in _rows(db)] == [open_]
     assert repo.purge_crops(20.0) == 0

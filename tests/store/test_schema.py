@@ -21,7 +21,7 @@ from tests.conftest import BACKENDS
 
 PGVECTOR_TABLES = {"face_vectors", "face_vector_counts"}
 """Created at run time by store/pgvectors.py, outside the declared metadata (docs/store.md)."""
-BOOKKEEPING = {"facegate_schema", "sqlite_sequence"}
+BOOKKEEPING = {"facegate_schema", "sqlite_sequence", "alembic_version"}
 """The PostgreSQL version marker and SQLite's AUTOINCREMENT counters: not the store's data."""
 
 

@@ -14,7 +14,8 @@ from facegate.errors import (
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
-from facegate.store.db import MIGRATIONS, Database, IntegrityError, StoreDatabase
+from facegate.store.db import Database, IntegrityError, StoreDatabase
+from facegate.store.legacy_migrations import MIGRATIONS
 from facegate.store.records import FaceRecord, NewFace, StoreLimits
 from facegate.store.store import FaceStore
 from tests.conftest import DbFactory

@@ -19,9 +19,10 @@ from facegate.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from facegate.store.db import MIGRATIONS, Database, StoreDatabase, _statements
+from facegate.store.db import Database, StoreDatabase
 from facegate.store.idempotency import DEFAULT_TTL_S, IdempotencyRepository, TokenScope
-from facegate.store.pg import PostgresDatabase, pg_migration
+from facegate.store.legacy_migrations import MIGRATIONS, _statements, pg_migration
+from facegate.store.pg import PostgresDatabase
 from facegate.store.records import CollectionRecord
 from facegate.store.store import FaceStore
 from tests.conftest import BACKENDS

@@ -1,4 +1,5 @@
-"""The SQLite database: one file under the data directory, WAL mode, versioned migrations.
+"""The SQLite database: one file under the data directory, WAL mode, Alembic migrations
+(:mod:`facegate.store.migrate`).
 
 Durability contract: every public write happens in one transaction (``Database.transaction``);
 ``synchronous=FULL`` in WAL mode makes a committed transaction survive a process kill and a power
@@ -22,9 +23,9 @@ whatever the process umask.
 Backends: :class:`Database` (SQLite, the default) and :class:`facegate.store.pg.PostgresDatabase`
 (several servers sharing one store) both satisfy :class:`StoreDatabase`; :func:`open_database`
 picks one. Repositories run SQLAlchemy Core statements over :mod:`facegate.store.schema`
-(compiled for the backend by :mod:`facegate.store.core`), or SQL that both engines accept (``?``
-placeholders, ``ON CONFLICT``, ``RETURNING``, ``rowid`` ordering: the modules not moved to Core
-yet, docs/store.md), and read rows by column name or index; a constraint violation
+(compiled for the backend by :mod:`facegate.store.core`), or ``sqlalchemy.text()`` SQL with
+named ``:name`` parameters where Core has no construct (pgvector's DDL and operators,
+:mod:`facegate.store.pgvectors`), and read rows by column name or index; a constraint violation
 raises facegate's :class:`IntegrityError` on either backend (each connection translates its
 driver's error).
 """
@@ -36,12 +37,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
 
+import sqlalchemy
+from sqlalchemy import text
+from sqlalchemy.pool import StaticPool
+
+from facegate.store import legacy_migrations, migrate
 from facegate.store.core import SQLITE, Statement, StatementCompiler
 
 DB_FILE_MODE = 0o600
@@ -91,15 +97,17 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
-Parameters = Sequence[Any] | Mapping[str, Any]
-"""Positional values for ``?`` SQL text; named ``bindparam`` values for a Core statement."""
+Parameters = Mapping[str, Any]
+"""The values of a statement's named parameters (``bindparam`` names, or ``:name`` in text)."""
 
 
 class Connection(Protocol):
-    """What repositories use of a connection: a Core statement (:mod:`facegate.store.core`;
-    named parameters, if any) or SQL text with ``?`` placeholders and positional parameters."""
+    """What repositories use of a connection: a Core statement (:mod:`facegate.store.core`),
+    including ``sqlalchemy.text()``, with named parameters if any. A ``str`` is taken as
+    ``text(sql)``: SQL both backends accept, parameters written ``:name`` (no ``?``
+    placeholders, no positional values: :class:`TypeError`)."""
 
-    def execute(self, sql: str | Statement, parameters: Parameters = ..., /) -> Cursor: ...
+    def execute(self, sql: str | Statement, parameters: Parameters | None = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str | Statement, parameters: Iterable[Parameters], /) -> Cursor: ...
 
@@ -137,321 +145,6 @@ def open_database(database_path: Path | str, database_url: str | None = None) ->
     return Database(database_path)
 
 
-# Each entry migrates the schema from version i to i + 1 (PRAGMA user_version). Never edit a
-# released entry: append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE collections (
-        collection_id      TEXT PRIMARY KEY,
-        arn                TEXT NOT NULL,
-        face_model_version TEXT NOT NULL,
-        index_kind         TEXT NOT NULL DEFAULT 'exact',
-        created_at         REAL NOT NULL
-    );
-    CREATE TABLE faces (
-        seq                INTEGER PRIMARY KEY AUTOINCREMENT,
-        face_id            TEXT NOT NULL UNIQUE,
-        collection_id      TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
-        image_id           TEXT NOT NULL,
-        image_sha256       TEXT NOT NULL,
-        external_image_id  TEXT,
-        box_left           REAL NOT NULL,
-        box_top            REAL NOT NULL,
-        box_width          REAL NOT NULL,
-        box_height         REAL NOT NULL,
-        confidence         REAL NOT NULL,
-        model_version      TEXT NOT NULL,
-        descriptor         BLOB NOT NULL,
-        user_id            TEXT,
-        indexed_at         REAL NOT NULL
-    );
-    CREATE INDEX faces_by_collection ON faces(collection_id, face_id);
-    CREATE INDEX faces_by_image ON faces(collection_id, image_sha256);
-    CREATE INDEX faces_by_user ON faces(collection_id, user_id);
-    CREATE TABLE users (
-        collection_id      TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
-        user_id            TEXT NOT NULL,
-        status             TEXT NOT NULL,
-        created_at         REAL NOT NULL,
-        PRIMARY KEY (collection_id, user_id)
-    );
-    CREATE TABLE tags (
-        collection_id      TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
-        tag_key            TEXT NOT NULL,
-        tag_value          TEXT NOT NULL,
-        PRIMARY KEY (collection_id, tag_key)
-    );
-    CREATE TABLE idempotency (
-        operation          TEXT NOT NULL,
-        token              TEXT NOT NULL,
-        params_sha256      TEXT NOT NULL,
-        response_json      TEXT NOT NULL,
-        created_at         REAL NOT NULL,
-        PRIMARY KEY (operation, token)
-    );
-    CREATE TABLE access_keys (
-        access_key_id      TEXT PRIMARY KEY,
-        secret_sealed      BLOB NOT NULL,
-        description        TEXT NOT NULL DEFAULT '',
-        created_at         REAL NOT NULL,
-        expires_at         REAL,
-        revoked_at         REAL
-    );
-    """,
-    # 2: governance. Organisations own keys and collections; keys are bound to one registered use
-    # case; faces carry their consent record and retention deadline; policy decisions, human
-    # reviews and operator accounts. Keys and collections from version 1 move to the "local"
-    # organisation that `facegate serve` bootstraps (research sector, research use case).
-    """
-    CREATE TABLE organisations (
-        org_id             TEXT PRIMARY KEY,
-        name               TEXT NOT NULL,
-        sector             TEXT NOT NULL,
-        country            TEXT NOT NULL DEFAULT '',
-        region             TEXT NOT NULL DEFAULT '',
-        city               TEXT NOT NULL DEFAULT '',
-        use_cases          TEXT NOT NULL DEFAULT '[]',
-        created_at         REAL NOT NULL,
-        disabled_at        REAL
-    );
-    ALTER TABLE access_keys ADD COLUMN org_id TEXT REFERENCES organisations(org_id);
-    ALTER TABLE access_keys ADD COLUMN use_case TEXT NOT NULL DEFAULT '';
-    ALTER TABLE collections ADD COLUMN org_id TEXT NOT NULL DEFAULT '';
-    ALTER TABLE faces ADD COLUMN consent_ref TEXT;
-    ALTER TABLE faces ADD COLUMN retain_until REAL;
-    CREATE INDEX faces_by_retention ON faces(retain_until) WHERE retain_until IS NOT NULL;
-    INSERT INTO organisations (org_id, name, sector, use_cases, created_at)
-        SELECT 'local', 'Local operator', 'research', '["research"]', strftime('%s', 'now')
-        WHERE EXISTS (SELECT 1 FROM access_keys) OR EXISTS (SELECT 1 FROM collections);
-    UPDATE access_keys SET org_id = 'local', use_case = 'research' WHERE org_id IS NULL;
-    UPDATE collections SET org_id = 'local' WHERE org_id = '';
-    CREATE TABLE operators (
-        operator_id        TEXT PRIMARY KEY,
-        display_name       TEXT NOT NULL,
-        role               TEXT NOT NULL,
-        token_sha256       TEXT NOT NULL UNIQUE,
-        created_at         REAL NOT NULL,
-        disabled_at        REAL
-    );
-    CREATE TABLE decisions (
-        decision_id        TEXT PRIMARY KEY,
-        at                 REAL NOT NULL,
-        access_key_id      TEXT NOT NULL,
-        org_id             TEXT NOT NULL,
-        operation          TEXT NOT NULL,
-        resource           TEXT NOT NULL,
-        purpose            TEXT NOT NULL,
-        allowed            INTEGER NOT NULL,
-        policy_ids         TEXT NOT NULL,
-        reasons            TEXT NOT NULL,
-        errors             TEXT NOT NULL,
-        obligations        TEXT NOT NULL,
-        review_id          TEXT
-    );
-    CREATE INDEX decisions_by_time ON decisions(at);
-    CREATE TABLE reviews (
-        review_id          TEXT PRIMARY KEY,
-        decision_id        TEXT NOT NULL,
-        operation          TEXT NOT NULL,
-        access_key_id      TEXT NOT NULL,
-        org_id             TEXT NOT NULL,
-        params_sha256      TEXT NOT NULL,
-        reviewers_required INTEGER NOT NULL,
-        status             TEXT NOT NULL,
-        held_response      TEXT NOT NULL,
-        candidates         INTEGER NOT NULL,
-        created_at         REAL NOT NULL,
-        expires_at         REAL NOT NULL,
-        decided_at         REAL
-    );
-    CREATE INDEX reviews_by_status ON reviews(status, created_at);
-    CREATE TABLE review_votes (
-        review_id          TEXT NOT NULL REFERENCES reviews(review_id) ON DELETE CASCADE,
-        operator_id        TEXT NOT NULL REFERENCES operators(operator_id),
-        verdict            TEXT NOT NULL,
-        note               TEXT NOT NULL DEFAULT '',
-        at                 REAL NOT NULL,
-        PRIMARY KEY (review_id, operator_id)
-    );
-    CREATE TABLE retention_deletions (
-        face_id            TEXT NOT NULL,
-        collection_id      TEXT NOT NULL,
-        org_id             TEXT NOT NULL,
-        retain_until       REAL NOT NULL,
-        deleted_at         REAL NOT NULL
-    );
-    """,
-    # 3: the audit outbox. Commands that change the registry while the server may be running (the
-    # CLI) cannot append to the server's audit chain; they leave their event records here and the
-    # server moves them into the chain (at start-up and every few seconds).
-    """
-    CREATE TABLE audit_outbox (
-        outbox_id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        record_json        TEXT NOT NULL,
-        created_at         REAL NOT NULL
-    );
-    """,
-    # 4: the deployment gate. Bias audits (`facegate bias verification` reports) registered for a
-    # model and similarity mapping: a summary of the numbers and the report's SHA-256, never the
-    # report's pairs or images. Revoked audits are kept (revoked_at) for the record.
-    """
-    CREATE TABLE model_audits (
-        audit_id           TEXT PRIMARY KEY,
-        model_version      TEXT NOT NULL,
-        similarity_version TEXT NOT NULL,
-        report_sha256      TEXT NOT NULL,
-        summary_json       TEXT NOT NULL,
-        dataset            TEXT NOT NULL,
-        registered_at      REAL NOT NULL,
-        registered_by      TEXT NOT NULL,
-        note               TEXT NOT NULL DEFAULT '',
-        revoked_at         REAL,
-        revoked_by         TEXT
-    );
-    CREATE INDEX model_audits_by_model ON model_audits(model_version, similarity_version,
-        registered_at);
-    """,
-    # 5: the console. Operators may hold a console password (scrypt, parameters stored with the
-    # hash; NULL: no console sign-in) and the role "auditor"; console sessions are kept server
-    # side by the SHA-256 of their id (the id itself is only in the browser's cookie).
-    """
-    ALTER TABLE operators ADD COLUMN password_hash TEXT;
-    CREATE TABLE console_sessions (
-        session_sha256     TEXT PRIMARY KEY,
-        operator_id        TEXT NOT NULL REFERENCES operators(operator_id) ON DELETE CASCADE,
-        csrf_token         TEXT NOT NULL,
-        created_at         REAL NOT NULL,
-        last_seen_at       REAL NOT NULL
-    );
-    CREATE INDEX console_sessions_by_operator ON console_sessions(operator_id);
-    """,
-    # 6: review crops. The probe's face crop of a held search, kept only while its review is
-    # open, encrypted (AES-256-GCM under the master key's "review-crops" sub-key, the review id as
-    # associated data); deleted in the transaction that closes the review.
-    """
-    CREATE TABLE review_crops (
-        review_id          TEXT PRIMARY KEY REFERENCES reviews(review_id) ON DELETE CASCADE,
-        nonce              BLOB NOT NULL,
-        ciphertext         BLOB NOT NULL,
-        created_at         REAL NOT NULL
-    );
-    """,
-    # 7: the face change feed. Every face insert ('add') and delete ('remove'), and every
-    # collection deletion ('drop', face_id ''), appends a row in the same transaction, so a server
-    # sharing the store (PostgreSQL) brings its in-memory vector index up to date by reading the
-    # rows after the last ``seq`` it has seen (:meth:`FaceStore.catch_up`).
-    """
-    CREATE TABLE face_changes (
-        seq                INTEGER PRIMARY KEY AUTOINCREMENT,
-        collection_id      TEXT NOT NULL,
-        face_id            TEXT NOT NULL,
-        op                 TEXT NOT NULL
-    );
-    """,
-    # 8: the audit anchor chain. Each signed checkpoint of a server's audit chain inserts one row
-    # (store/anchors.py) under the writer lock, linked to the row before it by prev_hash, so the
-    # rows form one hash chain across all servers sharing the store. anchor_seq is assigned as
-    # the latest + 1 (not AUTOINCREMENT: the chain must have no gaps).
-    """
-    CREATE TABLE audit_anchors (
-        anchor_seq         INTEGER PRIMARY KEY,
-        key_id             TEXT NOT NULL,
-        segment            TEXT NOT NULL,
-        checkpoint_seq     INTEGER NOT NULL,
-        checkpoint_hash    TEXT NOT NULL,
-        created_at         REAL NOT NULL,
-        prev_hash          TEXT NOT NULL,
-        anchor_hash        TEXT NOT NULL
-    );
-    """,
-    # 9: pruning the face change feed. Each change records when it was made (epoch s; rows from
-    # before this migration count from the migration), so rows older than the retention window
-    # can be deleted (store/feed.py). feed_floor's one row holds the highest seq deleted so far
-    # (0: none), updated in the pruning transaction: a server whose last-seen seq is below it
-    # may have missed changes and reloads its indexes instead of reading the feed.
-    """
-    ALTER TABLE face_changes ADD COLUMN created_at REAL;
-    UPDATE face_changes SET created_at = strftime('%s', 'now');
-    CREATE INDEX face_changes_by_time ON face_changes(created_at);
-    CREATE TABLE feed_floor (
-        singleton          INTEGER PRIMARY KEY CHECK (singleton = 1),
-        pruned_through     INTEGER NOT NULL
-    );
-    INSERT INTO feed_floor (singleton, pruned_through) VALUES (1, 0);
-    """,
-    # 10: tenancy. A collection's id is the name its organisation gave it, unique within that
-    # organisation only (Rekognition scopes collection ids per account): two organisations may
-    # both hold "staff", and neither can learn that the other does. Each collection has an
-    # internal, immutable identity, `uid` (never reused: a collection deleted and created again
-    # under the same id gets a new one), and faces, users, tags and feed rows belong to that
-    # identity, never to the name: a write resolved before a collection was deleted cannot land
-    # in a collection created afterwards under the same id (store/collections.py checks the
-    # identity and owner inside each write transaction). Existing collections keep their id as their
-    # uid (ids were unique across the server until now, so these are unique too); new uids are
-    # random ("col-" + 32 hex digits). retention_deletions keeps the collection's id (what
-    # operators read) and gains its uid. ClientRequestToken records are scoped by organisation
-    # and collection identity and expire (store/idempotency.py); the old global records cannot
-    # be scoped and are dropped.
-    """
-    ALTER TABLE collections RENAME COLUMN collection_id TO uid;
-    ALTER TABLE collections ADD COLUMN collection_id TEXT NOT NULL DEFAULT '';
-    UPDATE collections SET collection_id = uid;
-    CREATE UNIQUE INDEX collections_by_org_and_id ON collections(org_id, collection_id);
-    ALTER TABLE faces RENAME COLUMN collection_id TO collection_uid;
-    ALTER TABLE users RENAME COLUMN collection_id TO collection_uid;
-    ALTER TABLE tags RENAME COLUMN collection_id TO collection_uid;
-    ALTER TABLE face_changes RENAME COLUMN collection_id TO collection_uid;
-    ALTER TABLE retention_deletions ADD COLUMN collection_uid TEXT NOT NULL DEFAULT '';
-    UPDATE retention_deletions SET collection_uid = collection_id;
-    DROP TABLE idempotency;
-    CREATE TABLE idempotency (
-        org_id             TEXT NOT NULL,
-        collection_uid     TEXT NOT NULL,
-        operation          TEXT NOT NULL,
-        token              TEXT NOT NULL,
-        params_sha256      TEXT NOT NULL,
-        response_json      TEXT NOT NULL,
-        created_at         REAL NOT NULL,
-        PRIMARY KEY (org_id, collection_uid, operation, token)
-    );
-    CREATE INDEX idempotency_by_time ON idempotency(created_at);
-    """,
-    # 11: who controls an operator account (human review by distinct people). Each operator
-    # records who created it and who set the token and the console password it holds now
-    # ('' for accounts made before this migration: not known); operator_credentials keeps every
-    # creation and credential change (who, when), so a reviewer created or reset by another
-    # operator within the cooling-off period does not count as independent of them.
-    """
-    ALTER TABLE operators ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
-    ALTER TABLE operators ADD COLUMN token_set_by TEXT NOT NULL DEFAULT '';
-    ALTER TABLE operators ADD COLUMN password_set_by TEXT NOT NULL DEFAULT '';
-    CREATE TABLE operator_credentials (
-        operator_id        TEXT NOT NULL REFERENCES operators(operator_id),
-        credential         TEXT NOT NULL,
-        set_by             TEXT NOT NULL,
-        set_at             REAL NOT NULL
-    );
-    CREATE INDEX operator_credentials_by_operator ON operator_credentials(operator_id, set_at);
-    """,
-    # 12: descriptor models (issue 19). A collection is pinned to its descriptor model
-    # (face_model_version, as before) and records the geometry of that model's vectors:
-    # descriptor_space, the length and metric of each part (facegate.vectorspace: dlib's
-    # 'euclidean:128', faceres 'cosine:1024', a fused model both). Every collection made before
-    # this migration holds dlib's 128-d vectors. The store writes and indexes vectors of the
-    # collection's space only; faces of different models are never compared.
-    """
-    ALTER TABLE collections ADD COLUMN descriptor_space TEXT NOT NULL DEFAULT 'euclidean:128';
-    """,
-    # 13: face vectors in pgvector (issue 23). PostgreSQL only, and only when a server enables
-    # them (FACEGATE_VECTOR_INDEX=pgvector: store/pg.py enable_vectors creates the extension and
-    # face_vectors, partitioned by collection, filled from the stored descriptors). The version
-    # marks a store that may hold them, so an older facegate refuses it. Nothing in SQLite.
-    """
-    -- PostgreSQL only, on demand (store/pg.py, PostgresDatabase.enable_vectors)
-    """,
-)
-
-
 class SqliteConnection:
     """The SQLite connection as the repositories see it (:class:`Connection`): ``sqlite3``'s,
     Core statements compiled by ``compiler``, a constraint violation raised as
@@ -461,34 +154,44 @@ class SqliteConnection:
         self._conn = conn
         self._compiler = compiler
 
-    def execute(self, sql: str | Statement, parameters: Parameters = (), /) -> sqlite3.Cursor:
-        if not isinstance(sql, str):
-            sql, parameters = self._compiler.one(sql, _named(parameters))
+    def execute(
+        self, sql: str | Statement, parameters: Parameters | None = None, /
+    ) -> sqlite3.Cursor:
+        query, values = self._compiler.one(as_statement(sql), _named(parameters))
         try:
-            return self._conn.execute(sql, parameters)
+            return self._conn.execute(query, values)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
 
     def executemany(
         self, sql: str | Statement, parameters: Iterable[Parameters], /
     ) -> sqlite3.Cursor:
-        if not isinstance(sql, str):
-            sql, parameters = self._compiler.many(sql, (_named(p) for p in parameters))
-            if not parameters:
-                return self._conn.cursor()
+        query, rows = self._compiler.many(as_statement(sql), (_named(p) for p in parameters))
+        if not rows:
+            return self._conn.cursor()
         try:
-            return self._conn.executemany(sql, parameters)
+            return self._conn.executemany(query, rows)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
 
 
-def _named(parameters: Parameters) -> Mapping[str, Any]:
-    """A Core statement's parameters: named (a mapping) or none."""
+def as_statement(sql: str | Statement) -> Statement:
+    """``sql`` as a statement: a ``str`` becomes ``sqlalchemy.text(sql)`` (``:name``
+    parameters; a literal colon before a word is written ``\\:``)."""
+    return text(sql) if isinstance(sql, str) else sql
+
+
+def _named(parameters: object) -> Mapping[str, Any]:
+    """A statement's parameters: named (a mapping) or none; positional values (the ``?`` style
+    of the SQL text the store no longer has) raise :class:`TypeError`."""
+    if parameters is None:
+        return {}
     if isinstance(parameters, Mapping):
         return parameters
-    if parameters:
-        raise TypeError("a Core statement takes named parameters (a mapping), not positional")
-    return {}
+    raise TypeError(
+        "store statements take named parameters (a mapping; ':name' in SQL text), "
+        f"not {type(parameters).__name__}"
+    )
 
 
 class Database:
@@ -514,35 +217,50 @@ class Database:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Apply the missing migrations, one write transaction each. The version is read inside
-        the transaction, so processes opening a new file at the same moment apply each migration
-        once (the others find it applied); a failed migration is rolled back. An up-to-date
-        file is only read."""
+        """Bring the schema to this facegate's head (:func:`facegate.store.migrate.upgrade`)
+        in one write transaction (``BEGIN IMMEDIATE``): processes opening a file at the same
+        moment apply each revision once (the others find it applied); a failure is rolled
+        back. An up-to-date file is only read."""
         with self._lock:
-            if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) == len(MIGRATIONS):
+            if self._up_to_date():
                 return
-            while True:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
+            engine = sqlalchemy.create_engine(
+                "sqlite://",
+                creator=lambda: self._conn,
+                poolclass=StaticPool,
+                pool_reset_on_return=None,
+            )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                # SQLAlchemy's pysqlite dialect begins nothing itself: its transaction is the
+                # BEGIN IMMEDIATE above, committed (or rolled back) as the block ends.
+                with engine.begin() as conn:
                     version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-                    if version > len(MIGRATIONS):
-                        raise RuntimeError(
-                            f"database schema version {version} is newer than this facegate "
-                            f"({len(MIGRATIONS)}); upgrade facegate"
-                        )
-                    if version < len(MIGRATIONS):
-                        for statement in _statements(MIGRATIONS[version]):
-                            self._conn.execute(statement)
-                        self._conn.execute(f"PRAGMA user_version = {version + 1}")
-                except BaseException:
+                    marker = migrate.upgrade(
+                        conn, version, lambda v: legacy_migrations.sqlite_to_13(self._conn, v)
+                    )
+                    self._conn.execute(f"PRAGMA user_version = {marker}")
+            except BaseException:
+                if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-                if version >= len(MIGRATIONS):
-                    return
+                raise
+
+    def _up_to_date(self) -> bool:
+        """Whether the file is stamped with this facegate's head revision (and its legacy
+        marker says the same)."""
+        if not self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone():
+            return False
+        rows = self._conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        marker = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        head = migrate.head()
+        return [r[0] for r in rows] == [head] and marker == migrate.legacy_version(head)
 
     @property
     def schema_version(self) -> int:
+        """The legacy version marker (13 at the Alembic baseline, one more per later
+        revision: :func:`facegate.store.migrate.legacy_version`)."""
         with self._lock:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -591,14 +309,3 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (no semicolons inside our DDL strings); a
-    statement of nothing but ``--`` comments is dropped."""
-    out = []
-    for statement in (s.strip() for s in script.split(";")):
-        lines = [line for line in statement.splitlines() if not line.strip().startswith("--")]
-        if any(line.strip() for line in lines):
-            out.append(statement)
-    return out

@@ -54,7 +54,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import psycopg
+from sqlalchemy import bindparam, select, text
 
+from facegate.store import schema
 from facegate.store.collections import collection_not_found
 from facegate.store.db import Connection
 from facegate.store.vectors import Hit, Matrix
@@ -105,6 +107,21 @@ DDL = (
 )
 """The tables ``enable_vectors`` creates (after ``CREATE EXTENSION vector``)."""
 
+# The statements: ``text()`` with named parameters (SQLAlchemy has no construct for partitions,
+# ``USING hnsw`` or pgvector's operators), those over a collection's partition formatted with
+# its name (a digest, see partition_name); the face reads are Core over the schema.
+_INSERT_COUNT = text(
+    f"INSERT INTO {COUNTS} (collection_uid, faces) VALUES (:uid, 0) "
+    "ON CONFLICT (collection_uid) DO NOTHING"
+)
+_DELETE_COUNT = text(f"DELETE FROM {COUNTS} WHERE collection_uid = :uid")
+_ADD_COUNT = text(f"UPDATE {COUNTS} SET faces = faces + :delta WHERE collection_uid = :uid")
+_COUNT = text(f"SELECT faces FROM {COUNTS} WHERE collection_uid = :uid")
+_DESCRIPTORS = select(schema.faces.c.face_id, schema.faces.c.descriptor).where(
+    schema.faces.c.collection_uid == bindparam("uid"),
+    schema.faces.c.face_id.in_(bindparam("ids", expanding=True)),
+)
+
 
 def partition_name(uid: str) -> str:
     """The partition of collection ``uid``: a fixed prefix and 96 bits of the uid's SHA-256 (a
@@ -140,9 +157,10 @@ def ann_keys(space: VectorSpace, vectors: Matrix) -> list[str]:
 
 
 def _quoted_uid(uid: str) -> str:
+    """``uid`` as a SQL literal inside ``text()`` (a colon escaped, so it is not a parameter)."""
     if not _UID.match(uid):  # uids are "col-" + hex, or an old collection id (the API's pattern)
         raise ValueError(f"not a collection uid: {uid!r}")
-    return "'" + uid + "'"
+    return "'" + uid.replace(":", "\\:") + "'"
 
 
 def create_partition(conn: Connection, uid: str, space: VectorSpace, index: bool = True) -> None:
@@ -150,16 +168,14 @@ def create_partition(conn: Connection, uid: str, space: VectorSpace, index: bool
     is False or the key is longer than :data:`ANN_MAX_DIM`) and its count row (0)."""
     name = partition_name(uid)
     conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} "
-        f"FOR VALUES IN ({_quoted_uid(uid)})"
+        text(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} "
+            f"FOR VALUES IN ({_quoted_uid(uid)})"
+        )
     )
     if index:
         build_index(conn, uid, space)
-    conn.execute(
-        f"INSERT INTO {COUNTS} (collection_uid, faces) VALUES (?, 0) "
-        "ON CONFLICT (collection_uid) DO NOTHING",
-        (uid,),
-    )
+    conn.execute(_INSERT_COUNT, {"uid": uid})
 
 
 def build_index(conn: Connection, uid: str, space: VectorSpace) -> None:
@@ -171,21 +187,23 @@ def build_index(conn: Connection, uid: str, space: VectorSpace) -> None:
     name = partition_name(uid)
     _, opclass = _operator(space)
     conn.execute(
-        f"CREATE INDEX IF NOT EXISTS {name}_hnsw ON {name} USING hnsw "
-        f"((ann::vector({dim})) {opclass}) "
-        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        text(
+            f"CREATE INDEX IF NOT EXISTS {name}_hnsw ON {name} USING hnsw "
+            f"((ann::vector({dim})) {opclass}) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        )
     )
 
 
 def drop_index(conn: Connection, uid: str) -> None:
     """Drop the collection's HNSW index (before a bulk load; :func:`build_index` after it)."""
-    conn.execute(f"DROP INDEX IF EXISTS {partition_name(uid)}_hnsw")
+    conn.execute(text(f"DROP INDEX IF EXISTS {partition_name(uid)}_hnsw"))
 
 
 def drop_partition(conn: Connection, uid: str) -> None:
     """Inside the transaction deleting the collection: its partition and count row."""
-    conn.execute(f"DROP TABLE IF EXISTS {partition_name(uid)}")
-    conn.execute(f"DELETE FROM {COUNTS} WHERE collection_uid = ?", (uid,))
+    conn.execute(text(f"DROP TABLE IF EXISTS {partition_name(uid)}"))
+    conn.execute(_DELETE_COUNT, {"uid": uid})
 
 
 def insert_vectors(
@@ -194,8 +212,11 @@ def insert_vectors(
     """Inside the write transaction storing the faces: their keys, and the count raised."""
     keys = ann_keys(space, vectors)
     conn.executemany(
-        f"INSERT INTO {partition_name(uid)} (collection_uid, face_id, ann) VALUES (?, ?, ?)",
-        [(uid, f, key) for f, key in zip(face_ids, keys, strict=True)],
+        text(
+            f"INSERT INTO {partition_name(uid)} (collection_uid, face_id, ann) "
+            "VALUES (:uid, :face_id, :ann)"
+        ),
+        [{"uid": uid, "face_id": f, "ann": key} for f, key in zip(face_ids, keys, strict=True)],
     )
     add_count(conn, uid, len(face_ids))
 
@@ -203,25 +224,22 @@ def insert_vectors(
 def delete_vectors(conn: Connection, uid: str, face_ids: Sequence[str]) -> None:
     """Inside the write transaction deleting the faces (all present): their keys, and the
     count lowered."""
+    delete = text(f"DELETE FROM {partition_name(uid)} WHERE face_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
     for start in range(0, len(face_ids), 500):
-        chunk = list(face_ids[start : start + 500])
-        conn.execute(
-            f"DELETE FROM {partition_name(uid)} WHERE face_id IN ({','.join('?' * len(chunk))})",
-            chunk,
-        )
+        conn.execute(delete, {"ids": list(face_ids[start : start + 500])})
     add_count(conn, uid, -len(face_ids))
 
 
 def add_count(conn: Connection, uid: str, delta: int) -> None:
     if delta:
-        conn.execute(
-            f"UPDATE {COUNTS} SET faces = faces + ? WHERE collection_uid = ?", (delta, uid)
-        )
+        conn.execute(_ADD_COUNT, {"delta": delta, "uid": uid})
 
 
 def face_count(conn: Connection, uid: str) -> int | None:
     """The collection's face count (None: no such collection)."""
-    row = conn.execute(f"SELECT faces FROM {COUNTS} WHERE collection_uid = ?", (uid,)).fetchone()
+    row = conn.execute(_COUNT, {"uid": uid}).fetchone()
     return None if row is None else int(row[0])
 
 
@@ -265,6 +283,7 @@ class PgVectorIndex:
         self._key_dim = space.parts[ann_part(space)].dim
         self._op, _ = _operator(space)
         self._indexed = self._key_dim <= ANN_MAX_DIM
+        self._has_face = text(f"SELECT 1 FROM {self._table} WHERE face_id = :face_id")
 
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
         """Nothing: the store's write transaction stored the faces' keys."""
@@ -278,9 +297,7 @@ class PgVectorIndex:
 
     def __contains__(self, face_id: object) -> bool:
         with self._read() as conn:
-            row = conn.execute(
-                f"SELECT 1 FROM {self._table} WHERE face_id = ?", (str(face_id),)
-            ).fetchone()
+            row = conn.execute(self._has_face, {"face_id": str(face_id)}).fetchone()
         return row is not None
 
     def vectors(self, face_ids: Sequence[str]) -> tuple[list[str], Matrix]:
@@ -288,11 +305,7 @@ class PgVectorIndex:
         with self._read() as conn:
             for start in range(0, len(face_ids), 500):
                 chunk = list(face_ids[start : start + 500])
-                rows = conn.execute(
-                    "SELECT face_id, descriptor FROM faces WHERE collection_uid = ? "
-                    f"AND face_id IN ({','.join('?' * len(chunk))})",
-                    [self.uid, *chunk],
-                ).fetchall()
+                rows = conn.execute(_DESCRIPTORS, {"uid": self.uid, "ids": chunk}).fetchall()
                 found.update({r[0]: bytes(r[1]) for r in rows})
         present = [f for f in face_ids if f in found]
         data = b"".join(found[f] for f in present)

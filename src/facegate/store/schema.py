@@ -1,11 +1,11 @@
 """The store's tables, declared once as SQLAlchemy Core ``Table``\\ s on :data:`metadata`.
 
-The declaration describes the schema that :data:`facegate.store.db.MIGRATIONS` 1-13 produce
-(SQLite) and that :func:`facegate.store.pg.pg_migration` translates for PostgreSQL; it creates
-nothing (the migrations still do). ``tests/store/test_schema.py`` reflects a freshly migrated
-store on both backends and compares tables, columns, nullability, primary keys and indexes with
-this module, so the two cannot drift apart: a migration that changes the schema changes this
-module in the same commit.
+The declaration describes the schema the Alembic revisions produce (``store/migrations/``:
+the baseline, a frozen copy of this module at version 13, then any later revision); it creates
+nothing itself. ``tests/store/test_schema.py`` reflects a freshly migrated store on both
+backends and compares tables, columns, nullability, primary keys and indexes with this module,
+so the two cannot drift apart: a revision that changes the schema changes this module in the
+same commit (docs/store.md, "Changing the schema").
 
 Repositories build their statements from these tables (``select(tags).where(...)``) and run them
 with ``conn.execute(statement)`` (:mod:`facegate.store.core` compiles them for the backend).
