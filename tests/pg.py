@@ -71,17 +71,27 @@ class PgCluster:
         params["dbname"] = database
         return make_conninfo("", **params)
 
-    def create(self) -> str:
-        """A new empty database with a unique name; returns its DSN."""
+    def create(self, template: str | None = None) -> str:
+        """A new database with a unique name, empty or a copy of the database ``template``
+        (which nobody may be connected to); returns its DSN."""
         name = "facegate_test_" + uuid.uuid4().hex[:12]
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
         return self.dsn(name)
+
+    @staticmethod
+    def database_of(dsn: str) -> str:
+        """The database name in ``dsn``."""
+        name = conninfo_to_dict(dsn)["dbname"]
+        assert isinstance(name, str)
+        return name
 
     def drop(self, dsn: str) -> None:
         """Drop the database of ``dsn`` (closing any connection still open to it)."""
-        name = conninfo_to_dict(dsn)["dbname"]
-        assert isinstance(name, str)
+        name = self.database_of(dsn)
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
