@@ -38,9 +38,10 @@ With ``--pgdata DIR`` the PostgreSQL data survive the run and a database loaded 
 is reused if it was built with the ``--m`` and ``--ef-construction`` asked for (build time null
 too), and rebuilt on the stored rows otherwise. The truth is always the exact index of the rows
 stored, and the probes those of the cache chain whose enrolled faces match them. With
-``--search-until HH:MM`` (UTC) each pgvector row stops taking probes at that time and records
-how many it measured (the exact index's answers for the same probes are its truth); server
-start-up is measured after the searches, and skipped past that time.
+``--search-until HH:MM`` (UTC) each pgvector row takes probes for an equal share of the time
+left (a fast row leaves its unused share to the next) and records how many it measured (the
+exact index's answers for the same probes are its truth); server start-up is measured after the
+searches, and skipped past that time.
 
 The results file is rewritten after the build and after every row (``"complete": false`` until
 the end), so a run stopped early leaves what it measured.
@@ -390,6 +391,15 @@ def mean_hits(answers: list[dict[str, float]]) -> float:
     return float(np.mean([len(a) for a in answers]))
 
 
+def share(until: float | None, rows: int) -> float | None:
+    """When the next of ``rows`` rows must stop for each to have an equal share of the time
+    left before ``until`` (None: no limit)."""
+    if until is None:
+        return None
+    now = time.time()
+    return now + max(0.0, until - now) / max(rows, 1)
+
+
 def epoch_at(hhmm: str | None) -> float | None:
     """Today's ``HH:MM`` UTC as epoch seconds (None: none)."""
     if hhmm is None:
@@ -490,6 +500,7 @@ def main() -> None:
             base = {"faces": size, "load_s": load_s, "hnsw_build_s": build["seconds"],
                     "table_mib": sizes[0] / 2**20, "hnsw_mib": sizes[1] / 2**20}  # fmt: skip
             first = len(rows)
+            left = len(bounds) * len(efs)  # pgvector rows still to measure
             for threshold, bound in sorted(bounds.items(), reverse=True):  # fastest first
                 t_exact, truth = timed(exact, queries, bound)
                 mates = sum(str(uuid.UUID(int=i + 1)) in a for i, a in enumerate(truth))
@@ -502,7 +513,8 @@ def main() -> None:
                              "mates_found": mates / len(queries)})  # fmt: skip
                 for ef in efs:
                     index.ef_search = ef
-                    t_pg, found = timed(index, queries, bound, search_until)
+                    t_pg, found = timed(index, queries, bound, share(search_until, left))
+                    left -= 1
                     recall, equal = compare(truth, found)
                     rows.append({**base, "index": f"pgvector ef={ef}", "similarity": threshold,
                                  "level": level, "distance": bound, "queries": len(found),
