@@ -18,7 +18,8 @@ For each size, on one pgserver PostgreSQL (pgvector 0.6.2) started in a temporar
   maintenance worker; build time reported). The build's progress
   (``pg_stat_progress_create_index``: tuples loaded into the graph) is sampled every 30 s; with
   ``--build-until HH:MM`` (UTC) a build still running then is cancelled, and the results record
-  how far it got and at what rate (that size is then not searched);
+  how far it got and at what rate (that size's pgvector rows are then not measured, the exact
+  index's are; ``--no-build`` builds no graph and measures only those);
 * start-up of a server, each in a fresh process: ``FaceStore`` in-memory (loads every descriptor
   from ``faces``: ``FACEGATE_VECTOR_INDEX=memory``, the default, and SQLite's way) and
   ``FaceStore`` on pgvector (loads nothing), time to the first answered search (one probe at
@@ -425,6 +426,10 @@ def main() -> None:
         "--pgdata", type=Path, help="keep PostgreSQL's data here and reuse loaded collections"
     )
     parser.add_argument("--build-only", action="store_true", help="load and index, no search")
+    parser.add_argument(
+        "--no-build", action="store_true",
+        help="build no graph: without one (a kept database), measure the exact index only",
+    )  # fmt: skip
     parser.add_argument("--build-until", help="HH:MM UTC: cancel a graph build still running")
     parser.add_argument("--search-until", help="HH:MM UTC: stop taking probes")
     args = parser.parse_args()
@@ -463,24 +468,27 @@ def main() -> None:
             ids = [str(uuid.UUID(int=i + 1)) for i in range(size)]
             dsn, state = database(admin, size, graph)
             load_s = bulk_load(dsn, ids, data) if state == "new" else None  # None: loaded before
-            build = {**graph, "finished": True, "seconds": None, "reused": True}
-            if state != "ready":
+            ready = state == "ready"
+            build = {**graph, "finished": ready, "seconds": None, "reused": ready}
+            if state != "ready" and not args.no_build:
                 print(f"{size}: building the graph m {args.m}, ef_construction "
                       f"{args.ef_construction}", flush=True)  # fmt: skip
                 build = build_graph(dsn, graph, build_until)
             builds[size] = {"load_s": load_s, **build}
             save()
             print(f"{size}: loaded in {seconds(load_s)}, HNSW "
-                  f"{'built' if build['finished'] else 'cancelled'} after "
+                  f"{'built' if build['finished'] else 'not built'} after "
                   f"{seconds(build['seconds'])}", flush=True)  # fmt: skip
-            if args.build_only or not build["finished"]:
+            if args.build_only:
                 continue
+            graphed = bool(build["finished"])  # without a graph: the exact index's rows only
             with psycopg.connect(dsn) as conn:
                 (uid,) = one(conn.execute("SELECT uid FROM collections").fetchone())
                 part = pgvectors.partition_name(uid)
                 sizes = one(
                     conn.execute(
-                        f"SELECT pg_relation_size('{part}'), pg_relation_size('{part}_hnsw')"
+                        f"SELECT pg_relation_size('{part}'), "
+                        f"COALESCE(pg_relation_size(to_regclass('{part}_hnsw')), 0)"
                     ).fetchone()
                 )
             # the truth is the exact index of the rows stored (a reused database may have been
@@ -492,6 +500,7 @@ def main() -> None:
             collection = store.get_collection("", COLLECTION)
             index = store.index(collection)
             assert isinstance(index, pgvectors.PgVectorIndex)
+            efs_here = efs if graphed else []
             raised = size_aware_threshold(BOUND, size, similarity)
             # the raised threshold's distance (100: nothing is promised, only identical faces)
             bounds = {raised: similarity.distance_for(raised) if raised < 100 else 0.0}
@@ -500,7 +509,7 @@ def main() -> None:
             base = {"faces": size, "load_s": load_s, "hnsw_build_s": build["seconds"],
                     "table_mib": sizes[0] / 2**20, "hnsw_mib": sizes[1] / 2**20}  # fmt: skip
             first = len(rows)
-            left = len(bounds) * len(efs)  # pgvector rows still to measure
+            left = len(bounds) * len(efs_here)  # pgvector rows still to measure
             for threshold, bound in sorted(bounds.items(), reverse=True):  # fastest first
                 t_exact, truth = timed(exact, queries, bound)
                 mates = sum(str(uuid.UUID(int=i + 1)) in a for i, a in enumerate(truth))
@@ -511,7 +520,7 @@ def main() -> None:
                              "hit_recall": 1.0, "equal": True,
                              "hits_per_query": mean_hits(truth),
                              "mates_found": mates / len(queries)})  # fmt: skip
-                for ef in efs:
+                for ef in efs_here:
                     index.ef_search = ef
                     t_pg, found = timed(index, queries, bound, share(search_until, left))
                     left -= 1
@@ -525,7 +534,7 @@ def main() -> None:
                     print(rows[-1], flush=True)
                     save()
             store.db.close()
-            past = search_until is not None and time.time() > search_until
+            past = not graphed or (search_until is not None and time.time() > search_until)
             starts = {
                 m: run_start(dsn, m, queries[0], bounds[80.0]) if not past else {}
                 for m in ("memory", "pgvector")
@@ -572,12 +581,13 @@ def main() -> None:
         )
         last = b.get("progress", [])[-1:] or [{}]
         how = (
-            "built"
-            if b["finished"]
-            else (f"cancelled at {last[0].get('tuples_done')} of {size} tuples")
-        )
+            "built" if b["finished"]
+            else f"cancelled at {last[0].get('tuples_done')} of {size} tuples" if "progress" in b
+            else "not built (--no-build)"
+        )  # fmt: skip
+        took = "" if how.startswith("not") else f" after {seconds(b['seconds'])}"
         print(f"{size} faces: bulk load {seconds(b['load_s'])}, HNSW (m {b['m']}, ef_construction "
-              f"{b['ef_construction']}) {how} after {seconds(b['seconds'])}{where}")  # fmt: skip
+              f"{b['ef_construction']}) {how}{took}{where}")  # fmt: skip
 
 
 if __name__ == "__main__":
