@@ -1,8 +1,8 @@
 """In-memory exact index vs pgvector on one PostgreSQL, at 100k and 1M faces, side by side.
 
     .venv/bin/python bench/pgvector_scale.py [--sizes 100000,1000000] [--queries 200]
-        [--ef 100,400,1000] [--name pgvector_scale]
-        [--pgdata DIR [--build-only]]
+        [--ef 100,400,1000] [--m 32] [--ef-construction 128] [--name pgvector_scale]
+        [--pgdata DIR [--build-only]] [--build-until HH:MM] [--search-until HH:MM]
 
 The collection is built as bench/search_scale.py builds it: for each of 300 LFW people with two
 or more photos, the first photo is enrolled and the last is a probe (a true mate in the
@@ -13,22 +13,39 @@ covariance of those real descriptors. Descriptors are the dlib ones the bias too
 For each size, on one pgserver PostgreSQL (pgvector 0.6.2) started in a temporary directory:
 
 * the faces are bulk-loaded into ``faces`` and the collection's ``face_vectors`` partition (COPY)
-  and its HNSW index is built (``pgvectors.HNSW_M``, ``HNSW_EF_CONSTRUCTION``; build time reported);
+  and its HNSW index is built (``--m``, ``--ef-construction``: by default facegate's graph,
+  ``pgvectors.HNSW_M``, ``HNSW_EF_CONSTRUCTION``; maintenance_work_mem 3 GB, one parallel
+  maintenance worker; build time reported). The build's progress
+  (``pg_stat_progress_create_index``: tuples loaded into the graph) is sampled every 30 s; with
+  ``--build-until HH:MM`` (UTC) a build still running then is cancelled, and the results record
+  how far it got and at what rate (that size's pgvector rows are then not measured, the exact
+  index's are; ``--no-build`` builds no graph and measures only those);
 * start-up of a server, each in a fresh process: ``FaceStore`` in-memory (loads every descriptor
   from ``faces``: ``FACEGATE_VECTOR_INDEX=memory``, the default, and SQLite's way) and
   ``FaceStore`` on pgvector (loads nothing), time to the first answered search (one probe at
   Similarity 80, so it includes that search) and resident memory after it;
 * search at Rekognition's defaults (MaxFaces 4096) at Similarity 80 and 99 (the raw distance the
-  shipped calibration gives), the real probes: the exact in-memory index
+  shipped calibration gives) and at the threshold the base policy pack's default bound of one
+  expected false candidate raises a search of that many faces to
+  (:func:`facegate.enforce.size_aware_threshold`: Similarity 99.9 at 100k, 99.99 at 1M), the
+  levels measured from the highest (fastest) down, the real probes: the exact in-memory index
   (``ExactIndex``) and pgvector (``FaceStore.nearest``: HNSW shortlist, exact re-ranking, then the
   threshold) at each ``--ef`` (hnsw.ef_search). Hit recall = the faces pgvector returns among those
   the exact index returns, over all probes; "equal" checks that every returned distance equals
   the exact index's for that face.
 
 With ``--pgdata DIR`` the PostgreSQL data survive the run and a database loaded before is reused
-(its load and build times are then null: the run that loaded it, or ``--build-only``, printed
-them); the truth is always the exact index of the rows stored, and the probes those of the cache
-chain whose enrolled faces match them.
+(its load time is then null: the run that loaded it, or ``--build-only``, printed it); its graph
+is reused if it was built with the ``--m`` and ``--ef-construction`` asked for (build time null
+too), and rebuilt on the stored rows otherwise. The truth is always the exact index of the rows
+stored, and the probes those of the cache chain whose enrolled faces match them. With
+``--search-until HH:MM`` (UTC) each pgvector row takes probes for an equal share of the time
+left (a fast row leaves its unused share to the next) and records how many it measured (the
+exact index's answers for the same probes are its truth); server start-up is measured after the
+searches, and skipped past that time.
+
+The results file is rewritten after the build and after every row (``"complete": false`` until
+the end), so a run stopped early leaves what it measured.
 
 Prints one table, states the machine, writes bench/results/pgvector_scale.json.
 """
@@ -44,9 +61,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +74,7 @@ import numpy.typing as npt
 import psycopg
 
 from benchlib import ROOT, cell, machine_info, machine_line, write_results
+from facegate.enforce import size_aware_threshold
 from facegate.engine.similarity import default_similarity
 from facegate.store import pgvectors
 from facegate.store.pg import PostgresDatabase
@@ -66,6 +86,13 @@ LFW = ROOT.parent / "shared" / "data" / "lfw" / "images"
 CACHE = Path.home() / ".cache" / "facegate" / "descriptors" / "descriptors.sqlite3"
 Matrix = npt.NDArray[np.float32]
 COLLECTION = "scale"
+MAINTENANCE_WORK_MEM = "3GB"
+"""The build's memory: the graph at 1M faces (about 1.4 GB with m 32) is built in memory."""
+PARALLEL_MAINTENANCE_WORKERS = 1
+"""One worker besides the leader: the two cores of the measuring machine."""
+PROGRESS_EVERY_S = 30.0
+BOUND = 1.0
+"""The base policy pack's default bound on expected false candidates of a 1:N search."""
 
 
 def cache_keys() -> list[str]:
@@ -120,9 +147,10 @@ def start_pg(directory: Path, keep: bool) -> tuple[str, Any]:
     return server.get_uri(), server
 
 
-def database(admin_dsn: str, size: int) -> tuple[str, bool]:
-    """(DSN, whether it was loaded before) of the database ``scale_<size>``: a database of a
-    kept ``--pgdata`` whose collection holds ``size`` faces and an HNSW index is reused."""
+def database(admin_dsn: str, size: int, graph: dict[str, int]) -> tuple[str, str]:
+    """(DSN, state) of the database ``scale_<size>``: "new" (created empty), "rows" (a kept
+    ``--pgdata`` database whose collection holds ``size`` faces, without the ``graph`` asked
+    for) or "ready" (rows and that graph)."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     name = f"scale_{size}"
@@ -133,20 +161,33 @@ def database(admin_dsn: str, size: int) -> tuple[str, bool]:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists:
             with psycopg.connect(dsn) as db:
-                row = db.execute(
-                    "SELECT faces FROM face_vector_counts JOIN pg_indexes ON indexname = "
-                    "'face_vectors_' || substr(encode(sha256(collection_uid::bytea), 'hex'), "
-                    "1, 24) || '_hnsw'"
-                ).fetchone()
-            if row is not None and row[0] == size:
-                return dsn, True
+                row = db.execute("SELECT uid, faces FROM collections JOIN face_vector_counts "
+                                 "ON collection_uid = uid").fetchone()  # fmt: skip
+                built = None if row is None else graph_options(db, row[0])
+            if row is not None and row[1] == size:
+                return dsn, "ready" if built == graph else "rows"
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
-    return dsn, False
+    return dsn, "new"
 
 
-def bulk_load(dsn: str, ids: list[str], data: Matrix) -> tuple[float, float]:
-    """Store the faces (COPY) and build the HNSW index; returns (load s, index build s)."""
+def graph_options(conn: psycopg.Connection[Any], uid: str) -> dict[str, int] | None:
+    """The m and ef_construction of collection ``uid``'s HNSW index (None: it has none)."""
+    row = conn.execute(
+        "SELECT reloptions FROM pg_class WHERE relname = %s",
+        (pgvectors.partition_name(uid) + "_hnsw",),
+    ).fetchone()
+    if row is None:
+        return None
+    options = {"m": 16, "ef_construction": 64}  # pgvector's defaults
+    for option in row[0] or []:
+        key, _, value = option.partition("=")
+        options[key] = int(value)
+    return options
+
+
+def bulk_load(dsn: str, ids: list[str], data: Matrix) -> float:
+    """Store the faces (COPY) without a graph; returns the load's seconds."""
     db = PostgresDatabase(dsn)
     db.enable_vectors()  # FACEGATE_VECTOR_INDEX=pgvector
     store = FaceStore(db)
@@ -156,7 +197,7 @@ def bulk_load(dsn: str, ids: list[str], data: Matrix) -> tuple[float, float]:
     partition = pgvectors.partition_name(uid)
     t0 = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP INDEX IF EXISTS {partition}_hnsw")
+        conn.execute(f"DROP INDEX IF EXISTS {partition}_hnsw")  # built after the rows
         with conn.cursor() as cur:
             columns = (
                 "face_id, collection_uid, image_id, image_sha256, box_left, box_top, box_width, "
@@ -178,17 +219,65 @@ def bulk_load(dsn: str, ids: list[str], data: Matrix) -> tuple[float, float]:
         )
         conn.execute("VACUUM ANALYZE faces")
         conn.execute(f"VACUUM ANALYZE {partition}")
-        load = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def build_graph(dsn: str, graph: dict[str, int], until: float | None) -> dict[str, Any]:
+    """(Re)build the collection's HNSW index with ``graph`` (m, ef_construction), cancelled at
+    ``until`` (epoch seconds; None: never). Returns the settings, whether it finished, its time
+    and the progress samples (seconds since the start, phase, tuples done, tuples total)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        (uid,) = one(conn.execute("SELECT uid FROM collections").fetchone())
+        partition = pgvectors.partition_name(uid)
+        conn.execute(f"DROP INDEX IF EXISTS {partition}_hnsw")
+        conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
+        conn.execute(f"SET max_parallel_maintenance_workers = {PARALLEL_MAINTENANCE_WORKERS}")
+        settings = {
+            name: one(conn.execute(f"SHOW {name}").fetchone())[0]
+            for name in ("maintenance_work_mem", "max_parallel_maintenance_workers",
+                         "shared_buffers")
+        }  # fmt: skip
+        if until is not None:
+            conn.execute(f"SET statement_timeout = {max(1, int(1000 * (until - time.time())))}")
+        samples: list[dict[str, Any]] = []
+        load_at_start = os.getloadavg()[0]
+        stop = threading.Event()
         t0 = time.perf_counter()
-        conn.execute("SET maintenance_work_mem = '3GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 1")
-        conn.execute(
-            f"CREATE INDEX {partition}_hnsw ON {partition} USING hnsw "
-            f"((ann::vector({DIM})) vector_l2_ops) "
-            f"WITH (m = {pgvectors.HNSW_M}, ef_construction = {pgvectors.HNSW_EF_CONSTRUCTION})"
-        )
-        build = time.perf_counter() - t0
-    return load, build
+        watcher = threading.Thread(target=watch_build, args=(dsn, t0, samples, stop), daemon=True)
+        watcher.start()
+        finished = True
+        try:
+            conn.execute(
+                f"CREATE INDEX {partition}_hnsw ON {partition} USING hnsw "
+                f"((ann::vector({DIM})) vector_l2_ops) "
+                f"WITH (m = {graph['m']}, ef_construction = {graph['ef_construction']})"
+            )
+        except psycopg.errors.QueryCanceled:
+            finished = False
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        watcher.join()
+        conn.execute("RESET statement_timeout")
+    return {**graph, **settings, "finished": finished, "seconds": elapsed,
+            "load_1m_at_start": load_at_start, "progress": samples}  # fmt: skip
+
+
+def watch_build(dsn: str, t0: float, samples: list[dict[str, Any]], stop: threading.Event) -> None:
+    """Sample ``pg_stat_progress_create_index`` every :data:`PROGRESS_EVERY_S` until ``stop``."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while not stop.wait(PROGRESS_EVERY_S):
+            row = conn.execute(
+                "SELECT phase, tuples_done FROM pg_stat_progress_create_index "
+                "WHERE datname = current_database()"
+            ).fetchone()
+            if row is None:
+                continue
+            # pgvector 0.6 counts the tuples loaded into the graph (its tuples_total stays 0)
+            sample = {"s": time.perf_counter() - t0, "phase": row[0], "tuples_done": row[1],
+                      "load_1m": os.getloadavg()[0]}  # fmt: skip
+            samples.append(sample)
+            print(f"  build {sample['s']:.0f} s: {row[0]} {row[1]} tuples, "
+                  f"load {sample['load_1m']:.2f}", flush=True)  # fmt: skip
 
 
 def stored_exact(dsn: str, enrolled: int) -> tuple[ExactIndex, Matrix]:
@@ -253,11 +342,18 @@ def run_start(dsn: str, mode: str, probe: Matrix, bound: float) -> dict[str, flo
 
 
 def timed(
-    index: ExactIndex | pgvectors.PgVectorIndex, queries: Matrix, bound: float
+    index: ExactIndex | pgvectors.PgVectorIndex,
+    queries: Matrix,
+    bound: float,
+    until: float | None = None,
 ) -> tuple[list[float], list[dict[str, float]]]:
-    """Per query: the time of a search at MaxFaces 4096 within ``bound``, and its answer."""
-    times, answers = [], []
+    """Per query: the time of a search at MaxFaces 4096 within ``bound``, and its answer; the
+    queries in order, stopping at ``until`` (epoch seconds; at least one query is measured)."""
+    times: list[float] = []
+    answers: list[dict[str, float]] = []
     for q in queries:
+        if until is not None and times and time.time() > until:
+            break
         t0 = time.perf_counter()
         hits = index.search(q, 4096, bound)
         times.append(time.perf_counter() - t0)
@@ -267,6 +363,7 @@ def timed(
 
 def compare(truth: list[dict[str, float]], found: list[dict[str, float]]) -> tuple[float, bool]:
     """(hit recall, every found distance equals the exact one and no face beyond is found)."""
+    truth = truth[: len(found)]  # a row stopped early measured the first probes only
     total = sum(len(t) for t in truth)
     got = sum(len(t.keys() & f.keys()) for t, f in zip(truth, found, strict=True))
     equal = all(
@@ -291,18 +388,53 @@ def ms(times: list[float], q: float) -> float:
     return 1000 * float(np.percentile(times, q))
 
 
+def mean_hits(answers: list[dict[str, float]]) -> float:
+    return float(np.mean([len(a) for a in answers]))
+
+
+def share(until: float | None, rows: int) -> float | None:
+    """When the next of ``rows`` rows must stop for each to have an equal share of the time
+    left before ``until`` (None: no limit)."""
+    if until is None:
+        return None
+    now = time.time()
+    return now + max(0.0, until - now) / max(rows, 1)
+
+
+def epoch_at(hhmm: str | None) -> float | None:
+    """Today's ``HH:MM`` UTC as epoch seconds (None: none)."""
+    if hhmm is None:
+        return None
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    now = datetime.now(UTC)
+    return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--identities", type=int, default=300)
     parser.add_argument("--ef", default="100,400,1000", help="hnsw.ef_search values to measure")
+    parser.add_argument("--m", type=int, default=pgvectors.HNSW_M, help="the graph's m")
+    parser.add_argument(
+        "--ef-construction", type=int, default=pgvectors.HNSW_EF_CONSTRUCTION,
+        help="the graph's ef_construction",
+    )  # fmt: skip
     parser.add_argument("--name", default="pgvector_scale", help="results file name")
     parser.add_argument(
         "--pgdata", type=Path, help="keep PostgreSQL's data here and reuse loaded collections"
     )
     parser.add_argument("--build-only", action="store_true", help="load and index, no search")
+    parser.add_argument(
+        "--no-build", action="store_true",
+        help="build no graph: without one (a kept database), measure the exact index only",
+    )  # fmt: skip
+    parser.add_argument("--build-until", help="HH:MM UTC: cancel a graph build still running")
+    parser.add_argument("--search-until", help="HH:MM UTC: stop taking probes")
     args = parser.parse_args()
+    build_until, search_until = epoch_at(args.build_until), epoch_at(args.search_until)
+    graph = {"m": args.m, "ef_construction": args.ef_construction}
     pairs = cached_pairs(args.identities)
     if pairs is None:
         from facegate.engine.core import EngineConfig, FaceEngine
@@ -311,7 +443,6 @@ def main() -> None:
     enrolled, probes = pairs
     queries = probes[: args.queries]
     similarity = default_similarity()
-    bounds = {80: similarity.distance_for(80.0), 99: similarity.distance_for(99.0)}
     efs = [int(e) for e in args.ef.split(",")]
     keep = args.pgdata is not None
     if args.pgdata is not None:
@@ -319,27 +450,47 @@ def main() -> None:
     directory = args.pgdata or Path(tempfile.mkdtemp(prefix="facegate-pgv-bench-")) / "data"
     admin, server = start_pg(directory, keep)
     rows: list[dict[str, Any]] = []
+    builds: dict[int, dict[str, Any]] = {}
+    levels: dict[int, dict[str, float]] = {}
+    document: dict[str, Any] = {
+        "complete": False, "load_1m_at_start": os.getloadavg()[0], "graph": graph,
+        "command": " ".join(sys.argv[1:]), "builds": builds, "levels": levels, "rows": rows,
+    }  # fmt: skip
+
+    def save() -> None:
+        write_results(args.name, {"machine": machine_info(), "queries": len(queries), **document})
+
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             n_synthetic = max(0, size - len(enrolled))
             data = np.vstack([enrolled, synthetic(enrolled, n_synthetic, seed=size)])[:size]
             data = np.ascontiguousarray(data, dtype=np.float32)
             ids = [str(uuid.UUID(int=i + 1)) for i in range(size)]
-            dsn, loaded = database(admin, size)
-            times = None if loaded else bulk_load(dsn, ids, data)  # None: loaded before
-            load_s, build_s = times if times is not None else (None, None)
+            dsn, state = database(admin, size, graph)
+            load_s = bulk_load(dsn, ids, data) if state == "new" else None  # None: loaded before
+            ready = state == "ready"
+            build = {**graph, "finished": ready, "seconds": None, "reused": ready}
+            if state != "ready" and not args.no_build:
+                print(f"{size}: building the graph m {args.m}, ef_construction "
+                      f"{args.ef_construction}", flush=True)  # fmt: skip
+                build = build_graph(dsn, graph, build_until)
+            builds[size] = {"load_s": load_s, **build}
+            save()
+            print(f"{size}: loaded in {seconds(load_s)}, HNSW "
+                  f"{'built' if build['finished'] else 'not built'} after "
+                  f"{seconds(build['seconds'])}", flush=True)  # fmt: skip
             if args.build_only:
-                print(f"{size}: loaded in {seconds(load_s)}, HNSW built in {seconds(build_s)}")
                 continue
+            graphed = bool(build["finished"])  # without a graph: the exact index's rows only
             with psycopg.connect(dsn) as conn:
                 (uid,) = one(conn.execute("SELECT uid FROM collections").fetchone())
                 part = pgvectors.partition_name(uid)
                 sizes = one(
                     conn.execute(
-                        f"SELECT pg_relation_size('{part}'), pg_relation_size('{part}_hnsw')"
+                        f"SELECT pg_relation_size('{part}'), "
+                        f"COALESCE(pg_relation_size(to_regclass('{part}_hnsw')), 0)"
                     ).fetchone()
                 )
-            starts = {m: run_start(dsn, m, queries[0], bounds[80]) for m in ("memory", "pgvector")}
             # the truth is the exact index of the rows stored (a reused database may have been
             # loaded from another cache chain: its probes are the chain whose enrolled faces
             # match the stored ones)
@@ -348,68 +499,95 @@ def main() -> None:
             store = FaceStore(PostgresDatabase(dsn))
             collection = store.get_collection("", COLLECTION)
             index = store.index(collection)
-            base = {"faces": size, "load_s": load_s, "hnsw_build_s": build_s,
+            assert isinstance(index, pgvectors.PgVectorIndex)
+            efs_here = efs if graphed else []
+            raised = size_aware_threshold(BOUND, size, similarity)
+            # the raised threshold's distance (100: nothing is promised, only identical faces)
+            bounds = {raised: similarity.distance_for(raised) if raised < 100 else 0.0}
+            bounds.update({t: similarity.distance_for(t) for t in (99.0, 80.0)})
+            levels[size] = {str(t): d for t, d in bounds.items()}
+            base = {"faces": size, "load_s": load_s, "hnsw_build_s": build["seconds"],
                     "table_mib": sizes[0] / 2**20, "hnsw_mib": sizes[1] / 2**20}  # fmt: skip
-            for threshold, bound in bounds.items():
+            first = len(rows)
+            left = len(bounds) * len(efs_here)  # pgvector rows still to measure
+            for threshold, bound in sorted(bounds.items(), reverse=True):  # fastest first
                 t_exact, truth = timed(exact, queries, bound)
                 mates = sum(str(uuid.UUID(int=i + 1)) in a for i, a in enumerate(truth))
+                level = "base pack, bound 1" if threshold == raised else ""
                 rows.append({**base, "index": "exact (memory)", "similarity": threshold,
+                             "level": level, "distance": bound, "queries": len(queries),
                              "median_ms": ms(t_exact, 50), "p99_ms": ms(t_exact, 99),
                              "hit_recall": 1.0, "equal": True,
-                             "hits_per_query": float(np.mean([len(a) for a in truth])),
-                             "mates_found": mates / len(queries),
-                             **{f"start_{k}": v for k, v in starts["memory"].items()}})  # fmt: skip
-                for ef in efs:
-                    assert isinstance(index, pgvectors.PgVectorIndex)
+                             "hits_per_query": mean_hits(truth),
+                             "mates_found": mates / len(queries)})  # fmt: skip
+                for ef in efs_here:
                     index.ef_search = ef
-                    t_pg, found = timed(index, queries, bound)
+                    t_pg, found = timed(index, queries, bound, share(search_until, left))
+                    left -= 1
                     recall, equal = compare(truth, found)
                     rows.append({**base, "index": f"pgvector ef={ef}", "similarity": threshold,
+                                 "level": level, "distance": bound, "queries": len(found),
                                  "median_ms": ms(t_pg, 50), "p99_ms": ms(t_pg, 99),
                                  "hit_recall": recall, "equal": equal,
-                                 "hits_per_query": float(np.mean([len(a) for a in found])),
-                                 **{f"start_{k}": v
-                                    for k, v in starts["pgvector"].items()}})  # fmt: skip
+                                 "truth_hits": sum(len(t) for t in truth[: len(found)]),
+                                 "hits_per_query": mean_hits(found)})  # fmt: skip
                     print(rows[-1], flush=True)
+                    save()
             store.db.close()
+            past = not graphed or (search_until is not None and time.time() > search_until)
+            starts = {
+                m: run_start(dsn, m, queries[0], bounds[80.0]) if not past else {}
+                for m in ("memory", "pgvector")
+            }
+            for r in rows[first:]:
+                mode = "memory" if r["index"].startswith("exact") else "pgvector"
+                r.update({f"start_{k}": v for k, v in starts[mode].items()})
+            save()
     finally:
         server.cleanup()  # with --pgdata: stops PostgreSQL, its files stay for the next run
         if not keep:
             shutil.rmtree(directory.parent, ignore_errors=True)
+    document["complete"] = True
+    save()
     if args.build_only:
         return
     info = machine_info()
     print(machine_line(info))
     print(
-        f"{len(queries)} real LFW probes, each with one mate planted; MaxFaces 4096; distances "
-        f"{bounds[80]:.3f} (Similarity 80) and {bounds[99]:.3f} (99); pgvector 0.6.2 on "
-        "PostgreSQL 16 (pgserver, default settings: shared_buffers 128 MB)"
+        f"{len(queries)} real LFW probes, each with one mate planted; MaxFaces 4096; graph m "
+        f"{args.m}, ef_construction {args.ef_construction}; pgvector 0.6.2 on PostgreSQL 16 "
+        "(pgserver, default settings: shared_buffers 128 MB)"
     )
     header = (
-        f"{'faces':>9} {'index':>16} {'sim':>4} {'median':>8} {'p99':>8} {'hit recall':>11} "
-        f"{'equal':>6} {'hits/q':>7} {'start s':>8} {'RSS MiB':>8}"
+        f"{'faces':>9} {'index':>16} {'sim':>6} {'dist':>6} {'median':>8} {'p99':>8} "
+        f"{'hit recall':>11} {'equal':>6} {'hits/q':>7} {'probes':>6} {'start s':>8} "
+        f"{'RSS MiB':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['faces']:>9} {r['index']:>16} {r['similarity']:>4} {cell(r['median_ms'], 8, 2)} "
-            f"{cell(r['p99_ms'], 8, 2)} {cell(r['hit_recall'], 11, 4)} {r['equal']!s:>6} "
-            f"{cell(r['hits_per_query'], 7, 2)} {cell(r['start_start_s'], 8, 2)} "
-            f"{cell(r['start_rss_growth_mib'], 8, 0)}"
+            f"{r['faces']:>9} {r['index']:>16} {r['similarity']:>6g} {r['distance']:>6.3f} "
+            f"{cell(r['median_ms'], 8, 2)} {cell(r['p99_ms'], 8, 2)} "
+            f"{cell(r['hit_recall'], 11, 4)} {r['equal']!s:>6} "
+            f"{cell(r['hits_per_query'], 7, 2)} {r['queries']:>6} "
+            f"{cell(r.get('start_start_s'), 8, 2)} {cell(r.get('start_rss_growth_mib'), 8, 0)}"
         )
-    for size in sorted({r["faces"] for r in rows}):
-        r = next(x for x in rows if x["faces"] == size)
-        print(
-            f"{size} faces: bulk load {seconds(r['load_s'])}, HNSW build "
-            f"{seconds(r['hnsw_build_s'])}, "
-            f"partition {r['table_mib']:.0f} MiB, HNSW index {r['hnsw_mib']:.0f} MiB "
-            "(in PostgreSQL)"
+    for size, b in builds.items():
+        sized = [x for x in rows if x["faces"] == size]
+        where = "".join(
+            f", partition {x['table_mib']:.0f} MiB, HNSW index {x['hnsw_mib']:.0f} MiB"
+            for x in sized[:1]
         )
-    write_results(
-        args.name,
-        {"machine": info, "queries": len(queries), "bounds": bounds, "rows": rows},
-    )
+        last = b.get("progress", [])[-1:] or [{}]
+        how = (
+            "built" if b["finished"]
+            else f"cancelled at {last[0].get('tuples_done')} of {size} tuples" if "progress" in b
+            else "not built (--no-build)"
+        )  # fmt: skip
+        took = "" if how.startswith("not") else f" after {seconds(b['seconds'])}"
+        print(f"{size} faces: bulk load {seconds(b['load_s'])}, HNSW (m {b['m']}, ef_construction "
+              f"{b['ef_construction']}) {how}{took}{where}")  # fmt: skip
 
 
 if __name__ == "__main__":
