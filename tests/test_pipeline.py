@@ -19,48 +19,16 @@ from facegate import enforce
 from facegate.audit.log import iter_entries
 from facegate.config import Settings
 from facegate.engine.core import FaceEngine
-from facegate.engine.types import Analysis
 from facegate.ops.estimates import CALIBRATED, TAIL, FalseCandidates
 from facegate.pipeline import RawRequest, RawResponse, Scale, _estimated, handle
 from facegate.services import Services
 from facegate.wire.keys import NewKey
+from tests.in_process import InProcessEngine
 from tests.signed import local_key, signed_request
 
 # the packs of tests/e2e/test_review.py: every identification by an EU deployer is held for two
 # reviewers (eu-ai-act-art5)
 REVIEW_PACKS = ("aws-public-safety-terms", "eu-ai-act-art5")
-
-
-class InProcessEngine:
-    """The session's real engine behind the interface the operations call (the pool's)."""
-
-    def __init__(self, engine: FaceEngine) -> None:
-        self.engine = engine
-
-    @property
-    def model_version(self) -> str:
-        return self.engine.model_version
-
-    def for_tenant(self, tenant: str) -> InProcessEngine:
-        return self
-
-    async def analyze_async(
-        self,
-        data: bytes,
-        *,
-        descriptors: bool = True,
-        max_faces: int | None = None,
-        attributes: frozenset[str] = frozenset(),
-        model: str | None = None,
-    ) -> Analysis:
-        return await asyncio.to_thread(
-            self.engine.analyze,
-            data,
-            descriptors=descriptors,
-            max_faces=max_faces,
-            attributes=attributes,
-            model=model,
-        )
 
 
 def _open(tmp_path: Path, **settings: Any) -> Services:

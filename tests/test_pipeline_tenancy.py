@@ -29,6 +29,7 @@ from facegate.services import Services
 from facegate.store.idempotency import IdempotencyRepository
 from facegate.wire.keys import NewKey
 from tests.conftest import BACKENDS
+from tests.in_process import InProcessEngine
 from tests.signed import signed_request
 
 Answer = tuple[int, dict[str, Any]]
@@ -75,22 +76,15 @@ def _not_found(answer: Answer) -> None:
     assert body["Message"] == "The collection id: x does not exist"
 
 
-class PausedEngine:
+class PausedEngine(InProcessEngine):
     """The real engine behind a gate: ``analyze_async`` says it was entered, then waits until
     the test opens the gate (IndexFaces is then between resolving its collection and storing
     the faces)."""
 
     def __init__(self, engine: FaceEngine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
-
-    @property
-    def model_version(self) -> str:
-        return self.engine.model_version
-
-    def for_tenant(self, tenant: str) -> PausedEngine:
-        return self
 
     async def analyze_async(
         self,
@@ -103,8 +97,7 @@ class PausedEngine:
     ) -> Analysis:
         self.entered.set()
         await self.gate.wait()
-        return await asyncio.to_thread(
-            self.engine.analyze,
+        return await super().analyze_async(
             data,
             descriptors=descriptors,
             max_faces=max_faces,
