@@ -36,6 +36,7 @@ import numpy as np
 from benchlib import machine_info, machine_line, write_results
 from facegate.bias.calibration import DEFAULT_CAP, Source, split_source
 from facegate.bias.promise import RULES, promise_run, render
+from facegate.engine.cohort import squared_distances
 from facegate.engine.matching import Matcher, default_matcher
 from facegate.engine.promise import PromiseCurve
 from facegate.engine.similarity import CalibratedSimilarity, scale_similarity
@@ -70,6 +71,28 @@ def _false_share(matcher: Matcher, scores: np.ndarray, thresholds: np.ndarray) -
     return float(np.mean((sims + 1e-9 >= thresholds[:, None]).any(axis=1)))
 
 
+NEAR_IDENTICAL = 0.1
+"""A raw dlib distance below this is the same photograph (or nearly), not a look-alike."""
+
+
+def _closest_false(
+    matcher: Matcher, scores: np.ndarray, raw: np.ndarray, thresholds: np.ndarray
+) -> dict[str, Any]:
+    """The probes with a false candidate: how many, the raw distance of each one's closest
+    false candidate (quartiles), and how many of those are near-identical images."""
+    sims = matcher.similarity.similarities_pct(scores)
+    hit = sims + 1e-9 >= thresholds[:, None]
+    rows = np.flatnonzero(hit.any(axis=1))
+    closest = np.array([raw[i][hit[i]].min() for i in rows])
+    return {
+        "probes": len(rows),
+        "raw_distance_quartiles": np.quantile(closest, [0.25, 0.5, 0.75]).tolist()
+        if len(rows)
+        else [],
+        "near_identical": int(np.sum(closest < NEAR_IDENTICAL)),
+    }
+
+
 def lineups(matcher: Matcher, sources: dict[str, Source], curve: PromiseCurve) -> dict[str, Any]:
     """The sweep of section 3 (see the module docstring)."""
     fit_half, held = split_source(sources["fairface"])
@@ -85,6 +108,7 @@ def lineups(matcher: Matcher, sources: dict[str, Source], curve: PromiseCurve) -
         "fairface_fit_half": fit_half.vectors.astype(np.float64),
     }
     scores = {name: score_matrix(matcher, v, held_v) for name, v in probe_sets.items()}
+    raw = {name: np.sqrt(squared_distances(v, held_v)) for name, v in probe_sets.items()}
     both_v = np.vstack([lfw_v, sources["fairface"].vectors.astype(np.float64)])
     counts = {s: int(np.sum(subjects == s)) for s in set(lfw.subjects)}
     mated = np.array([i for i, s in enumerate(subjects) if counts[s] > 1])
@@ -127,6 +151,7 @@ def lineups(matcher: Matcher, sources: dict[str, Source], curve: PromiseCurve) -
                 row[lineup] = {
                     "probes_with_false_candidate": _false_share(matcher, sc, ths),
                     "median_threshold": float(np.median(ths)),
+                    "closest_false": _closest_false(matcher, sc, raw[lineup], ths),
                 }
             n = len(both_v) - 1
             size_aware = min(100.0, rate(bound / n))
@@ -141,6 +166,15 @@ def lineups(matcher: Matcher, sources: dict[str, Source], curve: PromiseCurve) -
                 f"{row['congress']['median_threshold']:.3f} | {row['lfw_fnir']:.1%} |",
                 flush=True,
             )
+    print("\nprobes with a false candidate at bound 1 (promise): the closest one's raw distance")
+    default = next(r for r in out["rows"] if r["bound"] == 1.0 and r["promise"] == "promise")
+    for lineup in scores:
+        c = default[lineup]["closest_false"]
+        print(
+            f"  {lineup}: {c['probes']} probes; quartiles "
+            + ", ".join(f"{x:.3f}" for x in c["raw_distance_quartiles"])
+            + f"; near-identical (< {NEAR_IDENTICAL:g}): {c['near_identical']}"
+        )
     return out
 
 
