@@ -38,6 +38,8 @@ def test_search_reports_expected_false_candidates(
         assert expected == pytest.approx(faces * per_pair, rel=1e-5)  # the header has 6 digits
         record = audit_record(server, headers["x-facegate-decision-id"])
         assert record["result"]["expected_false_candidates"] == pytest.approx(faces * per_pair)
+        # the record names the promise curve those numbers were counted with
+        assert record["result"]["promise_version"] == promised.promise.version  # type: ignore[attr-defined]
         # too few faces for the probe's own tail: the calibrated rate alone, marked so
         assert headers["x-facegate-false-candidate-estimate"] == "calibrated"
         assert "x-facegate-expected-false-candidates-tail" not in headers
