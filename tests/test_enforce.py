@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 
 from facegate import enforce
-from facegate.engine.similarity import LOGISTIC_V0, CalibratedSimilarity
+from facegate.engine.matching import default_matcher
+from facegate.engine.similarity import LOGISTIC_V0, CalibratedSimilarity, scale_similarity
 from facegate.operations import OPERATIONS as OPS
+from facegate.policy.engine import DEFAULT_PACKS, PolicyEngine
 from facegate.policy.model import Obligations
+from tests.policy.factory import make_request
 
 CALIBRATED = CalibratedSimilarity()
 
@@ -185,3 +188,43 @@ def test_dropped_attribute_members_are_removed_from_the_answer() -> None:
     indexed = {"FaceRecords": [{"Face": {}, "FaceDetail": dict(detail)}]}
     out = enforce.after(OPS["IndexFaces"], indexed, drop)
     assert "Smile" not in out["FaceRecords"][0]["FaceDetail"]
+
+
+def test_the_base_packs_bound_is_kept_by_the_promise_curve() -> None:
+    """The base pack's decision for a 1:N search (real Cedar evaluation) bounds it by one
+    expected false candidate; with the server's default matcher that bound is kept by the
+    promise curve (the rate a population left out of the fit can expect), not the nominal
+    scale: a stricter threshold, and N x the promised rate reported."""
+    decision = PolicyEngine.load(DEFAULT_PACKS).decide(make_request())
+    assert decision.allowed
+    assert decision.obligations.max_expected_false_candidates == 1.0
+    similarity = default_matcher().similarity
+    assert isinstance(similarity, CalibratedSimilarity)
+    curve = similarity.promise
+    assert curve is not None
+    for faces in (1_000, 10_000, 25_000):
+        params: dict[str, Any] = {"face_match_threshold": 80.0}
+        applied = enforce.before(
+            OPS["SearchFacesByImage"],
+            params,
+            decision.obligations,
+            collection_faces=faces,
+            similarity=similarity,
+        )
+        wanted = curve.similarity_for_fmr(1.0 / faces)
+        assert params["face_match_threshold"] == pytest.approx(wanted)
+        assert applied.threshold_raised_to == pytest.approx(wanted)
+        assert wanted > scale_similarity(1.0 / faces)  # stricter than the nominal scale
+        assert applied.expected_false_candidates == pytest.approx(1.0)
+        assert enforce.size_aware_threshold(1.0, faces, similarity) == pytest.approx(wanted)
+    # a caller's threshold above it stands, and reports N x the promised rate there
+    params = {"face_match_threshold": 99.9}
+    applied = enforce.before(
+        OPS["SearchFaces"],
+        params,
+        decision.obligations,
+        collection_faces=1_000,
+        similarity=similarity,
+    )
+    assert applied.threshold_raised_to is None
+    assert applied.expected_false_candidates == pytest.approx(1_000 * curve.fmr_at(99.9))

@@ -1,12 +1,16 @@
 """KeyedLocks: same key serialises, different keys do not, nothing is kept afterwards; where a
-PostgreSQL store's vectors live (FACEGATE_VECTOR_INDEX)."""
+PostgreSQL store's vectors live (FACEGATE_VECTOR_INDEX); a broken promise curve stops the server
+at start."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from facegate.config import Settings
+import pytest
+
+from facegate.config import Settings, SettingsError
+from facegate.engine.matching import default_matcher, read_promise
 from facegate.services import KeyedLocks, Services
 
 
@@ -61,3 +65,24 @@ def test_pgvector_is_enabled_at_start_for_every_server_of_the_store(
     finally:
         second.close()
         first.close()
+
+
+def test_a_broken_promise_curve_stops_the_server_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The promise curve governance relies on is read when the server starts: one that cannot
+    be read (here: stale, fitted for another Similarity version) stops it there with the
+    reason, not at the first search; with the shipped one it starts and uses it."""
+    settings = Settings(data_dir=tmp_path / "ok", engine_workers=1)
+    services = Services.open(settings, start_engine=False)
+    try:
+        assert read_promise(services.deps.matcher) == default_matcher().similarity.promise.version  # type: ignore[attr-defined]
+    finally:
+        services.close()
+
+    def stale(model_version: str, variant: str = "", directory: str = "") -> None:
+        raise ValueError("x.promise.json promises for another mapping: refit it")
+
+    monkeypatch.setattr("facegate.engine.similarity.promise_curve", stale)
+    with pytest.raises(SettingsError, match=r"promise curve of dlib-resnet-v1: .* refit it"):
+        Services.open(Settings(data_dir=tmp_path / "stale", engine_workers=1), start_engine=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.config import Settings
+from facegate.engine.matching import default_matcher
 from facegate.services import Services
 from facegate.transparency import render_html, transparency_document
 
@@ -246,10 +247,20 @@ def test_the_page_of_a_real_service_shows_its_whole_document(tmp_path: Path) -> 
     assert group_tables
     held_out = doc["model"].get("held_out")
     assert held_out  # the shipped mapping's leave-one-population-out check is published
+    promise = doc["model"]["promise"]  # what governance relies on: the shipped promise curve
+    assert promise["curve"] == default_matcher().similarity.promise.version  # type: ignore[attr-defined]
+    assert [r["similarity_pct"] for r in promise["table"]] == [80.0, 90.0, 95.0, 99.0, 99.9]
+    assert all(r["promised_fmr"] >= r["nominal_fmr"] for r in promise["table"])
+    worst = promise["held_out"]["worst"]
+    cost = promise["cost"]["size_aware"]
     assert page.captions == [
         "Error rates at each threshold",
         *group_tables,
         "Leave one population out",
+        "Promised false match rate",
+        "Promise held out",
+        "What it costs: one expected false candidate per search (LFW's "
+        f"{promise['cost']['lfw_mated_pairs']:,} mated pairs)",
         "Descriptor models",
         "Policies",
         "Estimated",
@@ -260,6 +271,7 @@ def test_the_page_of_a_real_service_shows_its_whole_document(tmp_path: Path) -> 
         + sum(len(first[k]) + 2 for d in datasets for first in datasets[d]["groups"].values()
               for k in ("fmr", "fnmr") if k in first)  # groups, header, Max/GeoMean
         + 1 + len(held_out["worst_held_out"])
+        + 1 + len(promise["table"]) + 1 + len(worst) + 1 + len(cost)
         + 1 + len(doc["descriptor_models"])
         + 1 + len(doc["policy"]["policies"])
         + 1 + len(doc["attributes"]["estimated"])
@@ -268,3 +280,5 @@ def test_the_page_of_a_real_service_shows_its_whole_document(tmp_path: Path) -> 
     assert {p["id"] for p in doc["policy"]["policies"]} <= set(page.cells)
     assert {m["version"] for m in doc["descriptor_models"]} <= set(page.codes)
     assert f"{table[0]['similarity_pct']:g}" in page.cells
+    assert promise["curve"] in page.codes
+    assert f"{worst['99']['ratio']:.2f}x [" in " ".join(page.cells)

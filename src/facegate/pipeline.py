@@ -69,6 +69,7 @@ from typing import Any
 
 from facegate import crops, enforce, intent
 from facegate.audit.record import ResultSummary
+from facegate.engine.matching import read_promise
 from facegate.engine.similarity import SimilarityModel
 from facegate.errors import (
     AccessDeniedException,
@@ -198,6 +199,9 @@ class Scale:
     similarity: SimilarityModel | None
     face_model_version: str | None
     similarity_version: str
+    promise_version: str = ""
+    """The promise curve the size-aware bound and expected false candidates use ("": the
+    nominal scale)."""
 
 
 @dataclass(frozen=True)
@@ -675,6 +679,7 @@ async def _answer(services: Services, admitted: Admitted, outcome: Outcome) -> b
     if plan.scale is not None:
         outcome.face_model_version = plan.scale.face_model_version
         outcome.similarity_version = plan.scale.similarity_version
+        outcome.promise_version = plan.scale.promise_version
     outcome.expected_false_candidates = plan.applied.expected_false_candidates
     outcome.threshold_raised_to = plan.applied.threshold_raised_to
     outcome.threshold_requested_pct = plan.applied.threshold_requested_pct
@@ -786,7 +791,12 @@ def _similarity(services: Services, version: str | None) -> Scale:
             matcher = services.deps.matchers.for_model(version)
         except (KeyError, ValueError):
             return Scale(None, version, "")
-    return Scale(matcher.similarity, version or services.active_model[0], matcher.version)
+    return Scale(
+        matcher.similarity,
+        version or services.active_model[0],
+        matcher.version,
+        read_promise(matcher) or "",
+    )
 
 
 def _estimated(

@@ -160,6 +160,8 @@ class Outcome:
     # for CompareFaces) and the Similarity version they are on ("" when not scored)
     face_model_version: str | None = None
     similarity_version: str = ""
+    # the promise curve of that Similarity ("" when none ships: the nominal scale)
+    promise_version: str = ""
     started: float = field(default_factory=time.perf_counter)
     # refused at authentication (or before it, for an address over its rate): counted in an
     # aggregate record (facegate.refusals), not recorded one by one
@@ -233,6 +235,7 @@ def request_record(outcome: Outcome) -> RequestRecord:
             expected_false_candidates_calibrated=outcome.expected_false_candidates_calibrated,
             face_model_version=outcome.face_model_version or "",
             similarity_version=outcome.similarity_version,
+            promise_version=outcome.promise_version,
         ),
     )
 

@@ -26,7 +26,7 @@ from facegate.audit.record import INTEGRITY, EventRecord
 from facegate.audit.signing_key import key_id, load_signing_key
 from facegate.config import Settings, SettingsError
 from facegate.datadir import secure_data_dir
-from facegate.engine.matching import MatcherSet
+from facegate.engine.matching import MatcherSet, read_promise
 from facegate.engine.pool import EnginePool
 from facegate.errors import InvalidParameterException
 from facegate.governance import Registry
@@ -217,6 +217,12 @@ class Services:
             db.close()
             audit.close()
             raise SettingsError(f"FACEGATE_FACE_MODEL={default_model}: {exc}") from None
+        try:  # the promise curve governance relies on, read at start (fail closed)
+            read_promise(matchers.for_model(default_model))
+        except ValueError as exc:
+            db.close()
+            audit.close()
+            raise SettingsError(f"the promise curve of {default_model}: {exc}") from None
         engine = EnginePool(
             engine_config,
             workers=settings.engine_workers,

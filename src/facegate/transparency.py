@@ -37,6 +37,8 @@ from facegate.engine.similarity import (
     CalibratedSimilarity,
     calibration_document,
     holdout_summary,
+    promise_document,
+    scale_fmr,
 )
 from facegate.operations import ATTRIBUTE_MEMBERS, FACE_ATTRIBUTES
 from facegate.services import Services
@@ -83,7 +85,42 @@ def _calibration(services: Services, matcher: Matcher | None = None) -> dict[str
         # published only for the mapping it checked: a recalibration makes it stale
         if held_out is not None and held_out.get("similarity_version") == similarity_version:
             out["held_out"] = held_out
+        out["promise"] = _promise(similarity)
     return out
+
+
+PROMISE_LEVELS = (80.0, 90.0, 95.0, 99.0, 99.9)
+"""The Similarities whose promised rate the page lists."""
+
+
+def _promise(similarity: CalibratedSimilarity) -> dict[str, Any]:
+    """What governance relies on: the promised per-pair false match rate at each published
+    Similarity (the promise curve's, or the nominal scale's when none ships), and where a curve
+    ships its version, rule, held-out check, cost and provenance (:mod:`facegate.engine.
+    promise`)."""
+    curve = similarity.promise
+    rows = [
+        {
+            "similarity_pct": s,
+            "nominal_fmr": scale_fmr(s),
+            "promised_fmr": similarity.fmr_at(s),
+        }
+        for s in PROMISE_LEVELS
+    ]
+    if curve is None:
+        return {"curve": None, "table": rows}
+    doc = promise_document(similarity.model_version, similarity.variant, similarity.directory)
+    assert doc is not None  # the curve was read from it
+    return {
+        "curve": curve.version,
+        "rule": doc.get("rule"),
+        "table": rows,
+        "held_out": doc.get("held_out"),
+        "cost": doc.get("cost"),
+        "provenance": {
+            k: v for k, v in (doc.get("provenance") or {}).items() if k in ("command", "checked")
+        },
+    }
 
 
 def _descriptor_models(services: Services) -> list[dict[str, Any]]:

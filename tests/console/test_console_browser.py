@@ -13,6 +13,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from facegate.engine.matching import default_matcher
 from facegate.store.db import Database
 from tests.admin.live import with_header
 from tests.audit_reports import verification_report
@@ -45,6 +46,11 @@ def test_sign_in_issue_rotate_and_use_a_key_with_boto3(console: Console, context
     page = sign_in(context, console, "root")
     assert page.get_by_test_id("role").inner_text() == "admin"
     assert "eu-ai-act-art5" in page.locator("#h-packs + ul").inner_text()
+    # beside each threshold's nominal rate, the rate the size-aware bounds use: the promise curve
+    thresholds = page.get_by_role("table", name="Similarity thresholds and their false match rates")
+    promised = default_matcher().similarity.fmr_at(80.0)
+    assert promised is not None
+    assert f"{promised:.2e}" in thresholds.inner_text()
     shot(page, "overview")
     org_id = f"berlin-{uuid.uuid4().hex[:6]}"
     creds = _issue_key(page, console, org_id)

@@ -1,5 +1,6 @@
 """Every 1:N search reports how many false candidates its collection's size leads to expect:
-collection size x the calibrated per-pair false match rate at the threshold used, in the
+collection size x the per-pair false match rate promised at the threshold used (the promise
+curve shipped beside the calibration, wider than the nominal scale), in the
 x-facegate-expected-false-candidates header and the audit record."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from facegate.engine.similarity import scale_similarity
+from facegate.engine.matching import default_matcher
+from facegate.engine.similarity import scale_fmr, scale_similarity
 from tests.e2e.server import LiveServer, audit_record
 
 pytestmark = pytest.mark.slow  # searches of a large collection on a live server
@@ -23,15 +25,21 @@ def test_search_reports_expected_false_candidates(
         rek.index_faces(CollectionId="efc", Image=image(name))
     faces = rek.describe_collection(CollectionId="efc")["FaceCount"]
     assert faces >= 3
-    for threshold, per_pair in ((80.0, 1e-2), (99.0, 1e-4)):
+    promised = default_matcher().similarity
+    for threshold in (80.0, 99.0):
+        per_pair = promised.fmr_at(threshold)
+        assert per_pair is not None
+        assert per_pair > scale_fmr(threshold)  # the promise, not the nominal scale
         response = rek.search_faces_by_image(
             CollectionId="efc", Image=image("obama2.jpg"), FaceMatchThreshold=threshold
         )
         headers = response["ResponseMetadata"]["HTTPHeaders"]
         expected = float(headers["x-facegate-expected-false-candidates"])
-        assert expected == pytest.approx(faces * per_pair)
+        assert expected == pytest.approx(faces * per_pair, rel=1e-5)  # the header has 6 digits
         record = audit_record(server, headers["x-facegate-decision-id"])
         assert record["result"]["expected_false_candidates"] == pytest.approx(faces * per_pair)
+        # the record names the promise curve those numbers were counted with
+        assert record["result"]["promise_version"] == promised.promise.version  # type: ignore[attr-defined]
         # too few faces for the probe's own tail: the calibrated rate alone, marked so
         assert headers["x-facegate-false-candidate-estimate"] == "calibrated"
         assert "x-facegate-expected-false-candidates-tail" not in headers
@@ -47,7 +55,7 @@ def test_default_bound_raises_a_low_threshold_and_says_so(
 ) -> None:
     """The base pack bounds every 1:N search by one expected false candidate: a caller asking
     for Similarity 50 against a collection where that expects more gets the threshold whose
-    calibrated rate keeps N x FMR <= 1, and is told in the headers and the audit record."""
+    promised rate keeps N x FMR <= 1, and is told in the headers and the audit record."""
     rek.create_collection(CollectionId="bound")
     for name in ("group_t1.jpg", "two_people.jpg", "biden.jpg", "obama.jpg", "obama3.jpg"):
         rek.index_faces(CollectionId="bound", Image=image(name))
@@ -57,7 +65,9 @@ def test_default_bound_raises_a_low_threshold_and_says_so(
         CollectionId="bound", Image=image("obama2.jpg"), FaceMatchThreshold=50.0
     )
     headers = response["ResponseMetadata"]["HTTPHeaders"]
-    wanted = scale_similarity(1.0 / faces)
+    wanted = default_matcher().similarity.similarity_for_fmr(1.0 / faces)
+    assert wanted is not None
+    assert wanted > scale_similarity(1.0 / faces)  # the promise is stricter than the scale
     assert float(headers["x-facegate-threshold-raised-to"]) == pytest.approx(wanted, abs=1e-4)
     assert float(headers["x-facegate-threshold-requested"]) == 50.0
     assert float(headers["x-facegate-expected-false-candidates"]) == pytest.approx(1.0)

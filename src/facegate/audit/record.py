@@ -79,6 +79,9 @@ class ResultSummary:
     # the server's default for CompareFaces) and the Similarity version of its numbers
     face_model_version: str = ""
     similarity_version: str = ""
+    # the promise curve whose per-pair rate the expected false candidates and the size-aware
+    # threshold used (engine/promise.py; "" where the nominal scale was the promise)
+    promise_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ Commands (``facegate COMMAND --help`` for options):
 * ``operators create|list|disable|set-password``, ``org create|list|show|disable``,
   ``review list|show|confirm|reject|rotate-token`` operator accounts, organisations and human
   review of held results (:mod:`facegate.cli.admin`)
-* ``bias verification|impostors|lineup|sweep|html|calibrate|normalisation|classifier|holdout``
+* ``bias verification|impostors|lineup|sweep|html|calibrate|normalisation|classifier|holdout|
+  promise``
   the bias audit toolkit over labelled data sets (:mod:`facegate.cli.bias` and the
   ``bias_*`` modules)
 * ``model-audit register|list|revoke|status`` bias audits of the active model for the

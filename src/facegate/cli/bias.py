@@ -73,6 +73,7 @@ from facegate.cli.bias_data import (
 )
 from facegate.cli.bias_holdout import register as register_holdout
 from facegate.cli.bias_pairs import ChosenPairs, add_pairs_options, choose
+from facegate.cli.bias_promise import register as register_promise
 from facegate.enforce import size_aware_threshold
 from facegate.engine.matching import Matcher, PairScorer, matcher_named
 
@@ -300,6 +301,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register_calibrate(actions)
     register_classifier(actions)
     register_holdout(actions)
+    register_promise(actions)
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from facegate.bias.calibration import DEFAULT_CAP, ZERO_DISTANCE
+from facegate.bias.calibration import DEFAULT_CAP, ZERO_DISTANCE, Source
 from facegate.bias.calibration_run import calibration_source
 from facegate.bias.datasets import DatasetError, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import DescriptorCache, compute_descriptors
@@ -53,6 +53,28 @@ def register(bias_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(func=cmd_holdout, parser=p, bias_command="holdout")
 
 
+def load_sources(args: argparse.Namespace) -> dict[str, Source]:
+    """LFW, FairFace val and the Congress portraits under ``args.data`` as calibration sources,
+    their descriptors read from (or computed into) the cache ``args.cache`` with
+    ``args.workers`` processes. Raises ``DatasetError`` or ``OSError``."""
+    lfw, _ = load_lfw(args.data / "lfw")
+    manifests = {
+        "lfw": lfw,
+        "fairface": load_fairface(args.data / "fairface_val"),
+        "congress": load_congress(args.data / "congress_2015"),
+    }
+    cache = DescriptorCache(args.cache)
+    return {
+        name: calibration_source(
+            m,
+            compute_descriptors(
+                m, cache=cache, workers=args.workers, progress=not args.no_progress
+            ),
+        )
+        for name, m in manifests.items()
+    }
+
+
 def cmd_holdout(args: argparse.Namespace, out: TextIO) -> int:
     """Run the check, print it, and optionally write the document."""
     if args.min_pairs < 1:
@@ -67,22 +89,7 @@ def cmd_holdout(args: argparse.Namespace, out: TextIO) -> int:
         print("facegate: the active Similarity is not a fitted calibration", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        lfw, _ = load_lfw(args.data / "lfw")
-        manifests = {
-            "lfw": lfw,
-            "fairface": load_fairface(args.data / "fairface_val"),
-            "congress": load_congress(args.data / "congress_2015"),
-        }
-        cache = DescriptorCache(args.cache)
-        sources = {
-            name: calibration_source(
-                m,
-                compute_descriptors(
-                    m, cache=cache, workers=args.workers, progress=not args.no_progress
-                ),
-            )
-            for name, m in manifests.items()
-        }
+        sources = load_sources(args)
         doc = holdout_document(
             sources,
             matcher.scorer,

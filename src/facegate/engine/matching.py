@@ -265,6 +265,18 @@ class Matcher:
         return max(0.0, self.scorer.distance_bound(limit, probe_stat))
 
 
+def read_promise(matcher: Matcher) -> str | None:
+    """Read ``matcher``'s promise curve now (the server calls it at start, so a malformed or
+    stale one stops it there, not at the first search): its version, or None when the nominal
+    scale is the promise. Raises ``ValueError`` as :func:`~facegate.engine.similarity.
+    promise_curve` does."""
+    similarity = matcher.similarity
+    if not isinstance(similarity, CalibratedSimilarity):
+        return None
+    curve = similarity.promise
+    return None if curve is None else curve.version
+
+
 def raw_matcher() -> Matcher:
     """Raw distance with its calibration (``dlib-resnet-v1.json``)."""
     return Matcher(CalibratedSimilarity())
@@ -311,6 +323,7 @@ def matcher_for(model: DescriptorModel, normalisation: str = "cohort") -> Matche
                 raise ValueError(f"the calibration of {model.version} has no fusion weights")
             weights = model.space.weights_or_ones(fusion["weights"])
         similarity = CalibratedSimilarity(model.version, variant, directory)
+        _ = similarity.promise  # a malformed promise curve: ValueError, the model serves nothing
         scorer: PairScorer = ShippedCohort(model.version, directory) if variant else RawScorer()
         return Matcher(similarity, scorer, model.space, weights, model.version)
     raise UncalibratedModel(

@@ -42,6 +42,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from facegate.engine.promise import PromiseCurve
+
 
 class SimilarityModel(Protocol):
     """A versioned, strictly decreasing map from descriptor distance to a 0-100 Similarity.
@@ -291,6 +293,61 @@ def holdout_summary(
     return doc
 
 
+def promise_file_name(model_version: str, variant: str = "") -> str:
+    """The promise curve beside a calibration file: ``<calibration file's stem>.promise.json``
+    (written by ``facegate bias promise --out``)."""
+    return calibration_file_name(model_version, variant).removesuffix(".json") + ".promise.json"
+
+
+@functools.cache
+def promise_document(
+    model_version: str, variant: str = "", directory: str = ""
+) -> Mapping[str, Any] | None:
+    """The promise curve's document as shipped (with what set each knot, its held-out check,
+    its cost and provenance: ``facegate.bias.promise.promise_file``), read once per process;
+    ``None`` when there is none. Not validated: :func:`promise_curve` is what the server uses."""
+    name = promise_file_name(model_version, variant)
+    if directory:
+        path: Any = Path(directory, name)
+    else:
+        path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
+
+
+@functools.cache
+def promise_curve(
+    model_version: str, variant: str = "", directory: str = ""
+) -> PromiseCurve | None:
+    """The promise curve shipped for ``model_version``'s calibration (:mod:`facegate.engine.
+    promise`), read once per process; ``None`` when there is none (the nominal scale is then
+    the promise). Where it lives as in :func:`calibration_document`.
+
+    Raises ``ValueError`` (the server does not start) when the document is malformed or edited,
+    names another model, promises for another Similarity version than the calibration beside
+    it (a recalibration without a refitted promise), or promises less than the nominal scale at
+    any knot (a promise curve only widens)."""
+    name = promise_file_name(model_version, variant)
+    doc = promise_document(model_version, variant, directory)
+    if doc is None:
+        return None
+    if doc.get("model_version") != model_version:
+        raise ValueError(f"promise curve for {model_version} names {doc.get('model_version')!r}")
+    curve = PromiseCurve.from_json(doc)
+    calibrated = _calibrated(model_version, variant, directory).version
+    if curve.similarity_version != calibrated:
+        raise ValueError(
+            f"{name} promises for {curve.similarity_version}, the calibration is {calibrated}: "
+            "refit it (facegate bias promise)"
+        )
+    for s, f in zip(curve.similarities, curve.fmrs, strict=True):
+        if s >= LOWEST_CALIBRATED_PCT and f < scale_fmr(s) * (1.0 - 1e-9):
+            raise ValueError(f"{name} promises {f:.3g} at Similarity {s:g}, below the scale's")
+    return curve
+
+
 @functools.cache
 def _calibrated(model_version: str, variant: str, directory: str = "") -> PiecewiseSimilarity:
     return PiecewiseSimilarity.from_json(calibration_document(model_version, variant, directory))
@@ -331,13 +388,23 @@ class CalibratedSimilarity:
         """The largest distance whose similarity is at least ``similarity_pct`` (0 < pct < 100)."""
         return self.mapping.distance_for(similarity_pct)
 
+    @property
+    def promise(self) -> PromiseCurve | None:
+        """The promise curve shipped beside the calibration (None: the nominal scale is the
+        promise). Read once per process; the server reads it at start."""
+        return promise_curve(self.model_version, self.variant, self.directory)
+
     def fmr_at(self, similarity_pct: float) -> float | None:
-        """The scale's false match rate (:func:`scale_fmr`)."""
-        return scale_fmr(similarity_pct)
+        """The promised false match rate: the promise curve's where one is shipped, else the
+        scale's (:func:`scale_fmr`). Similarity itself does not depend on it."""
+        curve = self.promise
+        return scale_fmr(similarity_pct) if curve is None else curve.fmr_at(similarity_pct)
 
     def similarity_for_fmr(self, fmr: float) -> float | None:
-        """The scale's Similarity for a false match rate (:func:`scale_similarity`)."""
-        return scale_similarity(fmr)
+        """The lowest Similarity whose promised rate is at most ``fmr``: the promise curve's
+        where one is shipped, else the scale's (:func:`scale_similarity`)."""
+        curve = self.promise
+        return scale_similarity(fmr) if curve is None else curve.similarity_for_fmr(fmr)
 
 
 def default_similarity() -> SimilarityModel:
