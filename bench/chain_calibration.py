@@ -19,7 +19,8 @@ half (split by the salted hash of the person, the same under both chains), the F
 images held out under *both* chains' splits (``split_source`` keys FairFace by the index of a
 found face, so a chain that finds other faces moves images between halves: only images held out
 under both are out of sample for a file fitted on either), and the 879 Congress portraits (never
-fitted). At each Similarity of the calibration table: the pooled FMR of LFW and FairFace (equal
+fitted). LFW View 2 too (10-fold accuracy, TAR at FAR 1e-3) on each chain and mixed. At each
+Similarity of the calibration table: the pooled FMR of LFW and FairFace (equal
 weights, the quantity the calibration promises) and its ratio to the promise, each data set's
 FMR, and LFW's FNMR. Prints the table; writes ``bench/results/chain_calibration.json``.
 """
@@ -44,13 +45,15 @@ from facegate.bias.calibration import (
     table,
 )
 from facegate.bias.calibration_run import calibration_source
-from facegate.bias.datasets import Manifest, load_congress, load_fairface, load_lfw
+from facegate.bias.datasets import Manifest, Pair, load_congress, load_fairface, load_lfw
 from facegate.bias.descriptors import FACE, DescriptorCache, DescriptorSet, _assemble, config_key
+from facegate.bias.folds import cross_validate
 from facegate.engine.core import EngineConfig
 from facegate.engine.descriptors import DLIB_RESNET_V1, FACERES_V1, FUSED_DLIB_FACERES_V1
 from facegate.engine.matching import Matcher, matcher_for
 from facegate.engine.models import file_sha256
 from facegate.engine.similarity import PiecewiseSimilarity
+from lfw import tar_at_far
 
 MODELS = (DLIB_RESNET_V1, FACERES_V1, FUSED_DLIB_FACERES_V1)
 OLD_SUFFIX = "6dc3ae0a3a92955c"
@@ -156,6 +159,38 @@ def measure(m: Matcher, tails: list[PairTail], extra: list[PairTail]) -> list[di
     return rows
 
 
+def view2(m: Matcher, old: np.ndarray, new: np.ndarray, pairs: list[Pair]) -> dict[str, Any]:
+    """LFW View 2 10-fold accuracy and TAR at FAR 1e-3 of one matcher on each chain's vectors,
+    and mixed: the current chain's probe against the earlier chain's face, each pair both ways
+    round (the mean of the two orientations' accuracies; TAR over the 12,000 scored pairs)."""
+    left = np.array([p.left for p in pairs])
+    right = np.array([p.right for p in pairs])
+    mated = np.array([p.mated for p in pairs])
+    folds = np.array([-1 if p.fold is None else p.fold for p in pairs])
+
+    def scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        sa, sb = m.stats(a), m.stats(b)
+        d = m.space.paired(a[left], b[right], m.weights)
+        out: np.ndarray = m.scorer.scores(d, sa[left], sb[right])
+        return out
+
+    def accuracy(d: np.ndarray) -> float:
+        return float(np.mean(cross_validate(d, mated, folds).accuracies))
+
+    x_old, x_new = old.astype(np.float64), new.astype(np.float64)
+    out: dict[str, Any] = {}
+    for chain, (a, b) in {"old": (x_old, x_old), "new": (x_new, x_new)}.items():
+        d = scores(a, b)
+        out[chain] = {"lfw_accuracy": accuracy(d), "tar_view2": tar_at_far(d, mated, 1e-3)[0]}
+    one, other = scores(x_new, x_old), scores(x_old, x_new)
+    both = np.concatenate([one, other])
+    out["mixed"] = {
+        "lfw_accuracy": (accuracy(one) + accuracy(other)) / 2,
+        "tar_view2": tar_at_far(both, np.concatenate([mated, mated]), 1e-3)[0],
+    }
+    return out
+
+
 def matchers(model: str, folders: dict[str, Path | None]) -> dict[tuple[str, str], Matcher]:
     """(calibration label, scorer) -> the model's matcher from that folder's files."""
     spec = EngineConfig().registry().get(model)
@@ -188,7 +223,7 @@ def main() -> None:
     for item in args.calibrations:
         label, _, folder = item.partition("=")
         folders[label] = Path(folder)
-    lfw, _ = load_lfw(args.data / "lfw")
+    lfw, pairs = load_lfw(args.data / "lfw")
     manifests = (
         lfw,
         load_fairface(args.data / "fairface_val"),
@@ -236,6 +271,7 @@ def main() -> None:
                 entry[chain] = measure(m, tails[:2], tails[2:])
             mixed = [mixed_tail(sources["new"][i], sources["old"][i], m, cap) for i in range(3)]
             entry["mixed"] = measure(m, mixed[:2], mixed[2:])
+            entry["view2"] = view2(m, sets["old"][0].vectors, sets["new"][0].vectors, pairs)
             results.setdefault(model, {}).setdefault(label, {})[scorer] = entry
             print(f"{model} {label} {scorer}: done ({time.time() - started:.0f} s)", flush=True)
     doc: dict[str, Any] = {
@@ -253,6 +289,8 @@ def main() -> None:
     doc["seconds"] = round(time.time() - started, 1)
     print(machine_line(doc["machine"]))
     print("\n".join(render(doc)))
+    print()
+    print("\n".join(render_view2(doc)))
     print(f"wrote {write_results(args.json, doc)}")
 
 
@@ -282,6 +320,25 @@ def render(doc: dict[str, Any]) -> list[str]:
                         f"| {'-' if congress is None else f'{congress:.1e}'} "
                         f"| {100 * at[90.0]['lfw_fnmr']:.1f}% / {100 * at[99.0]['lfw_fnmr']:.1f}% |"
                     )
+    return lines
+
+
+def render_view2(doc: dict[str, Any]) -> list[str]:
+    """LFW View 2 per model, calibration and scorer: each chain's and mixed pairs' accuracy."""
+    lines = [
+        "| model | files | scorer | LFW 10-fold: old / new / mixed "
+        "| TAR @ FAR 1e-3: old / new / mixed |",
+        "|---|---|---|---|---|",
+    ]
+    for model, by_label in doc["results"].items():
+        for label, by_scorer in by_label.items():
+            for scorer, entry in by_scorer.items():
+                v = entry["view2"]
+                acc = " / ".join(
+                    f"{100 * v[c]['lfw_accuracy']:.2f}%" for c in ("old", "new", "mixed")
+                )
+                tar = " / ".join(f"{100 * v[c]['tar_view2']:.1f}%" for c in ("old", "new", "mixed"))
+                lines.append(f"| {model} | {label} | {scorer} | {acc} | {tar} |")
     return lines
 
 
