@@ -22,8 +22,11 @@ with dlib (a) with the z-scored weights (``bias/fusion_fit.py``: each part's imp
 deviation on LFW's fit half) and (b) with the weight that maximises TAR at FMR 1e-3 over every
 pair of LFW's *fit* half (grid of 41 weights). View 2 mixes people of both halves: its rows with
 fitted weights are also given on the View 2 pairs whose people are all in the held-out half.
-Vectors cached in ``~/.cache/facegate/fusion_variants/``; writes
-``bench/results/fusion_variants.json``.
+``--cached-only``: no engine pass, faceres-v1's cached vectors only (the weights' rows).
+``--targets``: a FairFace pass too (five-point and loose-0.9), then issue 19's LFW and FairFace
+targets of both crops with a cohort (:func:`targets`). Vectors cached in
+``~/.cache/facegate/fusion_variants/``; writes ``bench/results/fusion_variants.json`` (or
+``_cached``, ``_targets``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ FAR = 1e-3
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facegate"
 
 _ENGINE: FaceEngine | None = None
+_CROPS: tuple[tuple[float, ...], bool] = (SCALES, True)
 
 
 def warp(pixels: np.ndarray, points: np.ndarray, size: int, scale: float) -> np.ndarray:
@@ -75,9 +79,10 @@ def warp(pixels: np.ndarray, points: np.ndarray, size: int, scale: float) -> np.
     return np.asarray(out, dtype=np.uint8)
 
 
-def _init() -> None:
-    global _ENGINE  # one engine per worker process (bench only)
+def _init(scales: tuple[float, ...] = SCALES, flips: bool = True) -> None:
+    global _ENGINE, _CROPS  # one engine per worker process, and its crops (bench only)
     _ENGINE = FaceEngine(EngineConfig())
+    _CROPS = (scales, flips)
 
 
 def describe(path: str) -> dict[str, np.ndarray] | None:
@@ -94,16 +99,20 @@ def describe(path: str) -> dict[str, np.ndarray] | None:
     assert isinstance(faceres, OnnxDescriber)
     base = faceres.crops([(image, face)])[0]
     points = five_points(face.landmarks, image.width_px, image.height_px)
-    crops = [base, base[:, ::-1]]
-    for s in SCALES:
+    scales, flips = _CROPS
+    step = 2 if flips else 1
+    crops = [base, base[:, ::-1]][:step]
+    for s in scales:
         c = warp(image.pixels, points, base.shape[0], s)
-        crops += [c, c[:, ::-1]]
+        crops += [c, c[:, ::-1]][:step]
     raw = faceres.embed_crops([np.ascontiguousarray(c) for c in crops])
-    out = {"five-point": raw[0], "flip": _unit(raw[0] + raw[1])}
-    for k, s in enumerate(SCALES):
-        a, b = raw[2 + 2 * k], raw[3 + 2 * k]
-        out[f"loose-{s:g}"] = a
-        out[f"loose-{s:g}+flip"] = _unit(a + b)
+    out = {"five-point": raw[0]}
+    if flips:
+        out["flip"] = _unit(raw[0] + raw[1])
+    for k, s in enumerate(scales):
+        out[f"loose-{s:g}"] = raw[step * (k + 1)]
+        if flips:
+            out[f"loose-{s:g}+flip"] = _unit(raw[step * (k + 1)] + raw[step * (k + 1) + 1])
     return out
 
 
@@ -111,15 +120,21 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / max(float(np.linalg.norm(v.astype(np.float64))), 1e-12)).astype(np.float32)
 
 
-def variant_vectors(paths: list[str], workers: int) -> dict[str, np.ndarray]:
+def variant_vectors(
+    paths: list[str],
+    workers: int,
+    name: str = "lfw",
+    scales: tuple[float, ...] = SCALES,
+    flips: bool = True,
+) -> dict[str, np.ndarray]:
     """Variant -> (images, 1024) float32, NaN rows where no face (cached by image list)."""
     CACHE.joinpath("fusion_variants").mkdir(parents=True, exist_ok=True)
-    tag = f"{len(paths)}-{'-'.join(f'{s:g}' for s in SCALES)}"
-    path = CACHE / "fusion_variants" / f"lfw-{tag}.npz"
+    tag = f"{len(paths)}-{'-'.join(f'{s:g}' for s in scales)}" + ("" if flips else "-noflip")
+    path = CACHE / "fusion_variants" / f"{name}-{tag}.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    with ProcessPoolExecutor(workers, initializer=_init) as pool:
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(scales, flips)) as pool:
         found = list(pool.map(describe, paths, chunksize=16))
     names = next(f for f in found if f is not None).keys()
     out = {n: np.full((len(paths), 1024), np.nan, dtype=np.float32) for n in names}
@@ -173,6 +188,91 @@ def best_weight(fit: Source, space: VectorSpace) -> tuple[float, float]:
     return best[1], best[0]
 
 
+TARGET_VARIANTS = ("five-point", "loose-0.9")
+
+
+def targets(data: Path, workers: int) -> dict[str, Any]:
+    """``--targets``: issue 19's LFW and FairFace targets for the fused model with faceres'
+    ``five-point`` (as shipped) and ``loose-0.9`` crops, side by side: z-scored weights fitted
+    on LFW's fit half, a cohort fitted as ``bias calibrate --normalise`` fits one (part of
+    FairFace's fit half; ``calibration_run._cohort_split``), LFW View 2 10-fold and TAR at FAR
+    1e-3, and FairFace's held-out half per race x gender group at LFW FNMR 5%
+    (``normalisation.equal_fnmr``). FairFace's faces are this pass's (no MMOD fallback), so its
+    halves are not the shipped calibrations'; both crops share them."""
+    from facegate.bias.calibration_run import _cohort_split
+    from facegate.bias.datasets import load_fairface
+    from facegate.bias.normalisation import LfwPairs, equal_fnmr, lfw_scores
+    from facegate.engine.matching import Matcher, PairScorer, RawScorer
+    from facegate.engine.similarity import CalibratedSimilarity
+
+    lfw_m, pairs = load_lfw(data / "lfw")
+    ff_m = load_fairface(data / "fairface_val")
+    lfw_v = variant_vectors([str(s.path) for s in lfw_m.samples], workers)
+    ff_v = variant_vectors([str(s.path) for s in ff_m.samples], workers, "fairface", (0.9,), False)
+    config, cache = EngineConfig(), DescriptorCache()
+    dlib = []
+    for m in (lfw_m, ff_m):
+        digests = [file_sha256(s.path) for s in m.samples]
+        key = config_key(config, DLIB_RESNET_V1, True)
+        dlib.append(_assemble(DLIB_RESNET_V1, key, digests, cache.get_many(key, digests), 0, 0))
+    space = config.registry().get(FUSED_DLIB_FACERES_V1).space
+    left = np.array([p.left for p in pairs])
+    right = np.array([p.right for p in pairs])
+    mated = np.array([p.mated for p in pairs])
+    folds = np.array([-1 if p.fold is None else p.fold for p in pairs])
+    out: dict[str, Any] = {}
+    for name in TARGET_VARIANTS:
+        sets = []
+        for d, v in ((dlib[0], lfw_v[name]), (dlib[1], ff_v[name])):
+            x = np.concatenate([d.vectors, v], axis=1)
+            st = tuple(FACE if r else "no_face" for r in np.isfinite(x).all(axis=1))
+            sets.append(DescriptorSet(FUSED_DLIB_FACERES_V1, "", x, st, ("",) * len(st), {}, 0, 0))
+        halves = [
+            split_source(calibration_source(m, s)) for m, s in zip((lfw_m, ff_m), sets, strict=True)
+        ]
+        inv = [1.0 / sd for _, sd, _ in impostor_moments(halves[0][0], space)]
+        w = (inv[0] / sum(inv), inv[1] / sum(inv))
+        cohort, _, _ = _cohort_split(halves, space, w)
+        view2 = LfwPairs(sets[0].vectors.astype(np.float64), left, right, mated, folds)
+        scorers: dict[str, PairScorer] = {"raw": RawScorer(), "cohort": cohort}
+        entry: dict[str, Any] = {"weights": w, "fairface_faces": len(halves[1][1].vectors)}
+        for label, scorer in scorers.items():
+            mt = Matcher(CalibratedSimilarity(), scorer, space, w, FUSED_DLIB_FACERES_V1)
+            scores = lfw_scores(mt, view2)
+            eq = equal_fnmr(mt, scores, view2, halves[1][1], "race x gender")
+            errors = sum(g["errors"] for g in eq["groups"].values())
+            total = sum(g["total"] for g in eq["groups"].values())
+            entry[label] = {
+                "lfw_accuracy": float(np.mean(cross_validate(scores, mated, folds).accuracies)),
+                "tar_view2": tar_at_far(scores, mated, FAR)[0],
+                "overall_fmr": errors / total,
+                "worst_group": eq["worst_group"],
+                "worst_group_fmr": eq["groups"][eq["worst_group"]]["rate"],
+                "max_geomean": eq["max_geomean"],
+            }
+        out[name] = entry
+    return out
+
+
+def render_targets(rows: dict[str, Any]) -> list[str]:
+    """``--targets``' table."""
+    lines = [
+        "| faceres crop | scorer | LFW 10-fold | TAR @ FAR 1e-3 | FairFace FMR overall "
+        "| worst group | Max/GeoMean |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in rows.items():
+        for label in ("raw", "cohort"):
+            r = entry[label]
+            lines.append(
+                f"| {name} | {label} | {100 * r['lfw_accuracy']:.2f}% "
+                f"| {100 * r['tar_view2']:.1f}% | {100 * r['overall_fmr']:.2f}% "
+                f"| {100 * r['worst_group_fmr']:.2f}% "
+                f"({r['worst_group']}) | {r['max_geomean']:.2f} |"
+            )
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -182,8 +282,28 @@ def main() -> None:
         action="store_true",
         help="no engine pass: faceres-v1 as cached only (the fusion weights' rows)",
     )
+    ap.add_argument(
+        "--targets",
+        action="store_true",
+        help="issue 19's LFW and FairFace targets, five-point against loose-0.9 (a FairFace pass)",
+    )
     args = ap.parse_args()
     started = time.time()
+    if args.targets:
+        found = targets(args.data, args.workers)
+        doc: dict[str, Any] = {
+            "kind": "fusion-variants-targets",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": "PYTHONPATH=src:bench nice -n 10 .venv/bin/python "
+            "bench/fusion_variants.py --targets",
+            "results": found,
+            "machine": machine_info(),
+            "seconds": round(time.time() - started, 1),
+        }
+        print(machine_line(doc["machine"]))
+        print("\n".join(render_targets(found)))
+        print(f"wrote {write_results('fusion_variants_targets', doc)}")
+        return
     lfw_m, pairs = load_lfw(args.data / "lfw")
     paths = [str(s.path) for s in lfw_m.samples]
     digests = [file_sha256(s.path) for s in lfw_m.samples]
@@ -259,7 +379,7 @@ def main() -> None:
     dlib_d = view2_scores(
         dlib.vectors.astype(np.float64), VectorSpace((space.parts[0],)), None, (left, right)
     )
-    doc: dict[str, Any] = {
+    doc = {
         "kind": "fusion-variants",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_variants.py"
