@@ -189,6 +189,7 @@ def best_weight(fit: Source, space: VectorSpace) -> tuple[float, float]:
 
 
 TARGET_VARIANTS = ("five-point", "loose-0.9")
+CALIBRATION_FACES = "five-point, the calibration's FairFace faces"
 
 
 def targets(data: Path, workers: int) -> dict[str, Any]:
@@ -198,7 +199,9 @@ def targets(data: Path, workers: int) -> dict[str, Any]:
     FairFace's fit half; ``calibration_run._cohort_split``), LFW View 2 10-fold and TAR at FAR
     1e-3, and FairFace's held-out half per race x gender group at LFW FNMR 5%
     (``normalisation.equal_fnmr``). FairFace's faces are this pass's (no MMOD fallback), so its
-    halves are not the shipped calibrations'; both crops share them."""
+    halves are not the shipped calibrations'; both crops share them. A third row refits the
+    five-point model's cohort on the calibration's own faces (faceres-v1's cached FairFace
+    vectors of the current chain, with the MMOD fallback: the shipped halves)."""
     from facegate.bias.calibration_run import _cohort_split
     from facegate.bias.datasets import load_fairface
     from facegate.bias.normalisation import LfwPairs, equal_fnmr, lfw_scores
@@ -215,15 +218,21 @@ def targets(data: Path, workers: int) -> dict[str, Any]:
         digests = [file_sha256(s.path) for s in m.samples]
         key = config_key(config, DLIB_RESNET_V1, True)
         dlib.append(_assemble(DLIB_RESNET_V1, key, digests, cache.get_many(key, digests), 0, 0))
+    digests = [file_sha256(s.path) for s in ff_m.samples]
+    key = config_key(config, FACERES_V1, True)
+    cached_ff = _assemble(FACERES_V1, key, digests, cache.get_many(key, digests), 0, 0).vectors
+    crops = {name: (lfw_v[name], ff_v[name]) for name in TARGET_VARIANTS}
+    # the calibration's own faces (the cache's, with the MMOD fallback): the cohort refitted
+    crops[CALIBRATION_FACES] = (lfw_v["five-point"], cached_ff)
     space = config.registry().get(FUSED_DLIB_FACERES_V1).space
     left = np.array([p.left for p in pairs])
     right = np.array([p.right for p in pairs])
     mated = np.array([p.mated for p in pairs])
     folds = np.array([-1 if p.fold is None else p.fold for p in pairs])
     out: dict[str, Any] = {}
-    for name in TARGET_VARIANTS:
+    for name, (lfw_x, ff_x) in crops.items():
         sets = []
-        for d, v in ((dlib[0], lfw_v[name]), (dlib[1], ff_v[name])):
+        for d, v in ((dlib[0], lfw_x), (dlib[1], ff_x)):
             x = np.concatenate([d.vectors, v], axis=1)
             st = tuple(FACE if r else "no_face" for r in np.isfinite(x).all(axis=1))
             sets.append(DescriptorSet(FUSED_DLIB_FACERES_V1, "", x, st, ("",) * len(st), {}, 0, 0))
