@@ -9,8 +9,9 @@ cost work (faceres' pinned graph as converted, the fused parts one after the oth
 docs/benchmarks.md), side by side in one run, with the search split into the probe's engine,
 the index search and the scoring of its hits; it writes ``bench/results/fusion_cost.json``.
 
-Descriptors: one engine pass of ``fused-dlib-faceres-v1`` per data set (the server's detector
-chain, the largest face, the bias toolkit's MMOD fallback, then the engine's describers), each
+Descriptors: one engine pass of ``fused-dlib-faceres-v1`` per data set (each image as a search
+probe: BlazeFace first, the server's detector chain where it finds none, the largest face, the
+bias toolkit's MMOD fallback, then the engine's describers), each
 part's slice filed under the part's own key (:mod:`facegate.bias.model_descriptors`): the three
 models see the same face in every image. Matchers: the engine's own (``matcher_for``: the
 model's distance from ``facegate.vectorspace``, its calibration and cohort as shipped in
