@@ -25,9 +25,9 @@ For each size, on one pgserver PostgreSQL (pgvector 0.6.2) started in a temporar
   from ``faces``: ``FACEGATE_VECTOR_INDEX=memory``, the default, and SQLite's way) and
   ``FaceStore`` on pgvector (loads nothing), time to the first answered search (one probe at
   Similarity 80, so it includes that search) and resident memory after it;
-* search at Rekognition's defaults (MaxFaces 4096) at Similarity 80 and 99 (the raw distance the
-  shipped calibration gives) and at the threshold the base policy pack's default bound of one
-  expected false candidate raises a search of that many faces to
+* search at Rekognition's defaults (MaxFaces 4096) at Similarity 80 and 99 (``--similarities``;
+  the raw distance the shipped calibration gives) and at the threshold the base policy pack's
+  default bound of one expected false candidate raises a search of that many faces to
   (:func:`facegate.enforce.size_aware_threshold`: Similarity 99.9 at 100k, 99.99 at 1M), the
   levels measured from the highest (fastest) down, the real probes: the exact in-memory index
   (``ExactIndex``) and pgvector (``FaceStore.nearest``: HNSW shortlist, exact re-ranking, then the
@@ -468,6 +468,10 @@ def main() -> None:
     parser.add_argument("--build-until", help="HH:MM UTC: cancel a graph build still running")
     parser.add_argument("--search-until", help="HH:MM UTC: stop taking probes")
     parser.add_argument(
+        "--similarities", default="99,80",
+        help="Similarity levels measured besides the base pack's (80 always: start-up uses it)",
+    )  # fmt: skip
+    parser.add_argument(
         "--shared-buffers", help="PostgreSQL's shared_buffers (with a kept --pgdata), e.g. 4GB"
     )
     args = parser.parse_args()
@@ -482,6 +486,7 @@ def main() -> None:
     queries = probes[: args.queries]
     similarity = default_similarity()
     efs = [int(e) for e in args.ef.split(",")]
+    levels_asked = sorted({float(t) for t in args.similarities.split(",")} | {80.0}, reverse=True)
     keep = args.pgdata is not None
     if args.pgdata is not None:
         args.pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -545,7 +550,7 @@ def main() -> None:
             raised = size_aware_threshold(BOUND, size, similarity)
             # the raised threshold's distance (100: nothing is promised, only identical faces)
             bounds = {raised: similarity.distance_for(raised) if raised < 100 else 0.0}
-            bounds.update({t: similarity.distance_for(t) for t in (99.0, 80.0)})
+            bounds.update({t: similarity.distance_for(t) for t in levels_asked})
             levels[size] = {str(t): d for t, d in bounds.items()}
             base = {"faces": size, "load_s": load_s, "hnsw_build_s": build["seconds"],
                     "table_mib": sizes[0] / 2**20, "hnsw_mib": sizes[1] / 2**20}  # fmt: skip
