@@ -238,16 +238,22 @@ def bulk_load(dsn: str, ids: list[str], data: Matrix) -> float:
     return time.perf_counter() - t0
 
 
-def build_graph(dsn: str, graph: dict[str, int], until: float | None) -> dict[str, Any]:
-    """(Re)build the collection's HNSW index with ``graph`` (m, ef_construction), cancelled at
-    ``until`` (epoch seconds; None: never). Returns the settings, whether it finished, its time
+def build_graph(
+    dsn: str,
+    graph: dict[str, int],
+    until: float | None,
+    workers: int = PARALLEL_MAINTENANCE_WORKERS,
+) -> dict[str, Any]:
+    """(Re)build the collection's HNSW index with ``graph`` (m, ef_construction), ``workers``
+    parallel maintenance workers besides the leader, cancelled at ``until`` (epoch seconds; None:
+    never). Returns the settings, whether it finished, its time
     and the progress samples (seconds since the start, phase, tuples done, tuples total)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         (uid,) = one(conn.execute("SELECT uid FROM collections").fetchone())
         partition = pgvectors.partition_name(uid)
         conn.execute(f"DROP INDEX IF EXISTS {partition}_hnsw")
         conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
-        conn.execute(f"SET max_parallel_maintenance_workers = {PARALLEL_MAINTENANCE_WORKERS}")
+        conn.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
         settings = {
             name: one(conn.execute(f"SHOW {name}").fetchone())[0]
             for name in ("maintenance_work_mem", "max_parallel_maintenance_workers",
@@ -468,6 +474,10 @@ def main() -> None:
     parser.add_argument("--build-until", help="HH:MM UTC: cancel a graph build still running")
     parser.add_argument("--search-until", help="HH:MM UTC: stop taking probes")
     parser.add_argument(
+        "--parallel-workers", type=int, default=PARALLEL_MAINTENANCE_WORKERS,
+        help="max_parallel_maintenance_workers of the graph build (0: the leader alone)",
+    )  # fmt: skip
+    parser.add_argument(
         "--similarities", default="99,80",
         help="Similarity levels measured besides the base pack's (80 always: start-up uses it)",
     )  # fmt: skip
@@ -519,7 +529,7 @@ def main() -> None:
             if state != "ready" and not args.no_build:
                 print(f"{size}: building the graph m {args.m}, ef_construction "
                       f"{args.ef_construction}", flush=True)  # fmt: skip
-                build = build_graph(dsn, graph, build_until)
+                build = build_graph(dsn, graph, build_until, args.parallel_workers)
             builds[size] = {"load_s": load_s, **build}
             save()
             print(f"{size}: loaded in {seconds(load_s)}, HNSW "
