@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/pgvector_scale.py [--sizes 100000,1000000] [--queries 200]
         [--ef 100,400,1000] [--m 32] [--ef-construction 128] [--name pgvector_scale]
-        [--pgdata DIR [--build-only]] [--build-until HH:MM] [--search-until HH:MM]
+        [--pgdata DIR [--build-only] [--shared-buffers 4GB]] [--build-until HH:MM]
+        [--search-until HH:MM]
 
 The collection is built as bench/search_scale.py builds it: for each of 300 LFW people with two
 or more photos, the first photo is enrolled and the last is a probe (a true mate in the
@@ -24,15 +25,17 @@ For each size, on one pgserver PostgreSQL (pgvector 0.6.2) started in a temporar
   from ``faces``: ``FACEGATE_VECTOR_INDEX=memory``, the default, and SQLite's way) and
   ``FaceStore`` on pgvector (loads nothing), time to the first answered search (one probe at
   Similarity 80, so it includes that search) and resident memory after it;
-* search at Rekognition's defaults (MaxFaces 4096) at Similarity 80 and 99 (the raw distance the
-  shipped calibration gives) and at the threshold the base policy pack's default bound of one
-  expected false candidate raises a search of that many faces to
+* search at Rekognition's defaults (MaxFaces 4096) at Similarity 80 and 99 (``--similarities``;
+  the raw distance the shipped calibration gives) and at the threshold the base policy pack's
+  default bound of one expected false candidate raises a search of that many faces to
   (:func:`facegate.enforce.size_aware_threshold`: Similarity 99.9 at 100k, 99.99 at 1M), the
   levels measured from the highest (fastest) down, the real probes: the exact in-memory index
   (``ExactIndex``) and pgvector (``FaceStore.nearest``: HNSW shortlist, exact re-ranking, then the
-  threshold) at each ``--ef`` (hnsw.ef_search). Hit recall = the faces pgvector returns among those
+  threshold) at each ``--ef`` (hnsw.ef_search: the first candidate list, widened as
+  ``PgVectorIndex.search`` widens it). Hit recall = the faces pgvector returns among those
   the exact index returns, over all probes; "equal" checks that every returned distance equals
-  the exact index's for that face.
+  the exact index's for that face; "scans" counts the probes that ended in a sequential scan
+  (``PgVectorIndex.search_traced``), ``longest_list`` those that read a list of 1,000.
 
 With ``--pgdata DIR`` the PostgreSQL data survive the run and a database loaded before is reused
 (its load time is then null: the run that loaded it, or ``--build-only``, printed it); its graph
@@ -42,7 +45,9 @@ stored, and the probes those of the cache chain whose enrolled faces match them.
 ``--search-until HH:MM`` (UTC) each pgvector row takes probes for an equal share of the time
 left (a fast row leaves its unused share to the next) and records how many it measured (the
 exact index's answers for the same probes are its truth); server start-up is measured after the
-searches, and skipped past that time.
+searches, and skipped past that time. ``--shared-buffers`` (with a kept ``--pgdata``) starts
+PostgreSQL with that ``shared_buffers`` instead of its default 128 MB (the setting in use is
+recorded and printed).
 
 The results file is rewritten after the build and after every row (``"complete": false`` until
 the end), so a run stopped early leaves what it measured.
@@ -137,8 +142,19 @@ def cached_pairs(identities: int, key: str | None = None) -> tuple[Matrix, Matri
     return None
 
 
-def start_pg(directory: Path, keep: bool) -> tuple[str, Any]:
-    """A pgserver on ``directory`` (``keep``: its files survive :meth:`cleanup`)."""
+def start_pg(directory: Path, keep: bool, shared_buffers: str | None = None) -> tuple[str, Any]:
+    """A pgserver on ``directory`` (``keep``: its files survive :meth:`cleanup`). With
+    ``shared_buffers`` (a kept, stopped data directory) the server starts with that setting,
+    written where ``ALTER SYSTEM`` writes (``postgresql.auto.conf``); without it, any such
+    setting of an earlier run is removed (PostgreSQL's default, 128 MB, applies)."""
+    auto = directory / "postgresql.auto.conf"
+    if auto.exists():
+        lines = [x for x in auto.read_text().splitlines() if not x.startswith("shared_buffers")]
+        if shared_buffers is not None:
+            lines.append(f"shared_buffers = '{shared_buffers}'")
+        auto.write_text("\n".join(lines) + "\n")  # the file keeps its owner (the server's)
+    elif shared_buffers is not None:
+        raise SystemExit("--shared-buffers needs --pgdata with a data directory made before")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pgserver.postgres_server import get_server
@@ -222,16 +238,22 @@ def bulk_load(dsn: str, ids: list[str], data: Matrix) -> float:
     return time.perf_counter() - t0
 
 
-def build_graph(dsn: str, graph: dict[str, int], until: float | None) -> dict[str, Any]:
-    """(Re)build the collection's HNSW index with ``graph`` (m, ef_construction), cancelled at
-    ``until`` (epoch seconds; None: never). Returns the settings, whether it finished, its time
+def build_graph(
+    dsn: str,
+    graph: dict[str, int],
+    until: float | None,
+    workers: int = PARALLEL_MAINTENANCE_WORKERS,
+) -> dict[str, Any]:
+    """(Re)build the collection's HNSW index with ``graph`` (m, ef_construction), ``workers``
+    parallel maintenance workers besides the leader, cancelled at ``until`` (epoch seconds; None:
+    never). Returns the settings, whether it finished, its time
     and the progress samples (seconds since the start, phase, tuples done, tuples total)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         (uid,) = one(conn.execute("SELECT uid FROM collections").fetchone())
         partition = pgvectors.partition_name(uid)
         conn.execute(f"DROP INDEX IF EXISTS {partition}_hnsw")
         conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
-        conn.execute(f"SET max_parallel_maintenance_workers = {PARALLEL_MAINTENANCE_WORKERS}")
+        conn.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
         settings = {
             name: one(conn.execute(f"SHOW {name}").fetchone())[0]
             for name in ("maintenance_work_mem", "max_parallel_maintenance_workers",
@@ -240,6 +262,8 @@ def build_graph(dsn: str, graph: dict[str, int], until: float | None) -> dict[st
         if until is not None:
             conn.execute(f"SET statement_timeout = {max(1, int(1000 * (until - time.time())))}")
         samples: list[dict[str, Any]] = []
+        notices: list[str] = []  # pgvector says when the graph outgrows maintenance_work_mem
+        conn.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
         load_at_start = os.getloadavg()[0]
         stop = threading.Event()
         t0 = time.perf_counter()
@@ -259,7 +283,8 @@ def build_graph(dsn: str, graph: dict[str, int], until: float | None) -> dict[st
         watcher.join()
         conn.execute("RESET statement_timeout")
     return {**graph, **settings, "finished": finished, "seconds": elapsed,
-            "load_1m_at_start": load_at_start, "progress": samples}  # fmt: skip
+            "load_1m_at_start": load_at_start, "notices": notices,
+            "progress": samples}  # fmt: skip
 
 
 def watch_build(dsn: str, t0: float, samples: list[dict[str, Any]], stop: threading.Event) -> None:
@@ -346,19 +371,35 @@ def timed(
     queries: Matrix,
     bound: float,
     until: float | None = None,
-) -> tuple[list[float], list[dict[str, float]]]:
-    """Per query: the time of a search at MaxFaces 4096 within ``bound``, and its answer; the
-    queries in order, stopping at ``until`` (epoch seconds; at least one query is measured)."""
+) -> tuple[list[float], list[dict[str, float]], list[list[pgvectors.SearchPass]]]:
+    """Per query: the time of a search at MaxFaces 4096 within ``bound``, its answer and (on
+    pgvector) the candidate lists it read; the queries in order, stopping at ``until`` (epoch
+    seconds; at least one query is measured)."""
     times: list[float] = []
     answers: list[dict[str, float]] = []
+    traces: list[list[pgvectors.SearchPass]] = []
     for q in queries:
         if until is not None and times and time.time() > until:
             break
         t0 = time.perf_counter()
-        hits = index.search(q, 4096, bound)
+        if isinstance(index, pgvectors.PgVectorIndex):
+            hits, passes = index.search_traced(q, 4096, bound)
+        else:
+            hits, passes = index.search(q, 4096, bound), []
         times.append(time.perf_counter() - t0)
         answers.append({h.face_id: h.distance for h in hits})
-    return times, answers
+        traces.append(passes)
+    return times, answers, traces
+
+
+def lists_read(traces: list[list[pgvectors.SearchPass]]) -> dict[str, Any]:
+    """How the searches of a row went: probes ending in a scan, probes that read pgvector's
+    longest list (1,000), the mean number of lists read."""
+    return {
+        "scans": sum(any(p.kind == "scan" for p in t) for t in traces),
+        "longest_list": sum(any(p.asked == pgvectors.EF_MAX for p in t) for t in traces),
+        "lists_mean": float(np.mean([len(t) for t in traces])) if traces else 0.0,
+    }
 
 
 def compare(truth: list[dict[str, float]], found: list[dict[str, float]]) -> tuple[float, bool]:
@@ -432,6 +473,17 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--build-until", help="HH:MM UTC: cancel a graph build still running")
     parser.add_argument("--search-until", help="HH:MM UTC: stop taking probes")
+    parser.add_argument(
+        "--parallel-workers", type=int, default=PARALLEL_MAINTENANCE_WORKERS,
+        help="max_parallel_maintenance_workers of the graph build (0: the leader alone)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--similarities", default="99,80",
+        help="Similarity levels measured besides the base pack's (80 always: start-up uses it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--shared-buffers", help="PostgreSQL's shared_buffers (with a kept --pgdata), e.g. 4GB"
+    )
     args = parser.parse_args()
     build_until, search_until = epoch_at(args.build_until), epoch_at(args.search_until)
     graph = {"m": args.m, "ef_construction": args.ef_construction}
@@ -444,16 +496,20 @@ def main() -> None:
     queries = probes[: args.queries]
     similarity = default_similarity()
     efs = [int(e) for e in args.ef.split(",")]
+    levels_asked = sorted({float(t) for t in args.similarities.split(",")} | {80.0}, reverse=True)
     keep = args.pgdata is not None
     if args.pgdata is not None:
         args.pgdata.parent.mkdir(parents=True, exist_ok=True)
     directory = args.pgdata or Path(tempfile.mkdtemp(prefix="facegate-pgv-bench-")) / "data"
-    admin, server = start_pg(directory, keep)
+    admin, server = start_pg(directory, keep, args.shared_buffers)
     rows: list[dict[str, Any]] = []
     builds: dict[int, dict[str, Any]] = {}
     levels: dict[int, dict[str, float]] = {}
+    with psycopg.connect(admin) as conn:
+        buffers = str(one(conn.execute("SHOW shared_buffers").fetchone())[0])
     document: dict[str, Any] = {
         "complete": False, "load_1m_at_start": os.getloadavg()[0], "graph": graph,
+        "shared_buffers": buffers,
         "command": " ".join(sys.argv[1:]), "builds": builds, "levels": levels, "rows": rows,
     }  # fmt: skip
 
@@ -473,7 +529,7 @@ def main() -> None:
             if state != "ready" and not args.no_build:
                 print(f"{size}: building the graph m {args.m}, ef_construction "
                       f"{args.ef_construction}", flush=True)  # fmt: skip
-                build = build_graph(dsn, graph, build_until)
+                build = build_graph(dsn, graph, build_until, args.parallel_workers)
             builds[size] = {"load_s": load_s, **build}
             save()
             print(f"{size}: loaded in {seconds(load_s)}, HNSW "
@@ -504,14 +560,14 @@ def main() -> None:
             raised = size_aware_threshold(BOUND, size, similarity)
             # the raised threshold's distance (100: nothing is promised, only identical faces)
             bounds = {raised: similarity.distance_for(raised) if raised < 100 else 0.0}
-            bounds.update({t: similarity.distance_for(t) for t in (99.0, 80.0)})
+            bounds.update({t: similarity.distance_for(t) for t in levels_asked})
             levels[size] = {str(t): d for t, d in bounds.items()}
             base = {"faces": size, "load_s": load_s, "hnsw_build_s": build["seconds"],
                     "table_mib": sizes[0] / 2**20, "hnsw_mib": sizes[1] / 2**20}  # fmt: skip
             first = len(rows)
             left = len(bounds) * len(efs_here)  # pgvector rows still to measure
             for threshold, bound in sorted(bounds.items(), reverse=True):  # fastest first
-                t_exact, truth = timed(exact, queries, bound)
+                t_exact, truth, _ = timed(exact, queries, bound)
                 mates = sum(str(uuid.UUID(int=i + 1)) in a for i, a in enumerate(truth))
                 level = "base pack, bound 1" if threshold == raised else ""
                 rows.append({**base, "index": "exact (memory)", "similarity": threshold,
@@ -522,7 +578,7 @@ def main() -> None:
                              "mates_found": mates / len(queries)})  # fmt: skip
                 for ef in efs_here:
                     index.ef_search = ef
-                    t_pg, found = timed(index, queries, bound, share(search_until, left))
+                    t_pg, found, traces = timed(index, queries, bound, share(search_until, left))
                     left -= 1
                     recall, equal = compare(truth, found)
                     rows.append({**base, "index": f"pgvector ef={ef}", "similarity": threshold,
@@ -530,7 +586,8 @@ def main() -> None:
                                  "median_ms": ms(t_pg, 50), "p99_ms": ms(t_pg, 99),
                                  "hit_recall": recall, "equal": equal,
                                  "truth_hits": sum(len(t) for t in truth[: len(found)]),
-                                 "hits_per_query": mean_hits(found)})  # fmt: skip
+                                 "hits_per_query": mean_hits(found),
+                                 **lists_read(traces)})  # fmt: skip
                     print(rows[-1], flush=True)
                     save()
             store.db.close()
@@ -556,12 +613,12 @@ def main() -> None:
     print(
         f"{len(queries)} real LFW probes, each with one mate planted; MaxFaces 4096; graph m "
         f"{args.m}, ef_construction {args.ef_construction}; pgvector 0.6.2 on PostgreSQL 16 "
-        "(pgserver, default settings: shared_buffers 128 MB)"
+        f"(pgserver, default settings but shared_buffers {buffers})"
     )
     header = (
         f"{'faces':>9} {'index':>16} {'sim':>6} {'dist':>6} {'median':>8} {'p99':>8} "
         f"{'hit recall':>11} {'equal':>6} {'hits/q':>7} {'probes':>6} {'start s':>8} "
-        f"{'RSS MiB':>8}"
+        f"{'RSS MiB':>8} {'scans':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -571,7 +628,8 @@ def main() -> None:
             f"{cell(r['median_ms'], 8, 2)} {cell(r['p99_ms'], 8, 2)} "
             f"{cell(r['hit_recall'], 11, 4)} {r['equal']!s:>6} "
             f"{cell(r['hits_per_query'], 7, 2)} {r['queries']:>6} "
-            f"{cell(r.get('start_start_s'), 8, 2)} {cell(r.get('start_rss_growth_mib'), 8, 0)}"
+            f"{cell(r.get('start_start_s'), 8, 2)} {cell(r.get('start_rss_growth_mib'), 8, 0)} "
+            f"{r.get('scans', ''):>5}"
         )
     for size, b in builds.items():
         sized = [x for x in rows if x["faces"] == size]

@@ -5,6 +5,7 @@ other. Small collections only (the scale is measured in bench/pgvector_scale.py)
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -227,10 +228,13 @@ def test_answers_equal_the_exact_index_on_real_descriptors(
     assert mates >= PEOPLE * 3 // 4  # dlib finds most LFW mates at its 0.6 rule
 
 
-def test_wide_searches_widen_then_scan_exactly(two_servers: tuple[FaceStore, ...]) -> None:
+def test_wide_searches_widen_until_the_list_holds_the_partition(
+    two_servers: tuple[FaceStore, ...],
+) -> None:
     """Every face within reach: the candidate list widens past the first pass (ef_search 40:
-    then 160, 640), then past pgvector's largest ef_search (1,000 < 4 x 640) to an exact scan;
-    still the exact answer. The default first pass (400) holds the whole partition."""
+    then 160, 640), and a list shorter than asked that holds every face of the partition ends
+    the search without a scan; still the exact answer. The default first pass (400) holds the
+    whole partition."""
     a, _ = two_servers
     vectors = np.random.default_rng(5).normal(0, 0.1, (STRANGERS, 128)).astype(np.float32)
     c, exact, _ = _collection_of(a, vectors)
@@ -240,9 +244,105 @@ def test_wide_searches_widen_then_scan_exactly(two_servers: tuple[FaceStore, ...
         for k in (100, 4096):
             assert store.nearest(c, probe, k, 10.0) == exact.search(probe, k, 10.0)
         assert len(store.nearest(c, probe, 4096, float("inf"))) == STRANGERS
+    index = narrow.index(c)
+    assert isinstance(index, pgvectors.PgVectorIndex)
+    _, passes = index.search_traced(probe, 4096, 10.0)
+    assert [(p.kind, p.asked, p.listed) for p in passes] == [
+        ("graph", 40, 40), ("graph", 160, 160), ("graph", 640, STRANGERS)
+    ]  # fmt: skip
     # a search that needs few candidates stops at the first pass and still answers exactly
     bound = exact.search(probe, 2, 10.0)[-1].distance
     assert narrow.nearest(c, probe, 4096, bound) == exact.search(probe, 4096, bound)
+
+
+WIDE = 1500
+"""Faces of the widening tests: more than pgvector's longest list (1,000)."""
+
+
+@pytest.fixture
+def wide_collection(
+    two_servers: tuple[FaceStore, FaceStore], lfw_descriptors: tuple[Matrix, Matrix]
+) -> tuple[pgvectors.PgVectorIndex, ExactIndex, Matrix]:
+    """(the pgvector index at first list 40, the exact index, probes) of a collection of
+    :data:`WIDE` faces: the real LFW people and strangers drawn with their spread."""
+    a, _ = two_servers
+    enrolled, probes = lfw_descriptors
+    rng = np.random.default_rng(1000)
+    strangers = enrolled.mean(axis=0) + rng.standard_normal((WIDE - PEOPLE, 128)) * enrolled.std(
+        axis=0
+    )
+    c, exact, _ = _collection_of(a, np.vstack([enrolled, strangers]).astype(np.float32))
+    index = FaceStore(a.db, ef_search=40).index(c)
+    assert isinstance(index, pgvectors.PgVectorIndex)
+    return index, exact, probes
+
+
+def _bound_holding(exact: ExactIndex, probe: Matrix, faces: int) -> float:
+    """A distance with exactly ``faces`` faces of ``exact`` within it (midway to the next)."""
+    d = [h.distance for h in exact.search(probe, faces + 1, float("inf"))]
+    return (d[faces - 1] + d[faces]) / 2
+
+
+def test_a_wide_search_reads_pgvectors_longest_list_before_any_scan(
+    wide_collection: tuple[pgvectors.PgVectorIndex, ExactIndex, Matrix],
+) -> None:
+    """About 400 of 1,500 faces within the bound: the lists of 40, 160 and 640 lie mostly
+    within it, so the search widens to pgvector's longest list (1,000, not 4 x 640: that would
+    be a scan), whose tail (more than half) lies beyond it, and stops there: no scan. Every
+    face returned is exact; the graph, searched this wide, misses almost nothing."""
+    index, exact, probes = wide_collection
+    for probe in probes[:3]:
+        bound = _bound_holding(exact, probe, 400)
+        want = {h.face_id: h.distance for h in exact.search(probe, 4096, bound)}
+        hits, passes = index.search_traced(probe, 4096, bound)
+        assert [(p.kind, p.asked) for p in passes] == [
+            ("graph", 40), ("graph", 160), ("graph", 640), ("graph", pgvectors.EF_MAX)
+        ]  # fmt: skip
+        assert passes[-1].listed == pgvectors.EF_MAX
+        assert passes[-1].within < (1 - pgvectors.BEYOND_SHARE) * pgvectors.EF_MAX
+        assert passes[-2].within > (1 - pgvectors.BEYOND_SHARE) * 640
+        assert all(want[h.face_id] == h.distance for h in hits)  # exact, and no face beyond
+        assert len(hits) >= 0.99 * len(want) == 0.99 * 400
+        assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
+def test_a_list_within_the_bound_to_its_end_is_followed_by_an_exact_scan(
+    wide_collection: tuple[pgvectors.PgVectorIndex, ExactIndex, Matrix],
+) -> None:
+    """1,200 of 1,500 faces within the bound (or every face: no bound): even pgvector's longest
+    list lies mostly (without a bound, wholly) within it, so the search scans the partition, and
+    answers exactly what the exact index answers."""
+    index, exact, probes = wide_collection
+    probe = probes[0]
+    for bound in (_bound_holding(exact, probe, 1200), float("inf")):
+        hits, passes = index.search_traced(probe, 4096, bound)
+        assert [(p.kind, p.asked) for p in passes] == [
+            ("graph", 40), ("graph", 160), ("graph", 640), ("graph", 1000), ("scan", 0)
+        ]  # fmt: skip
+        longest = passes[-2]
+        assert longest.listed == 1000
+        assert longest.within > (1 - pgvectors.BEYOND_SHARE) * 1000
+        if math.isinf(bound):  # every face listed is within no bound
+            assert longest.within == 1000
+        assert hits == exact.search(probe, 4096, bound)
+        assert len(hits) == (WIDE if math.isinf(bound) else 1200)
+        assert index.search(probe, 7, bound) == exact.search(probe, 7, bound)
+
+
+def test_a_list_whose_tail_lies_beyond_the_bound_stops_at_the_first_pass(
+    wide_collection: tuple[pgvectors.PgVectorIndex, ExactIndex, Matrix],
+) -> None:
+    """Ten faces within the bound: the first list (40) reaches well past them and is the only
+    one read; the answer is the exact one. Twenty-five within: more than half of the first list,
+    so it widens once (160) and stops."""
+    index, exact, probes = wide_collection
+    for probe in probes[:3]:
+        for faces, asked in ((10, [40]), (25, [40, 160])):
+            bound = _bound_holding(exact, probe, faces)
+            hits, passes = index.search_traced(probe, 4096, bound)
+            assert [p.asked for p in passes] == asked
+            assert {p.kind for p in passes} == {"graph"}
+            assert hits == exact.search(probe, 4096, bound)
 
 
 def test_ef_search_is_bounded(two_servers: tuple[FaceStore, ...]) -> None:

@@ -32,15 +32,21 @@ shortlist is read from the HNSW graph nearest first by the key distance; every c
 distance is recomputed in float64 from its stored descriptor (``faces.descriptor``, the bytes the
 in-memory index would hold) with the space's weights, and only then is the threshold applied. A
 face within ``max_distance`` of the query in the weighted space has a key-part distance of at
-most ``max_distance / w_j`` (all distances are non-negative), so the candidate list (first
-``ef_search`` long, the index's setting: ``FACEGATE_PGVECTOR_EF_SEARCH``) is widened (x4) until
-at least three quarters of it (:data:`BEYOND_SHARE`) lie beyond that key bound (an approximate
-graph search misses faces near the end of its list: candidates well past the bound make it
-unlikely that a face within it was missed), ``k`` hits are found (one-part spaces, where the key
-order is the exact order), or the partition is exhausted (a graph that returns fewer rows than
-asked while the partition holds more is followed by a sequential scan). Past pgvector's largest
-``ef_search`` (1,000) the search becomes a sequential scan of the partition (exact). What HNSW
-misses is its recall, measured against the exact index in ``bench/pgvector_scale.py``.
+most ``max_distance / w_j`` (all distances are non-negative; :func:`key_bound`), so only the
+candidates within that key bound are re-ranked (their descriptors alone are read), and the list's
+tail beyond the bound says how far the graph search reached past the faces that can match.
+
+The candidate list (first ``ef_search`` long, the index's setting:
+``FACEGATE_PGVECTOR_EF_SEARCH``) is widened (x4, then to pgvector's largest list,
+:data:`EF_MAX` = 1,000) until at least half of it (:data:`BEYOND_SHARE`) lies beyond the key
+bound: the faces that can match are then the first half of a graph search that went on as far
+again past them (a graph search misses faces near the end of its list, rarely near its start).
+It also stops when ``k`` faces within ``max_distance`` are found in a space of one part (the key
+order is then the exact order), or when the list holds the whole partition. Only a list of
+1,000 still mostly within the bound (or a graph that returns fewer rows than asked while the
+partition holds more) is followed by a sequential scan of the partition, exact and slow (1.4 s
+at 1M faces). What HNSW misses is its recall, measured against the exact index in
+``bench/pgvector_scale.py``; :meth:`PgVectorIndex.search_traced` says which lists a search read.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ import math
 import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import psycopg
@@ -77,8 +84,10 @@ ANN_MAX_DIM = 2000
 """pgvector 0.6's largest indexable ``vector``: a longer key is searched without an index."""
 EF_MAX = 1000
 """pgvector 0.6's largest ``hnsw.ef_search``: an HNSW scan returns at most this many rows."""
-BEYOND_SHARE = 0.75
-"""A threshold search widens its candidate list until this share of it lies beyond the bound."""
+BEYOND_SHARE = 0.5
+"""A threshold search widens its candidate list until this share of it (its tail) lies beyond the
+key bound. 0.75 until issue 23's 1M run: at Similarity 80 about 290 of a million faces lie within
+the bound, so a list of 1,000 (710 beyond) still fell short and every such search scanned."""
 DEFAULT_EF_SEARCH = 400
 """The first candidate list of a search, and the smallest HNSW list explored: recall against
 time, measured in bench/pgvector_scale.py (docs/scaling.md)."""
@@ -252,6 +261,19 @@ def key_bound(space: VectorSpace, max_distance: float, weights: Sequence[float])
     return max_distance / weights[ann_part(space)] + 1e-3
 
 
+@dataclass(frozen=True)
+class SearchPass:
+    """One candidate list a search read: from the HNSW graph (``asked``: its length asked, the
+    ``hnsw.ef_search`` and ``LIMIT``) or a sequential scan (``asked`` 0); ``listed``: the
+    candidates it held (a scan lists only those within the key bound); ``within``: those within
+    the key bound, the ones re-ranked."""
+
+    kind: Literal["graph", "scan"]
+    asked: int
+    listed: int
+    within: int
+
+
 class PgVectorIndex:
     """The vector index of one collection on PostgreSQL (see the module docstring).
 
@@ -321,59 +343,85 @@ class PgVectorIndex:
     ) -> list[Hit]:
         """At most ``k`` faces within ``max_distance``, nearest first, distances exact (see the
         module docstring for what the shortlist may miss)."""
+        return self.search_traced(query, k, max_distance, weights)[0]
+
+    def search_traced(
+        self,
+        query: Matrix,
+        k: int,
+        max_distance: float,
+        weights: Sequence[float] | None = None,
+    ) -> tuple[list[Hit], list[SearchPass]]:
+        """:meth:`search`'s answer and the candidate lists it read, in order: graph lists of
+        growing length, at most one scan, last. The widening rule is the module docstring's."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.size != self.space.dim:
             raise ValueError(f"a {self.space} query has {self.space.dim} values, got {q.size}")
         w = self.space.weights_or_ones(weights)
         if k <= 0:
-            return []
+            return [], []
         bound = key_bound(self.space, max_distance, w)
         key = vector_text(q[self.space.slices()[ann_part(self.space)]])
+        passes: list[SearchPass] = []
         want = self.ef_search
-        one_part = self.space.simple
-        scan = not self._indexed
-        while True:
-            exhaustive = scan or want > EF_MAX
-            ids, key_d, blobs = self._shortlist(key, want, bound, exhaustive)
+        while self._indexed:
+            ids, blobs, listed = self._graph_list(key, want, bound)
             hits = self._rerank(q, ids, blobs, max_distance, w)
-            beyond = sum(1 for d in key_d if d > bound)
-            if len(ids) < want and not exhaustive and len(ids) < len(self):
-                scan = True  # the graph ran dry before the partition did: scan it
-                continue
-            done = (
-                exhaustive
-                or len(ids) < want  # the whole partition
-                or beyond >= BEYOND_SHARE * len(ids)  # the list reaches well past the bound
-                or (one_part and len(hits) >= k)
-            )
-            if done:
-                return hits[:k]
-            want *= 4
+            passes.append(SearchPass("graph", want, listed, len(ids)))
+            if listed < want and listed < len(self):
+                break  # the graph ran dry before the partition did: scan it
+            if (
+                listed < want  # the whole partition
+                or listed - len(ids) >= BEYOND_SHARE * listed  # the tail lies beyond the bound
+                or (self.space.simple and len(hits) >= k)  # key order is the exact order
+            ):
+                return hits[:k], passes
+            if want >= EF_MAX:
+                break  # the graph's longest list is still mostly within the bound
+            want = min(EF_MAX, want * 4)
+        ids, blobs = self._scan(key, bound)
+        passes.append(SearchPass("scan", 0, len(ids), len(ids)))
+        return self._rerank(q, ids, blobs, max_distance, w)[:k], passes
 
-    def _shortlist(
-        self, key: str, want: int, bound: float, exhaustive: bool
-    ) -> tuple[list[str], list[float], list[bytes]]:
-        """Candidates nearest first by key distance, with their stored descriptors: ``want``
-        from the HNSW graph, or (``exhaustive``) every face within the key bound, by a
-        sequential scan of the partition (exact)."""
-        # Every value below is formatted here from numbers (the key from floats, the table name
-        # from a digest), so the script carries no caller text.
-        d = f"ann::vector({self._key_dim}) {self._op} '{key}'::vector({self._key_dim})"
-        if exhaustive:
-            where = "" if math.isinf(bound) else f"WHERE {d} <= {float(bound)!r}"
-            setting = "SET LOCAL enable_indexscan = off"
-            sql = f"SELECT face_id, {d} AS d FROM {self._table} {where}"
-        else:
-            setting = f"SET LOCAL hnsw.ef_search = {min(EF_MAX, max(self.ef_search, want))}"
-            sql = f"SELECT face_id, {d} AS d FROM {self._table} ORDER BY {d} LIMIT {int(want)}"
+    def _distance_sql(self, key: str) -> str:
+        # Every value in a script is formatted here from numbers (the key from floats, the table
+        # name from a digest), so the script carries no caller text.
+        return f"ann::vector({self._key_dim}) {self._op} '{key}'::vector({self._key_dim})"
+
+    def _graph_list(self, key: str, want: int, bound: float) -> tuple[list[str], list[bytes], int]:
+        """The ``want`` nearest candidates the HNSW graph offers (ef_search ``want``, at least
+        the index's): (ids and stored descriptors of those within the key ``bound``, the list's
+        length). Descriptors beyond the bound are not read: no such face can be a hit."""
+        d = self._distance_sql(key)
+        within = "" if math.isinf(bound) else f"WHERE s.d <= {float(bound)!r}"
+        rows = self._run(
+            f"SET LOCAL hnsw.ef_search = {min(EF_MAX, max(self.ef_search, want))}; "
+            f"WITH s AS MATERIALIZED (SELECT face_id, {d} AS d FROM {self._table} "
+            f"ORDER BY {d} LIMIT {int(want)}) "
+            "SELECT s.face_id, s.d, f.descriptor FROM s JOIN faces f ON f.face_id = s.face_id "
+            f"{within} UNION ALL SELECT NULL, NULL, NULL FROM s"
+        )
+        found = _nearest_first([r for r in rows if r[0] is not None])
+        return [r[0] for r in found], [bytes(r[2]) for r in found], len(rows) - len(found)
+
+    def _scan(self, key: str, bound: float) -> tuple[list[str], list[bytes]]:
+        """Every face within the key ``bound`` and its stored descriptor, by a sequential scan
+        of the partition (exact)."""
+        d = self._distance_sql(key)
+        where = "" if math.isinf(bound) else f"WHERE {d} <= {float(bound)!r}"
+        rows = self._run(
+            "SET LOCAL enable_indexscan = off; "
+            f"SELECT s.face_id, s.d, f.descriptor FROM (SELECT face_id, {d} AS d "
+            f"FROM {self._table} {where}) s JOIN faces f ON f.face_id = s.face_id"
+        )
+        found = _nearest_first(rows)
+        return [r[0] for r in found], [bytes(r[2]) for r in found]
+
+    def _run(self, script: str) -> list[tuple[Any, ...]]:
         try:
-            rows = self._fetch(
-                f"{setting}; SELECT s.face_id, s.d, f.descriptor FROM ({sql}) s "
-                "JOIN faces f ON f.face_id = s.face_id ORDER BY s.d"
-            )
+            return self._fetch(script)
         except psycopg.errors.UndefinedTable:
             raise collection_not_found(self.collection_id) from None
-        return [r[0] for r in rows], [float(r[1]) for r in rows], [bytes(r[2]) for r in rows]
 
     def _rerank(
         self,
@@ -391,3 +439,9 @@ class PgVectorIndex:
         exact = self.space.distances(q, matrix, weights)
         order = np.argsort(exact, kind="stable")
         return [Hit(ids[i], float(exact[i])) for i in order if exact[i] <= max_distance]
+
+
+def _nearest_first(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Candidate rows (face_id, key distance, descriptor) by key distance, then face id: the
+    order exact ties keep after re-ranking."""
+    return sorted(rows, key=lambda r: (float(r[1]), r[0]))
