@@ -16,10 +16,11 @@ basis is fitted on the gallery, never on a probe). Per probe, the reads the serv
   cohort matcher, the probe's own statistic: what the request asks before a policy raises it).
 
 Per column: median ms of each read (columns interleaved, after a warm-up probe), rows that
-survive the sketch's bounds (the rows whose full vectors are read), the sketch's bytes per
-face and its fit time, and whether every answer equals the previous code's (same ids in the
-same order; distances within 1e-12: the previous code's float64 dot product was BLAS's, now
-einsum's, which differs in the last bits). Prints the machine and the table; writes
+survive the sketch's bounds (the rows whose full vectors are read: all of them where more
+than ``ExactIndex.full_read_share`` survive and the search falls back to a full read), the
+sketch's bytes per face and its fit time, and whether every answer equals the previous code's
+(same ids in the same order; distances within 1e-12: the previous code's float64 dot product
+was BLAS's, now einsum's, which differs in the last bits). Prints the machine and the table; writes
 ``bench/results/fusion_prune.json``.
 """
 
@@ -83,15 +84,16 @@ def survivors(index: ExactIndex, q: np.ndarray, k: int, bound: float, w: Any) ->
     margin = 1e-3 * sum(weights)
     limit = bound + margin if math.isfinite(bound) else math.inf
     lower, middle = index._bounds(q, weights, len(index))
+    n = len(index)
     rows = np.flatnonzero(lower <= limit)
-    if len(rows) > 2 * k:
+    if len(rows) > 2 * k and 2 * k <= index.full_read_share * n:
         first = rows[np.argpartition(middle[rows], 2 * k - 1)[: 2 * k]]
         approx = index._approx(q, weights, first)
         within = approx[approx <= limit] if math.isfinite(limit) else approx
         if len(within) >= k:
             kth = float(np.partition(within, k - 1)[k - 1])
             rows = rows[lower[rows] <= kth + 2.0 * margin]
-    return len(rows)
+    return len(rows) if len(rows) <= index.full_read_share * n else n  # else: a full read
 
 
 def same(a: list[Hit], b: list[Hit]) -> bool:

@@ -167,7 +167,10 @@ def test_the_pruned_screen_answers_as_the_full_one_on_real_descriptors() -> None
     rows[100:130] = rows[99]  # 31 equal vectors: ties
     rows[200, 128:] = 0.0  # a zero faceres part: at cosine distance 1 from everything
     ids = [f"f{i}" for i in range(len(rows))]
-    pruned = ExactIndex(space, prune_dims=64, prune_min_rows=500)
+    # every read through the bounds (full_read_share 1), and the default's fallback to a full
+    # read when many rows survive
+    pruned = ExactIndex(space, prune_dims=64, prune_min_rows=500, full_read_share=1.0)
+    fallback = ExactIndex(space, prune_dims=64, prune_min_rows=500)
     full = ExactIndex(space, prune_dims=0)
 
     def check(queries: np.ndarray) -> None:
@@ -182,23 +185,23 @@ def test_the_pruned_screen_answers_as_the_full_one_on_real_descriptors() -> None
             ):
                 got = pruned.search(q, k, bound, weights=weights)
                 assert got == full.search(q, k, bound, weights=weights)
+                assert got == fallback.search(q, k, bound, weights=weights)
                 want = np.sort(exact[exact <= bound])[:k]
                 assert [h.distance for h in got] == want.tolist()
                 alive = dict(zip(present, exact, strict=True))
                 assert all(alive[h.face_id] == h.distance for h in got)
 
     for start in range(0, 2800, 700):
-        pruned.add(ids[start : start + 700], rows[start : start + 700])
-        full.add(ids[start : start + 700], rows[start : start + 700])
+        for index in (pruned, fallback, full):
+            index.add(ids[start : start + 700], rows[start : start + 700])
     assert pruned.sketched
     assert pruned._fitted_rows == 2800
     queries = np.vstack([_real_fused_rows(4, seed=6), rows[99:100], rows[200:201]])
     check(queries)
     gone = ids[3:2800:7] + ids[101:105]
-    pruned.remove(gone)
-    full.remove(gone)
-    pruned.add(ids[2800:], rows[2800:])  # projected on the basis in force
-    full.add(ids[2800:], rows[2800:])
+    for index in (pruned, fallback, full):
+        index.remove(gone)
+        index.add(ids[2800:], rows[2800:])  # projected on the basis in force
     assert pruned._fitted_rows == 2800
     check(queries)
 

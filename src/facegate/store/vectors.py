@@ -45,6 +45,11 @@ PRUNE_MIN_ROWS = 4096
 SKETCH_REFIT_GROWTH = 4
 """A sketch's basis is refitted when its index has grown this many times since the last fit."""
 
+FULL_READ_SHARE = 0.08
+"""When more than this share of the rows survive a sketch's bounds, the search reads every row
+in full instead (rows gathered one by one cost several times a row read in order: measured in
+bench/fusion_prune.py, 3.7% of the rows gathered took 0.61x the full read's time, 16% 1.1-1.8x)."""
+
 SCREEN_MARGIN = 1e-3
 """Distance allowed per unit of weight for float32 rounding in a screen (:class:`ExactIndex`)."""
 
@@ -119,10 +124,11 @@ class ExactIndex:
     ranks first (a ``k``-nearest read such as the tail estimate's), are dropped before their
     full vectors are read. The bound holds for any orthonormal basis, so the answer is the same
     with or without the sketch (tests/store/test_vectors.py); the basis only decides how many
-    rows survive. It is fitted on the index's own rows when it reaches ``prune_min_rows``
-    and refitted each time it has grown fourfold since; rows added in between are projected on
-    the basis in force. Memory: ``4 * (prune_dims + 1)`` bytes more per face and sketched part
-    (1,028 for faceres' part at 256).
+    rows survive; when more than ``full_read_share`` of the rows survive (a wide threshold), the
+    search reads every row in full instead. It is fitted on the index's own rows when it reaches
+    ``prune_min_rows`` and refitted each time it has grown fourfold since; rows added in between
+    are projected on the basis in force. Memory: ``4 * (prune_dims + 1)`` bytes more per face
+    and sketched part (1,028 for faceres' part at 256).
 
     Each part's columns are kept in a contiguous matrix of their own: a fused model's
     ``128 + 1024`` values as two matrices, not one of 1,152 columns read in strided slices
@@ -135,9 +141,13 @@ class ExactIndex:
         space: VectorSpace = DLIB_SPACE,
         prune_dims: int = PRUNE_DIMS,
         prune_min_rows: int = PRUNE_MIN_ROWS,
+        full_read_share: float = FULL_READ_SHARE,
     ) -> None:
-        if prune_dims < 0 or prune_min_rows < 1:
-            raise ValueError("prune_dims must be >= 0 (0: no sketch) and prune_min_rows >= 1")
+        if prune_dims < 0 or prune_min_rows < 1 or not 0.0 <= full_read_share <= 1.0:
+            raise ValueError(
+                "prune_dims must be >= 0 (0: no sketch), prune_min_rows >= 1 and "
+                "full_read_share in [0, 1]"
+            )
         self.space = space
         self._dim = space.dim
         self._lock = threading.RLock()
@@ -153,6 +163,7 @@ class ExactIndex:
         # the cosine parts wide enough to sketch, and (once fitted) each one's sketch, its
         # rows' projections and residual norms
         self.prune_dims, self.prune_min_rows = prune_dims, prune_min_rows
+        self.full_read_share = full_read_share
         self._sketchable = [
             j
             for j, p in enumerate(space.parts)
@@ -330,7 +341,7 @@ class ExactIndex:
             if self._sketches:
                 lower, middle = self._bounds(q, w, n)
                 rows = np.flatnonzero(lower <= limit) if math.isfinite(limit) else np.arange(n)
-                if len(rows) > 2 * k:
+                if len(rows) > 2 * k and 2 * k <= self.full_read_share * n:
                     # the k-th smallest screened distance among the 2k rows the projection
                     # ranks first is at least the k-th smallest overall: no row whose lower
                     # bound is past it (with both margins) can be among the k nearest
@@ -338,8 +349,9 @@ class ExactIndex:
                     kth = _kth_within(self._approx(q, w, first), limit, k)
                     if math.isfinite(kth):
                         rows = rows[lower[rows] <= kth + 2.0 * margin]
+            if self._sketches and len(rows) <= self.full_read_share * n:
                 approx = self._approx(q, w, rows)
-            else:
+            else:  # no sketch, or too many rows left to gather them one by one
                 rows, approx = np.arange(n), self._approx(q, w, None)
             rows = _screen(rows, approx, limit, k, margin)
             exact = self.space.distances_by_part(q, [block[rows] for block in self._blocks], w)
