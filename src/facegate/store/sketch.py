@@ -9,10 +9,9 @@ residual norm gives a lower and an upper bound on its cosine from ``r + 1`` valu
 a good one keeps them tight: the top ``r`` eigenvectors of the un-centred second moment of the
 part's own unit rows (the directions that hold most of their length, so residuals are short).
 
-Measured on faceres' 1,024 values (bench/fusion_prune.py, docs/benchmarks.md): the top 256
-directions hold 89% of the squared length of a unit vector on average (median residual norm
-0.33), and at 100,000 faces a read of the probe's 101 nearest keeps 3% of the rows for an
-exact look.
+Measured on faceres' 1,024 values with 256 directions (bench/fusion_prune.py,
+docs/benchmarks.md): at 100,000 faces the fused model's read of a probe's 101 nearest reads
+3.7% of the faces whole (its exact dlib part separates them); faceres alone, 17%.
 
 Contract: :meth:`CosineSketch.fit` chooses the basis from rows given to it (deterministic for
 the same rows); :meth:`CosineSketch.project` returns, for any rows, their ``P^T x / |x|`` in
@@ -33,8 +32,8 @@ import numpy.typing as npt
 Matrix = npt.NDArray[np.float32]
 
 SAMPLE_ROWS = 4096
-"""At most this many rows (evenly spaced) are read to fit a basis (1,024 values: about 0.5 s;
-a sample of 20,000 kept as many rows in bench/fusion_prune.py)."""
+"""At most this many rows (evenly spaced) are read to fit a basis: a 1,024 x 1,024 moment and
+its eigenvectors; the projection of every row costs more (``r`` x ``d`` per row)."""
 
 RESIDUAL_PAD = 1e-4
 """Added to every squared residual norm: covers float32 rounding of the projection (whose

@@ -10,7 +10,9 @@ search may weight the parts of a space of several (the model's calibration says 
   squared norms; a query is one matrix-vector product per part (``|x|^2 - 2 x.q + |q|^2``) and
   a partial sort. Deletion moves the last row into the
   hole (O(1)). At 1M x 128 it holds 512 MB and answers in tens of milliseconds on two cores
-  (bench/search_scale.py).
+  (bench/search_scale.py). A wide cosine part (faceres') is screened through a projection
+  sketch (``store/sketch.py``) so only rows its bounds cannot rule out are read whole; the
+  answers are the same (bench/fusion_prune.py).
 * ``HnswIndex``: faiss ``IndexHNSWFlat`` (M=32). HNSW cannot delete, so deleted ids are
   tombstoned and filtered from results, and the graph is rebuilt once tombstones exceed a quarter
   of it. Recall is measured against exact search in bench/search_scale.py; ``ef_search`` trades
