@@ -155,7 +155,7 @@ def _real_fused_rows(n: int, seed: int) -> np.ndarray:
 
 @needs_faceres
 def test_the_pruned_screen_answers_as_the_full_one_on_real_descriptors() -> None:
-    """A fused index with a sketch (fitted at 700 rows, refitted at 2,800) and one without,
+    """A fused index with a sketch (fitted at 700 rows, then grown to 3,500) and one without,
     fed the same adds and removes: every search answers the same ids in the same order with
     the same distances, the float64 distances of brute force: 101 nearest with no bound (the
     tail's read), thresholds, ties among duplicates at the k-th place, after deletions, rows
@@ -195,14 +195,14 @@ def test_the_pruned_screen_answers_as_the_full_one_on_real_descriptors() -> None
         for index in (pruned, fallback, full):
             index.add(ids[start : start + 700], rows[start : start + 700])
     assert pruned.sketched
-    assert pruned._fitted_rows == 2800
+    assert pruned._fitted_rows == 700
     queries = np.vstack([_real_fused_rows(4, seed=6), rows[99:100], rows[200:201]])
     check(queries)
     gone = ids[3:2800:7] + ids[101:105]
     for index in (pruned, fallback, full):
         index.remove(gone)
         index.add(ids[2800:], rows[2800:])  # projected on the basis in force
-    assert pruned._fitted_rows == 2800
+    assert pruned._fitted_rows == 700
     check(queries)
 
     # the bounds: valid for every row, and most rows ruled out for the tail's read

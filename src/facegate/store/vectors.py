@@ -44,9 +44,6 @@ PRUNE_DIMS = 256
 PRUNE_MIN_ROWS = 4096
 """Rows an index holds before its cosine parts are sketched (below it a full read is cheap)."""
 
-SKETCH_REFIT_GROWTH = 4
-"""A sketch's basis is refitted when its index has grown this many times since the last fit."""
-
 FULL_READ_SHARE = 0.08
 """When more than this share of the rows survive a sketch's bounds, the search reads every row
 in full instead (rows gathered one by one cost several times a row read in order: measured in
@@ -127,10 +124,12 @@ class ExactIndex:
     full vectors are read. The bound holds for any orthonormal basis, so the answer is the same
     with or without the sketch (tests/store/test_vectors.py); the basis only decides how many
     rows survive; when more than ``full_read_share`` of the rows survive (a wide threshold), the
-    search reads every row in full instead. It is fitted on the index's own rows when it reaches
-    ``prune_min_rows`` and refitted each time it has grown fourfold since; rows added in between
-    are projected on the basis in force. Memory: ``4 * (prune_dims + 1)`` bytes more per face
-    and sketched part (1,028 for faceres' part at 256).
+    search reads every row in full instead. The basis is fitted once, on the index's rows when it
+    first holds ``prune_min_rows`` (at start-up: the first page loaded, 50,000 rows), and every
+    row added later is projected on it: a refit would re-project every row under the index's
+    lock (31-45 s per 100,000 faces at load 9-11), and a stale basis only loosens the bounds.
+    Memory: ``4 * (prune_dims + 1)`` bytes more per face and sketched part (1,028 for faceres'
+    part at 256).
 
     Each part's columns are kept in a contiguous matrix of their own: a fused model's
     ``128 + 1024`` values as two matrices, not one of 1,152 columns read in strided slices
@@ -241,15 +240,11 @@ class ExactIndex:
                 self._ids.append(face_ids[i])
                 self._row[face_ids[i]] = start + offset
             self._size = stop
-            if (
-                self._sketchable
-                and stop >= self.prune_min_rows
-                and stop >= SKETCH_REFIT_GROWTH * self._fitted_rows
-            ):
+            if self._sketchable and not self._sketches and stop >= self.prune_min_rows:
                 self._fit_sketches()
 
     def _fit_sketches(self) -> None:
-        """(Re)fit each sketchable part's basis on its rows and project every row."""
+        """Fit each sketchable part's basis on its rows and project every row."""
         n = self._size
         for j in self._sketchable:
             sketch = CosineSketch.fit(self._blocks[j][:n], self.prune_dims)
