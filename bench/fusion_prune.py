@@ -1,6 +1,7 @@
 """The exact index's pruned screen for cosine parts (issue 19's search cost), side by side in one
 run: the fused (and faceres) index before it (the previous code, :class:`LegacyIndex`), and
-with a sketch of 128, 192 and 256 values per row (``ExactIndex(prune_dims=...)``).
+with a sketch of 128, 192 and 256 values per row (``ExactIndex(prune_dims=...)``; faceres alone
+is no longer sketched, so its columns are the full read since).
 
     PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_prune.py [--faces 100000]
         [--probes 40] [--dims 0,128,192,256] [--json NAME]

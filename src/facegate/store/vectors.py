@@ -8,9 +8,9 @@ search may weight the parts of a space of several (the model's calibration says 
 
 * ``ExactIndex``: a contiguous float32 matrix per part of the space (one for dlib's) with
   squared norms; a query is one matrix-vector product per part (``|x|^2 - 2 x.q + |q|^2``) and
-  a partial sort. Deletion moves the last row into the
-  hole (O(1)). At 1M x 128 it holds 512 MB and answers in tens of milliseconds on two cores
-  (bench/search_scale.py). A wide cosine part (faceres') is screened through a projection
+  a partial sort. Deletion moves the last row into the hole (O(1)). At 1M x 128 it holds
+  512 MB and answers in tens of milliseconds on two cores (bench/search_scale.py). A wide
+  cosine part beside another (the fused model's faceres part) is screened through a projection
   sketch (``store/sketch.py``) so only rows its bounds cannot rule out are read whole; the
   answers are the same (bench/fusion_prune.py).
 * ``HnswIndex``: faiss ``IndexHNSWFlat`` (M=32). HNSW cannot delete, so deleted ids are
@@ -115,7 +115,9 @@ class ExactIndex:
     cosine: the dot product over the two norms) with a margin for rounding (1e-3 of distance per
     unit of weight), and only rows the screen cannot rule out are scored exactly.
 
-    A cosine part of at least ``2 * prune_dims`` values (faceres' 1,024) is screened, once the
+    A cosine part of at least ``2 * prune_dims`` values beside another part (faceres' 1,024 in
+    the fused model's space; not faceres alone, where the bounds rule out too few rows) is
+    screened, once the
     index holds ``prune_min_rows`` rows, from its :class:`~facegate.store.sketch.CosineSketch`:
     each row's ``prune_dims`` projected values and residual norm give a lower bound on its
     distance from a quarter of the read (``prune_dims`` 256 of 1,024), so rows whose lower bound
@@ -165,10 +167,16 @@ class ExactIndex:
         # rows' projections and residual norms
         self.prune_dims, self.prune_min_rows = prune_dims, prune_min_rows
         self.full_read_share = full_read_share
+        # only beside another part (a fused model's): alone (faceres), 17% of the rows survive
+        # a 101-nearest read and the search falls back to a full read after paying for the
+        # bounds (bench/fusion_prune.py: 1.45x the full read's time)
         self._sketchable = [
             j
             for j, p in enumerate(space.parts)
-            if prune_dims and p.metric == COSINE and p.dim >= 2 * prune_dims
+            if prune_dims
+            and len(space.parts) > 1
+            and p.metric == COSINE
+            and p.dim >= 2 * prune_dims
         ]
         self._sketches: dict[int, CosineSketch] = {}
         self._proj: dict[int, Matrix] = {}
