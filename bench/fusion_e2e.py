@@ -3,6 +3,7 @@ face model through one live server, side by side in one run.
 
     PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_e2e.py [--faces 100000]
         [--probes 40] [--clients 1,2] [--no-in-process] [--json NAME] [--smoke]
+        [--before-src OTHER_CHECKOUT/src]
 
 The target (issue 19): "SearchFacesByImage end to end (640x480, one face, 100k faces) at most
 1.5x dlib's time". ``bench/fusion_targets.py --cost-only`` measures the model-dependent part in
@@ -34,6 +35,11 @@ the ratio of medians to dlib's in the same run, the hits per search, how often t
 was among them, and the threshold the policy raised the request to (the base pack's bound on
 expected false candidates: ``x-facegate-threshold-raised-to``).
 
+With ``--before-src``, a second server serves a copy of the same store with the facegate
+package of that folder (the code before a change: another worktree's ``src``), started beside
+the first; every request goes to both in turn (which first alternates by probe), so both are
+measured under the same load, side by side in one run.
+
 After the server stops, the same probes on the same store in process (``--no-in-process``
 skips it): the engine and the server's search step apart (:func:`in_process`), so the request's
 model-independent share is the server's median minus their sum.
@@ -46,6 +52,7 @@ Prints the tables with the machine (load average before and after); writes
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -198,43 +205,57 @@ def search(rek: Any, model: str, probe: bytes) -> tuple[float, list[str], str | 
 
 
 def run_client(
-    rek: Any,
+    clients: dict[str, Any],
     probes: list[tuple[str, bytes]],
     planted: dict[str, dict[str, str]],
     offset: int,
-    sink: dict[str, list[dict[str, Any]]],
+    sink: dict[str, dict[str, list[dict[str, Any]]]],
 ) -> None:
-    """Round robin over the models for each probe (the first model rotates with ``offset``)."""
+    """Round robin over the models for each probe (the first model rotates with ``offset``),
+    each model's request sent to every server in turn (``clients``: one boto3 client per
+    server label; the first label alternates between probes)."""
+    labels = list(clients)
     for i, (name, probe) in enumerate(probes):
         k = (i + offset) % len(MODELS)
         for model in MODELS[k:] + MODELS[:k]:
-            try:
-                seconds, ids, raised = search(rek, model, probe)
-            except rek.exceptions.InvalidParameterException:
-                continue  # no face found in the probe
-            mate = planted[model].get(name)
-            sink[model].append(
-                {
-                    "s": seconds,
-                    "hits": len(ids),
-                    "mate_found": mate is not None and mate in ids,
-                    "raised_to": raised,
-                }
-            )
+            for label in labels if i % 2 == 0 else labels[::-1]:
+                rek = clients[label]
+                try:
+                    seconds, ids, raised = search(rek, model, probe)
+                except rek.exceptions.InvalidParameterException:
+                    continue  # no face found in the probe
+                mate = planted[model].get(name)
+                sink[label][model].append(
+                    {
+                        "s": seconds,
+                        "hits": len(ids),
+                        "mate_found": mate is not None and mate in ids,
+                        "raised_to": raised,
+                    }
+                )
 
 
 def measure(
-    server: LiveServer,
+    servers: dict[str, LiveServer],
     probes: list[tuple[str, bytes]],
     planted: dict[str, dict[str, str]],
     clients: int,
-) -> dict[str, list[dict[str, Any]]]:
-    """``clients`` boto3 clients at once, each its share of the probes (see run_client)."""
-    sinks: list[dict[str, list[dict[str, Any]]]] = [{m: [] for m in MODELS} for _ in range(clients)]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``clients`` client threads at once, each its share of the probes, each sending every
+    request to every server in turn (see run_client). Per server label, per model."""
+    sinks: list[dict[str, dict[str, list[dict[str, Any]]]]] = [
+        {label: {m: [] for m in MODELS} for label in servers} for _ in range(clients)
+    ]
     threads = [
         threading.Thread(
             target=run_client,
-            args=(server.client(), probes[c::clients], planted, c, sinks[c]),
+            args=(
+                {label: server.client() for label, server in servers.items()},
+                probes[c::clients],
+                planted,
+                c,
+                sinks[c],
+            ),
         )
         for c in range(clients)
     ]
@@ -242,7 +263,9 @@ def measure(
         t.start()
     for t in threads:
         t.join()
-    return {m: [r for s in sinks for r in s[m]] for m in MODELS}
+    return {
+        label: {m: [r for s in sinks for r in s[label][m]] for m in MODELS} for label in servers
+    }
 
 
 def in_process(
@@ -346,6 +369,13 @@ def main() -> int:
         "--no-in-process", action="store_true", help="skip the in-process engine/search split"
     )
     parser.add_argument("--json", default=None, help="results name (default: fusion_e2e)")
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        help="also serve a copy of the store with the facegate package at this src folder "
+        "(e.g. another checkout's src: the code before a change), every request sent to both",
+    )
     parser.add_argument("--smoke", action="store_true", help="2,000 faces, 6 probes, 1 client")
     args = parser.parse_args()
     if args.smoke:
@@ -363,17 +393,32 @@ def main() -> int:
         planted = seed(data_dir, args.faces, persons, strangers)
         seed_s = time.perf_counter() - t0
         del strangers
-        server = LiveServer(data_dir, workers=2, env={"FACEGATE_RATE_LIMIT_RPS": "0"})
+        env = {"FACEGATE_RATE_LIMIT_RPS": "0"}
+        servers = {"after": LiveServer(data_dir, workers=2, env=env)}
+        if args.before_src:
+            # the same store, copied, served by the code at --before-src
+            shutil.copytree(data_dir, Path(tmp) / "before")
+            servers["before"] = LiveServer(
+                Path(tmp) / "before",
+                workers=2,
+                env=env | {"PYTHONPATH": str(args.before_src.resolve())},
+            )
         t0 = time.perf_counter()
-        server.start(timeout_s=600)
+        for server in servers.values():
+            server.start(timeout_s=900)
         start_s = time.perf_counter() - t0
         try:
-            measure(server, probes, planted, 1)  # warm-up: every probe on every model
+            measure(servers, probes, planted, 1)  # warm-up: every probe on every model
             for clients in (int(c) for c in args.clients.split(",")):
-                runs = measure(server, probes, planted, clients)
-                results[str(clients)] = {"summary": summary(runs), "runs": runs}
+                runs = measure(servers, probes, planted, clients)
+                for label, by_model in runs.items():
+                    results.setdefault(label, {})[str(clients)] = {
+                        "summary": summary(by_model),
+                        "runs": by_model,
+                    }
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
         if not args.no_in_process:
             local = in_process(data_dir, probes)
     info = machine_info()
@@ -385,11 +430,14 @@ def main() -> int:
         f"LFW mates); {len(probes)} LFW probes letterboxed to 640x480; FaceMatchThreshold "
         f"{THRESHOLD:g}, MaxFaces {MAX_FACES}; round robin over the models after a warm-up pass"
     )
-    for count, r in results.items():
-        print("\n".join(table(int(count), r["summary"])))
+    for label, by_count in results.items():
+        if len(results) > 1:
+            print(f"{label}: {args.before_src if label == 'before' else 'this checkout'}")
+        for count, r in by_count.items():
+            print("\n".join(table(int(count), r["summary"])))
     split: dict[str, dict[str, float]] = {}
     if not args.no_in_process:
-        one = results[args.clients.split(",")[0]]["summary"]
+        one = results["after"][args.clients.split(",")[0]]["summary"]
         print(
             f"in process, same store and probes after the server stopped: {'model':<24} "
             f"{'engine ms':>9} {'search ms':>9} {'sum':>6} {'x dlib':>7} {'server - sum':>12} "
@@ -419,7 +467,8 @@ def main() -> int:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "command": "PYTHONPATH=src:bench nice -n 10 .venv/bin/python bench/fusion_e2e.py "
             f"--faces {args.faces} --probes {args.probes} --clients {args.clients}"
-            + (f" --json {args.json}" if args.json else ""),
+            + (f" --json {args.json}" if args.json else "")
+            + (f" --before-src {args.before_src}" if args.before_src else ""),
             "machine": info,
             "faces_per_collection": args.faces,
             "planted": {m: len(p) for m, p in planted.items()},
@@ -429,12 +478,18 @@ def main() -> int:
             "in_process": split,
             "server_start_s": start_s,
             "seconds": round(time.time() - started, 1),
+            "before_src": str(args.before_src) if args.before_src else None,
             "results": {
-                c: {
-                    "summary": r["summary"],
-                    "runs_ms": {m: [round(1000 * x["s"], 3) for x in r["runs"][m]] for m in MODELS},
+                label: {
+                    c: {
+                        "summary": r["summary"],
+                        "runs_ms": {
+                            m: [round(1000 * x["s"], 3) for x in r["runs"][m]] for m in MODELS
+                        },
+                    }
+                    for c, r in by_count.items()
                 }
-                for c, r in results.items()
+                for label, by_count in results.items()
             },
         },
     )

@@ -193,12 +193,16 @@ class VectorSpace:
 
 
 def part_distances(metric: str, query: Floats, matrix: Floats) -> Floats:
-    """One part's distances of ``query`` to the rows of ``matrix`` (float64)."""
+    """One part's distances of ``query`` to the rows of ``matrix`` (float64; each row's the
+    same whatever other rows ``matrix`` holds)."""
     if metric == EUCLIDEAN:
         out: Floats = np.linalg.norm(matrix - query, axis=1)
         return out
     norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
-    dots = matrix @ query
+    # einsum, not BLAS: a row's dot product is then the same whatever rows it is computed with
+    # (BLAS's differs in the last bits with the matrix's shape), so an index's exact distances
+    # do not depend on which rows its screen kept
+    dots = np.einsum("ij,j->i", matrix, query)
     safe = np.where(norms > 0.0, norms, 1.0)
     cos = np.where(norms > 0.0, dots / safe, 0.0)
     cosine: Floats = np.maximum(1.0 - np.clip(cos, -1.0, 1.0), 0.0)

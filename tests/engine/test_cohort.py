@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegate.engine.cohort import MIN_CENTROID_FACES, CohortNormaliser
+from facegate.engine.cohort import (
+    MIN_CENTROID_FACES,
+    SMALL_PRODUCT,
+    CohortNormaliser,
+    squared_distances,
+)
 from facegate.engine.matching import (
     Matcher,
     RawScorer,
@@ -128,3 +133,14 @@ def test_similarity_100_still_bounds_a_normalised_search() -> None:
     probe_stat = float(m.stats(np.zeros((1, 128)))[0])
     assert m.distance_bound(100.0, probe_stat) >= 0.0
     assert m.distance_bound(99.0, probe_stat) > m.distance_bound(100.0, probe_stat)
+
+
+def test_squared_distances_agree_below_and_above_the_small_product() -> None:
+    """The einsum path of a small product and BLAS's of a large one give the same squared
+    distances as the direct sum (to rounding), on faceres-sized rows."""
+    rng = np.random.default_rng(4)
+    centroids = rng.normal(size=(29, 1024))
+    for rows in (1, 101, SMALL_PRODUCT // (29 * 1024) + 50):
+        x = rng.normal(size=(rows, 1024))
+        direct = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+        assert np.allclose(squared_distances(x, centroids), direct, rtol=1e-12, atol=1e-9)

@@ -7,6 +7,7 @@ import pytest
 
 from facegate.store.vectors import DIM, ExactIndex, HnswIndex, VectorIndex, make_index
 from facegate.vectorspace import parse_space
+from tests.store.real_vectors import fused_gallery, needs_faceres
 
 
 def _data(n: int, seed: int = 7) -> tuple[list[str], np.ndarray]:
@@ -140,3 +141,75 @@ def test_a_fused_space_keeps_each_part_and_searches_exactly() -> None:
         order = [alive[i] for i in np.argsort(exact, kind="stable") if exact[i] <= bound][:k]
         assert [h.face_id for h in hits] == [ids[i] for i in order]
         assert [h.distance for h in hits] == sorted(exact[exact <= bound])[:k]
+
+
+def _real_fused_rows(n: int, seed: int) -> np.ndarray:
+    """``n`` fused rows around real descriptors: each a real LFW face's vector plus Gaussian
+    noise of 0.3 of each column's spread (so many distinct faces near real ones)."""
+    real = fused_gallery().astype(np.float64)
+    rng = np.random.default_rng(seed)
+    rows = real[rng.integers(0, len(real), n)]
+    rows += rng.normal(size=rows.shape) * 0.3 * real.std(axis=0)
+    return rows.astype(np.float32)
+
+
+@needs_faceres
+def test_the_pruned_screen_answers_as_the_full_one_on_real_descriptors() -> None:
+    """A fused index with a sketch (fitted at 700 rows, then grown to 3,500) and one without,
+    fed the same adds and removes: every search answers the same ids in the same order with
+    the same distances, the float64 distances of brute force: 101 nearest with no bound (the
+    tail's read), thresholds, ties among duplicates at the k-th place, after deletions, rows
+    added after the fit and a zero faceres part. The sketch's lower bounds hold for every row
+    and rule out most rows of the 101-nearest read."""
+    space = parse_space("euclidean:128+cosine:1024")
+    weights = (0.4437, 0.5563)
+    rows = _real_fused_rows(3500, seed=5)
+    rows[100:130] = rows[99]  # 31 equal vectors: ties
+    rows[200, 128:] = 0.0  # a zero faceres part: at cosine distance 1 from everything
+    ids = [f"f{i}" for i in range(len(rows))]
+    # every read through the bounds (full_read_share 1), and the default's fallback to a full
+    # read when many rows survive
+    pruned = ExactIndex(space, prune_dims=64, prune_min_rows=500, full_read_share=1.0)
+    fallback = ExactIndex(space, prune_dims=64, prune_min_rows=500)
+    full = ExactIndex(space, prune_dims=0)
+
+    def check(queries: np.ndarray) -> None:
+        present, stored = full.vectors(ids)
+        for q in queries:
+            exact = space.distances(q, stored, weights)
+            for k, bound in (
+                (101, np.inf),
+                (5, np.inf),
+                (4096, float(np.sort(exact)[60])),
+                (10, float(np.sort(exact)[60])),
+            ):
+                got = pruned.search(q, k, bound, weights=weights)
+                assert got == full.search(q, k, bound, weights=weights)
+                assert got == fallback.search(q, k, bound, weights=weights)
+                want = np.sort(exact[exact <= bound])[:k]
+                assert [h.distance for h in got] == want.tolist()
+                alive = dict(zip(present, exact, strict=True))
+                assert all(alive[h.face_id] == h.distance for h in got)
+
+    for start in range(0, 2800, 700):
+        for index in (pruned, fallback, full):
+            index.add(ids[start : start + 700], rows[start : start + 700])
+    assert pruned.sketched
+    assert pruned._fitted_rows == 700
+    queries = np.vstack([_real_fused_rows(4, seed=6), rows[99:100], rows[200:201]])
+    check(queries)
+    gone = ids[3:2800:7] + ids[101:105]
+    for index in (pruned, fallback, full):
+        index.remove(gone)
+        index.add(ids[2800:], rows[2800:])  # projected on the basis in force
+    assert pruned._fitted_rows == 700
+    check(queries)
+
+    # the bounds: valid for every row, and most rows ruled out for the tail's read
+    w = space.weights_or_ones(weights)
+    for q in queries[:4]:
+        lower, _ = pruned._bounds(q, w, len(pruned))
+        _, stored = pruned.vectors(pruned._ids)
+        exact = space.distances(q, stored, weights)
+        assert np.all(lower <= exact + 1e-4)
+        assert np.mean(lower > np.sort(exact)[100] + 2e-3) > 0.5

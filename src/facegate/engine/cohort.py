@@ -47,11 +47,24 @@ MIN_CENTROID_FACES = 20
 FloatArray = npt.NDArray[np.float64]
 
 
+SMALL_PRODUCT = 8_000_000
+"""Multiply-adds below which :func:`squared_distances` multiplies in its own thread (einsum)
+instead of BLAS's: measured on the 2-core machine with the other core busy, OpenBLAS's two
+threads took 20 ms for the 101 x 1,024 by 29 x 1,024 product of a search's tail statistics
+(faceres' cohort), einsum 1.3 ms and one BLAS thread 0.7 ms; at 1,000 rows BLAS is the faster
+again (docs/benchmarks.md, "The fused search's cost")."""
+
+
 def squared_distances(x: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
     """``|x_i - y_j|^2`` for every row pair (float64, by the dot-product expansion, clipped at 0
-    against rounding)."""
+    against rounding). A small product (:data:`SMALL_PRODUCT`) runs in the caller's thread."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    d2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * a @ b.T
+    if a.shape[0] * b.shape[0] * a.shape[-1] <= SMALL_PRODUCT:
+        products = np.einsum("ik,jk->ij", a, b)
+    else:
+        products = a @ b.T
+    squares = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :]
+    d2 = squares - 2.0 * products
     out: FloatArray = np.maximum(d2, 0.0)
     return out
 

@@ -18,8 +18,10 @@ least :data:`~facegate.engine.tail.MIN_TAIL_FACES` faces, the probe's
 :data:`~facegate.engine.tail.TAIL_SIZE` + 1 nearest faces are read once more from the index (one
 more pass over the collection's vectors, unless they reach past the search's distance bound in
 an exact index: then the search takes its hits from them and needs no pass of its own,
-bench/tail_cost.py), scored, and their tail fitted; with a bound, the threshold rises to where
-the fit expects at most that many false candidates.
+bench/tail_cost.py; for a faceres or fused collection the pass reads each face's projection
+sketch, not its 1,024 cosine values, and only the few faces the sketch cannot rule out in full:
+``store.vectors.ExactIndex``), scored, and their tail fitted; with a bound, the threshold rises
+to where the fit expects at most that many false candidates.
 """
 
 from __future__ import annotations

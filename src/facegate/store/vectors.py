@@ -8,9 +8,11 @@ search may weight the parts of a space of several (the model's calibration says 
 
 * ``ExactIndex``: a contiguous float32 matrix per part of the space (one for dlib's) with
   squared norms; a query is one matrix-vector product per part (``|x|^2 - 2 x.q + |q|^2``) and
-  a partial sort. Deletion moves the last row into the
-  hole (O(1)). At 1M x 128 it holds 512 MB and answers in tens of milliseconds on two cores
-  (bench/search_scale.py).
+  a partial sort. Deletion moves the last row into the hole (O(1)). At 1M x 128 it holds
+  512 MB and answers in tens of milliseconds on two cores (bench/search_scale.py). A wide
+  cosine part beside another (the fused model's faceres part) is screened through a projection
+  sketch (``store/sketch.py``) so only rows its bounds cannot rule out are read whole; the
+  answers are the same (bench/fusion_prune.py).
 * ``HnswIndex``: faiss ``IndexHNSWFlat`` (M=32). HNSW cannot delete, so deleted ids are
   tombstoned and filtered from results, and the graph is rebuilt once tombstones exceed a quarter
   of it. Recall is measured against exact search in bench/search_scale.py; ``ef_search`` trades
@@ -28,11 +30,27 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from facegate.store.sketch import CosineSketch
 from facegate.vectorspace import COSINE, DLIB_SPACE, EUCLIDEAN, VectorSpace
 
 DIM = DLIB_SPACE.dim
 """dlib's descriptor length, the space of every collection made before models were pluggable."""
 Matrix = npt.NDArray[np.float32]
+
+PRUNE_DIMS = 256
+"""Values a sketched cosine part keeps per row (:class:`ExactIndex`; measured against 128 and
+192 in bench/fusion_prune.py: docs/benchmarks.md)."""
+
+PRUNE_MIN_ROWS = 4096
+"""Rows an index holds before its cosine parts are sketched (below it a full read is cheap)."""
+
+FULL_READ_SHARE = 0.08
+"""When more than this share of the rows survive a sketch's bounds, the search reads every row
+in full instead (rows gathered one by one cost several times a row read in order: measured in
+bench/fusion_prune.py, 3.7% of the rows gathered took 0.61x the full read's time, 16% 1.1-1.8x)."""
+
+SCREEN_MARGIN = 1e-3
+"""Distance allowed per unit of weight for float32 rounding in a screen (:class:`ExactIndex`)."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +108,30 @@ class ExactIndex:
     """Brute-force search over a growable float32 matrix.
 
     In dlib's space (one Euclidean part) a query is the expansion described in the module
-    docstring, exactly as before models were pluggable. In any other space every part is
-    screened in float32 (Euclidean: the same expansion; cosine: the dot product over the two
-    norms), the weighted sum kept within the bound plus a rounding margin, and the distances of
-    the ``k`` nearest recomputed in float64 (:meth:`VectorSpace.distances`).
+    docstring, exactly as before models were pluggable. In any other space a search returns
+    the ``k`` rows nearest by their exact distance (:meth:`VectorSpace.distances_by_part`, float64,
+    the same for a row whatever rows it is computed with), ties in the index's row order, among
+    those within the bound. Every part is screened in float32 (Euclidean: the same expansion;
+    cosine: the dot product over the two norms) with a margin for rounding (1e-3 of distance per
+    unit of weight), and only rows the screen cannot rule out are scored exactly.
+
+    A cosine part of at least ``2 * prune_dims`` values beside another part (faceres' 1,024 in
+    the fused model's space; not faceres alone, where the bounds rule out too few rows) is
+    screened, once the
+    index holds ``prune_min_rows`` rows, from its :class:`~facegate.store.sketch.CosineSketch`:
+    each row's ``prune_dims`` projected values and residual norm give a lower bound on its
+    distance from a quarter of the read (``prune_dims`` 256 of 1,024), so rows whose lower bound
+    is past the threshold, or past the ``k``-th smallest distance among the rows the projection
+    ranks first (a ``k``-nearest read such as the tail estimate's), are dropped before their
+    full vectors are read. The bound holds for any orthonormal basis, so the answer is the same
+    with or without the sketch (tests/store/test_vectors.py); the basis only decides how many
+    rows survive; when more than ``full_read_share`` of the rows survive (a wide threshold), the
+    search reads every row in full instead. The basis is fitted once, on the index's rows when it
+    first holds ``prune_min_rows`` (at start-up: the first page loaded, 50,000 rows), and every
+    row added later is projected on it: a refit would re-project every row under the index's
+    lock (31-45 s per 100,000 faces at load 9-11), and a stale basis only loosens the bounds.
+    Memory: ``4 * (prune_dims + 1)`` bytes more per face and sketched part (1,028 for faceres'
+    part at 256).
 
     Each part's columns are kept in a contiguous matrix of their own: a fused model's
     ``128 + 1024`` values as two matrices, not one of 1,152 columns read in strided slices
@@ -101,7 +139,18 @@ class ExactIndex:
 
     kind = "exact"
 
-    def __init__(self, space: VectorSpace = DLIB_SPACE) -> None:
+    def __init__(
+        self,
+        space: VectorSpace = DLIB_SPACE,
+        prune_dims: int = PRUNE_DIMS,
+        prune_min_rows: int = PRUNE_MIN_ROWS,
+        full_read_share: float = FULL_READ_SHARE,
+    ) -> None:
+        if prune_dims < 0 or prune_min_rows < 1 or not 0.0 <= full_read_share <= 1.0:
+            raise ValueError(
+                "prune_dims must be >= 0 (0: no sketch), prune_min_rows >= 1 and "
+                "full_read_share in [0, 1]"
+            )
         self.space = space
         self._dim = space.dim
         self._lock = threading.RLock()
@@ -114,6 +163,25 @@ class ExactIndex:
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._size = 0
+        # the cosine parts wide enough to sketch, and (once fitted) each one's sketch, its
+        # rows' projections and residual norms
+        self.prune_dims, self.prune_min_rows = prune_dims, prune_min_rows
+        self.full_read_share = full_read_share
+        # only beside another part (a fused model's): alone (faceres), 17% of the rows survive
+        # a 101-nearest read and the search falls back to a full read after paying for the
+        # bounds (bench/fusion_prune.py: 1.45x the full read's time)
+        self._sketchable = [
+            j
+            for j, p in enumerate(space.parts)
+            if prune_dims
+            and len(space.parts) > 1
+            and p.metric == COSINE
+            and p.dim >= 2 * prune_dims
+        ]
+        self._sketches: dict[int, CosineSketch] = {}
+        self._proj: dict[int, Matrix] = {}
+        self._resid: dict[int, Matrix] = {}
+        self._fitted_rows = 0
 
     def __len__(self) -> int:
         return self._size
@@ -121,6 +189,11 @@ class ExactIndex:
     def __contains__(self, face_id: object) -> bool:
         with self._lock:
             return face_id in self._row
+
+    @property
+    def sketched(self) -> bool:
+        """Whether searches are screened through a sketch (see the class docstring)."""
+        return bool(self._sketches)
 
     def _reserve(self, extra: int) -> None:
         needed = self._size + extra
@@ -137,6 +210,13 @@ class ExactIndex:
         parts = np.zeros((capacity, len(self.space.parts)), dtype=np.float32)
         parts[: self._size] = self._part_norms[: self._size]
         self._blocks, self._norms, self._part_norms = blocks, norms, parts
+        for j, proj in self._proj.items():
+            grown = np.zeros((capacity, proj.shape[1]), dtype=np.float32)
+            grown[: self._size] = proj[: self._size]
+            self._proj[j] = grown
+            resid = np.zeros(capacity, dtype=np.float32)
+            resid[: self._size] = self._resid[j][: self._size]
+            self._resid[j] = resid
 
     def add(self, face_ids: Sequence[str], vectors: Matrix) -> None:
         matrix = _as_matrix(vectors, self._dim)
@@ -161,10 +241,27 @@ class ExactIndex:
                 for j, cut in enumerate(self.space.slices()):
                     part = block[:, cut]
                     self._part_norms[start:stop, j] = np.einsum("ij,ij->i", part, part)
+            for j, sketch in self._sketches.items():
+                proj, resid = sketch.project(self._blocks[j][start:stop])
+                self._proj[j][start:stop], self._resid[j][start:stop] = proj, resid
             for offset, i in enumerate(fresh):
                 self._ids.append(face_ids[i])
                 self._row[face_ids[i]] = start + offset
             self._size = stop
+            if self._sketchable and not self._sketches and stop >= self.prune_min_rows:
+                self._fit_sketches()
+
+    def _fit_sketches(self) -> None:
+        """Fit each sketchable part's basis on its rows and project every row."""
+        n = self._size
+        for j in self._sketchable:
+            sketch = CosineSketch.fit(self._blocks[j][:n], self.prune_dims)
+            capacity = len(self._norms)
+            self._proj[j] = np.zeros((capacity, sketch.dims), dtype=np.float32)
+            self._resid[j] = np.zeros(capacity, dtype=np.float32)
+            self._proj[j][:n], self._resid[j][:n] = sketch.project(self._blocks[j][:n])
+            self._sketches[j] = sketch
+        self._fitted_rows = n
 
     def remove(self, face_ids: Sequence[str]) -> None:
         with self._lock:
@@ -179,6 +276,9 @@ class ExactIndex:
                         block[row] = block[last]
                     self._norms[row] = self._norms[last]
                     self._part_norms[row] = self._part_norms[last]
+                    for j in self._sketches:
+                        self._proj[j][row] = self._proj[j][last]
+                        self._resid[j][row] = self._resid[j][last]
                     self._ids[row] = moved
                     self._row[moved] = row
                 self._ids.pop()
@@ -230,40 +330,144 @@ class ExactIndex:
     def _search_space(
         self, query: Matrix, k: int, max_distance: float, weights: Sequence[float] | None
     ) -> list[Hit]:
-        """:meth:`search` in a space other than dlib's (see the class docstring)."""
+        """:meth:`search` in a space other than dlib's (see the class docstring).
+
+        Why the answer is exact: every screened value is within ``margin`` of the row's exact
+        distance (lower bounds: at most ``margin`` above it), so a row among the ``k`` nearest
+        within the bound is never dropped; see :func:`_screen` for the ``k``-nearest cut."""
         q = _as_matrix(query, self._dim)[0]
         w = self.space.weights_or_ones(weights)
+        margin = SCREEN_MARGIN * sum(w)
+        limit = max_distance + margin if math.isfinite(max_distance) else math.inf
         with self._lock:
             n = self._size
             if n == 0 or k <= 0:
                 return []
-            approx = np.zeros(n, dtype=np.float32)
-            for j, (part, cut) in enumerate(
-                zip(self.space.parts, self.space.slices(), strict=True)
-            ):
-                qp = q[cut]
-                dots = self._blocks[j][:n] @ qp
-                qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
-                sq = self._part_norms[:n, j]
-                if part.metric == EUCLIDEAN:
-                    d = np.sqrt(np.maximum(sq - 2.0 * dots + np.float32(qq), 0.0))
-                else:
-                    norms = np.sqrt(sq) * np.float32(np.sqrt(qq))
-                    cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 0)
-                    d = 1.0 - cos
-                approx += np.float32(w[j]) * d.astype(np.float32)
-            if math.isfinite(max_distance):
-                rows = np.flatnonzero(approx <= max_distance + 1e-3 * sum(w))
-            else:
-                rows = np.arange(n)
-            if len(rows) > k:
-                rows = rows[np.argpartition(approx[rows], k - 1)[:k]]
+            if self._sketches:
+                lower, middle = self._bounds(q, w, n)
+                rows = np.flatnonzero(lower <= limit) if math.isfinite(limit) else np.arange(n)
+                if len(rows) > 2 * k and 2 * k <= self.full_read_share * n:
+                    # the k-th smallest screened distance among the 2k rows the projection
+                    # ranks first is at least the k-th smallest overall: no row whose lower
+                    # bound is past it (with both margins) can be among the k nearest
+                    first = rows[np.argpartition(middle[rows], 2 * k - 1)[: 2 * k]]
+                    kth = _kth_within(self._approx(q, w, first), limit, k)
+                    if math.isfinite(kth):
+                        rows = rows[lower[rows] <= kth + 2.0 * margin]
+            if self._sketches and len(rows) <= self.full_read_share * n:
+                approx = self._approx(q, w, rows)
+            else:  # no sketch, or too many rows left to gather them one by one
+                rows, approx = np.arange(n), self._approx(q, w, None)
+            rows = _screen(rows, approx, limit, k, margin)
             exact = self.space.distances_by_part(q, [block[rows] for block in self._blocks], w)
-            ids = [self._ids[i] for i in rows]
-        order = np.argsort(exact, kind="stable")
-        return [
-            Hit(face_id=ids[i], distance=float(exact[i])) for i in order if exact[i] <= max_distance
-        ]
+            keep = exact <= max_distance
+            rows, exact = rows[keep], exact[keep]
+            order = np.lexsort((rows, exact))[:k]  # by distance, ties in row order
+            ids = [self._ids[rows[i]] for i in order]
+        return [Hit(face_id=f, distance=float(exact[i])) for f, i in zip(ids, order, strict=True)]
+
+    def _approx(
+        self, q: Matrix, w: Sequence[float], rows: npt.NDArray[np.intp] | None
+    ) -> npt.NDArray[np.float32]:
+        """The float32 screen of ``rows`` (None: every row), within ``margin`` of exact. Every
+        row: one BLAS product per part (memory-bound; BLAS's threads share the read); a few
+        rows: gathered and multiplied by einsum in this thread (measured: BLAS's threads make
+        a small product 2x slower when the other core is busy, docs/benchmarks.md)."""
+        n = self._size
+        if rows is None:
+            return self._approx_all(q, w, n)
+        approx: npt.NDArray[np.float32] = np.zeros(len(rows), np.float32)
+        for j, (part, cut) in enumerate(zip(self.space.parts, self._cuts, strict=True)):
+            qp = q[cut]
+            sq = self._part_norms[rows, j]
+            dots = np.einsum("ij,j->i", self._blocks[j][rows], qp)
+            qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
+            if part.metric == EUCLIDEAN:
+                d = np.sqrt(np.maximum(sq - 2.0 * dots + np.float32(qq), 0.0))
+            else:
+                norms = np.sqrt(sq) * np.float32(np.sqrt(qq))
+                cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 0)
+                d = 1.0 - cos
+            approx += np.float32(w[j]) * d.astype(np.float32)
+        return approx
+
+    def _approx_all(self, q: Matrix, w: Sequence[float], n: int) -> npt.NDArray[np.float32]:
+        """:meth:`_approx` of every row."""
+        approx = np.zeros(n, dtype=np.float32)
+        for j, (part, cut) in enumerate(zip(self.space.parts, self._cuts, strict=True)):
+            approx += np.float32(w[j]) * self._part_approx(j, part.metric, q[cut], n)
+        return approx
+
+    def _bounds(
+        self, q: Matrix, w: Sequence[float], n: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Every row's lower bound on its distance (within ``margin``) and a middle estimate:
+        sketched parts from their projections, the others from their float32 screen. The
+        products run in this thread (einsum): a narrow read gains nothing from BLAS's second
+        thread, and loses much when the other core is busy (bench/fusion_prune.py)."""
+        lower = np.zeros(n, dtype=np.float32)
+        middle = np.zeros(n, dtype=np.float32)
+        for j, (part, cut) in enumerate(zip(self.space.parts, self._cuts, strict=True)):
+            wj = np.float32(w[j])
+            sketch = self._sketches.get(j)
+            if sketch is None:
+                d = self._part_approx(j, part.metric, q[cut], n, blas=False)
+                lower += wj * d
+                middle += wj * d
+                continue
+            pq, residual = sketch.query(q[cut])
+            near = 1.0 - np.einsum("ij,j->i", self._proj[j][:n], pq)  # 1 - (P q).(P x)
+            lower += wj * (near - np.float32(residual) * self._resid[j][:n])
+            middle += wj * near
+        return lower, middle
+
+    def _part_approx(
+        self, j: int, metric: str, qp: Matrix, n: int, blas: bool = True
+    ) -> npt.NDArray[np.float32]:
+        """One part's float32 screen over every row (the product by BLAS, or einsum)."""
+        block = self._blocks[j][:n]
+        dots = block @ qp if blas else np.einsum("ij,j->i", block, qp)
+        qq = float(np.dot(qp.astype(np.float64), qp.astype(np.float64)))
+        sq = self._part_norms[:n, j]
+        if metric == EUCLIDEAN:
+            d: npt.NDArray[np.float32] = np.sqrt(np.maximum(sq - 2.0 * dots + np.float32(qq), 0))
+            return d.astype(np.float32)
+        norms = np.sqrt(sq) * np.float32(np.sqrt(qq))
+        cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 0)
+        out: npt.NDArray[np.float32] = (1.0 - cos).astype(np.float32)
+        return out
+
+
+def _kth_within(approx: npt.NDArray[np.float32], limit: float, k: int) -> float:
+    """The ``k``-th smallest of the screened values within ``limit`` (inf if fewer)."""
+    within = approx[approx <= limit] if math.isfinite(limit) else approx
+    if len(within) < k:
+        return math.inf
+    return float(np.partition(within, k - 1)[k - 1])
+
+
+def _screen(
+    rows: npt.NDArray[np.intp],
+    approx: npt.NDArray[np.float32],
+    limit: float,
+    k: int,
+    margin: float,
+) -> npt.NDArray[np.intp]:
+    """The rows that may be among the ``k`` nearest within the bound, from their screened
+    values (each within ``margin`` of exact; ``limit``: the bound plus ``margin``): those within
+    ``limit`` and, when more than ``k`` are, within ``2 * margin`` of the ``k``-th smallest.
+
+    Why none of the answer is lost: the ``k`` rows screened nearest are exactly at most ``D +
+    margin`` (``D``: the ``k``-th smallest). If all of them are within the bound, the ``k``-th
+    nearest exact distance is at most ``D + margin`` and every answer screens at most ``D + 2
+    margin``; if not, the bound itself is below ``D + margin`` and so is every answer."""
+    if math.isfinite(limit):
+        inside = approx <= limit
+        rows, approx = rows[inside], approx[inside]
+    if len(rows) > k:
+        kth = float(np.partition(approx, k - 1)[k - 1])
+        rows = rows[approx <= kth + 2.0 * margin]
+    return rows
 
 
 _FIRST_PASS = 64
