@@ -29,7 +29,7 @@ fit half, shipped with the model) is kept as shipped; only the mapping is refitt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +87,8 @@ class Population:
         return int(np.searchsorted(self.tail, limit, side="right"))
 
 
-def _population(t: PairTail) -> Population:
+def population_of(t: PairTail) -> Population:
+    """A source's whole population: every impostor pair of its tail."""
     return Population(t.name, t.tail, t.impostors)
 
 
@@ -179,7 +180,7 @@ def fits(
 ) -> dict[str, PiecewiseSimilarity]:
     """Each of :data:`FITS` on the data sets ``tails`` and, for the worst fits, the groups
     ``groups`` of those data sets too."""
-    populations = [_population(t) for t in tails] + list(groups)
+    populations = [population_of(t) for t in tails] + list(groups)
     return {
         "pooled": fit(tails, f"{prefix}-pooled"),
         "worst": fit_worst(populations, f"{prefix}-worst"),
@@ -189,25 +190,25 @@ def fits(
     }
 
 
-def leave_one_out(
-    sources: Mapping[str, Source], full: Mapping[str, PairTail], tails: Tails, min_pairs: int
-) -> dict[str, list[dict[str, Any]]]:
-    """Both fits, each population left out in turn and measured (see the module docstring).
+Split = tuple[Population, list[PairTail], list[Population]]
+"""One population left out: (the held population, the pair tails fitted without it, the other
+groups' populations of the fit)."""
 
-    ``sources``: the data sets by name; those with a :data:`GROUPING` have their groups held
-    out one by one. ``full``: each source's pair tail; ``tails``: the pair tail of a source
-    (scored as the shipped matcher scores), called once per group left out."""
+
+def held_out_splits(
+    sources: Mapping[str, Source], full: Mapping[str, PairTail], tails: Tails
+) -> Iterator[Split]:
+    """Each population left out in turn: first each whole data set (its groups with it), then
+    each group of a data set with a :data:`GROUPING`, left out of its data set.
+
+    ``sources``: the data sets by name; ``full``: each source's pair tail; ``tails``: the pair
+    tail of a source (scored as the shipped matcher scores), called once per group left out.
+    Raises ``ValueError`` for a group none of whose faces can be left out."""
     groups = {name: group_populations(t) for name, t in full.items() if GROUPING in t.groups}
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in FITS}
-
-    def run(held: Population, fit_tails: list[PairTail], extra: list[Population]) -> None:
-        for name, mapping in fits(fit_tails, extra, "holdout").items():
-            rows[name].append(measure(held, mapping, min_pairs))
-
     for name in full:  # a whole data set out
         others = [t for n, t in full.items() if n != name]
         extra = [p for n, ps in groups.items() if n != name for p in ps]
-        run(_population(full[name]), others, extra)
+        yield population_of(full[name]), others, extra
     for name, populations in groups.items():  # one group out
         labels = sources[name].groupings[GROUPING]
         for held in populations:
@@ -216,8 +217,18 @@ def leave_one_out(
                 raise ValueError(f"{held.name}: no face of the group to leave out")
             without = tails(sources[name].take(keep))
             others = [t for n, t in full.items() if n != name] + [without]
-            extra = [p for p in populations if p is not held]
-            run(held, others, extra)
+            yield held, others, [p for p in populations if p is not held]
+
+
+def leave_one_out(
+    sources: Mapping[str, Source], full: Mapping[str, PairTail], tails: Tails, min_pairs: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Both fits, each population left out in turn (:func:`held_out_splits`) and measured (see
+    the module docstring)."""
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in FITS}
+    for held, fit_tails, extra in held_out_splits(sources, full, tails):
+        for name, mapping in fits(fit_tails, extra, "holdout").items():
+            rows[name].append(measure(held, mapping, min_pairs))
     return rows
 
 
@@ -265,7 +276,7 @@ def holdout_document(
     full = {name: tails(src) for name, src in sources.items()}
     rows = leave_one_out(sources, full, tails, min_pairs)
     groups = [p for t in full.values() if GROUPING in t.groups for p in group_populations(t)]
-    populations = [_population(t) for t in full.values()] + groups
+    populations = [population_of(t) for t in full.values()] + groups
     everything = {"shipped": shipped, **fits(list(full.values()), groups, "all")}
     mated = full["lfw"].mated if "lfw" in full else np.zeros(0)
     return {

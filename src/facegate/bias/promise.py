@@ -47,7 +47,16 @@ from facegate.bias.calibration import (
     pair_tail,
     target_fmr,
 )
-from facegate.bias.holdout import GROUPING, LEVELS, RATIO_LIMIT, Population, group_populations
+from facegate.bias.holdout import (
+    GROUPING,
+    LEVELS,
+    RATIO_LIMIT,
+    Population,
+    Tails,
+    group_populations,
+    held_out_splits,
+    population_of,
+)
 from facegate.bias.stats import clopper_pearson_interval, wilson_interval
 from facegate.engine.matching import PairScorer
 from facegate.engine.promise import PROMISE_KIND, PromiseCurve, promise_version
@@ -62,10 +71,6 @@ least this (the relative half-width of a Poisson interval near 1 at 5)."""
 
 SIZES: tuple[int, ...] = (1_000, 10_000, 25_000)
 """Collection sizes :func:`size_aware_cost` reports."""
-
-
-def _population(t: PairTail) -> Population:
-    return Population(t.name, t.tail, t.impostors)
 
 
 def _knot_rate(p: Population, distance: float, rule: str) -> float:
@@ -185,9 +190,6 @@ def worst_ratios(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-Tails = Callable[[Source], PairTail]
-
-
 def nested_check(
     sources: Mapping[str, Source],
     full: Mapping[str, PairTail],
@@ -202,36 +204,18 @@ def nested_check(
     ``nested``: the mapping refitted without the population too (pooled, the shipped method);
     ``shipped_mapping``: ``shipped`` kept. ``tails``: a source's pair tail, scored as the
     shipped matcher scores (called once per group left out)."""
-    groups = {name: group_populations(t) for name, t in full.items() if GROUPING in t.groups}
     out: dict[str, dict[str, list[dict[str, Any]]]] = {
         "nested": {r: [] for r in rules},
         "shipped_mapping": {r: [] for r in rules},
     }
-
     cap = min(t.cap for t in full.values())
-
-    def run(held: Population, fit_tails: list[PairTail], extra: list[Population]) -> None:
+    for held, fit_tails, extra in held_out_splits(sources, full, tails):
         refit = fit(fit_tails, "promise-nested")
-        populations = [_population(t) for t in fit_tails] + extra
+        populations = [population_of(t) for t in fit_tails] + extra
         for rule in rules:
             for kind, mapping in (("nested", refit), ("shipped_mapping", shipped)):
                 curve, _ = fit_promise(mapping, populations, rule, cap)
                 out[kind][rule].append(measure(held, mapping, curve, min_pairs))
-
-    for name in full:  # a whole data set out, its groups with it
-        others = [t for n, t in full.items() if n != name]
-        extra = [p for n, ps in groups.items() if n != name for p in ps]
-        run(_population(full[name]), others, extra)
-    for name, populations in groups.items():  # one group out of its data set
-        labels = sources[name].groupings[GROUPING]
-        for held in populations:
-            keep = np.array([label != held.group for label in labels])
-            if keep.all():
-                raise ValueError(f"{held.name}: no face of the group to leave out")
-            without = tails(sources[name].take(keep))
-            others = [t for n, t in full.items() if n != name] + [without]
-            extra = [p for p in populations if p is not held]
-            run(held, others, extra)
     return out
 
 
@@ -280,7 +264,7 @@ def promise_run(
     full = {name: tails(src) for name, src in sources.items()}
     rows = nested_check(sources, full, tails, shipped, RULES, min_pairs)
     groups = [p for t in full.values() if GROUPING in t.groups for p in group_populations(t)]
-    populations = [_population(t) for t in full.values()] + groups
+    populations = [population_of(t) for t in full.values()] + groups
     mated = full["lfw"].mated if "lfw" in full else np.zeros(0)
     curves: dict[str, Any] = {}
     for rule in RULES:

@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -254,15 +255,28 @@ def calibration_document(
     ``engine.descriptors``); ``""``: shipped in the package. Raises ``FileNotFoundError`` when
     there is none.
     """
-    name = calibration_file_name(model_version, variant)
-    if directory:
-        text = Path(directory, name).read_text(encoding="utf-8")
-    else:
-        path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
-        text = path.read_text(encoding="utf-8")
-    doc: dict[str, Any] = json.loads(text)
+    path = _calibration_path(calibration_file_name(model_version, variant), directory)
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("model_version") != model_version:
         raise ValueError(f"calibration file for {model_version} names {doc.get('model_version')!r}")
+    return doc
+
+
+def _calibration_path(name: str, directory: str) -> Path | Traversable:
+    """Where a file beside the calibrations is: in ``directory`` (an operator's model), or
+    shipped in the package (``""``)."""
+    if directory:
+        return Path(directory, name)
+    return resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
+
+
+def _optional_document(name: str, directory: str) -> dict[str, Any] | None:
+    """The JSON document ``name`` beside the calibrations (:func:`_calibration_path`), or
+    ``None`` when there is no such file."""
+    path = _calibration_path(name, directory)
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return doc
 
 
@@ -280,14 +294,9 @@ def holdout_summary(
     the worst ratio of measured to promised false match rate on a population left out of the
     fit), read once per process; ``None`` when there is none. Where it lives as in
     :func:`calibration_document`. Raises ``ValueError`` when it names another model."""
-    name = holdout_file_name(model_version, variant)
-    if directory:
-        path: Any = Path(directory, name)
-    else:
-        path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
-    if not path.is_file():
+    doc = _optional_document(holdout_file_name(model_version, variant), directory)
+    if doc is None:
         return None
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("model_version") != model_version:
         raise ValueError(f"hold-out summary for {model_version} names {doc.get('model_version')!r}")
     return doc
@@ -306,15 +315,7 @@ def promise_document(
     """The promise curve's document as shipped (with what set each knot, its held-out check,
     its cost and provenance: ``facegate.bias.promise.promise_file``), read once per process;
     ``None`` when there is none. Not validated: :func:`promise_curve` is what the server uses."""
-    name = promise_file_name(model_version, variant)
-    if directory:
-        path: Any = Path(directory, name)
-    else:
-        path = resources.files(CALIBRATION_PACKAGE).joinpath(f"{CALIBRATION_DIR}/{name}")
-    if not path.is_file():
-        return None
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return doc
+    return _optional_document(promise_file_name(model_version, variant), directory)
 
 
 @functools.cache
